@@ -1,0 +1,193 @@
+//! Drift evaluation: desired state of a path against what the agent observed. Pure.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::manifest::{DesiredState, FileDecl, FileType, Principal};
+
+/// What a path was found to be (`lstat`), as reported by the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Absent,
+    File,
+    Directory,
+    Symlink,
+    Other,
+    Unreadable,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Absent => "absent",
+            Kind::File => "file",
+            Kind::Directory => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Other => "other",
+            Kind::Unreadable => "unreadable",
+        })
+    }
+}
+
+/// The observed state of one declared path. For a symlink, the attributes after `link_target`
+/// describe what it points to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Observed {
+    pub kind: Kind,
+    pub link_target: Option<String>,
+    pub resolved_kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub sha256: Option<String>,
+    pub contains: Vec<bool>,
+    pub entries: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// One way in which a host differs from its declared state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftItem {
+    /// `file:/etc/x`
+    pub resource: String,
+    pub attribute: String,
+    pub expected: String,
+    pub actual: String,
+    pub declared_at: String,
+}
+
+pub fn resource_of(path: &str) -> String {
+    format!("file:{path}")
+}
+
+/// Evaluates one declared path. `desired` is the host's whole desired state, needed to tell
+/// declared from undeclared entries of an exclusive directory.
+pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) -> Vec<DriftItem> {
+    let resource = resource_of(&decl.path);
+    let declared_at = decl.declared_at.to_string();
+    let mut out = Vec::new();
+    let mut push = |attribute: &str, expected: String, actual: String| {
+        out.push(DriftItem {
+            resource: resource.clone(),
+            attribute: attribute.to_owned(),
+            expected,
+            actual,
+            declared_at: declared_at.clone(),
+        });
+    };
+    let spec = &decl.spec;
+    let unreadable = |o: &Observed| {
+        format!(
+            "unreadable: {}",
+            o.error.as_deref().unwrap_or("unknown error")
+        )
+    };
+
+    if observed.kind == Kind::Unreadable {
+        push("readable", "readable".into(), unreadable(observed));
+        return out;
+    }
+    if spec.absent {
+        if observed.kind != Kind::Absent {
+            push("present", "absent".into(), observed.kind.to_string());
+        }
+        return out;
+    }
+    if observed.kind == Kind::Absent {
+        push("present", "present".into(), "absent".into());
+        return out;
+    }
+    if let Some(want) = spec.kind {
+        let actual = if want == FileType::Symlink {
+            observed.kind
+        } else {
+            observed.resolved_kind
+        };
+        if actual.to_string() != want.as_str() {
+            push("type", want.as_str().into(), actual.to_string());
+            return out;
+        }
+    }
+    if let Some(target) = &spec.target {
+        let actual = observed.link_target.clone().unwrap_or_default();
+        if &actual != target {
+            push("target", target.clone(), actual);
+        }
+    }
+    if let Some(mode) = spec.mode {
+        let actual = observed.mode & 0o7777;
+        if actual != mode.0 {
+            push("mode", mode.to_string(), format!("{actual:04o}"));
+        }
+    }
+    if let Some(owner) = &spec.owner {
+        if let Some(actual) = principal_drift(owner, observed.uid, observed.owner.as_deref()) {
+            push("owner", owner.to_string(), actual);
+        }
+    }
+    if let Some(group) = &spec.group {
+        if let Some(actual) = principal_drift(group, observed.gid, observed.group.as_deref()) {
+            push("group", group.to_string(), actual);
+        }
+    }
+    if let Some(want) = &spec.sha256 {
+        match &observed.sha256 {
+            Some(actual) if actual == want => {}
+            Some(actual) => push("sha256", want.clone(), actual.clone()),
+            None => push("sha256", want.clone(), unreadable(observed)),
+        }
+    }
+    for (i, pattern) in spec.contains.iter().enumerate() {
+        let attribute = format!("contains:{}", pattern.text);
+        let expected = if pattern.negated { "absent" } else { "present" };
+        match observed.contains.get(i) {
+            // The agent could not read the content: say so rather than guess.
+            None => push(&attribute, expected.into(), unreadable(observed)),
+            Some(&matched) if matched == pattern.negated => push(
+                &attribute,
+                expected.into(),
+                if matched { "present" } else { "absent" }.into(),
+            ),
+            Some(_) => {}
+        }
+    }
+    if spec.exclusive {
+        let declared: BTreeSet<&str> = desired
+            .files
+            .keys()
+            .filter_map(|p| p.strip_prefix(decl.path.as_str())?.strip_prefix('/'))
+            // An entry leading to a declared path deeper down is declared too.
+            .filter_map(|rest| rest.split('/').next())
+            .collect();
+        for entry in observed
+            .entries
+            .iter()
+            .filter(|e| !declared.contains(e.as_str()))
+        {
+            out.push(DriftItem {
+                resource: resource_of(&format!("{}/{entry}", decl.path)),
+                attribute: "undeclared".into(),
+                expected: format!("absent (exclusive directory {})", decl.path),
+                actual: "present".into(),
+                declared_at: declared_at.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// `None` when the declared principal matches; otherwise how the actual one reads.
+fn principal_drift(want: &Principal, id: u32, name: Option<&str>) -> Option<String> {
+    match want {
+        Principal::Id(w) if *w == id => None,
+        Principal::Id(_) => Some(id.to_string()),
+        Principal::Name(w) if name == Some(w.as_str()) => None,
+        Principal::Name(_) => Some(name.map_or_else(|| id.to_string(), str::to_owned)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! Table-driven drift evaluation: (declaration, observation) -> expected drift, for every
+//! attribute a manifest can declare.
+
+use super::*;
+use crate::manifest::{HostIdentity, ManifestSet, parse};
+
+fn desired(files_yaml: &str) -> std::sync::Arc<DesiredState> {
+    let text = format!("name: t\nhosts: [\"*\"]\nfiles:\n{files_yaml}");
+    let m = parse("t.yaml", &text, &mut |_| Err("no sources here".into())).expect("valid manifest");
+    ManifestSet::new(vec![m])
+        .expect("valid set")
+        .desired_for(&HostIdentity {
+            host_id: "h".into(),
+            ..Default::default()
+        })
+}
+
+fn file() -> Observed {
+    Observed {
+        kind: Kind::File,
+        link_target: None,
+        resolved_kind: Kind::File,
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        owner: Some("root".into()),
+        group: Some("root".into()),
+        sha256: Some(crate::manifest::hex_sha256(b"hi\n")),
+        contains: vec![],
+        entries: vec![],
+        error: None,
+    }
+}
+
+fn with(f: impl FnOnce(&mut Observed)) -> Observed {
+    let mut o = file();
+    f(&mut o);
+    o
+}
+
+/// Evaluates the first declared path; items as (resource, attribute, expected, actual).
+fn drift(files_yaml: &str, observed: Observed) -> Vec<(String, String, String, String)> {
+    let d = desired(files_yaml);
+    let decl = d.files.values().next().expect("one declaration");
+    evaluate(decl, &observed, &d)
+        .into_iter()
+        .map(|i| {
+            assert_eq!(i.declared_at, "t.yaml:4");
+            (i.resource, i.attribute, i.expected, i.actual)
+        })
+        .collect()
+}
+
+fn item(attribute: &str, expected: &str, actual: &str) -> (String, String, String, String) {
+    (
+        "file:/etc/a".into(),
+        attribute.into(),
+        expected.into(),
+        actual.into(),
+    )
+}
+
+#[test]
+fn each_attribute_in_sync_and_drifted() {
+    let hi = crate::manifest::hex_sha256(b"hi\n");
+    let other = crate::manifest::hex_sha256(b"other\n");
+    let cases: Vec<(&str, Observed, Vec<(String, String, String, String)>)> = vec![
+        // presence
+        ("  /etc/a: {}\n", file(), vec![]),
+        (
+            "  /etc/a: {}\n",
+            with(|o| o.kind = Kind::Absent),
+            vec![item("present", "present", "absent")],
+        ),
+        (
+            "  /etc/a:\n    absent: true\n",
+            with(|o| o.kind = Kind::Absent),
+            vec![],
+        ),
+        (
+            "  /etc/a:\n    absent: true\n",
+            file(),
+            vec![item("present", "absent", "file")],
+        ),
+        // content
+        ("  /etc/a:\n    content: \"hi\\n\"\n", file(), vec![]),
+        (
+            "  /etc/a:\n    content: \"hi\\n\"\n",
+            with(|o| o.sha256 = Some(other.clone())),
+            vec![item("sha256", &hi, &other)],
+        ),
+        (
+            "  /etc/a:\n    content: \"hi\\n\"\n",
+            with(|o| {
+                o.sha256 = None;
+                o.error = Some("permission denied".into())
+            }),
+            vec![item("sha256", &hi, "unreadable: permission denied")],
+        ),
+        // type
+        (
+            "  /etc/a:\n    content: \"hi\\n\"\n",
+            with(|o| o.resolved_kind = Kind::Directory),
+            vec![item("type", "file", "directory")],
+        ),
+        (
+            "  /etc/a:\n    type: directory\n",
+            with(|o| o.resolved_kind = Kind::Directory),
+            vec![],
+        ),
+        // a symlink to a file satisfies a file declaration
+        (
+            "  /etc/a:\n    type: file\n",
+            with(|o| o.kind = Kind::Symlink),
+            vec![],
+        ),
+        // mode, owner, group
+        ("  /etc/a:\n    mode: \"0644\"\n", file(), vec![]),
+        (
+            "  /etc/a:\n    mode: \"0600\"\n",
+            file(),
+            vec![item("mode", "0600", "0644")],
+        ),
+        (
+            "  /etc/a:\n    mode: \"4755\"\n",
+            with(|o| o.mode = 0o104755),
+            vec![],
+        ),
+        ("  /etc/a:\n    owner: root\n", file(), vec![]),
+        (
+            "  /etc/a:\n    owner: root\n",
+            with(|o| {
+                o.uid = 1;
+                o.owner = Some("daemon".into())
+            }),
+            vec![item("owner", "root", "daemon")],
+        ),
+        (
+            "  /etc/a:\n    owner: root\n",
+            with(|o| {
+                o.uid = 4242;
+                o.owner = None
+            }),
+            vec![item("owner", "root", "4242")],
+        ),
+        ("  /etc/a:\n    owner: 0\n", file(), vec![]),
+        (
+            "  /etc/a:\n    owner: 0\n",
+            with(|o| {
+                o.uid = 1;
+                o.owner = Some("daemon".into())
+            }),
+            vec![item("owner", "0", "1")],
+        ),
+        (
+            "  /etc/a:\n    group: adm\n",
+            with(|o| {
+                o.gid = 4;
+                o.group = Some("adm".into())
+            }),
+            vec![],
+        ),
+        (
+            "  /etc/a:\n    group: adm\n",
+            file(),
+            vec![item("group", "adm", "root")],
+        ),
+        // symlinks
+        (
+            "  /etc/a:\n    target: /usr/share/zoneinfo/UTC\n",
+            with(|o| {
+                o.kind = Kind::Symlink;
+                o.link_target = Some("/usr/share/zoneinfo/UTC".into())
+            }),
+            vec![],
+        ),
+        (
+            "  /etc/a:\n    target: /usr/share/zoneinfo/UTC\n",
+            with(|o| {
+                o.kind = Kind::Symlink;
+                o.link_target = Some("/usr/share/zoneinfo/EST".into())
+            }),
+            vec![item(
+                "target",
+                "/usr/share/zoneinfo/UTC",
+                "/usr/share/zoneinfo/EST",
+            )],
+        ),
+        (
+            "  /etc/a:\n    target: /x\n",
+            file(),
+            vec![item("type", "symlink", "file")],
+        ),
+        // contains: present, negated, unreadable
+        (
+            "  /etc/a:\n    contains: [\"A yes\", \"!B no\"]\n",
+            with(|o| o.contains = vec![true, false]),
+            vec![],
+        ),
+        (
+            "  /etc/a:\n    contains: [\"A yes\", \"!B no\"]\n",
+            with(|o| o.contains = vec![false, true]),
+            vec![
+                item("contains:A yes", "present", "absent"),
+                item("contains:!B no", "absent", "present"),
+            ],
+        ),
+        (
+            "  /etc/a:\n    contains: [\"A yes\"]\n",
+            with(|o| {
+                o.contains = vec![];
+                o.error = Some("permission denied".into())
+            }),
+            vec![item(
+                "contains:A yes",
+                "present",
+                "unreadable: permission denied",
+            )],
+        ),
+        // unreadable path
+        (
+            "  /etc/a:\n    mode: \"0644\"\n",
+            with(|o| {
+                o.kind = Kind::Unreadable;
+                o.error = Some("permission denied".into())
+            }),
+            vec![item(
+                "readable",
+                "readable",
+                "unreadable: permission denied",
+            )],
+        ),
+    ];
+    for (yaml, observed, want) in cases {
+        assert_eq!(
+            drift(yaml, observed.clone()),
+            want,
+            "declared:\n{yaml}observed: {observed:?}"
+        );
+    }
+}
+
+#[test]
+fn exclusive_directory_reports_undeclared_entries_only() {
+    let d = desired("  /etc/a:\n    exclusive: true\n  /etc/a/known: {}\n  /etc/a/sub/deep: {}\n");
+    let decl = &d.files["/etc/a"];
+    let observed = with(|o| {
+        o.kind = Kind::Directory;
+        o.resolved_kind = Kind::Directory;
+        o.entries = vec!["known".into(), "rogue".into(), "sub".into()];
+    });
+    let items: Vec<_> = evaluate(decl, &observed, &d)
+        .into_iter()
+        .map(|i| (i.resource, i.attribute, i.expected, i.actual))
+        .collect();
+    assert_eq!(
+        items,
+        [(
+            "file:/etc/a/rogue".into(),
+            "undeclared".into(),
+            "absent (exclusive directory /etc/a)".into(),
+            "present".into()
+        ),]
+    );
+}

@@ -1,0 +1,491 @@
+//! Manifests: desired state in YAML, parsed and validated into types the rest of the
+//! controller can rely on, and selected per host. Pure: reading files is `load`'s job, and
+//! the content of `source:` files is handed in by the caller.
+
+mod glob;
+pub mod load;
+mod locate;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256 as Sha256Hasher};
+
+pub use glob::Glob;
+pub use raw::{FileType, LinePattern, Mode, Principal};
+
+use locate::{key_position, section_position, unquoted_modes};
+use raw::{RawFile, RawManifest};
+
+/// Manifests larger than this are refused: desired state is small, a huge file is a mistake
+/// or an attack.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// A problem with a manifest, located as precisely as the parser allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    fn at(file: &str, pos: Option<locate::Pos>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        // Leaf validators put their hint after "; hint: " so that serde carries it along.
+        let (message, hint) = match message.split_once("; hint: ") {
+            Some((m, h)) => (m.to_owned(), Some(h.to_owned())),
+            None => (message, None),
+        };
+        Self {
+            file: file.to_owned(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            message,
+            hint,
+        }
+    }
+
+    fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a declaration was written: `file:line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// Desired state of one path. `kind` is the declared type, or the one implied by the other
+/// attributes (content implies a file, `target` a symlink, `exclusive` a directory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSpec {
+    pub absent: bool,
+    pub kind: Option<FileType>,
+    pub sha256: Option<String>,
+    pub mode: Option<Mode>,
+    pub owner: Option<Principal>,
+    pub group: Option<Principal>,
+    pub target: Option<String>,
+    pub contains: Vec<LinePattern>,
+    pub exclusive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileDecl {
+    pub path: String,
+    pub spec: FileSpec,
+    pub declared_at: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub name: String,
+    /// As given to the parser, e.g. `manifests/web.yaml`.
+    pub file: String,
+    pub hosts: Vec<Glob>,
+    pub labels: BTreeMap<String, String>,
+    pub files: Vec<FileDecl>,
+}
+
+/// What selection looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostIdentity {
+    pub host_id: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// A manifest selects a host when one of its globs matches the host id (if it has globs)
+    /// and every label it names has the given value on the host.
+    pub fn selects(&self, host: &HostIdentity) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|g| g.matches(&host.host_id)))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| host.labels.get(k) == Some(v))
+    }
+
+    /// Whether some host could be selected by both (conservative: true unless provably not).
+    fn may_overlap(&self, other: &Manifest) -> bool {
+        let labels_conflict = self
+            .labels
+            .iter()
+            .any(|(k, v)| other.labels.get(k).is_some_and(|w| w != v));
+        if labels_conflict {
+            return false;
+        }
+        if self.hosts.is_empty() || other.hosts.is_empty() {
+            return true;
+        }
+        self.hosts
+            .iter()
+            .any(|a| other.hosts.iter().any(|b| a.intersects(b)))
+    }
+}
+
+/// A consistent set of manifests: unique names, and no path declared differently by two
+/// manifests that may select the same host.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestSet {
+    manifests: Vec<Manifest>,
+}
+
+/// Everything declared for one host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DesiredState {
+    pub files: BTreeMap<String, FileDecl>,
+    /// Names of the manifests that selected the host.
+    pub manifests: Vec<String>,
+}
+
+impl ManifestSet {
+    pub fn new(mut manifests: Vec<Manifest>) -> Result<Self, Vec<Diagnostic>> {
+        manifests.sort_by(|a, b| a.file.cmp(&b.file));
+        let mut errors = Vec::new();
+        let mut names: BTreeMap<&str, &Manifest> = BTreeMap::new();
+        for m in &manifests {
+            if let Some(first) = names.insert(&m.name, m) {
+                errors.push(
+                    Diagnostic::at(
+                        &m.file,
+                        None,
+                        format!(
+                            "manifest name {:?} is already used by {}",
+                            m.name, first.file
+                        ),
+                    )
+                    .with_hint("give every manifest its own name"),
+                );
+            }
+        }
+        for (i, a) in manifests.iter().enumerate() {
+            for b in &manifests[i + 1..] {
+                if !a.may_overlap(b) {
+                    continue;
+                }
+                for da in &a.files {
+                    let Some(db) = b.files.iter().find(|d| d.path == da.path) else {
+                        continue;
+                    };
+                    if da.spec != db.spec {
+                        errors.push(Diagnostic {
+                            file: db.declared_at.file.clone(),
+                            line: Some(db.declared_at.line),
+                            column: None,
+                            message: format!(
+                                "{} is declared differently here and at {}, and both manifests may select the same host",
+                                da.path, da.declared_at
+                            ),
+                            hint: Some(
+                                "declare each path once, or make the manifests' hosts/labels disjoint".into(),
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { manifests })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn manifests(&self) -> &[Manifest] {
+        &self.manifests
+    }
+
+    pub fn desired_for(&self, host: &HostIdentity) -> Arc<DesiredState> {
+        let mut desired = DesiredState::default();
+        for m in self.manifests.iter().filter(|m| m.selects(host)) {
+            desired.manifests.push(m.name.clone());
+            for decl in &m.files {
+                // Identical duplicates are allowed (checked in `new`); the first declaration wins.
+                desired
+                    .files
+                    .entry(decl.path.clone())
+                    .or_insert_with(|| decl.clone());
+            }
+        }
+        Arc::new(desired)
+    }
+}
+
+/// Parses and validates one manifest. `read_source` returns the bytes of a `source:` file,
+/// given as written (relative to the manifest's folder).
+pub fn parse(
+    file: &str,
+    text: &str,
+    read_source: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+) -> Result<Manifest, Vec<Diagnostic>> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(vec![Diagnostic::at(
+            file,
+            None,
+            format!("manifest is larger than {} MiB", MAX_MANIFEST_BYTES >> 20),
+        )]);
+    }
+    let raw: RawManifest =
+        serde_yaml::from_str(text).map_err(|e| vec![yaml_diagnostic(file, &e)])?;
+    let mut errors: Vec<Diagnostic> = unquoted_modes(text)
+        .into_iter()
+        .map(|pos| {
+            Diagnostic::at(file, Some(pos), "mode must be a quoted string").with_hint(
+                "quote the mode, e.g. mode: \"0644\" (YAML 1.1 tools read 0644 as the number 420)",
+            )
+        })
+        .collect();
+    let top = |key: &str| Some(section_position(text, key));
+
+    if raw.name.trim().is_empty() {
+        errors.push(Diagnostic::at(file, top("name"), "name cannot be empty"));
+    }
+    let mut hosts = Vec::new();
+    for h in &raw.hosts {
+        match Glob::new(h) {
+            Ok(g) => hosts.push(g),
+            Err(e) => errors.push(Diagnostic::at(file, top("hosts"), e)),
+        }
+    }
+    if raw.hosts.is_empty() && raw.labels.is_empty() {
+        errors.push(
+            Diagnostic::at(
+                file,
+                None,
+                "manifest selects no hosts: it has neither `hosts` nor `labels`",
+            )
+            .with_hint("add hosts: [\"*\"] to select every host"),
+        );
+    }
+
+    let mut files = Vec::new();
+    for (path, raw_file) in raw.files {
+        let pos = key_position(text, "files", &path);
+        let at = |message: String| Diagnostic::at(file, Some(pos), message);
+        match validate_file(&path, raw_file.unwrap_or_default(), read_source) {
+            Ok(spec) => files.push(FileDecl {
+                path,
+                spec,
+                declared_at: Location {
+                    file: file.to_owned(),
+                    line: pos.line,
+                },
+            }),
+            Err(messages) => errors.extend(messages.into_iter().map(at)),
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Manifest {
+            name: raw.name,
+            file: file.to_owned(),
+            hosts,
+            labels: raw.labels,
+            files,
+        })
+    } else {
+        errors.sort_by_key(|d| (d.line, d.column));
+        Err(errors)
+    }
+}
+
+fn yaml_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let pos = e.location().map(|l| locate::Pos {
+        line: l.line(),
+        column: l.column(),
+    });
+    let text = e.to_string();
+    // serde_yaml appends " at line L column C"; the location is shown in front instead.
+    let is_location = |rest: &str| {
+        rest.split_once(" column ").is_some_and(|(l, c)| {
+            [l, c]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let message = match text.rfind(" at line ") {
+        Some(i) if pos.is_some() && is_location(&text[i + 9..]) => text[..i].to_owned(),
+        _ => text,
+    };
+    let mut d = Diagnostic::at(file, pos, message);
+    if d.hint.is_none() && d.message.contains("unknown field") {
+        d.hint =
+            Some("check the spelling; the fields a manifest takes are listed in README.md".into());
+    }
+    d
+}
+
+/// Cross-field rules for one path. Returns every problem found, as messages.
+fn validate_file(
+    path: &str,
+    raw: RawFile,
+    read_source: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+) -> Result<FileSpec, Vec<String>> {
+    let mut errors = Vec::new();
+    if let Err(e) = check_path(path) {
+        errors.push(e);
+    }
+    if raw.absent {
+        let mut others = Vec::new();
+        let fields = [
+            ("type", raw.kind.is_some()),
+            ("sha256", raw.sha256.is_some()),
+            ("content", raw.content.is_some()),
+            ("source", raw.source.is_some()),
+            ("mode", raw.mode.is_some()),
+            ("owner", raw.owner.is_some()),
+            ("group", raw.group.is_some()),
+            ("target", raw.target.is_some()),
+            ("contains", !raw.contains.is_empty()),
+            ("exclusive", raw.exclusive),
+        ];
+        for (name, set) in fields {
+            if set {
+                others.push(name);
+            }
+        }
+        if !others.is_empty() {
+            errors.push(format!(
+                "{path}: `absent: true` cannot be combined with {}",
+                others.join(", ")
+            ));
+        }
+    }
+
+    let content_fields: Vec<&str> = [
+        ("sha256", raw.sha256.is_some()),
+        ("content", raw.content.is_some()),
+        ("source", raw.source.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(n, set)| set.then_some(n))
+    .collect();
+    if content_fields.len() > 1 {
+        errors.push(format!(
+            "{path}: give only one of sha256, content and source (found {}); hint: they all declare the content",
+            content_fields.join(", ")
+        ));
+    }
+    let mut sha256 = raw.sha256.map(|s| s.0);
+    if let Some(content) = &raw.content {
+        sha256 = Some(hex_sha256(content.as_bytes()));
+    }
+    if let Some(source) = &raw.source {
+        match read_source(source) {
+            Ok(bytes) => sha256 = Some(hex_sha256(&bytes)),
+            Err(e) => errors.push(format!(
+                "{path}: cannot read source {source:?}: {e}; hint: source is relative to the manifest's folder"
+            )),
+        }
+    }
+
+    let implied: Vec<(FileType, &str)> = [
+        (FileType::File, "sha256/content/source", sha256.is_some()),
+        (FileType::File, "contains", !raw.contains.is_empty()),
+        (FileType::Symlink, "target", raw.target.is_some()),
+        (FileType::Directory, "exclusive", raw.exclusive),
+    ]
+    .into_iter()
+    .filter_map(|(t, why, set)| set.then_some((t, why)))
+    .collect();
+    let mut kind = raw.kind;
+    for (t, why) in &implied {
+        match kind {
+            None => kind = Some(*t),
+            Some(k) if k != *t => {
+                errors.push(format!(
+                    "{path}: {why} applies to a {}, but the path is declared a {}",
+                    t.as_str(),
+                    k.as_str()
+                ));
+                break;
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(target) = &raw.target {
+        if target.is_empty() {
+            errors.push(format!("{path}: target cannot be empty"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(FileSpec {
+            absent: raw.absent,
+            kind,
+            sha256,
+            mode: raw.mode,
+            owner: raw.owner,
+            group: raw.group,
+            target: raw.target,
+            contains: raw.contains,
+            exclusive: raw.exclusive,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    let normal = path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && path[1..]
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && !path.contains('\0');
+    if normal {
+        Ok(())
+    } else {
+        Err(format!(
+            "{path:?} is not a normalized absolute path; hint: write it like /etc/app/app.conf (no trailing slash, no . or ..)"
+        ))
+    }
+}
+
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    to_hex(&Sha256Hasher::digest(bytes))
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+//! The manifest as written: serde structs that mirror the YAML, with `deny_unknown_fields`.
+//!
+//! Leaf values (mode, digests, owners, line patterns) validate themselves while being
+//! deserialized, so that serde_yaml attaches the line and column of the offending value to the
+//! error. Rules that span fields are checked afterwards, in `super::validate`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex::RegexBuilder;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// Upper bounds on what a manifest may ask the agent to do; keep hostile manifests cheap.
+pub(crate) const MAX_PATTERN_LEN: usize = 4096;
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawManifest {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) files: BTreeMap<String, Option<RawFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    #[serde(default)]
+    pub(crate) absent: bool,
+    #[serde(rename = "type")]
+    pub(crate) kind: Option<FileType>,
+    pub(crate) sha256: Option<Sha256>,
+    pub(crate) content: Option<String>,
+    pub(crate) source: Option<String>,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) owner: Option<Principal>,
+    pub(crate) group: Option<Principal>,
+    pub(crate) target: Option<String>,
+    #[serde(default)]
+    pub(crate) contains: Vec<LinePattern>,
+    #[serde(default)]
+    pub(crate) exclusive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileType {
+    File,
+    Directory,
+    Symlink,
+}
+
+impl FileType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileType::File => "file",
+            FileType::Directory => "directory",
+            FileType::Symlink => "symlink",
+        }
+    }
+}
+
+/// Permission bits, from a quoted octal string such as "0644" or "2755".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Mode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quoted octal mode such as \"0644\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Mode, E> {
+                parse_mode(s).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Mode, E> {
+                Err(E::custom(format!(
+                    "mode must be a quoted string, got the number {n}; \
+                     hint: quote the mode, e.g. mode: \"0644\" (YAML 1.1 tools read 0644 as the number 420)"
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Mode, E> {
+                self.visit_u64(n.unsigned_abs())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    if !(3..=4).contains(&digits.len()) || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(format!(
+            "invalid mode {s:?}: expected 3 or 4 octal digits; hint: e.g. mode: \"0644\""
+        ));
+    }
+    u32::from_str_radix(digits, 8)
+        .map(Mode)
+        .map_err(|e| format!("invalid mode {s:?}: {e}"))
+}
+
+/// A SHA-256 digest as 64 lower-case hex characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sha256(pub(crate) String);
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor("a SHA-256 digest in hex", |s: &str| {
+            let hex = s.trim().to_ascii_lowercase();
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "invalid sha256 {s:?}: expected 64 hex characters; hint: `sha256sum FILE` prints it"
+                ));
+            }
+            Ok(Sha256(hex))
+        }))
+    }
+}
+
+/// Validates a string inside the visitor, where serde_yaml still knows the value's position
+/// (an error raised after `String::deserialize` returns is placed at the enclosing key).
+struct StrVisitor<F>(&'static str, F);
+
+impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for StrVisitor<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+        (self.1)(s).map_err(E::custom)
+    }
+}
+
+/// A user or group, by name or by numeric id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Id(u32),
+    Name(String),
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Id(id) => write!(f, "{id}"),
+            Principal::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Principal;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a user or group name, or a numeric id")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Principal, E> {
+                u32::try_from(n)
+                    .map(Principal::Id)
+                    .map_err(|_| E::custom(format!("id {n} is out of range")))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Principal, E> {
+                Err(E::custom(format!("id {n} is out of range")))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Principal, E> {
+                if let Ok(id) = s.parse::<u32>() {
+                    return Ok(Principal::Id(id));
+                }
+                let valid = !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-$".contains(&b));
+                if !valid {
+                    return Err(E::custom(format!("invalid user or group name {s:?}")));
+                }
+                Ok(Principal::Name(s.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One entry of `contains`: a literal line, `/regex/`, either negated with a leading `!`.
+#[derive(Debug, Clone)]
+pub struct LinePattern {
+    /// As written in the manifest; names the drift attribute (`contains:<text>`).
+    pub text: String,
+    pub negated: bool,
+    /// The literal line or the regular expression, without `!` and slashes.
+    pub pattern: String,
+    pub regex: bool,
+}
+
+impl PartialEq for LinePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl<'de> Deserialize<'de> for LinePattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor("a line pattern", parse_line_pattern))
+    }
+}
+
+pub(crate) fn parse_line_pattern(text: &str) -> Result<LinePattern, String> {
+    if text.len() > MAX_PATTERN_LEN {
+        return Err(format!("pattern is longer than {MAX_PATTERN_LEN} bytes"));
+    }
+    let (negated, body) = match text.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let is_regex = body.len() >= 2 && body.starts_with('/') && body.ends_with('/');
+    let pattern = if is_regex {
+        &body[1..body.len() - 1]
+    } else {
+        body
+    };
+    if pattern.trim().is_empty() {
+        return Err(format!("empty pattern {text:?}"));
+    }
+    if is_regex {
+        RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| {
+                // regex's syntax errors draw a caret under the pattern; keep only the reason.
+                let reason = e.to_string();
+                let reason = reason.lines().last().unwrap_or_default().trim_start_matches("error: ");
+                format!("invalid regex in {text:?}: {reason}; hint: a line pattern is /REGEX/ or a literal line")
+            })?;
+    }
+    Ok(LinePattern {
+        text: text.to_owned(),
+        negated,
+        pattern: pattern.to_owned(),
+        regex: is_regex,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0644"), Ok(Mode(0o644)));
+        assert_eq!(parse_mode("644"), Ok(Mode(0o644)));
+        assert_eq!(parse_mode("2755"), Ok(Mode(0o2755)));
+        assert_eq!(Mode(0o600).to_string(), "0600");
+        for bad in ["", "8", "0999", "12345", "rw-r--r--", "64"] {
+            assert!(parse_mode(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn line_patterns() {
+        let p = parse_line_pattern("PermitRootLogin no").expect("literal");
+        assert!(!p.negated && !p.regex && p.pattern == "PermitRootLogin no");
+        let p = parse_line_pattern("!X11Forwarding yes").expect("negated literal");
+        assert!(p.negated && !p.regex && p.pattern == "X11Forwarding yes");
+        let p = parse_line_pattern(r"/^PasswordAuthentication\s+no/").expect("regex");
+        assert!(!p.negated && p.regex && p.pattern == r"^PasswordAuthentication\s+no");
+        let p = parse_line_pattern("!/^Debug/").expect("negated regex");
+        assert!(p.negated && p.regex && p.pattern == "^Debug");
+        let p = parse_line_pattern("/").expect("a lone slash is a literal");
+        assert!(!p.regex);
+        assert!(parse_line_pattern("/a(b/").is_err());
+        assert!(parse_line_pattern("!").is_err());
+        assert!(parse_line_pattern(&"x".repeat(MAX_PATTERN_LEN + 1)).is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! Table-driven tests of manifest parsing and validation: what parses into what, and every
+//! error's message and location.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn sources() -> impl FnMut(&str) -> Result<Vec<u8>, String> {
+    |name: &str| match name {
+        "files/app.conf" => Ok(b"listen 80\n".to_vec()),
+        _ => Err("No such file or directory (os error 2)".into()),
+    }
+}
+
+fn ok(text: &str) -> Manifest {
+    parse("m.yaml", text, &mut sources()).unwrap_or_else(|e| panic!("expected ok, got {e:#?}"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse("m.yaml", text, &mut sources()) {
+        Ok(m) => panic!("expected errors, parsed {m:#?}"),
+        Err(e) => e.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn spec(m: &Manifest, path: &str) -> FileSpec {
+    m.files
+        .iter()
+        .find(|d| d.path == path)
+        .map(|d| d.spec.clone())
+        .expect("declared")
+}
+
+#[test]
+fn parses_every_attribute() {
+    let m = ok(r#"
+name: web-baseline
+hosts: ["web-*"]
+labels: {role: web}
+files:
+  /etc/ssh/sshd_config:
+    owner: root
+    group: 0
+    mode: "0600"
+    contains:
+      - "PermitRootLogin no"
+      - "/^PasswordAuthentication\\s+no/"
+      - "!X11Forwarding yes"
+  /etc/app.conf:
+    source: files/app.conf
+  /etc/motd:
+    content: "hi\n"
+  /etc/pinned:
+    sha256: "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+  /etc/telnetd.conf:
+    absent: true
+  /etc/sudoers.d:
+    type: directory
+    exclusive: true
+  /etc/localtime:
+    target: /usr/share/zoneinfo/UTC
+  /etc/exists:
+"#);
+    assert_eq!(m.name, "web-baseline");
+    assert_eq!(
+        m.hosts.iter().map(Glob::as_str).collect::<Vec<_>>(),
+        ["web-*"]
+    );
+    assert_eq!(m.labels, BTreeMap::from([("role".into(), "web".into())]));
+
+    let sshd = spec(&m, "/etc/ssh/sshd_config");
+    assert_eq!(sshd.kind, Some(FileType::File), "contains implies a file");
+    assert_eq!(sshd.mode, Some(Mode(0o600)));
+    assert_eq!(sshd.owner, Some(Principal::Name("root".into())));
+    assert_eq!(sshd.group, Some(Principal::Id(0)));
+    let pats: Vec<_> = sshd
+        .contains
+        .iter()
+        .map(|p| (p.pattern.as_str(), p.regex, p.negated))
+        .collect();
+    assert_eq!(
+        pats,
+        [
+            ("PermitRootLogin no", false, false),
+            (r"^PasswordAuthentication\s+no", true, false),
+            ("X11Forwarding yes", false, true)
+        ]
+    );
+
+    assert_eq!(
+        spec(&m, "/etc/app.conf").sha256,
+        Some(hex_sha256(b"listen 80\n"))
+    );
+    assert_eq!(spec(&m, "/etc/motd").sha256, Some(hex_sha256(b"hi\n")));
+    assert_eq!(
+        spec(&m, "/etc/pinned").sha256.as_deref(),
+        Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        "digests are normalized to lower case"
+    );
+    let absent = spec(&m, "/etc/telnetd.conf");
+    assert!(absent.absent && absent.kind.is_none());
+    let dir = spec(&m, "/etc/sudoers.d");
+    assert!(dir.exclusive && dir.kind == Some(FileType::Directory));
+    let link = spec(&m, "/etc/localtime");
+    assert_eq!(
+        (link.kind, link.target.as_deref()),
+        (Some(FileType::Symlink), Some("/usr/share/zoneinfo/UTC"))
+    );
+    let bare = spec(&m, "/etc/exists");
+    assert_eq!(
+        bare,
+        FileSpec {
+            absent: false,
+            kind: None,
+            sha256: None,
+            mode: None,
+            owner: None,
+            group: None,
+            target: None,
+            contains: vec![],
+            exclusive: false
+        }
+    );
+}
+
+#[test]
+fn declarations_remember_their_line() {
+    let m = ok("name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n  /etc/b: {}\n");
+    let at: Vec<_> = m
+        .files
+        .iter()
+        .map(|d| (d.path.as_str(), d.declared_at.to_string()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            ("/etc/a", "m.yaml:4".to_string()),
+            ("/etc/b", "m.yaml:6".to_string())
+        ]
+    );
+}
+
+/// (manifest, every expected error as printed: `file:line:column: message` and hint lines)
+const ERROR_CASES: &[(&str, &[&str])] = &[
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: 0644\n",
+        &[
+            "m.yaml:5:11: mode must be a quoted string\n  hint: quote the mode, e.g. mode: \"0644\" (YAML 1.1 tools read 0644 as the number 420)",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: 644\n",
+        &[
+            "m.yaml:5:11: files./etc/a.mode: mode must be a quoted string, got the number 644\n  hint: quote the mode, e.g. mode: \"0644\" (YAML 1.1 tools read 0644 as the number 420)",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0999\"\n",
+        &[
+            "m.yaml:5:11: files./etc/a.mode: invalid mode \"0999\": expected 3 or 4 octal digits\n  hint: e.g. mode: \"0644\"",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    onwer: root\n",
+        &[
+            "m.yaml:5:5: files./etc/a: unknown field `onwer`, expected one of `absent`, `type`, `sha256`, `content`, `source`, `mode`, `owner`, `group`, `target`, `contains`, `exclusive`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    absent: yes please\n",
+        &[
+            "m.yaml:5:13: files./etc/a.absent: invalid type: string \"yes please\", expected a boolean",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    contains: [\"/a(b/\"]\n",
+        &[
+            "m.yaml:5:16: files./etc/a.contains[0]: invalid regex in \"/a(b/\": unclosed group\n  hint: a line pattern is /REGEX/ or a literal line",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    sha256: abc\n",
+        &[
+            "m.yaml:5:13: files./etc/a.sha256: invalid sha256 \"abc\": expected 64 hex characters\n  hint: `sha256sum FILE` prints it",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    source: files/missing.conf\n",
+        &[
+            "m.yaml:4:3: /etc/a: cannot read source \"files/missing.conf\": No such file or directory (os error 2)\n  hint: source is relative to the manifest's folder",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    content: x\n    source: files/app.conf\n",
+        &[
+            "m.yaml:4:3: /etc/a: give only one of sha256, content and source (found content, source)\n  hint: they all declare the content",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    absent: true\n    mode: \"0644\"\n",
+        &["m.yaml:4:3: /etc/a: `absent: true` cannot be combined with mode"],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    type: directory\n    content: x\n",
+        &[
+            "m.yaml:4:3: /etc/a: sha256/content/source applies to a file, but the path is declared a directory",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    type: socket\n",
+        &[
+            "m.yaml:5:11: files./etc/a.type: unknown variant `socket`, expected one of `file`, `directory`, `symlink`",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  etc/a: {}\n  /etc/b/: {}\n",
+        &[
+            "m.yaml:4:3: \"etc/a\" is not a normalized absolute path\n  hint: write it like /etc/app/app.conf (no trailing slash, no . or ..)",
+            "m.yaml:5:3: \"/etc/b/\" is not a normalized absolute path\n  hint: write it like /etc/app/app.conf (no trailing slash, no . or ..)",
+        ],
+    ),
+    (
+        "name: x\nfiles:\n  /etc/a: {}\n",
+        &[
+            "m.yaml: manifest selects no hosts: it has neither `hosts` nor `labels`\n  hint: add hosts: [\"*\"] to select every host",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\npackages:\n  nginx: present\n",
+        &[
+            "m.yaml:5:1: unknown field `packages`, expected one of `name`, `hosts`, `labels`, `files`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"\nfiles: {}\n",
+        &[
+            "m.yaml:3:1: did not find expected ',' or ']' at line 3 column 1, while parsing a flow sequence",
+        ],
+    ),
+    ("hosts: [\"*\"]\n", &["m.yaml:1:1: missing field `name`"]),
+];
+
+#[test]
+fn errors_name_the_place_and_give_a_hint() {
+    for (text, want) in ERROR_CASES {
+        assert_eq!(errors(text), *want, "for manifest:\n{text}");
+    }
+}
+
+fn manifest(file: &str, text: &str) -> Manifest {
+    parse(file, text, &mut sources()).expect("valid manifest")
+}
+
+#[test]
+fn conflicting_declarations_for_a_possible_common_host_are_rejected() {
+    let web = manifest(
+        "web.yaml",
+        "name: web\nhosts: [\"web-*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n",
+    );
+    let all = manifest(
+        "all.yaml",
+        "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0600\"\n",
+    );
+    let errs = ManifestSet::new(vec![web.clone(), all]).expect_err("conflict");
+    assert_eq!(
+        errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "web.yaml:4: /etc/a is declared differently here and at all.yaml:4, and both manifests may select the same host\n  hint: declare each path once, or make the manifests' hosts/labels disjoint"
+        ]
+    );
+
+    // Disjoint globs, contradicting labels, or identical declarations are fine.
+    let db = manifest(
+        "db.yaml",
+        "name: db\nhosts: [\"db-*\"]\nfiles:\n  /etc/a:\n    mode: \"0600\"\n",
+    );
+    assert!(ManifestSet::new(vec![web.clone(), db]).is_ok());
+    let lab_a = manifest(
+        "a.yaml",
+        "name: a\nlabels: {env: prod}\nfiles:\n  /etc/a:\n    mode: \"0600\"\n",
+    );
+    let lab_b = manifest(
+        "b.yaml",
+        "name: b\nlabels: {env: test}\nfiles:\n  /etc/a:\n    mode: \"0644\"\n",
+    );
+    assert!(ManifestSet::new(vec![lab_a, lab_b]).is_ok());
+    let same = manifest(
+        "same.yaml",
+        "name: same\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n",
+    );
+    assert!(ManifestSet::new(vec![web, same]).is_ok());
+}
+
+#[test]
+fn duplicate_names_are_rejected() {
+    let a = manifest("a.yaml", "name: x\nhosts: [\"a\"]\n");
+    let b = manifest("b.yaml", "name: x\nhosts: [\"b\"]\n");
+    let errs = ManifestSet::new(vec![a, b]).expect_err("duplicate");
+    assert_eq!(
+        errs[0].to_string(),
+        "b.yaml: manifest name \"x\" is already used by a.yaml\n  hint: give every manifest its own name"
+    );
+}
+
+#[test]
+fn selection_by_glob_and_labels() {
+    let web = manifest(
+        "web.yaml",
+        "name: web\nhosts: [\"web-*\"]\nfiles:\n  /etc/web: {}\n",
+    );
+    let prod = manifest(
+        "prod.yaml",
+        "name: prod\nlabels: {env: prod}\nfiles:\n  /etc/prod: {}\n",
+    );
+    let both = manifest(
+        "both.yaml",
+        "name: both\nhosts: [\"web-*\"]\nlabels: {env: prod}\nfiles:\n  /etc/both: {}\n",
+    );
+    let set = ManifestSet::new(vec![web, prod, both]).expect("valid set");
+    let host = |id: &str, env: Option<&str>| HostIdentity {
+        host_id: id.into(),
+        labels: env
+            .map(|e| BTreeMap::from([("env".to_string(), e.to_string())]))
+            .unwrap_or_default(),
+    };
+    let cases = [
+        (host("web-1", None), vec!["/etc/web"]),
+        (
+            host("web-1", Some("prod")),
+            vec!["/etc/both", "/etc/prod", "/etc/web"],
+        ),
+        (host("db-1", Some("prod")), vec!["/etc/prod"]),
+        (host("db-1", Some("test")), vec![]),
+    ];
+    for (h, want) in cases {
+        let desired = set.desired_for(&h);
+        assert_eq!(
+            desired.files.keys().map(String::as_str).collect::<Vec<_>>(),
+            want,
+            "{h:?}"
+        );
+    }
+}
+
+#[test]
+fn oversized_manifest_is_refused() {
+    let huge = format!(
+        "name: x\nhosts: [\"*\"]\n#{}\n",
+        "x".repeat(MAX_MANIFEST_BYTES)
+    );
+    assert_eq!(errors(&huge), ["m.yaml: manifest is larger than 4 MiB"]);
+}
+
+#[test]
+fn alias_bombs_are_rejected() {
+    let mut text =
+        String::from("name: x\nhosts: [\"*\"]\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let prev = i - 1;
+        text.push_str(&format!("a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
+    }
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("m.yaml"), "{errs:?}");
+}

@@ -1,0 +1,34 @@
+//! What an agent must observe to evaluate a host's desired state. Pure.
+
+use crate::manifest::{DesiredState, FileType};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRequest {
+    pub path: String,
+    pub hash: bool,
+    /// (pattern, is_regex) for each `contains` entry, in declaration order.
+    pub contains: Vec<(String, bool)>,
+    pub list_entries: bool,
+}
+
+/// One request per declared path, asking only for what the declaration needs: content is
+/// hashed only where a digest is declared, entries listed only for exclusive directories.
+pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {
+    desired
+        .files
+        .values()
+        .map(|decl| {
+            let spec = &decl.spec;
+            PathRequest {
+                path: decl.path.clone(),
+                hash: spec.sha256.is_some(),
+                contains: spec
+                    .contains
+                    .iter()
+                    .map(|p| (p.pattern.clone(), p.regex))
+                    .collect(),
+                list_entries: spec.exclusive && spec.kind == Some(FileType::Directory),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,22 @@
+//! Compiles `plumb/v1/*.proto` in pure Rust (protox), so no system `protoc` is needed.
+
+use std::{env, fs, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["plumb/v1/agent.proto", "plumb/v1/query.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let fds = protox::compile(protos, ["."])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out.join("plumb_v1_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    // No generated `connect` constructors: the rpc `AgentService.Connect` would clash with them,
+    // and callers build their `Channel` explicitly anyway (timeouts, keep-alive).
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

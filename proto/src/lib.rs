@@ -1,0 +1,17 @@
+//! plumb's wire protocol, `plumb.v1`: generated prost messages and tonic services.
+//!
+//! Everything here is a wire type. The agent and controller convert to their own domain types at
+//! their edges (`to_proto`/`from_proto`) and never pass these through their cores.
+
+#![allow(unreachable_pub, clippy::all)]
+
+pub mod v1 {
+    tonic::include_proto!("plumb.v1");
+
+    /// The encoded file descriptor set, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/plumb_v1_descriptor.bin"));
+}
+
+/// Bumped on incompatible protocol changes; sent in Hello.
+pub const PROTOCOL_VERSION: u32 = 1;
