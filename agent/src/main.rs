@@ -1,1 +1,90 @@
-fn main() {}
+//! `plumb-agent`: parses arguments, sets up logging, runs the agent library until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use plumb_agent::AgentConfig;
+use plumb_agent::cli::{self, exit};
+use plumb_agent::root::Root;
+use tokio_util::sync::CancellationToken;
+
+/// plumb's agent: watches the files its controller declares for this host and streams their
+/// state. It never changes anything and never sends file content.
+#[derive(Parser)]
+#[command(name = "plumb-agent", version, propagate_version = true)]
+struct Args {
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect to the controller and stream this host's state until stopped.
+    Run {
+        /// The controller's URL.
+        #[arg(long, env = "PLUMB_CONTROLLER", value_name = "URL")]
+        controller: String,
+        /// This host's identity in the fleet [default: the hostname].
+        #[arg(long, value_name = "ID")]
+        host_id: Option<String>,
+        /// Read every declared path under this prefix (the host mounted in a container, or a
+        /// test tree); paths are still reported as declared.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// A label manifests can select on; repeatable.
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = cli::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Full rescan period, the safety net under the file watches (e.g. 10m, 1h).
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        rescan_interval: Duration,
+    },
+}
+
+fn main() {
+    let args: Args = cli::parse_args();
+    cli::init_logging(args.verbose);
+    let code = match run(args.command) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ERROR
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    let Command::Run {
+        controller,
+        host_id,
+        root,
+        labels,
+        rescan_interval,
+    } = command;
+    if let Some(root) = &root {
+        anyhow::ensure!(
+            root.is_dir(),
+            "--root {} is not a directory",
+            root.display()
+        );
+    }
+    let mut cfg = AgentConfig::new(controller);
+    if let Some(id) = host_id {
+        anyhow::ensure!(!id.trim().is_empty(), "--host-id cannot be empty");
+        cfg.host_id = id;
+    }
+    cfg.root = Root::new(root);
+    cfg.labels = cli::labels(labels);
+    cfg.rescan_interval = rescan_interval;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cli::cancel_on_signal(shutdown.clone()));
+        plumb_agent::run(cfg, shutdown).await
+    })
+}

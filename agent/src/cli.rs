@@ -1,0 +1,100 @@
+//! Pieces both binaries (`plumb-agent` and `plumb`) share: logging, argument parsing that keeps
+//! exit code 2 for drift, `k=v` labels.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// Exit codes, as documented in README.md.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const DRIFT: i32 = 2;
+    pub const USAGE: i32 = 64;
+}
+
+/// Logs go to stderr (stdout is for data); `RUST_LOG` overrides the default level; colour only
+/// on a terminal and never with `NO_COLOR`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .try_init();
+}
+
+/// Parses arguments with clap, but exits 64 on a usage error (clap's own 2 means drift here);
+/// `--help` and `--version` still print and exit 0.
+pub fn parse_args<T: clap::Parser>() -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    }
+}
+
+/// SIGINT or SIGTERM cancels `token`.
+pub async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}
+
+/// `key=value`, for `--label`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))?;
+    let valid = |x: &str| {
+        !x.is_empty()
+            && x.len() <= 128
+            && x.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+    };
+    if !valid(k) || !(v.is_empty() || valid(v)) {
+        return Err(format!(
+            "invalid label {s:?}: use letters, digits, '.', '_', '-', '/'"
+        ));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+pub fn labels(pairs: Vec<(String, String)>) -> BTreeMap<String, String> {
+    pairs.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_label;
+
+    #[test]
+    fn labels() {
+        assert_eq!(parse_label("role=web"), Ok(("role".into(), "web".into())));
+        assert_eq!(parse_label("empty="), Ok(("empty".into(), "".into())));
+        assert!(parse_label("novalue").is_err());
+        assert!(parse_label("=x").is_err());
+        assert!(parse_label("a b=c").is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Observes one declared path: what it is, its attributes, and only the content-derived facts
+//! the plan asks for (a digest, which line patterns match, directory entries). Content itself
+//! never leaves this module. Blocking IO: call from a blocking thread.
+
+use std::fs::{self, File, Metadata};
+use std::io::{self, ErrorKind, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use regex::bytes::{Regex, RegexBuilder};
+use sha2::{Digest, Sha256};
+
+use super::IdNames;
+use crate::root::Root;
+
+/// Lines longer than this are matched on their first `MAX_LINE` bytes; memory stays bounded
+/// whatever the file holds.
+const MAX_LINE: usize = 64 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+/// Symlink hops followed before giving up (Linux's own limit).
+const MAX_LINK_HOPS: usize = 40;
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Absent,
+    File,
+    Directory,
+    Symlink,
+    Other,
+    Unreadable,
+}
+
+/// What the plan asks about one path.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    pub hash: bool,
+    pub contains: Vec<Matcher>,
+    pub list_entries: bool,
+}
+
+/// A line pattern from the plan, ready to run.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Matches a line equal to this one, both trimmed of surrounding white space.
+    Line(Vec<u8>),
+    Regex(Regex),
+}
+
+impl Matcher {
+    pub fn new(pattern: &str, regex: bool) -> Result<Self, regex::Error> {
+        if regex {
+            RegexBuilder::new(pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map(Matcher::Regex)
+        } else {
+            Ok(Matcher::Line(pattern.trim().as_bytes().to_vec()))
+        }
+    }
+
+    fn matches(&self, line: &[u8]) -> bool {
+        match self {
+            Matcher::Line(want) => line.trim_ascii() == want.as_slice(),
+            Matcher::Regex(re) => re.is_match(line),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub path: String,
+    pub kind: Kind,
+    pub link_target: Option<String>,
+    pub resolved_kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub contains: Vec<bool>,
+    pub entries: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl Observation {
+    fn new(path: &str, kind: Kind) -> Self {
+        Self {
+            path: path.to_owned(),
+            kind,
+            link_target: None,
+            resolved_kind: kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            owner: None,
+            group: None,
+            size: 0,
+            sha256: None,
+            contains: Vec::new(),
+            entries: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// Observes `req.path` under `root`. Never fails: what cannot be read is reported as such.
+pub fn observe(root: &Root, req: &Request, names: &IdNames) -> Observation {
+    let host = root.host_path(&req.path);
+    let meta = match fs::symlink_metadata(&host) {
+        Ok(meta) => meta,
+        Err(e) if is_absent(&e) => return Observation::new(&req.path, Kind::Absent),
+        Err(e) => {
+            let mut o = Observation::new(&req.path, Kind::Unreadable);
+            o.error = Some(describe(&e));
+            return o;
+        }
+    };
+    let mut o = Observation::new(&req.path, kind_of(&meta));
+    // Attributes and content are those of what the path resolves to.
+    let (path, meta) = if o.kind == Kind::Symlink {
+        match fs::read_link(&host) {
+            Ok(t) => o.link_target = Some(t.to_string_lossy().into_owned()),
+            Err(e) => o.error = Some(format!("cannot read link: {}", describe(&e))),
+        }
+        match follow(root, &req.path) {
+            Ok(Some((path, target))) => {
+                o.resolved_kind = kind_of(&target);
+                (path, target)
+            }
+            Ok(None) => {
+                o.resolved_kind = Kind::Absent;
+                (host, meta)
+            }
+            Err(e) => {
+                o.resolved_kind = Kind::Unreadable;
+                o.error = Some(e);
+                (host, meta)
+            }
+        }
+    } else {
+        (host, meta)
+    };
+    o.mode = meta.mode();
+    o.uid = meta.uid();
+    o.gid = meta.gid();
+    o.owner = names.user(o.uid).map(str::to_owned);
+    o.group = names.group(o.gid).map(str::to_owned);
+    o.size = meta.size();
+
+    match o.resolved_kind {
+        Kind::File if req.hash || !req.contains.is_empty() => match scan_content(&path, req) {
+            Ok((sha, contains)) => {
+                o.sha256 = sha;
+                o.contains = contains;
+            }
+            Err(e) => o.error = Some(format!("cannot read content: {}", describe(&e))),
+        },
+        Kind::Directory if req.list_entries => match list(&path) {
+            Ok(entries) => o.entries = entries,
+            Err(e) => o.error = Some(format!("cannot list entries: {}", describe(&e))),
+        },
+        _ => {}
+    }
+    o
+}
+
+/// Follows a symlink chain inside the root. `None` when it dangles.
+fn follow(root: &Root, declared: &str) -> Result<Option<(std::path::PathBuf, Metadata)>, String> {
+    let mut current = declared.to_owned();
+    for _ in 0..MAX_LINK_HOPS {
+        let host = root.host_path(&current);
+        let meta = match fs::symlink_metadata(&host) {
+            Ok(m) => m,
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(describe(&e)),
+        };
+        if !meta.file_type().is_symlink() {
+            return Ok(Some((host, meta)));
+        }
+        let target = fs::read_link(&host).map_err(|e| describe(&e))?;
+        current = root.resolve_link(&current, &target);
+    }
+    Err("too many levels of symbolic links".into())
+}
+
+/// One streaming pass: the digest (if asked) and which matchers match some line.
+fn scan_content(path: &Path, req: &Request) -> io::Result<(Option<String>, Vec<bool>)> {
+    let mut file = File::open(path)?;
+    let mut hasher = req.hash.then(Sha256::new);
+    let mut matched = vec![false; req.contains.len()];
+    let mut line: Vec<u8> = Vec::new();
+    let mut line_len = 0usize; // including what was cut beyond MAX_LINE
+    let mut buf = vec![0u8; READ_CHUNK];
+    let check = |line: &[u8], matched: &mut Vec<bool>| {
+        for (m, hit) in req.contains.iter().zip(matched.iter_mut()) {
+            if !*hit && m.matches(line) {
+                *hit = true;
+            }
+        }
+    };
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        if let Some(h) = hasher.as_mut() {
+            h.update(chunk);
+        }
+        if !req.contains.is_empty() {
+            for piece in chunk.split_inclusive(|&b| b == b'\n') {
+                let (body, ends) = match piece.strip_suffix(b"\n") {
+                    Some(body) => (body, true),
+                    None => (piece, false),
+                };
+                let room = MAX_LINE.saturating_sub(line.len());
+                line.extend_from_slice(&body[..body.len().min(room)]);
+                line_len += body.len();
+                if ends {
+                    check(&line, &mut matched);
+                    line.clear();
+                    line_len = 0;
+                }
+            }
+            if hasher.is_none() && matched.iter().all(|&m| m) {
+                break; // nothing more to learn from the rest of the file
+            }
+        }
+    }
+    if line_len > 0 {
+        check(&line, &mut matched);
+    }
+    let digest = hasher.map(|h| h.finalize().iter().map(|b| format!("{b:02x}")).collect());
+    Ok((digest, matched))
+}
+
+fn list(path: &Path) -> io::Result<Vec<String>> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(path)? {
+        entries.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+fn kind_of(meta: &Metadata) -> Kind {
+    let t = meta.file_type();
+    if t.is_file() {
+        Kind::File
+    } else if t.is_dir() {
+        Kind::Directory
+    } else if t.is_symlink() {
+        Kind::Symlink
+    } else {
+        // FIFOs, sockets and devices: never opened (a FIFO would block the reader).
+        Kind::Other
+    }
+}
+
+/// A path whose parent is a file (`ENOTDIR`) is as absent as a missing one.
+fn is_absent(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+}
+
+fn describe(e: &io::Error) -> String {
+    match e.kind() {
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Observation of real files in a temp dir used as the agent's `--root`.
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+
+use super::*;
+
+fn req(path: &str) -> Request {
+    Request {
+        path: path.into(),
+        hash: false,
+        contains: vec![],
+        list_entries: false,
+    }
+}
+
+fn setup() -> (tempfile::TempDir, Root) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir_all(dir.path().join("etc")).expect("etc");
+    let root = Root::new(Some(dir.path().to_path_buf()));
+    (dir, root)
+}
+
+fn write(dir: &Path, rel: &str, content: &[u8]) {
+    fs::write(dir.join(rel), content).expect("write");
+}
+
+fn look(root: &Root, r: &Request) -> Observation {
+    observe(root, r, &IdNames::default())
+}
+
+#[test]
+fn file_attributes_and_digest() {
+    let (dir, root) = setup();
+    write(dir.path(), "etc/motd", b"hello\n");
+    fs::set_permissions(
+        dir.path().join("etc/motd"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .expect("chmod");
+    let o = look(
+        &root,
+        &Request {
+            hash: true,
+            ..req("/etc/motd")
+        },
+    );
+    assert_eq!((o.kind, o.resolved_kind), (Kind::File, Kind::File));
+    assert_eq!(o.mode & 0o7777, 0o640);
+    assert_eq!(o.size, 6);
+    // `printf 'hello\n' | sha256sum`
+    assert_eq!(
+        o.sha256.as_deref(),
+        Some("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
+    );
+    assert_eq!(o.error, None);
+
+    let unhashed = look(&root, &req("/etc/motd"));
+    assert_eq!(
+        unhashed.sha256, None,
+        "content is hashed only when the plan asks"
+    );
+}
+
+#[test]
+fn absent_and_below_a_file_are_absent() {
+    let (dir, root) = setup();
+    write(dir.path(), "etc/file", b"x");
+    assert_eq!(look(&root, &req("/etc/nope")).kind, Kind::Absent);
+    assert_eq!(look(&root, &req("/etc/file/below")).kind, Kind::Absent);
+}
+
+#[test]
+fn line_patterns_literal_regex_and_long_lines() {
+    let (dir, root) = setup();
+    let long = "y".repeat(3 * MAX_LINE);
+    let text = format!(
+        "# comment\n  PermitRootLogin no  \nPasswordAuthentication   no\n{long}\nlast line without newline"
+    );
+    write(dir.path(), "etc/sshd_config", text.as_bytes());
+    let m = |p: &str, re: bool| Matcher::new(p, re).expect("valid");
+    let r = Request {
+        contains: vec![
+            m("PermitRootLogin no", false),
+            m(r"^PasswordAuthentication\s+no", true),
+            m("X11Forwarding yes", false),
+            m("last line without newline", false),
+            m("^y{100}$", true),
+            m("PermitRootLogin", false),
+        ],
+        hash: true,
+        ..req("/etc/sshd_config")
+    };
+    let o = look(&root, &r);
+    assert_eq!(o.contains, [true, true, false, true, false, false]);
+    let expect = format!("{:x}", Sha256::digest(text.as_bytes()));
+    assert_eq!(
+        o.sha256.as_deref(),
+        Some(expect.as_str()),
+        "the digest covers every byte while lines are matched"
+    );
+}
+
+#[test]
+fn symlinks_resolve_inside_the_root() {
+    let (dir, root) = setup();
+    fs::create_dir_all(dir.path().join("usr/share/zoneinfo")).expect("mkdir");
+    write(dir.path(), "usr/share/zoneinfo/UTC", b"TZif");
+    symlink("/usr/share/zoneinfo/UTC", dir.path().join("etc/localtime")).expect("symlink");
+    let o = look(
+        &root,
+        &Request {
+            hash: true,
+            ..req("/etc/localtime")
+        },
+    );
+    assert_eq!((o.kind, o.resolved_kind), (Kind::Symlink, Kind::File));
+    assert_eq!(o.link_target.as_deref(), Some("/usr/share/zoneinfo/UTC"));
+    assert_eq!(
+        o.size, 4,
+        "attributes are those of the target inside the root"
+    );
+    assert!(o.sha256.is_some());
+
+    symlink("missing", dir.path().join("etc/dangling")).expect("symlink");
+    let o = look(&root, &req("/etc/dangling"));
+    assert_eq!((o.kind, o.resolved_kind), (Kind::Symlink, Kind::Absent));
+
+    symlink("loop-b", dir.path().join("etc/loop-a")).expect("symlink");
+    symlink("loop-a", dir.path().join("etc/loop-b")).expect("symlink");
+    let o = look(&root, &req("/etc/loop-a"));
+    assert_eq!(o.resolved_kind, Kind::Unreadable);
+    assert_eq!(
+        o.error.as_deref(),
+        Some("too many levels of symbolic links")
+    );
+}
+
+#[test]
+fn directory_entries_only_when_asked() {
+    let (dir, root) = setup();
+    fs::create_dir_all(dir.path().join("etc/sudoers.d")).expect("mkdir");
+    write(dir.path(), "etc/sudoers.d/b", b"");
+    write(dir.path(), "etc/sudoers.d/a", b"");
+    let o = look(
+        &root,
+        &Request {
+            list_entries: true,
+            ..req("/etc/sudoers.d")
+        },
+    );
+    assert_eq!(o.kind, Kind::Directory);
+    assert_eq!(o.entries, ["a", "b"]);
+    assert!(look(&root, &req("/etc/sudoers.d")).entries.is_empty());
+}
+
+#[test]
+fn a_fifo_is_reported_and_never_opened() {
+    let (dir, root) = setup();
+    let fifo = dir.path().join("etc/fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+    // Opening a FIFO for reading would block this test forever.
+    let o = look(
+        &root,
+        &Request {
+            hash: true,
+            ..req("/etc/fifo")
+        },
+    );
+    assert_eq!(o.kind, Kind::Other);
+    assert_eq!(o.sha256, None);
+}
+
+#[test]
+fn user_and_group_names_come_from_the_root() {
+    let (dir, root) = setup();
+    write(
+        dir.path(),
+        "etc/passwd",
+        format!(
+            "someone:x:{}:0::/:/bin/sh\n",
+            fs::metadata(dir.path()).expect("meta").uid()
+        )
+        .as_bytes(),
+    );
+    write(dir.path(), "etc/x", b"");
+    let o = observe(&root, &req("/etc/x"), &IdNames::load(&root));
+    assert_eq!(o.owner.as_deref(), Some("someone"));
+}

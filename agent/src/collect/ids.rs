@@ -1,0 +1,66 @@
+//! User and group names from the observed root's own `/etc/passwd` and `/etc/group`, so that an
+//! agent reading a mounted host (`--root`) reports that host's names, not its container's.
+
+use std::collections::HashMap;
+use std::fs;
+
+use crate::root::Root;
+
+#[derive(Debug, Default, Clone)]
+pub struct IdNames {
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+}
+
+impl IdNames {
+    /// Reads both databases; a missing or unreadable one just yields no names (ids are shown).
+    pub fn load(root: &Root) -> Self {
+        let read = |p: &str| {
+            fs::read_to_string(root.host_path(p))
+                .map(|t| parse(&t))
+                .unwrap_or_default()
+        };
+        Self {
+            users: read("/etc/passwd"),
+            groups: read("/etc/group"),
+        }
+    }
+
+    pub fn user(&self, uid: u32) -> Option<&str> {
+        self.users.get(&uid).map(String::as_str)
+    }
+
+    pub fn group(&self, gid: u32) -> Option<&str> {
+        self.groups.get(&gid).map(String::as_str)
+    }
+}
+
+/// `name:x:id:...` lines; the first name for an id wins, as with getpwuid.
+fn parse(text: &str) -> HashMap<u32, String> {
+    let mut names = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut fields = line.split(':');
+        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        if let Ok(id) = id.parse() {
+            names.entry(id).or_insert_with(|| name.to_owned());
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parses_passwd_lines_and_skips_junk() {
+        let names = parse(
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken\ndaemon:x:1:1::/:/usr/sbin/nologin\ntoor:x:0:0::/:/bin/sh\nbad:x:notanumber:0::/:\n",
+        );
+        assert_eq!(names.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(names.get(&1).map(String::as_str), Some("daemon"));
+        assert_eq!(names.len(), 2);
+    }
+}

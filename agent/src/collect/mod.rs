@@ -1,0 +1,7 @@
+//! What the agent observes on its host: declared files, and the facts it introduces itself with.
+
+pub mod facts;
+pub mod files;
+mod ids;
+
+pub use ids::IdNames;

@@ -1,0 +1,261 @@
+//! One connection to the controller: Hello, then for every Plan arm the watches, scan, send a
+//! Snapshot, and from then on send only Deltas of what really changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow, bail};
+use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg as In};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::AgentConfig;
+use crate::collect::IdNames;
+use crate::collect::files::{Observation, Request, observe};
+use crate::watch::{QUEUE, Watch, WatchMsg};
+use crate::wire::{self, Plan};
+
+/// Messages queued for the controller; a full queue blocks the session (backpressure), while
+/// the watcher's own queue absorbs and, past its size, coalesces into a rescan.
+const OUTBOUND: usize = 64;
+/// Heartbeat interval until the first plan says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+/// The controller is presumed gone after this many silent heartbeat intervals.
+const MISSED_HEARTBEATS: u32 = 3;
+
+/// How a session ended without error.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Shutdown,
+}
+
+/// Runs one session until shutdown or an error. `planned` is set once a plan was applied, so
+/// the caller can reset its backoff.
+pub(crate) async fn run(
+    cfg: &AgentConfig,
+    channel: Channel,
+    shutdown: &CancellationToken,
+    planned: &mut bool,
+) -> anyhow::Result<Ended> {
+    let (out_tx, out_rx) = mpsc::channel::<v1::AgentMessage>(OUTBOUND);
+    let facts = tokio::task::spawn_blocking(crate::collect::facts::collect).await?;
+    send(
+        &out_tx,
+        Out::Hello(wire::hello(&cfg.host_id, &cfg.labels, &facts)),
+    )
+    .await?;
+    let mut client = v1::agent_service_client::AgentServiceClient::new(channel);
+    let mut inbound = client
+        .connect(ReceiverStream::new(out_rx))
+        .await
+        .context("controller refused the stream")?
+        .into_inner();
+
+    let (watch_tx, mut watch_rx) = mpsc::channel(QUEUE);
+    let mut s = State {
+        cfg: cfg.clone(),
+        out: out_tx,
+        seq: 0,
+        generation: 0,
+        requests: Arc::new(BTreeMap::new()),
+        watch: Watch::new(cfg.root.clone(), watch_tx).context("cannot start the file watcher")?,
+        last_sent: HashMap::new(),
+        dirty: BTreeSet::new(),
+        touched: Vec::new(),
+        rescan: false,
+    };
+    let mut heartbeat_every = DEFAULT_HEARTBEAT;
+    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut rescan =
+        tokio::time::interval_at(Instant::now() + cfg.rescan_interval, cfg.rescan_interval);
+    rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let mut flush_at: Option<Instant> = None;
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(Ended::Shutdown),
+            msg = inbound.message() => {
+                let msg = msg.context("stream from the controller failed")?
+                    .ok_or_else(|| anyhow!("controller closed the stream"))?;
+                last_heard = Instant::now();
+                match msg.msg {
+                    Some(In::Plan(plan)) => {
+                        let plan = wire::plan_from_proto(plan).map_err(|e| anyhow!("rejected a malformed plan: {e}"))?;
+                        if plan.heartbeat_interval_secs > 0 {
+                            let every = Duration::from_secs(plan.heartbeat_interval_secs.into());
+                            if every != heartbeat_every {
+                                heartbeat_every = every;
+                                heartbeat = tokio::time::interval(every);
+                                heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                            }
+                        }
+                        s.apply_plan(plan).await?;
+                        *planned = true;
+                    }
+                    Some(In::Ack(ack)) => tracing::trace!(seq = ack.seq, "acknowledged"),
+                    Some(In::Heartbeat(_)) | None => {}
+                }
+            }
+            Some(msg) = watch_rx.recv() => {
+                s.note(msg);
+                // Drain what is already queued; the coalescing window catches the rest.
+                while let Ok(msg) = watch_rx.try_recv() {
+                    s.note(msg);
+                }
+                flush_at.get_or_insert_with(|| Instant::now() + cfg.coalesce);
+            }
+            _ = async { sleep_until(flush_at.unwrap_or_else(Instant::now)).await }, if flush_at.is_some() => {
+                flush_at = None;
+                s.flush().await?;
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > heartbeat_every * MISSED_HEARTBEATS {
+                    bail!("controller silent for {:?}", last_heard.elapsed());
+                }
+                send(&s.out, Out::Heartbeat(v1::Heartbeat { sent_at_ms: now_ms() })).await?;
+            }
+            _ = rescan.tick() => {
+                tracing::debug!("periodic full rescan");
+                s.rescan = true;
+                s.flush().await?;
+            }
+        }
+    }
+}
+
+struct State {
+    cfg: AgentConfig,
+    out: mpsc::Sender<v1::AgentMessage>,
+    seq: u64,
+    generation: u64,
+    requests: Arc<BTreeMap<String, Request>>,
+    watch: Watch,
+    /// What the controller last heard for each path: only differences are sent.
+    last_sent: HashMap<String, Observation>,
+    dirty: BTreeSet<String>,
+    /// Directories on the way to declared paths that changed: the watch set may move.
+    touched: Vec<PathBuf>,
+    rescan: bool,
+}
+
+impl State {
+    async fn apply_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
+        self.generation = plan.generation;
+        self.requests = Arc::new(
+            plan.requests
+                .into_iter()
+                .map(|r| (r.path.clone(), r))
+                .collect(),
+        );
+        // Watches first: a change during the scan then shows up as an event afterwards.
+        self.watch.set_paths(
+            self.requests
+                .values()
+                .map(|r| (r.path.as_str(), r.list_entries)),
+        );
+        let paths: Vec<String> = self.requests.keys().cloned().collect();
+        let states = self.observe(paths).await?;
+        self.last_sent = states.iter().map(|o| (o.path.clone(), o.clone())).collect();
+        self.seq += 1;
+        tracing::info!(
+            generation = self.generation,
+            paths = states.len(),
+            watches = self.watch.armed(),
+            "plan applied; snapshot sent"
+        );
+        let snapshot = v1::Snapshot {
+            plan_generation: self.generation,
+            seq: self.seq,
+            states: states.iter().map(wire::state_to_proto).collect(),
+        };
+        send(&self.out, Out::Snapshot(snapshot)).await
+    }
+
+    fn note(&mut self, msg: WatchMsg) {
+        match msg {
+            WatchMsg::Rescan => self.rescan = true,
+            WatchMsg::Paths(paths) => {
+                for p in paths {
+                    if self.watch.affected(&p, &mut self.dirty) {
+                        self.touched.push(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Observes what changed and sends a Delta with the paths whose state differs.
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        if self.watch.take_overflow() {
+            tracing::warn!("watch queue overflowed; rescanning every path");
+            self.rescan = true;
+        }
+        if self.rescan || !self.touched.is_empty() {
+            let touched = std::mem::take(&mut self.touched);
+            self.watch.rearm(&touched);
+        }
+        let paths: Vec<String> = if std::mem::take(&mut self.rescan) {
+            self.dirty.clear();
+            self.requests.keys().cloned().collect()
+        } else {
+            std::mem::take(&mut self.dirty).into_iter().collect()
+        };
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let changed: Vec<Observation> = self
+            .observe(paths)
+            .await?
+            .into_iter()
+            .filter(|o| self.last_sent.get(&o.path) != Some(o))
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        for o in &changed {
+            self.last_sent.insert(o.path.clone(), o.clone());
+        }
+        self.seq += 1;
+        tracing::debug!(seq = self.seq, changed = changed.len(), "delta");
+        let delta = v1::Delta {
+            plan_generation: self.generation,
+            seq: self.seq,
+            states: changed.iter().map(wire::state_to_proto).collect(),
+        };
+        send(&self.out, Out::Delta(delta)).await
+    }
+
+    /// Observes paths of the current plan on a blocking thread (stat, hashing).
+    async fn observe(&self, paths: Vec<String>) -> anyhow::Result<Vec<Observation>> {
+        let requests = self.requests.clone();
+        let root = self.cfg.root.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let names = IdNames::load(&root);
+            paths
+                .iter()
+                .filter_map(|p| requests.get(p))
+                .map(|r| observe(&root, r, &names))
+                .collect()
+        })
+        .await?)
+    }
+}
+
+async fn send(out: &mpsc::Sender<v1::AgentMessage>, msg: Out) -> anyhow::Result<()> {
+    out.send(v1::AgentMessage { msg: Some(msg) })
+        .await
+        .map_err(|_| anyhow!("stream to the controller closed"))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,214 @@
+//! Watches on the parent directories of declared paths (and on listed directories), so that
+//! in-place writes, rename-on-save, delete and recreate, chmod and chown are all seen.
+//!
+//! inotify watches inodes, not names: a file watched directly is lost at the first rename-save.
+//! Watching the parent directory non-recursively sees every change to the names in it. A parent
+//! that does not exist yet is covered by watching its nearest existing ancestor, and the watch
+//! set is recomputed whenever a directory on the way to a declared path changes.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::root::Root;
+
+/// What the watcher thread tells the session.
+#[derive(Debug)]
+pub enum WatchMsg {
+    /// Paths on this machine that changed.
+    Paths(Vec<PathBuf>),
+    /// Events were lost (kernel queue overflow or a watcher error): observe everything again.
+    Rescan,
+}
+
+/// Events queued between the watcher thread and the session. When full, events are dropped
+/// and `overflowed` is raised, which makes the session rescan everything: nothing is lost,
+/// only coalesced.
+pub const QUEUE: usize = 4096;
+
+pub struct Watch {
+    watcher: RecommendedWatcher,
+    root: Root,
+    declared: BTreeSet<String>,
+    /// Declared directories whose entries are observed; watched themselves.
+    listed: BTreeSet<String>,
+    /// Every directory on the way to a declared path (and the listed ones): a change to one of
+    /// these may move the watch set.
+    chain: HashSet<String>,
+    armed: BTreeSet<PathBuf>,
+    /// Directories that could not be watched, with the reason.
+    pub failures: BTreeMap<PathBuf, String>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Watch {
+    pub fn new(root: Root, tx: mpsc::Sender<WatchMsg>) -> notify::Result<Self> {
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let flag = overflowed.clone();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
+            let msg = match res {
+                Ok(ev) if ev.need_rescan() => WatchMsg::Rescan,
+                Ok(ev) if is_noise(&ev.kind) || ev.paths.is_empty() => return,
+                Ok(ev) => WatchMsg::Paths(ev.paths),
+                Err(_) => WatchMsg::Rescan,
+            };
+            if tx.try_send(msg).is_err() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })?;
+        Ok(Self {
+            watcher,
+            root,
+            declared: BTreeSet::new(),
+            listed: BTreeSet::new(),
+            chain: HashSet::new(),
+            armed: BTreeSet::new(),
+            failures: BTreeMap::new(),
+            overflowed,
+        })
+    }
+
+    /// Replaces the declared paths and arms the watches they need. Call before scanning, so
+    /// that a change made during the scan is not missed.
+    pub fn set_paths<'a>(&mut self, paths: impl IntoIterator<Item = (&'a str, bool)>) {
+        self.declared.clear();
+        self.listed.clear();
+        self.chain.clear();
+        for (path, listed) in paths {
+            self.declared.insert(path.to_owned());
+            if listed {
+                self.listed.insert(path.to_owned());
+                self.chain.insert(path.to_owned());
+            }
+            let mut p = Path::new(path);
+            while let Some(parent) = p.parent() {
+                self.chain.insert(parent.to_string_lossy().into_owned());
+                p = parent;
+            }
+        }
+        self.rearm(&[]);
+    }
+
+    /// Whether events were dropped since the last call (then everything must be observed).
+    pub fn take_overflow(&self) -> bool {
+        self.overflowed.swap(false, Ordering::Relaxed)
+    }
+
+    pub fn declared(&self) -> &BTreeSet<String> {
+        &self.declared
+    }
+
+    /// The declared paths a change to `host_path` may affect: the path itself, any declared
+    /// path below it (a directory on the way was created, removed or renamed), and a listed
+    /// directory it is an entry of. Also says whether the watch set must be recomputed.
+    pub fn affected(&self, host_path: &Path, into: &mut BTreeSet<String>) -> bool {
+        let Some(path) = self.root.declared_path(host_path) else {
+            return false;
+        };
+        if self.declared.contains(&path) {
+            into.insert(path.clone());
+        }
+        let below = format!("{}/", path.trim_end_matches('/'));
+        into.extend(
+            self.declared
+                .range(below.clone()..)
+                .take_while(|d| d.starts_with(&below))
+                .cloned(),
+        );
+        if let Some(parent) = Path::new(&path).parent().and_then(Path::to_str) {
+            if self.listed.contains(parent) {
+                into.insert(parent.to_owned());
+            }
+        }
+        self.chain.contains(&path)
+    }
+
+    /// Recomputes the directories to watch; `touched` ones are re-armed even if already
+    /// watched (the name may now belong to a new directory).
+    pub fn rearm(&mut self, touched: &[PathBuf]) {
+        let wanted = self.wanted();
+        let stale: Vec<PathBuf> = self
+            .armed
+            .iter()
+            .filter(|p| !wanted.contains(*p) || touched.contains(p))
+            .cloned()
+            .collect();
+        for p in stale {
+            // The watch may already be gone with its directory; nothing to undo then.
+            let _ = self.watcher.unwatch(&p);
+            self.armed.remove(&p);
+        }
+        self.failures.clear();
+        // A directory created deeper down between computing the set and arming its parent
+        // sent no event to anyone: recompute until arming adds nothing new.
+        let mut wanted = wanted;
+        loop {
+            let mut added = false;
+            for p in wanted {
+                if self.armed.contains(&p) || self.failures.contains_key(&p) {
+                    continue;
+                }
+                match self.watcher.watch(&p, RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        self.armed.insert(p);
+                        added = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %p.display(), error = %e, "cannot watch directory");
+                        self.failures.insert(p, e.to_string());
+                    }
+                }
+            }
+            if !added {
+                break;
+            }
+            wanted = self.wanted();
+        }
+    }
+
+    pub fn armed(&self) -> usize {
+        self.armed.len()
+    }
+
+    fn wanted(&self) -> BTreeSet<PathBuf> {
+        let mut wanted = BTreeSet::new();
+        for d in &self.declared {
+            let parent = Path::new(d).parent().unwrap_or(Path::new("/"));
+            if let Some(dir) = self.nearest_existing_dir(parent) {
+                wanted.insert(dir);
+            }
+        }
+        for d in &self.listed {
+            let host = self.root.host_path(d);
+            if host.is_dir() {
+                wanted.insert(host);
+            }
+        }
+        wanted
+    }
+
+    fn nearest_existing_dir(&self, declared: &Path) -> Option<PathBuf> {
+        let mut p = Some(declared);
+        while let Some(dir) = p {
+            let host = self.root.host_path(&dir.to_string_lossy());
+            if host.is_dir() {
+                return Some(host);
+            }
+            p = dir.parent();
+        }
+        None
+    }
+}
+
+/// Opens and reads change nothing; the agent's own reads would otherwise wake it up again.
+fn is_noise(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Access(a) if !matches!(a, AccessKind::Close(AccessMode::Write)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! Real inotify on temp dirs: each change must reach the declared path it affects.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout_at};
+
+use super::*;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    watch: Watch,
+    rx: mpsc::Receiver<WatchMsg>,
+}
+
+fn fixture(paths: &[(&str, bool)]) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let mut watch = Watch::new(Root::new(Some(dir.path().to_path_buf())), tx).expect("watcher");
+    watch.set_paths(paths.iter().copied());
+    Fixture { dir, watch, rx }
+}
+
+impl Fixture {
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Waits (with a deadline) until an event affects `declared`, re-arming as the session does.
+    async fn expect(&mut self, declared: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let msg = timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no event for {declared} within 5 s"))
+                .expect("watcher alive");
+            let WatchMsg::Paths(paths) = msg else {
+                continue;
+            };
+            let mut hit = BTreeSet::new();
+            let mut touched = Vec::new();
+            for p in &paths {
+                if self.watch.affected(p, &mut hit) {
+                    touched.push(p.clone());
+                }
+            }
+            if !touched.is_empty() {
+                self.watch.rearm(&touched);
+            }
+            if hit.contains(declared) {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn in_place_write_rename_save_chmod_and_delete() {
+    let mut f = fixture(&[("/etc/app.conf", false)]);
+    fs::write(f.p("etc/app.conf"), "a").expect("create");
+    f.expect("/etc/app.conf").await;
+
+    fs::write(f.p("etc/app.conf"), "b").expect("write in place");
+    f.expect("/etc/app.conf").await;
+
+    // Rename-on-save, as vim and sed -i do: the watched name now points at a new inode.
+    fs::write(f.p("etc/.app.conf.tmp"), "c").expect("tmp");
+    fs::rename(f.p("etc/.app.conf.tmp"), f.p("etc/app.conf")).expect("rename");
+    f.expect("/etc/app.conf").await;
+    // ...and the next in-place write to the new inode is still seen.
+    fs::write(f.p("etc/app.conf"), "d").expect("write after rename");
+    f.expect("/etc/app.conf").await;
+
+    fs::set_permissions(f.p("etc/app.conf"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    f.expect("/etc/app.conf").await;
+
+    fs::remove_file(f.p("etc/app.conf")).expect("delete");
+    f.expect("/etc/app.conf").await;
+}
+
+#[tokio::test]
+async fn a_missing_parent_is_covered_until_it_appears() {
+    let mut f = fixture(&[("/etc/app/deep/app.conf", false)]);
+    assert_eq!(
+        f.watch.armed(),
+        1,
+        "only /etc exists: it stands in for the missing folders"
+    );
+    fs::create_dir_all(f.p("etc/app/deep")).expect("mkdir");
+    f.expect("/etc/app/deep/app.conf").await;
+    // The new folders are watched now; a file created in them is seen.
+    fs::write(f.p("etc/app/deep/app.conf"), "x").expect("create");
+    f.expect("/etc/app/deep/app.conf").await;
+}
+
+#[tokio::test]
+async fn a_parent_deleted_and_recreated_is_watched_again() {
+    let mut f = fixture(&[("/etc/app/app.conf", false)]);
+    fs::create_dir_all(f.p("etc/app")).expect("mkdir");
+    f.expect("/etc/app/app.conf").await;
+    fs::remove_dir_all(f.p("etc/app")).expect("rm -r");
+    f.expect("/etc/app/app.conf").await;
+    fs::create_dir_all(f.p("etc/app")).expect("mkdir again");
+    f.expect("/etc/app/app.conf").await;
+    fs::write(f.p("etc/app/app.conf"), "x").expect("create");
+    f.expect("/etc/app/app.conf").await;
+}
+
+#[tokio::test]
+async fn entries_of_a_listed_directory_and_symlink_retarget() {
+    let mut f = fixture(&[("/etc/sudoers.d", true), ("/etc/localtime", false)]);
+    fs::create_dir_all(f.p("etc/sudoers.d")).expect("mkdir");
+    f.expect("/etc/sudoers.d").await;
+    fs::write(f.p("etc/sudoers.d/rogue"), "x").expect("new entry");
+    f.expect("/etc/sudoers.d").await;
+
+    symlink("/usr/share/zoneinfo/UTC", f.p("etc/localtime")).expect("symlink");
+    f.expect("/etc/localtime").await;
+    // `ln -sfn`: a new link renamed over the old one.
+    symlink("/usr/share/zoneinfo/EST", f.p("etc/.localtime.new")).expect("symlink");
+    fs::rename(f.p("etc/.localtime.new"), f.p("etc/localtime")).expect("rename");
+    f.expect("/etc/localtime").await;
+}
+
+#[test]
+fn reads_are_not_changes() {
+    assert!(is_noise(&EventKind::Access(AccessKind::Open(
+        AccessMode::Any
+    ))));
+    assert!(is_noise(&EventKind::Access(AccessKind::Close(
+        AccessMode::Read
+    ))));
+    assert!(!is_noise(&EventKind::Access(AccessKind::Close(
+        AccessMode::Write
+    ))));
+    assert!(!is_noise(&EventKind::Any));
+}

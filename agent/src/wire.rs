@@ -1,0 +1,105 @@
+//! Conversions between plumb.v1 wire types and the agent's own types; the only place that
+//! knows both.
+
+use plumb_proto::v1;
+
+use crate::collect::facts::Facts;
+use crate::collect::files::{Kind, Matcher, Observation, Request};
+
+/// A plan, validated: every path absolute and every pattern compiled.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) generation: u64,
+    pub(crate) heartbeat_interval_secs: u32,
+    pub(crate) requests: Vec<Request>,
+}
+
+/// Paths per plan the agent accepts; a plan beyond this is refused as malformed.
+const MAX_PLAN_PATHS: usize = 100_000;
+
+pub(crate) fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
+    if p.paths.len() > MAX_PLAN_PATHS {
+        return Err(format!(
+            "plan has {} paths, more than the {MAX_PLAN_PATHS} accepted",
+            p.paths.len()
+        ));
+    }
+    let mut requests = Vec::with_capacity(p.paths.len());
+    for spec in p.paths {
+        if !spec.path.starts_with('/') || spec.path.split('/').any(|c| c == "..") {
+            return Err(format!(
+                "plan path {:?} is not a normalized absolute path",
+                spec.path
+            ));
+        }
+        let contains = spec
+            .contains
+            .iter()
+            .map(|m| Matcher::new(&m.pattern, m.regex))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("plan pattern for {} does not compile: {e}", spec.path))?;
+        requests.push(Request {
+            path: spec.path,
+            hash: spec.hash,
+            contains,
+            list_entries: spec.list_entries,
+        });
+    }
+    Ok(Plan {
+        generation: p.generation,
+        heartbeat_interval_secs: p.heartbeat_interval_secs,
+        requests,
+    })
+}
+
+pub(crate) fn state_to_proto(o: &Observation) -> v1::PathState {
+    v1::PathState {
+        path: o.path.clone(),
+        kind: kind_to_proto(o.kind) as i32,
+        link_target: o.link_target.clone().unwrap_or_default(),
+        resolved_kind: kind_to_proto(o.resolved_kind) as i32,
+        mode: o.mode,
+        uid: o.uid,
+        gid: o.gid,
+        owner: o.owner.clone().unwrap_or_default(),
+        group: o.group.clone().unwrap_or_default(),
+        size: o.size,
+        sha256: o.sha256.clone().unwrap_or_default(),
+        contains: o.contains.clone(),
+        entries: o.entries.clone(),
+        error: o.error.clone().unwrap_or_default(),
+    }
+}
+
+fn kind_to_proto(k: Kind) -> v1::FileKind {
+    match k {
+        Kind::Absent => v1::FileKind::Absent,
+        Kind::File => v1::FileKind::File,
+        Kind::Directory => v1::FileKind::Directory,
+        Kind::Symlink => v1::FileKind::Symlink,
+        Kind::Other => v1::FileKind::Other,
+        Kind::Unreadable => v1::FileKind::Unreadable,
+    }
+}
+
+pub(crate) fn hello(
+    host_id: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+    facts: &Facts,
+) -> v1::Hello {
+    v1::Hello {
+        host_id: host_id.to_owned(),
+        hostname: facts.hostname.clone(),
+        labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        facts: Some(v1::Facts {
+            os_name: facts.os_name.clone(),
+            os_version: facts.os_version.clone(),
+            kernel_version: facts.kernel_version.clone(),
+            arch: facts.arch.clone(),
+            cpus: facts.cpus,
+            memory_bytes: facts.memory_bytes,
+        }),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol_version: plumb_proto::PROTOCOL_VERSION,
+    }
+}
