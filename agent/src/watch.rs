@@ -120,10 +120,10 @@ impl Watch {
                 .take_while(|d| d.starts_with(&below))
                 .cloned(),
         );
-        if let Some(parent) = Path::new(&path).parent().and_then(Path::to_str) {
-            if self.listed.contains(parent) {
-                into.insert(parent.to_owned());
-            }
+        if let Some(parent) = Path::new(&path).parent().and_then(Path::to_str)
+            && self.listed.contains(parent)
+        {
+            into.insert(parent.to_owned());
         }
         self.chain.contains(&path)
     }

@@ -123,15 +123,15 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
             push("mode", mode.to_string(), format!("{actual:04o}"));
         }
     }
-    if let Some(owner) = &spec.owner {
-        if let Some(actual) = principal_drift(owner, observed.uid, observed.owner.as_deref()) {
-            push("owner", owner.to_string(), actual);
-        }
+    if let Some(owner) = &spec.owner
+        && let Some(actual) = principal_drift(owner, observed.uid, observed.owner.as_deref())
+    {
+        push("owner", owner.to_string(), actual);
     }
-    if let Some(group) = &spec.group {
-        if let Some(actual) = principal_drift(group, observed.gid, observed.group.as_deref()) {
-            push("group", group.to_string(), actual);
-        }
+    if let Some(group) = &spec.group
+        && let Some(actual) = principal_drift(group, observed.gid, observed.group.as_deref())
+    {
+        push("group", group.to_string(), actual);
     }
     if let Some(want) = &spec.sha256 {
         match &observed.sha256 {

@@ -1,5 +1,11 @@
 //! plumb's controller: manifests, drift evaluation, the store, the gRPC API, and the operator CLI.
 
+pub mod cli;
+pub mod dev;
 pub mod drift;
+pub mod fleet;
 pub mod manifest;
+pub mod model;
 pub mod plan;
+pub mod server;
+pub mod store;

@@ -1,1 +1,17 @@
-fn main() {}
+//! `plumb`: parses arguments, sets up logging, runs the command and maps it to an exit code.
+
+use plumb_agent::cli::{self, exit};
+use plumb_controller::cli::{Args, run};
+
+fn main() {
+    let args: Args = cli::parse_args();
+    cli::init_logging(args.verbose);
+    let code = match run(args.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ERROR
+        }
+    };
+    std::process::exit(code);
+}

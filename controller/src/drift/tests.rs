@@ -38,8 +38,11 @@ fn with(f: impl FnOnce(&mut Observed)) -> Observed {
     o
 }
 
-/// Evaluates the first declared path; items as (resource, attribute, expected, actual).
-fn drift(files_yaml: &str, observed: Observed) -> Vec<(String, String, String, String)> {
+/// (resource, attribute, expected, actual)
+type Item = (String, String, String, String);
+
+/// Evaluates the first declared path.
+fn drift(files_yaml: &str, observed: Observed) -> Vec<Item> {
     let d = desired(files_yaml);
     let decl = d.files.values().next().expect("one declaration");
     evaluate(decl, &observed, &d)
@@ -51,7 +54,7 @@ fn drift(files_yaml: &str, observed: Observed) -> Vec<(String, String, String, S
         .collect()
 }
 
-fn item(attribute: &str, expected: &str, actual: &str) -> (String, String, String, String) {
+fn item(attribute: &str, expected: &str, actual: &str) -> Item {
     (
         "file:/etc/a".into(),
         attribute.into(),
@@ -64,7 +67,7 @@ fn item(attribute: &str, expected: &str, actual: &str) -> (String, String, Strin
 fn each_attribute_in_sync_and_drifted() {
     let hi = crate::manifest::hex_sha256(b"hi\n");
     let other = crate::manifest::hex_sha256(b"other\n");
-    let cases: Vec<(&str, Observed, Vec<(String, String, String, String)>)> = vec![
+    let cases: Vec<(&str, Observed, Vec<Item>)> = vec![
         // presence
         ("  /etc/a: {}\n", file(), vec![]),
         (

@@ -434,10 +434,8 @@ fn validate_file(
             Some(_) => {}
         }
     }
-    if let Some(target) = &raw.target {
-        if target.is_empty() {
-            errors.push(format!("{path}: target cannot be empty"));
-        }
+    if raw.target.as_deref() == Some("") {
+        errors.push(format!("{path}: target cannot be empty"));
     }
     if errors.is_empty() {
         Ok(FileSpec {

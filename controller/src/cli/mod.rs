@@ -1,0 +1,212 @@
+//! The operator CLI, `plumb`: argument definitions and dispatch. `main` only parses, sets up
+//! logging and maps the result to an exit code.
+
+pub mod output;
+mod query;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use plumb_agent::cli::exit;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::manifest::load::load_dir;
+use crate::server::{self, ServeConfig};
+use output::{Format, emit};
+
+pub const DEFAULT_CONTROLLER: &str = "http://127.0.0.1:7700";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+
+/// plumb: configuration drift detection for a fleet.
+///
+/// Agents watch the files that YAML manifests declare for their host and stream what they see;
+/// the controller compares it with the manifests and reports drift, with its history.
+///
+/// Exit codes: 0 in sync / success, 2 drift found, 1 error, 64 usage error.
+#[derive(Parser)]
+#[command(name = "plumb", version, propagate_version = true)]
+pub struct Args {
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Try plumb on this machine: a controller and an agent in one process, on loopback, with
+    /// the example manifests and a demo file tree to edit.
+    Dev(DevArgs),
+    /// Run the controller.
+    Serve(ServeArgs),
+    /// List the hosts the controller knows, with their status.
+    Hosts(QueryArgs),
+    /// Show drift: what differs from the manifests, on which host, since when (exit 2 if any).
+    Drift {
+        /// Only these hosts (host ids).
+        hosts: Vec<String>,
+        /// Keep printing drift events as they happen (JSON: one object per line).
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Show the event log: drift opened, changed and resolved, hosts online and offline.
+    History {
+        /// Only this host.
+        host: Option<String>,
+        /// At most this many events, most recent first.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Work with manifest files.
+    #[command(subcommand)]
+    Manifests(ManifestsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ManifestsCommand {
+    /// Validate a manifest directory as the controller would; lists every error (exit 1).
+    Check {
+        dir: PathBuf,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+}
+
+#[derive(ClapArgs)]
+pub struct QueryArgs {
+    /// The controller's URL.
+    #[arg(long, env = "PLUMB_CONTROLLER", default_value = DEFAULT_CONTROLLER, value_name = "URL")]
+    pub controller: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Format,
+}
+
+#[derive(ClapArgs)]
+pub struct ServeArgs {
+    /// Address to listen on, for agents and the CLI.
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Directory of manifests (*.yaml); watched and reloaded on change.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: PathBuf,
+    /// Directory for the store (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// How often agents send heartbeats; three missed ones make a host offline.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat_interval: Duration,
+}
+
+#[derive(ClapArgs)]
+pub struct DevArgs {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Use these manifests instead of the built-in examples.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+}
+
+/// Runs a command; returns the exit code.
+pub fn run(command: Command) -> anyhow::Result<i32> {
+    if let Command::Manifests(ManifestsCommand::Check { dir, output }) = command {
+        return check(&dir, output);
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Dev(args) => crate::dev::run(args, shutdown_on_signal()).await,
+            Command::Serve(args) => serve(args).await,
+            Command::Hosts(q) => query::hosts(&q.controller, q.output).await,
+            Command::Drift {
+                hosts,
+                follow: true,
+                query,
+            } => query::follow(&query.controller, hosts, query.output).await,
+            Command::Drift {
+                hosts,
+                follow: false,
+                query,
+            } => query::drift(&query.controller, hosts, query.output).await,
+            Command::History { host, limit, query } => {
+                query::history(&query.controller, host, limit, query.output).await
+            }
+            Command::Manifests(_) => unreachable!("handled above"),
+        }
+    })
+}
+
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    tokio::spawn(plumb_agent::cli::cancel_on_signal(token.clone()));
+    token
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
+    let shutdown = shutdown_on_signal();
+    let cfg = ServeConfig {
+        listen: args.listen,
+        manifests: args.manifests,
+        data: args.data,
+        heartbeat_interval: args.heartbeat_interval,
+    };
+    let running = server::start(cfg, shutdown).await?;
+    // One line on stderr that scripts (and the end-to-end tests) can wait for.
+    eprintln!("plumb: listening on {}", running.addr);
+    running.wait().await?;
+    Ok(exit::OK)
+}
+
+fn check(dir: &std::path::Path, format: Format) -> anyhow::Result<i32> {
+    let result = load_dir(dir);
+    match (&result, format) {
+        (Ok(set), Format::Table) => {
+            let files: usize = set.manifests().iter().map(|m| m.files.len()).sum();
+            emit(&format!(
+                "ok: {} manifests, {files} paths declared in {}\n",
+                set.manifests().len(),
+                dir.display()
+            ))?;
+        }
+        (Err(errors), Format::Table) => {
+            let text: String = errors.iter().map(|e| format!("{e}\n")).collect();
+            emit(&text)?;
+            eprintln!(
+                "{} error{} in {}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                dir.display()
+            );
+        }
+        (Ok(set), Format::Json) => emit(
+            &(serde_json::to_string_pretty(&json!({
+                "ok": true,
+                "manifests": set.manifests().iter().map(|m| json!({"name": m.name, "file": m.file, "paths": m.files.len()})).collect::<Vec<_>>(),
+                "errors": [],
+            }))? + "\n"),
+        )?,
+        (Err(errors), Format::Json) => emit(
+            &(serde_json::to_string_pretty(&json!({
+                "ok": false,
+                "manifests": [],
+                "errors": errors.iter().map(|e| json!({
+                    "file": e.file, "line": e.line, "column": e.column, "message": e.message, "hint": e.hint,
+                })).collect::<Vec<_>>(),
+            }))? + "\n"),
+        )?,
+    }
+    Ok(if result.is_ok() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
+}

@@ -1,0 +1,113 @@
+//! Rendering for people (aligned tables) and scripts (JSON), and writing to stdout where a
+//! closed pipe (`plumb drift | head`) is not an error.
+
+use std::io::{self, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Writes `text` to stdout; a reader that went away ends the output quietly.
+pub fn emit(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC); `None` for "never".
+pub fn rfc3339(ms: i64, millis: bool) -> Option<String> {
+    if ms <= 0 {
+        return None;
+    }
+    let t = UNIX_EPOCH + Duration::from_millis(ms as u64);
+    Some(if millis {
+        humantime::format_rfc3339_millis(t).to_string()
+    } else {
+        humantime::format_rfc3339_seconds(t).to_string()
+    })
+}
+
+/// A value as a table cell: one line, control characters escaped, digests shortened.
+pub fn cell(value: &str) -> String {
+    let is_digest = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_digest {
+        return format!("{}…", &value[..12]);
+    }
+    value
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// Columns padded to their widest cell; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            s.push_str(c);
+            if i + 1 < widths.len() {
+                s.extend(std::iter::repeat_n(' ', w - c.chars().count()));
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_cells_are_one_line() {
+        let t = table(
+            &["HOST", "STATUS"],
+            &[
+                vec!["web-1".into(), "in_sync".into()],
+                vec!["a".into(), "".into()],
+            ],
+        );
+        assert_eq!(t, "HOST   STATUS\nweb-1  in_sync\na\n");
+        assert_eq!(cell("a\nb"), "a\\nb");
+        assert_eq!(cell(&"ab".repeat(32)), "abababababab…");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339(0, false), None);
+        assert_eq!(
+            rfc3339(1_764_000_000_123, false).as_deref(),
+            Some("2025-11-24T16:00:00Z")
+        );
+        assert_eq!(
+            rfc3339(1_764_000_000_123, true).as_deref(),
+            Some("2025-11-24T16:00:00.123Z")
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! `plumb hosts`, `plumb drift`, `plumb history`: ask a running controller and print.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use plumb_proto::v1::{self, query_service_client::QueryServiceClient};
+use serde_json::{Value, json};
+use tonic::transport::{Channel, Endpoint};
+
+use super::output::{Format, cell, emit, rfc3339, table};
+use plumb_agent::cli::exit;
+
+pub(super) async fn client(url: &str) -> anyhow::Result<QueryServiceClient<Channel>> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| {
+            format!("invalid controller URL {url:?}; hint: e.g. http://127.0.0.1:7700")
+        })?
+        .connect_timeout(Duration::from_secs(3));
+    let channel = endpoint.connect().await.map_err(|e| {
+        anyhow!(
+            "cannot reach the controller at {url}: {}\nhint: start one with `plumb dev` or `plumb serve`, or point --controller (PLUMB_CONTROLLER) at it",
+            source_chain(&e)
+        )
+    })?;
+    Ok(QueryServiceClient::new(channel).max_decoding_message_size(256 << 20))
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+fn status_name(s: i32) -> &'static str {
+    match v1::HostStatus::try_from(s) {
+        Ok(v1::HostStatus::InSync) => "in_sync",
+        Ok(v1::HostStatus::Drifted) => "drifted",
+        Ok(v1::HostStatus::Offline) => "offline",
+        _ => "unknown",
+    }
+}
+
+fn event_name(k: i32) -> &'static str {
+    match v1::DriftEventKind::try_from(k) {
+        Ok(v1::DriftEventKind::Opened) => "opened",
+        Ok(v1::DriftEventKind::Resolved) => "resolved",
+        Ok(v1::DriftEventKind::Changed) => "changed",
+        Ok(v1::DriftEventKind::HostOnline) => "host_online",
+        Ok(v1::DriftEventKind::HostOffline) => "host_offline",
+        _ => "unknown",
+    }
+}
+
+fn warn_manifest_errors(errors: &[v1::ManifestError]) {
+    if !errors.is_empty() {
+        eprintln!(
+            "warning: the latest manifest change was rejected; the last good set stays in force:"
+        );
+        for e in errors {
+            eprintln!("  {}", e.message.replace('\n', "\n  "));
+        }
+    }
+}
+
+fn host_json(h: &v1::Host) -> Value {
+    json!({
+        "host": h.host_id,
+        "hostname": h.hostname,
+        "status": status_name(h.status),
+        "last_seen": rfc3339(h.last_seen_ms, true),
+        "drift_count": h.drift_count,
+        "labels": h.labels,
+        "os": {"name": h.os_name, "version": h.os_version, "kernel": h.kernel_version, "arch": h.arch},
+        "agent_version": h.agent_version,
+        "manifests": h.manifests,
+    })
+}
+
+fn drift_json(d: &v1::DriftItem) -> Value {
+    json!({
+        "resource": d.resource,
+        "attribute": d.attribute,
+        "expected": d.expected,
+        "actual": d.actual,
+        "since": rfc3339(d.since_ms, true),
+        "declared_at": d.declared_at,
+    })
+}
+
+fn event_json(e: &v1::DriftEvent) -> Value {
+    let mut v = json!({"id": e.id, "at": rfc3339(e.at_ms, true), "host": e.host_id, "event": event_name(e.kind)});
+    if let (Some(d), Some(map)) = (&e.item, v.as_object_mut())
+        && let Value::Object(item) = drift_json(d)
+    {
+        map.extend(item);
+    }
+    v
+}
+
+fn errors_json(errors: &[v1::ManifestError]) -> Value {
+    Value::from(errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>())
+}
+
+fn pretty(v: &Value) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(v)? + "\n")
+}
+
+pub(super) async fn hosts(url: &str, format: Format) -> anyhow::Result<i32> {
+    let resp = client(url)
+        .await?
+        .list_hosts(v1::ListHostsRequest {})
+        .await?
+        .into_inner();
+    warn_manifest_errors(&resp.manifest_errors);
+    match format {
+        Format::Json => emit(&pretty(&json!({
+            "hosts": resp.hosts.iter().map(host_json).collect::<Vec<_>>(),
+            "manifest_errors": errors_json(&resp.manifest_errors),
+        }))?)?,
+        Format::Table => {
+            let rows: Vec<Vec<String>> = resp
+                .hosts
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.host_id.clone(),
+                        status_name(h.status).into(),
+                        h.drift_count.to_string(),
+                        rfc3339(h.last_seen_ms, false).unwrap_or_else(|| "never".into()),
+                        format!("{} {}", h.os_name, h.os_version).trim().to_owned(),
+                        h.manifests.join(","),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                eprintln!("no hosts yet: start an agent with `plumb-agent run --controller {url}`");
+            } else {
+                emit(&table(
+                    &["HOST", "STATUS", "DRIFT", "LAST SEEN", "OS", "MANIFESTS"],
+                    &rows,
+                ))?;
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub(super) async fn drift(url: &str, hosts: Vec<String>, format: Format) -> anyhow::Result<i32> {
+    let resp = client(url)
+        .await?
+        .get_drift(v1::GetDriftRequest { hosts })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    warn_manifest_errors(&resp.manifest_errors);
+    let drifted = resp.hosts.iter().any(|h| !h.drift.is_empty());
+    match format {
+        Format::Json => {
+            let hosts: Vec<Value> = resp
+                .hosts
+                .iter()
+                .map(|hd| {
+                    let h = hd.host.clone().unwrap_or_default();
+                    json!({
+                        "host": h.host_id,
+                        "status": status_name(h.status),
+                        "last_seen": rfc3339(h.last_seen_ms, true),
+                        "drift": hd.drift.iter().map(drift_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            emit(&pretty(
+                &json!({"hosts": hosts, "manifest_errors": errors_json(&resp.manifest_errors)}),
+            )?)?;
+        }
+        Format::Table => {
+            let mut rows = Vec::new();
+            for hd in &resp.hosts {
+                let h = hd.host.clone().unwrap_or_default();
+                if hd.drift.is_empty() {
+                    rows.push(vec![h.host_id.clone(), status_name(h.status).into()]);
+                }
+                for d in &hd.drift {
+                    rows.push(vec![
+                        h.host_id.clone(),
+                        status_name(h.status).into(),
+                        cell(&d.resource),
+                        cell(&d.attribute),
+                        cell(&d.expected),
+                        cell(&d.actual),
+                        rfc3339(d.since_ms, false).unwrap_or_default(),
+                        d.declared_at.clone(),
+                    ]);
+                }
+            }
+            if rows.is_empty() {
+                eprintln!("no hosts yet");
+            } else {
+                emit(&table(
+                    &[
+                        "HOST",
+                        "STATUS",
+                        "RESOURCE",
+                        "ATTRIBUTE",
+                        "EXPECTED",
+                        "ACTUAL",
+                        "SINCE",
+                        "DECLARED AT",
+                    ],
+                    &rows,
+                ))?;
+            }
+        }
+    }
+    Ok(if drifted { exit::DRIFT } else { exit::OK })
+}
+
+/// Prints the current drift as `opened` events, then every event as it happens, until the
+/// controller goes away or the user interrupts.
+pub(super) async fn follow(url: &str, hosts: Vec<String>, format: Format) -> anyhow::Result<i32> {
+    let mut stream = client(url)
+        .await?
+        .watch_drift(v1::WatchDriftRequest { hosts })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    while let Some(e) = stream.message().await.map_err(status_error)? {
+        let line = match format {
+            Format::Json => serde_json::to_string(&event_json(&e))? + "\n",
+            Format::Table => event_line(&e),
+        };
+        emit(&line)?;
+    }
+    Err(anyhow!("the controller closed the stream"))
+}
+
+fn event_line(e: &v1::DriftEvent) -> String {
+    let at = rfc3339(e.at_ms, false).unwrap_or_default();
+    match &e.item {
+        Some(d) => format!(
+            "{at}  {:<8}  {}  {}  {}  expected {}, actual {}  ({})\n",
+            event_name(e.kind),
+            e.host_id,
+            cell(&d.resource),
+            cell(&d.attribute),
+            cell(&d.expected),
+            cell(&d.actual),
+            d.declared_at
+        ),
+        None => format!("{at}  {:<8}  {}\n", event_name(e.kind), e.host_id),
+    }
+}
+
+pub(super) async fn history(
+    url: &str,
+    host: Option<String>,
+    limit: u32,
+    format: Format,
+) -> anyhow::Result<i32> {
+    let resp = client(url)
+        .await?
+        .get_history(v1::GetHistoryRequest {
+            host_id: host.unwrap_or_default(),
+            limit,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    match format {
+        Format::Json => emit(&pretty(
+            &json!({"events": resp.events.iter().map(event_json).collect::<Vec<_>>()}),
+        )?)?,
+        Format::Table => {
+            let rows: Vec<Vec<String>> = resp
+                .events
+                .iter()
+                .map(|e| {
+                    let d = e.item.clone().unwrap_or_default();
+                    vec![
+                        rfc3339(e.at_ms, false).unwrap_or_default(),
+                        e.host_id.clone(),
+                        event_name(e.kind).into(),
+                        cell(&d.resource),
+                        cell(&d.attribute),
+                        cell(&d.expected),
+                        cell(&d.actual),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                eprintln!("no events yet");
+            } else {
+                emit(&table(
+                    &[
+                        "AT",
+                        "HOST",
+                        "EVENT",
+                        "RESOURCE",
+                        "ATTRIBUTE",
+                        "EXPECTED",
+                        "ACTUAL",
+                    ],
+                    &rows,
+                ))?;
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    match s.code() {
+        tonic::Code::NotFound | tonic::Code::InvalidArgument => anyhow!("{}", s.message()),
+        tonic::Code::Unavailable => anyhow!("the controller is unavailable: {}", s.message()),
+        _ => anyhow!("the controller answered {:?}: {}", s.code(), s.message()),
+    }
+}

@@ -1,0 +1,632 @@
+//! The fleet: one thread owns every host's state (desired, observed, drift), the manifest set
+//! and the store. Agent streams and queries send it `Command`s; it evaluates, records, and
+//! broadcasts drift events to followers.
+//!
+//! A dedicated thread, not a task: evaluation and SQLite writes are synchronous and must not
+//! stall the reactor, and one owner means no locks and a single order of events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::drift::{self, Observed};
+use crate::manifest::{DesiredState, Diagnostic, HostIdentity, ManifestSet};
+use crate::model::{DriftRecord, Event, EventKind, HostInfo, HostStatus, HostView};
+use crate::plan::{self, PathRequest};
+use crate::store::{DriftChange, Store, StoreError};
+
+/// Commands waiting for the fleet thread. A full queue makes senders wait: agents are slowed
+/// down rather than their changes dropped.
+const COMMAND_QUEUE: usize = 1024;
+/// Messages queued to one agent. Plans and acks are small and rare; an agent that lets this
+/// fill up is not reading, and its stream is closed (it reconnects and resyncs).
+pub const AGENT_QUEUE: usize = 64;
+/// Events buffered for each follower; a follower that falls further behind is told it lagged.
+const FOLLOWER_QUEUE: usize = 4096;
+/// A host is offline after this many missed heartbeats.
+const MISSED_HEARTBEATS: u32 = 3;
+
+/// What the controller sends an agent, before conversion to the wire.
+#[derive(Debug, Clone)]
+pub enum ToAgent {
+    Plan {
+        generation: u64,
+        paths: Vec<PathRequest>,
+        heartbeat_interval: Duration,
+    },
+    Ack {
+        seq: u64,
+    },
+}
+
+pub enum Command {
+    Connect {
+        info: HostInfo,
+        out: mpsc::Sender<ToAgent>,
+        reply: oneshot::Sender<u64>,
+    },
+    State {
+        conn: u64,
+        snapshot: bool,
+        generation: u64,
+        seq: u64,
+        states: Vec<(String, Observed)>,
+    },
+    Heard {
+        conn: u64,
+    },
+    Disconnected {
+        conn: u64,
+    },
+    Manifests(Result<ManifestSet, Vec<Diagnostic>>),
+    Tick,
+    Hosts {
+        reply: oneshot::Sender<(Vec<HostView>, Vec<String>)>,
+    },
+    Follow {
+        hosts: Vec<String>,
+        reply: oneshot::Sender<(Vec<Event>, broadcast::Receiver<Event>)>,
+    },
+    History {
+        host: Option<String>,
+        limit: u32,
+        reply: oneshot::Sender<Result<Vec<Event>, String>>,
+    },
+    Shutdown,
+}
+
+/// Cheap to clone; every method is a message to the fleet thread.
+#[derive(Clone)]
+pub struct FleetHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the fleet thread has stopped")]
+pub struct Stopped;
+
+impl FleetHandle {
+    pub async fn send(&self, cmd: Command) -> Result<(), Stopped> {
+        self.tx.send(cmd).await.map_err(|_| Stopped)
+    }
+
+    pub fn try_send(&self, cmd: Command) {
+        let _ = self.tx.try_send(cmd);
+    }
+
+    pub async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply)).await?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+struct Conn {
+    id: u64,
+    out: mpsc::Sender<ToAgent>,
+    last_heard: Instant,
+}
+
+struct Host {
+    info: HostInfo,
+    last_seen_ms: i64,
+    conn: Option<Conn>,
+    desired: Arc<DesiredState>,
+    /// The generation of the last plan sent; state for another generation is ignored.
+    generation: u64,
+    observed: HashMap<String, Observed>,
+    /// Whether a snapshot for the current plan has been evaluated.
+    evaluated: bool,
+    /// Open drift, by the declared path whose evaluation produced it.
+    drift: BTreeMap<String, Vec<DriftRecord>>,
+}
+
+impl Host {
+    fn status(&self) -> HostStatus {
+        if self.conn.is_none() {
+            HostStatus::Offline
+        } else if !self.evaluated {
+            HostStatus::Unknown
+        } else if self.drift.values().any(|d| !d.is_empty()) {
+            HostStatus::Drifted
+        } else {
+            HostStatus::InSync
+        }
+    }
+
+    fn view(&self) -> HostView {
+        let mut drift: Vec<DriftRecord> = self.drift.values().flatten().cloned().collect();
+        drift.sort_by(|a, b| (&a.resource, &a.attribute).cmp(&(&b.resource, &b.attribute)));
+        HostView {
+            info: self.info.clone(),
+            status: self.status(),
+            last_seen_ms: self.last_seen_ms,
+            drift,
+            manifests: self.desired.manifests.clone(),
+        }
+    }
+
+    fn identity(&self) -> HostIdentity {
+        HostIdentity {
+            host_id: self.info.host_id.clone(),
+            labels: self.info.labels.clone(),
+        }
+    }
+}
+
+pub struct Fleet {
+    store: Store,
+    manifests: ManifestSet,
+    manifest_errors: Vec<String>,
+    hosts: BTreeMap<String, Host>,
+    conn_host: HashMap<u64, String>,
+    next_conn: u64,
+    next_generation: u64,
+    heartbeat_interval: Duration,
+    events: broadcast::Sender<Event>,
+}
+
+impl Fleet {
+    /// Loads the known hosts and their open drift from the store: after a restart, every host
+    /// is offline with its last known drift until its agent reconnects.
+    pub fn new(
+        store: Store,
+        manifests: ManifestSet,
+        heartbeat_interval: Duration,
+    ) -> Result<Self, StoreError> {
+        let mut hosts = BTreeMap::new();
+        for stored in store.load_hosts()? {
+            let mut drift: BTreeMap<String, Vec<DriftRecord>> = BTreeMap::new();
+            for (origin, record) in stored.drift {
+                drift.entry(origin).or_default().push(record);
+            }
+            let observed = store
+                .load_observations(&stored.info.host_id)?
+                .into_iter()
+                .collect();
+            let identity = HostIdentity {
+                host_id: stored.info.host_id.clone(),
+                labels: stored.info.labels.clone(),
+            };
+            hosts.insert(
+                stored.info.host_id.clone(),
+                Host {
+                    desired: manifests.desired_for(&identity),
+                    info: stored.info,
+                    last_seen_ms: stored.last_seen_ms,
+                    conn: None,
+                    generation: 0,
+                    observed,
+                    evaluated: false,
+                    drift,
+                },
+            );
+        }
+        let (events, _) = broadcast::channel(FOLLOWER_QUEUE);
+        Ok(Self {
+            store,
+            manifests,
+            manifest_errors: Vec::new(),
+            hosts,
+            conn_host: HashMap::new(),
+            next_conn: 1,
+            next_generation: 1,
+            heartbeat_interval,
+            events,
+        })
+    }
+
+    /// Starts the fleet thread; it runs until `Command::Shutdown` or every handle is dropped.
+    pub fn spawn(self) -> std::io::Result<(FleetHandle, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("plumb-fleet".into())
+            .spawn(move || self.run(rx))?;
+        Ok((FleetHandle { tx }, thread))
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(cmd) = rx.blocking_recv() {
+            if matches!(cmd, Command::Shutdown) {
+                break;
+            }
+            if let Err(e) = self.handle(cmd) {
+                // The store failing is not survivable silently: say so loudly, keep serving
+                // what is in memory.
+                tracing::error!(error = %e, "store write failed");
+            }
+        }
+        // Dropping the connections ends every agent stream, so a graceful shutdown can finish.
+        tracing::debug!("fleet thread stopping");
+    }
+
+    fn handle(&mut self, cmd: Command) -> Result<(), StoreError> {
+        match cmd {
+            Command::Connect { info, out, reply } => self.connect(info, out, reply)?,
+            Command::State {
+                conn,
+                snapshot,
+                generation,
+                seq,
+                states,
+            } => self.state(conn, snapshot, generation, seq, states)?,
+            Command::Heard { conn } => {
+                if let Some(host) = self.host_of(conn) {
+                    if let Some(c) = host.conn.as_mut() {
+                        c.last_heard = Instant::now();
+                    }
+                    host.last_seen_ms = now_ms();
+                }
+            }
+            Command::Disconnected { conn } => self.disconnected(conn, "stream closed")?,
+            Command::Manifests(result) => self.manifests(result)?,
+            Command::Tick => self.tick()?,
+            Command::Hosts { reply } => {
+                let views = self.hosts.values().map(Host::view).collect();
+                let _ = reply.send((views, self.manifest_errors.clone()));
+            }
+            Command::Follow { hosts, reply } => {
+                // Subscribing and reading the current drift in one step: nothing falls between.
+                let rx = self.events.subscribe();
+                let now = now_ms();
+                let current = self
+                    .hosts
+                    .values()
+                    .filter(|h| hosts.is_empty() || hosts.contains(&h.info.host_id))
+                    .flat_map(|h| {
+                        h.view().drift.into_iter().map(|item| Event {
+                            id: 0,
+                            at_ms: now,
+                            host_id: h.info.host_id.clone(),
+                            kind: EventKind::Opened,
+                            item: Some(item),
+                        })
+                    })
+                    .collect();
+                let _ = reply.send((current, rx));
+            }
+            Command::History { host, limit, reply } => {
+                let _ = reply.send(
+                    self.store
+                        .history(host.as_deref(), limit)
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            Command::Shutdown => {}
+        }
+        Ok(())
+    }
+
+    fn host_of(&mut self, conn: u64) -> Option<&mut Host> {
+        let id = self.conn_host.get(&conn)?;
+        self.hosts
+            .get_mut(id)
+            .filter(|h| h.conn.as_ref().is_some_and(|c| c.id == conn))
+    }
+
+    fn connect(
+        &mut self,
+        info: HostInfo,
+        out: mpsc::Sender<ToAgent>,
+        reply: oneshot::Sender<u64>,
+    ) -> Result<(), StoreError> {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let now = now_ms();
+        let identity = HostIdentity {
+            host_id: info.host_id.clone(),
+            labels: info.labels.clone(),
+        };
+        let desired = self.manifests.desired_for(&identity);
+        let host = self
+            .hosts
+            .entry(info.host_id.clone())
+            .or_insert_with(|| Host {
+                info: info.clone(),
+                last_seen_ms: now,
+                conn: None,
+                desired: desired.clone(),
+                generation: 0,
+                observed: HashMap::new(),
+                evaluated: false,
+                drift: BTreeMap::new(),
+            });
+        if let Some(old) = host.conn.take() {
+            tracing::warn!(host = %info.host_id, "host connected again; replacing its previous stream");
+            self.conn_host.remove(&old.id);
+        }
+        host.info = info;
+        host.last_seen_ms = now;
+        host.desired = desired;
+        host.evaluated = false;
+        host.conn = Some(Conn {
+            id: conn,
+            out,
+            last_heard: Instant::now(),
+        });
+        self.conn_host.insert(conn, host.info.host_id.clone());
+        self.store.upsert_host(&host.info, now)?;
+        let event = self
+            .store
+            .host_event(&host.info.host_id, now, EventKind::HostOnline)?;
+        let _ = self.events.send(event);
+        tracing::info!(host = %host.info.host_id, manifests = ?host.desired.manifests, "agent connected");
+        let _ = reply.send(conn);
+        let id = host.info.host_id.clone();
+        self.send_plan(&id);
+        Ok(())
+    }
+
+    fn send_plan(&mut self, host_id: &str) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let Some(host) = self.hosts.get_mut(host_id) else {
+            return;
+        };
+        host.generation = generation;
+        host.evaluated = false;
+        let msg = ToAgent::Plan {
+            generation,
+            paths: plan::requests(&host.desired),
+            heartbeat_interval: self.heartbeat_interval,
+        };
+        let full = host
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.out.try_send(msg).is_err());
+        if full {
+            tracing::warn!(
+                host = host_id,
+                "agent is not reading its stream; closing it"
+            );
+            if let Some(c) = host.conn.take() {
+                self.conn_host.remove(&c.id);
+            }
+        }
+    }
+
+    fn state(
+        &mut self,
+        conn: u64,
+        snapshot: bool,
+        generation: u64,
+        seq: u64,
+        states: Vec<(String, Observed)>,
+    ) -> Result<(), StoreError> {
+        let Some(host) = self.host_of(conn) else {
+            return Ok(());
+        };
+        if let Some(c) = host.conn.as_mut() {
+            c.last_heard = Instant::now();
+        }
+        host.last_seen_ms = now_ms();
+        if generation != host.generation {
+            // State for an older plan: the agent sends a fresh snapshot for the new one.
+            tracing::debug!(host = %host.info.host_id, generation, current = host.generation, "state for an old plan ignored");
+            return Ok(());
+        }
+        let host_id = host.info.host_id.clone();
+        let mut paths: Vec<String> = Vec::with_capacity(states.len());
+        for (path, observed) in states {
+            if host.desired.files.contains_key(&path) {
+                paths.push(path.clone());
+                host.observed.insert(path, observed);
+            }
+        }
+        if snapshot {
+            // Everything declared is evaluated; drift of paths no longer declared is resolved.
+            host.observed
+                .retain(|p, _| host.desired.files.contains_key(p));
+            host.evaluated = true;
+            paths = host.desired.files.keys().cloned().collect();
+            paths.extend(
+                host.drift
+                    .keys()
+                    .filter(|p| !host.desired.files.contains_key(*p))
+                    .cloned(),
+            );
+        }
+        self.evaluate(&host_id, &paths)?;
+        if let Some(c) = self.hosts.get(&host_id).and_then(|h| h.conn.as_ref()) {
+            let _ = c.out.try_send(ToAgent::Ack { seq });
+        }
+        Ok(())
+    }
+
+    /// Re-evaluates the given declared paths of one host, records what changed and tells
+    /// followers.
+    fn evaluate(&mut self, host_id: &str, paths: &[String]) -> Result<(), StoreError> {
+        let Some(host) = self.hosts.get_mut(host_id) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut opened: Vec<(String, DriftRecord)> = Vec::new();
+        let mut changed: Vec<(String, DriftRecord)> = Vec::new();
+        let mut resolved: Vec<DriftRecord> = Vec::new();
+        let mut observations: Vec<(String, Option<Observed>)> = Vec::new();
+        for path in paths {
+            let new: Vec<DriftRecord> =
+                match (host.desired.files.get(path), host.observed.get(path)) {
+                    (Some(decl), Some(obs)) => drift::evaluate(decl, obs, &host.desired)
+                        .into_iter()
+                        .map(|i| DriftRecord {
+                            resource: i.resource,
+                            attribute: i.attribute,
+                            expected: i.expected,
+                            actual: i.actual,
+                            since_ms: now,
+                            declared_at: i.declared_at,
+                        })
+                        .collect(),
+                    // Declared but not observed yet: nothing known, nothing changes.
+                    (Some(_), None) => continue,
+                    // No longer declared: its drift is resolved.
+                    (None, _) => Vec::new(),
+                };
+            observations.push((path.clone(), host.observed.get(path).cloned()));
+            let old = host.drift.remove(path).unwrap_or_default();
+            let mut kept = Vec::with_capacity(new.len());
+            for mut n in new {
+                match old
+                    .iter()
+                    .find(|o| o.resource == n.resource && o.attribute == n.attribute)
+                {
+                    None => {
+                        opened.push((path.clone(), n.clone()));
+                        kept.push(n);
+                    }
+                    Some(o) => {
+                        n.since_ms = o.since_ms;
+                        if o.expected != n.expected || o.actual != n.actual {
+                            changed.push((path.clone(), n.clone()));
+                        }
+                        kept.push(n);
+                    }
+                }
+            }
+            for o in old {
+                if !kept
+                    .iter()
+                    .any(|n| n.resource == o.resource && n.attribute == o.attribute)
+                {
+                    resolved.push(o);
+                }
+            }
+            if !kept.is_empty() {
+                host.drift.insert(path.clone(), kept);
+            }
+        }
+        let obs_refs: Vec<(&str, Option<&Observed>)> = observations
+            .iter()
+            .map(|(p, o)| (p.as_str(), o.as_ref()))
+            .collect();
+        let changes: Vec<DriftChange<'_>> = opened
+            .iter()
+            .map(|(origin, record)| DriftChange::Open { origin, record })
+            .chain(
+                changed
+                    .iter()
+                    .map(|(origin, record)| DriftChange::Change { origin, record }),
+            )
+            .chain(
+                resolved
+                    .iter()
+                    .map(|record| DriftChange::Resolve { record }),
+            )
+            .collect();
+        if changes.is_empty() && obs_refs.is_empty() {
+            return Ok(());
+        }
+        let events = self.store.record(host_id, now, &obs_refs, &changes)?;
+        for e in events {
+            if let Some(item) = &e.item {
+                tracing::info!(host = %host_id, event = %e.kind, resource = %item.resource, attribute = %item.attribute, expected = %item.expected, actual = %item.actual, "drift");
+            }
+            let _ = self.events.send(e);
+        }
+        Ok(())
+    }
+
+    fn disconnected(&mut self, conn: u64, why: &str) -> Result<(), StoreError> {
+        let Some(id) = self.conn_host.remove(&conn) else {
+            return Ok(());
+        };
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return Ok(());
+        };
+        if host.conn.as_ref().is_none_or(|c| c.id != conn) {
+            return Ok(()); // an older stream of a host that has reconnected since
+        }
+        host.conn = None;
+        tracing::warn!(host = %id, why, "agent offline; keeping its last known drift");
+        self.store.touch_hosts(&[(&id, host.last_seen_ms)])?;
+        let event = self
+            .store
+            .host_event(&id, now_ms(), EventKind::HostOffline)?;
+        let _ = self.events.send(event);
+        Ok(())
+    }
+
+    fn manifests(
+        &mut self,
+        result: Result<ManifestSet, Vec<Diagnostic>>,
+    ) -> Result<(), StoreError> {
+        let set = match result {
+            Ok(set) => set,
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!("manifest rejected: {e}");
+                }
+                tracing::error!("manifest change rejected; the last good set stays in force");
+                self.manifest_errors = errors.iter().map(ToString::to_string).collect();
+                return Ok(());
+            }
+        };
+        tracing::info!(manifests = set.manifests().len(), "manifests reloaded");
+        self.manifests = set;
+        self.manifest_errors.clear();
+        let ids: Vec<String> = self.hosts.keys().cloned().collect();
+        for id in ids {
+            let Some(host) = self.hosts.get_mut(&id) else {
+                continue;
+            };
+            let desired = self.manifests.desired_for(&host.identity());
+            if desired == host.desired {
+                continue;
+            }
+            host.desired = desired;
+            // Evaluate what is already known against the new declarations now; the agent's
+            // snapshot for the new plan then brings the rest.
+            let mut paths: Vec<String> = host.desired.files.keys().cloned().collect();
+            paths.extend(
+                host.drift
+                    .keys()
+                    .filter(|p| !host.desired.files.contains_key(*p))
+                    .cloned(),
+            );
+            host.observed
+                .retain(|p, _| host.desired.files.contains_key(p));
+            self.evaluate(&id, &paths)?;
+            self.send_plan(&id);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self) -> Result<(), StoreError> {
+        let limit = self.heartbeat_interval * MISSED_HEARTBEATS;
+        let silent: Vec<u64> = self
+            .hosts
+            .values()
+            .filter_map(|h| {
+                h.conn
+                    .as_ref()
+                    .filter(|c| c.last_heard.elapsed() > limit)
+                    .map(|c| c.id)
+            })
+            .collect();
+        for conn in silent {
+            self.disconnected(conn, "missed heartbeats")?;
+        }
+        let seen: Vec<(&str, i64)> = self
+            .hosts
+            .values()
+            .filter(|h| h.conn.is_some())
+            .map(|h| (h.info.host_id.as_str(), h.last_seen_ms))
+            .collect();
+        if !seen.is_empty() {
+            self.store.touch_hosts(&seen)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

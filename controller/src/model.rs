@@ -1,0 +1,118 @@
+//! The controller's own types for hosts, drift records and events: what the fleet keeps, the
+//! store persists and the query API returns (converted to wire types in `server::wire`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub os_name: String,
+    pub os_version: String,
+    pub kernel_version: String,
+    pub arch: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+}
+
+/// What an agent said about itself in its Hello.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub host_id: String,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub facts: HostFacts,
+    pub agent_version: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostStatus {
+    InSync,
+    Drifted,
+    Offline,
+    Unknown,
+}
+
+impl HostStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostStatus::InSync => "in_sync",
+            HostStatus::Drifted => "drifted",
+            HostStatus::Offline => "offline",
+            HostStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// An open drift item, or the one an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftRecord {
+    pub resource: String,
+    pub attribute: String,
+    pub expected: String,
+    pub actual: String,
+    pub since_ms: i64,
+    pub declared_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Opened,
+    Resolved,
+    Changed,
+    HostOnline,
+    HostOffline,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Opened => "opened",
+            EventKind::Resolved => "resolved",
+            EventKind::Changed => "changed",
+            EventKind::HostOnline => "host_online",
+            EventKind::HostOffline => "host_offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Opened,
+            Self::Resolved,
+            Self::Changed,
+            Self::HostOnline,
+            Self::HostOffline,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of the append-only event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: i64,
+    pub at_ms: i64,
+    pub host_id: String,
+    pub kind: EventKind,
+    pub item: Option<DriftRecord>,
+}
+
+/// A host as the query API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostView {
+    pub info: HostInfo,
+    pub status: HostStatus,
+    pub last_seen_ms: i64,
+    pub drift: Vec<DriftRecord>,
+    pub manifests: Vec<String>,
+}

@@ -1,0 +1,119 @@
+//! `AgentService.Connect`: one bidirectional stream per agent. The first message must be a
+//! Hello; after it, the stream's messages become fleet commands, and the fleet's messages for
+//! this agent become the response stream.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use plumb_proto::v1::{self, agent_message::Msg, agent_service_server::AgentService};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::wire;
+use crate::fleet::{AGENT_QUEUE, Command, FleetHandle};
+
+/// An agent must introduce itself this quickly.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct AgentApi {
+    pub(crate) fleet: FleetHandle,
+}
+
+type OutStream = Pin<Box<dyn Stream<Item = Result<v1::ControllerMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    type ConnectStream = OutStream;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<v1::AgentMessage>>,
+    ) -> Result<Response<OutStream>, Status> {
+        let peer = request.remote_addr();
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no Hello within 10 s"))??;
+        let Some(v1::AgentMessage {
+            msg: Some(Msg::Hello(hello)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument(
+                "the first message must be a Hello",
+            ));
+        };
+        let info = wire::hello_from_proto(hello).map_err(|e| {
+            tracing::warn!(?peer, error = %e, "rejected a Hello");
+            Status::invalid_argument(e)
+        })?;
+        let host_id = info.host_id.clone();
+        let (out_tx, out_rx) = mpsc::channel(AGENT_QUEUE);
+        let conn = self
+            .fleet
+            .ask(|reply| Command::Connect {
+                info,
+                out: out_tx,
+                reply,
+            })
+            .await
+            .map_err(|_| Status::unavailable("controller is shutting down"))?;
+
+        let fleet = self.fleet.clone();
+        tokio::spawn(async move {
+            let why = forward(&fleet, conn, &mut inbound).await;
+            tracing::info!(host = %host_id, why, "agent stream ended");
+            let _ = fleet.send(Command::Disconnected { conn }).await;
+        });
+        let out = ReceiverStream::new(out_rx).map(|m| Ok(wire::to_agent_proto(m)));
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// Turns the agent's messages into fleet commands until the stream ends or misbehaves.
+async fn forward(
+    fleet: &FleetHandle,
+    conn: u64,
+    inbound: &mut Streaming<v1::AgentMessage>,
+) -> String {
+    loop {
+        let msg = match inbound.message().await {
+            Ok(Some(v1::AgentMessage { msg: Some(msg) })) => msg,
+            Ok(Some(_)) => return "empty message".into(),
+            Ok(None) => return "closed by the agent".into(),
+            Err(status) => return format!("error: {}", status.message()),
+        };
+        let cmd = match msg {
+            Msg::Hello(_) => return "a second Hello".into(),
+            Msg::Heartbeat(_) => Command::Heard { conn },
+            Msg::Snapshot(s) => match states(s.states) {
+                Ok(states) => Command::State {
+                    conn,
+                    snapshot: true,
+                    generation: s.plan_generation,
+                    seq: s.seq,
+                    states,
+                },
+                Err(e) => return format!("malformed snapshot: {e}"),
+            },
+            Msg::Delta(d) => match states(d.states) {
+                Ok(states) => Command::State {
+                    conn,
+                    snapshot: false,
+                    generation: d.plan_generation,
+                    seq: d.seq,
+                    states,
+                },
+                Err(e) => return format!("malformed delta: {e}"),
+            },
+        };
+        if fleet.send(cmd).await.is_err() {
+            return "controller shutting down".into();
+        }
+    }
+}
+
+fn states(states: Vec<v1::PathState>) -> Result<Vec<(String, crate::drift::Observed)>, String> {
+    states.into_iter().map(wire::state_from_proto).collect()
+}

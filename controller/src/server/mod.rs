@@ -1,0 +1,150 @@
+//! The controller process: loads manifests, opens the store, starts the fleet thread, serves
+//! the agent and query APIs (plus gRPC health and reflection) on one port, and reloads
+//! manifests when their directory changes.
+
+mod agent_api;
+mod query_api;
+mod reload;
+pub(crate) mod wire;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use plumb_proto::v1;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::fleet::{Command, Fleet};
+use crate::manifest::load::load_dir;
+use crate::store::Store;
+
+/// Largest message accepted from any peer; a Snapshot of 100,000 paths fits.
+const MAX_MESSAGE: usize = 64 << 20;
+/// How long a graceful shutdown may take before connections are dropped.
+const DRAIN: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub manifests: PathBuf,
+    pub data: PathBuf,
+    /// How often agents send heartbeats; three missed ones make a host offline.
+    pub heartbeat_interval: Duration,
+}
+
+/// A controller that is listening.
+pub struct Running {
+    pub addr: SocketAddr,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the controller has stopped (after `shutdown` is cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("controller task failed")?
+    }
+}
+
+/// Starts the controller; returns once it listens. A broken manifest set at start is an error:
+/// there is no last good set to fall back on yet.
+pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let dir = cfg.manifests.clone();
+    let manifests = tokio::task::spawn_blocking(move || load_dir(&dir)).await?.map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow!(
+            "the manifests in {} are not valid:\n{}\nhint: `plumb manifests check {}` lists the same errors",
+            cfg.manifests.display(),
+            list.join("\n"),
+            cfg.manifests.display()
+        )
+    })?;
+    tracing::info!(dir = %cfg.manifests.display(), manifests = manifests.manifests().len(), "manifests loaded");
+
+    let data = cfg.data.clone();
+    let heartbeat = cfg.heartbeat_interval;
+    let fleet = tokio::task::spawn_blocking(move || -> anyhow::Result<Fleet> {
+        let store = Store::open(&data)?;
+        Ok(Fleet::new(store, manifests, heartbeat)?)
+    })
+    .await??;
+    let (fleet, fleet_thread) = fleet.spawn().context("cannot start the fleet thread")?;
+
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+
+    let reloader = reload::watch(cfg.manifests.clone(), fleet.clone(), shutdown.clone())?;
+    let ticker = {
+        let fleet = fleet.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => fleet.try_send(Command::Tick),
+                }
+            }
+        })
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<v1::query_service_server::QueryServiceServer<query_api::QueryApi>>()
+        .await;
+    health
+        .set_serving::<v1::agent_service_server::AgentServiceServer<agent_api::AgentApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the reflection service")?;
+    let agent_service = v1::agent_service_server::AgentServiceServer::new(agent_api::AgentApi {
+        fleet: fleet.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    let query_service = v1::query_service_server::QueryServiceServer::new(query_api::QueryApi {
+        fleet: fleet.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(agent_service)
+        .add_service(query_service);
+
+    let task = tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let fleet_for_stop = fleet.clone();
+        let graceful = async move {
+            stop.cancelled().await;
+            // Ending the fleet ends every agent stream and follower, so draining can finish.
+            let _ = fleet_for_stop.send(Command::Shutdown).await;
+        };
+        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful);
+        tokio::pin!(serve);
+        let result = tokio::select! {
+            r = &mut serve => r.map_err(anyhow::Error::from),
+            _ = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN).await } => {
+                tracing::warn!("drain deadline passed; dropping remaining connections");
+                Ok(())
+            }
+        };
+        ticker.abort();
+        drop(reloader);
+        drop(fleet);
+        let _ = tokio::task::spawn_blocking(move || fleet_thread.join()).await;
+        tracing::info!("controller stopped");
+        result
+    });
+    Ok(Running { addr, task })
+}

@@ -1,0 +1,154 @@
+//! `QueryService`: what the CLI (or grpcurl, through reflection) asks the controller.
+
+use std::pin::Pin;
+
+use plumb_proto::v1::{self, query_service_server::QueryService};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::wire;
+use crate::fleet::{Command, FleetHandle};
+
+const DEFAULT_HISTORY: u32 = 1000;
+const MAX_HISTORY: u32 = 100_000;
+
+pub(crate) struct QueryApi {
+    pub(crate) fleet: FleetHandle,
+}
+
+fn stopped(_: crate::fleet::Stopped) -> Status {
+    Status::unavailable("controller is shutting down")
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<v1::DriftEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl QueryService for QueryApi {
+    async fn list_hosts(
+        &self,
+        _: Request<v1::ListHostsRequest>,
+    ) -> Result<Response<v1::ListHostsResponse>, Status> {
+        let (hosts, errors) = self
+            .fleet
+            .ask(|reply| Command::Hosts { reply })
+            .await
+            .map_err(stopped)?;
+        Ok(Response::new(v1::ListHostsResponse {
+            hosts: hosts.iter().map(wire::host_to_proto).collect(),
+            manifest_errors: errors
+                .into_iter()
+                .map(|message| v1::ManifestError { message })
+                .collect(),
+        }))
+    }
+
+    async fn get_drift(
+        &self,
+        request: Request<v1::GetDriftRequest>,
+    ) -> Result<Response<v1::GetDriftResponse>, Status> {
+        let wanted = request.into_inner().hosts;
+        let (hosts, errors) = self
+            .fleet
+            .ask(|reply| Command::Hosts { reply })
+            .await
+            .map_err(stopped)?;
+        if let Some(missing) = wanted
+            .iter()
+            .find(|w| !hosts.iter().any(|h| &h.info.host_id == *w))
+        {
+            return Err(Status::not_found(format!(
+                "no host {missing:?} is known to this controller"
+            )));
+        }
+        let hosts = hosts
+            .iter()
+            .filter(|h| wanted.is_empty() || wanted.contains(&h.info.host_id))
+            .map(|h| v1::HostDrift {
+                host: Some(wire::host_to_proto(h)),
+                drift: h.drift.iter().map(wire::drift_to_proto).collect(),
+            })
+            .collect();
+        Ok(Response::new(v1::GetDriftResponse {
+            hosts,
+            manifest_errors: errors
+                .into_iter()
+                .map(|message| v1::ManifestError { message })
+                .collect(),
+        }))
+    }
+
+    type WatchDriftStream = EventStream;
+
+    async fn watch_drift(
+        &self,
+        request: Request<v1::WatchDriftRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let hosts = request.into_inner().hosts;
+        let (current, mut rx) = self
+            .fleet
+            .ask(|reply| Command::Follow {
+                hosts: hosts.clone(),
+                reply,
+            })
+            .await
+            .map_err(stopped)?;
+        let stream = async_stream(move |tx| async move {
+            for e in &current {
+                if tx.send(Ok(wire::event_to_proto(e))).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let item = match rx.recv().await {
+                    Ok(e) if hosts.is_empty() || hosts.contains(&e.host_id) => {
+                        Ok(wire::event_to_proto(&e))
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => Err(Status::data_loss(format!(
+                        "this follower fell {n} events behind; reconnect to get the current drift"
+                    ))),
+                    Err(RecvError::Closed) => return,
+                };
+                let fatal = item.is_err();
+                if tx.send(item).await.is_err() || fatal {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<v1::GetHistoryRequest>,
+    ) -> Result<Response<v1::GetHistoryResponse>, Status> {
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => DEFAULT_HISTORY,
+            n => n.min(MAX_HISTORY),
+        };
+        let host = (!r.host_id.is_empty()).then_some(r.host_id);
+        let events = self
+            .fleet
+            .ask(|reply| Command::History { host, limit, reply })
+            .await
+            .map_err(stopped)?
+            .map_err(Status::internal)?;
+        Ok(Response::new(v1::GetHistoryResponse {
+            events: events.iter().map(wire::event_to_proto).collect(),
+        }))
+    }
+}
+
+/// A response stream fed by a task through a small bounded channel (a slow follower makes the
+/// task wait; the broadcast behind it reports the lag).
+fn async_stream<F, Fut>(body: F) -> EventStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<v1::DriftEvent, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(body(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

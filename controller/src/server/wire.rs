@@ -1,0 +1,174 @@
+//! Conversions between plumb.v1 wire types and the controller's own types; the only place
+//! that knows both. Everything an agent sends is validated here before the fleet sees it.
+
+use std::collections::BTreeMap;
+
+use plumb_proto::v1;
+
+use crate::drift::{Kind, Observed};
+use crate::fleet::ToAgent;
+use crate::model::{DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView};
+
+/// Limits on what an agent may claim; beyond them a message is malformed.
+const MAX_ID: usize = 253;
+const MAX_LABELS: usize = 64;
+const MAX_TEXT: usize = 4096;
+
+pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, String> {
+    if h.protocol_version != plumb_proto::PROTOCOL_VERSION {
+        return Err(format!(
+            "agent speaks protocol version {}, this controller {}",
+            h.protocol_version,
+            plumb_proto::PROTOCOL_VERSION
+        ));
+    }
+    let valid_id = !h.host_id.is_empty()
+        && h.host_id.len() <= MAX_ID
+        && h.host_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
+    if !valid_id {
+        return Err(format!(
+            "invalid host id {:?}: use letters, digits, '.', '_', '-', ':'",
+            h.host_id
+        ));
+    }
+    if h.labels.len() > MAX_LABELS {
+        return Err(format!("more than {MAX_LABELS} labels"));
+    }
+    let too_long = |s: &String| s.len() > MAX_TEXT;
+    if h.labels.iter().any(|(k, v)| too_long(k) || too_long(v)) || too_long(&h.hostname) {
+        return Err("a label or the hostname is too long".into());
+    }
+    let f = h.facts.unwrap_or_default();
+    Ok(HostInfo {
+        host_id: h.host_id,
+        hostname: h.hostname,
+        labels: h.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        facts: HostFacts {
+            os_name: f.os_name,
+            os_version: f.os_version,
+            kernel_version: f.kernel_version,
+            arch: f.arch,
+            cpus: f.cpus,
+            memory_bytes: f.memory_bytes,
+        },
+        agent_version: h.agent_version,
+    })
+}
+
+pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observed), String> {
+    let kind = |k: i32, what: &str| match v1::FileKind::try_from(k) {
+        Ok(v1::FileKind::Absent) => Ok(Kind::Absent),
+        Ok(v1::FileKind::File) => Ok(Kind::File),
+        Ok(v1::FileKind::Directory) => Ok(Kind::Directory),
+        Ok(v1::FileKind::Symlink) => Ok(Kind::Symlink),
+        Ok(v1::FileKind::Other) => Ok(Kind::Other),
+        Ok(v1::FileKind::Unreadable) => Ok(Kind::Unreadable),
+        _ => Err(format!("{}: invalid {what} {k}", s.path)),
+    };
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    let sha_ok = s.sha256.is_empty()
+        || (s.sha256.len() == 64 && s.sha256.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !sha_ok {
+        return Err(format!("{}: malformed sha256", s.path));
+    }
+    let observed = Observed {
+        kind: kind(s.kind, "kind")?,
+        resolved_kind: kind(s.resolved_kind, "resolved kind")?,
+        link_target: some(s.link_target),
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        owner: some(s.owner),
+        group: some(s.group),
+        sha256: some(s.sha256),
+        contains: s.contains,
+        entries: s.entries,
+        error: some(s.error),
+    };
+    Ok((s.path, observed))
+}
+
+pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
+    use v1::controller_message::Msg;
+    let msg = match m {
+        ToAgent::Plan {
+            generation,
+            paths,
+            heartbeat_interval,
+        } => Msg::Plan(v1::Plan {
+            generation,
+            heartbeat_interval_secs: heartbeat_interval.as_secs().max(1) as u32,
+            paths: paths
+                .into_iter()
+                .map(|p| v1::PathSpec {
+                    path: p.path,
+                    hash: p.hash,
+                    contains: p
+                        .contains
+                        .into_iter()
+                        .map(|(pattern, regex)| v1::LineMatcher { pattern, regex })
+                        .collect(),
+                    list_entries: p.list_entries,
+                })
+                .collect(),
+        }),
+        ToAgent::Ack { seq } => Msg::Ack(v1::Ack { seq }),
+    };
+    v1::ControllerMessage { msg: Some(msg) }
+}
+
+pub(crate) fn host_to_proto(h: &HostView) -> v1::Host {
+    v1::Host {
+        host_id: h.info.host_id.clone(),
+        hostname: h.info.hostname.clone(),
+        status: status_to_proto(h.status) as i32,
+        last_seen_ms: h.last_seen_ms,
+        labels: h.info.labels.clone().into_iter().collect(),
+        os_name: h.info.facts.os_name.clone(),
+        os_version: h.info.facts.os_version.clone(),
+        kernel_version: h.info.facts.kernel_version.clone(),
+        arch: h.info.facts.arch.clone(),
+        agent_version: h.info.agent_version.clone(),
+        drift_count: h.drift.len() as u32,
+        manifests: h.manifests.clone(),
+    }
+}
+
+fn status_to_proto(s: HostStatus) -> v1::HostStatus {
+    match s {
+        HostStatus::InSync => v1::HostStatus::InSync,
+        HostStatus::Drifted => v1::HostStatus::Drifted,
+        HostStatus::Offline => v1::HostStatus::Offline,
+        HostStatus::Unknown => v1::HostStatus::Unknown,
+    }
+}
+
+pub(crate) fn drift_to_proto(d: &DriftRecord) -> v1::DriftItem {
+    v1::DriftItem {
+        resource: d.resource.clone(),
+        attribute: d.attribute.clone(),
+        expected: d.expected.clone(),
+        actual: d.actual.clone(),
+        since_ms: d.since_ms,
+        declared_at: d.declared_at.clone(),
+    }
+}
+
+pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
+    let kind = match e.kind {
+        EventKind::Opened => v1::DriftEventKind::Opened,
+        EventKind::Resolved => v1::DriftEventKind::Resolved,
+        EventKind::Changed => v1::DriftEventKind::Changed,
+        EventKind::HostOnline => v1::DriftEventKind::HostOnline,
+        EventKind::HostOffline => v1::DriftEventKind::HostOffline,
+    };
+    v1::DriftEvent {
+        id: e.id,
+        at_ms: e.at_ms,
+        host_id: e.host_id.clone(),
+        kind: kind as i32,
+        item: e.item.as_ref().map(drift_to_proto),
+    }
+}

@@ -1,0 +1,397 @@
+//! The embedded store: SQLite (bundled) in the data directory. Hosts, their latest observed
+//! state, open drift, and the append-only event log. Synchronous: owned by the fleet thread.
+//!
+//! Durability: WAL with `synchronous=NORMAL`. A committed transaction survives the controller
+//! being killed (`kill -9`): the WAL is in the OS page cache and replayed on open. Only an OS
+//! crash or power loss can lose the last transactions; agents resend their full state on
+//! reconnect, so what is lost then is re-established, with a later `since`.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::drift::Observed;
+use crate::model::{DriftRecord, Event, EventKind, HostInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("store {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("store holds a value it cannot read: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+const SCHEMA_VERSION: i64 = 1;
+
+pub struct Store {
+    conn: Connection,
+}
+
+/// A host as stored, with its open drift (each record with the declared path it came from).
+pub struct StoredHost {
+    pub info: HostInfo,
+    pub last_seen_ms: i64,
+    pub drift: Vec<(String, DriftRecord)>,
+}
+
+/// A change to one host's drift, to record atomically with its events.
+pub enum DriftChange<'a> {
+    Open {
+        origin: &'a str,
+        record: &'a DriftRecord,
+    },
+    Change {
+        origin: &'a str,
+        record: &'a DriftRecord,
+    },
+    Resolve {
+        record: &'a DriftRecord,
+    },
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = dir.join("plumb.db");
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        let store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} is newer than this controller's {SCHEMA_VERSION}; use a newer plumb"
+            )));
+        }
+        if version < 1 {
+            self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE hosts (
+                     host_id TEXT PRIMARY KEY,
+                     info TEXT NOT NULL,
+                     last_seen_ms INTEGER NOT NULL
+                 );
+                 CREATE TABLE observations (
+                     host_id TEXT NOT NULL REFERENCES hosts(host_id),
+                     path TEXT NOT NULL,
+                     state TEXT NOT NULL,
+                     PRIMARY KEY (host_id, path)
+                 );
+                 CREATE TABLE drift (
+                     host_id TEXT NOT NULL REFERENCES hosts(host_id),
+                     resource TEXT NOT NULL,
+                     attribute TEXT NOT NULL,
+                     origin TEXT NOT NULL,
+                     expected TEXT NOT NULL,
+                     actual TEXT NOT NULL,
+                     since_ms INTEGER NOT NULL,
+                     declared_at TEXT NOT NULL,
+                     PRIMARY KEY (host_id, resource, attribute)
+                 );
+                 CREATE TABLE events (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     at_ms INTEGER NOT NULL,
+                     host_id TEXT NOT NULL,
+                     kind TEXT NOT NULL,
+                     resource TEXT,
+                     attribute TEXT,
+                     expected TEXT,
+                     actual TEXT,
+                     since_ms INTEGER,
+                     declared_at TEXT
+                 );
+                 CREATE INDEX events_by_host ON events (host_id, id);
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn load_hosts(&self) -> Result<Vec<StoredHost>> {
+        let mut hosts = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT host_id, info, last_seen_ms FROM hosts ORDER BY host_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (host_id, info, last_seen_ms) = row?;
+            let info: HostInfo = serde_json::from_str(&info)
+                .map_err(|e| StoreError::Corrupt(format!("host {host_id}: {e}")))?;
+            hosts.push(StoredHost {
+                info,
+                last_seen_ms,
+                drift: Vec::new(),
+            });
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT host_id, origin, resource, attribute, expected, actual, since_ms, declared_at
+             FROM drift ORDER BY host_id, resource, attribute",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                DriftRecord {
+                    resource: r.get(2)?,
+                    attribute: r.get(3)?,
+                    expected: r.get(4)?,
+                    actual: r.get(5)?,
+                    since_ms: r.get(6)?,
+                    declared_at: r.get(7)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (host_id, origin, record) = row?;
+            if let Some(h) = hosts.iter_mut().find(|h| h.info.host_id == host_id) {
+                h.drift.push((origin, record));
+            }
+        }
+        Ok(hosts)
+    }
+
+    pub fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observed)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, state FROM observations WHERE host_id = ?1")?;
+        let rows = stmt.query_map([host_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (path, state) = row?;
+            let observed = serde_json::from_str(&state)
+                .map_err(|e| StoreError::Corrupt(format!("observation {host_id}:{path}: {e}")))?;
+            out.push((path, observed));
+        }
+        Ok(out)
+    }
+
+    pub fn upsert_host(&self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
+        let json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO hosts (host_id, info, last_seen_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (host_id) DO UPDATE SET info = excluded.info, last_seen_ms = excluded.last_seen_ms",
+            params![info.host_id, json, last_seen_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Records last-seen times of many hosts in one transaction.
+    pub fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare_cached("UPDATE hosts SET last_seen_ms = ?2 WHERE host_id = ?1")?;
+            for (host, at) in seen {
+                stmt.execute(params![host, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Atomically: the new observations, the drift changes, and one event per change.
+    /// Returns the events with their ids.
+    pub fn record(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        observations: &[(&str, Option<&Observed>)],
+        changes: &[DriftChange<'_>],
+    ) -> Result<Vec<Event>> {
+        let tx = self.conn.transaction()?;
+        let mut events = Vec::with_capacity(changes.len());
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO observations (host_id, path, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (host_id, path) DO UPDATE SET state = excluded.state",
+            )?;
+            let mut forget =
+                tx.prepare_cached("DELETE FROM observations WHERE host_id = ?1 AND path = ?2")?;
+            for (path, observed) in observations {
+                match observed {
+                    Some(o) => {
+                        let json = serde_json::to_string(o)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        put.execute(params![host_id, path, json])?;
+                    }
+                    None => {
+                        forget.execute(params![host_id, path])?;
+                    }
+                }
+            }
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (host_id, resource, attribute) DO UPDATE SET
+                     origin = excluded.origin, expected = excluded.expected, actual = excluded.actual,
+                     since_ms = excluded.since_ms, declared_at = excluded.declared_at",
+            )?;
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM drift WHERE host_id = ?1 AND resource = ?2 AND attribute = ?3",
+            )?;
+            let mut log = tx.prepare_cached(
+                "INSERT INTO events (at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for change in changes {
+                let (kind, record) = match change {
+                    DriftChange::Open { origin, record }
+                    | DriftChange::Change { origin, record } => {
+                        upsert.execute(params![
+                            host_id,
+                            record.resource,
+                            record.attribute,
+                            origin,
+                            record.expected,
+                            record.actual,
+                            record.since_ms,
+                            record.declared_at
+                        ])?;
+                        let kind = if matches!(change, DriftChange::Open { .. }) {
+                            EventKind::Opened
+                        } else {
+                            EventKind::Changed
+                        };
+                        (kind, *record)
+                    }
+                    DriftChange::Resolve { record } => {
+                        delete.execute(params![host_id, record.resource, record.attribute])?;
+                        (EventKind::Resolved, *record)
+                    }
+                };
+                log.execute(params![
+                    at_ms,
+                    host_id,
+                    kind.as_str(),
+                    record.resource,
+                    record.attribute,
+                    record.expected,
+                    record.actual,
+                    record.since_ms,
+                    record.declared_at
+                ])?;
+                events.push(Event {
+                    id: tx.last_insert_rowid(),
+                    at_ms,
+                    host_id: host_id.to_owned(),
+                    kind,
+                    item: Some(record.clone()),
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(events)
+    }
+
+    pub fn host_event(&self, host_id: &str, at_ms: i64, kind: EventKind) -> Result<Event> {
+        self.conn.execute(
+            "INSERT INTO events (at_ms, host_id, kind) VALUES (?1, ?2, ?3)",
+            params![at_ms, host_id, kind.as_str()],
+        )?;
+        Ok(Event {
+            id: self.conn.last_insert_rowid(),
+            at_ms,
+            host_id: host_id.to_owned(),
+            kind,
+            item: None,
+        })
+    }
+
+    /// The most recent events first, for one host or all.
+    pub fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at
+             FROM events WHERE (?1 IS NULL OR host_id = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![host_id, limit], |r| {
+            let resource: Option<String> = r.get(4)?;
+            let item = match resource {
+                Some(resource) => Some(DriftRecord {
+                    resource,
+                    attribute: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                    expected: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                    actual: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                    since_ms: r.get::<_, Option<i64>>(8)?.unwrap_or_default(),
+                    declared_at: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                }),
+                None => None,
+            };
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                item,
+            ))
+        })?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (id, at_ms, host_id, kind, item) = row?;
+            let kind = EventKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
+            events.push(Event {
+                id,
+                at_ms,
+                host_id,
+                kind,
+                item,
+            });
+        }
+        Ok(events)
+    }
+
+    /// Whether the host is known; used by tests and the history query.
+    pub fn has_host(&self, host_id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM hosts WHERE host_id = ?1", [host_id], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests;
