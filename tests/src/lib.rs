@@ -1,1 +1,340 @@
+//! Harness for the end-to-end tests: builds and starts the real `plumb` and `plumb-agent`
+//! binaries, talks to them through the real CLI, and waits for conditions with deadlines.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any awaited condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// The workspace's debug binaries, built once per test process (a no-op when `cargo test`
+/// already built them), so `cargo test -p plumb-tests` works on its own too.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "plumb-controller",
+                "-p",
+                "plumb-agent",
+                "--bins",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+        // target/debug/deps/<test binary> -> target/debug
+        let exe = std::env::current_exe().expect("test binary path");
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf()
+    });
+    dir.join(name)
+}
+
+/// Polls `check` until it returns `Some`, or fails the test after `DEADLINE` with `what`.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed when dropped; its stderr is kept for failure messages.
+pub struct Proc {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, ready: Option<&str>) -> (Self, Option<String>) {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        let marker = ready.map(str::to_owned);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(m) = &marker
+                    && let Some(rest) = line.strip_prefix(m.as_str())
+                {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        let found = ready.map(|m| {
+            rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+                panic!(
+                    "no {m:?} line from {cmd:?} within {DEADLINE:?}; stderr:\n{}",
+                    log.lock().map(|l| l.join("\n")).unwrap_or_default()
+                )
+            })
+        });
+        (Self { child, log }, found)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait(&mut self) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "process did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A controller started with `plumb serve` on a free loopback port.
+pub struct Controller {
+    pub proc: Proc,
+    pub url: String,
+    pub manifests: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Controller {
+    pub fn start(manifests: &Path, data: &Path) -> Self {
+        Self::start_on(manifests, data, "127.0.0.1:0")
+    }
+
+    pub fn start_on(manifests: &Path, data: &Path, listen: &str) -> Self {
+        let mut cmd = Command::new(bin("plumb"));
+        cmd.args([
+            "serve",
+            "--listen",
+            listen,
+            "--heartbeat-interval",
+            "1s",
+            "--manifests",
+        ])
+        .arg(manifests)
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "info");
+        let (proc, addr) = Proc::spawn(cmd, Some("plumb: listening on"));
+        let addr = addr.expect("address");
+        Self {
+            proc,
+            url: format!("http://{addr}"),
+            manifests: manifests.into(),
+            data: data.into(),
+        }
+    }
+
+    /// Runs the CLI against this controller.
+    pub fn plumb(&self, args: &[&str]) -> Output {
+        Command::new(bin("plumb"))
+            .args(args)
+            .env("PLUMB_CONTROLLER", &self.url)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run plumb")
+    }
+
+    /// `plumb <args> -o json`, parsed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.plumb(&all);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "plumb {all:?} printed no JSON ({e}); stdout: {}; stderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// The entry of `plumb drift -o json` for one host, if the controller knows it.
+    pub fn host_drift(&self, host: &str) -> Option<Value> {
+        let v = self.json(&["drift"]);
+        v["hosts"]
+            .as_array()?
+            .iter()
+            .find(|h| h["host"] == host)
+            .cloned()
+    }
+
+    /// Waits until `host`'s drift items, as (resource, attribute, expected, actual), equal `want`
+    /// and the host is connected.
+    pub fn expect_drift(&self, host: &str, want: &[(&str, &str, &str, &str)]) -> Value {
+        let mut last = None;
+        let mut want: Vec<_> = want
+            .iter()
+            .map(|(r, a, e, x)| (r.to_string(), a.to_string(), e.to_string(), x.to_string()))
+            .collect();
+        want.sort();
+        let found = (|| {
+            let start = Instant::now();
+            while start.elapsed() < DEADLINE {
+                if let Some(h) = self.host_drift(host) {
+                    let items = drift_items(&h);
+                    let status = h["status"].as_str().unwrap_or_default().to_owned();
+                    let ok_status = if want.is_empty() {
+                        status == "in_sync"
+                    } else {
+                        status == "drifted"
+                    };
+                    if items == want && ok_status {
+                        return Some(h);
+                    }
+                    last = Some((status, items));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
+        })();
+        found.unwrap_or_else(|| {
+            panic!(
+                "host {host}: expected drift {want:#?}\nlast seen: {last:#?}\ncontroller stderr:\n{}",
+                self.proc.stderr()
+            )
+        })
+    }
+}
+
+/// (resource, attribute, expected, actual), sorted.
+pub fn drift_items(host: &Value) -> Vec<(String, String, String, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let mut items: Vec<_> = host["drift"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| {
+                    (
+                        s(&d["resource"]),
+                        s(&d["attribute"]),
+                        s(&d["expected"]),
+                        s(&d["actual"]),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    items.sort();
+    items
+}
+
+/// An agent started with `plumb-agent run`.
+pub fn start_agent(controller_url: &str, host_id: &str, root: &Path, labels: &[&str]) -> Proc {
+    start_agent_with(
+        Command::new(bin("plumb-agent")),
+        controller_url,
+        host_id,
+        root,
+        labels,
+    )
+}
+
+/// Like `start_agent`, with a prepared command (e.g. one that drops privileges first).
+pub fn start_agent_with(
+    mut cmd: Command,
+    controller_url: &str,
+    host_id: &str,
+    root: &Path,
+    labels: &[&str],
+) -> Proc {
+    cmd.args([
+        "run",
+        "--controller",
+        controller_url,
+        "--host-id",
+        host_id,
+        "--root",
+    ])
+    .arg(root)
+    .env("RUST_LOG", "info");
+    for l in labels {
+        cmd.args(["--label", l]);
+    }
+    Proc::spawn(cmd, None).0
+}
+
+/// `sha256sum` of bytes, computed by the real tool so the tests do not trust plumb's hashing.
+pub fn sha256(content: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), content).expect("write");
+    let out = child.wait_with_output().expect("sha256sum output");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_owned()
+}
+
+/// Runs a shell command (the tools operators use: sed -i, ln -sfn, install...), asserting success.
+pub fn sh(script: &str) {
+    let out = Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "`{script}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether the tests run as root (chown needs it; CI runs as root).
+pub fn is_root() -> bool {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir.path()).expect("meta")) == 0
+}
