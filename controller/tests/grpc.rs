@@ -1,0 +1,220 @@
+//! The controller's gRPC surface over real loopback: health and reflection for stock clients,
+//! and malformed agent streams rejected rather than trusted.
+
+use std::time::Duration;
+
+use plumb_controller::server::{self, ServeConfig};
+use plumb_proto::v1::{self, agent_message::Msg};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    std::fs::create_dir_all(&manifests).expect("mkdir");
+    std::fs::write(
+        manifests.join("m.yaml"),
+        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd: {}\n",
+    )
+    .expect("write");
+    let shutdown = CancellationToken::new();
+    let cfg = ServeConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        manifests,
+        data: tmp.path().join("data"),
+        heartbeat_interval: Duration::from_secs(5),
+    };
+    let running = server::start(cfg, shutdown.clone())
+        .await
+        .expect("controller starts");
+    (tmp, shutdown, running)
+}
+
+async fn channel(running: &server::Running) -> Channel {
+    Channel::from_shared(format!("http://{}", running.addr))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn health_and_reflection_let_stock_clients_discover_the_query_service() {
+    let (_tmp, shutdown, running) = controller().await;
+    let ch = channel(&running).await;
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let resp = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "plumb.v1.QueryService".into(),
+        })
+        .await
+        .expect("health check")
+        .into_inner();
+    assert_eq!(
+        resp.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(ch);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let reply = stream.next().await.expect("a reply").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reply {reply:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "plumb.v1.QueryService",
+        "plumb.v1.AgentService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+
+    shutdown.cancel();
+    running.wait().await.expect("clean stop");
+}
+
+async fn connect_with(ch: Channel, first: Msg) -> tonic::Status {
+    let mut client = v1::agent_service_client::AgentServiceClient::new(ch);
+    let messages =
+        tokio_stream::iter([v1::AgentMessage { msg: Some(first) }]).chain(tokio_stream::pending());
+    match client.connect(messages).await {
+        Ok(_) => panic!("the controller accepted a malformed stream"),
+        Err(status) => status,
+    }
+}
+
+fn hello(host_id: &str, protocol_version: u32) -> Msg {
+    Msg::Hello(v1::Hello {
+        host_id: host_id.into(),
+        protocol_version,
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn malformed_agent_streams_are_rejected() {
+    let (_tmp, shutdown, running) = controller().await;
+    let ch = channel(&running).await;
+
+    let s = connect_with(ch.clone(), Msg::Heartbeat(v1::Heartbeat { sent_at_ms: 1 })).await;
+    assert_eq!(
+        (s.code(), s.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "the first message must be a Hello"
+        )
+    );
+
+    let s = connect_with(
+        ch.clone(),
+        hello("../../etc", plumb_proto::PROTOCOL_VERSION),
+    )
+    .await;
+    assert_eq!(s.code(), tonic::Code::InvalidArgument);
+    assert!(
+        s.message().starts_with("invalid host id"),
+        "{}",
+        s.message()
+    );
+
+    let s = connect_with(ch.clone(), hello("h1", plumb_proto::PROTOCOL_VERSION + 1)).await;
+    assert_eq!(s.code(), tonic::Code::InvalidArgument);
+    assert!(s.message().contains("protocol version"), "{}", s.message());
+
+    // None of them became a host.
+    let mut query = v1::query_service_client::QueryServiceClient::new(ch);
+    let hosts = query
+        .list_hosts(v1::ListHostsRequest {})
+        .await
+        .expect("hosts")
+        .into_inner()
+        .hosts;
+    assert!(hosts.is_empty(), "{hosts:?}");
+
+    shutdown.cancel();
+    running.wait().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_malformed_state_ends_the_stream_and_is_not_recorded() {
+    let (_tmp, shutdown, running) = controller().await;
+    let ch = channel(&running).await;
+    let mut client = v1::agent_service_client::AgentServiceClient::new(ch.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(v1::AgentMessage {
+        msg: Some(hello("h1", plumb_proto::PROTOCOL_VERSION)),
+    })
+    .await
+    .expect("send");
+    let mut inbound = client
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("accepted")
+        .into_inner();
+    let plan = match inbound.message().await.expect("ok").expect("a plan").msg {
+        Some(v1::controller_message::Msg::Plan(p)) => p,
+        other => panic!("expected a plan, got {other:?}"),
+    };
+    assert_eq!(
+        plan.paths
+            .iter()
+            .map(|p| p.path.as_str())
+            .collect::<Vec<_>>(),
+        ["/etc/motd"]
+    );
+    let bad = v1::PathState {
+        path: "/etc/motd".into(),
+        kind: 99,
+        ..Default::default()
+    };
+    tx.send(v1::AgentMessage {
+        msg: Some(Msg::Snapshot(v1::Snapshot {
+            plan_generation: plan.generation,
+            seq: 1,
+            states: vec![bad],
+        })),
+    })
+    .await
+    .expect("send");
+    // The controller drops the stream; the response ends (with or without an error status).
+    let _status = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match inbound.message().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    let mut query = v1::query_service_client::QueryServiceClient::new(ch);
+    let resp = query
+        .get_drift(v1::GetDriftRequest { hosts: vec![] })
+        .await
+        .expect("drift")
+        .into_inner();
+    assert!(
+        resp.hosts.iter().all(|h| h.drift.is_empty()),
+        "nothing was evaluated from it"
+    );
+    shutdown.cancel();
+    running.wait().await.expect("clean stop");
+}

@@ -1,0 +1,338 @@
+//! End to end: manifest reloads (good and broken), offline hosts, following drift live, the
+//! CLI's exit codes and errors, and an unreadable file.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use plumb_tests::{
+    Controller, DEADLINE, bin, is_root, sha256, start_agent, start_agent_with, wait_for,
+};
+
+fn setup(manifest: &str) -> (tempfile::TempDir, Controller) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(manifests.join("all.yaml"), manifest).expect("write");
+    fs::create_dir_all(tmp.path().join("root/etc")).expect("mkdir");
+    let controller = Controller::start(&manifests, &tmp.path().join("data"));
+    (tmp, controller)
+}
+
+fn code(out: &std::process::Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+const MOTD: &str = "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n";
+
+#[test]
+fn a_broken_manifest_is_reported_and_the_last_good_set_stays_in_force() {
+    let (tmp, c) = setup(MOTD);
+    let root = tmp.path().join("root");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    let _agent = start_agent(&c.url, "h1", &root, &[]);
+    c.expect_drift("h1", &[]);
+    assert_eq!(code(&c.plumb(&["drift"])), 0, "exit 0 when in sync");
+
+    // A broken manifest dropped into the running controller's directory.
+    let broken = c.manifests.join("broken.yaml");
+    fs::write(
+        &broken,
+        "name: broken\nhosts: [\"*\"]\nfiles:\n  /etc/x:\n    mode: 0644\n",
+    )
+    .expect("write");
+    let errors = wait_for("the rejected manifest to be reported", || {
+        let v = c.json(&["hosts"]);
+        let errors = v["manifest_errors"].as_array()?.clone();
+        (!errors.is_empty()).then_some(errors)
+    });
+    let text = errors[0].as_str().expect("message");
+    assert!(
+        text.starts_with(&format!(
+            "{}:5:11: mode must be a quoted string",
+            broken.display()
+        )),
+        "{text}"
+    );
+    let out = c.plumb(&["drift"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the last good set stays in force"),
+        "the CLI shows it"
+    );
+
+    // Drift is still evaluated against the last good set.
+    fs::write(root.join("etc/motd"), "changed\n").expect("write");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"changed\n"),
+        )],
+    );
+    let out = c.plumb(&["drift"]);
+    assert_eq!(code(&out), 2, "exit 2 on drift");
+
+    // Fixing it clears the error; a good change declares a new path, which the agent observes.
+    fs::write(
+        &broken,
+        "name: broken\nhosts: [\"*\"]\nfiles:\n  /etc/issue:\n    absent: true\n",
+    )
+    .expect("fix");
+    wait_for("the error to clear", || {
+        c.json(&["hosts"])["manifest_errors"]
+            .as_array()?
+            .is_empty()
+            .then_some(())
+    });
+    fs::write(root.join("etc/issue"), "").expect("write");
+    c.expect_drift(
+        "h1",
+        &[
+            ("file:/etc/issue", "present", "absent", "file"),
+            (
+                "file:/etc/motd",
+                "sha256",
+                &sha256(b"hi\n"),
+                &sha256(b"changed\n"),
+            ),
+        ],
+    );
+    // A path no longer declared: its drift is resolved.
+    fs::remove_file(&broken).expect("rm");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"changed\n"),
+        )],
+    );
+}
+
+#[test]
+fn a_silent_agent_is_offline_with_its_last_known_drift() {
+    let (tmp, c) = setup(MOTD);
+    let root = tmp.path().join("root");
+    fs::write(root.join("etc/motd"), "other\n").expect("write");
+    let agent = start_agent(&c.url, "h1", &root, &[]);
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"other\n"),
+        )],
+    );
+    // SIGSTOP: the connection stays open but heartbeats stop (the controller runs with 1 s).
+    agent.signal("STOP");
+    let host = wait_for("the host to be offline", || {
+        let h = c.host_drift("h1")?;
+        (h["status"] == "offline").then_some(h)
+    });
+    assert_eq!(
+        host["drift"][0]["attribute"], "sha256",
+        "last known drift is kept: {host}"
+    );
+    assert_eq!(code(&c.plumb(&["drift", "h1"])), 2);
+    agent.signal("CONT");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"other\n"),
+        )],
+    );
+    let events: Vec<String> = c.json(&["history", "h1"])["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        events.contains(&"host_offline".to_owned()) && events.contains(&"host_online".to_owned()),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn drift_follow_streams_events_as_they_happen() {
+    let (tmp, c) = setup(MOTD);
+    let root = tmp.path().join("root");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    let _agent = start_agent(&c.url, "h1", &root, &[]);
+    c.expect_drift("h1", &[]);
+
+    let mut follower = Command::new(bin("plumb"))
+        .args(["drift", "--follow", "-o", "json", "--controller", &c.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn follower");
+    let stdout = follower.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The follower is subscribed once the controller has seen the query; a change made before
+    // that would only show as current drift, which is also an `opened` line: either way the
+    // first line must be this drift.
+    fs::write(root.join("etc/motd"), "x\n").expect("write");
+    let line = rx.recv_timeout(DEADLINE).expect("an event line");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert_eq!(event["event"], "opened");
+    assert_eq!(event["host"], "h1");
+    assert_eq!(event["resource"], "file:/etc/motd");
+    fs::write(root.join("etc/motd"), "hi\n").expect("revert");
+    let resolved = wait_for("a resolved event", || {
+        let line = rx.recv_timeout(DEADLINE).ok()?;
+        let e: serde_json::Value = serde_json::from_str(&line).ok()?;
+        (e["event"] == "resolved").then_some(e)
+    });
+    assert_eq!(resolved["resource"], "file:/etc/motd");
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
+
+#[test]
+fn cli_exit_codes_and_errors() {
+    let plumb = |args: &[&str]| {
+        Command::new(bin("plumb"))
+            .args(args)
+            .env_remove("PLUMB_CONTROLLER")
+            .output()
+            .expect("run")
+    };
+    assert_eq!(code(&plumb(&["no-such-command"])), 64, "usage error");
+    assert_eq!(
+        code(&plumb(&["drift", "--output", "xml"])),
+        64,
+        "usage error"
+    );
+    let help = plumb(&["--help"]);
+    assert_eq!(code(&help), 0);
+    assert!(
+        String::from_utf8_lossy(&help.stdout)
+            .contains("Exit codes: 0 in sync / success, 2 drift found, 1 error, 64 usage error")
+    );
+
+    // Nothing listens on port 1.
+    let out = plumb(&["drift", "--controller", "http://127.0.0.1:1"]);
+    assert_eq!(code(&out), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the controller at http://127.0.0.1:1") && err.contains("hint:"),
+        "{err}"
+    );
+
+    let agent = Command::new(bin("plumb-agent"))
+        .args(["run"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&agent), 64, "missing --controller is a usage error");
+
+    // A host the controller does not know.
+    let (_tmp, c) = setup(MOTD);
+    let out = c.plumb(&["drift", "nope"]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no host \"nope\""));
+}
+
+#[test]
+fn manifests_check_lists_every_error_with_its_place() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    fs::write(
+        dir.join("a.yaml"),
+        "name: a\nhosts: [\"*\"]\nfiles:\n  /etc/x:\n    mode: \"0999\"\n",
+    )
+    .expect("write");
+    fs::write(
+        dir.join("b.yaml"),
+        "name: b\nhosts: [\"*\"]\nfiles:\n  /etc/y:\n    contains: [\"/(/\"]\n",
+    )
+    .expect("write");
+    let out = Command::new(bin("plumb"))
+        .args(["manifests", "check"])
+        .arg(dir)
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 1);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let a = dir.join("a.yaml").display().to_string();
+    let b = dir.join("b.yaml").display().to_string();
+    assert!(
+        text.contains(&format!(
+            "{a}:5:11: files./etc/x.mode: invalid mode \"0999\""
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{b}:5:16: files./etc/y.contains[0]: invalid regex"
+        )),
+        "{text}"
+    );
+
+    let json = Command::new(bin("plumb"))
+        .args(["manifests", "check", "-o", "json"])
+        .arg(dir)
+        .output()
+        .expect("run");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["errors"][0]["line"], 5);
+
+    // The repository's example manifests are valid.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+    let out = Command::new(bin("plumb"))
+        .args(["manifests", "check"])
+        .arg(&examples)
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn an_unreadable_file_is_reported_as_such() {
+    if !is_root() {
+        eprintln!("not root: cannot drop privileges for the agent; left out");
+        return;
+    }
+    let (tmp, c) = setup(MOTD);
+    let root = tmp.path().join("root");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    // The agent runs as nobody; the file is root's and private.
+    fs::set_permissions(
+        root.join("etc/motd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    for dir in [tmp.path(), &root, &root.join("etc")] {
+        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin("plumb-agent"));
+    let _agent = start_agent_with(cmd, &c.url, "h1", &root, &[]);
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            "unreadable: cannot read content: permission denied",
+        )],
+    );
+}
