@@ -39,6 +39,10 @@ pub enum ToAgent {
     Ack {
         seq: u64,
     },
+    /// The answer to an agent's heartbeat, so the agent knows the controller is alive.
+    Heartbeat {
+        at_ms: i64,
+    },
 }
 
 pub enum Command {
@@ -257,10 +261,12 @@ impl Fleet {
             } => self.state(conn, snapshot, generation, seq, states)?,
             Command::Heard { conn } => {
                 if let Some(host) = self.host_of(conn) {
+                    let now = now_ms();
+                    host.last_seen_ms = now;
                     if let Some(c) = host.conn.as_mut() {
                         c.last_heard = Instant::now();
+                        let _ = c.out.try_send(ToAgent::Heartbeat { at_ms: now });
                     }
-                    host.last_seen_ms = now_ms();
                 }
             }
             Command::Disconnected { conn } => self.disconnected(conn, "stream closed")?,

@@ -180,6 +180,24 @@ async fn a_malformed_state_ends_the_stream_and_is_not_recorded() {
             .collect::<Vec<_>>(),
         ["/etc/motd"]
     );
+    // Heartbeats are answered, so an agent with nothing to report still hears the controller.
+    let beat = v1::Heartbeat { sent_at_ms: 1 };
+    tx.send(v1::AgentMessage {
+        msg: Some(Msg::Heartbeat(beat)),
+    })
+    .await
+    .expect("send");
+    let reply = tokio::time::timeout(Duration::from_secs(10), inbound.message());
+    match reply
+        .await
+        .expect("an answer in time")
+        .expect("ok")
+        .expect("a reply")
+        .msg
+    {
+        Some(v1::controller_message::Msg::Heartbeat(h)) => assert!(h.sent_at_ms > 0),
+        other => panic!("expected a heartbeat, got {other:?}"),
+    }
     let bad = v1::PathState {
         path: "/etc/motd".into(),
         kind: 99,

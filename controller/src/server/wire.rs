@@ -115,6 +115,7 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
                 .collect(),
         }),
         ToAgent::Ack { seq } => Msg::Ack(v1::Ack { seq }),
+        ToAgent::Heartbeat { at_ms } => Msg::Heartbeat(v1::Heartbeat { sent_at_ms: at_ms }),
     };
     v1::ControllerMessage { msg: Some(msg) }
 }
