@@ -269,24 +269,27 @@ pub fn drift_items(host: &Value) -> Vec<(String, String, String, String)> {
     items
 }
 
-/// An agent started with `plumb-agent run`.
+/// An agent started with `plumb-agent run`, with `--label` for each of `labels`.
 pub fn start_agent(controller_url: &str, host_id: &str, root: &Path, labels: &[&str]) -> Proc {
+    let extra: Vec<String> = labels.iter().map(|l| format!("--label={l}")).collect();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     start_agent_with(
         Command::new(bin("plumb-agent")),
         controller_url,
         host_id,
         root,
-        labels,
+        &extra,
     )
 }
 
-/// Like `start_agent`, with a prepared command (e.g. one that drops privileges first).
+/// Like `start_agent`, with a prepared command (e.g. one that drops privileges first) and
+/// extra arguments for `run`.
 pub fn start_agent_with(
     mut cmd: Command,
     controller_url: &str,
     host_id: &str,
     root: &Path,
-    labels: &[&str],
+    extra: &[&str],
 ) -> Proc {
     cmd.args([
         "run",
@@ -297,10 +300,8 @@ pub fn start_agent_with(
         "--root",
     ])
     .arg(root)
+    .args(extra)
     .env("RUST_LOG", "info");
-    for l in labels {
-        cmd.args(["--label", l]);
-    }
     Proc::spawn(cmd, None).0
 }
 

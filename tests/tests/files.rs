@@ -119,6 +119,18 @@ fn file_changes_are_drift_until_reverted_and_survive_a_controller_kill() {
         "selected by label and by host glob"
     );
     assert_eq!(manifests_of("db-1"), ["db"]);
+    // The Hello's facts (sysinfo) and labels reach the operator.
+    let web_host = hosts["hosts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|h| h["host"] == "web-1"))
+        .expect("web-1 listed");
+    assert!(
+        web_host["os"]["kernel"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty()),
+        "{web_host}"
+    );
+    assert_eq!(web_host["labels"]["role"], "web");
 
     let app = web.join("etc/app.conf");
     let want = sha256(b"a=1\n");

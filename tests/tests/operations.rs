@@ -336,3 +336,34 @@ fn an_unreadable_file_is_reported_as_such() {
         )],
     );
 }
+
+#[test]
+fn the_periodic_rescan_catches_what_inotify_cannot_see() {
+    let (tmp, c) = setup(MOTD);
+    let root = tmp.path().join("root");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    // A hard link outside every watched directory: writing through it changes /etc/motd's
+    // content, but inotify reports the write only to watchers of the link's own directory.
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).expect("mkdir");
+    fs::hard_link(root.join("etc/motd"), elsewhere.join("link")).expect("hard link");
+    let agent = Command::new(bin("plumb-agent"));
+    let _agent = start_agent_with(agent, &c.url, "h1", &root, &["--rescan-interval", "1s"]);
+    c.expect_drift("h1", &[]);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(elsewhere.join("link"))
+        .expect("open link");
+    std::io::Write::write_all(&mut f, b"sneaky\n").expect("write through the link");
+    drop(f);
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"sneaky\n"),
+        )],
+    );
+}

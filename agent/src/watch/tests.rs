@@ -137,3 +137,26 @@ fn reads_are_not_changes() {
     ))));
     assert!(!is_noise(&EventKind::Any));
 }
+
+#[tokio::test]
+async fn a_full_queue_raises_the_overflow_flag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+    // Room for one message, and nobody reading: the second change cannot be queued.
+    let (tx, _rx) = mpsc::channel(1);
+    let mut watch = Watch::new(Root::new(Some(dir.path().to_path_buf())), tx).expect("watcher");
+    watch.set_paths([("/etc/a", false)]);
+    assert!(!watch.take_overflow());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    // Each write is at least one event; keep writing until the watcher thread reports a drop.
+    while !watch.take_overflow() {
+        assert!(
+            Instant::now() < deadline,
+            "no overflow reported after {n} writes"
+        );
+        fs::write(dir.path().join("etc/a"), n.to_string()).expect("write");
+        n += 1;
+        tokio::task::yield_now().await;
+    }
+}

@@ -191,3 +191,39 @@ fn user_and_group_names_come_from_the_root() {
     let o = observe(&root, &req("/etc/x"), &IdNames::load(&root));
     assert_eq!(o.owner.as_deref(), Some("someone"));
 }
+
+#[test]
+fn a_large_file_is_hashed_in_chunks_like_sha256sum() {
+    let (dir, root) = setup();
+    // Not a multiple of the read size, with lines straddling chunk boundaries.
+    let line = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc\n";
+    let content: Vec<u8> = line
+        .iter()
+        .copied()
+        .cycle()
+        .take(3 * READ_CHUNK * 7 + 13)
+        .collect();
+    write(dir.path(), "etc/big", &content);
+    let r = Request {
+        hash: true,
+        contains: vec![
+            Matcher::new(
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc",
+                false,
+            )
+            .expect("valid"),
+        ],
+        ..req("/etc/big")
+    };
+    let o = look(&root, &r);
+    let out = std::process::Command::new("sha256sum")
+        .arg(dir.path().join("etc/big"))
+        .output()
+        .expect("run sha256sum");
+    let want = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_owned);
+    assert_eq!(o.sha256, want);
+    assert_eq!(o.contains, [true]);
+}
