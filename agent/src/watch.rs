@@ -99,10 +99,6 @@ impl Watch {
         self.overflowed.swap(false, Ordering::Relaxed)
     }
 
-    pub fn declared(&self) -> &BTreeSet<String> {
-        &self.declared
-    }
-
     /// The declared paths a change to `host_path` may affect: the path itself, any declared
     /// path below it (a directory on the way was created, removed or renamed), and a listed
     /// directory it is an entry of. Also says whether the watch set must be recomputed.

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::drift::Observed;
 use crate::model::{DriftRecord, Event, EventKind, HostInfo};
@@ -379,17 +379,6 @@ impl Store {
             });
         }
         Ok(events)
-    }
-
-    /// Whether the host is known; used by tests and the history query.
-    pub fn has_host(&self, host_id: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT 1 FROM hosts WHERE host_id = ?1", [host_id], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some())
     }
 }
 

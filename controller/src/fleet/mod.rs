@@ -6,16 +6,20 @@
 //! stall the reactor, and one owner means no locks and a single order of events.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::drift::{self, Observed};
-use crate::manifest::{DesiredState, Diagnostic, HostIdentity, ManifestSet};
-use crate::model::{DriftRecord, Event, EventKind, HostInfo, HostStatus, HostView};
+use crate::manifest::{Diagnostic, HostIdentity, ManifestSet};
+use crate::model::{DriftRecord, Event, EventKind, HostInfo, HostView};
 use crate::plan::{self, PathRequest};
 use crate::store::{DriftChange, Store, StoreError};
+
+mod host;
+mod reconcile;
+use host::{Conn, Host};
+use reconcile::reconcile;
 
 /// Commands waiting for the fleet thread. A full queue makes senders wait: agents are slowed
 /// down rather than their changes dropped.
@@ -107,59 +111,6 @@ impl FleetHandle {
         let (reply, rx) = oneshot::channel();
         self.send(make(reply)).await?;
         rx.await.map_err(|_| Stopped)
-    }
-}
-
-struct Conn {
-    id: u64,
-    out: mpsc::Sender<ToAgent>,
-    last_heard: Instant,
-}
-
-struct Host {
-    info: HostInfo,
-    last_seen_ms: i64,
-    conn: Option<Conn>,
-    desired: Arc<DesiredState>,
-    /// The generation of the last plan sent; state for another generation is ignored.
-    generation: u64,
-    observed: HashMap<String, Observed>,
-    /// Whether a snapshot for the current plan has been evaluated.
-    evaluated: bool,
-    /// Open drift, by the declared path whose evaluation produced it.
-    drift: BTreeMap<String, Vec<DriftRecord>>,
-}
-
-impl Host {
-    fn status(&self) -> HostStatus {
-        if self.conn.is_none() {
-            HostStatus::Offline
-        } else if !self.evaluated {
-            HostStatus::Unknown
-        } else if self.drift.values().any(|d| !d.is_empty()) {
-            HostStatus::Drifted
-        } else {
-            HostStatus::InSync
-        }
-    }
-
-    fn view(&self) -> HostView {
-        let mut drift: Vec<DriftRecord> = self.drift.values().flatten().cloned().collect();
-        drift.sort_by(|a, b| (&a.resource, &a.attribute).cmp(&(&b.resource, &b.attribute)));
-        HostView {
-            info: self.info.clone(),
-            status: self.status(),
-            last_seen_ms: self.last_seen_ms,
-            drift,
-            manifests: self.desired.manifests.clone(),
-        }
-    }
-
-    fn identity(&self) -> HostIdentity {
-        HostIdentity {
-            host_id: self.info.host_id.clone(),
-            labels: self.info.labels.clone(),
-        }
     }
 }
 
@@ -456,55 +407,21 @@ impl Fleet {
         let mut resolved: Vec<DriftRecord> = Vec::new();
         let mut observations: Vec<(String, Option<Observed>)> = Vec::new();
         for path in paths {
-            let new: Vec<DriftRecord> =
-                match (host.desired.files.get(path), host.observed.get(path)) {
-                    (Some(decl), Some(obs)) => drift::evaluate(decl, obs, &host.desired)
-                        .into_iter()
-                        .map(|i| DriftRecord {
-                            resource: i.resource,
-                            attribute: i.attribute,
-                            expected: i.expected,
-                            actual: i.actual,
-                            since_ms: now,
-                            declared_at: i.declared_at,
-                        })
-                        .collect(),
-                    // Declared but not observed yet: nothing known, nothing changes.
-                    (Some(_), None) => continue,
-                    // No longer declared: its drift is resolved.
-                    (None, _) => Vec::new(),
-                };
+            let new = match (host.desired.files.get(path), host.observed.get(path)) {
+                (Some(decl), Some(obs)) => drift::evaluate(decl, obs, &host.desired),
+                // Declared but not observed yet: nothing known, nothing changes.
+                (Some(_), None) => continue,
+                // No longer declared: its drift is resolved.
+                (None, _) => Vec::new(),
+            };
             observations.push((path.clone(), host.observed.get(path).cloned()));
             let old = host.drift.remove(path).unwrap_or_default();
-            let mut kept = Vec::with_capacity(new.len());
-            for mut n in new {
-                match old
-                    .iter()
-                    .find(|o| o.resource == n.resource && o.attribute == n.attribute)
-                {
-                    None => {
-                        opened.push((path.clone(), n.clone()));
-                        kept.push(n);
-                    }
-                    Some(o) => {
-                        n.since_ms = o.since_ms;
-                        if o.expected != n.expected || o.actual != n.actual {
-                            changed.push((path.clone(), n.clone()));
-                        }
-                        kept.push(n);
-                    }
-                }
-            }
-            for o in old {
-                if !kept
-                    .iter()
-                    .any(|n| n.resource == o.resource && n.attribute == o.attribute)
-                {
-                    resolved.push(o);
-                }
-            }
-            if !kept.is_empty() {
-                host.drift.insert(path.clone(), kept);
+            let r = reconcile(old, new, now);
+            opened.extend(r.opened.into_iter().map(|d| (path.clone(), d)));
+            changed.extend(r.changed.into_iter().map(|d| (path.clone(), d)));
+            resolved.extend(r.resolved);
+            if !r.open.is_empty() {
+                host.drift.insert(path.clone(), r.open);
             }
         }
         let obs_refs: Vec<(&str, Option<&Observed>)> = observations

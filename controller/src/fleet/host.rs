@@ -1,0 +1,66 @@
+//! One host as the fleet keeps it: who it is, its connection, what is declared for it, what
+//! was observed, and its open drift.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::ToAgent;
+use crate::drift::Observed;
+use crate::manifest::{DesiredState, HostIdentity};
+use crate::model::{DriftRecord, HostInfo, HostStatus, HostView};
+
+pub(super) struct Conn {
+    pub(super) id: u64,
+    pub(super) out: mpsc::Sender<ToAgent>,
+    pub(super) last_heard: Instant,
+}
+
+pub(super) struct Host {
+    pub(super) info: HostInfo,
+    pub(super) last_seen_ms: i64,
+    pub(super) conn: Option<Conn>,
+    pub(super) desired: Arc<DesiredState>,
+    /// The generation of the last plan sent; state for another generation is ignored.
+    pub(super) generation: u64,
+    pub(super) observed: HashMap<String, Observed>,
+    /// Whether a snapshot for the current plan has been evaluated.
+    pub(super) evaluated: bool,
+    /// Open drift, by the declared path whose evaluation produced it.
+    pub(super) drift: BTreeMap<String, Vec<DriftRecord>>,
+}
+
+impl Host {
+    pub(super) fn status(&self) -> HostStatus {
+        if self.conn.is_none() {
+            HostStatus::Offline
+        } else if !self.evaluated {
+            HostStatus::Unknown
+        } else if self.drift.values().any(|d| !d.is_empty()) {
+            HostStatus::Drifted
+        } else {
+            HostStatus::InSync
+        }
+    }
+
+    pub(super) fn view(&self) -> HostView {
+        let mut drift: Vec<DriftRecord> = self.drift.values().flatten().cloned().collect();
+        drift.sort_by(|a, b| (&a.resource, &a.attribute).cmp(&(&b.resource, &b.attribute)));
+        HostView {
+            info: self.info.clone(),
+            status: self.status(),
+            last_seen_ms: self.last_seen_ms,
+            drift,
+            manifests: self.desired.manifests.clone(),
+        }
+    }
+
+    pub(super) fn identity(&self) -> HostIdentity {
+        HostIdentity {
+            host_id: self.info.host_id.clone(),
+            labels: self.info.labels.clone(),
+        }
+    }
+}
