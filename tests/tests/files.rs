@@ -167,6 +167,26 @@ fn file_changes_are_drift_until_reverted_and_survive_a_controller_kill() {
     sh(&format!("sed -i 's/a=4/a=1/' {}", app.display()));
     controller.expect_drift("web-1", &[]);
 
+    // install(1), as packaging scripts and configuration tools do.
+    let staged = tmp.path().join("staged.conf");
+    fs::write(&staged, "a=5\n").expect("stage");
+    sh(&format!(
+        "install -m 0644 {} {}",
+        staged.display(),
+        app.display()
+    ));
+    controller.expect_drift(
+        "web-1",
+        &[("file:/etc/app.conf", "sha256", &want, &sha("a=5\n"))],
+    );
+    fs::write(&staged, "a=1\n").expect("stage");
+    sh(&format!(
+        "install -m 0644 {} {}",
+        staged.display(),
+        app.display()
+    ));
+    controller.expect_drift("web-1", &[]);
+
     // Delete, then recreate.
     fs::remove_file(&app).expect("rm");
     controller.expect_drift(
@@ -282,9 +302,8 @@ fn file_changes_are_drift_until_reverted_and_survive_a_controller_kill() {
     // History: each change opened and resolved, oldest first.
     assert_eq!(
         events_for(&events, "file:/etc/app.conf", "sha256"),
-        [
-            "opened", "resolved", "opened", "resolved", "opened", "resolved"
-        ]
+        ["opened", "resolved"].repeat(4),
+        "in-place write, rename-save, sed -i, install"
     );
     for (resource, attribute) in [
         ("file:/etc/app.conf", "present"),
