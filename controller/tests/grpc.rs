@@ -236,3 +236,112 @@ async fn a_malformed_state_ends_the_stream_and_is_not_recorded() {
     shutdown.cancel();
     running.wait().await.expect("clean stop");
 }
+
+/// Passes message bytes through untouched: a client that knows no plumb types at all.
+mod raw {
+    use bytes::{Buf, BufMut};
+    use tonic::Status;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+    #[derive(Default)]
+    pub(super) struct RawCodec;
+    pub(super) struct Raw;
+
+    impl Encoder for Raw {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for Raw {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+            let mut bytes = vec![0; src.remaining()];
+            src.copy_to_slice(&mut bytes);
+            Ok(Some(bytes))
+        }
+    }
+
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = Raw;
+        type Decoder = Raw;
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+}
+
+/// What a stock client does: learn the service from reflection, then call it by name.
+#[tokio::test]
+async fn a_client_without_plumb_types_discovers_and_calls_list_hosts() {
+    use prost::Message;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let (_tmp, shutdown, running) = controller().await;
+    let ch = channel(&running).await;
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "plumb.v1.QueryService".into(),
+        )),
+    };
+    let mut stream = ServerReflectionClient::new(ch.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let reply = stream.next().await.expect("a reply").expect("ok");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = reply.message_response else {
+        panic!("unexpected reply {reply:?}")
+    };
+    let method = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| {
+            prost_types::FileDescriptorProto::decode(bytes.as_slice()).expect("a descriptor")
+        })
+        .flat_map(|f| {
+            let package = f.package().to_owned();
+            f.service.into_iter().map(move |s| (package.clone(), s))
+        })
+        .find(|(package, s)| package == "plumb.v1" && s.name() == "QueryService")
+        .and_then(|(package, s)| {
+            let service = format!("{package}.{}", s.name());
+            s.method
+                .into_iter()
+                .find(|m| m.name() == "ListHosts")
+                .map(|m| (service, m))
+        })
+        .map(|(service, m)| (format!("/{service}/{}", m.name()), m))
+        .expect("reflection describes QueryService.ListHosts");
+    let (path, method) = method;
+    assert_eq!(method.input_type(), ".plumb.v1.ListHostsRequest");
+
+    // ListHostsRequest has no fields: its encoding is empty.
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).expect("a method path");
+    let reply = grpc
+        .unary(tonic::Request::new(Vec::new()), path, raw::RawCodec)
+        .await
+        .expect("the call succeeds")
+        .into_inner();
+    let hosts = v1::ListHostsResponse::decode(reply.as_slice()).expect("a ListHostsResponse");
+    assert!(hosts.hosts.is_empty() && hosts.manifest_errors.is_empty());
+
+    shutdown.cancel();
+    running.wait().await.expect("clean stop");
+}
