@@ -3,12 +3,12 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use plumb_tests::{
-    Controller, DEADLINE, bin, is_root, sha256, start_agent, start_agent_with, wait_for,
+    Controller, DEADLINE, Proc, bin, is_root, sha256, start_agent, start_agent_with, wait_for,
 };
 
 fn setup(manifest: &str) -> (tempfile::TempDir, Controller) {
@@ -27,12 +27,18 @@ fn code(out: &std::process::Output) -> i32 {
 
 const MOTD: &str = "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n";
 
-#[test]
-fn a_broken_manifest_is_reported_and_the_last_good_set_stays_in_force() {
+/// A controller declaring `/etc/motd` as "hi\n", and agent `h1` on a root where it reads `motd`.
+fn with_agent(motd: &str) -> (tempfile::TempDir, Controller, PathBuf, Proc) {
     let (tmp, c) = setup(MOTD);
     let root = tmp.path().join("root");
-    fs::write(root.join("etc/motd"), "hi\n").expect("write");
-    let _agent = start_agent(&c.url, "h1", &root, &[]);
+    fs::write(root.join("etc/motd"), motd).expect("write");
+    let agent = start_agent(&c.url, "h1", &root, &[]);
+    (tmp, c, root, agent)
+}
+
+#[test]
+fn a_broken_manifest_is_reported_and_the_last_good_set_stays_in_force() {
+    let (_tmp, c, root, _agent) = with_agent("hi\n");
     c.expect_drift("h1", &[]);
     assert_eq!(code(&c.plumb(&["drift"])), 0, "exit 0 when in sync");
 
@@ -116,10 +122,7 @@ fn a_broken_manifest_is_reported_and_the_last_good_set_stays_in_force() {
 
 #[test]
 fn a_silent_agent_is_offline_with_its_last_known_drift() {
-    let (tmp, c) = setup(MOTD);
-    let root = tmp.path().join("root");
-    fs::write(root.join("etc/motd"), "other\n").expect("write");
-    let agent = start_agent(&c.url, "h1", &root, &[]);
+    let (_tmp, c, _root, agent) = with_agent("other\n");
     c.expect_drift(
         "h1",
         &[(
@@ -164,10 +167,7 @@ fn a_silent_agent_is_offline_with_its_last_known_drift() {
 
 #[test]
 fn drift_follow_streams_events_as_they_happen() {
-    let (tmp, c) = setup(MOTD);
-    let root = tmp.path().join("root");
-    fs::write(root.join("etc/motd"), "hi\n").expect("write");
-    let _agent = start_agent(&c.url, "h1", &root, &[]);
+    let (_tmp, c, root, _agent) = with_agent("hi\n");
     c.expect_drift("h1", &[]);
 
     let mut follower = Command::new(bin("plumb"))
