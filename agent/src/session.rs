@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::AgentConfig;
-use crate::collect::IdNames;
+use crate::collect::IdCache;
 use crate::collect::files::{Observation, Request, observe};
 use crate::watch::{QUEUE, Watch, WatchMsg};
 use crate::wire::{self, Plan};
@@ -68,6 +68,7 @@ pub(crate) async fn run(
         dirty: BTreeSet::new(),
         touched: Vec::new(),
         rescan: false,
+        ids: IdCache::default(),
     };
     let mut heartbeat_every = DEFAULT_HEARTBEAT;
     let mut heartbeat = tokio::time::interval(heartbeat_every);
@@ -143,6 +144,7 @@ struct State {
     /// Directories on the way to declared paths that changed: the watch set may move.
     touched: Vec<PathBuf>,
     rescan: bool,
+    ids: IdCache,
 }
 
 impl State {
@@ -233,18 +235,22 @@ impl State {
     }
 
     /// Observes paths of the current plan on a blocking thread (stat, hashing).
-    async fn observe(&self, paths: Vec<String>) -> anyhow::Result<Vec<Observation>> {
+    async fn observe(&mut self, paths: Vec<String>) -> anyhow::Result<Vec<Observation>> {
         let requests = self.requests.clone();
         let root = self.cfg.root.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            let names = IdNames::load(&root);
-            paths
+        let mut ids = std::mem::take(&mut self.ids);
+        let (ids, observed) = tokio::task::spawn_blocking(move || {
+            let names = ids.get(&root);
+            let observed = paths
                 .iter()
                 .filter_map(|p| requests.get(p))
                 .map(|r| observe(&root, r, &names))
-                .collect()
+                .collect();
+            (ids, observed)
         })
-        .await?)
+        .await?;
+        self.ids = ids;
+        Ok(observed)
     }
 }
 

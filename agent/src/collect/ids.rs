@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 
 use crate::root::Root;
 
@@ -35,6 +37,37 @@ impl IdNames {
     }
 }
 
+/// Identity of a file's version: (inode, size, mtime in ns); `None` when it cannot be read.
+type Stamp = Option<(u64, u64, i128)>;
+
+fn stamp(root: &Root, path: &str) -> Stamp {
+    let m = fs::metadata(root.host_path(path)).ok()?;
+    Some((
+        m.ino(),
+        m.size(),
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    ))
+}
+
+/// Names re-read only when `/etc/passwd` or `/etc/group` changed: two stats per batch of
+/// observations instead of two reads.
+#[derive(Debug, Default)]
+pub struct IdCache {
+    stamps: Option<(Stamp, Stamp)>,
+    names: Arc<IdNames>,
+}
+
+impl IdCache {
+    pub fn get(&mut self, root: &Root) -> Arc<IdNames> {
+        let stamps = (stamp(root, "/etc/passwd"), stamp(root, "/etc/group"));
+        if self.stamps != Some(stamps) {
+            self.names = Arc::new(IdNames::load(root));
+            self.stamps = Some(stamps);
+        }
+        self.names.clone()
+    }
+}
+
 /// `name:x:id:...` lines; the first name for an id wins, as with getpwuid.
 fn parse(text: &str) -> HashMap<u32, String> {
     let mut names = HashMap::new();
@@ -52,7 +85,30 @@ fn parse(text: &str) -> HashMap<u32, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::*;
+
+    #[test]
+    fn the_cache_rereads_after_a_change() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+        let root = Root::new(Some(dir.path().to_path_buf()));
+        let mut cache = IdCache::default();
+        assert_eq!(cache.get(&root).user(7), None);
+        fs::write(dir.path().join("etc/passwd"), "seven:x:7:7::/:/bin/sh\n").expect("write");
+        assert_eq!(cache.get(&root).user(7), Some("seven"));
+        // Same size, new content: the rename gives it a new inode.
+        fs::write(
+            dir.path().join("etc/passwd.new"),
+            "eight:x:7:7::/:/bin/sh\n",
+        )
+        .expect("write");
+        fs::rename(
+            dir.path().join("etc/passwd.new"),
+            dir.path().join("etc/passwd"),
+        )
+        .expect("rename");
+        assert_eq!(cache.get(&root).user(7), Some("eight"));
+    }
 
     #[test]
     fn parses_passwd_lines_and_skips_junk() {

@@ -4,4 +4,4 @@ pub mod facts;
 pub mod files;
 mod ids;
 
-pub use ids::IdNames;
+pub use ids::{IdCache, IdNames};
