@@ -123,15 +123,9 @@ fn a_broken_manifest_is_reported_and_the_last_good_set_stays_in_force() {
 #[test]
 fn a_silent_agent_is_offline_with_its_last_known_drift() {
     let (_tmp, c, _root, agent) = with_agent("other\n");
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"other\n"),
-        )],
-    );
+    let (want, other) = (sha256(b"hi\n"), sha256(b"other\n"));
+    let drifted = [("file:/etc/motd", "sha256", want.as_str(), other.as_str())];
+    c.expect_drift("h1", &drifted);
     // SIGSTOP: the connection stays open but heartbeats stop (the controller runs with 1 s).
     agent.signal("STOP");
     let host = wait_for("the host to be offline", || {
@@ -144,15 +138,7 @@ fn a_silent_agent_is_offline_with_its_last_known_drift() {
     );
     assert_eq!(code(&c.plumb(&["drift", "h1"])), 2);
     agent.signal("CONT");
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"other\n"),
-        )],
-    );
+    c.expect_drift("h1", &drifted);
     let events: Vec<String> = c.json(&["history", "h1"])["events"]
         .as_array()
         .expect("events")
