@@ -9,3 +9,4 @@ pub mod model;
 pub mod plan;
 pub mod server;
 pub mod store;
+pub mod version;

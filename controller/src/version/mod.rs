@@ -1,0 +1,159 @@
+//! Package versions: each manager's own ordering, and the constraints manifests declare
+//! (`">= 1:9.2p1"`, `">= 1.2, < 2"`). Pure.
+
+mod dpkg;
+mod rpm;
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Manager {
+    Dpkg,
+    Rpm,
+    Apk,
+    Pacman,
+}
+
+impl Manager {
+    pub const ALL: [Manager; 4] = [Manager::Dpkg, Manager::Rpm, Manager::Apk, Manager::Pacman];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Manager::Dpkg => "dpkg",
+            Manager::Rpm => "rpm",
+            Manager::Apk => "apk",
+            Manager::Pacman => "pacman",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl fmt::Display for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Checks that `version` is well formed for `manager`.
+pub fn validate(manager: Manager, version: &str) -> Result<(), String> {
+    match manager {
+        Manager::Dpkg => dpkg::parse(version).map(drop),
+        Manager::Rpm => rpm::parse(version).map(drop),
+        Manager::Apk | Manager::Pacman => {
+            Err(format!("comparing {manager} versions is not supported yet"))
+        }
+    }
+}
+
+/// Orders two versions by `manager`'s rules.
+pub fn compare(manager: Manager, a: &str, b: &str) -> Result<Ordering, String> {
+    match manager {
+        Manager::Dpkg => Ok(dpkg::compare(&dpkg::parse(a)?, &dpkg::parse(b)?)),
+        Manager::Rpm => Ok(rpm::compare(&rpm::parse(a)?, &rpm::parse(b)?)),
+        Manager::Apk | Manager::Pacman => {
+            Err(format!("comparing {manager} versions is not supported yet"))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+
+    fn holds(self, o: Ordering) -> bool {
+        match self {
+            Op::Eq => o == Ordering::Equal,
+            Op::Ne => o != Ordering::Equal,
+            Op::Lt => o == Ordering::Less,
+            Op::Le => o != Ordering::Greater,
+            Op::Gt => o == Ordering::Greater,
+            Op::Ge => o != Ordering::Less,
+        }
+    }
+}
+
+/// One `OP VERSION` term.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    pub op: Op,
+    pub version: String,
+}
+
+impl fmt::Display for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.op.as_str(), self.version)
+    }
+}
+
+/// Parses `">= 1.2, < 2"`: terms separated by commas, all of which must hold.
+pub fn parse_constraints(text: &str) -> Result<Vec<Constraint>, String> {
+    let mut out = Vec::new();
+    for term in text.split(',') {
+        let term = term.trim();
+        let (op, rest) = [("==", Op::Eq), (">=", Op::Ge), ("<=", Op::Le), ("!=", Op::Ne), ("=", Op::Eq), (">", Op::Gt), ("<", Op::Lt)]
+            .into_iter()
+            .find_map(|(p, op)| term.strip_prefix(p).map(|rest| (op, rest)))
+            .ok_or_else(|| {
+                format!("invalid version constraint {term:?}; hint: write present, absent, or e.g. \">= 1.2, < 2\"")
+            })?;
+        let version = rest.trim();
+        if version.is_empty() || version.contains(char::is_whitespace) {
+            return Err(format!("invalid version in constraint {term:?}"));
+        }
+        out.push(Constraint {
+            op,
+            version: version.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `installed` satisfies every constraint, by `manager`'s rules.
+pub fn satisfies(
+    manager: Manager,
+    installed: &str,
+    constraints: &[Constraint],
+) -> Result<bool, String> {
+    for c in constraints {
+        if !c.op.holds(compare(manager, installed, &c.version)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+pub fn display_constraints(constraints: &[Constraint]) -> String {
+    constraints
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! RPM version comparison: `[epoch:]version[-release]` compared as rpm's `rpmvercmp` does,
+//! including `~` (sorts before everything) and `^` (sorts after the end, before anything else).
+//! Also the core of pacman's `vercmp`, which shares the algorithm.
+
+use std::cmp::Ordering;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Evr<'a> {
+    epoch: u64,
+    version: &'a str,
+    release: Option<&'a str>,
+}
+
+pub(crate) fn parse(text: &str) -> Result<Evr<'_>, String> {
+    let v = text.trim();
+    if v.is_empty() {
+        return Err("empty version".into());
+    }
+    if v.contains(char::is_whitespace) {
+        return Err(format!("version {v:?} contains white space"));
+    }
+    let (epoch, rest) = match v.split_once(':') {
+        Some((e, rest)) => (
+            e.parse::<u64>()
+                .ok()
+                .filter(|_| e.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| format!("epoch in {v:?} is not a number"))?,
+            rest,
+        ),
+        None => (0, v),
+    };
+    let (version, release) = match rest.rsplit_once('-') {
+        Some((ver, rel)) => (ver, Some(rel)),
+        None => (rest, None),
+    };
+    if version.is_empty() || release == Some("") {
+        return Err(format!("version {v:?} has an empty version or release"));
+    }
+    Ok(Evr {
+        epoch,
+        version,
+        release,
+    })
+}
+
+/// rpm's `rpmevrCmp`: a release is compared only when both sides have one.
+pub(crate) fn compare(a: &Evr<'_>, b: &Evr<'_>) -> Ordering {
+    a.epoch
+        .cmp(&b.epoch)
+        .then_with(|| rpmvercmp(a.version, b.version))
+        .then_with(|| match (a.release, b.release) {
+            (Some(x), Some(y)) => rpmvercmp(x, y),
+            _ => Ordering::Equal,
+        })
+}
+
+pub(crate) fn rpmvercmp(a: &str, b: &str) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    let sep = |c: u8| !c.is_ascii_alphanumeric() && c != b'~' && c != b'^';
+    loop {
+        while i < a.len() && sep(a[i]) {
+            i += 1;
+        }
+        while j < b.len() && sep(b[j]) {
+            j += 1;
+        }
+        let (ca, cb) = (a.get(i).copied(), b.get(j).copied());
+        if ca == Some(b'~') || cb == Some(b'~') {
+            if ca != Some(b'~') {
+                return Ordering::Greater;
+            }
+            if cb != Some(b'~') {
+                return Ordering::Less;
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        if ca == Some(b'^') || cb == Some(b'^') {
+            match (ca, cb) {
+                (None, _) => return Ordering::Less,
+                (_, None) => return Ordering::Greater,
+                (Some(x), _) if x != b'^' => return Ordering::Greater,
+                (_, Some(y)) if y != b'^' => return Ordering::Less,
+                _ => {}
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        if ca.is_none() || cb.is_none() {
+            break;
+        }
+        let numeric = a[i].is_ascii_digit();
+        let class = |c: &u8| {
+            if numeric {
+                c.is_ascii_digit()
+            } else {
+                c.is_ascii_alphabetic()
+            }
+        };
+        let si = i;
+        while i < a.len() && class(&a[i]) {
+            i += 1;
+        }
+        let sj = j;
+        while j < b.len() && class(&b[j]) {
+            j += 1;
+        }
+        let (mut x, mut y) = (&a[si..i], &b[sj..j]);
+        if y.is_empty() {
+            // Segments of different kinds: a number is newer than letters.
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        if numeric {
+            while x.first() == Some(&b'0') {
+                x = &x[1..];
+            }
+            while y.first() == Some(&b'0') {
+                y = &y[1..];
+            }
+            let by_len = x.len().cmp(&y.len());
+            if by_len != Ordering::Equal {
+                return by_len;
+            }
+        }
+        let c = x.cmp(y);
+        if c != Ordering::Equal {
+            return c;
+        }
+    }
+    match (i < a.len(), j < b.len()) {
+        (false, false) => Ordering::Equal,
+        (true, _) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+    }
+}
