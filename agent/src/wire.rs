@@ -5,6 +5,7 @@ use plumb_proto::v1;
 
 use crate::collect::facts::Facts;
 use crate::collect::files::{Kind, Matcher, Observation, Request};
+use crate::collect::packages::PackageObservation;
 
 /// A plan, validated: every path absolute and every pattern compiled.
 #[derive(Debug, Clone)]
@@ -12,6 +13,7 @@ pub(crate) struct Plan {
     pub(crate) generation: u64,
     pub(crate) heartbeat_interval_secs: u32,
     pub(crate) requests: Vec<Request>,
+    pub(crate) packages: Vec<String>,
 }
 
 /// Paths per plan the agent accepts; a plan beyond this is refused as malformed.
@@ -45,11 +47,42 @@ pub(crate) fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
             list_entries: spec.list_entries,
         });
     }
+    let mut packages = Vec::with_capacity(p.packages.len());
+    for req in p.packages {
+        let valid = !req.name.is_empty()
+            && req.name.len() <= 256
+            && req
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+        if !valid {
+            return Err(format!("plan package name {:?} is malformed", req.name));
+        }
+        packages.push(req.name);
+    }
     Ok(Plan {
+        packages,
         generation: p.generation,
         heartbeat_interval_secs: p.heartbeat_interval_secs,
         requests,
     })
+}
+
+pub(crate) fn package_to_proto(o: &PackageObservation) -> v1::PackageState {
+    v1::PackageState {
+        name: o.name.clone(),
+        instances: o
+            .instances
+            .iter()
+            .map(|i| v1::PackageInstance {
+                manager: i.manager.to_owned(),
+                arch: i.arch.clone(),
+                version: i.version.clone(),
+                state: i.state.clone(),
+            })
+            .collect(),
+        error: o.error.clone().unwrap_or_default(),
+    }
 }
 
 pub(crate) fn state_to_proto(o: &Observation) -> v1::PathState {

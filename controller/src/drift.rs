@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::manifest::{DesiredState, FileDecl, FileType, Principal};
+use crate::manifest::{DesiredState, FileDecl, FileType, PackageDecl, Principal, Want};
+use crate::version::{self, Manager};
 
 /// What a path was found to be (`lstat`), as reported by the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +47,31 @@ pub struct Observed {
     pub contains: Vec<bool>,
     pub entries: Vec<String>,
     pub error: Option<String>,
+}
+
+/// One installed instance of a package, as reported by the agent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Installed {
+    pub manager: Manager,
+    pub arch: String,
+    pub version: String,
+    /// "installed", or a transitional state the package manager left it in.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedPackage {
+    pub instances: Vec<Installed>,
+    /// The package databases could not be read.
+    pub error: Option<String>,
+}
+
+/// What the agent reported for one key of the desired state (a path or `package:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Observation {
+    File(Observed),
+    Package(ObservedPackage),
 }
 
 /// One way in which a host differs from its declared state.
@@ -177,6 +203,68 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
         }
     }
     out
+}
+
+/// Evaluates one declared package: one `version` item when it is not as wanted, saying the
+/// constraint (or present/absent) and what is installed.
+pub fn evaluate_package(decl: &PackageDecl, observed: &ObservedPackage) -> Vec<DriftItem> {
+    let spec = &decl.spec;
+    let item = |actual: String| {
+        vec![DriftItem {
+            resource: crate::manifest::package_key(&decl.name),
+            attribute: "version".into(),
+            expected: spec.want.to_string(),
+            actual,
+            declared_at: decl.declared_at.to_string(),
+        }]
+    };
+    if let Some(error) = &observed.error {
+        return item(format!("unknown: {error}"));
+    }
+    let matching: Vec<&Installed> = observed
+        .instances
+        .iter()
+        .filter(|i| spec.manager.is_none_or(|m| m == i.manager))
+        .filter(|i| spec.arch.as_ref().is_none_or(|a| a == &i.arch))
+        .collect();
+    let describe = |list: &[&Installed]| -> String {
+        list.iter()
+            .map(|i| {
+                let mut s = i.version.clone();
+                if observed.instances.len() > 1 && !i.arch.is_empty() {
+                    s = format!("{s} ({})", i.arch);
+                }
+                if i.state != "installed" {
+                    s = format!("{s} ({})", i.state);
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &spec.want {
+        Want::Absent if matching.is_empty() => Vec::new(),
+        Want::Absent => item(describe(&matching)),
+        _ if matching.is_empty() => item("absent".into()),
+        Want::Present => Vec::new(),
+        Want::Versions(constraints) => {
+            // Any instance that is properly installed at a satisfying version will do.
+            let mut errors = Vec::new();
+            for i in matching.iter().filter(|i| i.state == "installed") {
+                match version::satisfies(i.manager, &i.version, constraints) {
+                    Ok(true) => return Vec::new(),
+                    Ok(false) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+            match errors.first() {
+                Some(e) if errors.len() == matching.len() => {
+                    item(format!("{} (cannot compare: {e})", describe(&matching)))
+                }
+                _ => item(describe(&matching)),
+            }
+        }
+    }
 }
 
 /// `None` when the declared principal matches; otherwise how the actual one reads.

@@ -11,6 +11,11 @@ pub struct PathRequest {
     pub list_entries: bool,
 }
 
+/// The packages to report, by name.
+pub fn packages(desired: &DesiredState) -> Vec<String> {
+    desired.packages.keys().cloned().collect()
+}
+
 /// One request per declared path, asking only for what the declaration needs: content is
 /// hashed only where a digest is declared, entries listed only for exclusive directories.
 pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
-use crate::drift::Observed;
+use crate::drift::Observation;
 use crate::model::{DriftRecord, Event, EventKind, HostInfo};
 
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +189,7 @@ impl Store {
         Ok(hosts)
     }
 
-    pub fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observed)>> {
+    pub fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observation)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT path, state FROM observations WHERE host_id = ?1")?;
@@ -236,7 +236,7 @@ impl Store {
         &mut self,
         host_id: &str,
         at_ms: i64,
-        observations: &[(&str, Option<&Observed>)],
+        observations: &[(&str, Option<&Observation>)],
         changes: &[DriftChange<'_>],
     ) -> Result<Vec<Event>> {
         let tx = self.conn.transaction()?;

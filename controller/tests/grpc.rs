@@ -208,6 +208,7 @@ async fn a_malformed_state_ends_the_stream_and_is_not_recorded() {
             plan_generation: plan.generation,
             seq: 1,
             states: vec![bad],
+            packages: vec![],
         })),
     })
     .await

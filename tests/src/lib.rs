@@ -300,8 +300,10 @@ pub fn start_agent_with(
         "--root",
     ])
     .arg(root)
-    .args(extra)
-    .env("RUST_LOG", "info");
+    .args(extra);
+    if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
+        cmd.env("RUST_LOG", "info");
+    }
     Proc::spawn(cmd, None).0
 }
 

@@ -3,5 +3,6 @@
 pub mod facts;
 pub mod files;
 mod ids;
+pub mod packages;
 
 pub use ids::{IdCache, IdNames};

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::manifest::{HostIdentity, ManifestSet, parse};
+use crate::version::Manager;
 
 fn desired(files_yaml: &str) -> std::sync::Arc<DesiredState> {
     let text = format!("name: t\nhosts: [\"*\"]\nfiles:\n{files_yaml}");
@@ -265,4 +266,154 @@ fn exclusive_directory_reports_undeclared_entries_only() {
             "present".into()
         ),]
     );
+}
+
+fn installed(version: &str) -> Installed {
+    Installed {
+        manager: Manager::Dpkg,
+        arch: "amd64".into(),
+        version: version.into(),
+        state: "installed".into(),
+    }
+}
+
+fn packages(list: Vec<Installed>) -> ObservedPackage {
+    ObservedPackage {
+        instances: list,
+        error: None,
+    }
+}
+
+/// (expected, actual)
+type Pair = (String, String);
+
+/// Evaluates the one declared package.
+fn package_drift(yaml: &str, observed: ObservedPackage) -> Vec<Pair> {
+    let text = format!("name: t\nhosts: [\"*\"]\npackages:\n{yaml}");
+    let m = parse("t.yaml", &text, &mut |_| Err("no sources".into())).expect("valid manifest");
+    let d = ManifestSet::new(vec![m])
+        .expect("valid set")
+        .desired_for(&HostIdentity {
+            host_id: "h".into(),
+            ..Default::default()
+        });
+    let decl = d.packages.values().next().expect("one package");
+    evaluate_package(decl, &observed)
+        .into_iter()
+        .map(|i| {
+            assert_eq!(
+                (
+                    i.resource.as_str(),
+                    i.attribute.as_str(),
+                    i.declared_at.as_str()
+                ),
+                ("package:openssh-server", "version", "t.yaml:4")
+            );
+            (i.expected, i.actual)
+        })
+        .collect()
+}
+
+fn expect(expected: &str, actual: &str) -> Vec<Pair> {
+    vec![(expected.into(), actual.into())]
+}
+
+#[test]
+fn packages_present_absent_and_versions() {
+    let mut i386 = installed("1:9.0p1-1");
+    i386.arch = "i386".into();
+    let mut half = installed("1:9.3p1-1");
+    half.state = "half-configured".into();
+    let mut rpm = installed("9.3p1-1.el9");
+    rpm.manager = Manager::Rpm;
+    let cases: Vec<(&str, ObservedPackage, Vec<Pair>)> = vec![
+        (
+            "  openssh-server: present\n",
+            packages(vec![installed("1:9.2p1-2")]),
+            vec![],
+        ),
+        (
+            "  openssh-server: present\n",
+            packages(vec![]),
+            expect("present", "absent"),
+        ),
+        ("  openssh-server: absent\n", packages(vec![]), vec![]),
+        (
+            "  openssh-server: absent\n",
+            packages(vec![installed("1:9.2p1-2")]),
+            expect("absent", "1:9.2p1-2"),
+        ),
+        (
+            "  openssh-server: \">= 1:9.2p1\"\n",
+            packages(vec![installed("1:9.2p1-2")]),
+            vec![],
+        ),
+        (
+            "  openssh-server: \">= 1:9.2p1\"\n",
+            packages(vec![installed("1:9.0p1-1")]),
+            expect(">= 1:9.2p1", "1:9.0p1-1"),
+        ),
+        (
+            "  openssh-server: \">= 1:9.2p1\"\n",
+            packages(vec![]),
+            expect(">= 1:9.2p1", "absent"),
+        ),
+        (
+            "  openssh-server: \">= 1:9.2p1, < 1:10\"\n",
+            packages(vec![installed("1:10.0p1-1")]),
+            expect(">= 1:9.2p1, < 1:10", "1:10.0p1-1"),
+        ),
+        (
+            "  openssh-server: \"!= 1:9.2p1-2\"\n",
+            packages(vec![installed("1:9.2p1-2")]),
+            expect("!= 1:9.2p1-2", "1:9.2p1-2"),
+        ),
+        // A transitional instance is present but never satisfies a version.
+        (
+            "  openssh-server: \">= 1:9.2p1\"\n",
+            packages(vec![half.clone()]),
+            expect(">= 1:9.2p1", "1:9.3p1-1 (half-configured)"),
+        ),
+        ("  openssh-server: present\n", packages(vec![half]), vec![]),
+        // Architecture and manager filters.
+        (
+            "  openssh-server: {version: \">= 1:9.2p1\", arch: i386}\n",
+            packages(vec![installed("1:9.2p1-2"), i386.clone()]),
+            expect(">= 1:9.2p1", "1:9.0p1-1 (i386)"),
+        ),
+        (
+            "  openssh-server: {version: \">= 1:9.2p1\", arch: amd64}\n",
+            packages(vec![installed("1:9.2p1-2"), i386]),
+            vec![],
+        ),
+        (
+            "  openssh-server: {manager: dpkg}\n",
+            packages(vec![rpm.clone()]),
+            expect("present", "absent"),
+        ),
+        (
+            "  openssh-server: {version: \">= 9.2\", manager: rpm}\n",
+            packages(vec![rpm]),
+            vec![],
+        ),
+        // The databases could not be read: say so, do not guess.
+        (
+            "  openssh-server: present\n",
+            ObservedPackage {
+                instances: vec![],
+                error: Some("cannot read /var/lib/dpkg/status: permission denied".into()),
+            },
+            expect(
+                "present",
+                "unknown: cannot read /var/lib/dpkg/status: permission denied",
+            ),
+        ),
+    ];
+    for (yaml, observed, want) in cases {
+        assert_eq!(
+            package_drift(yaml, observed.clone()),
+            want,
+            "declared:\n{yaml}observed: {observed:?}"
+        );
+    }
 }

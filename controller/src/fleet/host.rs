@@ -8,7 +8,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::ToAgent;
-use crate::drift::Observed;
+use crate::drift::Observation;
 use crate::manifest::{DesiredState, HostIdentity};
 use crate::model::{DriftRecord, HostInfo, HostStatus, HostView};
 
@@ -25,7 +25,7 @@ pub(super) struct Host {
     pub(super) desired: Arc<DesiredState>,
     /// The generation of the last plan sent; state for another generation is ignored.
     pub(super) generation: u64,
-    pub(super) observed: HashMap<String, Observed>,
+    pub(super) observed: HashMap<String, Observation>,
     /// Whether a snapshot for the current plan has been evaluated.
     pub(super) evaluated: bool,
     /// Open drift, by the declared path whose evaluation produced it.

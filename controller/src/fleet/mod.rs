@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::drift::{self, Observed};
-use crate::manifest::{Diagnostic, HostIdentity, ManifestSet};
+use crate::drift::{self, Observation};
+use crate::manifest::{DesiredState, Diagnostic, HostIdentity, ManifestSet};
 use crate::model::{DriftRecord, Event, EventKind, HostInfo, HostView};
 use crate::plan::{self, PathRequest};
 use crate::store::{DriftChange, Store, StoreError};
@@ -38,6 +38,7 @@ pub enum ToAgent {
     Plan {
         generation: u64,
         paths: Vec<PathRequest>,
+        packages: Vec<String>,
         heartbeat_interval: Duration,
     },
     Ack {
@@ -60,7 +61,7 @@ pub enum Command {
         snapshot: bool,
         generation: u64,
         seq: u64,
-        states: Vec<(String, Observed)>,
+        states: Vec<(String, Observation)>,
     },
     Heard {
         conn: u64,
@@ -330,6 +331,7 @@ impl Fleet {
         let msg = ToAgent::Plan {
             generation,
             paths: plan::requests(&host.desired),
+            packages: plan::packages(&host.desired),
             heartbeat_interval: self.heartbeat_interval,
         };
         let full = host
@@ -353,7 +355,7 @@ impl Fleet {
         snapshot: bool,
         generation: u64,
         seq: u64,
-        states: Vec<(String, Observed)>,
+        states: Vec<(String, Observation)>,
     ) -> Result<(), StoreError> {
         let Some(host) = self.host_of(conn) else {
             return Ok(());
@@ -370,21 +372,20 @@ impl Fleet {
         let host_id = host.info.host_id.clone();
         let mut paths: Vec<String> = Vec::with_capacity(states.len());
         for (path, observed) in states {
-            if host.desired.files.contains_key(&path) {
+            if host.desired.contains_key(&path) {
                 paths.push(path.clone());
                 host.observed.insert(path, observed);
             }
         }
         if snapshot {
             // Everything declared is evaluated; drift of paths no longer declared is resolved.
-            host.observed
-                .retain(|p, _| host.desired.files.contains_key(p));
+            host.observed.retain(|p, _| host.desired.contains_key(p));
             host.evaluated = true;
-            paths = host.desired.files.keys().cloned().collect();
+            paths = host.desired.keys().collect();
             paths.extend(
                 host.drift
                     .keys()
-                    .filter(|p| !host.desired.files.contains_key(*p))
+                    .filter(|p| !host.desired.contains_key(p))
                     .cloned(),
             );
         }
@@ -405,14 +406,17 @@ impl Fleet {
         let mut opened: Vec<(String, DriftRecord)> = Vec::new();
         let mut changed: Vec<(String, DriftRecord)> = Vec::new();
         let mut resolved: Vec<DriftRecord> = Vec::new();
-        let mut observations: Vec<(String, Option<Observed>)> = Vec::new();
+        let mut observations: Vec<(String, Option<Observation>)> = Vec::new();
         for path in paths {
-            let new = match (host.desired.files.get(path), host.observed.get(path)) {
-                (Some(decl), Some(obs)) => drift::evaluate(decl, obs, &host.desired),
-                // Declared but not observed yet: nothing known, nothing changes.
-                (Some(_), None) => continue,
+            let new = if !host.desired.contains_key(path) {
                 // No longer declared: its drift is resolved.
-                (None, _) => Vec::new(),
+                Vec::new()
+            } else {
+                match host.observed.get(path) {
+                    // Declared but not observed yet: nothing known, nothing changes.
+                    None => continue,
+                    Some(obs) => evaluate_key(&host.desired, path, obs),
+                }
             };
             observations.push((path.clone(), host.observed.get(path).cloned()));
             let old = host.drift.remove(path).unwrap_or_default();
@@ -424,7 +428,7 @@ impl Fleet {
                 host.drift.insert(path.clone(), r.open);
             }
         }
-        let obs_refs: Vec<(&str, Option<&Observed>)> = observations
+        let obs_refs: Vec<(&str, Option<&Observation>)> = observations
             .iter()
             .map(|(p, o)| (p.as_str(), o.as_ref()))
             .collect();
@@ -505,15 +509,14 @@ impl Fleet {
             host.desired = desired;
             // Evaluate what is already known against the new declarations now; the agent's
             // snapshot for the new plan then brings the rest.
-            let mut paths: Vec<String> = host.desired.files.keys().cloned().collect();
+            let mut paths: Vec<String> = host.desired.keys().collect();
             paths.extend(
                 host.drift
                     .keys()
-                    .filter(|p| !host.desired.files.contains_key(*p))
+                    .filter(|p| !host.desired.contains_key(p))
                     .cloned(),
             );
-            host.observed
-                .retain(|p, _| host.desired.files.contains_key(p));
+            host.observed.retain(|p, _| host.desired.contains_key(p));
             self.evaluate(&id, &paths)?;
             self.send_plan(&id);
         }
@@ -545,6 +548,28 @@ impl Fleet {
             self.store.touch_hosts(&seen)?;
         }
         Ok(())
+    }
+}
+
+/// Evaluates what was observed for one key of the desired state (a path or `package:NAME`).
+fn evaluate_key(
+    desired: &DesiredState,
+    key: &str,
+    observed: &Observation,
+) -> Vec<drift::DriftItem> {
+    match (observed, key.strip_prefix("package:")) {
+        (Observation::Package(o), Some(name)) => desired
+            .packages
+            .get(name)
+            .map(|decl| drift::evaluate_package(decl, o))
+            .unwrap_or_default(),
+        (Observation::File(o), None) => desired
+            .files
+            .get(key)
+            .map(|decl| drift::evaluate(decl, o, desired))
+            .unwrap_or_default(),
+        // A key observed as the wrong kind: nothing to evaluate.
+        _ => Vec::new(),
     }
 }
 

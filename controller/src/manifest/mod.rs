@@ -14,10 +14,12 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256 as Sha256Hasher};
 
 pub use glob::Glob;
-pub use raw::{FileType, LinePattern, Mode, Principal};
+pub use raw::{FileType, LinePattern, Mode, Principal, Want};
+
+use crate::version::{self, Manager};
 
 use locate::{key_position, section_position, unquoted_modes};
-use raw::{RawFile, RawManifest};
+use raw::{RawFile, RawManifest, RawPackage};
 
 /// Manifests larger than this are refused: desired state is small, a huge file is a mistake
 /// or an attack.
@@ -108,6 +110,28 @@ pub struct FileDecl {
     pub declared_at: Location,
 }
 
+/// Desired state of one package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageSpec {
+    pub want: Want,
+    /// Only instances from this manager count; any manager when `None`.
+    pub manager: Option<Manager>,
+    /// Only instances of this architecture count; any when `None`.
+    pub arch: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageDecl {
+    pub name: String,
+    pub spec: PackageSpec,
+    pub declared_at: Location,
+}
+
+/// The key a package's observations and drift are filed under, next to file paths.
+pub fn package_key(name: &str) -> String {
+    format!("package:{name}")
+}
+
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub name: String,
@@ -116,6 +140,7 @@ pub struct Manifest {
     pub hosts: Vec<Glob>,
     pub labels: BTreeMap<String, String>,
     pub files: Vec<FileDecl>,
+    pub packages: Vec<PackageDecl>,
 }
 
 /// What selection looks at.
@@ -165,8 +190,26 @@ pub struct ManifestSet {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesiredState {
     pub files: BTreeMap<String, FileDecl>,
+    pub packages: BTreeMap<String, PackageDecl>,
     /// Names of the manifests that selected the host.
     pub manifests: Vec<String>,
+}
+
+impl DesiredState {
+    /// Every key observations and drift are filed under: declared paths, then `package:NAME`.
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.files
+            .keys()
+            .cloned()
+            .chain(self.packages.keys().map(|n| package_key(n)))
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        match key.strip_prefix("package:") {
+            Some(name) => self.packages.contains_key(name),
+            None => self.files.contains_key(key),
+        }
+    }
 }
 
 impl ManifestSet {
@@ -194,24 +237,32 @@ impl ManifestSet {
                 if !a.may_overlap(b) {
                     continue;
                 }
-                for da in &a.files {
-                    let Some(db) = b.files.iter().find(|d| d.path == da.path) else {
-                        continue;
-                    };
-                    if da.spec != db.spec {
-                        errors.push(Diagnostic {
-                            file: db.declared_at.file.clone(),
-                            line: Some(db.declared_at.line),
-                            column: None,
-                            message: format!(
-                                "{} is declared differently here and at {}, and both manifests may select the same host",
-                                da.path, da.declared_at
-                            ),
-                            hint: Some(
-                                "declare each path once, or make the manifests' hosts/labels disjoint".into(),
-                            ),
-                        });
-                    }
+                let files = a.files.iter().filter_map(|da| {
+                    let db = b.files.iter().find(|d| d.path == da.path)?;
+                    (da.spec != db.spec).then_some((
+                        da.path.as_str(),
+                        &da.declared_at,
+                        &db.declared_at,
+                    ))
+                });
+                let packages = a.packages.iter().filter_map(|pa| {
+                    let pb = b.packages.iter().find(|p| p.name == pa.name)?;
+                    (pa.spec != pb.spec).then_some((
+                        pa.name.as_str(),
+                        &pa.declared_at,
+                        &pb.declared_at,
+                    ))
+                });
+                for (what, first, second) in files.chain(packages) {
+                    errors.push(Diagnostic {
+                        file: second.file.clone(),
+                        line: Some(second.line),
+                        column: None,
+                        message: format!(
+                            "{what} is declared differently here and at {first}, and both manifests may select the same host"
+                        ),
+                        hint: Some("declare it once, or make the manifests' hosts/labels disjoint".into()),
+                    });
                 }
             }
         }
@@ -230,11 +281,17 @@ impl ManifestSet {
         let mut desired = DesiredState::default();
         for m in self.manifests.iter().filter(|m| m.selects(host)) {
             desired.manifests.push(m.name.clone());
+            // Identical duplicates are allowed (checked in `new`); the first declaration wins.
             for decl in &m.files {
-                // Identical duplicates are allowed (checked in `new`); the first declaration wins.
                 desired
                     .files
                     .entry(decl.path.clone())
+                    .or_insert_with(|| decl.clone());
+            }
+            for decl in &m.packages {
+                desired
+                    .packages
+                    .entry(decl.name.clone())
                     .or_insert_with(|| decl.clone());
             }
         }
@@ -305,6 +362,21 @@ pub fn parse(
             Err(messages) => errors.extend(messages.into_iter().map(at)),
         }
     }
+    let mut packages = Vec::new();
+    for (name, raw_package) in raw.packages {
+        let pos = key_position(text, "packages", &name);
+        match validate_package(&name, raw_package) {
+            Ok(spec) => packages.push(PackageDecl {
+                name,
+                spec,
+                declared_at: Location {
+                    file: file.to_owned(),
+                    line: pos.line,
+                },
+            }),
+            Err(message) => errors.push(Diagnostic::at(file, Some(pos), message)),
+        }
+    }
 
     if errors.is_empty() {
         Ok(Manifest {
@@ -313,6 +385,7 @@ pub fn parse(
             hosts,
             labels: raw.labels,
             files,
+            packages,
         })
     } else {
         errors.sort_by_key(|d| (d.line, d.column));
@@ -452,6 +525,34 @@ fn validate_file(
     } else {
         Err(errors)
     }
+}
+
+fn validate_package(name: &str, raw: RawPackage) -> Result<PackageSpec, String> {
+    let valid_name = !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if !valid_name {
+        return Err(format!(
+            "invalid package name {name:?}; hint: names use letters, digits, '.', '_', '+', '-'"
+        ));
+    }
+    if let (Some(manager), Want::Versions(constraints)) = (raw.manager, &raw.want) {
+        for c in constraints {
+            version::validate(manager, &c.version).map_err(|e| {
+                format!("package {name}: {e}; hint: versions are written as {manager} writes them")
+            })?;
+        }
+    }
+    if raw.arch.as_deref() == Some("") {
+        return Err(format!("package {name}: arch cannot be empty"));
+    }
+    Ok(PackageSpec {
+        want: raw.want,
+        manager: raw.manager,
+        arch: raw.arch,
+    })
 }
 
 fn check_path(path: &str) -> Result<(), String> {

@@ -9,6 +9,8 @@ use std::fmt;
 
 use regex::RegexBuilder;
 use serde::Deserialize;
+
+use crate::version::{self, Constraint, Manager};
 use serde::de::{self, Deserializer, Visitor};
 
 /// Upper bounds on what a manifest may ask the agent to do; keep hostile manifests cheap.
@@ -25,6 +27,90 @@ pub(crate) struct RawManifest {
     pub(crate) labels: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) files: BTreeMap<String, Option<RawFile>>,
+    #[serde(default)]
+    pub(crate) packages: BTreeMap<String, RawPackage>,
+}
+
+/// A package: `name: present | absent | "CONSTRAINTS"`, or the expanded
+/// `name: {version: …, manager: …, arch: …}`.
+#[derive(Debug)]
+pub(crate) struct RawPackage {
+    pub(crate) want: Want,
+    pub(crate) manager: Option<Manager>,
+    pub(crate) arch: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPackageLong {
+    version: Option<Want>,
+    manager: Option<Manager>,
+    arch: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawPackage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPackage;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("present, absent, a version constraint, or {version, manager, arch}")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawPackage, E> {
+                let want = parse_want(s).map_err(E::custom)?;
+                Ok(RawPackage {
+                    want,
+                    manager: None,
+                    arch: None,
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawPackage, A::Error> {
+                let long = RawPackageLong::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawPackage {
+                    want: long.version.unwrap_or(Want::Present),
+                    manager: long.manager,
+                    arch: long.arch,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What a manifest wants of a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    Present,
+    Absent,
+    /// Installed, at a version satisfying every constraint.
+    Versions(Vec<Constraint>),
+}
+
+impl fmt::Display for Want {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Want::Present => f.write_str("present"),
+            Want::Absent => f.write_str("absent"),
+            Want::Versions(c) => f.write_str(&version::display_constraints(c)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Want {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor(
+            "present, absent, or a version constraint",
+            parse_want,
+        ))
+    }
+}
+
+fn parse_want(s: &str) -> Result<Want, String> {
+    match s.trim() {
+        "present" | "installed" => Ok(Want::Present),
+        "absent" | "removed" => Ok(Want::Absent),
+        other => version::parse_constraints(other).map(Want::Versions),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::version::Manager;
 
 fn sources() -> impl FnMut(&str) -> Result<Vec<u8>, String> {
     |name: &str| match name {
@@ -226,9 +227,34 @@ const ERROR_CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\npackages:\n  nginx: present\n",
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\nservices:\n  nginx: running\n",
         &[
-            "m.yaml:5:1: unknown field `packages`, expected one of `name`, `hosts`, `labels`, `files`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+            "m.yaml:5:1: unknown field `services`, expected one of `name`, `hosts`, `labels`, `files`, `packages`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\npackages:\n  nginx: \"~> 1.2\"\n",
+        &[
+            "m.yaml:4:10: packages.nginx: invalid version constraint \"~> 1.2\"\n  hint: write present, absent, or e.g. \">= 1.2, < 2\"",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\npackages:\n  nginx: {version: \">= 1.2\", manger: dpkg}\n",
+        &[
+            "m.yaml:4:30: packages.nginx: unknown field `manger`, expected one of `version`, `manager`, `arch`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\npackages:\n  nginx: {manager: yum}\n",
+        &[
+            "m.yaml:4:20: packages.nginx.manager: unknown variant `yum`, expected one of `dpkg`, `rpm`, `apk`, `pacman`",
+        ],
+    ),
+    (
+        "name: x\nhosts: [\"*\"]\npackages:\n  nginx: {version: \">= x1.2\", manager: dpkg}\n  \"bad name\": present\n",
+        &[
+            "m.yaml:4:3: package nginx: version \"x1.2\" does not start with a digit\n  hint: versions are written as dpkg writes them",
+            "m.yaml:5:3: invalid package name \"bad name\"\n  hint: names use letters, digits, '.', '_', '+', '-'",
         ],
     ),
     (
@@ -265,7 +291,7 @@ fn conflicting_declarations_for_a_possible_common_host_are_rejected() {
     assert_eq!(
         errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
         [
-            "web.yaml:4: /etc/a is declared differently here and at all.yaml:4, and both manifests may select the same host\n  hint: declare each path once, or make the manifests' hosts/labels disjoint"
+            "web.yaml:4: /etc/a is declared differently here and at all.yaml:4, and both manifests may select the same host\n  hint: declare it once, or make the manifests' hosts/labels disjoint"
         ]
     );
 
@@ -362,4 +388,58 @@ fn alias_bombs_are_rejected() {
     let errs = errors(&text);
     assert_eq!(errs.len(), 1);
     assert!(errs[0].starts_with("m.yaml"), "{errs:?}");
+}
+
+#[test]
+fn packages_parse_in_both_forms() {
+    let m = ok(
+        "name: x\nhosts: [\"*\"]\npackages:\n  openssh-server: \">= 1:9.2p1\"\n  nginx: present\n  telnet: absent\n  curl: {version: \">= 7.88, < 8\", manager: dpkg, arch: amd64}\n  vim: {manager: rpm}\n",
+    );
+    let spec = |name: &str| {
+        m.packages
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.spec.clone())
+            .expect("declared")
+    };
+    assert_eq!(spec("openssh-server").want.to_string(), ">= 1:9.2p1");
+    assert_eq!(spec("nginx").want, Want::Present);
+    assert_eq!(spec("telnet").want, Want::Absent);
+    let curl = spec("curl");
+    assert_eq!(
+        (curl.want.to_string(), curl.manager, curl.arch.as_deref()),
+        (
+            ">= 7.88, < 8".to_string(),
+            Some(Manager::Dpkg),
+            Some("amd64")
+        )
+    );
+    assert_eq!(
+        (spec("vim").want, spec("vim").manager),
+        (Want::Present, Some(Manager::Rpm))
+    );
+    assert_eq!(
+        m.packages
+            .iter()
+            .find(|p| p.name == "curl")
+            .map(|p| p.declared_at.line),
+        Some(7)
+    );
+}
+
+#[test]
+fn conflicting_package_declarations_are_rejected() {
+    let a = manifest(
+        "a.yaml",
+        "name: a\nhosts: [\"*\"]\npackages:\n  nginx: present\n",
+    );
+    let b = manifest(
+        "b.yaml",
+        "name: b\nhosts: [\"web-*\"]\npackages:\n  nginx: absent\n",
+    );
+    let errs = ManifestSet::new(vec![a, b]).expect_err("conflict");
+    assert_eq!(
+        errs[0].to_string(),
+        "b.yaml:4: nginx is declared differently here and at a.yaml:4, and both manifests may select the same host\n  hint: declare it once, or make the manifests' hosts/labels disjoint"
+    );
 }

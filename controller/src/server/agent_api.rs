@@ -87,7 +87,7 @@ async fn forward(
         let cmd = match msg {
             Msg::Hello(_) => return "a second Hello".into(),
             Msg::Heartbeat(_) => Command::Heard { conn },
-            Msg::Snapshot(s) => match states(s.states) {
+            Msg::Snapshot(s) => match states(s.states, s.packages) {
                 Ok(states) => Command::State {
                     conn,
                     snapshot: true,
@@ -97,7 +97,7 @@ async fn forward(
                 },
                 Err(e) => return format!("malformed snapshot: {e}"),
             },
-            Msg::Delta(d) => match states(d.states) {
+            Msg::Delta(d) => match states(d.states, d.packages) {
                 Ok(states) => Command::State {
                     conn,
                     snapshot: false,
@@ -114,6 +114,13 @@ async fn forward(
     }
 }
 
-fn states(states: Vec<v1::PathState>) -> Result<Vec<(String, crate::drift::Observed)>, String> {
-    states.into_iter().map(wire::state_from_proto).collect()
+fn states(
+    files: Vec<v1::PathState>,
+    packages: Vec<v1::PackageState>,
+) -> Result<Vec<(String, crate::drift::Observation)>, String> {
+    files
+        .into_iter()
+        .map(wire::state_from_proto)
+        .chain(packages.into_iter().map(wire::package_from_proto))
+        .collect()
 }

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use plumb_proto::v1;
 
-use crate::drift::{Kind, Observed};
+use crate::drift::{Installed, Kind, Observation, Observed, ObservedPackage};
 use crate::fleet::ToAgent;
 use crate::model::{DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView};
+use crate::version::Manager;
 
 /// Limits on what an agent may claim; beyond them a message is malformed.
 const MAX_ID: usize = 253;
@@ -57,7 +58,7 @@ pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, String> {
     })
 }
 
-pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observed), String> {
+pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation), String> {
     let kind = |k: i32, what: &str| match v1::FileKind::try_from(k) {
         Ok(v1::FileKind::Absent) => Ok(Kind::Absent),
         Ok(v1::FileKind::File) => Ok(Kind::File),
@@ -87,7 +88,32 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observed), S
         entries: s.entries,
         error: some(s.error),
     };
-    Ok((s.path, observed))
+    Ok((s.path, Observation::File(observed)))
+}
+
+pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(String, Observation), String> {
+    if p.name.is_empty() || p.name.len() > 256 {
+        return Err("malformed package name".into());
+    }
+    let instances = p
+        .instances
+        .into_iter()
+        .map(|i| {
+            let manager = Manager::parse(&i.manager)
+                .ok_or_else(|| format!("package {}: unknown manager {:?}", p.name, i.manager))?;
+            Ok(Installed {
+                manager,
+                arch: i.arch,
+                version: i.version,
+                state: i.state,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let error = (!p.error.is_empty()).then_some(p.error);
+    Ok((
+        crate::manifest::package_key(&p.name),
+        Observation::Package(ObservedPackage { instances, error }),
+    ))
 }
 
 pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
@@ -96,8 +122,13 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
         ToAgent::Plan {
             generation,
             paths,
+            packages,
             heartbeat_interval,
         } => Msg::Plan(v1::Plan {
+            packages: packages
+                .into_iter()
+                .map(|name| v1::PackageRequest { name })
+                .collect(),
             generation,
             heartbeat_interval_secs: heartbeat_interval.as_secs().max(1) as u32,
             paths: paths

@@ -1,7 +1,7 @@
 //! A real SQLite file in a temp dir, reopened to prove what survives.
 
 use super::*;
-use crate::drift::Kind;
+use crate::drift::{Kind, Observed};
 
 fn info(id: &str) -> HostInfo {
     HostInfo {
@@ -22,8 +22,8 @@ fn record(attribute: &str, actual: &str, since_ms: i64) -> DriftRecord {
     }
 }
 
-fn observed() -> Observed {
-    Observed {
+fn observed() -> Observation {
+    Observation::File(Observed {
         kind: Kind::File,
         link_target: None,
         resolved_kind: Kind::File,
@@ -36,7 +36,7 @@ fn observed() -> Observed {
         contains: vec![],
         entries: vec![],
         error: None,
-    }
+    })
 }
 
 #[test]

@@ -17,8 +17,12 @@ use tonic::transport::Channel;
 use crate::AgentConfig;
 use crate::collect::IdCache;
 use crate::collect::files::{Observation, Request, observe};
+use crate::collect::packages::PackageObservation;
 use crate::watch::{QUEUE, Watch, WatchMsg};
 use crate::wire::{self, Plan};
+
+mod packages;
+use packages::Packages;
 
 /// Messages queued for the controller; a full queue blocks the session (backpressure), while
 /// the watcher's own queue absorbs and, past its size, coalesces into a rescan.
@@ -69,6 +73,7 @@ pub(crate) async fn run(
         touched: Vec::new(),
         rescan: false,
         ids: IdCache::default(),
+        packages: Packages::default(),
     };
     let mut heartbeat_every = DEFAULT_HEARTBEAT;
     let mut heartbeat = tokio::time::interval(heartbeat_every);
@@ -122,6 +127,10 @@ pub(crate) async fn run(
                 }
                 send(&s.out, Out::Heartbeat(v1::Heartbeat { sent_at_ms: now_ms() })).await?;
             }
+            _ = async { sleep_until(s.packages.retry_at.unwrap_or_else(Instant::now)).await }, if s.packages.retry_at.is_some() => {
+                s.packages.dirty = true;
+                s.flush().await?;
+            }
             _ = rescan.tick() => {
                 tracing::debug!("periodic full rescan");
                 s.rescan = true;
@@ -145,6 +154,7 @@ struct State {
     touched: Vec<PathBuf>,
     rescan: bool,
     ids: IdCache,
+    packages: Packages,
 }
 
 impl State {
@@ -156,14 +166,17 @@ impl State {
                 .map(|r| (r.path.clone(), r))
                 .collect(),
         );
+        let databases = self.packages.set(plan.packages, &self.cfg.root);
         // Watches first: a change during the scan then shows up as an event afterwards.
-        self.watch.set_paths(
-            self.requests
-                .values()
-                .map(|r| (r.path.as_str(), r.list_entries)),
-        );
+        let files = self
+            .requests
+            .values()
+            .map(|r| (r.path.as_str(), r.list_entries));
+        self.watch.set_paths(files.chain(databases));
         let paths: Vec<String> = self.requests.keys().cloned().collect();
         let states = self.observe(paths).await?;
+        // Empty while a package database is mid-transaction; a Delta follows once it settles.
+        let packages = self.packages.poll(&self.cfg.root).await?;
         self.last_sent = states.iter().map(|o| (o.path.clone(), o.clone())).collect();
         self.seq += 1;
         tracing::info!(
@@ -176,6 +189,7 @@ impl State {
             plan_generation: self.generation,
             seq: self.seq,
             states: states.iter().map(wire::state_to_proto).collect(),
+            packages: packages.iter().map(wire::package_to_proto).collect(),
         };
         send(&self.out, Out::Snapshot(snapshot)).await
     }
@@ -203,22 +217,25 @@ impl State {
             let touched = std::mem::take(&mut self.touched);
             self.watch.rearm(&touched);
         }
+        self.packages.claim(&mut self.dirty);
         let paths: Vec<String> = if std::mem::take(&mut self.rescan) {
             self.dirty.clear();
+            self.packages.dirty = true;
             self.requests.keys().cloned().collect()
         } else {
             std::mem::take(&mut self.dirty).into_iter().collect()
         };
-        if paths.is_empty() {
-            return Ok(());
-        }
-        let changed: Vec<Observation> = self
-            .observe(paths)
-            .await?
-            .into_iter()
-            .filter(|o| self.last_sent.get(&o.path) != Some(o))
-            .collect();
-        if changed.is_empty() {
+        let changed: Vec<Observation> = if paths.is_empty() {
+            Vec::new()
+        } else {
+            self.observe(paths)
+                .await?
+                .into_iter()
+                .filter(|o| self.last_sent.get(&o.path) != Some(o))
+                .collect()
+        };
+        let packages: Vec<PackageObservation> = self.packages.poll(&self.cfg.root).await?;
+        if changed.is_empty() && packages.is_empty() {
             return Ok(());
         }
         for o in &changed {
@@ -230,6 +247,7 @@ impl State {
             plan_generation: self.generation,
             seq: self.seq,
             states: changed.iter().map(wire::state_to_proto).collect(),
+            packages: packages.iter().map(wire::package_to_proto).collect(),
         };
         send(&self.out, Out::Delta(delta)).await
     }
