@@ -47,6 +47,11 @@ const DEMO_FILES: &[(&str, &str, u32)] = &[
         include_str!("../../manifests/files/gateway.conf"),
         0o644,
     ),
+    (
+        "var/lib/dpkg/status",
+        "Package: openssh-server\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:9.2p1-2+deb12u3\n\n",
+        0o644,
+    ),
 ];
 
 pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
@@ -146,6 +151,7 @@ Try, in another terminal (plumb = cargo run --release --bin plumb --):
   echo 'X11Forwarding yes' >> {r}/etc/ssh/sshd_config
   chmod 644 {r}/etc/ssh/sshd_config
   touch {r}/etc/sudoers.d/backdoor
+  sed -i 's/1:9.2p1-2+deb12u3/1:8.4p1-5/' {r}/var/lib/dpkg/status   # an OpenSSH downgrade
   plumb drift                                   # what differs, expected vs actual, exit 2
   plumb drift --follow                          # live, as it happens
   plumb history                                 # opened, and resolved once you revert
