@@ -5,7 +5,7 @@ use plumb_proto::v1;
 
 use crate::collect::facts::Facts;
 use crate::collect::files::{Kind, Matcher, Observation, Request};
-use crate::collect::packages::PackageObservation;
+use crate::collect::packages::{PackageObservation, PackageRequest};
 
 /// A plan, validated: every path absolute and every pattern compiled.
 #[derive(Debug, Clone)]
@@ -13,7 +13,7 @@ pub(crate) struct Plan {
     pub(crate) generation: u64,
     pub(crate) heartbeat_interval_secs: u32,
     pub(crate) requests: Vec<Request>,
-    pub(crate) packages: Vec<String>,
+    pub(crate) packages: Vec<PackageRequest>,
 }
 
 /// Paths per plan the agent accepts; a plan beyond this is refused as malformed.
@@ -58,7 +58,10 @@ pub(crate) fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
         if !valid {
             return Err(format!("plan package name {:?} is malformed", req.name));
         }
-        packages.push(req.name);
+        packages.push(PackageRequest {
+            name: req.name,
+            verify_files: req.verify_files,
+        });
     }
     Ok(Plan {
         packages,
@@ -82,6 +85,15 @@ pub(crate) fn package_to_proto(o: &PackageObservation) -> v1::PackageState {
             })
             .collect(),
         error: o.error.clone().unwrap_or_default(),
+        problems: o
+            .problems
+            .iter()
+            .map(|p| v1::FileProblem {
+                path: p.path.clone(),
+                expected: p.expected.clone(),
+                actual: p.actual.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -64,6 +64,15 @@ pub struct ObservedPackage {
     pub instances: Vec<Installed>,
     /// The package databases could not be read.
     pub error: Option<String>,
+    /// Owned files that differ from the package manager's record (when verified).
+    pub problems: Vec<FileProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileProblem {
+    pub path: String,
+    pub expected: String,
+    pub actual: String,
 }
 
 /// What the agent reported for one key of the desired state (a path or `package:NAME`).
@@ -206,8 +215,24 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
 }
 
 /// Evaluates one declared package: one `version` item when it is not as wanted, saying the
-/// constraint (or present/absent) and what is installed.
+/// constraint (or present/absent) and what is installed; with `verify_files`, one
+/// `file:PATH` item per owned file that differs from the package manager's record.
 pub fn evaluate_package(decl: &PackageDecl, observed: &ObservedPackage) -> Vec<DriftItem> {
+    let mut items = package_version(decl, observed);
+    if decl.spec.verify_files {
+        // A file the package owns differs from what the installed version shipped.
+        items.extend(observed.problems.iter().map(|p| DriftItem {
+            resource: crate::manifest::package_key(&decl.name),
+            attribute: format!("file:{}", p.path),
+            expected: p.expected.clone(),
+            actual: p.actual.clone(),
+            declared_at: decl.declared_at.to_string(),
+        }));
+    }
+    items
+}
+
+fn package_version(decl: &PackageDecl, observed: &ObservedPackage) -> Vec<DriftItem> {
     let spec = &decl.spec;
     let item = |actual: String| {
         vec![DriftItem {

@@ -11,9 +11,13 @@ pub struct PathRequest {
     pub list_entries: bool,
 }
 
-/// The packages to report, by name.
-pub fn packages(desired: &DesiredState) -> Vec<String> {
-    desired.packages.keys().cloned().collect()
+/// The packages to report: (name, whether to verify its files).
+pub fn packages(desired: &DesiredState) -> Vec<(String, bool)> {
+    desired
+        .packages
+        .values()
+        .map(|p| (p.name.clone(), p.spec.verify_files))
+        .collect()
 }
 
 /// One request per declared path, asking only for what the declaration needs: content is

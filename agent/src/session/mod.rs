@@ -166,17 +166,16 @@ impl State {
                 .map(|r| (r.path.clone(), r))
                 .collect(),
         );
-        let databases = self.packages.set(plan.packages, &self.cfg.root);
+        self.packages.set(plan.packages, &self.cfg.root);
         // Watches first: a change during the scan then shows up as an event afterwards.
-        let files = self
-            .requests
-            .values()
-            .map(|r| (r.path.as_str(), r.list_entries));
-        self.watch.set_paths(files.chain(databases));
+        self.rewatch();
         let paths: Vec<String> = self.requests.keys().cloned().collect();
         let states = self.observe(paths).await?;
         // Empty while a package database is mid-transaction; a Delta follows once it settles.
         let packages = self.packages.poll(&self.cfg.root).await?;
+        if std::mem::take(&mut self.packages.rewatch) {
+            self.rewatch();
+        }
         self.last_sent = states.iter().map(|o| (o.path.clone(), o.clone())).collect();
         self.seq += 1;
         tracing::info!(
@@ -192,6 +191,16 @@ impl State {
             packages: packages.iter().map(wire::package_to_proto).collect(),
         };
         send(&self.out, Out::Snapshot(snapshot)).await
+    }
+
+    /// Arms the watches for the declared files and whatever the packages need.
+    fn rewatch(&mut self) {
+        let files = self
+            .requests
+            .values()
+            .map(|r| (r.path.as_str(), r.list_entries));
+        self.watch
+            .set_paths(files.chain(self.packages.watch_paths()));
     }
 
     fn note(&mut self, msg: WatchMsg) {
@@ -217,7 +226,7 @@ impl State {
             let touched = std::mem::take(&mut self.touched);
             self.watch.rearm(&touched);
         }
-        self.packages.claim(&mut self.dirty);
+        self.packages.claim(&mut self.dirty, &self.requests);
         let paths: Vec<String> = if std::mem::take(&mut self.rescan) {
             self.dirty.clear();
             self.packages.dirty = true;
@@ -235,6 +244,9 @@ impl State {
                 .collect()
         };
         let packages: Vec<PackageObservation> = self.packages.poll(&self.cfg.root).await?;
+        if std::mem::take(&mut self.packages.rewatch) {
+            self.rewatch();
+        }
         if changed.is_empty() && packages.is_empty() {
             return Ok(());
         }

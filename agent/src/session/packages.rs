@@ -1,12 +1,14 @@
-//! The packages half of a session: which packages the plan names, which database files to
-//! watch, and when a read of the databases can be trusted.
+//! The packages half of a session: which packages the plan names, which files to watch for
+//! them (the databases, and the owned files of packages whose files are verified), and when a
+//! read of the databases can be trusted.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::collect::packages::{self, PackageObservation, Read};
+use crate::collect::files::Request;
+use crate::collect::packages::{self, PackageObservation, PackageRequest, Read};
 use crate::root::Root;
 
 /// How soon to read again when a database is mid-transaction.
@@ -17,75 +19,105 @@ const GRACE: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 pub(super) struct Packages {
-    names: Vec<String>,
-    /// Declared paths of the database files being watched.
-    databases: BTreeSet<String>,
+    requests: Vec<PackageRequest>,
+    /// Declared paths of the database files and folders being watched.
+    databases: Vec<(&'static str, bool)>,
+    /// Files owned by packages whose files are verified; watched like declared files.
+    owned: BTreeSet<String>,
     last_sent: HashMap<String, PackageObservation>,
-    /// A database changed (or a rescan is due): read again.
+    /// A database or an owned file changed (or a rescan is due): read again.
     pub(super) dirty: bool,
+    /// The set of paths to watch changed: the session must re-arm.
+    pub(super) rewatch: bool,
     unsettled_since: Option<Instant>,
     pub(super) retry_at: Option<Instant>,
 }
 
 impl Packages {
-    /// Takes the plan's package names; returns the database paths to watch (path, is a dir).
-    pub(super) fn set(&mut self, names: Vec<String>, root: &Root) -> Vec<(&'static str, bool)> {
-        self.names = names;
+    pub(super) fn set(&mut self, requests: Vec<PackageRequest>, root: &Root) {
+        self.requests = requests;
         self.last_sent.clear();
+        self.owned.clear();
         self.unsettled_since = None;
         self.retry_at = None;
-        self.dirty = !self.names.is_empty();
-        let watch = if self.names.is_empty() {
+        self.dirty = !self.requests.is_empty();
+        self.databases = if self.requests.is_empty() {
             Vec::new()
         } else {
             packages::databases(root)
         };
-        self.databases = watch.iter().map(|(p, _)| (*p).to_owned()).collect();
-        watch
     }
 
-    /// Moves database paths out of the dirty file paths: they mean "read the databases".
-    pub(super) fn claim(&mut self, dirty: &mut BTreeSet<String>) {
-        let before = dirty.len();
-        dirty.retain(|p| {
-            !self.databases.contains(p)
-                && !self
+    /// Paths to watch for packages: (declared path, whether its entries matter).
+    pub(super) fn watch_paths(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.databases
+            .iter()
+            .copied()
+            .chain(self.owned.iter().map(|p| (p.as_str(), false)))
+    }
+
+    /// Notes dirty paths that concern packages; paths that are only package paths are taken
+    /// out of the file paths to observe.
+    pub(super) fn claim(
+        &mut self,
+        dirty: &mut BTreeSet<String>,
+        files: &BTreeMap<String, Request>,
+    ) {
+        let ours = |p: &String| {
+            self.owned.contains(p)
+                || self
                     .databases
                     .iter()
-                    .any(|d| p.starts_with(&format!("{d}/")))
-        });
-        if dirty.len() != before {
+                    .any(|(d, _)| p == d || p.starts_with(&format!("{d}/")))
+        };
+        if dirty.iter().any(ours) {
             self.dirty = true;
+            dirty.retain(|p| !ours(p) || files.contains_key(p));
         }
     }
 
     /// Reads the databases if needed; returns the packages whose state changed, or nothing
     /// while the databases are mid-transaction (then `retry_at` is set).
     pub(super) async fn poll(&mut self, root: &Root) -> anyhow::Result<Vec<PackageObservation>> {
-        if !std::mem::take(&mut self.dirty) || self.names.is_empty() {
+        if !std::mem::take(&mut self.dirty) || self.requests.is_empty() {
             return Ok(Vec::new());
         }
         self.retry_at = None;
-        let root = root.clone();
-        let read = tokio::task::spawn_blocking(move || packages::read(&root)).await?;
+        let (root, requests) = (root.clone(), self.requests.clone());
+        let read = tokio::task::spawn_blocking(move || match packages::read(&root) {
+            Read::Settled(inv) => {
+                let names: Vec<String> = requests.iter().map(|r| r.name.clone()).collect();
+                let pending = inv.transitional(&names);
+                let observed = inv.observe(&root, &requests);
+                let owned: BTreeSet<String> =
+                    inv.owned_paths(&root, &requests).into_iter().collect();
+                Ok((pending, observed, owned))
+            }
+            Read::Unsettled(why) => Err(why),
+        })
+        .await?;
         let now = Instant::now();
         let waited = now - *self.unsettled_since.get_or_insert(now);
         let observed = match read {
-            Read::Settled(inv) => {
-                let pending = inv.transitional(&self.names);
-                if !pending.is_empty() && waited < GRACE {
-                    return Ok(self.wait(format!("in transition: {}", pending.join(", "))));
-                }
-                inv.observe(&self.names)
+            Ok((pending, _, _)) if !pending.is_empty() && waited < GRACE => {
+                return Ok(self.wait(format!("in transition: {}", pending.join(", "))));
             }
-            Read::Unsettled(why) if waited < GRACE => return Ok(self.wait(why)),
-            Read::Unsettled(why) => self
-                .names
+            Ok((_, observed, owned)) => {
+                if owned != self.owned {
+                    self.owned = owned;
+                    self.rewatch = true;
+                }
+                observed
+            }
+            Err(why) if waited < GRACE => return Ok(self.wait(why)),
+            Err(why) => self
+                .requests
                 .iter()
-                .map(|name| PackageObservation {
-                    name: name.clone(),
+                .map(|r| PackageObservation {
+                    name: r.name.clone(),
                     instances: Vec::new(),
                     error: Some(why.clone()),
+                    problems: Vec::new(),
                 })
                 .collect(),
         };

@@ -281,6 +281,7 @@ fn packages(list: Vec<Installed>) -> ObservedPackage {
     ObservedPackage {
         instances: list,
         error: None,
+        problems: vec![],
     }
 }
 
@@ -402,6 +403,7 @@ fn packages_present_absent_and_versions() {
             ObservedPackage {
                 instances: vec![],
                 error: Some("cannot read /var/lib/dpkg/status: permission denied".into()),
+                problems: vec![],
             },
             expect(
                 "present",
@@ -416,4 +418,58 @@ fn packages_present_absent_and_versions() {
             "declared:\n{yaml}observed: {observed:?}"
         );
     }
+}
+
+#[test]
+fn owned_file_problems_are_drift_only_when_verified() {
+    let tampered = ObservedPackage {
+        instances: vec![installed("2.10-3")],
+        error: None,
+        problems: vec![
+            FileProblem {
+                path: "/usr/bin/hello".into(),
+                expected: "md5 aaa".into(),
+                actual: "md5 bbb".into(),
+            },
+            FileProblem {
+                path: "/usr/share/doc/hello/README".into(),
+                expected: "md5 ccc".into(),
+                actual: "missing".into(),
+            },
+        ],
+    };
+    let d = |yaml: &str| {
+        let text = format!("name: t\nhosts: [\"*\"]\npackages:\n{yaml}");
+        let m = parse("t.yaml", &text, &mut |_| Err("no sources".into())).expect("valid manifest");
+        ManifestSet::new(vec![m])
+            .expect("valid set")
+            .desired_for(&HostIdentity {
+                host_id: "h".into(),
+                ..Default::default()
+            })
+    };
+    let verified = d("  hello: {version: present, verify_files: true}\n");
+    let items: Vec<_> = evaluate_package(&verified.packages["hello"], &tampered)
+        .into_iter()
+        .map(|i| (i.resource, i.attribute, i.expected, i.actual))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            (
+                "package:hello".into(),
+                "file:/usr/bin/hello".into(),
+                "md5 aaa".into(),
+                "md5 bbb".into()
+            ),
+            (
+                "package:hello".into(),
+                "file:/usr/share/doc/hello/README".into(),
+                "md5 ccc".into(),
+                "missing".into()
+            ),
+        ]
+    );
+    let unverified = d("  hello: present\n");
+    assert!(evaluate_package(&unverified.packages["hello"], &tampered).is_empty());
 }

@@ -38,7 +38,8 @@ pub enum ToAgent {
     Plan {
         generation: u64,
         paths: Vec<PathRequest>,
-        packages: Vec<String>,
+        /// (name, verify its files)
+        packages: Vec<(String, bool)>,
         heartbeat_interval: Duration,
     },
     Ack {

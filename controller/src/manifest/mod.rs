@@ -118,6 +118,8 @@ pub struct PackageSpec {
     pub manager: Option<Manager>,
     /// Only instances of this architecture count; any when `None`.
     pub arch: Option<String>,
+    /// Check every file the package owns against the package manager's record.
+    pub verify_files: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -552,6 +554,7 @@ fn validate_package(name: &str, raw: RawPackage) -> Result<PackageSpec, String> 
         want: raw.want,
         manager: raw.manager,
         arch: raw.arch,
+        verify_files: raw.verify_files,
     })
 }
 

@@ -38,6 +38,7 @@ pub(crate) struct RawPackage {
     pub(crate) want: Want,
     pub(crate) manager: Option<Manager>,
     pub(crate) arch: Option<String>,
+    pub(crate) verify_files: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +47,8 @@ struct RawPackageLong {
     version: Option<Want>,
     manager: Option<Manager>,
     arch: Option<String>,
+    #[serde(default)]
+    verify_files: bool,
 }
 
 impl<'de> Deserialize<'de> for RawPackage {
@@ -62,6 +65,7 @@ impl<'de> Deserialize<'de> for RawPackage {
                     want,
                     manager: None,
                     arch: None,
+                    verify_files: false,
                 })
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawPackage, A::Error> {
@@ -70,6 +74,7 @@ impl<'de> Deserialize<'de> for RawPackage {
                     want: long.version.unwrap_or(Want::Present),
                     manager: long.manager,
                     arch: long.arch,
+                    verify_files: long.verify_files,
                 })
             }
         }

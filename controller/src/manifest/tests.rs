@@ -241,7 +241,7 @@ const ERROR_CASES: &[(&str, &[&str])] = &[
     (
         "name: x\nhosts: [\"*\"]\npackages:\n  nginx: {version: \">= 1.2\", manger: dpkg}\n",
         &[
-            "m.yaml:4:30: packages.nginx: unknown field `manger`, expected one of `version`, `manager`, `arch`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+            "m.yaml:4:30: packages.nginx: unknown field `manger`, expected one of `version`, `manager`, `arch`, `verify_files`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
         ],
     ),
     (

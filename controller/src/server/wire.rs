@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use plumb_proto::v1;
 
-use crate::drift::{Installed, Kind, Observation, Observed, ObservedPackage};
+use crate::drift::{FileProblem, Installed, Kind, Observation, Observed, ObservedPackage};
 use crate::fleet::ToAgent;
 use crate::model::{DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView};
 use crate::version::Manager;
@@ -110,9 +110,22 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(String, Observa
         })
         .collect::<Result<Vec<_>, String>>()?;
     let error = (!p.error.is_empty()).then_some(p.error);
+    let problems = p
+        .problems
+        .into_iter()
+        .map(|f| FileProblem {
+            path: f.path,
+            expected: f.expected,
+            actual: f.actual,
+        })
+        .collect();
     Ok((
         crate::manifest::package_key(&p.name),
-        Observation::Package(ObservedPackage { instances, error }),
+        Observation::Package(ObservedPackage {
+            instances,
+            error,
+            problems,
+        }),
     ))
 }
 
@@ -127,7 +140,7 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
         } => Msg::Plan(v1::Plan {
             packages: packages
                 .into_iter()
-                .map(|name| v1::PackageRequest { name })
+                .map(|(name, verify_files)| v1::PackageRequest { name, verify_files })
                 .collect(),
             generation,
             heartbeat_interval_secs: heartbeat_interval.as_secs().max(1) as u32,

@@ -17,6 +17,8 @@ pub(super) const WATCH: [(&str, bool); 2] = [(STATUS, false), (UPDATES, true)];
 pub(super) struct Entry {
     pub(super) name: String,
     pub(super) instance: Instance,
+    /// (path, md5) of the package's configuration files, from its `Conffiles:` field.
+    pub(super) conffiles: Vec<(String, String)>,
 }
 
 pub(super) enum Error {
@@ -94,6 +96,7 @@ pub(super) fn read(root: &Root) -> Result<Vec<Entry>, Error> {
                     version: s.version,
                     state,
                 },
+                conffiles: s.conffiles,
             })
         })
         .collect())
@@ -103,6 +106,7 @@ struct Stanza {
     package: String,
     arch: String,
     version: String,
+    conffiles: Vec<(String, String)>,
     /// The third word of `Status:` (`install ok installed` -> `installed`).
     status: String,
 }
@@ -122,9 +126,20 @@ fn parse(text: &str) -> Result<Vec<Stanza>, String> {
             continue;
         }
         let (mut package, mut arch, mut version, mut status) = (None, None, None, None);
+        let mut conffiles = Vec::new();
+        let mut field = "";
         for line in block.lines() {
             if line.starts_with([' ', '\t']) {
-                continue; // continuation of a multi-line field
+                // Continuation of a multi-line field; `Conffiles:` lines are ` PATH MD5 [obsolete]`.
+                let mut words = line.split_whitespace();
+                if field == "Conffiles"
+                    && let (Some(path), Some(md5), None) =
+                        (words.next(), words.next(), words.next())
+                    && md5.len() == 32
+                {
+                    conffiles.push((path.to_owned(), md5.to_owned()));
+                }
+                continue;
             }
             let Some((key, value)) = line.split_once(':') else {
                 return Err(format!(
@@ -132,6 +147,7 @@ fn parse(text: &str) -> Result<Vec<Stanza>, String> {
                 ));
             };
             let value = value.trim();
+            field = key;
             match key {
                 "Package" => package = Some(value.to_owned()),
                 "Architecture" => arch = Some(value.to_owned()),
@@ -149,10 +165,40 @@ fn parse(text: &str) -> Result<Vec<Stanza>, String> {
             package,
             arch: arch.unwrap_or_default(),
             version: version.unwrap_or_default(),
+            conffiles,
             status,
         });
     }
     Ok(out)
+}
+
+/// (path, md5) of every regular file the package installed, from `info/NAME[:ARCH].md5sums`.
+/// A package without the file (some ship none) owns no checked files.
+pub(super) fn md5sums(
+    root: &Root,
+    name: &str,
+    arch: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let candidates = [
+        format!("/var/lib/dpkg/info/{name}:{arch}.md5sums"),
+        format!("/var/lib/dpkg/info/{name}.md5sums"),
+    ];
+    for path in &candidates {
+        let text = match fs::read_to_string(root.host_path(path)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("cannot read {path}: {}", describe(&e))),
+        };
+        return Ok(text
+            .lines()
+            .filter_map(|l| {
+                let (md5, file) = l.split_once(char::is_whitespace)?;
+                let file = file.trim_start().trim_start_matches('/');
+                (md5.len() == 32 && !file.is_empty()).then(|| (format!("/{file}"), md5.to_owned()))
+            })
+            .collect());
+    }
+    Ok(Vec::new())
 }
 
 fn describe(e: &std::io::Error) -> String {

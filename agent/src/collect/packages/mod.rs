@@ -1,10 +1,12 @@
 //! Installed packages, read from the package managers' own databases under the root. Only
-//! the packages a plan names are reported.
+//! the packages a plan names are reported, and, where asked, their files are checked against
+//! the package manager's record (like `debsums`).
 //!
 //! A database caught in the middle of a transaction must never make a package look absent:
 //! `read` says `Unsettled` then, and the caller reads again a little later.
 
 mod dpkg;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,18 +22,36 @@ pub struct Instance {
     pub state: String,
 }
 
+/// What the plan asks about one package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRequest {
+    pub name: String,
+    pub verify_files: bool,
+}
+
+/// An owned file that differs from the package manager's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    pub path: String,
+    pub expected: String,
+    pub actual: String,
+}
+
 /// What the controller is told about one requested package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageObservation {
     pub name: String,
     pub instances: Vec<Instance>,
     pub error: Option<String>,
+    pub problems: Vec<FileProblem>,
 }
 
 /// Every package of every manager found under the root, by name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Inventory {
     by_name: HashMap<String, Vec<Instance>>,
+    /// dpkg's record of configuration files, by (name, arch).
+    conffiles: HashMap<(String, String), Vec<(String, String)>>,
     /// Managers whose database exists but could not be read, with the reason.
     errors: Vec<String>,
 }
@@ -42,13 +62,6 @@ pub enum Read {
     /// Mid-transaction or mid-rewrite; read again shortly.
     Unsettled(String),
 }
-
-impl PartialEq for Inventory {
-    fn eq(&self, other: &Self) -> bool {
-        self.by_name == other.by_name && self.errors == other.errors
-    }
-}
-impl Eq for Inventory {}
 
 /// The database files to watch (as declared paths): a change to one means "read again".
 pub fn databases(root: &Root) -> Vec<(&'static str, bool)> {
@@ -66,6 +79,8 @@ pub fn read(root: &Root) -> Read {
         match dpkg::read(root) {
             Ok(entries) => {
                 for e in entries {
+                    inv.conffiles
+                        .insert((e.name.clone(), e.instance.arch.clone()), e.conffiles);
                     inv.by_name.entry(e.name).or_default().push(e.instance);
                 }
             }
@@ -77,17 +92,75 @@ pub fn read(root: &Root) -> Read {
 }
 
 impl Inventory {
-    /// The requested packages, in request order.
-    pub fn observe(&self, names: &[String]) -> Vec<PackageObservation> {
+    /// The requested packages, in request order; files are checked where asked (blocking IO).
+    pub fn observe(&self, root: &Root, requests: &[PackageRequest]) -> Vec<PackageObservation> {
         let error = (!self.errors.is_empty()).then(|| self.errors.join("; "));
-        names
+        requests
             .iter()
-            .map(|name| PackageObservation {
-                name: name.clone(),
-                instances: self.by_name.get(name).cloned().unwrap_or_default(),
-                error: error.clone(),
+            .map(|req| {
+                let instances = self.by_name.get(&req.name).cloned().unwrap_or_default();
+                let problems = if req.verify_files {
+                    instances
+                        .iter()
+                        .flat_map(|i| match self.owned(root, &req.name, i) {
+                            Ok(files) => verify::check(root, &files),
+                            Err(e) => vec![FileProblem {
+                                path: format!("(file list of {} {})", req.name, i.version),
+                                expected: "readable".into(),
+                                actual: format!("unreadable: {e}"),
+                            }],
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                PackageObservation {
+                    name: req.name.clone(),
+                    instances,
+                    error: error.clone(),
+                    problems,
+                }
             })
             .collect()
+    }
+
+    /// Every file that `verify_files` checks for these requests (to watch them).
+    pub fn owned_paths(&self, root: &Root, requests: &[PackageRequest]) -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.verify_files)
+            .flat_map(|r| {
+                self.by_name
+                    .get(&r.name)
+                    .into_iter()
+                    .flatten()
+                    .map(move |i| (r, i))
+            })
+            .flat_map(|(r, i)| self.owned(root, &r.name, i).unwrap_or_default())
+            .map(|(path, _)| path)
+            .collect()
+    }
+
+    /// (path, md5) of what the package manager recorded for one instance.
+    fn owned(
+        &self,
+        root: &Root,
+        name: &str,
+        instance: &Instance,
+    ) -> Result<Vec<(String, String)>, String> {
+        match instance.manager {
+            "dpkg" => {
+                let mut files = dpkg::md5sums(root, name, &instance.arch)?;
+                files.extend(
+                    self.conffiles
+                        .get(&(name.to_owned(), instance.arch.clone()))
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+                Ok(files)
+            }
+            other => Err(format!("verifying {other} packages is not supported yet")),
+        }
     }
 
     /// Requested packages in a transitional state, as `name (state)`.

@@ -60,8 +60,15 @@ fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+fn request(name: &str, verify_files: bool) -> PackageRequest {
+    PackageRequest {
+        name: name.into(),
+        verify_files,
+    }
+}
+
 fn versions(inv: &Inventory, name: &str) -> Vec<(String, String, String)> {
-    inv.observe(&names(&[name]))[0]
+    inv.observe(&Root::new(None), &[request(name, false)])[0]
         .instances
         .iter()
         .map(|i| (i.arch.clone(), i.version.clone(), i.state.clone()))
@@ -176,4 +183,85 @@ fn reads_this_machines_dpkg_database() {
     assert_eq!(got[0].1, want);
     assert_eq!(got[0].2, "installed");
     assert!(inv.all().len() > 100, "a Debian machine has many packages");
+}
+
+fn md5(content: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(content.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn owned_files_and_conffiles_are_checked_against_the_record() {
+    let conf = "hello=1\n";
+    let status = format!(
+        "Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\nConffiles:\n /etc/hello.conf {}\n /etc/old.conf 0123456789abcdef0123456789abcdef obsolete\n\n",
+        md5(conf)
+    );
+    let (dir, root) = root_with(&status);
+    let files = [
+        ("usr/bin/hello", "#!/bin/sh\necho hi\n"),
+        ("usr/share/doc/hello/README", "docs\n"),
+    ];
+    let mut sums = String::new();
+    for (path, content) in files {
+        fs::create_dir_all(dir.path().join(path).parent().expect("parent")).expect("mkdir");
+        fs::write(dir.path().join(path), content).expect("write");
+        sums.push_str(&format!("{}  {path}\n", md5(content)));
+    }
+    fs::create_dir_all(dir.path().join("var/lib/dpkg/info")).expect("mkdir");
+    fs::write(dir.path().join("var/lib/dpkg/info/hello.md5sums"), sums).expect("write");
+    fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+    fs::write(dir.path().join("etc/hello.conf"), conf).expect("write");
+
+    let problems = |root: &Root| {
+        settled(root).observe(root, &[request("hello", true)])[0]
+            .problems
+            .clone()
+    };
+    assert_eq!(problems(&root), [], "an intact package has no problems");
+    assert_eq!(
+        settled(&root).owned_paths(&root, &[request("hello", true)]),
+        [
+            "/usr/bin/hello",
+            "/usr/share/doc/hello/README",
+            "/etc/hello.conf"
+        ]
+    );
+
+    fs::write(dir.path().join("usr/bin/hello"), "#!/bin/sh\nrm -rf /\n").expect("tamper");
+    fs::remove_file(dir.path().join("usr/share/doc/hello/README")).expect("rm");
+    fs::write(dir.path().join("etc/hello.conf"), "hello=2\n").expect("edit conffile");
+    let found: Vec<(String, String, String)> = problems(&root)
+        .into_iter()
+        .map(|p| (p.path, p.expected, p.actual))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "/usr/bin/hello".into(),
+                format!("md5 {}", md5("#!/bin/sh\necho hi\n")),
+                format!("md5 {}", md5("#!/bin/sh\nrm -rf /\n"))
+            ),
+            (
+                "/usr/share/doc/hello/README".into(),
+                format!("md5 {}", md5("docs\n")),
+                "missing".into()
+            ),
+            (
+                "/etc/hello.conf".into(),
+                format!("md5 {}", md5(conf)),
+                format!("md5 {}", md5("hello=2\n"))
+            ),
+        ]
+    );
+    assert!(
+        settled(&root).observe(&root, &[request("hello", false)])[0]
+            .problems
+            .is_empty(),
+        "only when asked"
+    );
 }

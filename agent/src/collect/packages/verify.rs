@@ -1,0 +1,54 @@
+//! Checks files against the package manager's record of their digests (md5 for dpkg, as
+//! `debsums` does). Streams each file; blocking IO.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+
+use md5::{Digest, Md5};
+
+use super::FileProblem;
+use crate::root::Root;
+
+/// Each file whose content differs from its recorded md5, or that is missing or unreadable.
+pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem> {
+    files
+        .iter()
+        .filter_map(|(path, want)| {
+            let problem = |actual: String| FileProblem {
+                path: path.clone(),
+                expected: format!("md5 {want}"),
+                actual,
+            };
+            match md5_of(root, path) {
+                Ok(got) if got.eq_ignore_ascii_case(want) => None,
+                Ok(got) => Some(problem(format!("md5 {got}"))),
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                    Some(problem("missing".into()))
+                }
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                    Some(problem("unreadable: permission denied".into()))
+                }
+                Err(e) => Some(problem(format!("unreadable: {e}"))),
+            }
+        })
+        .collect()
+}
+
+fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
+    let mut file = File::open(root.host_path(path))?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
