@@ -1,0 +1,134 @@
+//! On the real machine, as root: a tiny package built with `dpkg-deb --build` is installed with
+//! `dpkg -i`, reported, tampered with, upgraded (not drift), and removed with `dpkg -r`. The
+//! package is purged afterwards even when the test fails.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use plumb_tests::{Controller, bin, is_root, start_agent_with};
+
+const PACKAGE: &str = "plumb-e2e-hello";
+
+/// Purges the test package when dropped, whatever happened.
+struct Purge;
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", PACKAGE]).output();
+    }
+}
+
+fn build(dir: &Path, version: &str, data: &str) -> std::path::PathBuf {
+    let tree = dir.join(format!("tree-{version}"));
+    fs::create_dir_all(tree.join("DEBIAN")).expect("mkdir");
+    fs::create_dir_all(tree.join(format!("usr/share/{PACKAGE}"))).expect("mkdir");
+    fs::create_dir_all(tree.join("etc")).expect("mkdir");
+    fs::write(
+        tree.join("DEBIAN/control"),
+        format!("Package: {PACKAGE}\nVersion: {version}\nArchitecture: all\nMaintainer: plumb tests <tests@example.invalid>\nDescription: plumb end-to-end test package\n"),
+    )
+    .expect("control");
+    fs::write(
+        tree.join("DEBIAN/conffiles"),
+        format!("/etc/{PACKAGE}.conf\n"),
+    )
+    .expect("conffiles");
+    fs::write(tree.join(format!("usr/share/{PACKAGE}/data.txt")), data).expect("data");
+    fs::write(tree.join(format!("etc/{PACKAGE}.conf")), "greeting=hello\n").expect("conf");
+    let deb = dir.join(format!("{PACKAGE}_{version}_all.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&tree)
+        .arg(&deb));
+    deb
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_real_package_installed_tampered_upgraded_and_removed() {
+    if !is_root() {
+        eprintln!("not root: dpkg -i needs root; left out");
+        return;
+    }
+    let _purge = Purge;
+    let _ = Command::new("dpkg").args(["--purge", PACKAGE]).output(); // a leftover from a killed run
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(
+        manifests.join("pkg.yaml"),
+        format!("name: pkg\nhosts: [\"*\"]\npackages:\n  {PACKAGE}: {{version: \">= 1.0\", verify_files: true}}\n"),
+    )
+    .expect("write");
+    let v1 = build(tmp.path(), "1.0-1", "one\n");
+    let v2 = build(tmp.path(), "1.1-1", "two\n");
+
+    let c = Controller::start(&manifests, &tmp.path().join("data"));
+    // The agent reads this machine's own root.
+    let agent = Command::new(bin("plumb-agent"));
+    let _agent = start_agent_with(agent, &c.url, "real-host", Path::new("/"), &[]);
+    let resource = format!("package:{PACKAGE}");
+    c.expect_drift("real-host", &[(&resource, "version", ">= 1.0", "absent")]);
+
+    run(Command::new("dpkg").arg("-i").arg(&v1));
+    c.expect_drift("real-host", &[]);
+
+    // Tamper with an owned file and with the conffile.
+    let data = format!("/usr/share/{PACKAGE}/data.txt");
+    fs::write(&data, "tampered\n").expect("tamper");
+    let md5 = |s: &str| {
+        let out = Command::new("md5sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().expect("stdin").write_all(s.as_bytes())?;
+                c.wait_with_output()
+            });
+        let out = out.expect("md5sum");
+        format!(
+            "md5 {}",
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+        )
+    };
+    let file_attr = format!("file:{data}");
+    c.expect_drift(
+        "real-host",
+        &[(&resource, &file_attr, &md5("one\n"), &md5("tampered\n"))],
+    );
+    fs::write(&data, "one\n").expect("restore");
+    c.expect_drift("real-host", &[]);
+
+    // A real upgrade replaces the files and their record together: not drift.
+    run(Command::new("dpkg").arg("-i").arg(&v2));
+    c.expect_drift("real-host", &[]);
+    let history = c.json(&["history", "real-host"]);
+    let opened_during_upgrade = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .take_while(|e| !(e["event"] == "resolved" && e["attribute"] == file_attr.as_str()))
+        .filter(|e| e["event"] == "opened")
+        .count();
+    assert_eq!(
+        opened_during_upgrade, 0,
+        "the upgrade opened no drift: {history}"
+    );
+
+    run(Command::new("dpkg").args(["-r", PACKAGE]));
+    c.expect_drift("real-host", &[(&resource, "version", ">= 1.0", "absent")]);
+}
