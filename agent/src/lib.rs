@@ -3,6 +3,7 @@
 //! The agent never evaluates policy: it reports what it sees (attributes, digests, which line
 //! patterns match) and the controller decides what is drift. File content never leaves the host.
 
+pub mod capture;
 pub mod cli;
 pub mod collect;
 pub mod root;

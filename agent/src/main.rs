@@ -42,6 +42,27 @@ enum Command {
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         rescan_interval: Duration,
     },
+    /// Print a manifest of this host's current state for some paths and packages, to start
+    /// declaring from (content is recorded as a digest, never copied).
+    Capture {
+        /// Paths to capture; a directory captures everything below it.
+        paths: Vec<String>,
+        /// A package to capture at its installed version (or as absent); repeatable.
+        #[arg(long = "package", value_name = "NAME")]
+        packages: Vec<String>,
+        /// Capture every installed package.
+        #[arg(long)]
+        all_packages: bool,
+        /// Mark captured directories exclusive: entries added later are drift.
+        #[arg(long)]
+        exclusive: bool,
+        /// The host id the manifest selects [default: the hostname].
+        #[arg(long, value_name = "ID")]
+        host_id: Option<String>,
+        /// Read paths and package databases under this prefix.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -58,13 +79,60 @@ fn main() {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Run {
-        controller,
-        host_id,
-        root,
-        labels,
-        rescan_interval,
-    } = command;
+    match command {
+        Command::Run {
+            controller,
+            host_id,
+            root,
+            labels,
+            rescan_interval,
+        } => run_agent(controller, host_id, root, labels, rescan_interval),
+        Command::Capture {
+            paths,
+            packages,
+            all_packages,
+            exclusive,
+            host_id,
+            root,
+        } => capture(paths, packages, all_packages, exclusive, host_id, root),
+    }
+}
+
+/// Prints the manifest; a closed pipe ends the output quietly.
+fn capture(
+    paths: Vec<String>,
+    packages: Vec<String>,
+    all_packages: bool,
+    exclusive: bool,
+    host_id: Option<String>,
+    root: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    anyhow::ensure!(
+        !paths.is_empty() || !packages.is_empty() || all_packages,
+        "nothing to capture; hint: give paths, --package NAME or --all-packages"
+    );
+    let req = plumb_agent::capture::CaptureRequest {
+        host_id: host_id.unwrap_or_else(plumb_agent::collect::facts::hostname),
+        paths,
+        packages,
+        all_packages,
+        exclusive,
+    };
+    let text = plumb_agent::capture::capture(&Root::new(root), &req).map_err(anyhow::Error::msg)?;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn run_agent(
+    controller: String,
+    host_id: Option<String>,
+    root: Option<PathBuf>,
+    labels: Vec<(String, String)>,
+    rescan_interval: Duration,
+) -> anyhow::Result<()> {
     if let Some(root) = &root {
         anyhow::ensure!(
             root.is_dir(),
