@@ -1,7 +1,9 @@
 //! Package versions: each manager's own ordering, and the constraints manifests declare
 //! (`">= 1:9.2p1"`, `">= 1.2, < 2"`). Pure.
 
+mod apk;
 mod dpkg;
+mod pacman;
 mod rpm;
 
 use std::cmp::Ordering;
@@ -46,9 +48,8 @@ pub fn validate(manager: Manager, version: &str) -> Result<(), String> {
     match manager {
         Manager::Dpkg => dpkg::parse(version).map(drop),
         Manager::Rpm => rpm::parse(version).map(drop),
-        Manager::Apk | Manager::Pacman => {
-            Err(format!("comparing {manager} versions is not supported yet"))
-        }
+        Manager::Apk => apk::validate(version),
+        Manager::Pacman => pacman::validate(version),
     }
 }
 
@@ -57,9 +58,8 @@ pub fn compare(manager: Manager, a: &str, b: &str) -> Result<Ordering, String> {
     match manager {
         Manager::Dpkg => Ok(dpkg::compare(&dpkg::parse(a)?, &dpkg::parse(b)?)),
         Manager::Rpm => Ok(rpm::compare(&rpm::parse(a)?, &rpm::parse(b)?)),
-        Manager::Apk | Manager::Pacman => {
-            Err(format!("comparing {manager} versions is not supported yet"))
-        }
+        Manager::Apk => apk::compare(a, b),
+        Manager::Pacman => pacman::compare(a, b),
     }
 }
 
