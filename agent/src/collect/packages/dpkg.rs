@@ -5,7 +5,7 @@
 use std::fs;
 use std::io::ErrorKind;
 
-use super::Instance;
+use super::{Error, Instance, describe};
 use crate::root::Root;
 
 const STATUS: &str = "/var/lib/dpkg/status";
@@ -19,11 +19,6 @@ pub(super) struct Entry {
     pub(super) instance: Instance,
     /// (path, md5) of the package's configuration files, from its `Conffiles:` field.
     pub(super) conffiles: Vec<(String, String)>,
-}
-
-pub(super) enum Error {
-    Unsettled(String),
-    Unreadable(String),
 }
 
 pub(super) fn present(root: &Root) -> bool {
@@ -199,11 +194,4 @@ pub(super) fn md5sums(
             .collect());
     }
     Ok(Vec::new())
-}
-
-fn describe(e: &std::io::Error) -> String {
-    match e.kind() {
-        ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
 }

@@ -5,7 +5,9 @@
 //! A database caught in the middle of a transaction must never make a package look absent:
 //! `read` says `Unsettled` then, and the caller reads again a little later.
 
+mod apk;
 mod dpkg;
+mod pacman;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +71,12 @@ pub fn databases(root: &Root) -> Vec<(&'static str, bool)> {
     if dpkg::present(root) {
         paths.extend(dpkg::WATCH);
     }
+    if apk::present(root) {
+        paths.extend(apk::WATCH);
+    }
+    if pacman::present(root) {
+        paths.extend(pacman::WATCH);
+    }
     paths
 }
 
@@ -84,8 +92,26 @@ pub fn read(root: &Root) -> Read {
                     inv.by_name.entry(e.name).or_default().push(e.instance);
                 }
             }
-            Err(dpkg::Error::Unsettled(why)) => return Read::Unsettled(why),
-            Err(dpkg::Error::Unreadable(why)) => inv.errors.push(why),
+            Err(Error::Unsettled(why)) => return Read::Unsettled(why),
+            Err(Error::Unreadable(why)) => inv.errors.push(why),
+        }
+    }
+    let others: [(bool, fn(&Root) -> Result<Vec<(String, Instance)>, Error>); 2] = [
+        (apk::present(root), apk::read),
+        (pacman::present(root), pacman::read),
+    ];
+    for (present, read) in others {
+        if !present {
+            continue;
+        }
+        match read(root) {
+            Ok(list) => {
+                for (name, instance) in list {
+                    inv.by_name.entry(name).or_default().push(instance);
+                }
+            }
+            Err(Error::Unsettled(why)) => return Read::Unsettled(why),
+            Err(Error::Unreadable(why)) => inv.errors.push(why),
         }
     }
     Read::Settled(inv)
@@ -184,6 +210,21 @@ impl Inventory {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect()
+    }
+}
+
+/// Why a database could not be read.
+pub(super) enum Error {
+    /// Mid-transaction or mid-rewrite: read again shortly.
+    Unsettled(String),
+    /// Present but not readable (permissions, IO): reported with the packages.
+    Unreadable(String),
+}
+
+pub(super) fn describe(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
     }
 }
 

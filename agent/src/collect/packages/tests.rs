@@ -265,3 +265,74 @@ fn owned_files_and_conffiles_are_checked_against_the_record() {
         "only when asked"
     );
 }
+
+fn empty_root() -> (tempfile::TempDir, Root) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = Root::new(Some(dir.path().to_path_buf()));
+    (dir, root)
+}
+
+#[test]
+fn apk_database() {
+    let (dir, root) = empty_root();
+    fs::create_dir_all(dir.path().join("lib/apk/db")).expect("mkdir");
+    let installed = "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nT:the musl c library\n\nC:Q1def=\nP:busybox\nV:1.36.1-r5\nA:x86_64\nF:bin\nR:busybox\n\n";
+    fs::write(dir.path().join("lib/apk/db/installed"), installed).expect("write");
+    let inv = settled(&root);
+    assert_eq!(
+        versions(&inv, "musl"),
+        [v("x86_64", "1.2.4-r2", "installed")]
+    );
+    assert_eq!(
+        versions(&inv, "busybox"),
+        [v("x86_64", "1.36.1-r5", "installed")]
+    );
+    assert_eq!(
+        inv.observe(&root, &[request("musl", false)])[0].instances[0].manager,
+        "apk"
+    );
+    assert_eq!(databases(&root), [("/lib/apk/db/installed", false)]);
+
+    // Cut short while being written.
+    fs::write(
+        dir.path().join("lib/apk/db/installed"),
+        &installed[..installed.len() - 20],
+    )
+    .expect("write");
+    assert!(matches!(read(&root), Read::Unsettled(_)));
+}
+
+#[test]
+fn pacman_database() {
+    let (dir, root) = empty_root();
+    let local = dir.path().join("var/lib/pacman/local");
+    fs::create_dir_all(local.join("bash-5.2.015-1")).expect("mkdir");
+    fs::write(local.join("ALPM_DB_VERSION"), "9\n").expect("write");
+    fs::write(
+        local.join("bash-5.2.015-1/desc"),
+        "%NAME%\nbash\n\n%VERSION%\n5.2.015-1\n\n%BASE%\nbash\n\n%ARCH%\nx86_64\n\n",
+    )
+    .expect("write");
+    let inv = settled(&root);
+    assert_eq!(
+        versions(&inv, "bash"),
+        [v("x86_64", "5.2.015-1", "installed")]
+    );
+    assert_eq!(
+        databases(&root),
+        [
+            ("/var/lib/pacman/local", true),
+            ("/var/lib/pacman/db.lck", false)
+        ]
+    );
+
+    // During a transaction pacman holds its lock, and a new package folder may lack its desc.
+    fs::write(dir.path().join("var/lib/pacman/db.lck"), "").expect("lock");
+    assert!(matches!(read(&root), Read::Unsettled(_)));
+    fs::remove_file(dir.path().join("var/lib/pacman/db.lck")).expect("unlock");
+    fs::create_dir_all(local.join("zsh-5.9-4")).expect("mkdir");
+    assert!(
+        matches!(read(&root), Read::Unsettled(_)),
+        "a folder without desc is not a package gone"
+    );
+}
