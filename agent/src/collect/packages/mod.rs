@@ -96,7 +96,7 @@ pub fn read(root: &Root) -> Read {
             Err(Error::Unreadable(why)) => inv.errors.push(why),
         }
     }
-    let others: [(bool, fn(&Root) -> Result<Vec<(String, Instance)>, Error>); 2] = [
+    let others: [(bool, ReadFn); 2] = [
         (apk::present(root), apk::read),
         (pacman::present(root), pacman::read),
     ];
@@ -212,6 +212,9 @@ impl Inventory {
             .collect()
     }
 }
+
+/// Reads one manager's database as (package name, instance) pairs.
+type ReadFn = fn(&Root) -> Result<Vec<(String, Instance)>, Error>;
 
 /// Why a database could not be read.
 pub(super) enum Error {
