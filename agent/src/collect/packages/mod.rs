@@ -8,6 +8,7 @@
 mod apk;
 mod dpkg;
 mod pacman;
+mod rpm;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -77,6 +78,7 @@ pub fn databases(root: &Root) -> Vec<(&'static str, bool)> {
     if pacman::present(root) {
         paths.extend(pacman::WATCH);
     }
+    paths.extend(rpm::watch(root));
     paths
 }
 
@@ -96,9 +98,10 @@ pub fn read(root: &Root) -> Read {
             Err(Error::Unreadable(why)) => inv.errors.push(why),
         }
     }
-    let others: [(bool, ReadFn); 2] = [
+    let others: [(bool, ReadFn); 3] = [
         (apk::present(root), apk::read),
         (pacman::present(root), pacman::read),
+        (rpm::present(root), rpm::read),
     ];
     for (present, read) in others {
         if !present {
@@ -128,8 +131,8 @@ impl Inventory {
                 let problems = if req.verify_files {
                     instances
                         .iter()
-                        .flat_map(|i| match self.owned(root, &req.name, i) {
-                            Ok(files) => verify::check(root, &files),
+                        .flat_map(|i| match self.problems(root, &req.name, i) {
+                            Ok(problems) => problems,
                             Err(e) => vec![FileProblem {
                                 path: format!("(file list of {} {})", req.name, i.version),
                                 expected: "readable".into(),
@@ -162,9 +165,29 @@ impl Inventory {
                     .flatten()
                     .map(move |i| (r, i))
             })
-            .flat_map(|(r, i)| self.owned(root, &r.name, i).unwrap_or_default())
-            .map(|(path, _)| path)
+            .flat_map(|(r, i)| match i.manager {
+                "rpm" => rpm::files(root, &r.name),
+                _ => self
+                    .owned(root, &r.name, i)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(path, _)| path)
+                    .collect(),
+            })
             .collect()
+    }
+
+    /// Owned files of one instance that differ from the package manager's record.
+    fn problems(
+        &self,
+        root: &Root,
+        name: &str,
+        instance: &Instance,
+    ) -> Result<Vec<FileProblem>, String> {
+        match instance.manager {
+            "rpm" => rpm::verify(root, name),
+            _ => Ok(verify::check(root, &self.owned(root, name, instance)?)),
+        }
     }
 
     /// (path, md5) of what the package manager recorded for one instance.
