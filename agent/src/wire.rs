@@ -143,6 +143,7 @@ pub(crate) fn hello(
             arch: facts.arch.clone(),
             cpus: facts.cpus,
             memory_bytes: facts.memory_bytes,
+            os_id: facts.os_id.clone(),
         }),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol_version: plumb_proto::PROTOCOL_VERSION,

@@ -6,8 +6,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::HostIdentity;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
+    /// os-release `ID`, e.g. "debian".
+    #[serde(default)]
+    pub os_id: String,
     pub os_name: String,
     pub os_version: String,
     pub kernel_version: String,
@@ -24,6 +29,28 @@ pub struct HostInfo {
     pub labels: BTreeMap<String, String>,
     pub facts: HostFacts,
     pub agent_version: String,
+}
+
+impl HostInfo {
+    /// What manifests select on: the host id, its labels, and the facts `os`, `os_version`
+    /// and `arch`.
+    pub fn identity(&self) -> HostIdentity {
+        let f = &self.facts;
+        let facts = [
+            ("os", &f.os_id),
+            ("os_version", &f.os_version),
+            ("arch", &f.arch),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+        HostIdentity {
+            host_id: self.host_id.clone(),
+            labels: self.labels.clone(),
+            facts,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

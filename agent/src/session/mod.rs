@@ -47,7 +47,8 @@ pub(crate) async fn run(
     planned: &mut bool,
 ) -> anyhow::Result<Ended> {
     let (out_tx, out_rx) = mpsc::channel::<v1::AgentMessage>(OUTBOUND);
-    let facts = tokio::task::spawn_blocking(crate::collect::facts::collect).await?;
+    let root = cfg.root.clone();
+    let facts = tokio::task::spawn_blocking(move || crate::collect::facts::collect(&root)).await?;
     send(
         &out_tx,
         Out::Hello(wire::hello(&cfg.host_id, &cfg.labels, &facts)),

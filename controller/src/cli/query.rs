@@ -75,7 +75,7 @@ fn host_json(h: &v1::Host) -> Value {
         "last_seen": rfc3339(h.last_seen_ms, true),
         "drift_count": h.drift_count,
         "labels": h.labels,
-        "os": {"name": h.os_name, "version": h.os_version, "kernel": h.kernel_version, "arch": h.arch},
+        "os": {"id": h.os_id, "name": h.os_name, "version": h.os_version, "kernel": h.kernel_version, "arch": h.arch},
         "agent_version": h.agent_version,
         "manifests": h.manifests,
     })

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::ToAgent;
 use crate::drift::Observation;
-use crate::manifest::{DesiredState, HostIdentity};
+use crate::manifest::DesiredState;
 use crate::model::{DriftRecord, HostInfo, HostStatus, HostView};
 
 pub(super) struct Conn {
@@ -54,13 +54,6 @@ impl Host {
             last_seen_ms: self.last_seen_ms,
             drift,
             manifests: self.desired.manifests.clone(),
-        }
-    }
-
-    pub(super) fn identity(&self) -> HostIdentity {
-        HostIdentity {
-            host_id: self.info.host_id.clone(),
-            labels: self.info.labels.clone(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::drift::{self, Observation};
-use crate::manifest::{DesiredState, Diagnostic, HostIdentity, ManifestSet};
+use crate::manifest::{DesiredState, Diagnostic, ManifestSet};
 use crate::model::{DriftRecord, Event, EventKind, HostInfo, HostView};
 use crate::plan::{self, PathRequest};
 use crate::store::{DriftChange, Store, StoreError};
@@ -146,14 +146,10 @@ impl Fleet {
                 .load_observations(&stored.info.host_id)?
                 .into_iter()
                 .collect();
-            let identity = HostIdentity {
-                host_id: stored.info.host_id.clone(),
-                labels: stored.info.labels.clone(),
-            };
             hosts.insert(
                 stored.info.host_id.clone(),
                 Host {
-                    desired: manifests.desired_for(&identity),
+                    desired: manifests.desired_for(&stored.info.identity()),
                     info: stored.info,
                     last_seen_ms: stored.last_seen_ms,
                     conn: None,
@@ -277,11 +273,7 @@ impl Fleet {
         let conn = self.next_conn;
         self.next_conn += 1;
         let now = now_ms();
-        let identity = HostIdentity {
-            host_id: info.host_id.clone(),
-            labels: info.labels.clone(),
-        };
-        let desired = self.manifests.desired_for(&identity);
+        let desired = self.manifests.desired_for(&info.identity());
         let host = self
             .hosts
             .entry(info.host_id.clone())
@@ -503,7 +495,7 @@ impl Fleet {
             let Some(host) = self.hosts.get_mut(&id) else {
                 continue;
             };
-            let desired = self.manifests.desired_for(&host.identity());
+            let desired = self.manifests.desired_for(&host.info.identity());
             if desired == host.desired {
                 continue;
             }

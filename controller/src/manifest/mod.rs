@@ -141,6 +141,8 @@ pub struct Manifest {
     pub file: String,
     pub hosts: Vec<Glob>,
     pub labels: BTreeMap<String, String>,
+    /// Globs on the host's facts (`os`, `os_version`, `arch`); all must match.
+    pub facts: BTreeMap<String, Glob>,
     pub files: Vec<FileDecl>,
     pub packages: Vec<PackageDecl>,
 }
@@ -150,6 +152,8 @@ pub struct Manifest {
 pub struct HostIdentity {
     pub host_id: String,
     pub labels: BTreeMap<String, String>,
+    /// `os`, `os_version`, `arch`, as the host reported them.
+    pub facts: BTreeMap<String, String>,
 }
 
 impl Manifest {
@@ -161,6 +165,10 @@ impl Manifest {
                 .labels
                 .iter()
                 .all(|(k, v)| host.labels.get(k) == Some(v))
+            && self
+                .facts
+                .iter()
+                .all(|(k, g)| host.facts.get(k).is_some_and(|v| g.matches(v)))
     }
 
     /// Whether some host could be selected by both (conservative: true unless provably not).
@@ -169,7 +177,11 @@ impl Manifest {
             .labels
             .iter()
             .any(|(k, v)| other.labels.get(k).is_some_and(|w| w != v));
-        if labels_conflict {
+        let facts_conflict = self
+            .facts
+            .iter()
+            .any(|(k, g)| other.facts.get(k).is_some_and(|h| !g.intersects(h)));
+        if labels_conflict || facts_conflict {
             return false;
         }
         if self.hosts.is_empty() || other.hosts.is_empty() {
@@ -337,12 +349,32 @@ pub fn parse(
             Err(e) => errors.push(Diagnostic::at(file, top("hosts"), e)),
         }
     }
-    if raw.hosts.is_empty() && raw.labels.is_empty() {
+    let mut facts = BTreeMap::new();
+    let wanted = [
+        ("os", &raw.facts.os),
+        ("os_version", &raw.facts.os_version),
+        ("arch", &raw.facts.arch),
+    ];
+    for (key, value) in wanted {
+        if let Some(v) = value {
+            match Glob::new(v) {
+                Ok(g) => {
+                    facts.insert(key.to_owned(), g);
+                }
+                Err(e) => errors.push(Diagnostic::at(
+                    file,
+                    Some(key_position(text, "facts", key)),
+                    e,
+                )),
+            }
+        }
+    }
+    if raw.hosts.is_empty() && raw.labels.is_empty() && facts.is_empty() {
         errors.push(
             Diagnostic::at(
                 file,
                 None,
-                "manifest selects no hosts: it has neither `hosts` nor `labels`",
+                "manifest selects no hosts: it has neither `hosts`, `labels` nor `facts`",
             )
             .with_hint("add hosts: [\"*\"] to select every host"),
         );
@@ -386,6 +418,7 @@ pub fn parse(
             file: file.to_owned(),
             hosts,
             labels: raw.labels,
+            facts,
             files,
             packages,
         })

@@ -26,9 +26,21 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, String>,
     #[serde(default)]
+    pub(crate) facts: RawFacts,
+    #[serde(default)]
     pub(crate) files: BTreeMap<String, Option<RawFile>>,
     #[serde(default)]
     pub(crate) packages: BTreeMap<String, RawPackage>,
+}
+
+/// Globs on what the agent reports about its host.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFacts {
+    /// os-release `ID`: debian, ubuntu, rhel, alpine, arch...
+    pub(crate) os: Option<String>,
+    pub(crate) os_version: Option<String>,
+    pub(crate) arch: Option<String>,
 }
 
 /// A package: `name: present | absent | "CONSTRAINTS"`, or the expanded

@@ -223,13 +223,13 @@ const ERROR_CASES: &[(&str, &[&str])] = &[
     (
         "name: x\nfiles:\n  /etc/a: {}\n",
         &[
-            "m.yaml: manifest selects no hosts: it has neither `hosts` nor `labels`\n  hint: add hosts: [\"*\"] to select every host",
+            "m.yaml: manifest selects no hosts: it has neither `hosts`, `labels` nor `facts`\n  hint: add hosts: [\"*\"] to select every host",
         ],
     ),
     (
         "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\nservices:\n  nginx: running\n",
         &[
-            "m.yaml:5:1: unknown field `services`, expected one of `name`, `hosts`, `labels`, `files`, `packages`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+            "m.yaml:5:1: unknown field `services`, expected one of `name`, `hosts`, `labels`, `facts`, `files`, `packages`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
         ],
     ),
     (
@@ -342,12 +342,25 @@ fn selection_by_glob_and_labels() {
         "both.yaml",
         "name: both\nhosts: [\"web-*\"]\nlabels: {env: prod}\nfiles:\n  /etc/both: {}\n",
     );
-    let set = ManifestSet::new(vec![web, prod, both]).expect("valid set");
+    let debian = manifest(
+        "debian.yaml",
+        "name: debian\nfacts: {os: debian, os_version: \"12*\", arch: x86_64}\nfiles:\n  /etc/debian_version: {}\n",
+    );
+    let set = ManifestSet::new(vec![web, prod, both, debian]).expect("valid set");
     let host = |id: &str, env: Option<&str>| HostIdentity {
         host_id: id.into(),
         labels: env
             .map(|e| BTreeMap::from([("env".to_string(), e.to_string())]))
             .unwrap_or_default(),
+        facts: BTreeMap::new(),
+    };
+    let on = |os: &str, version: &str| HostIdentity {
+        facts: BTreeMap::from([
+            ("os".to_string(), os.to_string()),
+            ("os_version".to_string(), version.to_string()),
+            ("arch".to_string(), "x86_64".to_string()),
+        ]),
+        ..host("db-1", None)
     };
     let cases = [
         (host("web-1", None), vec!["/etc/web"]),
@@ -357,6 +370,9 @@ fn selection_by_glob_and_labels() {
         ),
         (host("db-1", Some("prod")), vec!["/etc/prod"]),
         (host("db-1", Some("test")), vec![]),
+        (on("debian", "12"), vec!["/etc/debian_version"]),
+        (on("debian", "11"), vec![]),
+        (on("ubuntu", "12"), vec![]),
     ];
     for (h, want) in cases {
         let desired = set.desired_for(&h);
@@ -441,5 +457,32 @@ fn conflicting_package_declarations_are_rejected() {
     assert_eq!(
         errs[0].to_string(),
         "b.yaml:4: nginx is declared differently here and at a.yaml:4, and both manifests may select the same host\n  hint: declare it once, or make the manifests' hosts/labels disjoint"
+    );
+}
+
+#[test]
+fn manifests_for_different_facts_do_not_conflict() {
+    let debian = manifest(
+        "d.yaml",
+        "name: d\nfacts: {os: debian}\npackages:\n  openssh-server: present\n",
+    );
+    let alpine = manifest(
+        "a.yaml",
+        "name: a\nfacts: {os: alpine}\npackages:\n  openssh-server: absent\n",
+    );
+    assert!(ManifestSet::new(vec![debian.clone(), alpine]).is_ok());
+    let any = manifest(
+        "any.yaml",
+        "name: any\nhosts: [\"*\"]\npackages:\n  openssh-server: absent\n",
+    );
+    assert!(
+        ManifestSet::new(vec![debian, any]).is_err(),
+        "a host-glob manifest may select a Debian host"
+    );
+    assert_eq!(
+        errors("name: x\nfacts: {kernel: \"6.*\"}\n"),
+        [
+            "m.yaml:2:9: facts: unknown field `kernel`, expected one of `os`, `os_version`, `arch`\n  hint: check the spelling; the fields a manifest takes are listed in README.md"
+        ]
     );
 }

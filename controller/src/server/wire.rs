@@ -47,6 +47,7 @@ pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, String> {
         hostname: h.hostname,
         labels: h.labels.into_iter().collect::<BTreeMap<_, _>>(),
         facts: HostFacts {
+            os_id: f.os_id,
             os_name: f.os_name,
             os_version: f.os_version,
             kernel_version: f.kernel_version,
@@ -178,6 +179,7 @@ pub(crate) fn host_to_proto(h: &HostView) -> v1::Host {
         agent_version: h.info.agent_version.clone(),
         drift_count: h.drift.len() as u32,
         manifests: h.manifests.clone(),
+        os_id: h.info.facts.os_id.clone(),
     }
 }
 
