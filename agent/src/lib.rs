@@ -30,6 +30,10 @@ pub struct AgentConfig {
     pub root: Root,
     /// Full rescan period: the safety net under the watches.
     pub rescan_interval: Duration,
+    /// How often paths that could not be watched are observed instead.
+    pub poll_interval: Duration,
+    /// At most this many directories are watched; the rest is polled.
+    pub max_watches: Option<usize>,
     /// How long changes are gathered before they are observed and sent.
     pub coalesce: Duration,
 }
@@ -42,6 +46,8 @@ impl AgentConfig {
             labels: BTreeMap::new(),
             root: Root::new(None),
             rescan_interval: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(2),
+            max_watches: None,
             coalesce: Duration::from_millis(5),
         }
     }

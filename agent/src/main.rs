@@ -41,6 +41,13 @@ enum Command {
         /// Full rescan period, the safety net under the file watches (e.g. 10m, 1h).
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         rescan_interval: Duration,
+        /// How often paths that cannot be watched are checked instead (e.g. 2s).
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        poll_interval: Duration,
+        /// Watch at most this many directories; the rest are polled and the host is shown
+        /// degraded. Default: as many as the kernel allows.
+        #[arg(long, value_name = "N")]
+        max_watches: Option<usize>,
     },
     /// Print a manifest of this host's current state for some paths and packages, to start
     /// declaring from (content is recorded as a digest, never copied).
@@ -86,7 +93,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             root,
             labels,
             rescan_interval,
-        } => run_agent(controller, host_id, root, labels, rescan_interval),
+            poll_interval,
+            max_watches,
+        } => run_agent(
+            controller,
+            host_id,
+            root,
+            labels,
+            rescan_interval,
+            poll_interval,
+            max_watches,
+        ),
         Command::Capture {
             paths,
             packages,
@@ -132,6 +149,8 @@ fn run_agent(
     root: Option<PathBuf>,
     labels: Vec<(String, String)>,
     rescan_interval: Duration,
+    poll_interval: Duration,
+    max_watches: Option<usize>,
 ) -> anyhow::Result<()> {
     if let Some(root) = &root {
         anyhow::ensure!(
@@ -148,6 +167,8 @@ fn run_agent(
     cfg.root = Root::new(root);
     cfg.labels = cli::labels(labels);
     cfg.rescan_interval = rescan_interval;
+    cfg.poll_interval = poll_interval;
+    cfg.max_watches = max_watches;
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

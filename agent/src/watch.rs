@@ -43,11 +43,17 @@ pub struct Watch {
     armed: BTreeSet<PathBuf>,
     /// Directories that could not be watched, with the reason.
     pub failures: BTreeMap<PathBuf, String>,
+    limit: Option<usize>,
     overflowed: Arc<AtomicBool>,
 }
 
 impl Watch {
-    pub fn new(root: Root, tx: mpsc::Sender<WatchMsg>) -> notify::Result<Self> {
+    /// `limit` caps the number of directories watched; beyond it paths are polled.
+    pub fn new(
+        root: Root,
+        tx: mpsc::Sender<WatchMsg>,
+        limit: Option<usize>,
+    ) -> notify::Result<Self> {
         let overflowed = Arc::new(AtomicBool::new(false));
         let flag = overflowed.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
@@ -69,6 +75,7 @@ impl Watch {
             chain: HashSet::new(),
             armed: BTreeSet::new(),
             failures: BTreeMap::new(),
+            limit,
             overflowed,
         })
     }
@@ -149,6 +156,13 @@ impl Watch {
                 if self.armed.contains(&p) || self.failures.contains_key(&p) {
                     continue;
                 }
+                if let Some(limit) = self.limit.filter(|l| self.armed.len() >= *l) {
+                    self.failures.insert(
+                        p,
+                        format!("watch budget of {limit} used up (--max-watches)"),
+                    );
+                    continue;
+                }
                 match self.watcher.watch(&p, RecursiveMode::NonRecursive) {
                     Ok(()) => {
                         self.armed.insert(p);
@@ -172,20 +186,39 @@ impl Watch {
     }
 
     fn wanted(&self) -> BTreeSet<PathBuf> {
-        let mut wanted = BTreeSet::new();
+        self.needs().into_keys().collect()
+    }
+
+    /// Each directory to watch, with the declared paths that depend on it.
+    fn needs(&self) -> BTreeMap<PathBuf, Vec<&str>> {
+        let mut needs: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
         for d in &self.declared {
             let parent = Path::new(d).parent().unwrap_or(Path::new("/"));
             if let Some(dir) = self.nearest_existing_dir(parent) {
-                wanted.insert(dir);
+                needs.entry(dir).or_default().push(d);
             }
         }
         for d in &self.listed {
             let host = self.root.host_path(d);
             if host.is_dir() {
-                wanted.insert(host);
+                needs.entry(host).or_default().push(d);
             }
         }
-        wanted
+        needs
+    }
+
+    /// Declared paths that depend on a directory that is not watched: poll them.
+    pub fn unwatched(&self) -> BTreeSet<String> {
+        self.needs()
+            .into_iter()
+            .filter(|(dir, _)| !self.armed.contains(dir))
+            .flat_map(|(_, paths)| paths.into_iter().map(str::to_owned))
+            .collect()
+    }
+
+    /// The watch budget, if one was set.
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
     }
 
     fn nearest_existing_dir(&self, declared: &Path) -> Option<PathBuf> {

@@ -60,6 +60,8 @@ pub enum HostStatus {
     Drifted,
     Offline,
     Unknown,
+    /// In sync as far as the agent can tell, but some declared paths are not watched.
+    Degraded,
 }
 
 impl HostStatus {
@@ -69,6 +71,7 @@ impl HostStatus {
             HostStatus::Drifted => "drifted",
             HostStatus::Offline => "offline",
             HostStatus::Unknown => "unknown",
+            HostStatus::Degraded => "degraded",
         }
     }
 }
@@ -134,6 +137,26 @@ pub struct Event {
     pub item: Option<DriftRecord>,
 }
 
+/// How well an agent observes its plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub watches: u32,
+    pub watch_limit: u32,
+    /// Declared paths polled because their directory could not be watched.
+    pub polled: Vec<String>,
+    pub watch_errors: Vec<String>,
+    pub overflows: u64,
+    pub last_full_scan_ms: i64,
+    /// When coverage last became degraded.
+    pub degraded_since_ms: Option<i64>,
+}
+
+impl Coverage {
+    pub fn degraded(&self) -> bool {
+        !self.polled.is_empty() || !self.watch_errors.is_empty()
+    }
+}
+
 /// A host as the query API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostView {
@@ -142,4 +165,5 @@ pub struct HostView {
     pub last_seen_ms: i64,
     pub drift: Vec<DriftRecord>,
     pub manifests: Vec<String>,
+    pub coverage: Option<Coverage>,
 }

@@ -212,6 +212,26 @@ impl Controller {
     /// Waits until `host`'s drift items, as (resource, attribute, expected, actual), equal `want`
     /// and the host is connected.
     pub fn expect_drift(&self, host: &str, want: &[(&str, &str, &str, &str)]) -> Value {
+        self.expect_drift_where(host, want, |status, drifted| {
+            if drifted {
+                status == "drifted"
+            } else {
+                status == "in_sync"
+            }
+        })
+    }
+
+    /// Like `expect_drift`, whatever the host's status (e.g. `degraded`).
+    pub fn expect_drift_any_status(&self, host: &str, want: &[(&str, &str, &str, &str)]) -> Value {
+        self.expect_drift_where(host, want, |status, _| status != "offline")
+    }
+
+    fn expect_drift_where(
+        &self,
+        host: &str,
+        want: &[(&str, &str, &str, &str)],
+        status_ok: impl Fn(&str, bool) -> bool,
+    ) -> Value {
         let mut last = None;
         let mut want: Vec<_> = want
             .iter()
@@ -224,11 +244,7 @@ impl Controller {
                 if let Some(h) = self.host_drift(host) {
                     let items = drift_items(&h);
                     let status = h["status"].as_str().unwrap_or_default().to_owned();
-                    let ok_status = if want.is_empty() {
-                        status == "in_sync"
-                    } else {
-                        status == "drifted"
-                    };
+                    let ok_status = status_ok(&status, !want.is_empty());
                     if items == want && ok_status {
                         return Some(h);
                     }

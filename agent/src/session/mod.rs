@@ -68,14 +68,21 @@ pub(crate) async fn run(
         seq: 0,
         generation: 0,
         requests: Arc::new(BTreeMap::new()),
-        watch: Watch::new(cfg.root.clone(), watch_tx).context("cannot start the file watcher")?,
+        watch: Watch::new(cfg.root.clone(), watch_tx, cfg.max_watches)
+            .context("cannot start the file watcher")?,
         last_sent: HashMap::new(),
         dirty: BTreeSet::new(),
         touched: Vec::new(),
         rescan: false,
         ids: IdCache::default(),
         packages: Packages::default(),
+        overflows: 0,
+        last_full_scan_ms: 0,
+        coverage_sent: None,
+        coverage_due: false,
     };
+    let mut poll = tokio::time::interval(cfg.poll_interval);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heartbeat_every = DEFAULT_HEARTBEAT;
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -137,6 +144,17 @@ pub(crate) async fn run(
                 s.rescan = true;
                 s.flush().await?;
             }
+            _ = poll.tick() => {
+                // Paths that could not be watched are observed here instead; watches that
+                // failed are tried again.
+                if !s.watch.failures.is_empty() {
+                    s.watch.rearm(&[]);
+                    let polled = s.watch.unwatched();
+                    s.dirty.extend(polled);
+                    s.coverage_due = true;
+                    s.flush().await?;
+                }
+            }
         }
     }
 }
@@ -156,6 +174,13 @@ struct State {
     rescan: bool,
     ids: IdCache,
     packages: Packages,
+    /// Event losses (kernel queue overflow, full internal queue) since the session started.
+    overflows: u64,
+    last_full_scan_ms: i64,
+    /// What the controller last heard about coverage; resent only when it changes.
+    coverage_sent: Option<v1::Coverage>,
+    /// The watch set may have changed: recompute coverage after this flush.
+    coverage_due: bool,
 }
 
 impl State {
@@ -191,7 +216,10 @@ impl State {
             states: states.iter().map(wire::state_to_proto).collect(),
             packages: packages.iter().map(wire::package_to_proto).collect(),
         };
-        send(&self.out, Out::Snapshot(snapshot)).await
+        send(&self.out, Out::Snapshot(snapshot)).await?;
+        self.last_full_scan_ms = now_ms();
+        self.coverage_sent = None;
+        self.report_coverage().await
     }
 
     /// Arms the watches for the declared files and whatever the packages need.
@@ -206,7 +234,10 @@ impl State {
 
     fn note(&mut self, msg: WatchMsg) {
         match msg {
-            WatchMsg::Rescan => self.rescan = true,
+            WatchMsg::Rescan => {
+                self.overflows += 1;
+                self.rescan = true;
+            }
             WatchMsg::Paths(paths) => {
                 for p in paths {
                     if self.watch.affected(&p, &mut self.dirty) {
@@ -217,15 +248,58 @@ impl State {
         }
     }
 
-    /// Observes what changed and sends a Delta with the paths whose state differs.
+    /// Sends what changed, then the coverage if it may have changed.
     async fn flush(&mut self) -> anyhow::Result<()> {
+        self.send_changes().await?;
+        if std::mem::take(&mut self.coverage_due) {
+            self.report_coverage().await?;
+        }
+        Ok(())
+    }
+
+    /// Tells the controller how well the plan is observed, when that changed.
+    async fn report_coverage(&mut self) -> anyhow::Result<()> {
+        let coverage = v1::Coverage {
+            watches: self.watch.armed() as u32,
+            watch_limit: self.watch.limit().map_or(0, |l| l as u32),
+            polled: self.watch.unwatched().into_iter().collect(),
+            watch_errors: self
+                .watch
+                .failures
+                .iter()
+                .map(|(d, e)| format!("{}: {e}", d.display()))
+                .collect(),
+            overflows: self.overflows,
+            last_full_scan_ms: self.last_full_scan_ms,
+            poll_interval_secs: self.cfg.poll_interval.as_secs() as u32,
+        };
+        if self.coverage_sent.as_ref() == Some(&coverage) {
+            return Ok(());
+        }
+        if !coverage.polled.is_empty() {
+            tracing::warn!(
+                polled = coverage.polled.len(),
+                "some declared paths cannot be watched; polling them"
+            );
+        }
+        self.coverage_sent = Some(coverage.clone());
+        send(&self.out, Out::Coverage(coverage)).await
+    }
+
+    /// Observes what changed and sends a Delta with the paths whose state differs.
+    async fn send_changes(&mut self) -> anyhow::Result<()> {
         if self.watch.take_overflow() {
             tracing::warn!("watch queue overflowed; rescanning every path");
+            self.overflows += 1;
             self.rescan = true;
         }
         if self.rescan || !self.touched.is_empty() {
             let touched = std::mem::take(&mut self.touched);
             self.watch.rearm(&touched);
+            self.coverage_due = true;
+        }
+        if self.rescan {
+            self.last_full_scan_ms = now_ms();
         }
         self.packages.claim(&mut self.dirty, &self.requests);
         let paths: Vec<String> = if std::mem::take(&mut self.rescan) {

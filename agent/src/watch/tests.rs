@@ -18,7 +18,8 @@ fn fixture(paths: &[(&str, bool)]) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
     let (tx, rx) = mpsc::channel(QUEUE);
-    let mut watch = Watch::new(Root::new(Some(dir.path().to_path_buf())), tx).expect("watcher");
+    let mut watch =
+        Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, None).expect("watcher");
     watch.set_paths(paths.iter().copied());
     Fixture { dir, watch, rx }
 }
@@ -144,7 +145,8 @@ async fn a_full_queue_raises_the_overflow_flag() {
     fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
     // Room for one message, and nobody reading: the second change cannot be queued.
     let (tx, _rx) = mpsc::channel(1);
-    let mut watch = Watch::new(Root::new(Some(dir.path().to_path_buf())), tx).expect("watcher");
+    let mut watch =
+        Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, None).expect("watcher");
     watch.set_paths([("/etc/a", false)]);
     assert!(!watch.take_overflow());
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -159,4 +161,29 @@ async fn a_full_queue_raises_the_overflow_flag() {
         n += 1;
         tokio::task::yield_now().await;
     }
+}
+
+#[test]
+fn beyond_the_budget_paths_are_listed_for_polling() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for d in ["etc/a", "etc/b", "etc/c"] {
+        fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+    }
+    let (tx, _rx) = mpsc::channel(QUEUE);
+    let mut watch =
+        Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, Some(2)).expect("watcher");
+    watch.set_paths([
+        ("/etc/a/x", false),
+        ("/etc/b/y", false),
+        ("/etc/c/z", false),
+    ]);
+    assert_eq!(watch.armed(), 2);
+    assert_eq!(
+        watch.unwatched().into_iter().collect::<Vec<_>>(),
+        ["/etc/c/z"]
+    );
+    assert_eq!(
+        watch.failures.values().next().map(String::as_str),
+        Some("watch budget of 2 used up (--max-watches)")
+    );
 }

@@ -41,6 +41,7 @@ fn status_name(s: i32) -> &'static str {
         Ok(v1::HostStatus::InSync) => "in_sync",
         Ok(v1::HostStatus::Drifted) => "drifted",
         Ok(v1::HostStatus::Offline) => "offline",
+        Ok(v1::HostStatus::Degraded) => "degraded",
         _ => "unknown",
     }
 }
@@ -78,7 +79,49 @@ fn host_json(h: &v1::Host) -> Value {
         "os": {"id": h.os_id, "name": h.os_name, "version": h.os_version, "kernel": h.kernel_version, "arch": h.arch},
         "agent_version": h.agent_version,
         "manifests": h.manifests,
+        "coverage": h.coverage.as_ref().map(coverage_json),
     })
+}
+
+fn coverage_json(c: &v1::HostCoverage) -> Value {
+    json!({
+        "watches": c.watches,
+        "watch_limit": (c.watch_limit > 0).then_some(c.watch_limit),
+        "polled": c.polled,
+        "watch_errors": c.watch_errors,
+        "overflows": c.overflows,
+        "last_full_scan": rfc3339(c.last_full_scan_ms, true),
+        "degraded_since": rfc3339(c.degraded_since_ms, true),
+    })
+}
+
+/// One line for a person: what is not watched, and since when.
+fn coverage_summary(h: &v1::Host) -> String {
+    match &h.coverage {
+        None => "-".into(),
+        Some(c) if c.polled.is_empty() && c.watch_errors.is_empty() => {
+            format!("{} watches", c.watches)
+        }
+        Some(c) => format!(
+            "{} polled since {}",
+            c.polled.len(),
+            rfc3339(c.degraded_since_ms, false).unwrap_or_else(|| "?".into())
+        ),
+    }
+}
+
+/// Degraded hosts are not known to be in sync: say so next to any answer about drift.
+fn warn_degraded(hosts: &[&v1::Host]) {
+    for h in hosts
+        .iter()
+        .filter(|h| h.status == v1::HostStatus::Degraded as i32)
+    {
+        eprintln!(
+            "warning: host {} is degraded: {}; see `plumb hosts -o json`",
+            h.host_id,
+            coverage_summary(h)
+        );
+    }
 }
 
 fn drift_json(d: &v1::DriftItem) -> Value {
@@ -133,6 +176,7 @@ pub(super) async fn hosts(url: &str, format: Format) -> anyhow::Result<i32> {
                         h.drift_count.to_string(),
                         rfc3339(h.last_seen_ms, false).unwrap_or_else(|| "never".into()),
                         format!("{} {}", h.os_name, h.os_version).trim().to_owned(),
+                        coverage_summary(h),
                         h.manifests.join(","),
                     ]
                 })
@@ -141,7 +185,15 @@ pub(super) async fn hosts(url: &str, format: Format) -> anyhow::Result<i32> {
                 eprintln!("no hosts yet: start an agent with `plumb-agent run --controller {url}`");
             } else {
                 emit(&table(
-                    &["HOST", "STATUS", "DRIFT", "LAST SEEN", "OS", "MANIFESTS"],
+                    &[
+                        "HOST",
+                        "STATUS",
+                        "DRIFT",
+                        "LAST SEEN",
+                        "OS",
+                        "COVERAGE",
+                        "MANIFESTS",
+                    ],
                     &rows,
                 ))?;
             }
@@ -158,6 +210,8 @@ pub(super) async fn drift(url: &str, hosts: Vec<String>, format: Format) -> anyh
         .map_err(status_error)?
         .into_inner();
     warn_manifest_errors(&resp.manifest_errors);
+    let hosts: Vec<&v1::Host> = resp.hosts.iter().filter_map(|h| h.host.as_ref()).collect();
+    warn_degraded(&hosts);
     let drifted = resp.hosts.iter().any(|h| !h.drift.is_empty());
     match format {
         Format::Json => {

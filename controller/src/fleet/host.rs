@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::ToAgent;
 use crate::drift::Observation;
 use crate::manifest::DesiredState;
-use crate::model::{DriftRecord, HostInfo, HostStatus, HostView};
+use crate::model::{Coverage, DriftRecord, HostInfo, HostStatus, HostView};
 
 pub(super) struct Conn {
     pub(super) id: u64,
@@ -30,6 +30,8 @@ pub(super) struct Host {
     pub(super) evaluated: bool,
     /// Open drift, by the declared path whose evaluation produced it.
     pub(super) drift: BTreeMap<String, Vec<DriftRecord>>,
+    /// The agent's last report of its coverage, for this connection.
+    pub(super) coverage: Option<Coverage>,
 }
 
 impl Host {
@@ -40,6 +42,8 @@ impl Host {
             HostStatus::Unknown
         } else if self.drift.values().any(|d| !d.is_empty()) {
             HostStatus::Drifted
+        } else if self.coverage.as_ref().is_some_and(Coverage::degraded) {
+            HostStatus::Degraded
         } else {
             HostStatus::InSync
         }
@@ -54,6 +58,7 @@ impl Host {
             last_seen_ms: self.last_seen_ms,
             drift,
             manifests: self.desired.manifests.clone(),
+            coverage: self.coverage.clone(),
         }
     }
 }

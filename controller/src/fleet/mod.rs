@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::drift::{self, Observation};
 use crate::manifest::{DesiredState, Diagnostic, ManifestSet};
-use crate::model::{DriftRecord, Event, EventKind, HostInfo, HostView};
+use crate::model::{Coverage, DriftRecord, Event, EventKind, HostInfo, HostView};
 use crate::plan::{self, PathRequest};
 use crate::store::{DriftChange, Store, StoreError};
 
@@ -66,6 +66,10 @@ pub enum Command {
     },
     Heard {
         conn: u64,
+    },
+    Coverage {
+        conn: u64,
+        coverage: Coverage,
     },
     Disconnected {
         conn: u64,
@@ -157,6 +161,7 @@ impl Fleet {
                     observed,
                     evaluated: false,
                     drift,
+                    coverage: None,
                 },
             );
         }
@@ -208,6 +213,20 @@ impl Fleet {
                 seq,
                 states,
             } => self.state(conn, snapshot, generation, seq, states)?,
+            Command::Coverage { conn, mut coverage } => {
+                if let Some(host) = self.host_of(conn) {
+                    let was = host.coverage.take();
+                    coverage.degraded_since_ms = match (&was, coverage.degraded()) {
+                        (_, false) => None,
+                        (Some(w), true) if w.degraded() => w.degraded_since_ms,
+                        (_, true) => Some(now_ms()),
+                    };
+                    if coverage.degraded() && was.as_ref().is_none_or(|w| !w.degraded()) {
+                        tracing::warn!(host = %host.info.host_id, polled = coverage.polled.len(), errors = ?coverage.watch_errors, "coverage degraded");
+                    }
+                    host.coverage = Some(coverage);
+                }
+            }
             Command::Heard { conn } => {
                 if let Some(host) = self.host_of(conn) {
                     let now = now_ms();
@@ -286,6 +305,7 @@ impl Fleet {
                 observed: HashMap::new(),
                 evaluated: false,
                 drift: BTreeMap::new(),
+                coverage: None,
             });
         if let Some(old) = host.conn.take() {
             tracing::warn!(host = %info.host_id, "host connected again; replacing its previous stream");
@@ -295,6 +315,7 @@ impl Fleet {
         host.last_seen_ms = now;
         host.desired = desired;
         host.evaluated = false;
+        host.coverage = None;
         host.conn = Some(Conn {
             id: conn,
             out,

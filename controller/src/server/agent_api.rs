@@ -87,6 +87,10 @@ async fn forward(
         let cmd = match msg {
             Msg::Hello(_) => return "a second Hello".into(),
             Msg::Heartbeat(_) => Command::Heard { conn },
+            Msg::Coverage(c) => Command::Coverage {
+                conn,
+                coverage: wire::coverage_from_proto(c),
+            },
             Msg::Snapshot(s) => match states(s.states, s.packages) {
                 Ok(states) => Command::State {
                     conn,

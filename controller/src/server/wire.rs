@@ -7,7 +7,9 @@ use plumb_proto::v1;
 
 use crate::drift::{FileProblem, Installed, Kind, Observation, Observed, ObservedPackage};
 use crate::fleet::ToAgent;
-use crate::model::{DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView};
+use crate::model::{
+    Coverage, DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView,
+};
 use crate::version::Manager;
 
 /// Limits on what an agent may claim; beyond them a message is malformed.
@@ -130,6 +132,18 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(String, Observa
     ))
 }
 
+pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Coverage {
+    Coverage {
+        watches: c.watches,
+        watch_limit: c.watch_limit,
+        polled: c.polled,
+        watch_errors: c.watch_errors,
+        overflows: c.overflows,
+        last_full_scan_ms: c.last_full_scan_ms,
+        degraded_since_ms: None,
+    }
+}
+
 pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
     use v1::controller_message::Msg;
     let msg = match m {
@@ -180,6 +194,15 @@ pub(crate) fn host_to_proto(h: &HostView) -> v1::Host {
         drift_count: h.drift.len() as u32,
         manifests: h.manifests.clone(),
         os_id: h.info.facts.os_id.clone(),
+        coverage: h.coverage.as_ref().map(|c| v1::HostCoverage {
+            watches: c.watches,
+            watch_limit: c.watch_limit,
+            polled: c.polled.clone(),
+            watch_errors: c.watch_errors.clone(),
+            overflows: c.overflows,
+            last_full_scan_ms: c.last_full_scan_ms,
+            degraded_since_ms: c.degraded_since_ms.unwrap_or(0),
+        }),
     }
 }
 
@@ -189,6 +212,7 @@ fn status_to_proto(s: HostStatus) -> v1::HostStatus {
         HostStatus::Drifted => v1::HostStatus::Drifted,
         HostStatus::Offline => v1::HostStatus::Offline,
         HostStatus::Unknown => v1::HostStatus::Unknown,
+        HostStatus::Degraded => v1::HostStatus::Degraded,
     }
 }
 
