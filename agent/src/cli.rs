@@ -62,6 +62,21 @@ pub async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     token.cancel();
 }
 
+/// Each SIGHUP notifies `what` (reload the manifests, rescan everything): the configuration
+/// is re-read without a restart.
+pub fn notify_on_sighup(what: std::sync::Arc<tokio::sync::Notify>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP");
+            what.notify_one();
+        }
+    });
+}
+
 /// `key=value`, for `--label`.
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     let (k, v) = s

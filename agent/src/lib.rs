@@ -34,6 +34,8 @@ pub struct AgentConfig {
     pub poll_interval: Duration,
     /// At most this many directories are watched; the rest is polled.
     pub max_watches: Option<usize>,
+    /// Notified to observe every path again now (the binary wires SIGHUP to it).
+    pub rescan_now: std::sync::Arc<tokio::sync::Notify>,
     /// How long changes are gathered before they are observed and sent.
     pub coalesce: Duration,
 }
@@ -48,6 +50,7 @@ impl AgentConfig {
             rescan_interval: Duration::from_secs(600),
             poll_interval: Duration::from_secs(2),
             max_watches: None,
+            rescan_now: Default::default(),
             coalesce: Duration::from_millis(5),
         }
     }

@@ -174,6 +174,7 @@ fn run_agent(
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cli::cancel_on_signal(shutdown.clone()));
+        cli::notify_on_sighup(cfg.rescan_now.clone());
         plumb_agent::run(cfg, shutdown).await
     })
 }

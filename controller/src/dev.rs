@@ -75,7 +75,10 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
     let root = tmp.path().join("root");
     seed_demo_root(&root)?;
 
+    let reload_now = std::sync::Arc::new(tokio::sync::Notify::new());
+    plumb_agent::cli::notify_on_sighup(reload_now.clone());
     let cfg = ServeConfig {
+        reload_now,
         listen: args.listen,
         manifests: manifests.clone(),
         data: tmp.path().join("data"),

@@ -20,6 +20,7 @@ async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running)
     .expect("write");
     let shutdown = CancellationToken::new();
     let cfg = ServeConfig {
+        reload_now: Default::default(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         manifests,
         data: tmp.path().join("data"),

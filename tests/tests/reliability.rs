@@ -83,3 +83,92 @@ fn beyond_the_watch_budget_paths_are_polled_and_the_host_is_degraded() {
         )],
     );
 }
+
+/// Fault: a change inotify cannot see (a write through a hard link outside the watched
+/// directories), with the periodic rescan far away. Checked: SIGHUP makes the agent rescan,
+/// and the change is reported.
+#[test]
+fn sighup_makes_the_agent_rescan() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let m = manifests(
+        tmp.path(),
+        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n",
+    );
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc")).expect("mkdir");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    fs::hard_link(root.join("etc/motd"), tmp.path().join("link")).expect("hard link");
+    let c = Controller::start(&m, &tmp.path().join("data"));
+    let agent = start_agent_with(
+        Command::new(bin("plumb-agent")),
+        &c.url,
+        "h1",
+        &root,
+        &["--rescan-interval", "1h"],
+    );
+    c.expect_drift("h1", &[]);
+    fs::write(tmp.path().join("link"), "sneaky\n").expect("write through the link");
+    agent.signal("HUP");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"sneaky\n"),
+        )],
+    );
+}
+
+/// Fault: the manifest directory is replaced atomically, twice: inside it, Kubernetes-style
+/// (`..data` symlink swapped to a new timestamped folder), and as a whole (the configured path
+/// is a symlink swapped to another directory). Checked: both new sets are in force; SIGHUP asks
+/// the controller for a reload.
+#[test]
+fn manifest_directories_replaced_atomically_are_reloaded() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc")).expect("mkdir");
+    for f in ["a", "b", "c"] {
+        fs::write(root.join("etc").join(f), "x").expect("write");
+    }
+    let declare =
+        |path: &str| format!("name: m\nhosts: [\"*\"]\nfiles:\n  {path}:\n    absent: true\n");
+
+    // A ConfigMap-style volume: m.yaml -> ..data/m.yaml, ..data -> ..v1.
+    let volume = tmp.path().join("volume");
+    fs::create_dir_all(volume.join("..v1")).expect("mkdir");
+    fs::write(volume.join("..v1/m.yaml"), declare("/etc/a")).expect("write");
+    std::os::unix::fs::symlink("..v1", volume.join("..data")).expect("symlink");
+    std::os::unix::fs::symlink("..data/m.yaml", volume.join("m.yaml")).expect("symlink");
+    // The controller is given a path that is itself a symlink to the volume.
+    let current = tmp.path().join("manifests");
+    std::os::unix::fs::symlink(&volume, &current).expect("symlink");
+
+    let c = Controller::start(&current, &tmp.path().join("data"));
+    let _agent = start_agent_with(Command::new(bin("plumb-agent")), &c.url, "h1", &root, &[]);
+    c.expect_drift("h1", &[("file:/etc/a", "present", "absent", "file")]);
+
+    // Kubernetes' update: write ..v2, point a temporary link at it, rename it over ..data.
+    fs::create_dir_all(volume.join("..v2")).expect("mkdir");
+    fs::write(volume.join("..v2/m.yaml"), declare("/etc/b")).expect("write");
+    std::os::unix::fs::symlink("..v2", volume.join("..data_tmp")).expect("symlink");
+    fs::rename(volume.join("..data_tmp"), volume.join("..data")).expect("swap");
+    c.expect_drift("h1", &[("file:/etc/b", "present", "absent", "file")]);
+
+    // A release switch: the configured path now points at another directory.
+    let release = tmp.path().join("release-2");
+    fs::create_dir_all(&release).expect("mkdir");
+    fs::write(release.join("m.yaml"), declare("/etc/c")).expect("write");
+    std::os::unix::fs::symlink(&release, tmp.path().join("manifests.tmp")).expect("symlink");
+    fs::rename(tmp.path().join("manifests.tmp"), &current).expect("swap");
+    c.expect_drift("h1", &[("file:/etc/c", "present", "absent", "file")]);
+
+    c.proc.signal("HUP");
+    wait_for("the controller to log the requested reload", || {
+        c.proc
+            .stderr()
+            .contains("manifest reload requested")
+            .then_some(())
+    });
+}

@@ -139,6 +139,11 @@ pub(crate) async fn run(
                 s.packages.dirty = true;
                 s.flush().await?;
             }
+            _ = cfg.rescan_now.notified() => {
+                tracing::info!("full rescan requested");
+                s.rescan = true;
+                s.flush().await?;
+            }
             _ = rescan.tick() => {
                 tracing::debug!("periodic full rescan");
                 s.rescan = true;

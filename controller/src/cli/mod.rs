@@ -153,7 +153,10 @@ fn shutdown_on_signal() -> CancellationToken {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let shutdown = shutdown_on_signal();
+    let reload_now = std::sync::Arc::new(tokio::sync::Notify::new());
+    plumb_agent::cli::notify_on_sighup(reload_now.clone());
     let cfg = ServeConfig {
+        reload_now,
         listen: args.listen,
         manifests: args.manifests,
         data: args.data,

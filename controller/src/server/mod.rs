@@ -34,6 +34,8 @@ pub struct ServeConfig {
     pub data: PathBuf,
     /// How often agents send heartbeats; three missed ones make a host offline.
     pub heartbeat_interval: Duration,
+    /// Notified to reload the manifests now (the binary wires SIGHUP to it).
+    pub reload_now: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A controller that is listening.
@@ -78,7 +80,12 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
 
-    let reloader = reload::watch(cfg.manifests.clone(), fleet.clone(), shutdown.clone())?;
+    reload::watch(
+        cfg.manifests.clone(),
+        fleet.clone(),
+        shutdown.clone(),
+        cfg.reload_now.clone(),
+    )?;
     let ticker = {
         let fleet = fleet.clone();
         let shutdown = shutdown.clone();
@@ -140,7 +147,6 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
             }
         };
         ticker.abort();
-        drop(reloader);
         drop(fleet);
         let _ = tokio::task::spawn_blocking(move || fleet_thread.join()).await;
         tracing::info!("controller stopped");
