@@ -77,6 +77,25 @@ pub fn notify_on_sighup(what: std::sync::Arc<tokio::sync::Notify>) {
     });
 }
 
+/// A byte count: `1048576`, `512K`, `64M`, `1G` (binary units; `KiB`/`MiB`/`GiB` too).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}; e.g. 512K, 64M"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} in {s:?}; use K, M or G")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
 /// `key=value`, for `--label`.
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
@@ -103,6 +122,15 @@ pub fn labels(pairs: Vec<(String, String)>) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_label;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(super::parse_bytes("512K"), Ok(512 * 1024));
+        assert_eq!(super::parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(super::parse_bytes("1000"), Ok(1000));
+        assert!(super::parse_bytes("1T").is_err());
+        assert!(super::parse_bytes("fast").is_err());
+    }
 
     #[test]
     fn labels() {

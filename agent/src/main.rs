@@ -48,6 +48,10 @@ enum Command {
         /// degraded. Default: as many as the kernel allows.
         #[arg(long, value_name = "N")]
         max_watches: Option<usize>,
+        /// Read file content at most this fast while hashing (e.g. 20M per second), to cap the
+        /// agent's IO and CPU during full scans. Default: unlimited.
+        #[arg(long, value_name = "BYTES", value_parser = cli::parse_bytes)]
+        scan_rate: Option<u64>,
     },
     /// Print a manifest of this host's current state for some paths and packages, to start
     /// declaring from (content is recorded as a digest, never copied).
@@ -95,15 +99,21 @@ fn run(command: Command) -> anyhow::Result<()> {
             rescan_interval,
             poll_interval,
             max_watches,
-        } => run_agent(
-            controller,
-            host_id,
-            root,
-            labels,
-            rescan_interval,
-            poll_interval,
-            max_watches,
-        ),
+            scan_rate,
+        } => {
+            if let Some(rate) = scan_rate {
+                plumb_agent::collect::files::set_scan_rate(rate);
+            }
+            run_agent(
+                controller,
+                host_id,
+                root,
+                labels,
+                rescan_interval,
+                poll_interval,
+                max_watches,
+            )
+        }
         Command::Capture {
             paths,
             packages,

@@ -372,3 +372,58 @@ fn a_flood_of_changes_ends_in_the_files_final_state() {
         plumb_tests::peak_rss_kib(agent.pid()).map_or("?".into(), |k| k.to_string())
     );
 }
+
+/// Fault: a scan with its reading capped (`--scan-rate 256K`) over a 512 KiB declared file.
+/// Checked: the agent does not read faster than allowed (the first snapshot cannot be in
+/// before 448 KiB / 256 KiB/s = 1.75 s; the first chunk is free), and the result is correct.
+#[test]
+fn the_scan_rate_caps_the_agents_reading() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let content = vec![b'x'; 512 * 1024];
+    let m = manifests(
+        tmp.path(),
+        &format!(
+            "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/big:\n    sha256: \"{}\"\n",
+            sha256(&content)
+        ),
+    );
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc")).expect("mkdir");
+    fs::write(root.join("etc/big"), &content).expect("write");
+    let c = Controller::start(&m, &tmp.path().join("data"));
+    let started = std::time::Instant::now();
+    let _agent = start_agent_with(
+        Command::new(bin("plumb-agent")),
+        &c.url,
+        "h1",
+        &root,
+        &["--scan-rate", "256K"],
+    );
+    c.expect_drift("h1", &[]);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1750),
+        "read too fast: {:?}",
+        started.elapsed()
+    );
+}
+
+/// Fault: SIGTERM to an agent and to a controller with an agent connected.
+/// Checked: both drain and exit 0 within the deadline.
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let m = manifests(
+        tmp.path(),
+        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd: {}\n",
+    );
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc")).expect("mkdir");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    let mut c = Controller::start(&m, &tmp.path().join("data"));
+    let mut agent = start_agent_with(Command::new(bin("plumb-agent")), &c.url, "h1", &root, &[]);
+    c.expect_drift("h1", &[]);
+    c.proc.signal("TERM");
+    assert_eq!(c.proc.wait(), Some(0), "controller: {}", c.proc.stderr());
+    agent.signal("TERM");
+    assert_eq!(agent.wait(), Some(0), "agent: {}", agent.stderr());
+}

@@ -6,6 +6,9 @@ use std::fs::{self, File, Metadata};
 use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use regex::bytes::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
@@ -20,6 +23,38 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Symlink hops followed before giving up (Linux's own limit).
 const MAX_LINK_HOPS: usize = 40;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Bytes per second the agent may read while hashing (0: unlimited). Set once at start from
+/// `--scan-rate`; process-wide because every scan shares the same disk and CPU.
+static SCAN_RATE: AtomicU64 = AtomicU64::new(0);
+
+/// Caps the agent's reading of file content, and so its IO and hashing CPU, during scans.
+pub fn set_scan_rate(bytes_per_sec: u64) {
+    SCAN_RATE.store(bytes_per_sec, Ordering::Relaxed);
+}
+
+/// When the next read may start, across every scan of the process.
+static NEXT_READ: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Waits until `n` more bytes may be read under the scan rate. Runs on a blocking thread.
+fn pace(n: usize) {
+    let rate = SCAN_RATE.load(Ordering::Relaxed);
+    if rate == 0 {
+        return;
+    }
+    let now = Instant::now();
+    let start = {
+        let Ok(mut next) = NEXT_READ.lock() else {
+            return;
+        };
+        let start = next.filter(|t| *t > now).unwrap_or(now);
+        *next = Some(start + Duration::from_secs_f64(n as f64 / rate as f64));
+        start
+    };
+    if start > now {
+        std::thread::sleep(start - now);
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -209,6 +244,7 @@ fn scan_content(path: &Path, req: &Request) -> io::Result<(Option<String>, Vec<b
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        pace(n);
         let chunk = &buf[..n];
         if let Some(h) = hasher.as_mut() {
             h.update(chunk);

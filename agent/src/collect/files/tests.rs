@@ -227,3 +227,51 @@ fn a_large_file_is_hashed_in_chunks_like_sha256sum() {
     assert_eq!(o.sha256, want);
     assert_eq!(o.contains, [true]);
 }
+
+/// Hostile trees: a huge (sparse) file, a directory of 100,000 entries, a device. None of them
+/// hangs the agent; memory stays bounded by construction (fixed read buffer, capped lines).
+#[test]
+fn huge_files_huge_directories_and_devices() {
+    let (dir, root) = setup();
+    let huge = fs::File::create(dir.path().join("etc/huge")).expect("create");
+    huge.set_len(64 << 20).expect("sparse 64 MiB");
+    let r = Request {
+        hash: true,
+        contains: vec![Matcher::new("never", false).expect("valid")],
+        ..req("/etc/huge")
+    };
+    let o = look(&root, &r);
+    assert_eq!(
+        (o.size, o.contains.as_slice()),
+        (64 << 20, [false].as_slice())
+    );
+    assert_eq!(o.sha256.as_deref().map(str::len), Some(64));
+
+    let many = dir.path().join("etc/many");
+    fs::create_dir_all(&many).expect("mkdir");
+    for i in 0..100_000 {
+        fs::File::create(many.join(format!("e{i}"))).expect("create");
+    }
+    let o = look(
+        &root,
+        &Request {
+            list_entries: true,
+            ..req("/etc/many")
+        },
+    );
+    assert_eq!(o.entries.len(), 100_000);
+
+    let dev = observe(
+        &Root::new(None),
+        &Request {
+            hash: true,
+            ..req("/dev/null")
+        },
+        &IdNames::default(),
+    );
+    assert_eq!(
+        (dev.kind, dev.sha256),
+        (Kind::Other, None),
+        "a device is reported, never read"
+    );
+}
