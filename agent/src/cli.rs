@@ -96,6 +96,31 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
+/// Mutual TLS options of a client (the agent, the CLI).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// The CA certificate that signed the controller's (enables TLS; use an https:// URL).
+    #[arg(long, env = "PLUMB_CA", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// This client's certificate (from `plumb certs issue`).
+    #[arg(long, env = "PLUMB_CERT", value_name = "FILE", requires = "ca")]
+    pub cert: Option<std::path::PathBuf>,
+    /// This client's private key.
+    #[arg(long, env = "PLUMB_KEY", value_name = "FILE", requires = "ca")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    pub fn load(&self) -> anyhow::Result<Option<crate::tls::ClientTls>> {
+        match &self.ca {
+            None => Ok(None),
+            Some(ca) => {
+                crate::tls::ClientTls::load(ca, self.cert.as_deref(), self.key.as_deref()).map(Some)
+            }
+        }
+    }
+}
+
 /// `key=value`, for `--label`.
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     let (k, v) = s

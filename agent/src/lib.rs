@@ -8,6 +8,7 @@ pub mod cli;
 pub mod collect;
 pub mod root;
 mod session;
+pub mod tls;
 pub mod watch;
 mod wire;
 
@@ -34,6 +35,8 @@ pub struct AgentConfig {
     pub poll_interval: Duration,
     /// At most this many directories are watched; the rest is polled.
     pub max_watches: Option<usize>,
+    /// Mutual TLS towards the controller (an `https://` URL).
+    pub tls: Option<tls::ClientTls>,
     /// Notified to observe every path again now (the binary wires SIGHUP to it).
     pub rescan_now: std::sync::Arc<tokio::sync::Notify>,
     /// How long changes are gathered before they are observed and sent.
@@ -51,6 +54,7 @@ impl AgentConfig {
             poll_interval: Duration::from_secs(2),
             max_watches: None,
             rescan_now: Default::default(),
+            tls: None,
             coalesce: Duration::from_millis(5),
         }
     }
@@ -62,12 +66,15 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// Runs the agent until `shutdown`: connects, streams, and reconnects with exponential backoff
 /// and jitter whenever the stream is lost.
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let endpoint = Endpoint::from_shared(cfg.controller.clone())
+    let mut endpoint = Endpoint::from_shared(cfg.controller.clone())
         .with_context(|| format!("invalid controller URL {:?}", cfg.controller))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
+    if let Some(tls) = &cfg.tls {
+        endpoint = tls.apply(endpoint)?;
+    }
     tracing::info!(controller = %cfg.controller, host_id = %cfg.host_id, "agent starting");
     let mut backoff = BACKOFF_FIRST;
     loop {

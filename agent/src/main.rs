@@ -24,35 +24,7 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Connect to the controller and stream this host's state until stopped.
-    Run {
-        /// The controller's URL.
-        #[arg(long, env = "PLUMB_CONTROLLER", value_name = "URL")]
-        controller: String,
-        /// This host's identity in the fleet [default: the hostname].
-        #[arg(long, value_name = "ID")]
-        host_id: Option<String>,
-        /// Read every declared path under this prefix (the host mounted in a container, or a
-        /// test tree); paths are still reported as declared.
-        #[arg(long, value_name = "DIR")]
-        root: Option<PathBuf>,
-        /// A label manifests can select on; repeatable.
-        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = cli::parse_label)]
-        labels: Vec<(String, String)>,
-        /// Full rescan period, the safety net under the file watches (e.g. 10m, 1h).
-        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-        rescan_interval: Duration,
-        /// How often paths that cannot be watched are checked instead (e.g. 2s).
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        poll_interval: Duration,
-        /// Watch at most this many directories; the rest are polled and the host is shown
-        /// degraded. Default: as many as the kernel allows.
-        #[arg(long, value_name = "N")]
-        max_watches: Option<usize>,
-        /// Read file content at most this fast while hashing (e.g. 20M per second), to cap the
-        /// agent's IO and CPU during full scans. Default: unlimited.
-        #[arg(long, value_name = "BYTES", value_parser = cli::parse_bytes)]
-        scan_rate: Option<u64>,
-    },
+    Run(RunArgs),
     /// Print a manifest of this host's current state for some paths and packages, to start
     /// declaring from (content is recorded as a digest, never copied).
     Capture {
@@ -76,8 +48,42 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The controller's URL.
+    #[arg(long, env = "PLUMB_CONTROLLER", value_name = "URL")]
+    controller: String,
+    /// This host's identity in the fleet [default: the hostname].
+    #[arg(long, value_name = "ID")]
+    host_id: Option<String>,
+    /// Read every declared path under this prefix (the host mounted in a container, or a
+    /// test tree); paths are still reported as declared.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// A label manifests can select on; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = cli::parse_label)]
+    labels: Vec<(String, String)>,
+    /// Full rescan period, the safety net under the file watches (e.g. 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    rescan_interval: Duration,
+    /// How often paths that cannot be watched are checked instead (e.g. 2s).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// Watch at most this many directories; the rest are polled and the host is shown
+    /// degraded. Default: as many as the kernel allows.
+    #[arg(long, value_name = "N")]
+    max_watches: Option<usize>,
+    /// Read file content at most this fast while hashing (e.g. 20M per second), to cap the
+    /// agent's IO and CPU during full scans. Default: unlimited.
+    #[arg(long, value_name = "BYTES", value_parser = cli::parse_bytes)]
+    scan_rate: Option<u64>,
+    #[command(flatten)]
+    tls: cli::TlsArgs,
+}
+
 fn main() {
     let args: Args = cli::parse_args();
+    plumb_agent::tls::install_crypto_provider();
     cli::init_logging(args.verbose);
     let code = match run(args.command) {
         Ok(()) => exit::OK,
@@ -91,29 +97,7 @@ fn main() {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run {
-            controller,
-            host_id,
-            root,
-            labels,
-            rescan_interval,
-            poll_interval,
-            max_watches,
-            scan_rate,
-        } => {
-            if let Some(rate) = scan_rate {
-                plumb_agent::collect::files::set_scan_rate(rate);
-            }
-            run_agent(
-                controller,
-                host_id,
-                root,
-                labels,
-                rescan_interval,
-                poll_interval,
-                max_watches,
-            )
-        }
+        Command::Run(args) => run_agent(args),
         Command::Capture {
             paths,
             packages,
@@ -153,15 +137,22 @@ fn capture(
     }
 }
 
-fn run_agent(
-    controller: String,
-    host_id: Option<String>,
-    root: Option<PathBuf>,
-    labels: Vec<(String, String)>,
-    rescan_interval: Duration,
-    poll_interval: Duration,
-    max_watches: Option<usize>,
-) -> anyhow::Result<()> {
+fn run_agent(args: RunArgs) -> anyhow::Result<()> {
+    let RunArgs {
+        controller,
+        host_id,
+        root,
+        labels,
+        rescan_interval,
+        poll_interval,
+        max_watches,
+        scan_rate,
+        tls,
+    } = args;
+    if let Some(rate) = scan_rate {
+        plumb_agent::collect::files::set_scan_rate(rate);
+    }
+    let tls = tls.load()?;
     if let Some(root) = &root {
         anyhow::ensure!(
             root.is_dir(),
@@ -179,6 +170,7 @@ fn run_agent(
     cfg.rescan_interval = rescan_interval;
     cfg.poll_interval = poll_interval;
     cfg.max_watches = max_watches;
+    cfg.tls = tls;
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

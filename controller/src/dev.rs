@@ -78,6 +78,8 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
     let reload_now = std::sync::Arc::new(tokio::sync::Notify::new());
     plumb_agent::cli::notify_on_sighup(reload_now.clone());
     let cfg = ServeConfig {
+        tls: None,
+        insecure_plaintext: false,
         reload_now,
         listen: args.listen,
         manifests: manifests.clone(),

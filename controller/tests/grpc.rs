@@ -20,6 +20,8 @@ async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running)
     .expect("write");
     let shutdown = CancellationToken::new();
     let cfg = ServeConfig {
+        tls: None,
+        insecure_plaintext: false,
         reload_now: Default::default(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         manifests,

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use plumb_agent::cli::exit;
 use serde_json::json;
@@ -68,6 +69,36 @@ pub enum Command {
     /// Work with manifest files.
     #[command(subcommand)]
     Manifests(ManifestsCommand),
+    /// A private CA and the certificates for mutual TLS between agents, controller and CLI.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum CertsCommand {
+    /// Create the CA (ca.pem, ca-key.pem) in --dir.
+    Init {
+        #[arg(long, default_value = "plumb-pki", value_name = "DIR")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue a certificate: `agent HOST`, `operator NAME`, or `controller DNSNAME|IP...`.
+    Issue {
+        #[arg(value_enum)]
+        kind: crate::certs::Kind,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        #[arg(long, default_value = "plumb-pki", value_name = "DIR")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 397)]
+        days: u32,
+        /// An explicit expiry date (YYYY-MM-DD) instead of --days.
+        #[arg(long, value_name = "DATE")]
+        not_after: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,6 +119,8 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Format,
+    #[command(flatten)]
+    pub tls: plumb_agent::cli::TlsArgs,
 }
 
 #[derive(ClapArgs)]
@@ -104,6 +137,19 @@ pub struct ServeArgs {
     /// How often agents send heartbeats; three missed ones make a host offline.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat_interval: Duration,
+    /// The controller's certificate (mutual TLS; with --tls-key and --tls-ca).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The controller's private key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// The CA whose agent and operator certificates are accepted.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// Listen on a non-loopback address without TLS. Anyone who reaches it can report as any
+    /// host and read the fleet.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
 }
 
 #[derive(ClapArgs)]
@@ -118,29 +164,31 @@ pub struct DevArgs {
 
 /// Runs a command; returns the exit code.
 pub fn run(command: Command) -> anyhow::Result<i32> {
-    if let Command::Manifests(ManifestsCommand::Check { dir, output }) = command {
-        return check(&dir, output);
-    }
+    let command = match command {
+        Command::Manifests(ManifestsCommand::Check { dir, output }) => return check(&dir, output),
+        Command::Certs(c) => return certs(c),
+        other => other,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match command {
             Command::Dev(args) => crate::dev::run(args, shutdown_on_signal()).await,
             Command::Serve(args) => serve(args).await,
-            Command::Hosts(q) => query::hosts(&q.controller, q.output).await,
+            Command::Hosts(q) => query::hosts(&q, q.output).await,
             Command::Drift {
                 hosts,
                 follow: true,
                 query,
-            } => query::follow(&query.controller, hosts, query.output).await,
+            } => query::follow(&query, hosts, query.output).await,
             Command::Drift {
                 hosts,
                 follow: false,
                 query,
-            } => query::drift(&query.controller, hosts, query.output).await,
+            } => query::drift(&query, hosts, query.output).await,
             Command::History { host, limit, query } => {
-                query::history(&query.controller, host, limit, query.output).await
+                query::history(&query, host, limit, query.output).await
             }
-            Command::Manifests(_) => unreachable!("handled above"),
+            Command::Manifests(_) | Command::Certs(_) => unreachable!("handled above"),
         }
     })
 }
@@ -155,7 +203,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let shutdown = shutdown_on_signal();
     let reload_now = std::sync::Arc::new(tokio::sync::Notify::new());
     plumb_agent::cli::notify_on_sighup(reload_now.clone());
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(server::TlsFiles {
+            cert: read(cert)?,
+            key: read(key)?,
+            ca: read(ca)?,
+        }),
+        _ => None,
+    };
     let cfg = ServeConfig {
+        tls,
+        insecure_plaintext: args.insecure_plaintext,
         reload_now,
         listen: args.listen,
         manifests: args.manifests,
@@ -166,6 +227,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     // One line on stderr that scripts (and the end-to-end tests) can wait for.
     eprintln!("plumb: listening on {}", running.addr);
     running.wait().await?;
+    Ok(exit::OK)
+}
+
+fn certs(command: CertsCommand) -> anyhow::Result<i32> {
+    let written = match command {
+        CertsCommand::Init { dir, days } => crate::certs::init(&dir, days)?,
+        CertsCommand::Issue {
+            kind,
+            names,
+            dir,
+            days,
+            not_after,
+        } => crate::certs::issue(&dir, kind, &names, days, not_after.as_deref())?,
+    };
+    let mut out = String::new();
+    for w in &written {
+        out.push_str(&format!(
+            "wrote {}  ({}, mode 0600)\n",
+            w.path.display(),
+            w.what
+        ));
+    }
+    emit(&out)?;
     Ok(exit::OK)
 }
 

@@ -10,12 +10,24 @@ use tonic::transport::{Channel, Endpoint};
 use super::output::{Format, cell, emit, rfc3339, table};
 use plumb_agent::cli::exit;
 
-pub(super) async fn client(url: &str) -> anyhow::Result<QueryServiceClient<Channel>> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
+use super::QueryArgs;
+
+pub(super) async fn client(q: &QueryArgs) -> anyhow::Result<QueryServiceClient<Channel>> {
+    let url = q.controller.as_str();
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
         .with_context(|| {
             format!("invalid controller URL {url:?}; hint: e.g. http://127.0.0.1:7700")
         })?
         .connect_timeout(Duration::from_secs(3));
+    match q.tls.load()? {
+        Some(tls) => endpoint = tls.apply(endpoint)?,
+        None if url.starts_with("https://") => {
+            anyhow::bail!(
+                "{url} is https: give --ca (and --cert/--key), or PLUMB_CA/PLUMB_CERT/PLUMB_KEY"
+            )
+        }
+        None => {}
+    }
     let channel = endpoint.connect().await.map_err(|e| {
         anyhow!(
             "cannot reach the controller at {url}: {}\nhint: start one with `plumb dev` or `plumb serve`, or point --controller (PLUMB_CONTROLLER) at it",
@@ -153,8 +165,8 @@ fn pretty(v: &Value) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 
-pub(super) async fn hosts(url: &str, format: Format) -> anyhow::Result<i32> {
-    let resp = client(url)
+pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> {
+    let resp = client(q)
         .await?
         .list_hosts(v1::ListHostsRequest {})
         .await?
@@ -182,7 +194,10 @@ pub(super) async fn hosts(url: &str, format: Format) -> anyhow::Result<i32> {
                 })
                 .collect();
             if rows.is_empty() {
-                eprintln!("no hosts yet: start an agent with `plumb-agent run --controller {url}`");
+                eprintln!(
+                    "no hosts yet: start an agent with `plumb-agent run --controller {}`",
+                    q.controller
+                );
             } else {
                 emit(&table(
                     &[
@@ -202,8 +217,12 @@ pub(super) async fn hosts(url: &str, format: Format) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-pub(super) async fn drift(url: &str, hosts: Vec<String>, format: Format) -> anyhow::Result<i32> {
-    let resp = client(url)
+pub(super) async fn drift(
+    q: &QueryArgs,
+    hosts: Vec<String>,
+    format: Format,
+) -> anyhow::Result<i32> {
+    let resp = client(q)
         .await?
         .get_drift(v1::GetDriftRequest { hosts })
         .await
@@ -276,8 +295,12 @@ pub(super) async fn drift(url: &str, hosts: Vec<String>, format: Format) -> anyh
 
 /// Prints the current drift as `opened` events, then every event as it happens, until the
 /// controller goes away or the user interrupts.
-pub(super) async fn follow(url: &str, hosts: Vec<String>, format: Format) -> anyhow::Result<i32> {
-    let mut stream = client(url)
+pub(super) async fn follow(
+    q: &QueryArgs,
+    hosts: Vec<String>,
+    format: Format,
+) -> anyhow::Result<i32> {
+    let mut stream = client(q)
         .await?
         .watch_drift(v1::WatchDriftRequest { hosts })
         .await
@@ -311,12 +334,12 @@ fn event_line(e: &v1::DriftEvent) -> String {
 }
 
 pub(super) async fn history(
-    url: &str,
+    q: &QueryArgs,
     host: Option<String>,
     limit: u32,
     format: Format,
 ) -> anyhow::Result<i32> {
-    let resp = client(url)
+    let resp = client(q)
         .await?
         .get_history(v1::GetHistoryRequest {
             host_id: host.unwrap_or_default(),

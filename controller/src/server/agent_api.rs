@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::identity::{Auth, Peer};
 use super::wire;
 use crate::fleet::{AGENT_QUEUE, Command, FleetHandle};
 
@@ -19,6 +20,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct AgentApi {
     pub(crate) fleet: FleetHandle,
+    pub(crate) auth: Auth,
 }
 
 type OutStream = Pin<Box<dyn Stream<Item = Result<v1::ControllerMessage, Status>> + Send>>;
@@ -32,6 +34,7 @@ impl AgentService for AgentApi {
         request: Request<Streaming<v1::AgentMessage>>,
     ) -> Result<Response<OutStream>, Status> {
         let peer = request.remote_addr();
+        let identity = self.auth.peer(&request)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -48,6 +51,18 @@ impl AgentService for AgentApi {
             tracing::warn!(?peer, error = %e, "rejected a Hello");
             Status::invalid_argument(e)
         })?;
+        // An agent certificate can only ever report for its own host.
+        match identity {
+            None => {}
+            Some(Peer::Agent(certified)) if certified == info.host_id => {}
+            Some(other) => {
+                tracing::warn!(?peer, certificate = ?other, claimed = %info.host_id, "refused an agent: its certificate is not for the host it claims");
+                return Err(Status::permission_denied(format!(
+                    "this certificate may not report for host {:?}",
+                    info.host_id
+                )));
+            }
+        }
         let host_id = info.host_id.clone();
         let (out_tx, out_rx) = mpsc::channel(AGENT_QUEUE);
         let conn = self

@@ -3,6 +3,7 @@
 //! manifests when their directory changes.
 
 mod agent_api;
+mod identity;
 mod query_api;
 mod reload;
 pub(crate) mod wire;
@@ -36,6 +37,19 @@ pub struct ServeConfig {
     pub heartbeat_interval: Duration,
     /// Notified to reload the manifests now (the binary wires SIGHUP to it).
     pub reload_now: std::sync::Arc<tokio::sync::Notify>,
+    /// Mutual TLS; without it the controller listens on loopback only, unless
+    /// `insecure_plaintext` says otherwise.
+    pub tls: Option<TlsFiles>,
+    pub insecure_plaintext: bool,
+}
+
+/// PEM contents for mutual TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: String,
+    pub key: String,
+    /// The CA that signs agents' and operators' certificates.
+    pub ca: String,
 }
 
 /// A controller that is listening.
@@ -54,6 +68,28 @@ impl Running {
 /// Starts the controller; returns once it listens. A broken manifest set at start is an error:
 /// there is no last good set to fall back on yet.
 pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let exposed = !cfg.listen.ip().is_loopback();
+    if cfg.tls.is_none() && exposed && !cfg.insecure_plaintext {
+        anyhow::bail!(
+            "refusing to listen on {} without TLS: anyone who can reach it could report as any host and read the fleet\n\
+             hint: give --tls-cert, --tls-key and --tls-ca (`plumb certs` makes them), or --insecure-plaintext to accept the risk",
+            cfg.listen
+        );
+    }
+    let mut warnings = Vec::new();
+    if cfg.tls.is_none() && exposed {
+        let w = format!(
+            "the controller listens on {} without TLS (--insecure-plaintext)",
+            cfg.listen
+        );
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
+    let auth = if cfg.tls.is_some() {
+        identity::Auth::MutualTls
+    } else {
+        identity::Auth::Plaintext
+    };
     let dir = cfg.manifests.clone();
     let manifests = tokio::task::spawn_blocking(move || load_dir(&dir)).await?.map_err(|errors| {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -114,14 +150,28 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         .context("cannot build the reflection service")?;
     let agent_service = v1::agent_service_server::AgentServiceServer::new(agent_api::AgentApi {
         fleet: fleet.clone(),
+        auth,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let query_service = v1::query_service_server::QueryServiceServer::new(query_api::QueryApi {
         fleet: fleet.clone(),
+        auth,
+        warnings,
     })
     .max_decoding_message_size(MAX_MESSAGE);
 
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &cfg.tls {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        // Client certificates are required: the CA's, and nothing else.
+        let config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&tls.cert, &tls.key))
+            .client_ca_root(Certificate::from_pem(&tls.ca));
+        builder = builder
+            .tls_config(config)
+            .context("invalid TLS configuration")?;
+    }
+    let router = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)

@@ -7,6 +7,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::identity::Auth;
 use super::wire;
 use crate::fleet::{Command, FleetHandle};
 
@@ -15,6 +16,9 @@ const MAX_HISTORY: u32 = 100_000;
 
 pub(crate) struct QueryApi {
     pub(crate) fleet: FleetHandle,
+    pub(crate) auth: Auth,
+    /// Said with every answer (e.g. listening without TLS).
+    pub(crate) warnings: Vec<String>,
 }
 
 fn stopped(_: crate::fleet::Stopped) -> Status {
@@ -27,8 +31,9 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<v1::DriftEvent, Status>> + S
 impl QueryService for QueryApi {
     async fn list_hosts(
         &self,
-        _: Request<v1::ListHostsRequest>,
+        request: Request<v1::ListHostsRequest>,
     ) -> Result<Response<v1::ListHostsResponse>, Status> {
+        self.auth.require_operator(&request)?;
         let (hosts, errors) = self
             .fleet
             .ask(|reply| Command::Hosts { reply })
@@ -40,6 +45,7 @@ impl QueryService for QueryApi {
                 .into_iter()
                 .map(|message| v1::ManifestError { message })
                 .collect(),
+            warnings: self.warnings.clone(),
         }))
     }
 
@@ -47,6 +53,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::GetDriftRequest>,
     ) -> Result<Response<v1::GetDriftResponse>, Status> {
+        self.auth.require_operator(&request)?;
         let wanted = request.into_inner().hosts;
         let (hosts, errors) = self
             .fleet
@@ -75,6 +82,7 @@ impl QueryService for QueryApi {
                 .into_iter()
                 .map(|message| v1::ManifestError { message })
                 .collect(),
+            warnings: self.warnings.clone(),
         }))
     }
 
@@ -84,6 +92,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::WatchDriftRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        self.auth.require_operator(&request)?;
         let hosts = request.into_inner().hosts;
         let (current, mut rx) = self
             .fleet
@@ -123,6 +132,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::GetHistoryRequest>,
     ) -> Result<Response<v1::GetHistoryResponse>, Status> {
+        self.auth.require_operator(&request)?;
         let r = request.into_inner();
         let limit = match r.limit {
             0 => DEFAULT_HISTORY,
