@@ -144,6 +144,8 @@ pub struct Controller {
     pub url: String,
     pub manifests: PathBuf,
     pub data: PathBuf,
+    /// Environment for the CLI (e.g. an operator's certificate under TLS).
+    pub client_env: Vec<(String, String)>,
 }
 
 impl Controller {
@@ -152,6 +154,40 @@ impl Controller {
     }
 
     pub fn start_on(manifests: &Path, data: &Path, listen: &str) -> Self {
+        Self::start_with(manifests, data, listen, &[], "http")
+    }
+
+    /// With mutual TLS from a `plumb certs` directory holding `controller.pem`; the CLI then
+    /// uses the operator certificate `operator-NAME.pem`.
+    pub fn start_tls(manifests: &Path, data: &Path, pki: &Path, operator: &str) -> Self {
+        let p = |f: &str| pki.join(f).display().to_string();
+        let args = [
+            "--tls-cert",
+            &p("controller.pem"),
+            "--tls-key",
+            &p("controller-key.pem"),
+            "--tls-ca",
+            &p("ca.pem"),
+        ];
+        let mut c = Self::start_with(manifests, data, "127.0.0.1:0", &args, "https");
+        c.client_env = vec![
+            ("PLUMB_CA".into(), p("ca.pem")),
+            ("PLUMB_CERT".into(), p(&format!("operator-{operator}.pem"))),
+            (
+                "PLUMB_KEY".into(),
+                p(&format!("operator-{operator}-key.pem")),
+            ),
+        ];
+        c
+    }
+
+    pub fn start_with(
+        manifests: &Path,
+        data: &Path,
+        listen: &str,
+        extra: &[&str],
+        scheme: &str,
+    ) -> Self {
         let mut cmd = Command::new(bin("plumb"));
         cmd.args([
             "serve",
@@ -164,14 +200,16 @@ impl Controller {
         .arg(manifests)
         .arg("--data")
         .arg(data)
+        .args(extra)
         .env("RUST_LOG", "info");
         let (proc, addr) = Proc::spawn(cmd, Some("plumb: listening on"));
         let addr = addr.expect("address");
         Self {
             proc,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             manifests: manifests.into(),
             data: data.into(),
+            client_env: Vec::new(),
         }
     }
 
@@ -181,6 +219,7 @@ impl Controller {
             .args(args)
             .env("PLUMB_CONTROLLER", &self.url)
             .env("NO_COLOR", "1")
+            .envs(self.client_env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run plumb")
     }

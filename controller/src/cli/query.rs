@@ -69,6 +69,12 @@ fn event_name(k: i32) -> &'static str {
     }
 }
 
+fn warn_controller(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 fn warn_manifest_errors(errors: &[v1::ManifestError]) {
     if !errors.is_empty() {
         eprintln!(
@@ -169,8 +175,10 @@ pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> 
     let resp = client(q)
         .await?
         .list_hosts(v1::ListHostsRequest {})
-        .await?
+        .await
+        .map_err(status_error)?
         .into_inner();
+    warn_controller(&resp.warnings);
     warn_manifest_errors(&resp.manifest_errors);
     match format {
         Format::Json => emit(&pretty(&json!({
@@ -228,6 +236,7 @@ pub(super) async fn drift(
         .await
         .map_err(status_error)?
         .into_inner();
+    warn_controller(&resp.warnings);
     warn_manifest_errors(&resp.manifest_errors);
     let hosts: Vec<&v1::Host> = resp.hosts.iter().filter_map(|h| h.host.as_ref()).collect();
     warn_degraded(&hosts);
@@ -392,8 +401,18 @@ pub(super) async fn history(
 
 fn status_error(s: tonic::Status) -> anyhow::Error {
     match s.code() {
-        tonic::Code::NotFound | tonic::Code::InvalidArgument => anyhow!("{}", s.message()),
-        tonic::Code::Unavailable => anyhow!("the controller is unavailable: {}", s.message()),
+        tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => {
+            anyhow!("{}", s.message())
+        }
+        // A TLS controller drops a client without an acceptable certificate during the handshake.
+        tonic::Code::Unavailable if !s.message().contains("transport") => {
+            anyhow!("the controller is unavailable: {}", s.message())
+        }
+        tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Unavailable => anyhow!(
+            "the connection to the controller failed ({}: {})\nhint: a TLS controller needs an operator certificate its CA signed and still valid (--cert/--key, from `plumb certs issue operator NAME`)",
+            s.code(),
+            s.message()
+        ),
         _ => anyhow!("the controller answered {:?}: {}", s.code(), s.message()),
     }
 }

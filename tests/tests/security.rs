@@ -1,0 +1,270 @@
+//! Mutual TLS over loopback with certificates from `plumb certs`: who may report, who may read.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use plumb_tests::{Controller, bin, start_agent_with, wait_for};
+
+fn plumb(args: &[&str]) -> Output {
+    Command::new(bin("plumb"))
+        .args(args)
+        .env_remove("PLUMB_CONTROLLER")
+        .output()
+        .expect("run plumb")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A CA with a controller certificate for 127.0.0.1, agents web-1 and web-2, operator alice.
+fn pki(dir: &Path) -> PathBuf {
+    let d = dir.to_str().expect("utf-8 path");
+    let out = ok(plumb(&["certs", "init", "--dir", d]));
+    assert!(
+        out.contains("ca.pem") && out.contains("ca-key.pem"),
+        "{out}"
+    );
+    ok(plumb(&[
+        "certs",
+        "issue",
+        "controller",
+        "127.0.0.1",
+        "localhost",
+        "--dir",
+        d,
+    ]));
+    for (kind, name) in [
+        ("agent", "web-1"),
+        ("agent", "web-2"),
+        ("operator", "alice"),
+    ] {
+        let out = ok(plumb(&["certs", "issue", kind, name, "--dir", d]));
+        assert!(
+            out.contains(&format!("{kind}-{name}.pem")) && out.contains("mode 0600"),
+            "{out}"
+        );
+    }
+    dir.to_path_buf()
+}
+
+fn agent_tls(pki: &Path, name: &str) -> Vec<String> {
+    let p = |f: &str| pki.join(f).display().to_string();
+    vec![
+        "--ca".into(),
+        p("ca.pem"),
+        "--cert".into(),
+        p(&format!("agent-{name}.pem")),
+        "--key".into(),
+        p(&format!("agent-{name}-key.pem")),
+    ]
+}
+
+#[test]
+fn mutual_tls_identities_and_who_may_do_what() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let pki = pki(&tmp.path().join("pki"));
+    for entry in fs::read_dir(&pki).expect("pki dir") {
+        let mode = entry
+            .expect("entry")
+            .metadata()
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "every certificate and key is written 0600");
+    }
+    let m = tmp.path().join("manifests");
+    fs::create_dir_all(&m).expect("mkdir");
+    fs::write(
+        m.join("m.yaml"),
+        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n",
+    )
+    .expect("write");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc")).expect("mkdir");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    let c = Controller::start_tls(&m, &tmp.path().join("data"), &pki, "alice");
+    assert!(c.url.starts_with("https://"));
+
+    // An agent with its own certificate reports; the operator reads the fleet.
+    let args = agent_tls(&pki, "web-1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _web1 = start_agent_with(
+        Command::new(bin("plumb-agent")),
+        &c.url,
+        "web-1",
+        &root,
+        &args,
+    );
+    c.expect_drift("web-1", &[]);
+
+    // A second agent, with its own (valid) certificate, claiming web-1's host id: refused.
+    let impostor_root = tmp.path().join("impostor");
+    fs::create_dir_all(impostor_root.join("etc")).expect("mkdir");
+    fs::write(impostor_root.join("etc/motd"), "owned\n").expect("write");
+    let args = agent_tls(&pki, "web-2");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let impostor = start_agent_with(
+        Command::new(bin("plumb-agent")),
+        &c.url,
+        "web-1",
+        &impostor_root,
+        &args,
+    );
+    wait_for("the controller to refuse the impostor", || {
+        c.proc
+            .stderr()
+            .contains("refused an agent: its certificate is not for the host it claims")
+            .then_some(())
+    });
+    wait_for("the impostor to be told", || {
+        impostor
+            .stderr()
+            .contains("may not report for host")
+            .then_some(())
+    });
+    c.expect_drift("web-1", &[]);
+
+    let p = |f: &str| pki.join(f).display().to_string();
+    let query = |env: &[(&str, String)]| {
+        Command::new(bin("plumb"))
+            .args(["hosts", "-o", "json", "--controller", &c.url])
+            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .output()
+            .expect("run")
+    };
+    // No client certificate.
+    let out = query(&[("PLUMB_CA", p("ca.pem"))]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no certificate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    // An agent certificate cannot read the fleet.
+    let out = query(&[
+        ("PLUMB_CA", p("ca.pem")),
+        ("PLUMB_CERT", p("agent-web-1.pem")),
+        ("PLUMB_KEY", p("agent-web-1-key.pem")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("only operator certificates may query the fleet")
+    );
+    // An operator certificate from another CA.
+    let other = tmp.path().join("other-pki");
+    let o = other.to_str().expect("utf-8");
+    ok(plumb(&["certs", "init", "--dir", o]));
+    ok(plumb(&["certs", "issue", "operator", "eve", "--dir", o]));
+    let out = query(&[
+        ("PLUMB_CA", p("ca.pem")),
+        (
+            "PLUMB_CERT",
+            other.join("operator-eve.pem").display().to_string(),
+        ),
+        (
+            "PLUMB_KEY",
+            other.join("operator-eve-key.pem").display().to_string(),
+        ),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "another CA's operator is refused"
+    );
+    // An expired operator certificate (valid from yesterday until the start of today).
+    let today = String::from_utf8(
+        Command::new("date")
+            .args(["-u", "+%F"])
+            .output()
+            .expect("date")
+            .stdout,
+    )
+    .expect("utf-8");
+    let d = pki.to_str().expect("utf-8");
+    ok(plumb(&[
+        "certs",
+        "issue",
+        "operator",
+        "old",
+        "--dir",
+        d,
+        "--not-after",
+        today.trim(),
+    ]));
+    let out = query(&[
+        ("PLUMB_CA", p("ca.pem")),
+        ("PLUMB_CERT", p("operator-old.pem")),
+        ("PLUMB_KEY", p("operator-old-key.pem")),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an expired certificate is refused"
+    );
+    // The operator reads the fleet: web-1 only.
+    let v: serde_json::Value =
+        serde_json::from_slice(&c.plumb(&["hosts", "-o", "json"]).stdout).expect("json");
+    let hosts: Vec<&str> = v["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(hosts, ["web-1"]);
+}
+
+#[test]
+fn no_plaintext_on_a_non_loopback_address_unless_asked() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let m = tmp.path().join("manifests");
+    fs::create_dir_all(&m).expect("mkdir");
+    fs::write(m.join("m.yaml"), "name: m\nhosts: [\"*\"]\n").expect("write");
+    let data = tmp.path().join("data");
+    let out = Command::new(bin("plumb"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--manifests"])
+        .arg(&m)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without TLS") && err.contains("hint:"),
+        "{err}"
+    );
+
+    // With --insecure-plaintext it starts, and says so at start and to every CLI user.
+    let c = Controller::start_with(&m, &data, "0.0.0.0:0", &["--insecure-plaintext"], "http");
+    assert!(
+        c.proc
+            .stderr()
+            .contains("without TLS (--insecure-plaintext)")
+            || wait_for("the start-up warning", || c
+                .proc
+                .stderr()
+                .contains("without TLS")
+                .then_some(true))
+    );
+    let local = c.url.replace("0.0.0.0", "127.0.0.1");
+    let out = Command::new(bin("plumb"))
+        .args(["hosts", "--controller", &local])
+        .output()
+        .expect("run");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: the controller listens on 0.0.0.0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
