@@ -3,6 +3,8 @@
 //! manifests when their directory changes.
 
 mod agent_api;
+#[cfg(test)]
+mod hostile;
 mod identity;
 mod query_api;
 mod reload;
