@@ -98,6 +98,7 @@ fn collect(
                 hash: true,
                 contains: vec![],
                 list_entries: false,
+                allow_content: false,
             },
             names,
         );

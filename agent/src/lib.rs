@@ -35,6 +35,8 @@ pub struct AgentConfig {
     pub poll_interval: Duration,
     /// At most this many directories are watched; the rest is polled.
     pub max_watches: Option<usize>,
+    /// Paths whose content is never sent, whatever a plan allows (globs, `*` matches anything).
+    pub deny_content: Vec<String>,
     /// Mutual TLS towards the controller (an `https://` URL).
     pub tls: Option<tls::ClientTls>,
     /// Notified to observe every path again now (the binary wires SIGHUP to it).
@@ -55,8 +57,34 @@ impl AgentConfig {
             max_watches: None,
             rescan_now: Default::default(),
             tls: None,
+            deny_content: DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
             coalesce: Duration::from_millis(5),
         }
+    }
+}
+
+/// Content no plan can ask for: password hashes and private keys.
+pub const DEFAULT_DENY: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/ssl/private/*",
+    "/etc/ssh/ssh_host_*_key",
+    "/root/.ssh/*",
+];
+
+/// Whether `path` matches a deny-list glob (`*` matches any run of characters, `/` included).
+pub fn denied(deny: &[String], path: &str) -> bool {
+    deny.iter()
+        .any(|g| glob_match(g.as_bytes(), path.as_bytes()))
+}
+
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| glob_match(rest, &s[i..])),
+        Some((c, rest)) => s.first() == Some(c) && glob_match(rest, &s[1..]),
     }
 }
 
@@ -110,6 +138,27 @@ fn jitter(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_deny_list() {
+        let deny: Vec<String> = DEFAULT_DENY.iter().map(|s| s.to_string()).collect();
+        for path in [
+            "/etc/shadow",
+            "/etc/ssl/private/server.key",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/root/.ssh/id_rsa",
+        ] {
+            assert!(denied(&deny, path), "{path}");
+        }
+        for path in [
+            "/etc/passwd",
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            "/etc/ssl/certs/ca.pem",
+            "/etc/shadow.d",
+        ] {
+            assert!(!denied(&deny, path), "{path}");
+        }
+    }
 
     #[test]
     fn jitter_stays_within_half_and_whole() {

@@ -77,6 +77,10 @@ struct RunArgs {
     /// agent's IO and CPU during full scans. Default: unlimited.
     #[arg(long, value_name = "BYTES", value_parser = cli::parse_bytes)]
     scan_rate: Option<u64>,
+    /// Never send the content of paths matching this glob, whatever a manifest allows
+    /// (repeatable; added to the built-in list: /etc/shadow, private keys...).
+    #[arg(long = "deny-content", value_name = "GLOB")]
+    deny_content: Vec<String>,
     #[command(flatten)]
     tls: cli::TlsArgs,
 }
@@ -148,6 +152,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
         max_watches,
         scan_rate,
         tls,
+        deny_content,
     } = args;
     if let Some(rate) = scan_rate {
         plumb_agent::collect::files::set_scan_rate(rate);
@@ -171,6 +176,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
     cfg.poll_interval = poll_interval;
     cfg.max_watches = max_watches;
     cfg.tls = tls;
+    cfg.deny_content.extend(deny_content);
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

@@ -45,6 +45,7 @@ pub(crate) fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
             hash: spec.hash,
             contains,
             list_entries: spec.list_entries,
+            allow_content: spec.allow_content,
         });
     }
     let mut packages = Vec::with_capacity(p.packages.len());

@@ -9,6 +9,8 @@ pub struct PathRequest {
     /// (pattern, is_regex) for each `contains` entry, in declaration order.
     pub contains: Vec<(String, bool)>,
     pub list_entries: bool,
+    /// The manifest allows a diff: the agent may send this file's content when asked.
+    pub allow_content: bool,
 }
 
 /// The packages to report: (name, whether to verify its files).
@@ -37,6 +39,7 @@ pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {
                     .map(|p| (p.pattern.clone(), p.regex))
                     .collect(),
                 list_entries: spec.exclusive && spec.kind == Some(FileType::Directory),
+                allow_content: spec.diff && !spec.sensitive,
             }
         })
         .collect()

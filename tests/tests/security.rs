@@ -268,3 +268,85 @@ fn no_plaintext_on_a_non_loopback_address_unless_asked() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Content stays home: a diff only where the manifest allows it, within the size limit, never
+/// for sensitive files, and never for what the agent's own deny list forbids.
+#[test]
+fn diff_policy_allowed_too_large_sensitive_and_deny_listed() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let m = tmp.path().join("manifests");
+    fs::create_dir_all(&m).expect("mkdir");
+    let big = "x".repeat(300 * 1024);
+    fs::write(
+        m.join("m.yaml"),
+        format!(
+            "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/app.conf:\n    content: \"a=1\\nb=2\\n\"\n    diff: true\n  /etc/big:\n    content: \"{big}\"\n    diff: true\n  /etc/secret:\n    content: \"s\\n\"\n    sensitive: true\n  /etc/plain:\n    content: \"p\\n\"\n  /etc/shadow:\n    content: \"root:*:1::::::\\n\"\n    diff: true\n  /etc/custom.key:\n    content: \"k\\n\"\n    diff: true\n"
+        ),
+    )
+    .expect("write");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc")).expect("mkdir");
+    for (f, c) in [
+        ("app.conf", "a=1\nb=3\n"),
+        ("big", "y"),
+        ("secret", "leaked?\n"),
+        ("plain", "q\n"),
+        ("shadow", "root:$6$hash::::::\n"),
+        ("custom.key", "key\n"),
+    ] {
+        fs::write(root.join("etc").join(f), c).expect("write");
+    }
+    fs::write(root.join("etc/big"), "y".repeat(300 * 1024)).expect("write");
+    let c = Controller::start(&m, &tmp.path().join("data"));
+    let agent = Command::new(bin("plumb-agent"));
+    let _agent = start_agent_with(
+        agent,
+        &c.url,
+        "h1",
+        &root,
+        &["--deny-content", "/etc/*.key"],
+    );
+    wait_for("the host to be evaluated", || {
+        (c.host_drift("h1")?["status"] == "drifted").then_some(())
+    });
+
+    let diff = |path: &str| c.plumb(&["diff", "h1", path]);
+    let out = diff("/etc/app.conf");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "--- /etc/app.conf (desired)\n+++ /etc/app.conf (actual)\n@@ -1,2 +1,2 @@\n a=1\n-b=2\n+b=3\n"
+    );
+    let refused = |path: &str, why: &str| {
+        let out = diff(path);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{path}: {err}");
+        assert!(out.stdout.is_empty(), "{path}: no content printed");
+        assert!(err.contains(why), "{path}: {err}");
+    };
+    refused("/etc/big", "more than the 262144-byte diff limit");
+    refused("/etc/secret", "is declared sensitive");
+    refused("/etc/plain", "is not declared with diff: true");
+    refused(
+        "/etc/shadow",
+        "/etc/shadow is on this agent's local deny list",
+    );
+    refused(
+        "/etc/custom.key",
+        "/etc/custom.key is on this agent's local deny list",
+    );
+    refused("/etc/undeclared", "is not declared for h1");
+
+    fs::write(root.join("etc/app.conf"), "a=1\nb=2\n").expect("revert");
+    wait_for("the revert", || {
+        c.plumb(&["diff", "h1", "/etc/app.conf"])
+            .status
+            .code()
+            .filter(|&code| code == 0)
+    });
+}

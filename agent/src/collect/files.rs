@@ -73,6 +73,8 @@ pub struct Request {
     pub hash: bool,
     pub contains: Vec<Matcher>,
     pub list_entries: bool,
+    /// The manifest allows this file's content to be sent for a diff.
+    pub allow_content: bool,
 }
 
 /// A line pattern from the plan, ready to run.
@@ -201,6 +203,32 @@ pub fn observe(root: &Root, req: &Request, names: &IdNames) -> Observation {
         _ => {}
     }
     o
+}
+
+/// The content of `path` for an operator's diff, resolved inside the root like `observe`, and
+/// at most `max_bytes`. Only the caller decides whether sending it is allowed.
+pub fn content(root: &Root, path: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
+    let (host, meta) = match follow(root, path)? {
+        Some(found) => found,
+        None => return Err(format!("{path} does not exist")),
+    };
+    if !meta.is_file() {
+        return Err(format!("{path} is not a regular file"));
+    }
+    if meta.len() > max_bytes {
+        return Err(format!(
+            "{path} is {} bytes, more than the {max_bytes}-byte diff limit",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    File::open(&host)
+        .and_then(|f| f.take(max_bytes + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {path}: {}", describe(&e)))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(format!("{path} grew past the {max_bytes}-byte diff limit"));
+    }
+    Ok(bytes)
 }
 
 /// Follows a symlink chain inside the root. `None` when it dangles.

@@ -114,6 +114,7 @@ pub(crate) async fn run(
                         *planned = true;
                     }
                     Some(In::Ack(ack)) => tracing::trace!(seq = ack.seq, "acknowledged"),
+                    Some(In::ContentRequest(req)) => s.answer_content(req).await?,
                     Some(In::Heartbeat(_)) | None => {}
                 }
             }
@@ -225,6 +226,52 @@ impl State {
         self.last_full_scan_ms = now_ms();
         self.coverage_sent = None;
         self.report_coverage().await
+    }
+
+    /// Sends a file's content for an operator's diff, if the plan allows it for that path and
+    /// the local deny list does not forbid it; otherwise says why not.
+    async fn answer_content(&mut self, req: v1::ContentRequest) -> anyhow::Result<()> {
+        /// No plan can ask for more than this, whatever it says.
+        const HARD_CAP: u64 = 1 << 20;
+        let allowed = self
+            .requests
+            .get(&req.path)
+            .is_some_and(|r| r.allow_content);
+        let result = if crate::denied(&self.cfg.deny_content, &req.path) {
+            Err(format!(
+                "{} is on this agent's local deny list; no plan can override it",
+                req.path
+            ))
+        } else if !allowed {
+            Err(format!(
+                "the plan does not allow sending the content of {}",
+                req.path
+            ))
+        } else {
+            let (root, path, max) = (
+                self.cfg.root.clone(),
+                req.path.clone(),
+                req.max_bytes.min(HARD_CAP),
+            );
+            tokio::task::spawn_blocking(move || crate::collect::files::content(&root, &path, max))
+                .await?
+        };
+        if let Err(why) = &result {
+            tracing::info!(path = %req.path, why, "refused to send content");
+        }
+        let (content, refused) = match result {
+            Ok(bytes) => (bytes, String::new()),
+            Err(why) => (Vec::new(), why),
+        };
+        send(
+            &self.out,
+            Out::ContentReply(v1::ContentReply {
+                id: req.id,
+                content,
+                refused,
+            }),
+        )
+        .await
     }
 
     /// Arms the watches for the declared files and whatever the packages need.

@@ -66,6 +66,14 @@ pub enum Command {
         #[command(flatten)]
         query: QueryArgs,
     },
+    /// Show how a declared file differs from its desired content (exit 2 if it does). Only
+    /// for files declared with `diff: true`; never for sensitive or deny-listed files.
+    Diff {
+        host: String,
+        path: String,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
     /// Work with manifest files.
     #[command(subcommand)]
     Manifests(ManifestsCommand),
@@ -187,6 +195,9 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             } => query::drift(&query, hosts, query.output).await,
             Command::History { host, limit, query } => {
                 query::history(&query, host, limit, query.output).await
+            }
+            Command::Diff { host, path, query } => {
+                query::diff(&query, &host, &path, query.output).await
             }
             Command::Manifests(_) | Command::Certs(_) => unreachable!("handled above"),
         }

@@ -399,6 +399,35 @@ pub(super) async fn history(
     Ok(exit::OK)
 }
 
+pub(super) async fn diff(
+    q: &QueryArgs,
+    host: &str,
+    path: &str,
+    format: Format,
+) -> anyhow::Result<i32> {
+    let resp = client(q)
+        .await?
+        .get_diff(v1::GetDiffRequest {
+            host_id: host.to_owned(),
+            path: path.to_owned(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    match format {
+        Format::Json => emit(&pretty(&json!({
+            "host": host, "path": path, "identical": resp.identical, "diff": resp.diff,
+        }))?)?,
+        Format::Table if resp.identical => eprintln!("{path} on {host} is as declared"),
+        Format::Table => emit(&resp.diff)?,
+    }
+    Ok(if resp.identical {
+        exit::OK
+    } else {
+        exit::DRIFT
+    })
+}
+
 fn status_error(s: tonic::Status) -> anyhow::Error {
     match s.code() {
         tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => {

@@ -6,6 +6,7 @@
 //! stall the reactor, and one owner means no locks and a single order of events.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -49,6 +50,21 @@ pub enum ToAgent {
     Heartbeat {
         at_ms: i64,
     },
+    /// For an operator's diff of a file the manifest allows it for.
+    ContentRequest {
+        id: u64,
+        path: String,
+        max_bytes: u64,
+    },
+}
+
+/// Largest file a diff is made of.
+pub const DIFF_MAX_BYTES: u64 = 256 * 1024;
+
+/// Desired and actual content of a file, for a diff.
+pub struct DiffContent {
+    pub desired: Arc<Vec<u8>>,
+    pub actual: Vec<u8>,
 }
 
 pub enum Command {
@@ -87,6 +103,18 @@ pub enum Command {
         host: Option<String>,
         limit: u32,
         reply: oneshot::Sender<Result<Vec<Event>, String>>,
+    },
+    /// The content of a declared file, where policy allows, for `plumb diff`.
+    Diff {
+        host: String,
+        path: String,
+        reply: oneshot::Sender<Result<DiffContent, String>>,
+    },
+    /// An agent's answer to a content request.
+    Content {
+        conn: u64,
+        id: u64,
+        result: Result<Vec<u8>, String>,
     },
     Shutdown,
 }
@@ -130,6 +158,16 @@ pub struct Fleet {
     next_generation: u64,
     heartbeat_interval: Duration,
     events: broadcast::Sender<Event>,
+    /// Diffs waiting for an agent's content: id -> (host, desired content, reply).
+    pending_content: HashMap<u64, PendingContent>,
+    next_content: u64,
+}
+
+struct PendingContent {
+    conn: u64,
+    desired: Arc<Vec<u8>>,
+    since: Instant,
+    reply: oneshot::Sender<Result<DiffContent, String>>,
 }
 
 impl Fleet {
@@ -176,6 +214,8 @@ impl Fleet {
             next_generation: 1,
             heartbeat_interval,
             events,
+            pending_content: HashMap::new(),
+            next_content: 1,
         })
     }
 
@@ -271,9 +311,80 @@ impl Fleet {
                         .map_err(|e| e.to_string()),
                 );
             }
+            Command::Diff { host, path, reply } => self.diff(&host, &path, reply),
+            Command::Content { conn, id, result } => {
+                if let Some(p) = self.pending_content.remove(&id).filter(|p| p.conn == conn) {
+                    let _ = p.reply.send(result.map(|actual| DiffContent {
+                        desired: p.desired,
+                        actual,
+                    }));
+                }
+            }
             Command::Shutdown => {}
         }
         Ok(())
+    }
+
+    /// Checks the manifest's policy for a diff and asks the agent for the content; the agent
+    /// checks its own deny list again.
+    fn diff(
+        &mut self,
+        host_id: &str,
+        path: &str,
+        reply: oneshot::Sender<Result<DiffContent, String>>,
+    ) {
+        let Some(host) = self.hosts.get(host_id) else {
+            let _ = reply.send(Err(format!(
+                "no host {host_id:?} is known to this controller"
+            )));
+            return;
+        };
+        let Some(decl) = host.desired.files.get(path) else {
+            let _ = reply.send(Err(format!("{path} is not declared for {host_id}")));
+            return;
+        };
+        let why_not = if decl.spec.sensitive {
+            Some(format!(
+                "{path} is declared sensitive ({}): its content never leaves the host",
+                decl.declared_at
+            ))
+        } else if !decl.spec.diff {
+            Some(format!(
+                "{path} is not declared with diff: true ({}); its content stays on the host",
+                decl.declared_at
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            let _ = reply.send(Err(why));
+            return;
+        }
+        let (Some(desired), Some(conn)) = (decl.spec.desired_content.clone(), host.conn.as_ref())
+        else {
+            let _ = reply.send(Err(format!("{host_id} is offline; a diff needs the agent")));
+            return;
+        };
+        let id = self.next_content;
+        self.next_content += 1;
+        let request = ToAgent::ContentRequest {
+            id,
+            path: path.to_owned(),
+            max_bytes: DIFF_MAX_BYTES,
+        };
+        if conn.out.try_send(request).is_err() {
+            let _ = reply.send(Err(format!("{host_id} is not reading its stream")));
+            return;
+        }
+        self.pending_content.insert(
+            id,
+            PendingContent {
+                conn: conn.id,
+                desired,
+                since: Instant::now(),
+                reply,
+            },
+        );
     }
 
     fn host_of(&mut self, conn: u64) -> Option<&mut Host> {
@@ -538,6 +649,9 @@ impl Fleet {
     }
 
     fn tick(&mut self) -> Result<(), StoreError> {
+        // Agents that never answered a content request: give up (the caller has timed out).
+        self.pending_content
+            .retain(|_, p| p.since.elapsed() < Duration::from_secs(30));
         let limit = self.heartbeat_interval * MISSED_HEARTBEATS;
         let silent: Vec<u64> = self
             .hosts

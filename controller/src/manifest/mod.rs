@@ -101,6 +101,12 @@ pub struct FileSpec {
     pub target: Option<String>,
     pub contains: Vec<LinePattern>,
     pub exclusive: bool,
+    /// Operators may see a diff of desired against actual content (`plumb diff`).
+    pub diff: bool,
+    /// Content must never leave the host, not even for a diff.
+    pub sensitive: bool,
+    /// The declared content, kept only when a diff is allowed.
+    pub desired_content: Option<Arc<Vec<u8>>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -506,12 +512,17 @@ fn validate_file(
         ));
     }
     let mut sha256 = raw.sha256.map(|s| s.0);
+    let mut desired_content = None;
     if let Some(content) = &raw.content {
         sha256 = Some(hex_sha256(content.as_bytes()));
+        desired_content = Some(content.as_bytes().to_vec());
     }
     if let Some(source) = &raw.source {
         match read_source(source) {
-            Ok(bytes) => sha256 = Some(hex_sha256(&bytes)),
+            Ok(bytes) => {
+                sha256 = Some(hex_sha256(&bytes));
+                desired_content = Some(bytes);
+            }
             Err(e) => errors.push(format!(
                 "{path}: cannot read source {source:?}: {e}; hint: source is relative to the manifest's folder"
             )),
@@ -545,6 +556,13 @@ fn validate_file(
     if raw.target.as_deref() == Some("") {
         errors.push(format!("{path}: target cannot be empty"));
     }
+    if raw.diff && raw.sensitive {
+        errors.push(format!("{path}: a sensitive file cannot allow a diff; hint: drop diff: true, its content must stay home"));
+    } else if raw.diff && desired_content.is_none() {
+        errors.push(format!(
+            "{path}: diff: true needs the desired content; hint: declare content or source"
+        ));
+    }
     if errors.is_empty() {
         Ok(FileSpec {
             absent: raw.absent,
@@ -556,6 +574,9 @@ fn validate_file(
             target: raw.target,
             contains: raw.contains,
             exclusive: raw.exclusive,
+            diff: raw.diff,
+            sensitive: raw.sensitive,
+            desired_content: desired_content.filter(|_| raw.diff).map(Arc::new),
         })
     } else {
         Err(errors)

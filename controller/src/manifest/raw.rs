@@ -148,6 +148,10 @@ pub(crate) struct RawFile {
     pub(crate) contains: Vec<LinePattern>,
     #[serde(default)]
     pub(crate) exclusive: bool,
+    #[serde(default)]
+    pub(crate) diff: bool,
+    #[serde(default)]
+    pub(crate) sensitive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

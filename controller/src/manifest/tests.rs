@@ -119,8 +119,40 @@ files:
             group: None,
             target: None,
             contains: vec![],
-            exclusive: false
+            exclusive: false,
+            diff: false,
+            sensitive: false,
+            desired_content: None,
         }
+    );
+}
+
+#[test]
+fn diff_policy_is_validated() {
+    let m = ok(
+        "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    content: \"a\\n\"\n    diff: true\n  /etc/b:\n    content: \"b\\n\"\n    sensitive: true\n",
+    );
+    assert_eq!(
+        spec(&m, "/etc/a")
+            .desired_content
+            .as_deref()
+            .map(Vec::as_slice),
+        Some(b"a\n".as_slice()),
+        "kept for the diff"
+    );
+    assert_eq!(
+        spec(&m, "/etc/b").desired_content,
+        None,
+        "content is kept only where a diff is allowed"
+    );
+    assert_eq!(
+        errors(
+            "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    content: x\n    diff: true\n    sensitive: true\n  /etc/b:\n    mode: \"0644\"\n    diff: true\n"
+        ),
+        [
+            "m.yaml:4:3: /etc/a: a sensitive file cannot allow a diff\n  hint: drop diff: true, its content must stay home",
+            "m.yaml:8:3: /etc/b: diff: true needs the desired content\n  hint: declare content or source",
+        ]
     );
 }
 
@@ -164,7 +196,7 @@ const ERROR_CASES: &[(&str, &[&str])] = &[
     (
         "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    onwer: root\n",
         &[
-            "m.yaml:5:5: files./etc/a: unknown field `onwer`, expected one of `absent`, `type`, `sha256`, `content`, `source`, `mode`, `owner`, `group`, `target`, `contains`, `exclusive`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+            "m.yaml:5:5: files./etc/a: unknown field `onwer`, expected one of `absent`, `type`, `sha256`, `content`, `source`, `mode`, `owner`, `group`, `target`, `contains`, `exclusive`, `diff`, `sensitive`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
         ],
     ),
     (

@@ -102,6 +102,15 @@ async fn forward(
         let cmd = match msg {
             Msg::Hello(_) => return "a second Hello".into(),
             Msg::Heartbeat(_) => Command::Heard { conn },
+            Msg::ContentReply(r) => Command::Content {
+                conn,
+                id: r.id,
+                result: if r.refused.is_empty() {
+                    Ok(r.content)
+                } else {
+                    Err(r.refused)
+                },
+            },
             Msg::Coverage(c) => Command::Coverage {
                 conn,
                 coverage: wire::coverage_from_proto(c),

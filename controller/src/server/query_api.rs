@@ -12,6 +12,8 @@ use super::wire;
 use crate::fleet::{Command, FleetHandle};
 
 const DEFAULT_HISTORY: u32 = 1000;
+/// How long an agent has to send a file's content for a diff.
+const DIFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_HISTORY: u32 = 100_000;
 
 pub(crate) struct QueryApi {
@@ -149,6 +151,28 @@ impl QueryService for QueryApi {
             events: events.iter().map(wire::event_to_proto).collect(),
         }))
     }
+
+    async fn get_diff(
+        &self,
+        request: Request<v1::GetDiffRequest>,
+    ) -> Result<Response<v1::GetDiffResponse>, Status> {
+        self.auth.require_operator(&request)?;
+        let r = request.into_inner();
+        let (host, path) = (r.host_id.clone(), r.path.clone());
+        let answer = self.fleet.ask(|reply| Command::Diff { host, path, reply });
+        let content = tokio::time::timeout(DIFF_TIMEOUT, answer)
+            .await
+            .map_err(|_| Status::deadline_exceeded("the agent did not send the content in time"))?
+            .map_err(stopped)?
+            .map_err(Status::failed_precondition)?;
+        let identical = content.desired.as_slice() == content.actual.as_slice();
+        let diff = if identical {
+            String::new()
+        } else {
+            unified_diff(&r.path, &content.desired, &content.actual)
+        };
+        Ok(Response::new(v1::GetDiffResponse { diff, identical }))
+    }
 }
 
 /// A response stream fed by a task through a small bounded channel (a slow follower makes the
@@ -161,4 +185,35 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(body(tx));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// Desired against actual, as `diff -u` prints it; binary content only says that it differs.
+fn unified_diff(path: &str, desired: &[u8], actual: &[u8]) -> String {
+    match (std::str::from_utf8(desired), std::str::from_utf8(actual)) {
+        (Ok(a), Ok(b)) => similar::TextDiff::from_lines(a, b)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("{path} (desired)"), &format!("{path} (actual)"))
+            .to_string(),
+        _ => format!(
+            "binary content differs: desired sha256 {}, actual sha256 {}\n",
+            crate::manifest::hex_sha256(desired),
+            crate::manifest::hex_sha256(actual)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unified_diffs() {
+        let d = super::unified_diff("/etc/a", b"a=1\nb=2\n", b"a=1\nb=3\n");
+        assert_eq!(
+            d,
+            "--- /etc/a (desired)\n+++ /etc/a (actual)\n@@ -1,2 +1,2 @@\n a=1\n-b=2\n+b=3\n"
+        );
+        assert!(
+            super::unified_diff("/bin", b"\xff", b"\xfe").starts_with("binary content differs")
+        );
+    }
 }

@@ -170,11 +170,21 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
                         .map(|(pattern, regex)| v1::LineMatcher { pattern, regex })
                         .collect(),
                     list_entries: p.list_entries,
+                    allow_content: p.allow_content,
                 })
                 .collect(),
         }),
         ToAgent::Ack { seq } => Msg::Ack(v1::Ack { seq }),
         ToAgent::Heartbeat { at_ms } => Msg::Heartbeat(v1::Heartbeat { sent_at_ms: at_ms }),
+        ToAgent::ContentRequest {
+            id,
+            path,
+            max_bytes,
+        } => Msg::ContentRequest(v1::ContentRequest {
+            id,
+            path,
+            max_bytes,
+        }),
     };
     v1::ControllerMessage { msg: Some(msg) }
 }

@@ -11,6 +11,7 @@ fn req(path: &str) -> Request {
         hash: false,
         contains: vec![],
         list_entries: false,
+        allow_content: false,
     }
 }
 
