@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use plumb_tests::{Controller, bin, is_root, start_agent_with};
+use plumb_tests::{Controller, bin, is_root, run_ok, start_agent_with};
 
 const PACKAGE: &str = "plumb-e2e-hello";
 
@@ -37,20 +37,13 @@ fn build(dir: &Path, version: &str, data: &str) -> std::path::PathBuf {
     fs::write(tree.join(format!("usr/share/{PACKAGE}/data.txt")), data).expect("data");
     fs::write(tree.join(format!("etc/{PACKAGE}.conf")), "greeting=hello\n").expect("conf");
     let deb = dir.join(format!("{PACKAGE}_{version}_all.deb"));
-    run(Command::new("dpkg-deb")
-        .args(["--build", "--root-owner-group"])
-        .arg(&tree)
-        .arg(&deb));
-    deb
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group"])
+            .arg(&tree)
+            .arg(&deb),
     );
+    deb
 }
 
 #[test]
@@ -80,7 +73,7 @@ fn a_real_package_installed_tampered_upgraded_and_removed() {
     let resource = format!("package:{PACKAGE}");
     c.expect_drift("real-host", &[(&resource, "version", ">= 1.0", "absent")]);
 
-    run(Command::new("dpkg").arg("-i").arg(&v1));
+    run_ok(Command::new("dpkg").arg("-i").arg(&v1));
     c.expect_drift("real-host", &[]);
 
     // Tamper with an owned file and with the conffile.
@@ -114,7 +107,7 @@ fn a_real_package_installed_tampered_upgraded_and_removed() {
     c.expect_drift("real-host", &[]);
 
     // A real upgrade replaces the files and their record together: not drift.
-    run(Command::new("dpkg").arg("-i").arg(&v2));
+    run_ok(Command::new("dpkg").arg("-i").arg(&v2));
     c.expect_drift("real-host", &[]);
     let history = c.json(&["history", "real-host"]);
     let opened_during_upgrade = history["events"]
@@ -129,6 +122,6 @@ fn a_real_package_installed_tampered_upgraded_and_removed() {
         "the upgrade opened no drift: {history}"
     );
 
-    run(Command::new("dpkg").args(["-r", PACKAGE]));
+    run_ok(Command::new("dpkg").args(["-r", PACKAGE]));
     c.expect_drift("real-host", &[(&resource, "version", ">= 1.0", "absent")]);
 }

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use plumb_tests::{Controller, bin, sha256, start_agent_with, wait_for};
+use plumb_tests::{Controller, bin, sha256, start_agent_with, wait_for, write_tree};
 
 fn manifests(dir: &Path, yaml: &str) -> std::path::PathBuf {
     let m = dir.join("manifests");
@@ -95,8 +95,7 @@ fn sighup_makes_the_agent_rescan() {
         "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n",
     );
     let root = tmp.path().join("root");
-    fs::create_dir_all(root.join("etc")).expect("mkdir");
-    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    write_tree(&root, &[("etc/motd", "hi\n")]);
     fs::hard_link(root.join("etc/motd"), tmp.path().join("link")).expect("hard link");
     let c = Controller::start(&m, &tmp.path().join("data"));
     let agent = start_agent_with(
@@ -184,8 +183,7 @@ fn changes_during_a_network_cut_are_reported_after_it() {
         "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n",
     );
     let root = tmp.path().join("root");
-    fs::create_dir_all(root.join("etc")).expect("mkdir");
-    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    write_tree(&root, &[("etc/motd", "hi\n")]);
     let c = Controller::start(&m, &tmp.path().join("data"));
     let target = c
         .url
@@ -231,9 +229,7 @@ fn a_controller_killed_mid_stream_loses_nothing() {
         "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    content: \"0\\n\"\n  /etc/b:\n    content: \"b\\n\"\n",
     );
     let root = tmp.path().join("root");
-    fs::create_dir_all(root.join("etc")).expect("mkdir");
-    fs::write(root.join("etc/a"), "0\n").expect("write");
-    fs::write(root.join("etc/b"), "b\n").expect("write");
+    write_tree(&root, &[("etc/a", "0\n"), ("etc/b", "b\n")]);
     let data = tmp.path().join("data");
     let mut c = Controller::start(&m, &data);
     let _agent = start_agent_with(Command::new(bin("plumb-agent")), &c.url, "h1", &root, &[]);
@@ -417,8 +413,7 @@ fn sigterm_drains_and_exits_cleanly() {
         "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd: {}\n",
     );
     let root = tmp.path().join("root");
-    fs::create_dir_all(root.join("etc")).expect("mkdir");
-    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    write_tree(&root, &[("etc/motd", "hi\n")]);
     let mut c = Controller::start(&m, &tmp.path().join("data"));
     let mut agent = start_agent_with(Command::new(bin("plumb-agent")), &c.url, "h1", &root, &[]);
     c.expect_drift("h1", &[]);

@@ -6,22 +6,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use plumb_tests::{Controller, is_root, start_agent};
+use plumb_tests::{Controller, is_root, run_ok, start_agent};
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn build(top: &Path, version: &str, data: &str) -> PathBuf {
@@ -38,11 +29,13 @@ fn build(top: &Path, version: &str, data: &str) -> PathBuf {
         ),
     )
     .expect("spec");
-    run(Command::new("rpmbuild")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .arg("-bb")
-        .arg(&spec));
+    run_ok(
+        Command::new("rpmbuild")
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .arg("-bb")
+            .arg(&spec),
+    );
     top.join(format!("RPMS/noarch/plumb-hello-{version}-1.noarch.rpm"))
 }
 
@@ -63,7 +56,7 @@ fn an_rpm_package_installed_tampered_upgraded_and_erased() {
     let v2 = build(&tmp.path().join("build"), "1.1", "two");
     let root = tmp.path().join("root");
     fs::create_dir_all(&root).expect("mkdir");
-    run(rpm(&root).arg("--initdb"));
+    run_ok(rpm(&root).arg("--initdb"));
 
     let manifests = tmp.path().join("manifests");
     fs::create_dir_all(&manifests).expect("mkdir");
@@ -79,7 +72,7 @@ fn an_rpm_package_installed_tampered_upgraded_and_erased() {
         &[("package:plumb-hello", "version", ">= 1.0", "absent")],
     );
 
-    run(rpm(&root).args(["-i", "--nodeps"]).arg(&v1));
+    run_ok(rpm(&root).args(["-i", "--nodeps"]).arg(&v1));
     c.expect_drift("rpm-host", &[]);
 
     let data = root.join("usr/share/plumb-hello/data.txt");
@@ -96,10 +89,10 @@ fn an_rpm_package_installed_tampered_upgraded_and_erased() {
     fs::write(&data, "one\n").expect("restore (a new mtime is not drift)");
     c.expect_drift("rpm-host", &[]);
 
-    run(rpm(&root).args(["-U", "--nodeps"]).arg(&v2));
+    run_ok(rpm(&root).args(["-U", "--nodeps"]).arg(&v2));
     c.expect_drift("rpm-host", &[]);
 
-    run(rpm(&root).args(["-e", "plumb-hello"]));
+    run_ok(rpm(&root).args(["-e", "plumb-hello"]));
     c.expect_drift(
         "rpm-host",
         &[("package:plumb-hello", "version", ">= 1.0", "absent")],

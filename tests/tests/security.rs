@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use plumb_tests::{Controller, bin, start_agent_with, wait_for};
+use plumb_tests::{Controller, bin, start_agent_with, wait_for, write_tree};
 
 fn plumb(args: &[&str]) -> Output {
     Command::new(bin("plumb"))
@@ -89,8 +89,7 @@ fn mutual_tls_identities_and_who_may_do_what() {
     )
     .expect("write");
     let root = tmp.path().join("root");
-    fs::create_dir_all(root.join("etc")).expect("mkdir");
-    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    write_tree(&root, &[("etc/motd", "hi\n")]);
     let c = Controller::start_tls(&m, &tmp.path().join("data"), &pki, "alice");
     assert!(c.url.starts_with("https://"));
 
@@ -108,8 +107,7 @@ fn mutual_tls_identities_and_who_may_do_what() {
 
     // A second agent, with its own (valid) certificate, claiming web-1's host id: refused.
     let impostor_root = tmp.path().join("impostor");
-    fs::create_dir_all(impostor_root.join("etc")).expect("mkdir");
-    fs::write(impostor_root.join("etc/motd"), "owned\n").expect("write");
+    write_tree(&impostor_root, &[("etc/motd", "owned\n")]);
     let args = agent_tls(&pki, "web-2");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let impostor = start_agent_with(

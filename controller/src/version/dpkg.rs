@@ -6,30 +6,13 @@ use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DebVersion<'a> {
-    epoch: u32,
+    epoch: u64,
     upstream: &'a str,
     revision: &'a str,
 }
 
 pub(crate) fn parse(text: &str) -> Result<DebVersion<'_>, String> {
-    let v = text.trim();
-    if v.is_empty() {
-        return Err("empty version".into());
-    }
-    if v.contains(char::is_whitespace) {
-        return Err(format!("version {v:?} contains white space"));
-    }
-    let (epoch, rest) = match v.split_once(':') {
-        Some((e, rest)) => {
-            let epoch = e
-                .parse::<u32>()
-                .ok()
-                .filter(|_| e.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| format!("epoch in {v:?} is not a number"))?;
-            (epoch, rest)
-        }
-        None => (0, v),
-    };
+    let (v, epoch, rest) = super::split_epoch(text)?;
     let (upstream, revision) = match rest.rsplit_once('-') {
         Some((u, r)) => (u, r),
         None => (rest, ""),

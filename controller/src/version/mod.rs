@@ -43,6 +43,29 @@ impl fmt::Display for Manager {
     }
 }
 
+/// `[epoch:]rest` of a trimmed, non-empty version without white space: (version, epoch, rest).
+/// Shared by dpkg's and rpm's formats.
+fn split_epoch(text: &str) -> Result<(&str, u64, &str), String> {
+    let v = text.trim();
+    if v.is_empty() {
+        return Err("empty version".into());
+    }
+    if v.contains(char::is_whitespace) {
+        return Err(format!("version {v:?} contains white space"));
+    }
+    match v.split_once(':') {
+        Some((e, rest)) => {
+            let epoch = e
+                .parse::<u64>()
+                .ok()
+                .filter(|_| e.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| format!("epoch in {v:?} is not a number"))?;
+            Ok((v, epoch, rest))
+        }
+        None => Ok((v, 0, v)),
+    }
+}
+
 /// Checks that `version` is well formed for `manager`.
 pub fn validate(manager: Manager, version: &str) -> Result<(), String> {
     match manager {

@@ -12,23 +12,7 @@ pub(crate) struct Evr<'a> {
 }
 
 pub(crate) fn parse(text: &str) -> Result<Evr<'_>, String> {
-    let v = text.trim();
-    if v.is_empty() {
-        return Err("empty version".into());
-    }
-    if v.contains(char::is_whitespace) {
-        return Err(format!("version {v:?} contains white space"));
-    }
-    let (epoch, rest) = match v.split_once(':') {
-        Some((e, rest)) => (
-            e.parse::<u64>()
-                .ok()
-                .filter(|_| e.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| format!("epoch in {v:?} is not a number"))?,
-            rest,
-        ),
-        None => (0, v),
-    };
+    let (v, epoch, rest) = super::split_epoch(text)?;
     let (version, release) = match rest.rsplit_once('-') {
         Some((ver, rel)) => (ver, Some(rel)),
         None => (rest, None),
