@@ -33,10 +33,15 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const SCHEMA_VERSION: i64 = 1;
+mod audit;
+pub use audit::Verification;
+
+const SCHEMA_VERSION: i64 = 2;
 
 pub struct Store {
     conn: Connection,
+    /// The event log's head: (last id, its hash).
+    head: (i64, String),
 }
 
 /// A host as stored, with its open drift (each record with the declared path it came from).
@@ -81,12 +86,16 @@ impl Store {
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
-        let store = Self { conn };
+        let mut store = Self {
+            conn,
+            head: (0, String::new()),
+        };
         store.migrate()?;
+        store.head = audit::head(&store.conn)?;
         Ok(store)
     }
 
-    fn migrate(&self) -> Result<()> {
+    fn migrate(&mut self) -> Result<()> {
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -136,6 +145,22 @@ impl Store {
                  PRAGMA user_version = 1;
                  COMMIT;",
             )?;
+        }
+        if version < 2 {
+            // The event log becomes a hash chain; entries already there are chained in order.
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "ALTER TABLE events ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE events ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+                 CREATE TABLE audit_head (
+                     id INTEGER PRIMARY KEY CHECK (id = 1),
+                     last_id INTEGER NOT NULL,
+                     hash TEXT NOT NULL
+                 );",
+            )?;
+            audit::chain_existing(&tx)?;
+            tx.execute_batch("PRAGMA user_version = 2;")?;
+            tx.commit()?;
         }
         Ok(())
     }
@@ -239,6 +264,8 @@ impl Store {
         observations: &[(&str, Option<&Observation>)],
         changes: &[DriftChange<'_>],
     ) -> Result<Vec<Event>> {
+        // The head moves only once the entries are committed.
+        let mut head = self.head.clone();
         let tx = self.conn.transaction()?;
         let mut events = Vec::with_capacity(changes.len());
         {
@@ -270,10 +297,6 @@ impl Store {
             let mut delete = tx.prepare_cached(
                 "DELETE FROM drift WHERE host_id = ?1 AND resource = ?2 AND attribute = ?3",
             )?;
-            let mut log = tx.prepare_cached(
-                "INSERT INTO events (at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
             for change in changes {
                 let (kind, record) = match change {
                     DriftChange::Open { origin, record }
@@ -300,19 +323,9 @@ impl Store {
                         (EventKind::Resolved, *record)
                     }
                 };
-                log.execute(params![
-                    at_ms,
-                    host_id,
-                    kind.as_str(),
-                    record.resource,
-                    record.attribute,
-                    record.expected,
-                    record.actual,
-                    record.since_ms,
-                    record.declared_at
-                ])?;
+                let id = audit::append(&tx, &mut head, at_ms, host_id, kind, Some(record))?;
                 events.push(Event {
-                    id: tx.last_insert_rowid(),
+                    id,
                     at_ms,
                     host_id: host_id.to_owned(),
                     kind,
@@ -321,21 +334,29 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.head = head;
         Ok(events)
     }
 
-    pub fn host_event(&self, host_id: &str, at_ms: i64, kind: EventKind) -> Result<Event> {
-        self.conn.execute(
-            "INSERT INTO events (at_ms, host_id, kind) VALUES (?1, ?2, ?3)",
-            params![at_ms, host_id, kind.as_str()],
-        )?;
+    pub fn host_event(&mut self, host_id: &str, at_ms: i64, kind: EventKind) -> Result<Event> {
+        // The head moves only once the entry is committed.
+        let mut head = self.head.clone();
+        let tx = self.conn.transaction()?;
+        let id = audit::append(&tx, &mut head, at_ms, host_id, kind, None)?;
+        tx.commit()?;
+        self.head = head;
         Ok(Event {
-            id: self.conn.last_insert_rowid(),
+            id,
             at_ms,
             host_id: host_id.to_owned(),
             kind,
             item: None,
         })
+    }
+
+    /// Checks the event log's hash chain from the first entry to the head.
+    pub fn verify(&self) -> Result<Verification> {
+        audit::verify(&self.conn)
     }
 
     /// The most recent events first, for one host or all.

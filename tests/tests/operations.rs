@@ -353,3 +353,23 @@ fn the_periodic_rescan_catches_what_inotify_cannot_see() {
         )],
     );
 }
+
+#[test]
+fn the_event_log_verifies_intact_on_a_live_data_directory() {
+    let (tmp, c, root, _agent) = with_agent("hi\n");
+    c.expect_drift("h1", &[]);
+    fs::write(root.join("etc/motd"), "x\n").expect("write");
+    c.expect_drift("h1", &[("file:/etc/motd", "sha256", &sha256(b"hi\n"), &sha256(b"x\n"))]);
+    let out = Command::new(bin("plumb"))
+        .args(["audit", "verify", "-o", "json", "--data"])
+        .arg(tmp.path().join("data"))
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["intact"], true);
+    assert!(v["entries"].as_u64().is_some_and(|n| n >= 2), "{v}");
+    assert_eq!(v["head"].as_str().map(str::len), Some(64));
+    let missing = Command::new(bin("plumb")).args(["audit", "verify", "--data"]).arg(tmp.path().join("nope")).output().expect("run");
+    assert_eq!(code(&missing), 1);
+}

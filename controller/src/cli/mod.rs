@@ -80,6 +80,21 @@ pub enum Command {
     /// A private CA and the certificates for mutual TLS between agents, controller and CLI.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// The tamper-evident event log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the event log's hash chain in a controller's data directory: names any entry that
+    /// was edited, removed or reordered (exit 1), and prints the head hash to record elsewhere.
+    Verify {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -175,6 +190,9 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
     let command = match command {
         Command::Manifests(ManifestsCommand::Check { dir, output }) => return check(&dir, output),
         Command::Certs(c) => return certs(c),
+        Command::Audit(AuditCommand::Verify { data, output }) => {
+            return audit_verify(&data, output);
+        }
         other => other,
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -199,7 +217,9 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             Command::Diff { host, path, query } => {
                 query::diff(&query, &host, &path, query.output).await
             }
-            Command::Manifests(_) | Command::Certs(_) => unreachable!("handled above"),
+            Command::Manifests(_) | Command::Certs(_) | Command::Audit(_) => {
+                unreachable!("handled above")
+            }
         }
     })
 }
@@ -239,6 +259,39 @@ async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     eprintln!("plumb: listening on {}", running.addr);
     running.wait().await?;
     Ok(exit::OK)
+}
+
+fn audit_verify(data: &std::path::Path, format: Format) -> anyhow::Result<i32> {
+    anyhow::ensure!(
+        data.join("plumb.db").is_file(),
+        "{} holds no plumb store (plumb.db)",
+        data.display()
+    );
+    let v = crate::store::Store::open(data)?.verify()?;
+    match format {
+        Format::Json => emit(
+            &(serde_json::to_string_pretty(&json!({
+                "intact": v.problems.is_empty(), "entries": v.entries, "head": v.head, "problems": v.problems,
+            }))? + "\n"),
+        )?,
+        Format::Table if v.problems.is_empty() => {
+            emit(&format!("intact: {} entries, head {}\n", v.entries, v.head))?
+        }
+        Format::Table => {
+            let text: String = v.problems.iter().map(|p| format!("{p}\n")).collect();
+            emit(&text)?;
+            eprintln!(
+                "the event log was tampered with ({} problem(s) in {} entries)",
+                v.problems.len(),
+                v.entries
+            );
+        }
+    }
+    Ok(if v.problems.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
 }
 
 fn certs(command: CertsCommand) -> anyhow::Result<i32> {

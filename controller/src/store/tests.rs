@@ -152,3 +152,108 @@ fn a_newer_schema_is_refused() {
         "{err}"
     );
 }
+
+/// A store with a few events of every shape; returns the dir and the number of events.
+fn log_with_events() -> (tempfile::TempDir, usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(dir.path()).expect("open");
+    store.upsert_host(&info("web-1"), 1).expect("host");
+    store
+        .host_event("web-1", 10, EventKind::HostOnline)
+        .expect("event");
+    for (i, attr) in ["mode", "owner", "group"].iter().enumerate() {
+        let r = record(attr, "x", 20 + i as i64);
+        store
+            .record(
+                "web-1",
+                20 + i as i64,
+                &[],
+                &[DriftChange::Open {
+                    origin: "/etc/a",
+                    record: &r,
+                }],
+            )
+            .expect("record");
+    }
+    store
+        .host_event("web-1", 50, EventKind::HostOffline)
+        .expect("event");
+    (dir, 5)
+}
+
+fn problems_after(sql: &str) -> Vec<String> {
+    let (dir, _) = log_with_events();
+    Connection::open(dir.path().join("plumb.db"))
+        .expect("raw open")
+        .execute_batch(sql)
+        .expect("tamper");
+    Store::open(dir.path())
+        .expect("reopen")
+        .verify()
+        .expect("verify")
+        .problems
+}
+
+#[test]
+fn an_intact_log_verifies() {
+    let (dir, n) = log_with_events();
+    let v = Store::open(dir.path())
+        .expect("reopen")
+        .verify()
+        .expect("verify");
+    assert_eq!((v.entries, v.problems.len(), v.head.len()), (n, 0, 64));
+}
+
+#[test]
+fn edited_removed_reordered_and_truncated_entries_are_named() {
+    assert_eq!(
+        problems_after("UPDATE events SET actual = 'innocent' WHERE id = 3"),
+        ["entry 3 was edited: its content does not match its hash"]
+    );
+    assert_eq!(
+        problems_after("DELETE FROM events WHERE id = 3"),
+        [
+            "entry 4 does not follow entry 2: entries between them were removed, or entries were reordered"
+        ]
+    );
+    // Two entries swapped: their contents no longer match their hashes.
+    let swapped = problems_after(
+        "UPDATE events SET attribute = CASE id WHEN 2 THEN 'owner' WHEN 3 THEN 'mode' END, \
+         at_ms = CASE id WHEN 2 THEN 21 WHEN 3 THEN 20 END, since_ms = CASE id WHEN 2 THEN 21 WHEN 3 THEN 20 END WHERE id IN (2, 3)",
+    );
+    assert_eq!(
+        swapped,
+        [
+            "entry 2 was edited: its content does not match its hash",
+            "entry 3 was edited: its content does not match its hash"
+        ]
+    );
+    assert_eq!(
+        problems_after("DELETE FROM events WHERE id = 5"),
+        [
+            "the log ends at entry 4 but its head records entry 5: entries at the end were removed or replaced"
+        ]
+    );
+    assert_eq!(
+        problems_after("DELETE FROM events WHERE id = 1"),
+        ["entry 2 is not the first entry of the log: earlier entries were removed"]
+    );
+}
+
+#[test]
+fn an_unchained_log_is_chained_on_upgrade() {
+    let (dir, n) = log_with_events();
+    Connection::open(dir.path().join("plumb.db"))
+        .expect("raw open")
+        .execute_batch(
+            "UPDATE events SET prev_hash = '', hash = ''; DROP TABLE audit_head;
+             ALTER TABLE events DROP COLUMN prev_hash; ALTER TABLE events DROP COLUMN hash; PRAGMA user_version = 1;",
+        )
+        .expect("downgrade to version 1");
+    let mut store = Store::open(dir.path()).expect("upgrade");
+    store
+        .host_event("web-1", 60, EventKind::HostOnline)
+        .expect("append after the upgrade");
+    let v = store.verify().expect("verify");
+    assert_eq!((v.entries, v.problems), (n + 1, Vec::<String>::new()));
+}
