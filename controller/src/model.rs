@@ -95,6 +95,10 @@ pub enum EventKind {
     Changed,
     HostOnline,
     HostOffline,
+    /// A new manifest set is in force (`declared_at`: its git commit, or its folder).
+    ManifestsAccepted,
+    /// A manifest change was rejected; the last good set stays in force.
+    ManifestsRejected,
 }
 
 impl EventKind {
@@ -105,6 +109,8 @@ impl EventKind {
             EventKind::Changed => "changed",
             EventKind::HostOnline => "host_online",
             EventKind::HostOffline => "host_offline",
+            EventKind::ManifestsAccepted => "manifests_accepted",
+            EventKind::ManifestsRejected => "manifests_rejected",
         }
     }
 
@@ -115,6 +121,8 @@ impl EventKind {
             Self::Changed,
             Self::HostOnline,
             Self::HostOffline,
+            Self::ManifestsAccepted,
+            Self::ManifestsRejected,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -339,10 +339,21 @@ impl Store {
     }
 
     pub fn host_event(&mut self, host_id: &str, at_ms: i64, kind: EventKind) -> Result<Event> {
+        self.log(host_id, at_ms, kind, None)
+    }
+
+    /// Appends one entry to the event log on its own.
+    pub fn log(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<&DriftRecord>,
+    ) -> Result<Event> {
         // The head moves only once the entry is committed.
         let mut head = self.head.clone();
         let tx = self.conn.transaction()?;
-        let id = audit::append(&tx, &mut head, at_ms, host_id, kind, None)?;
+        let id = audit::append(&tx, &mut head, at_ms, host_id, kind, item)?;
         tx.commit()?;
         self.head = head;
         Ok(Event {
@@ -350,7 +361,7 @@ impl Store {
             at_ms,
             host_id: host_id.to_owned(),
             kind,
-            item: None,
+            item: item.cloned(),
         })
     }
 

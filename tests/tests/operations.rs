@@ -359,7 +359,15 @@ fn the_event_log_verifies_intact_on_a_live_data_directory() {
     let (tmp, c, root, _agent) = with_agent("hi\n");
     c.expect_drift("h1", &[]);
     fs::write(root.join("etc/motd"), "x\n").expect("write");
-    c.expect_drift("h1", &[("file:/etc/motd", "sha256", &sha256(b"hi\n"), &sha256(b"x\n"))]);
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"x\n"),
+        )],
+    );
     let out = Command::new(bin("plumb"))
         .args(["audit", "verify", "-o", "json", "--data"])
         .arg(tmp.path().join("data"))
@@ -370,6 +378,71 @@ fn the_event_log_verifies_intact_on_a_live_data_directory() {
     assert_eq!(v["intact"], true);
     assert!(v["entries"].as_u64().is_some_and(|n| n >= 2), "{v}");
     assert_eq!(v["head"].as_str().map(str::len), Some(64));
-    let missing = Command::new(bin("plumb")).args(["audit", "verify", "--data"]).arg(tmp.path().join("nope")).output().expect("run");
+    let missing = Command::new(bin("plumb"))
+        .args(["audit", "verify", "--data"])
+        .arg(tmp.path().join("nope"))
+        .output()
+        .expect("run");
     assert_eq!(code(&missing), 1);
+}
+
+#[test]
+fn manifest_changes_are_in_the_event_log_with_their_git_commit() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let m = tmp.path().join("manifests");
+    fs::create_dir_all(&m).expect("mkdir");
+    fs::write(m.join("all.yaml"), MOTD).expect("write");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&m)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "baseline"]);
+    let commit = git(&["rev-parse", "HEAD"]);
+
+    let c = Controller::start(&m, &tmp.path().join("data"));
+    let events = || {
+        c.json(&["history"])["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let accepted = wait_for("the accepted set in the log", || {
+        events()
+            .into_iter()
+            .find(|e| e["event"] == "manifests_accepted")
+    });
+    assert_eq!(accepted["host"], "");
+    assert!(
+        accepted["declared_at"]
+            .as_str()
+            .is_some_and(|d| d.starts_with(&format!("git {commit}"))),
+        "{accepted}"
+    );
+    assert_eq!(accepted["actual"], "1 manifests in force");
+
+    fs::write(m.join("broken.yaml"), "name: [\n").expect("write");
+    let rejected = wait_for("the rejection in the log", || {
+        events()
+            .into_iter()
+            .find(|e| e["event"] == "manifests_rejected")
+    });
+    assert!(
+        rejected["actual"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("rejected, 1 error(s):")),
+        "{rejected}"
+    );
 }

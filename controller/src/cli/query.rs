@@ -65,6 +65,8 @@ fn event_name(k: i32) -> &'static str {
         Ok(v1::DriftEventKind::Changed) => "changed",
         Ok(v1::DriftEventKind::HostOnline) => "host_online",
         Ok(v1::DriftEventKind::HostOffline) => "host_offline",
+        Ok(v1::DriftEventKind::ManifestsAccepted) => "manifests_accepted",
+        Ok(v1::DriftEventKind::ManifestsRejected) => "manifests_rejected",
         _ => "unknown",
     }
 }
@@ -369,7 +371,11 @@ pub(super) async fn history(
                     let d = e.item.clone().unwrap_or_default();
                     vec![
                         rfc3339(e.at_ms, false).unwrap_or_default(),
-                        e.host_id.clone(),
+                        if e.host_id.is_empty() {
+                            "(controller)".into()
+                        } else {
+                            e.host_id.clone()
+                        },
                         event_name(e.kind).into(),
                         cell(&d.resource),
                         cell(&d.attribute),

@@ -90,7 +90,11 @@ pub enum Command {
     Disconnected {
         conn: u64,
     },
-    Manifests(Result<ManifestSet, Vec<Diagnostic>>),
+    /// A (re)load of the manifest directory; `source` is its git commit, or its folder.
+    Manifests {
+        result: Result<ManifestSet, Vec<Diagnostic>>,
+        source: String,
+    },
     Tick,
     Hosts {
         reply: oneshot::Sender<(Vec<HostView>, Vec<String>)>,
@@ -278,7 +282,7 @@ impl Fleet {
                 }
             }
             Command::Disconnected { conn } => self.disconnected(conn, "stream closed")?,
-            Command::Manifests(result) => self.manifests(result)?,
+            Command::Manifests { result, source } => self.manifests(result, &source)?,
             Command::Tick => self.tick()?,
             Command::Hosts { reply } => {
                 let views = self.hosts.values().map(Host::view).collect();
@@ -607,7 +611,16 @@ impl Fleet {
     fn manifests(
         &mut self,
         result: Result<ManifestSet, Vec<Diagnostic>>,
+        source: &str,
     ) -> Result<(), StoreError> {
+        let record = |summary: String| DriftRecord {
+            resource: "manifests".into(),
+            attribute: "set".into(),
+            expected: String::new(),
+            actual: summary,
+            since_ms: now_ms(),
+            declared_at: source.to_owned(),
+        };
         let set = match result {
             Ok(set) => set,
             Err(errors) => {
@@ -616,9 +629,32 @@ impl Fleet {
                 }
                 tracing::error!("manifest change rejected; the last good set stays in force");
                 self.manifest_errors = errors.iter().map(ToString::to_string).collect();
+                let first = errors
+                    .first()
+                    .map(|e| e.to_string().lines().next().unwrap_or_default().to_owned());
+                let summary = format!(
+                    "rejected, {} error(s): {}",
+                    errors.len(),
+                    first.unwrap_or_default()
+                );
+                let event = self.store.log(
+                    "",
+                    now_ms(),
+                    EventKind::ManifestsRejected,
+                    Some(&record(summary)),
+                )?;
+                let _ = self.events.send(event);
                 return Ok(());
             }
         };
+        let summary = format!("{} manifests in force", set.manifests().len());
+        let event = self.store.log(
+            "",
+            now_ms(),
+            EventKind::ManifestsAccepted,
+            Some(&record(summary)),
+        )?;
+        let _ = self.events.send(event);
         tracing::info!(manifests = set.manifests().len(), "manifests reloaded");
         self.manifests = set;
         self.manifest_errors.clear();

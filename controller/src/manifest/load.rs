@@ -86,3 +86,46 @@ fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     fs::File::open(path)?.take(cap).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
+
+/// Where a manifest set came from, for the event log: `git COMMIT (DIR)` when the directory is
+/// in a git work tree, else the directory. Reads `.git` directly: no git binary needed.
+pub fn source_of(dir: &Path) -> String {
+    match git_commit(dir) {
+        Some(commit) => format!("git {commit} ({})", dir.display()),
+        None => dir.display().to_string(),
+    }
+}
+
+fn git_commit(dir: &Path) -> Option<String> {
+    let start = fs::canonicalize(dir).ok()?;
+    let mut git = None;
+    for d in start.ancestors() {
+        let candidate = d.join(".git");
+        if candidate.is_dir() {
+            git = Some(candidate);
+            break;
+        }
+        // A worktree or submodule: `.git` is a file saying where the repository is.
+        if let Ok(text) = fs::read_to_string(&candidate) {
+            let target = text.strip_prefix("gitdir:")?.trim();
+            git = Some(d.join(target));
+            break;
+        }
+    }
+    let git = git?;
+    let head = fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let Some(reference) = head.strip_prefix("ref:").map(str::trim) else {
+        return Some(head.to_owned());
+    };
+    if let Ok(sha) = fs::read_to_string(git.join(reference)) {
+        return Some(sha.trim().to_owned());
+    }
+    // Refs packed by `git gc`: lines of `SHA REF`.
+    let packed = fs::read_to_string(git.join("packed-refs")).ok()?;
+    packed
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(_, r)| *r == reference)
+        .map(|(sha, _)| sha.to_owned())
+}

@@ -93,7 +93,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         identity::Auth::Plaintext
     };
     let dir = cfg.manifests.clone();
-    let manifests = tokio::task::spawn_blocking(move || load_dir(&dir)).await?.map_err(|errors| {
+    let manifests: crate::manifest::ManifestSet = tokio::task::spawn_blocking(move || load_dir(&dir)).await?.map_err(|errors| {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!(
             "the manifests in {} are not valid:\n{}\nhint: `plumb manifests check {}` lists the same errors",
@@ -103,6 +103,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         )
     })?;
     tracing::info!(dir = %cfg.manifests.display(), manifests = manifests.manifests().len(), "manifests loaded");
+    let initial = manifests.clone();
 
     let data = cfg.data.clone();
     let heartbeat = cfg.heartbeat_interval;
@@ -112,6 +113,14 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     })
     .await??;
     let (fleet, fleet_thread) = fleet.spawn().context("cannot start the fleet thread")?;
+    // The set in force at start goes into the event log, with its git commit.
+    let source = crate::manifest::load::source_of(&cfg.manifests);
+    let _ = fleet
+        .send(Command::Manifests {
+            result: Ok(initial),
+            source,
+        })
+        .await;
 
     let listener = TcpListener::bind(cfg.listen)
         .await

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{Command, FleetHandle};
-use crate::manifest::load::load_dir;
+use crate::manifest::load::{load_dir, source_of};
 
 /// Changes within this window are reloaded once: an editor's save or a `git checkout` is
 /// several events.
@@ -62,10 +62,16 @@ pub(crate) fn watch(
                 tracing::error!(dir = %dir.display(), error = %e, "cannot watch the manifest directory");
             }
             let d = dir.clone();
-            let Ok(result) = tokio::task::spawn_blocking(move || load_dir(&d)).await else {
+            let Ok((result, source)) =
+                tokio::task::spawn_blocking(move || (load_dir(&d), source_of(&d))).await
+            else {
                 return;
             };
-            if fleet.send(Command::Manifests(result)).await.is_err() {
+            if fleet
+                .send(Command::Manifests { result, source })
+                .await
+                .is_err()
+            {
                 return;
             }
         }

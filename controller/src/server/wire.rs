@@ -244,6 +244,8 @@ pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
         EventKind::Changed => v1::DriftEventKind::Changed,
         EventKind::HostOnline => v1::DriftEventKind::HostOnline,
         EventKind::HostOffline => v1::DriftEventKind::HostOffline,
+        EventKind::ManifestsAccepted => v1::DriftEventKind::ManifestsAccepted,
+        EventKind::ManifestsRejected => v1::DriftEventKind::ManifestsRejected,
     };
     v1::DriftEvent {
         id: e.id,
