@@ -99,6 +99,11 @@ pub enum EventKind {
     ManifestsAccepted,
     /// A manifest change was rejected; the last good set stays in force.
     ManifestsRejected,
+    /// An operator acknowledged a resource's drift (`expected`: who, `actual`: why).
+    Acknowledged,
+    AckRevoked,
+    /// An acknowledgement ran out: the drift counts again.
+    AckExpired,
 }
 
 impl EventKind {
@@ -111,6 +116,9 @@ impl EventKind {
             EventKind::HostOffline => "host_offline",
             EventKind::ManifestsAccepted => "manifests_accepted",
             EventKind::ManifestsRejected => "manifests_rejected",
+            EventKind::Acknowledged => "acknowledged",
+            EventKind::AckRevoked => "ack_revoked",
+            EventKind::AckExpired => "ack_expired",
         }
     }
 
@@ -123,6 +131,9 @@ impl EventKind {
             Self::HostOffline,
             Self::ManifestsAccepted,
             Self::ManifestsRejected,
+            Self::Acknowledged,
+            Self::AckRevoked,
+            Self::AckExpired,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -165,6 +176,26 @@ impl Coverage {
     }
 }
 
+/// An operator's acknowledgement of a resource's drift: still shown, no longer failing
+/// `plumb drift`, until it expires or is revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub host_id: String,
+    /// e.g. `file:/etc/motd`
+    pub resource: String,
+    pub reason: String,
+    /// The operator (from the certificate), or "local" without TLS.
+    pub by: String,
+    pub at_ms: i64,
+    pub expires_ms: Option<i64>,
+}
+
+impl Ack {
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.expires_ms.is_none_or(|e| now_ms < e)
+    }
+}
+
 /// A host as the query API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostView {
@@ -174,4 +205,6 @@ pub struct HostView {
     pub drift: Vec<DriftRecord>,
     pub manifests: Vec<String>,
     pub coverage: Option<Coverage>,
+    /// Acknowledgements in force for this host's resources.
+    pub acks: Vec<Ack>,
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use rusqlite::{Connection, params};
 
 use crate::drift::Observation;
-use crate::model::{DriftRecord, Event, EventKind, HostInfo};
+use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,7 +36,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 mod audit;
 pub use audit::Verification;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 pub struct Store {
     conn: Connection,
@@ -161,6 +161,22 @@ impl Store {
             audit::chain_existing(&tx)?;
             tx.execute_batch("PRAGMA user_version = 2;")?;
             tx.commit()?;
+        }
+        if version < 3 {
+            self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE acks (
+                     host_id TEXT NOT NULL,
+                     resource TEXT NOT NULL,
+                     reason TEXT NOT NULL,
+                     by TEXT NOT NULL,
+                     at_ms INTEGER NOT NULL,
+                     expires_ms INTEGER,
+                     PRIMARY KEY (host_id, resource)
+                 );
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )?;
         }
         Ok(())
     }
@@ -365,6 +381,49 @@ impl Store {
         })
     }
 
+    /// Records an acknowledgement (replacing one for the same resource) and its event.
+    pub fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
+        self.conn.execute(
+            "INSERT INTO acks (host_id, resource, reason, by, at_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason, by = excluded.by,
+                 at_ms = excluded.at_ms, expires_ms = excluded.expires_ms",
+            params![ack.host_id, ack.resource, ack.reason, ack.by, ack.at_ms, ack.expires_ms],
+        )?;
+        self.log(
+            &ack.host_id,
+            ack.at_ms,
+            EventKind::Acknowledged,
+            Some(&ack_record(ack)),
+        )
+    }
+
+    /// Removes an acknowledgement, logging why (`AckRevoked` or `AckExpired`).
+    pub fn drop_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
+        self.conn.execute(
+            "DELETE FROM acks WHERE host_id = ?1 AND resource = ?2",
+            params![ack.host_id, ack.resource],
+        )?;
+        self.log(&ack.host_id, at_ms, kind, Some(&ack_record(ack)))
+    }
+
+    pub fn load_acks(&self) -> Result<Vec<Ack>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT host_id, resource, reason, by, at_ms, expires_ms FROM acks ORDER BY host_id, resource",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Ack {
+                host_id: r.get(0)?,
+                resource: r.get(1)?,
+                reason: r.get(2)?,
+                by: r.get(3)?,
+                at_ms: r.get(4)?,
+                expires_ms: r.get(5)?,
+            })
+        })?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(StoreError::from)
+    }
+
     /// Checks the event log's hash chain from the first entry to the head.
     pub fn verify(&self) -> Result<Verification> {
         audit::verify(&self.conn)
@@ -416,3 +475,16 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// An acknowledgement as an event entry: who in `expected`, why in `actual`, until when in
+/// `since_ms` (0: no expiry).
+fn ack_record(ack: &Ack) -> DriftRecord {
+    DriftRecord {
+        resource: ack.resource.clone(),
+        attribute: "ack".into(),
+        expected: ack.by.clone(),
+        actual: ack.reason.clone(),
+        since_ms: ack.expires_ms.unwrap_or(0),
+        declared_at: String::new(),
+    }
+}

@@ -446,3 +446,67 @@ fn manifest_changes_are_in_the_event_log_with_their_git_commit() {
         "{rejected}"
     );
 }
+
+#[test]
+fn acknowledged_drift_is_shown_but_does_not_fail_drift() {
+    let (_tmp, c, _root, _agent) = with_agent("other\n");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"other\n"),
+        )],
+    );
+    assert_eq!(code(&c.plumb(&["drift"])), 2);
+    assert_eq!(
+        code(&c.plumb(&["ack", "h1", "file:/etc/motd"])),
+        64,
+        "a reason is required"
+    );
+    let out = c.plumb(&[
+        "ack",
+        "h1",
+        "file:/etc/motd",
+        "--reason",
+        "change CHG-1 in progress",
+        "--expires",
+        "1h",
+    ]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+
+    assert_eq!(
+        code(&c.plumb(&["drift"])),
+        0,
+        "acknowledged drift does not fail the check"
+    );
+    let v = c.json(&["drift"]);
+    let item = &v["hosts"][0]["drift"][0];
+    assert_eq!(item["resource"], "file:/etc/motd", "still shown: {v}");
+    assert_eq!(item["acknowledged"]["by"], "local");
+    assert_eq!(item["acknowledged"]["reason"], "change CHG-1 in progress");
+    assert!(item["acknowledged"]["expires"].as_str().is_some());
+    let list = c.json(&["ack", "list"]);
+    assert_eq!(list["acks"].as_array().map(Vec::len), Some(1));
+
+    assert_eq!(
+        code(&c.plumb(&["ack", "revoke", "h1", "file:/etc/motd"])),
+        0
+    );
+    assert_eq!(
+        code(&c.plumb(&["drift"])),
+        2,
+        "revoked: the drift fails the check again"
+    );
+    let events: Vec<String> = c.json(&["history", "h1"])["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        events.contains(&"acknowledged".to_owned()) && events.contains(&"ack_revoked".to_owned()),
+        "{events:?}"
+    );
+}

@@ -74,6 +74,9 @@ pub enum Command {
         #[command(flatten)]
         query: QueryArgs,
     },
+    /// Acknowledge a resource's drift: it stays visible but no longer fails `plumb drift`,
+    /// until it expires, is revoked, or resolves. `plumb ack list`, `plumb ack revoke`.
+    Ack(AckArgs),
     /// Work with manifest files.
     #[command(subcommand)]
     Manifests(ManifestsCommand),
@@ -83,6 +86,43 @@ pub enum Command {
     /// The tamper-evident event log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(ClapArgs)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct AckArgs {
+    #[command(subcommand)]
+    pub action: Option<AckAction>,
+    /// The host.
+    #[arg(required = true)]
+    pub host: Option<String>,
+    /// The resource, as `plumb drift` shows it (e.g. file:/etc/motd, package:nginx).
+    #[arg(required = true)]
+    pub resource: Option<String>,
+    /// Why this drift is accepted (recorded with your name).
+    #[arg(long, required = true)]
+    pub reason: Option<String>,
+    /// For how long (e.g. 7d, 12h); until revoked if not given.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub expires: Option<Duration>,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Subcommand)]
+pub enum AckAction {
+    /// List the acknowledgements in force.
+    List {
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// End an acknowledgement now.
+    Revoke {
+        host: String,
+        resource: String,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +257,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             Command::Diff { host, path, query } => {
                 query::diff(&query, &host, &path, query.output).await
             }
+            Command::Ack(args) => query::ack(args).await,
             Command::Manifests(_) | Command::Certs(_) | Command::Audit(_) => {
                 unreachable!("handled above")
             }

@@ -67,6 +67,9 @@ fn event_name(k: i32) -> &'static str {
         Ok(v1::DriftEventKind::HostOffline) => "host_offline",
         Ok(v1::DriftEventKind::ManifestsAccepted) => "manifests_accepted",
         Ok(v1::DriftEventKind::ManifestsRejected) => "manifests_rejected",
+        Ok(v1::DriftEventKind::Acknowledged) => "acknowledged",
+        Ok(v1::DriftEventKind::AckRevoked) => "ack_revoked",
+        Ok(v1::DriftEventKind::AckExpired) => "ack_expired",
         _ => "unknown",
     }
 }
@@ -242,7 +245,14 @@ pub(super) async fn drift(
     warn_manifest_errors(&resp.manifest_errors);
     let hosts: Vec<&v1::Host> = resp.hosts.iter().filter_map(|h| h.host.as_ref()).collect();
     warn_degraded(&hosts);
-    let drifted = resp.hosts.iter().any(|h| !h.drift.is_empty());
+    // Acknowledged drift is shown but does not fail the command.
+    let ack_of = |hd: &v1::HostDrift, d: &v1::DriftItem| {
+        hd.acks.iter().find(|a| a.resource == d.resource).cloned()
+    };
+    let drifted = resp
+        .hosts
+        .iter()
+        .any(|hd| hd.drift.iter().any(|d| ack_of(hd, d).is_none()));
     match format {
         Format::Json => {
             let hosts: Vec<Value> = resp
@@ -254,7 +264,11 @@ pub(super) async fn drift(
                         "host": h.host_id,
                         "status": status_name(h.status),
                         "last_seen": rfc3339(h.last_seen_ms, true),
-                        "drift": hd.drift.iter().map(drift_json).collect::<Vec<_>>(),
+                        "drift": hd.drift.iter().map(|d| {
+                            let mut v = drift_json(d);
+                            v["acknowledged"] = ack_of(hd, d).as_ref().map_or(Value::Null, ack_json);
+                            v
+                        }).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -279,6 +293,9 @@ pub(super) async fn drift(
                         cell(&d.actual),
                         rfc3339(d.since_ms, false).unwrap_or_default(),
                         d.declared_at.clone(),
+                        ack_of(hd, d)
+                            .map(|a| format!("by {}", a.by))
+                            .unwrap_or_default(),
                     ]);
                 }
             }
@@ -295,6 +312,7 @@ pub(super) async fn drift(
                         "ACTUAL",
                         "SINCE",
                         "DECLARED AT",
+                        "ACK",
                     ],
                     &rows,
                 ))?;
@@ -405,6 +423,106 @@ pub(super) async fn history(
     Ok(exit::OK)
 }
 
+pub(super) async fn ack(args: super::AckArgs) -> anyhow::Result<i32> {
+    use super::AckAction;
+    match args.action {
+        Some(AckAction::List { query }) => {
+            let acks = client(&query)
+                .await?
+                .list_acks(v1::ListAcksRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .acks;
+            match query.output {
+                Format::Json => emit(&pretty(
+                    &json!({"acks": acks.iter().map(ack_json).collect::<Vec<_>>()}),
+                )?)?,
+                Format::Table if acks.is_empty() => eprintln!("no acknowledgements"),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = acks
+                        .iter()
+                        .map(|a| {
+                            vec![
+                                a.host_id.clone(),
+                                cell(&a.resource),
+                                a.by.clone(),
+                                rfc3339(a.expires_ms, false)
+                                    .unwrap_or_else(|| "until revoked".into()),
+                                cell(&a.reason),
+                            ]
+                        })
+                        .collect();
+                    emit(&table(
+                        &["HOST", "RESOURCE", "BY", "EXPIRES", "REASON"],
+                        &rows,
+                    ))?;
+                }
+            }
+            Ok(exit::OK)
+        }
+        Some(AckAction::Revoke {
+            host,
+            resource,
+            query,
+        }) => {
+            client(&query)
+                .await?
+                .revoke_ack(v1::RevokeAckRequest {
+                    host_id: host.clone(),
+                    resource: resource.clone(),
+                })
+                .await
+                .map_err(status_error)?;
+            eprintln!("revoked the acknowledgement of {resource} on {host}");
+            Ok(exit::OK)
+        }
+        None => {
+            let (host, resource) = (
+                args.host.unwrap_or_default(),
+                args.resource.unwrap_or_default(),
+            );
+            let expires_ms = match args.expires {
+                Some(d) => std::time::SystemTime::now()
+                    .checked_add(d)
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |t| t.as_millis() as i64),
+                None => 0,
+            };
+            let ack = client(&args.query)
+                .await?
+                .acknowledge(v1::AcknowledgeRequest {
+                    host_id: host,
+                    resource,
+                    reason: args.reason.unwrap_or_default(),
+                    expires_ms,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            match args.query.output {
+                Format::Json => emit(&pretty(&ack_json(&ack))?)?,
+                Format::Table => eprintln!(
+                    "acknowledged {} on {} ({}), {}",
+                    ack.resource,
+                    ack.host_id,
+                    ack.by,
+                    rfc3339(ack.expires_ms, false)
+                        .map_or("until revoked".into(), |t| format!("until {t}"))
+                ),
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn ack_json(a: &v1::Acknowledgement) -> Value {
+    json!({
+        "host": a.host_id, "resource": a.resource, "reason": a.reason, "by": a.by,
+        "at": rfc3339(a.at_ms, true), "expires": rfc3339(a.expires_ms, true),
+    })
+}
+
 pub(super) async fn diff(
     q: &QueryArgs,
     host: &str,
@@ -449,5 +567,19 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
             s.message()
         ),
         _ => anyhow!("the controller answered {:?}: {}", s.code(), s.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event kind the protocol defines has a name in the CLI's output.
+    #[test]
+    fn every_event_kind_is_named() {
+        for k in 1..=10 {
+            assert!(v1::DriftEventKind::try_from(k).is_ok(), "kind {k} exists");
+            assert_ne!(event_name(k), "unknown", "kind {k}");
+        }
     }
 }

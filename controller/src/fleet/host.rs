@@ -59,6 +59,7 @@ impl Host {
             drift,
             manifests: self.desired.manifests.clone(),
             coverage: self.coverage.clone(),
+            acks: Vec::new(),
         }
     }
 }

@@ -13,12 +13,14 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::drift::{self, Observation};
 use crate::manifest::{DesiredState, Diagnostic, ManifestSet};
-use crate::model::{Coverage, DriftRecord, Event, EventKind, HostInfo, HostView};
+use crate::model::{Ack, Coverage, DriftRecord, Event, EventKind, HostInfo, HostView};
 use crate::plan::{self, PathRequest};
 use crate::store::{DriftChange, Store, StoreError};
 
+mod acks;
 mod host;
 mod reconcile;
+use acks::Acks;
 use host::{Conn, Host};
 use reconcile::reconcile;
 
@@ -56,6 +58,16 @@ pub enum ToAgent {
         path: String,
         max_bytes: u64,
     },
+}
+
+/// What an operator asks to acknowledge.
+pub struct AckRequest {
+    pub host: String,
+    pub resource: String,
+    pub reason: String,
+    /// The operator's name (from the certificate), or "local".
+    pub by: String,
+    pub expires_ms: Option<i64>,
 }
 
 /// Largest file a diff is made of.
@@ -114,6 +126,18 @@ pub enum Command {
         path: String,
         reply: oneshot::Sender<Result<DiffContent, String>>,
     },
+    Ack {
+        req: AckRequest,
+        reply: oneshot::Sender<Result<Ack, String>>,
+    },
+    RevokeAck {
+        host: String,
+        resource: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    ListAcks {
+        reply: oneshot::Sender<Vec<Ack>>,
+    },
     /// An agent's answer to a content request.
     Content {
         conn: u64,
@@ -165,7 +189,13 @@ pub struct Fleet {
     /// Diffs waiting for an agent's content: id -> (host, desired content, reply).
     pending_content: HashMap<u64, PendingContent>,
     next_content: u64,
+    acks: Acks,
+    /// Milliseconds since the epoch; replaceable so tests can move time.
+    clock: Clock,
 }
+
+/// The fleet's source of time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 struct PendingContent {
     conn: u64,
@@ -208,6 +238,7 @@ impl Fleet {
             );
         }
         let (events, _) = broadcast::channel(FOLLOWER_QUEUE);
+        let store_acks = store.load_acks()?;
         Ok(Self {
             store,
             manifests,
@@ -220,7 +251,19 @@ impl Fleet {
             events,
             pending_content: HashMap::new(),
             next_content: 1,
+            acks: Acks::new(store_acks),
+            clock: Arc::new(now_ms),
         })
+    }
+
+    /// Replaces the clock (tests move time with it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
     }
 
     /// Starts the fleet thread; it runs until `Command::Shutdown` or every handle is dropped.
@@ -258,12 +301,13 @@ impl Fleet {
                 states,
             } => self.state(conn, snapshot, generation, seq, states)?,
             Command::Coverage { conn, mut coverage } => {
+                let now = self.now();
                 if let Some(host) = self.host_of(conn) {
                     let was = host.coverage.take();
                     coverage.degraded_since_ms = match (&was, coverage.degraded()) {
                         (_, false) => None,
                         (Some(w), true) if w.degraded() => w.degraded_since_ms,
-                        (_, true) => Some(now_ms()),
+                        (_, true) => Some(now),
                     };
                     if coverage.degraded() && was.as_ref().is_none_or(|w| !w.degraded()) {
                         tracing::warn!(host = %host.info.host_id, polled = coverage.polled.len(), errors = ?coverage.watch_errors, "coverage degraded");
@@ -272,8 +316,8 @@ impl Fleet {
                 }
             }
             Command::Heard { conn } => {
+                let now = self.now();
                 if let Some(host) = self.host_of(conn) {
-                    let now = now_ms();
                     host.last_seen_ms = now;
                     if let Some(c) = host.conn.as_mut() {
                         c.last_heard = Instant::now();
@@ -285,13 +329,13 @@ impl Fleet {
             Command::Manifests { result, source } => self.manifests(result, &source)?,
             Command::Tick => self.tick()?,
             Command::Hosts { reply } => {
-                let views = self.hosts.values().map(Host::view).collect();
+                let views = self.hosts.values().map(|h| self.view(h)).collect();
                 let _ = reply.send((views, self.manifest_errors.clone()));
             }
             Command::Follow { hosts, reply } => {
                 // Subscribing and reading the current drift in one step: nothing falls between.
                 let rx = self.events.subscribe();
-                let now = now_ms();
+                let now = self.now();
                 let current = self
                     .hosts
                     .values()
@@ -316,6 +360,24 @@ impl Fleet {
                 );
             }
             Command::Diff { host, path, reply } => self.diff(&host, &path, reply),
+            Command::Ack { req, reply } => {
+                let _ = reply.send(self.acknowledge(req)?);
+            }
+            Command::RevokeAck {
+                host,
+                resource,
+                reply,
+            } => {
+                let found = self.revoke(&host, &resource, EventKind::AckRevoked)?;
+                let _ = reply.send(if found {
+                    Ok(())
+                } else {
+                    Err(format!("no acknowledgement for {resource} on {host}"))
+                });
+            }
+            Command::ListAcks { reply } => {
+                let _ = reply.send(self.acks.all());
+            }
             Command::Content { conn, id, result } => {
                 if let Some(p) = self.pending_content.remove(&id).filter(|p| p.conn == conn) {
                     let _ = p.reply.send(result.map(|actual| DiffContent {
@@ -391,6 +453,82 @@ impl Fleet {
         );
     }
 
+    fn view(&self, host: &Host) -> HostView {
+        let mut view = host.view();
+        view.acks = self.acks.of_host(&host.info.host_id);
+        view
+    }
+
+    fn acknowledge(&mut self, req: AckRequest) -> Result<Result<Ack, String>, StoreError> {
+        let Some(host) = self.hosts.get(&req.host) else {
+            return Ok(Err(format!(
+                "no host {:?} is known to this controller",
+                req.host
+            )));
+        };
+        if !host
+            .drift
+            .values()
+            .flatten()
+            .any(|d| d.resource == req.resource)
+        {
+            return Ok(Err(format!(
+                "{} has no open drift on {}",
+                req.host, req.resource
+            )));
+        }
+        let now = self.now();
+        if req.expires_ms.is_some_and(|e| e <= now) {
+            return Ok(Err("the expiry is in the past".into()));
+        }
+        let ack = Ack {
+            host_id: req.host,
+            resource: req.resource,
+            reason: req.reason,
+            by: req.by,
+            at_ms: now,
+            expires_ms: req.expires_ms,
+        };
+        let event = self.store.put_ack(&ack)?;
+        let _ = self.events.send(event);
+        self.acks.put(ack.clone());
+        Ok(Ok(ack))
+    }
+
+    fn revoke(&mut self, host: &str, resource: &str, kind: EventKind) -> Result<bool, StoreError> {
+        let Some(ack) = self.acks.remove(host, resource) else {
+            return Ok(false);
+        };
+        let event = self.store.drop_ack(&ack, self.now(), kind)?;
+        let _ = self.events.send(event);
+        Ok(true)
+    }
+
+    /// An acknowledgement covers the drift it was given for: once the resource has no open
+    /// drift any more, it ends (a new drift there later is not pre-approved).
+    fn release_acks(&mut self, host_id: &str) -> Result<(), StoreError> {
+        let Some(host) = self.hosts.get(host_id) else {
+            return Ok(());
+        };
+        let done: Vec<String> = self
+            .acks
+            .of_host(host_id)
+            .into_iter()
+            .filter(|a| {
+                !host
+                    .drift
+                    .values()
+                    .flatten()
+                    .any(|d| d.resource == a.resource)
+            })
+            .map(|a| a.resource)
+            .collect();
+        for resource in done {
+            self.revoke(host_id, &resource, EventKind::AckRevoked)?;
+        }
+        Ok(())
+    }
+
     fn host_of(&mut self, conn: u64) -> Option<&mut Host> {
         let id = self.conn_host.get(&conn)?;
         self.hosts
@@ -406,7 +544,7 @@ impl Fleet {
     ) -> Result<(), StoreError> {
         let conn = self.next_conn;
         self.next_conn += 1;
-        let now = now_ms();
+        let now = self.now();
         let desired = self.manifests.desired_for(&info.identity());
         let host = self
             .hosts
@@ -486,13 +624,14 @@ impl Fleet {
         seq: u64,
         states: Vec<(String, Observation)>,
     ) -> Result<(), StoreError> {
+        let now = self.now();
         let Some(host) = self.host_of(conn) else {
             return Ok(());
         };
         if let Some(c) = host.conn.as_mut() {
             c.last_heard = Instant::now();
         }
-        host.last_seen_ms = now_ms();
+        host.last_seen_ms = now;
         if generation != host.generation {
             // State for an older plan: the agent sends a fresh snapshot for the new one.
             tracing::debug!(host = %host.info.host_id, generation, current = host.generation, "state for an old plan ignored");
@@ -528,10 +667,10 @@ impl Fleet {
     /// Re-evaluates the given declared paths of one host, records what changed and tells
     /// followers.
     fn evaluate(&mut self, host_id: &str, paths: &[String]) -> Result<(), StoreError> {
+        let now = self.now();
         let Some(host) = self.hosts.get_mut(host_id) else {
             return Ok(());
         };
-        let now = now_ms();
         let mut opened: Vec<(String, DriftRecord)> = Vec::new();
         let mut changed: Vec<(String, DriftRecord)> = Vec::new();
         let mut resolved: Vec<DriftRecord> = Vec::new();
@@ -585,6 +724,7 @@ impl Fleet {
             }
             let _ = self.events.send(e);
         }
+        self.release_acks(host_id)?;
         Ok(())
     }
 
@@ -603,7 +743,7 @@ impl Fleet {
         self.store.touch_hosts(&[(&id, host.last_seen_ms)])?;
         let event = self
             .store
-            .host_event(&id, now_ms(), EventKind::HostOffline)?;
+            .host_event(&id, self.now(), EventKind::HostOffline)?;
         let _ = self.events.send(event);
         Ok(())
     }
@@ -613,12 +753,13 @@ impl Fleet {
         result: Result<ManifestSet, Vec<Diagnostic>>,
         source: &str,
     ) -> Result<(), StoreError> {
+        let now = self.now();
         let record = |summary: String| DriftRecord {
             resource: "manifests".into(),
             attribute: "set".into(),
             expected: String::new(),
             actual: summary,
-            since_ms: now_ms(),
+            since_ms: now,
             declared_at: source.to_owned(),
         };
         let set = match result {
@@ -639,7 +780,7 @@ impl Fleet {
                 );
                 let event = self.store.log(
                     "",
-                    now_ms(),
+                    self.now(),
                     EventKind::ManifestsRejected,
                     Some(&record(summary)),
                 )?;
@@ -650,7 +791,7 @@ impl Fleet {
         let summary = format!("{} manifests in force", set.manifests().len());
         let event = self.store.log(
             "",
-            now_ms(),
+            self.now(),
             EventKind::ManifestsAccepted,
             Some(&record(summary)),
         )?;
@@ -685,6 +826,13 @@ impl Fleet {
     }
 
     fn tick(&mut self) -> Result<(), StoreError> {
+        for ack in self.acks.take_expired(self.now()) {
+            tracing::info!(host = %ack.host_id, resource = %ack.resource, "acknowledgement expired; the drift counts again");
+            let event = self
+                .store
+                .drop_ack(&ack, self.now(), EventKind::AckExpired)?;
+            let _ = self.events.send(event);
+        }
         // Agents that never answered a content request: give up (the caller has timed out).
         self.pending_content
             .retain(|_, p| p.since.elapsed() < Duration::from_secs(30));
@@ -742,3 +890,6 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,9 +7,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::identity::Auth;
+use super::identity::{Auth, Peer};
 use super::wire;
-use crate::fleet::{Command, FleetHandle};
+use crate::fleet::{AckRequest, Command, FleetHandle};
 
 const DEFAULT_HISTORY: u32 = 1000;
 /// How long an agent has to send a file's content for a diff.
@@ -74,6 +74,7 @@ impl QueryService for QueryApi {
             .iter()
             .filter(|h| wanted.is_empty() || wanted.contains(&h.info.host_id))
             .map(|h| v1::HostDrift {
+                acks: h.acks.iter().map(wire::ack_to_proto).collect(),
                 host: Some(wire::host_to_proto(h)),
                 drift: h.drift.iter().map(wire::drift_to_proto).collect(),
             })
@@ -172,6 +173,74 @@ impl QueryService for QueryApi {
             unified_diff(&r.path, &content.desired, &content.actual)
         };
         Ok(Response::new(v1::GetDiffResponse { diff, identical }))
+    }
+
+    async fn acknowledge(
+        &self,
+        request: Request<v1::AcknowledgeRequest>,
+    ) -> Result<Response<v1::Acknowledgement>, Status> {
+        let by = match self.auth.peer(&request)? {
+            None => "local".to_owned(),
+            Some(Peer::Operator(name)) => name,
+            Some(_) => {
+                return Err(Status::permission_denied(
+                    "only operator certificates may acknowledge drift",
+                ));
+            }
+        };
+        let r = request.into_inner();
+        if r.reason.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "an acknowledgement needs a reason",
+            ));
+        }
+        let req = AckRequest {
+            host: r.host_id,
+            resource: r.resource,
+            reason: r.reason,
+            by,
+            expires_ms: (r.expires_ms > 0).then_some(r.expires_ms),
+        };
+        let ack = self
+            .fleet
+            .ask(|reply| Command::Ack { req, reply })
+            .await
+            .map_err(stopped)?
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(wire::ack_to_proto(&ack)))
+    }
+
+    async fn revoke_ack(
+        &self,
+        request: Request<v1::RevokeAckRequest>,
+    ) -> Result<Response<v1::RevokeAckResponse>, Status> {
+        self.auth.require_operator(&request)?;
+        let r = request.into_inner();
+        self.fleet
+            .ask(|reply| Command::RevokeAck {
+                host: r.host_id,
+                resource: r.resource,
+                reply,
+            })
+            .await
+            .map_err(stopped)?
+            .map_err(Status::not_found)?;
+        Ok(Response::new(v1::RevokeAckResponse {}))
+    }
+
+    async fn list_acks(
+        &self,
+        request: Request<v1::ListAcksRequest>,
+    ) -> Result<Response<v1::ListAcksResponse>, Status> {
+        self.auth.require_operator(&request)?;
+        let acks = self
+            .fleet
+            .ask(|reply| Command::ListAcks { reply })
+            .await
+            .map_err(stopped)?;
+        Ok(Response::new(v1::ListAcksResponse {
+            acks: acks.iter().map(wire::ack_to_proto).collect(),
+        }))
     }
 }
 

@@ -246,6 +246,9 @@ pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
         EventKind::HostOffline => v1::DriftEventKind::HostOffline,
         EventKind::ManifestsAccepted => v1::DriftEventKind::ManifestsAccepted,
         EventKind::ManifestsRejected => v1::DriftEventKind::ManifestsRejected,
+        EventKind::Acknowledged => v1::DriftEventKind::Acknowledged,
+        EventKind::AckRevoked => v1::DriftEventKind::AckRevoked,
+        EventKind::AckExpired => v1::DriftEventKind::AckExpired,
     };
     v1::DriftEvent {
         id: e.id,
@@ -253,5 +256,16 @@ pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
         host_id: e.host_id.clone(),
         kind: kind as i32,
         item: e.item.as_ref().map(drift_to_proto),
+    }
+}
+
+pub(crate) fn ack_to_proto(a: &crate::model::Ack) -> v1::Acknowledgement {
+    v1::Acknowledgement {
+        host_id: a.host_id.clone(),
+        resource: a.resource.clone(),
+        reason: a.reason.clone(),
+        by: a.by.clone(),
+        at_ms: a.at_ms,
+        expires_ms: a.expires_ms.unwrap_or(0),
     }
 }

@@ -1,0 +1,158 @@
+//! The fleet in-process with a clock the test moves: acknowledgements, their expiry and end.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::*;
+use crate::drift::{Kind, Observed};
+use crate::manifest::load::load_dir;
+use crate::model::HostStatus;
+
+const MANIFEST: &str = "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n";
+
+fn file(mode: u32) -> Observation {
+    Observation::File(Observed {
+        kind: Kind::File,
+        link_target: None,
+        resolved_kind: Kind::File,
+        mode,
+        uid: 0,
+        gid: 0,
+        owner: None,
+        group: None,
+        sha256: None,
+        contains: vec![],
+        entries: vec![],
+        error: None,
+    })
+}
+
+#[test]
+fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("m.yaml"), MANIFEST).expect("write");
+    let set = load_dir(dir.path()).expect("valid");
+    let store = Store::open(&dir.path().join("data")).expect("store");
+    let time = Arc::new(AtomicI64::new(1_000_000));
+    let clock = time.clone();
+    let fleet = Fleet::new(store, set, Duration::from_secs(3600))
+        .expect("fleet")
+        .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
+    let (fleet, thread) = fleet.spawn().expect("spawn");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (out, mut rx) = mpsc::channel(64);
+        let info = HostInfo {
+            host_id: "h".into(),
+            ..Default::default()
+        };
+        let conn = fleet
+            .ask(|reply| Command::Connect { info, out, reply })
+            .await
+            .expect("connect");
+        let Some(ToAgent::Plan { generation, .. }) = rx.recv().await else {
+            panic!("a plan")
+        };
+        let state = |mode, seq, snapshot| Command::State {
+            conn,
+            snapshot,
+            generation,
+            seq,
+            states: vec![("/etc/a".into(), file(mode))],
+        };
+        fleet.send(state(0o100600, 1, true)).await.expect("send");
+        let ack = |resource: &str, expires_ms| {
+            let req = AckRequest {
+                host: "h".into(),
+                resource: resource.into(),
+                reason: "change window".into(),
+                by: "alice".into(),
+                expires_ms,
+            };
+            let f = fleet.clone();
+            async move {
+                f.ask(|reply| Command::Ack { req, reply })
+                    .await
+                    .expect("fleet")
+            }
+        };
+        let list = || {
+            let f = fleet.clone();
+            async move {
+                f.ask(|reply| Command::ListAcks { reply })
+                    .await
+                    .expect("fleet")
+            }
+        };
+
+        assert_eq!(
+            ack("file:/etc/zzz", None).await.err().as_deref(),
+            Some("h has no open drift on file:/etc/zzz")
+        );
+        assert_eq!(
+            ack("file:/etc/a", Some(999_999)).await.err().as_deref(),
+            Some("the expiry is in the past")
+        );
+        let made = ack("file:/etc/a", Some(1_000_500))
+            .await
+            .expect("acknowledged");
+        assert_eq!((made.by.as_str(), made.at_ms), ("alice", 1_000_000));
+        let (views, _) = fleet
+            .ask(|reply| Command::Hosts { reply })
+            .await
+            .expect("hosts");
+        assert_eq!(
+            views[0].acks.len(),
+            1,
+            "the view carries the acknowledgement"
+        );
+        assert_eq!(
+            views[0].status,
+            HostStatus::Drifted,
+            "acknowledged drift stays visible"
+        );
+
+        // Time passes the expiry: the next tick ends it.
+        time.store(1_000_499, Ordering::SeqCst);
+        fleet.send(Command::Tick).await.expect("tick");
+        assert_eq!(list().await.len(), 1);
+        time.store(1_000_500, Ordering::SeqCst);
+        fleet.send(Command::Tick).await.expect("tick");
+        assert!(list().await.is_empty(), "expired");
+
+        // An acknowledgement ends when its drift resolves.
+        ack("file:/etc/a", None).await.expect("acknowledged again");
+        fleet.send(state(0o100644, 2, false)).await.expect("send");
+        assert!(
+            list().await.is_empty(),
+            "resolved drift releases its acknowledgement"
+        );
+
+        let history = fleet
+            .ask(|reply| Command::History {
+                host: Some("h".into()),
+                limit: 100,
+                reply,
+            })
+            .await
+            .expect("fleet")
+            .expect("history");
+        let kinds: Vec<&str> = history.iter().rev().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "host_online",
+                "opened",
+                "acknowledged",
+                "ack_expired",
+                "acknowledged",
+                "resolved",
+                "ack_revoked"
+            ]
+        );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
