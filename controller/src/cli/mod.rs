@@ -86,6 +86,13 @@ pub enum Command {
     /// The tamper-evident event log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print a shell completion script (e.g. `plumb completions bash > /etc/bash_completion.d/plumb`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `plumb man | man -l -`.
+    Man,
 }
 
 #[derive(ClapArgs)]
@@ -233,6 +240,19 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         Command::Audit(AuditCommand::Verify { data, output }) => {
             return audit_verify(&data, output);
         }
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            let mut cmd = <Args as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "plumb", &mut out);
+            emit(&String::from_utf8_lossy(&out))?;
+            return Ok(exit::OK);
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Args as clap::CommandFactory>::command()).render(&mut out)?;
+            emit(&String::from_utf8_lossy(&out))?;
+            return Ok(exit::OK);
+        }
         other => other,
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -258,9 +278,11 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 query::diff(&query, &host, &path, query.output).await
             }
             Command::Ack(args) => query::ack(args).await,
-            Command::Manifests(_) | Command::Certs(_) | Command::Audit(_) => {
-                unreachable!("handled above")
-            }
+            Command::Manifests(_)
+            | Command::Certs(_)
+            | Command::Audit(_)
+            | Command::Completions { .. }
+            | Command::Man => unreachable!("handled above"),
         }
     })
 }
