@@ -246,7 +246,7 @@ fn an_unchained_log_is_chained_on_upgrade() {
     Connection::open(dir.path().join("plumb.db"))
         .expect("raw open")
         .execute_batch(
-            "UPDATE events SET prev_hash = '', hash = ''; DROP TABLE audit_head;
+            "UPDATE events SET prev_hash = '', hash = ''; DROP TABLE audit_head; DROP TABLE acks;
              ALTER TABLE events DROP COLUMN prev_hash; ALTER TABLE events DROP COLUMN hash; PRAGMA user_version = 1;",
         )
         .expect("downgrade to version 1");
