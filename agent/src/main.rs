@@ -17,6 +17,9 @@ struct Args {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: cli::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,7 +91,7 @@ struct RunArgs {
 fn main() {
     let args: Args = cli::parse_args();
     plumb_agent::tls::install_crypto_provider();
-    cli::init_logging(args.verbose);
+    cli::init_logging(args.verbose, args.log_format);
     let code = match run(args.command) {
         Ok(()) => exit::OK,
         Err(e) => {

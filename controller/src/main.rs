@@ -6,7 +6,7 @@ use plumb_controller::cli::{Args, run};
 fn main() {
     let args: Args = cli::parse_args();
     plumb_agent::tls::install_crypto_provider();
-    cli::init_logging(args.verbose);
+    cli::init_logging(args.verbose, args.log_format);
     let code = match run(args.command) {
         Ok(code) => code,
         Err(e) => {

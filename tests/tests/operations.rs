@@ -510,3 +510,19 @@ fn acknowledged_drift_is_shown_but_does_not_fail_drift() {
         "{events:?}"
     );
 }
+
+#[test]
+fn logs_can_be_json_for_collectors() {
+    let (tmp, c) = setup(MOTD);
+    let mut cmd = Command::new(bin("plumb-agent"));
+    cmd.arg("--log-format").arg("json");
+    let agent = start_agent_with(cmd, &c.url, "h1", &tmp.path().join("root"), &[]);
+    let line = wait_for("a JSON log line", || {
+        agent.stderr().lines().find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v["level"].is_string())
+        })
+    });
+    assert!(line["fields"]["message"].is_string(), "{line}");
+}

@@ -33,6 +33,9 @@ pub struct Args {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: plumb_agent::cli::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

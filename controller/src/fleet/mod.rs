@@ -796,7 +796,7 @@ impl Fleet {
             Some(&record(summary)),
         )?;
         let _ = self.events.send(event);
-        tracing::info!(manifests = set.manifests().len(), "manifests reloaded");
+        tracing::info!(manifests = set.manifests().len(), "manifest set in force");
         self.manifests = set;
         self.manifest_errors.clear();
         let ids: Vec<String> = self.hosts.keys().cloned().collect();
