@@ -80,6 +80,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
     let cfg = ServeConfig {
         tls: None,
         insecure_plaintext: false,
+        metrics: None,
         reload_now,
         listen: args.listen,
         manifests: manifests.clone(),

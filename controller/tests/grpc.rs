@@ -22,6 +22,7 @@ async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running)
     let cfg = ServeConfig {
         tls: None,
         insecure_plaintext: false,
+        metrics: None,
         reload_now: Default::default(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         manifests,

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 
 use plumb_tests::{
     Controller, DEADLINE, Proc, bin, is_root, sha256, start_agent, start_agent_with, wait_for,
+    write_tree,
 };
 
 fn setup(manifest: &str) -> (tempfile::TempDir, Controller) {
@@ -525,4 +526,91 @@ fn logs_can_be_json_for_collectors() {
         })
     });
     assert!(line["fields"]["message"].is_string(), "{line}");
+}
+
+/// Scrapes `/metrics` over HTTP and parses it as Prometheus text exposition.
+fn scrape(addr: &str) -> std::collections::BTreeMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains("text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let mut samples = std::collections::BTreeMap::new();
+    for line in body.lines() {
+        if line.starts_with('#') {
+            assert!(
+                line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                "{line}"
+            );
+            continue;
+        }
+        let (name, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        samples.insert(name.to_owned(), value);
+    }
+    samples
+}
+
+#[test]
+fn metrics_are_served_as_prometheus_text() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let m = tmp.path().join("manifests");
+    fs::create_dir_all(&m).expect("mkdir");
+    fs::write(m.join("all.yaml"), MOTD).expect("write");
+    let root = tmp.path().join("root");
+    write_tree(&root, &[("etc/motd", "other\n")]);
+    let c = Controller::start_with(
+        &m,
+        &tmp.path().join("data"),
+        "127.0.0.1:0",
+        &["--metrics-listen", "127.0.0.1:0"],
+        "http",
+    );
+    let addr = wait_for("the metrics address", || {
+        c.proc.stderr().lines().find_map(|l| {
+            l.strip_prefix("plumb: metrics on http://")
+                .map(|r| r.trim_end_matches("/metrics").to_owned())
+        })
+    });
+    let _agent = start_agent(&c.url, "h1", &root, &[]);
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"other\n"),
+        )],
+    );
+    let samples = scrape(&addr);
+    assert_eq!(
+        samples.get("plumb_hosts{status=\"drifted\"}"),
+        Some(&1.0),
+        "{samples:?}"
+    );
+    assert_eq!(samples.get("plumb_drift_open"), Some(&1.0));
+    assert_eq!(samples.get("plumb_agent_streams"), Some(&1.0));
+    assert_eq!(
+        samples.get("plumb_events_total{kind=\"opened\"}"),
+        Some(&1.0)
+    );
+    assert!(
+        samples
+            .get("plumb_evaluation_seconds_count")
+            .is_some_and(|n| *n >= 1.0)
+    );
+    assert_eq!(
+        samples.get("plumb_evaluation_seconds_bucket{le=\"+Inf\"}"),
+        samples.get("plumb_evaluation_seconds_count")
+    );
 }

@@ -219,6 +219,9 @@ pub struct ServeArgs {
     /// The CA whose agent and operator certificates are accepted.
     #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Listen on a non-loopback address without TLS. Anyone who reaches it can report as any
     /// host and read the fleet.
     #[arg(long)]
@@ -314,6 +317,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let cfg = ServeConfig {
         tls,
         insecure_plaintext: args.insecure_plaintext,
+        metrics: args.metrics_listen,
         reload_now,
         listen: args.listen,
         manifests: args.manifests,
@@ -323,6 +327,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let running = server::start(cfg, shutdown).await?;
     // One line on stderr that scripts (and the end-to-end tests) can wait for.
     eprintln!("plumb: listening on {}", running.addr);
+    if let Some(m) = running.metrics_addr {
+        eprintln!("plumb: metrics on http://{m}/metrics");
+    }
     running.wait().await?;
     Ok(exit::OK)
 }

@@ -138,6 +138,10 @@ pub enum Command {
     ListAcks {
         reply: oneshot::Sender<Vec<Ack>>,
     },
+    /// The Prometheus text exposition of the fleet's metrics.
+    Metrics {
+        reply: oneshot::Sender<String>,
+    },
     /// An agent's answer to a content request.
     Content {
         conn: u64,
@@ -192,6 +196,15 @@ pub struct Fleet {
     acks: Acks,
     /// Milliseconds since the epoch; replaceable so tests can move time.
     clock: Clock,
+    metrics: FleetMetrics,
+}
+
+/// What the fleet counts for `/metrics`.
+#[derive(Default)]
+struct FleetMetrics {
+    events: BTreeMap<&'static str, u64>,
+    evaluation: crate::server::metrics::Histogram,
+    store: crate::server::metrics::Histogram,
 }
 
 /// The fleet's source of time.
@@ -253,6 +266,7 @@ impl Fleet {
             next_content: 1,
             acks: Acks::new(store_acks),
             clock: Arc::new(now_ms),
+            metrics: FleetMetrics::default(),
         })
     }
 
@@ -299,7 +313,13 @@ impl Fleet {
                 generation,
                 seq,
                 states,
-            } => self.state(conn, snapshot, generation, seq, states)?,
+            } => {
+                let started = Instant::now();
+                self.state(conn, snapshot, generation, seq, states)?;
+                self.metrics
+                    .evaluation
+                    .observe(started.elapsed().as_secs_f64());
+            }
             Command::Coverage { conn, mut coverage } => {
                 let now = self.now();
                 if let Some(host) = self.host_of(conn) {
@@ -374,6 +394,9 @@ impl Fleet {
                 } else {
                     Err(format!("no acknowledgement for {resource} on {host}"))
                 });
+            }
+            Command::Metrics { reply } => {
+                let _ = reply.send(self.render_metrics());
             }
             Command::ListAcks { reply } => {
                 let _ = reply.send(self.acks.all());
@@ -453,6 +476,55 @@ impl Fleet {
         );
     }
 
+    /// Tells followers, and counts the event.
+    fn publish(&mut self, event: Event) {
+        *self.metrics.events.entry(event.kind.as_str()).or_default() += 1;
+        let _ = self.events.send(event);
+    }
+
+    fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let mut by_status: BTreeMap<&str, u64> =
+            ["in_sync", "drifted", "degraded", "offline", "unknown"]
+                .into_iter()
+                .map(|s| (s, 0))
+                .collect();
+        for h in self.hosts.values() {
+            *by_status.entry(h.status().as_str()).or_default() += 1;
+        }
+        out.push_str("# HELP plumb_hosts Hosts known to the controller, by status.\n# TYPE plumb_hosts gauge\n");
+        for (status, n) in &by_status {
+            out.push_str(&format!("plumb_hosts{{status=\"{status}\"}} {n}\n"));
+        }
+        let open: usize = self
+            .hosts
+            .values()
+            .map(|h| h.drift.values().map(Vec::len).sum::<usize>())
+            .sum();
+        let streams = self.hosts.values().filter(|h| h.conn.is_some()).count();
+        out.push_str(&format!(
+            "# HELP plumb_drift_open Open drift items.\n# TYPE plumb_drift_open gauge\nplumb_drift_open {open}\n\
+             # HELP plumb_agent_streams Connected agent streams.\n# TYPE plumb_agent_streams gauge\nplumb_agent_streams {streams}\n\
+             # HELP plumb_acknowledgements Acknowledgements in force.\n# TYPE plumb_acknowledgements gauge\nplumb_acknowledgements {}\n",
+            self.acks.all().len()
+        ));
+        out.push_str("# HELP plumb_events_total Events recorded since the controller started.\n# TYPE plumb_events_total counter\n");
+        for (kind, n) in &self.metrics.events {
+            out.push_str(&format!("plumb_events_total{{kind=\"{kind}\"}} {n}\n"));
+        }
+        self.metrics.evaluation.render(
+            "plumb_evaluation_seconds",
+            "Time to evaluate and record one agent message.",
+            &mut out,
+        );
+        self.metrics.store.render(
+            "plumb_store_seconds",
+            "Time of one store transaction recording drift.",
+            &mut out,
+        );
+        out
+    }
+
     fn view(&self, host: &Host) -> HostView {
         let mut view = host.view();
         view.acks = self.acks.of_host(&host.info.host_id);
@@ -490,7 +562,7 @@ impl Fleet {
             expires_ms: req.expires_ms,
         };
         let event = self.store.put_ack(&ack)?;
-        let _ = self.events.send(event);
+        self.publish(event);
         self.acks.put(ack.clone());
         Ok(Ok(ack))
     }
@@ -500,7 +572,7 @@ impl Fleet {
             return Ok(false);
         };
         let event = self.store.drop_ack(&ack, self.now(), kind)?;
-        let _ = self.events.send(event);
+        self.publish(event);
         Ok(true)
     }
 
@@ -579,10 +651,10 @@ impl Fleet {
         let event = self
             .store
             .host_event(&host.info.host_id, now, EventKind::HostOnline)?;
-        let _ = self.events.send(event);
         tracing::info!(host = %host.info.host_id, manifests = ?host.desired.manifests, "agent connected");
-        let _ = reply.send(conn);
         let id = host.info.host_id.clone();
+        self.publish(event);
+        let _ = reply.send(conn);
         self.send_plan(&id);
         Ok(())
     }
@@ -717,12 +789,14 @@ impl Fleet {
         if changes.is_empty() && obs_refs.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         let events = self.store.record(host_id, now, &obs_refs, &changes)?;
+        self.metrics.store.observe(started.elapsed().as_secs_f64());
         for e in events {
             if let Some(item) = &e.item {
                 tracing::info!(host = %host_id, event = %e.kind, resource = %item.resource, attribute = %item.attribute, expected = %item.expected, actual = %item.actual, "drift");
             }
-            let _ = self.events.send(e);
+            self.publish(e);
         }
         self.release_acks(host_id)?;
         Ok(())
@@ -744,7 +818,7 @@ impl Fleet {
         let event = self
             .store
             .host_event(&id, self.now(), EventKind::HostOffline)?;
-        let _ = self.events.send(event);
+        self.publish(event);
         Ok(())
     }
 
@@ -784,7 +858,7 @@ impl Fleet {
                     EventKind::ManifestsRejected,
                     Some(&record(summary)),
                 )?;
-                let _ = self.events.send(event);
+                self.publish(event);
                 return Ok(());
             }
         };
@@ -795,7 +869,7 @@ impl Fleet {
             EventKind::ManifestsAccepted,
             Some(&record(summary)),
         )?;
-        let _ = self.events.send(event);
+        self.publish(event);
         tracing::info!(manifests = set.manifests().len(), "manifest set in force");
         self.manifests = set;
         self.manifest_errors.clear();
@@ -831,7 +905,7 @@ impl Fleet {
             let event = self
                 .store
                 .drop_ack(&ack, self.now(), EventKind::AckExpired)?;
-            let _ = self.events.send(event);
+            self.publish(event);
         }
         // Agents that never answered a content request: give up (the caller has timed out).
         self.pending_content

@@ -6,6 +6,7 @@ mod agent_api;
 #[cfg(test)]
 mod hostile;
 mod identity;
+pub mod metrics;
 mod query_api;
 mod reload;
 pub(crate) mod wire;
@@ -43,6 +44,8 @@ pub struct ServeConfig {
     /// `insecure_plaintext` says otherwise.
     pub tls: Option<TlsFiles>,
     pub insecure_plaintext: bool,
+    /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// PEM contents for mutual TLS.
@@ -57,6 +60,7 @@ pub struct TlsFiles {
 /// A controller that is listening.
 pub struct Running {
     pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -122,6 +126,10 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         })
         .await;
 
+    let metrics_addr = match cfg.metrics {
+        Some(a) => Some(metrics::serve(a, fleet.clone(), shutdown.clone()).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -213,5 +221,9 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         tracing::info!("controller stopped");
         result
     });
-    Ok(Running { addr, task })
+    Ok(Running {
+        addr,
+        metrics_addr,
+        task,
+    })
 }
