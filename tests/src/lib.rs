@@ -238,6 +238,17 @@ impl Controller {
         })
     }
 
+    /// `plumb <args>` whose output is JSON already, parsed.
+    pub fn json_raw(&self, args: &[&str]) -> Value {
+        let out = self.plumb(args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "plumb {args:?} printed no JSON ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
     /// The entry of `plumb drift -o json` for one host, if the controller knows it.
     pub fn host_drift(&self, host: &str) -> Option<Value> {
         let v = self.json(&["drift"]);

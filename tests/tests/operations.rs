@@ -614,3 +614,58 @@ fn metrics_are_served_as_prometheus_text() {
         samples.get("plumb_evaluation_seconds_count")
     );
 }
+
+#[test]
+fn report_of_a_scripted_history() {
+    let (_tmp, c, root, _agent) = with_agent("hi\n");
+    c.expect_drift("h1", &[]);
+    fs::write(root.join("etc/motd"), "x\n").expect("write");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"x\n"),
+        )],
+    );
+    fs::write(root.join("etc/motd"), "hi\n").expect("revert");
+    c.expect_drift("h1", &[]);
+    fs::write(root.join("etc/motd"), "y\n").expect("write");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/motd",
+            "sha256",
+            &sha256(b"hi\n"),
+            &sha256(b"y\n"),
+        )],
+    );
+
+    let v = c.json_raw(&["report", "--since", "1h"]);
+    assert_eq!(v["summary"]["incidents"], 2, "{v}");
+    assert_eq!(v["summary"]["resolved"], 1);
+    assert!(
+        v["summary"]["mean_time_to_resolve_seconds"]
+            .as_f64()
+            .is_some_and(|s| s >= 0.0)
+    );
+    let incidents = v["hosts"][0]["incidents"].as_array().expect("incidents");
+    assert!(incidents[0]["resolved"].is_string() && incidents[1]["resolved"].is_null());
+    assert_eq!(incidents[1]["actual"], sha256(b"y\n"));
+
+    let csv = String::from_utf8(c.plumb(&["report", "-o", "csv"]).stdout).expect("utf-8");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.starts_with("host,resource,attribute,expected,actual,opened,resolved"));
+    let html = String::from_utf8(c.plumb(&["report", "-o", "html"]).stdout).expect("utf-8");
+    assert!(
+        html.starts_with("<!DOCTYPE html>")
+            && html.contains("file:/etc/motd")
+            && !html.contains("<script")
+    );
+    assert_eq!(
+        code(&c.plumb(&["report", "--since", "yesterday-ish"])),
+        1,
+        "a bad time is an error"
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod output;
 mod query;
+mod report;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,6 +81,20 @@ pub enum Command {
     /// Acknowledge a resource's drift: it stays visible but no longer fails `plumb drift`,
     /// until it expires, is revoked, or resolves. `plumb ack list`, `plumb ack revoke`.
     Ack(AckArgs),
+    /// Drift incidents over a period, per host: opened, resolved, how long, acknowledged,
+    /// declared where; with the hosts in sync and the mean time to resolve.
+    Report {
+        /// Start of the period: RFC 3339 (2026-11-01T00:00:00Z) or a duration ago (7d).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// End of the period [default: now].
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        #[arg(short, long, value_enum, default_value = "json")]
+        output: report::ReportFormat,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Work with manifest files.
     #[command(subcommand)]
     Manifests(ManifestsCommand),
@@ -186,12 +201,19 @@ pub enum ManifestsCommand {
 
 #[derive(ClapArgs)]
 pub struct QueryArgs {
-    /// The controller's URL.
-    #[arg(long, env = "PLUMB_CONTROLLER", default_value = DEFAULT_CONTROLLER, value_name = "URL")]
-    pub controller: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Format,
+}
+
+/// How to reach the controller.
+#[derive(ClapArgs)]
+pub struct ConnArgs {
+    /// The controller's URL.
+    #[arg(long, env = "PLUMB_CONTROLLER", default_value = DEFAULT_CONTROLLER, value_name = "URL")]
+    pub controller: String,
     #[command(flatten)]
     pub tls: plumb_agent::cli::TlsArgs,
 }
@@ -284,6 +306,12 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                 query::diff(&query, &host, &path, query.output).await
             }
             Command::Ack(args) => query::ack(args).await,
+            Command::Report {
+                since,
+                until,
+                output,
+                conn,
+            } => query::report(&conn, since, until, output).await,
             Command::Manifests(_)
             | Command::Certs(_)
             | Command::Audit(_)

@@ -12,7 +12,7 @@ use plumb_agent::cli::exit;
 
 use super::QueryArgs;
 
-pub(super) async fn client(q: &QueryArgs) -> anyhow::Result<QueryServiceClient<Channel>> {
+pub(super) async fn client(q: &super::ConnArgs) -> anyhow::Result<QueryServiceClient<Channel>> {
     let url = q.controller.as_str();
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .with_context(|| {
@@ -177,7 +177,7 @@ fn pretty(v: &Value) -> anyhow::Result<String> {
 }
 
 pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> {
-    let resp = client(q)
+    let resp = client(&q.conn)
         .await?
         .list_hosts(v1::ListHostsRequest {})
         .await
@@ -209,7 +209,7 @@ pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> 
             if rows.is_empty() {
                 eprintln!(
                     "no hosts yet: start an agent with `plumb-agent run --controller {}`",
-                    q.controller
+                    q.conn.controller
                 );
             } else {
                 emit(&table(
@@ -235,7 +235,7 @@ pub(super) async fn drift(
     hosts: Vec<String>,
     format: Format,
 ) -> anyhow::Result<i32> {
-    let resp = client(q)
+    let resp = client(&q.conn)
         .await?
         .get_drift(v1::GetDriftRequest { hosts })
         .await
@@ -329,7 +329,7 @@ pub(super) async fn follow(
     hosts: Vec<String>,
     format: Format,
 ) -> anyhow::Result<i32> {
-    let mut stream = client(q)
+    let mut stream = client(&q.conn)
         .await?
         .watch_drift(v1::WatchDriftRequest { hosts })
         .await
@@ -368,7 +368,7 @@ pub(super) async fn history(
     limit: u32,
     format: Format,
 ) -> anyhow::Result<i32> {
-    let resp = client(q)
+    let resp = client(&q.conn)
         .await?
         .get_history(v1::GetHistoryRequest {
             host_id: host.unwrap_or_default(),
@@ -427,7 +427,7 @@ pub(super) async fn ack(args: super::AckArgs) -> anyhow::Result<i32> {
     use super::AckAction;
     match args.action {
         Some(AckAction::List { query }) => {
-            let acks = client(&query)
+            let acks = client(&query.conn)
                 .await?
                 .list_acks(v1::ListAcksRequest {})
                 .await
@@ -466,7 +466,7 @@ pub(super) async fn ack(args: super::AckArgs) -> anyhow::Result<i32> {
             resource,
             query,
         }) => {
-            client(&query)
+            client(&query.conn)
                 .await?
                 .revoke_ack(v1::RevokeAckRequest {
                     host_id: host.clone(),
@@ -489,7 +489,7 @@ pub(super) async fn ack(args: super::AckArgs) -> anyhow::Result<i32> {
                     .map_or(0, |t| t.as_millis() as i64),
                 None => 0,
             };
-            let ack = client(&args.query)
+            let ack = client(&args.query.conn)
                 .await?
                 .acknowledge(v1::AcknowledgeRequest {
                     host_id: host,
@@ -516,6 +516,60 @@ pub(super) async fn ack(args: super::AckArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// Milliseconds since the epoch for RFC 3339 or a duration ago.
+fn parse_time(s: &str) -> anyhow::Result<i64> {
+    let t = match humantime::parse_rfc3339_weak(s) {
+        Ok(t) => t,
+        Err(_) => {
+            let ago = humantime::parse_duration(s)
+                .map_err(|_| anyhow!("invalid time {s:?}; hint: RFC 3339 (2026-11-01T00:00:00Z) or a duration ago (7d)"))?;
+            std::time::SystemTime::now()
+                .checked_sub(ago)
+                .ok_or_else(|| anyhow!("{s} ago is before the epoch"))?
+        }
+    };
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64))
+}
+
+pub(super) async fn report(
+    conn: &super::ConnArgs,
+    since: Option<String>,
+    until: Option<String>,
+    format: super::report::ReportFormat,
+) -> anyhow::Result<i32> {
+    use super::report::{self as r, ReportFormat};
+    let since_ms = since.as_deref().map(parse_time).transpose()?.unwrap_or(0);
+    let until_ms = match until.as_deref() {
+        Some(t) => parse_time(t)?,
+        None => crate::fleet::now_ms() + 1,
+    };
+    anyhow::ensure!(since_ms < until_ms, "--since must be before --until");
+    let mut c = client(conn).await?;
+    let events = c
+        .get_history(v1::GetHistoryRequest {
+            host_id: String::new(),
+            limit: 100_000,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .events;
+    let hosts = c
+        .list_hosts(v1::ListHostsRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .hosts;
+    let report = r::build(events, since_ms, until_ms, &hosts);
+    emit(&match format {
+        ReportFormat::Json => pretty(&r::json(&report))?,
+        ReportFormat::Csv => r::csv(&report),
+        ReportFormat::Html => r::html(&report),
+    })?;
+    Ok(exit::OK)
+}
+
 fn ack_json(a: &v1::Acknowledgement) -> Value {
     json!({
         "host": a.host_id, "resource": a.resource, "reason": a.reason, "by": a.by,
@@ -529,7 +583,7 @@ pub(super) async fn diff(
     path: &str,
     format: Format,
 ) -> anyhow::Result<i32> {
-    let resp = client(q)
+    let resp = client(&q.conn)
         .await?
         .get_diff(v1::GetDiffRequest {
             host_id: host.to_owned(),

@@ -1,0 +1,363 @@
+//! `plumb report`: drift incidents over a period, from the event log. Building the report is
+//! pure (events in, incidents out); rendering gives JSON, CSV, or one self-contained HTML page.
+
+use std::collections::BTreeMap;
+
+use plumb_proto::v1;
+use serde_json::{Value, json};
+
+use super::output::rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Csv,
+    /// One self-contained page to open in a browser.
+    Html,
+}
+
+/// One drift from opened to resolved (or still open).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Incident {
+    pub(super) host: String,
+    pub(super) resource: String,
+    pub(super) attribute: String,
+    pub(super) expected: String,
+    pub(super) actual: String,
+    pub(super) declared_at: String,
+    pub(super) opened_ms: i64,
+    pub(super) resolved_ms: Option<i64>,
+    /// "by WHO: WHY" of an acknowledgement given while it was open.
+    pub(super) acknowledged: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Report {
+    pub(super) since_ms: i64,
+    pub(super) until_ms: i64,
+    pub(super) incidents: Vec<Incident>,
+    pub(super) hosts: usize,
+    pub(super) hosts_in_sync: usize,
+}
+
+impl Report {
+    /// Mean time to resolve, over the incidents resolved in the period.
+    pub(super) fn mttr_seconds(&self) -> Option<f64> {
+        let done: Vec<i64> = self
+            .incidents
+            .iter()
+            .filter_map(|i| Some(i.resolved_ms? - i.opened_ms))
+            .collect();
+        (!done.is_empty()).then(|| done.iter().sum::<i64>() as f64 / done.len() as f64 / 1000.0)
+    }
+}
+
+/// Incidents that overlap `[since, until)`, from events in any order.
+pub(super) fn build(
+    mut events: Vec<v1::DriftEvent>,
+    since_ms: i64,
+    until_ms: i64,
+    hosts: &[v1::Host],
+) -> Report {
+    use v1::DriftEventKind as K;
+    events.sort_by_key(|e| e.id);
+    let mut open: BTreeMap<(String, String, String), Incident> = BTreeMap::new();
+    let mut done: Vec<Incident> = Vec::new();
+    for e in &events {
+        let Some(item) = &e.item else { continue };
+        let key = (
+            e.host_id.clone(),
+            item.resource.clone(),
+            item.attribute.clone(),
+        );
+        match K::try_from(e.kind) {
+            Ok(K::Opened) => {
+                open.insert(
+                    key,
+                    Incident {
+                        host: e.host_id.clone(),
+                        resource: item.resource.clone(),
+                        attribute: item.attribute.clone(),
+                        expected: item.expected.clone(),
+                        actual: item.actual.clone(),
+                        declared_at: item.declared_at.clone(),
+                        opened_ms: e.at_ms,
+                        resolved_ms: None,
+                        acknowledged: None,
+                    },
+                );
+            }
+            Ok(K::Changed) => {
+                if let Some(i) = open.get_mut(&key) {
+                    i.actual = item.actual.clone();
+                }
+            }
+            Ok(K::Resolved) => {
+                if let Some(mut i) = open.remove(&key) {
+                    i.resolved_ms = Some(e.at_ms);
+                    done.push(i);
+                }
+            }
+            Ok(K::Acknowledged) => {
+                for i in open
+                    .values_mut()
+                    .filter(|i| i.host == e.host_id && i.resource == item.resource)
+                {
+                    i.acknowledged = Some(format!("by {}: {}", item.expected, item.actual));
+                }
+            }
+            _ => {}
+        }
+    }
+    done.extend(open.into_values());
+    let mut incidents: Vec<Incident> = done
+        .into_iter()
+        .filter(|i| i.opened_ms < until_ms && i.resolved_ms.is_none_or(|r| r > since_ms))
+        .collect();
+    incidents.sort_by(|a, b| {
+        (&a.host, a.opened_ms, &a.resource).cmp(&(&b.host, b.opened_ms, &b.resource))
+    });
+    Report {
+        since_ms,
+        until_ms,
+        incidents,
+        hosts: hosts.len(),
+        hosts_in_sync: hosts
+            .iter()
+            .filter(|h| h.status == v1::HostStatus::InSync as i32)
+            .count(),
+    }
+}
+
+fn duration(i: &Incident) -> Option<f64> {
+    Some((i.resolved_ms? - i.opened_ms) as f64 / 1000.0)
+}
+
+pub(super) fn json(r: &Report) -> Value {
+    let mut by_host: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for i in &r.incidents {
+        by_host.entry(&i.host).or_default().push(json!({
+            "resource": i.resource, "attribute": i.attribute, "expected": i.expected, "actual": i.actual,
+            "opened": rfc3339(i.opened_ms, true), "resolved": i.resolved_ms.and_then(|m| rfc3339(m, true)),
+            "duration_seconds": duration(i), "acknowledged": i.acknowledged, "declared_at": i.declared_at,
+        }));
+    }
+    json!({
+        "since": rfc3339(r.since_ms, true),
+        "until": rfc3339(r.until_ms, true),
+        "summary": {
+            "hosts": r.hosts,
+            "hosts_in_sync": r.hosts_in_sync,
+            "incidents": r.incidents.len(),
+            "resolved": r.incidents.iter().filter(|i| i.resolved_ms.is_some()).count(),
+            "mean_time_to_resolve_seconds": r.mttr_seconds(),
+        },
+        "hosts": by_host.into_iter().map(|(h, i)| json!({"host": h, "incidents": i})).collect::<Vec<_>>(),
+    })
+}
+
+const COLUMNS: [&str; 10] = [
+    "host",
+    "resource",
+    "attribute",
+    "expected",
+    "actual",
+    "opened",
+    "resolved",
+    "duration_seconds",
+    "acknowledged",
+    "declared_at",
+];
+
+fn row(i: &Incident) -> [String; 10] {
+    [
+        i.host.clone(),
+        i.resource.clone(),
+        i.attribute.clone(),
+        i.expected.clone(),
+        i.actual.clone(),
+        rfc3339(i.opened_ms, false).unwrap_or_default(),
+        i.resolved_ms
+            .and_then(|m| rfc3339(m, false))
+            .unwrap_or_default(),
+        duration(i).map(|d| format!("{d:.3}")).unwrap_or_default(),
+        i.acknowledged.clone().unwrap_or_default(),
+        i.declared_at.clone(),
+    ]
+}
+
+/// RFC 4180: fields with commas, quotes or line breaks are quoted, quotes doubled.
+pub(super) fn csv(r: &Report) -> String {
+    let field = |f: &str| {
+        if f.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", f.replace('"', "\"\""))
+        } else {
+            f.to_owned()
+        }
+    };
+    let mut out = COLUMNS.join(",") + "\r\n";
+    for i in &r.incidents {
+        out.push_str(
+            &row(i)
+                .iter()
+                .map(|f| field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One self-contained page: inline style, no scripts, nothing fetched.
+pub(super) fn html(r: &Report) -> String {
+    let period = format!(
+        "{} to {}",
+        rfc3339(r.since_ms, false).unwrap_or_else(|| "the beginning".into()),
+        rfc3339(r.until_ms, false).unwrap_or_default()
+    );
+    let mttr = r
+        .mttr_seconds()
+        .map_or("n/a".into(), |s| format!("{s:.1} s"));
+    let mut rows = String::new();
+    for i in &r.incidents {
+        rows.push_str("<tr>");
+        for f in row(i) {
+            rows.push_str(&format!("<td>{}</td>", esc(&f)));
+        }
+        rows.push_str("</tr>\n");
+    }
+    let head: String = COLUMNS
+        .iter()
+        .map(|c| format!("<th>{}</th>", esc(&c.replace('_', " "))))
+        .collect();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>plumb drift report</title>\n\
+         <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;font-size:0.9em}}\
+         th,td{{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left;vertical-align:top}}th{{background:#f3f3f3}}\
+         .summary td{{border:none;padding:0.1em 1em 0.1em 0}}</style></head>\n<body>\n<h1>Drift report</h1>\n<p>{}</p>\n\
+         <table class=\"summary\"><tr><td>Hosts</td><td>{}</td></tr><tr><td>Hosts in sync now</td><td>{}</td></tr>\
+         <tr><td>Incidents</td><td>{}</td></tr><tr><td>Mean time to resolve</td><td>{}</td></tr></table>\n\
+         <h2>Incidents</h2>\n<table>\n<tr>{head}</tr>\n{rows}</table>\n</body></html>\n",
+        esc(&period),
+        r.hosts,
+        r.hosts_in_sync,
+        r.incidents.len(),
+        esc(&mttr),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(
+        id: i64,
+        at_ms: i64,
+        kind: v1::DriftEventKind,
+        attribute: &str,
+        actual: &str,
+    ) -> v1::DriftEvent {
+        v1::DriftEvent {
+            id,
+            at_ms,
+            host_id: "web-1".into(),
+            kind: kind as i32,
+            item: Some(v1::DriftItem {
+                resource: "file:/etc/a".into(),
+                attribute: attribute.into(),
+                expected: if kind == v1::DriftEventKind::Acknowledged {
+                    "alice".into()
+                } else {
+                    "0644".into()
+                },
+                actual: actual.into(),
+                since_ms: at_ms,
+                declared_at: "m.yaml:4".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn incidents_from_a_scripted_history() {
+        use v1::DriftEventKind as K;
+        let events = vec![
+            event(4, 4_000, K::Resolved, "mode", "0600"),
+            event(1, 1_000, K::Opened, "mode", "0600"),
+            event(
+                2,
+                2_000,
+                K::Acknowledged,
+                "ack",
+                "change <window> \"CHG-1\"",
+            ),
+            event(3, 3_000, K::Changed, "mode", "0640"),
+            event(5, 5_000, K::Opened, "owner", "bob"),
+            event(6, 500, K::Opened, "group", "adm"),
+            event(7, 600, K::Resolved, "group", "adm"),
+        ];
+        let hosts = vec![v1::Host {
+            host_id: "web-1".into(),
+            status: v1::HostStatus::Drifted as i32,
+            ..Default::default()
+        }];
+        let r = build(events, 900, 10_000, &hosts);
+        type Row<'a> = (&'a str, i64, Option<i64>, Option<&'a str>, &'a str);
+        let got: Vec<Row<'_>> = r
+            .incidents
+            .iter()
+            .map(|i| {
+                (
+                    i.attribute.as_str(),
+                    i.opened_ms,
+                    i.resolved_ms,
+                    i.acknowledged.as_deref(),
+                    i.actual.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "mode",
+                    1_000,
+                    Some(4_000),
+                    Some("by alice: change <window> \"CHG-1\""),
+                    "0640"
+                ),
+                ("owner", 5_000, None, None, "bob"),
+            ],
+            "the group incident ended before the period"
+        );
+        assert_eq!(r.mttr_seconds(), Some(3.0));
+        assert_eq!((r.hosts, r.hosts_in_sync), (1, 0));
+
+        let csv = csv(&r);
+        assert_eq!(csv.lines().count(), 3);
+        assert!(
+            csv.contains("\"by alice: change <window> \"\"CHG-1\"\"\""),
+            "{csv}"
+        );
+        let html = html(&r);
+        assert!(
+            html.starts_with("<!DOCTYPE html>")
+                && html.contains("change &lt;window&gt; &quot;CHG-1&quot;")
+        );
+        assert!(
+            !html.contains("<script") && !html.contains("http://") && !html.contains("https://"),
+            "self-contained"
+        );
+        let j = json(&r);
+        assert_eq!(j["summary"]["mean_time_to_resolve_seconds"], 3.0);
+        assert_eq!(j["hosts"][0]["incidents"][0]["duration_seconds"], 3.0);
+        assert_eq!(j["hosts"][0]["incidents"][1]["resolved"], Value::Null);
+    }
+}
