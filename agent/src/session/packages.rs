@@ -63,14 +63,15 @@ impl Packages {
         dirty: &mut BTreeSet<String>,
         files: &BTreeMap<String, Request>,
     ) {
+        // A database path or an entry of a database folder (no allocation per path).
         let ours = |p: &String| {
             self.owned.contains(p)
-                || self
-                    .databases
-                    .iter()
-                    .any(|(d, _)| p == d || p.starts_with(&format!("{d}/")))
+                || self.databases.iter().any(|(d, _)| {
+                    p.strip_prefix(d)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                })
         };
-        if dirty.iter().any(ours) {
+        if dirty.iter().any(&ours) {
             self.dirty = true;
             dirty.retain(|p| !ours(p) || files.contains_key(p));
         }
@@ -88,9 +89,7 @@ impl Packages {
             Read::Settled(inv) => {
                 let names: Vec<String> = requests.iter().map(|r| r.name.clone()).collect();
                 let pending = inv.transitional(&names);
-                let observed = inv.observe(&root, &requests);
-                let owned: BTreeSet<String> =
-                    inv.owned_paths(&root, &requests).into_iter().collect();
+                let (observed, owned) = inv.observe_owned(&root, &requests);
                 Ok((pending, observed, owned))
             }
             Read::Unsettled(why) => Err(why),

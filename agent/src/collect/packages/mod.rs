@@ -11,7 +11,7 @@ mod pacman;
 mod rpm;
 mod verify;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::root::Root;
 
@@ -123,26 +123,36 @@ pub fn read(root: &Root) -> Read {
 impl Inventory {
     /// The requested packages, in request order; files are checked where asked (blocking IO).
     pub fn observe(&self, root: &Root, requests: &[PackageRequest]) -> Vec<PackageObservation> {
+        self.observe_owned(root, requests).0
+    }
+
+    /// Like `observe`, and also every file `verify_files` checked (to watch them), from the
+    /// same reading of the package managers' records.
+    pub fn observe_owned(
+        &self,
+        root: &Root,
+        requests: &[PackageRequest],
+    ) -> (Vec<PackageObservation>, BTreeSet<String>) {
         let error = (!self.errors.is_empty()).then(|| self.errors.join("; "));
-        requests
+        let mut owned = BTreeSet::new();
+        let observations = requests
             .iter()
             .map(|req| {
                 let instances = self.by_name.get(&req.name).cloned().unwrap_or_default();
-                let problems = if req.verify_files {
-                    instances
-                        .iter()
-                        .flat_map(|i| match self.problems(root, &req.name, i) {
-                            Ok(problems) => problems,
-                            Err(e) => vec![FileProblem {
-                                path: format!("(file list of {} {})", req.name, i.version),
-                                expected: "readable".into(),
-                                actual: format!("unreadable: {e}"),
-                            }],
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
+                let mut problems = Vec::new();
+                for i in instances.iter().filter(|_| req.verify_files) {
+                    match self.verify(root, &req.name, i) {
+                        Ok((found, files)) => {
+                            problems.extend(found);
+                            owned.extend(files);
+                        }
+                        Err(e) => problems.push(FileProblem {
+                            path: format!("(file list of {} {})", req.name, i.version),
+                            expected: "readable".into(),
+                            actual: format!("unreadable: {e}"),
+                        }),
+                    }
+                }
                 PackageObservation {
                     name: req.name.clone(),
                     instances,
@@ -150,43 +160,25 @@ impl Inventory {
                     problems,
                 }
             })
-            .collect()
+            .collect();
+        (observations, owned)
     }
 
-    /// Every file that `verify_files` checks for these requests (to watch them).
-    pub fn owned_paths(&self, root: &Root, requests: &[PackageRequest]) -> Vec<String> {
-        requests
-            .iter()
-            .filter(|r| r.verify_files)
-            .flat_map(|r| {
-                self.by_name
-                    .get(&r.name)
-                    .into_iter()
-                    .flatten()
-                    .map(move |i| (r, i))
-            })
-            .flat_map(|(r, i)| match i.manager {
-                "rpm" => rpm::files(root, &r.name),
-                _ => self
-                    .owned(root, &r.name, i)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(path, _)| path)
-                    .collect(),
-            })
-            .collect()
-    }
-
-    /// Owned files of one instance that differ from the package manager's record.
-    fn problems(
+    /// Owned files of one instance that differ from the package manager's record, and the
+    /// paths of all its owned files.
+    fn verify(
         &self,
         root: &Root,
         name: &str,
         instance: &Instance,
-    ) -> Result<Vec<FileProblem>, String> {
+    ) -> Result<(Vec<FileProblem>, Vec<String>), String> {
         match instance.manager {
-            "rpm" => rpm::verify(root, name),
-            _ => Ok(verify::check(root, &self.owned(root, name, instance)?)),
+            "rpm" => Ok((rpm::verify(root, name)?, rpm::files(root, name))),
+            _ => {
+                let files = self.owned(root, name, instance)?;
+                let problems = verify::check(root, &files);
+                Ok((problems, files.into_iter().map(|(path, _)| path).collect()))
+            }
         }
     }
 

@@ -223,11 +223,15 @@ fn owned_files_and_conffiles_are_checked_against_the_record() {
     };
     assert_eq!(problems(&root), [], "an intact package has no problems");
     assert_eq!(
-        settled(&root).owned_paths(&root, &[request("hello", true)]),
+        settled(&root)
+            .observe_owned(&root, &[request("hello", true)])
+            .1
+            .into_iter()
+            .collect::<Vec<_>>(),
         [
+            "/etc/hello.conf",
             "/usr/bin/hello",
-            "/usr/share/doc/hello/README",
-            "/etc/hello.conf"
+            "/usr/share/doc/hello/README"
         ]
     );
 
