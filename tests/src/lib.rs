@@ -238,6 +238,18 @@ impl Controller {
         })
     }
 
+    /// The kinds of `host`'s events (`opened`, `host_online`...), most recent first.
+    pub fn event_kinds(&self, host: &str) -> Vec<String> {
+        self.json(&["history", host])["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `plumb <args>` whose output is JSON already, parsed.
     pub fn json_raw(&self, args: &[&str]) -> Value {
         let out = self.plumb(args);

@@ -140,12 +140,7 @@ fn a_silent_agent_is_offline_with_its_last_known_drift() {
     assert_eq!(code(&c.plumb(&["drift", "h1"])), 2);
     agent.signal("CONT");
     c.expect_drift("h1", &drifted);
-    let events: Vec<String> = c.json(&["history", "h1"])["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let events = c.event_kinds("h1");
     assert!(
         events.contains(&"host_offline".to_owned()) && events.contains(&"host_online".to_owned()),
         "{events:?}"
@@ -500,12 +495,7 @@ fn acknowledged_drift_is_shown_but_does_not_fail_drift() {
         2,
         "revoked: the drift fails the check again"
     );
-    let events: Vec<String> = c.json(&["history", "h1"])["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let events = c.event_kinds("h1");
     assert!(
         events.contains(&"acknowledged".to_owned()) && events.contains(&"ack_revoked".to_owned()),
         "{events:?}"
