@@ -17,7 +17,18 @@ pub mod exit {
 /// Logs go to stderr (stdout is for data); `RUST_LOG` overrides the default level; colour only
 /// on a terminal and never with `NO_COLOR`.
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// For people.
     #[default]
@@ -41,6 +52,21 @@ pub fn init_logging(verbose: u8, format: LogFormat) {
         LogFormat::Text => builder.with_ansi(color).try_init(),
         LogFormat::Json => builder.json().with_current_span(false).try_init(),
     };
+}
+
+/// A required option given nowhere (flag, environment or configuration file): exits 64 like a
+/// usage error clap finds itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code for an error that ends a command.
+pub fn error_code(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        exit::USAGE
+    } else {
+        exit::ERROR
+    }
 }
 
 /// Parses arguments with clap, but exits 64 on a usage error (clap's own 2 means drift here);

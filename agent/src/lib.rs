@@ -6,8 +6,10 @@
 pub mod capture;
 pub mod cli;
 pub mod collect;
+pub mod config;
 pub mod root;
 mod session;
+pub mod systemd;
 pub mod tls;
 pub mod watch;
 mod wire;
@@ -119,6 +121,10 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
                 }
                 let delay = jitter(backoff);
                 tracing::warn!(error = format!("{e:#}"), retry_in = ?delay, "lost the controller");
+                systemd::status(&format!(
+                    "cannot reach {} ({e:#}); retrying in {delay:.1?}",
+                    cfg.controller
+                ));
                 backoff = (backoff * 2).min(BACKOFF_CAP);
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),

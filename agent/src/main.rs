@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use plumb_agent::AgentConfig;
 use plumb_agent::cli::{self, exit};
+use plumb_agent::config::{self, AgentFile};
 use plumb_agent::root::Root;
+use plumb_agent::systemd;
 use tokio_util::sync::CancellationToken;
 
 /// plumb's agent: watches the files its controller declares for this host and streams their
@@ -17,9 +19,9 @@ struct Args {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text", global = true)]
-    log_format: cli::LogFormat,
+    /// Log format on stderr [default: text, or the configuration's `log_format`].
+    #[arg(long, env = "PLUMB_LOG_FORMAT", value_enum, global = true)]
+    log_format: Option<cli::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,38 +53,49 @@ enum Command {
     },
 }
 
+/// Every option can also come from the configuration file (same name, `_` for `-`) or a
+/// `PLUMB_*` environment variable; a flag beats the variable, which beats the file.
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The controller's URL.
+    /// The configuration file [default: /etc/plumb/agent.yaml when it exists].
+    #[arg(long, env = "PLUMB_AGENT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The controller's URL (required here or in the configuration).
     #[arg(long, env = "PLUMB_CONTROLLER", value_name = "URL")]
-    controller: String,
+    controller: Option<String>,
     /// This host's identity in the fleet [default: the hostname].
-    #[arg(long, value_name = "ID")]
+    #[arg(long, env = "PLUMB_HOST_ID", value_name = "ID")]
     host_id: Option<String>,
     /// Read every declared path under this prefix (the host mounted in a container, or a
     /// test tree); paths are still reported as declared.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "PLUMB_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
-    /// A label manifests can select on; repeatable.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = cli::parse_label)]
+    /// A label manifests can select on; repeatable (PLUMB_LABELS: comma-separated). Added to
+    /// the configuration's labels, replacing a key it also sets.
+    #[arg(long = "label", env = "PLUMB_LABELS", value_delimiter = ',', value_name = "KEY=VALUE", value_parser = cli::parse_label)]
     labels: Vec<(String, String)>,
-    /// Full rescan period, the safety net under the file watches (e.g. 10m, 1h).
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    rescan_interval: Duration,
-    /// How often paths that cannot be watched are checked instead (e.g. 2s).
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    poll_interval: Duration,
+    /// Full rescan period, the safety net under the file watches (e.g. 10m, 1h) [default: 10m].
+    #[arg(long, env = "PLUMB_RESCAN_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    rescan_interval: Option<Duration>,
+    /// How often paths that cannot be watched are checked instead (e.g. 2s) [default: 2s].
+    #[arg(long, env = "PLUMB_POLL_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    poll_interval: Option<Duration>,
     /// Watch at most this many directories; the rest are polled and the host is shown
     /// degraded. Default: as many as the kernel allows.
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "PLUMB_MAX_WATCHES", value_name = "N")]
     max_watches: Option<usize>,
     /// Read file content at most this fast while hashing (e.g. 20M per second), to cap the
     /// agent's IO and CPU during full scans. Default: unlimited.
-    #[arg(long, value_name = "BYTES", value_parser = cli::parse_bytes)]
+    #[arg(long, env = "PLUMB_SCAN_RATE", value_name = "BYTES", value_parser = cli::parse_bytes)]
     scan_rate: Option<u64>,
     /// Never send the content of paths matching this glob, whatever a manifest allows
     /// (repeatable; added to the built-in list: /etc/shadow, private keys...).
-    #[arg(long = "deny-content", value_name = "GLOB")]
+    #[arg(
+        long = "deny-content",
+        env = "PLUMB_DENY_CONTENT",
+        value_delimiter = ',',
+        value_name = "GLOB"
+    )]
     deny_content: Vec<String>,
     #[command(flatten)]
     tls: cli::TlsArgs,
@@ -91,20 +104,36 @@ struct RunArgs {
 fn main() {
     let args: Args = cli::parse_args();
     plumb_agent::tls::install_crypto_provider();
-    cli::init_logging(args.verbose, args.log_format);
-    let code = match run(args.command) {
+    let code = match run(args) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e:#}");
-            exit::ERROR
+            cli::error_code(&e)
         }
     };
     std::process::exit(code);
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+fn run(args: Args) -> anyhow::Result<()> {
+    let Args {
+        verbose,
+        log_format,
+        command,
+    } = args;
     match command {
-        Command::Run(args) => run_agent(args),
+        Command::Run(run) => {
+            let path = config::locate(run.config.clone(), config::AGENT_CONFIG);
+            let file: AgentFile = match &path {
+                Some(p) => config::read(p)?,
+                None => AgentFile::default(),
+            };
+            cli::init_logging(verbose, log_format.or(file.log_format).unwrap_or_default());
+            if let Some(p) = &path {
+                file.validate(p)?;
+                tracing::info!(config = %p.display(), "configuration read");
+            }
+            run_agent(run, file)
+        }
         Command::Capture {
             paths,
             packages,
@@ -112,7 +141,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             exclusive,
             host_id,
             root,
-        } => capture(paths, packages, all_packages, exclusive, host_id, root),
+        } => {
+            cli::init_logging(verbose, log_format.unwrap_or_default());
+            capture(paths, packages, all_packages, exclusive, host_id, root)
+        }
     }
 }
 
@@ -144,48 +176,60 @@ fn capture(
     }
 }
 
-fn run_agent(args: RunArgs) -> anyhow::Result<()> {
-    let RunArgs {
-        controller,
-        host_id,
-        root,
-        labels,
-        rescan_interval,
-        poll_interval,
-        max_watches,
-        scan_rate,
-        tls,
-        deny_content,
-    } = args;
-    if let Some(rate) = scan_rate {
+/// Merges flags (and their environment variables) over the configuration file.
+fn run_agent(args: RunArgs, file: AgentFile) -> anyhow::Result<()> {
+    let controller = args.controller.or(file.controller).ok_or_else(|| {
+        cli::UsageError(format!(
+            "no controller to report to\nhint: give --controller URL, PLUMB_CONTROLLER, or `controller:` in {}",
+            config::AGENT_CONFIG
+        ))
+    })?;
+    if let Some(rate) = args.scan_rate.or(file.scan_rate) {
         plumb_agent::collect::files::set_scan_rate(rate);
     }
-    let tls = tls.load()?;
+    let tls_file = file.tls.unwrap_or_default();
+    let tls = cli::TlsArgs {
+        ca: args.tls.ca.or(tls_file.ca),
+        cert: args.tls.cert.or(tls_file.cert),
+        key: args.tls.key.or(tls_file.key),
+    }
+    .load()?;
+    let root = args.root.or(file.root);
     if let Some(root) = &root {
-        anyhow::ensure!(
-            root.is_dir(),
-            "--root {} is not a directory",
-            root.display()
-        );
+        anyhow::ensure!(root.is_dir(), "root {} is not a directory", root.display());
     }
     let mut cfg = AgentConfig::new(controller);
-    if let Some(id) = host_id {
-        anyhow::ensure!(!id.trim().is_empty(), "--host-id cannot be empty");
+    if let Some(id) = args.host_id.or(file.host_id) {
+        anyhow::ensure!(!id.trim().is_empty(), "the host id cannot be empty");
         cfg.host_id = id;
     }
     cfg.root = Root::new(root);
-    cfg.labels = cli::labels(labels);
-    cfg.rescan_interval = rescan_interval;
-    cfg.poll_interval = poll_interval;
-    cfg.max_watches = max_watches;
+    cfg.labels = file.labels;
+    cfg.labels.extend(args.labels);
+    cfg.rescan_interval = args
+        .rescan_interval
+        .or(file.rescan_interval)
+        .unwrap_or(cfg.rescan_interval);
+    cfg.poll_interval = args
+        .poll_interval
+        .or(file.poll_interval)
+        .unwrap_or(cfg.poll_interval);
+    cfg.max_watches = args.max_watches.or(file.max_watches);
     cfg.tls = tls;
-    cfg.deny_content.extend(deny_content);
+    cfg.deny_content.extend(file.deny_content);
+    cfg.deny_content.extend(args.deny_content);
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cli::cancel_on_signal(shutdown.clone()));
         cli::notify_on_sighup(cfg.rescan_now.clone());
-        plumb_agent::run(cfg, shutdown).await
+        // Ready once configured: an unreachable controller is retried, not a failed start.
+        systemd::ready(&format!("starting; reporting to {}", cfg.controller));
+        // Fed while the runtime answers (the session itself may be busy in a long scan).
+        systemd::watchdog(|| async { true }, shutdown.clone());
+        let result = plumb_agent::run(cfg, shutdown).await;
+        systemd::stopping();
+        result
     })
 }

@@ -65,7 +65,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, ready: Option<&str>) -> (Self, Option<String>) {
+    /// Spawns `cmd`; with `ready`, waits for a stderr line starting with it and returns the rest.
+    pub fn spawn(mut cmd: Command, ready: Option<&str>) -> (Self, Option<String>) {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

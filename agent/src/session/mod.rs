@@ -112,6 +112,11 @@ pub(crate) async fn run(
                         }
                         s.apply_plan(plan).await?;
                         *planned = true;
+                        crate::systemd::status(&format!(
+                            "reporting to {}: {} paths declared",
+                            s.cfg.controller,
+                            s.requests.len()
+                        ));
                     }
                     Some(In::Ack(ack)) => tracing::trace!(seq = ack.seq, "acknowledged"),
                     Some(In::ContentRequest(req)) => s.answer_content(req).await?,

@@ -12,9 +12,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use plumb_agent::cli::exit;
+use plumb_agent::systemd;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ControllerFile;
 use crate::manifest::load::load_dir;
 use crate::server::{self, ServeConfig};
 use output::{Format, emit};
@@ -34,9 +36,9 @@ pub struct Args {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text", global = true)]
-    pub log_format: plumb_agent::cli::LogFormat,
+    /// Log format on stderr [default: text, or the configuration's `log_format`].
+    #[arg(long, env = "PLUMB_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<plumb_agent::cli::LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -218,35 +220,42 @@ pub struct ConnArgs {
     pub tls: plumb_agent::cli::TlsArgs,
 }
 
+/// Every option can also come from the configuration file (same name, `_` for `-`; TLS files
+/// under `tls:` as `cert`, `key`, `ca`) or a `PLUMB_*` environment variable; a flag beats the
+/// variable, which beats the file.
 #[derive(ClapArgs)]
 pub struct ServeArgs {
-    /// Address to listen on, for agents and the CLI.
-    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// Directory of manifests (*.yaml); watched and reloaded on change.
-    #[arg(long, value_name = "DIR")]
-    pub manifests: PathBuf,
-    /// Directory for the store (created if missing).
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// How often agents send heartbeats; three missed ones make a host offline.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub heartbeat_interval: Duration,
+    /// The configuration file [default: /etc/plumb/controller.yaml when it exists].
+    #[arg(long, env = "PLUMB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, for agents and the CLI [default: 127.0.0.1:7700].
+    #[arg(long, env = "PLUMB_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of manifests (*.yaml); watched and reloaded on change (required here or in
+    /// the configuration).
+    #[arg(long, env = "PLUMB_MANIFESTS", value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Directory for the store, created if missing (required here or in the configuration).
+    #[arg(long, env = "PLUMB_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// How often agents send heartbeats; three missed ones make a host offline [default: 5s].
+    #[arg(long, env = "PLUMB_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat_interval: Option<Duration>,
     /// The controller's certificate (mutual TLS; with --tls-key and --tls-ca).
-    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    #[arg(long, env = "PLUMB_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// The controller's private key.
-    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_ca"])]
+    #[arg(long, env = "PLUMB_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// The CA whose agent and operator certificates are accepted.
-    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long, env = "PLUMB_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "PLUMB_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
     /// Listen on a non-loopback address without TLS. Anyone who reaches it can report as any
     /// host and read the fleet.
-    #[arg(long)]
+    #[arg(long, env = "PLUMB_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
 }
 
@@ -260,8 +269,22 @@ pub struct DevArgs {
     pub manifests: Option<PathBuf>,
 }
 
-/// Runs a command; returns the exit code.
-pub fn run(command: Command) -> anyhow::Result<i32> {
+/// Sets up logging, runs a command; returns the exit code.
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let Args {
+        verbose,
+        log_format,
+        command,
+    } = args;
+    // `serve` reads its configuration first: it may choose the log format.
+    let mut serve_config = None;
+    let mut file_format = None;
+    if let Command::Serve(serve) = &command {
+        let (path, file) = crate::config::load(serve.config.clone())?;
+        file_format = file.log_format;
+        serve_config = Some((path, file));
+    }
+    plumb_agent::cli::init_logging(verbose, log_format.or(file_format).unwrap_or_default());
     let command = match command {
         Command::Manifests(ManifestsCommand::Check { dir, output }) => return check(&dir, output),
         Command::Certs(c) => return certs(c),
@@ -287,7 +310,10 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
     runtime.block_on(async move {
         match command {
             Command::Dev(args) => crate::dev::run(args, shutdown_on_signal()).await,
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => {
+                let (path, file) = serve_config.unwrap_or_default();
+                serve(args, path, file).await
+            }
             Command::Hosts(q) => query::hosts(&q, q.output).await,
             Command::Drift {
                 hosts,
@@ -327,37 +353,89 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
-    let shutdown = shutdown_on_signal();
-    let reload_now = std::sync::Arc::new(tokio::sync::Notify::new());
-    plumb_agent::cli::notify_on_sighup(reload_now.clone());
+/// Merges flags (and their environment variables) over the configuration file.
+fn serve_config(
+    args: ServeArgs,
+    path: Option<PathBuf>,
+    file: ControllerFile,
+) -> anyhow::Result<ServeConfig> {
+    let source = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| crate::config::CONTROLLER_CONFIG.to_owned());
+    let required = |what: &str, key: &str, env: &str| {
+        plumb_agent::cli::UsageError(format!(
+            "no {what}\nhint: give --{key} DIR, {env}, or `{key}:` in {source}"
+        ))
+    };
+    let manifests = args
+        .manifests
+        .or(file.manifests)
+        .ok_or_else(|| required("manifest directory", "manifests", "PLUMB_MANIFESTS"))?;
+    let data = args
+        .data
+        .or(file.data)
+        .ok_or_else(|| required("data directory", "data", "PLUMB_DATA"))?;
+    let tls_file = file.tls.unwrap_or_default();
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
     };
-    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+    let tls = match (
+        args.tls_cert.or(tls_file.cert),
+        args.tls_key.or(tls_file.key),
+        args.tls_ca.or(tls_file.ca),
+    ) {
         (Some(cert), Some(key), Some(ca)) => Some(server::TlsFiles {
-            cert: read(cert)?,
-            key: read(key)?,
-            ca: read(ca)?,
+            cert: read(&cert)?,
+            key: read(&key)?,
+            ca: read(&ca)?,
         }),
-        _ => None,
+        (None, None, None) => None,
+        _ => anyhow::bail!(
+            "TLS needs the certificate, the key and the CA together\nhint: give --tls-cert, --tls-key and --tls-ca (or `tls: {{cert, key, ca}}` in {source})"
+        ),
     };
-    let cfg = ServeConfig {
+    Ok(ServeConfig {
         tls,
-        insecure_plaintext: args.insecure_plaintext,
-        metrics: args.metrics_listen,
-        reload_now,
-        listen: args.listen,
-        manifests: args.manifests,
-        data: args.data,
-        heartbeat_interval: args.heartbeat_interval,
-    };
-    let running = server::start(cfg, shutdown).await?;
+        insecure_plaintext: args.insecure_plaintext || file.insecure_plaintext,
+        metrics: args.metrics_listen.or(file.metrics_listen),
+        reload_now: Default::default(),
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
+        manifests,
+        data,
+        heartbeat_interval: args
+            .heartbeat_interval
+            .or(file.heartbeat_interval)
+            .unwrap_or(Duration::from_secs(5)),
+    })
+}
+
+async fn serve(
+    args: ServeArgs,
+    path: Option<PathBuf>,
+    file: ControllerFile,
+) -> anyhow::Result<i32> {
+    let cfg = serve_config(args, path.clone(), file)?;
+    if let Some(p) = &path {
+        tracing::info!(config = %p.display(), "configuration read");
+    }
+    let shutdown = shutdown_on_signal();
+    plumb_agent::cli::notify_on_sighup(cfg.reload_now.clone());
+    let running = server::start(cfg, shutdown.clone()).await?;
     // One line on stderr that scripts (and the end-to-end tests) can wait for.
     eprintln!("plumb: listening on {}", running.addr);
     if let Some(m) = running.metrics_addr {
         eprintln!("plumb: metrics on http://{m}/metrics");
     }
+    systemd::ready(&format!("listening on {}", running.addr));
+    systemd::watchdog(running.alive(), shutdown.clone());
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        systemd::stopping();
+    });
     running.wait().await?;
     Ok(exit::OK)
 }

@@ -138,6 +138,10 @@ pub enum Command {
     ListAcks {
         reply: oneshot::Sender<Vec<Ack>>,
     },
+    /// Answered at once: the fleet thread is alive (the systemd watchdog asks).
+    Ping {
+        reply: oneshot::Sender<()>,
+    },
     /// The Prometheus text exposition of the fleet's metrics.
     Metrics {
         reply: oneshot::Sender<String>,
@@ -397,6 +401,9 @@ impl Fleet {
             }
             Command::Metrics { reply } => {
                 let _ = reply.send(self.render_metrics());
+            }
+            Command::Ping { reply } => {
+                let _ = reply.send(());
             }
             Command::ListAcks { reply } => {
                 let _ = reply.send(self.acks.all());

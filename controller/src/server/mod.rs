@@ -61,10 +61,22 @@ pub struct TlsFiles {
 pub struct Running {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    fleet: crate::fleet::FleetHandle,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
+    /// Whether the fleet thread (evaluation and the store) answers.
+    pub fn alive(
+        &self,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Send + 'static {
+        let fleet = self.fleet.clone();
+        move || {
+            let fleet = fleet.clone();
+            Box::pin(async move { fleet.ask(|reply| Command::Ping { reply }).await.is_ok() })
+        }
+    }
+
     /// Waits until the controller has stopped (after `shutdown` is cancelled).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await.context("controller task failed")?
@@ -198,6 +210,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         .add_service(agent_service)
         .add_service(query_service);
 
+    let handle = fleet.clone();
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
         let fleet_for_stop = fleet.clone();
@@ -224,6 +237,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     Ok(Running {
         addr,
         metrics_addr,
+        fleet: handle,
         task,
     })
 }
