@@ -8,6 +8,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod root;
+pub mod service;
 mod session;
 pub mod systemd;
 pub mod tls;

@@ -8,7 +8,7 @@ use plumb_agent::AgentConfig;
 use plumb_agent::cli::{self, exit};
 use plumb_agent::config::{self, AgentFile};
 use plumb_agent::root::Root;
-use plumb_agent::systemd;
+use plumb_agent::{service, systemd};
 use tokio_util::sync::CancellationToken;
 
 /// plumb's agent: watches the files its controller declares for this host and streams their
@@ -30,6 +30,18 @@ struct Args {
 enum Command {
     /// Connect to the controller and stream this host's state until stopped.
     Run(RunArgs),
+    /// Install the agent as a systemd service: writes /etc/plumb/agent.yaml and a hardened
+    /// unit (plumb-agent.service), then enables and starts it where systemd runs. Run as root;
+    /// --dry-run shows the files first.
+    Install(InstallArgs),
+    /// Stop and disable the service and remove its unit; --purge removes the configuration too.
+    Uninstall {
+        /// Remove /etc/plumb/agent.yaml as well.
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        target: service::Target,
+    },
     /// Print a manifest of this host's current state for some paths and packages, to start
     /// declaring from (content is recorded as a digest, never copied).
     Capture {
@@ -51,6 +63,26 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct InstallArgs {
+    /// The controller's URL (https:// with TLS).
+    #[arg(long, value_name = "URL")]
+    controller: String,
+    /// This host's identity in the fleet [default: the hostname, when the agent starts].
+    #[arg(long, value_name = "ID")]
+    host_id: Option<String>,
+    /// A label manifests can select on; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = cli::parse_label)]
+    labels: Vec<(String, String)>,
+    #[command(flatten)]
+    tls: cli::TlsArgs,
+    /// The binary the unit runs [default: this one].
+    #[arg(long, value_name = "PATH")]
+    bin: Option<PathBuf>,
+    #[command(flatten)]
+    target: service::Target,
 }
 
 /// Every option can also come from the configuration file (same name, `_` for `-`) or a
@@ -99,6 +131,10 @@ struct RunArgs {
     deny_content: Vec<String>,
     #[command(flatten)]
     tls: cli::TlsArgs,
+    /// Check the configuration, print the options in force (file, environment and flags
+    /// merged) as YAML, and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 fn main() {
@@ -134,6 +170,16 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             run_agent(run, file)
         }
+        Command::Install(args) => {
+            cli::init_logging(verbose, log_format.unwrap_or_default());
+            let service = agent_service(Some(&args))?;
+            service::install(&service, &args.target, &mut std::io::stdout().lock())
+        }
+        Command::Uninstall { purge, target } => {
+            cli::init_logging(verbose, log_format.unwrap_or_default());
+            let service = agent_service(None)?;
+            service::uninstall(&service, &target, purge, &mut std::io::stdout().lock())
+        }
         Command::Capture {
             paths,
             packages,
@@ -146,6 +192,73 @@ fn run(args: Args) -> anyhow::Result<()> {
             capture(paths, packages, all_packages, exclusive, host_id, root)
         }
     }
+}
+
+/// The agent's unit and configuration file; without `args` (uninstall) only their paths count.
+fn agent_service(args: Option<&InstallArgs>) -> anyhow::Result<service::Service> {
+    const UNIT: &str = include_str!("../debian/plumb-agent.service");
+    let mut files = vec![];
+    let mut unit = String::new();
+    if let Some(args) = args {
+        let absolute = |p: &Option<PathBuf>| -> anyhow::Result<Option<PathBuf>> {
+            match p {
+                None => Ok(None),
+                Some(p) => {
+                    anyhow::ensure!(p.is_file(), "{} is not a file", p.display());
+                    Ok(Some(std::path::absolute(p)?))
+                }
+            }
+        };
+        let tls = match &args.tls.ca {
+            Some(_) => {
+                anyhow::ensure!(
+                    args.controller.starts_with("https://"),
+                    "with --ca the controller URL must be https://, not {}",
+                    args.controller
+                );
+                Some(config::TlsFile {
+                    ca: absolute(&args.tls.ca)?,
+                    cert: absolute(&args.tls.cert)?,
+                    key: absolute(&args.tls.key)?,
+                })
+            }
+            None => None,
+        };
+        let file = AgentFile {
+            controller: Some(args.controller.clone()),
+            host_id: args.host_id.clone(),
+            labels: args.labels.iter().cloned().collect(),
+            tls,
+            ..AgentFile::default()
+        };
+        files.push(service::File {
+            path: config::AGENT_CONFIG.into(),
+            content: file.render(),
+            mode: 0o600,
+        });
+        let binary = match &args.bin {
+            Some(b) => std::path::absolute(b)?,
+            None => service::current_binary()?,
+        };
+        unit = service::unit_for(UNIT, "/usr/bin/plumb-agent", &binary);
+    } else {
+        files.push(service::File {
+            path: config::AGENT_CONFIG.into(),
+            content: String::new(),
+            mode: 0o600,
+        });
+    }
+    let name = "plumb-agent.service";
+    files.push(service::File {
+        path: std::path::Path::new(service::UNIT_DIR).join(name),
+        content: unit,
+        mode: 0o644,
+    });
+    Ok(service::Service {
+        unit: name.into(),
+        files,
+        dirs: Vec::new(),
+    })
 }
 
 /// Prints the manifest; a closed pipe ends the output quietly.
@@ -176,48 +289,73 @@ fn capture(
     }
 }
 
-/// Merges flags (and their environment variables) over the configuration file.
+/// The effective configuration: flags (and their environment variables) over the file.
+fn merge(args: RunArgs, file: AgentFile) -> AgentFile {
+    let tls_file = file.tls.unwrap_or_default();
+    let tls = config::TlsFile {
+        ca: args.tls.ca.or(tls_file.ca),
+        cert: args.tls.cert.or(tls_file.cert),
+        key: args.tls.key.or(tls_file.key),
+    };
+    let mut labels = file.labels;
+    labels.extend(args.labels);
+    let mut deny_content = file.deny_content;
+    deny_content.extend(args.deny_content);
+    AgentFile {
+        controller: args.controller.or(file.controller),
+        host_id: args.host_id.or(file.host_id),
+        root: args.root.or(file.root),
+        labels,
+        rescan_interval: args.rescan_interval.or(file.rescan_interval),
+        poll_interval: args.poll_interval.or(file.poll_interval),
+        max_watches: args.max_watches.or(file.max_watches),
+        scan_rate: args.scan_rate.or(file.scan_rate),
+        deny_content,
+        tls: (tls != config::TlsFile::default()).then_some(tls),
+        log_format: file.log_format,
+    }
+}
+
 fn run_agent(args: RunArgs, file: AgentFile) -> anyhow::Result<()> {
-    let controller = args.controller.or(file.controller).ok_or_else(|| {
+    let print = args.print_config;
+    let merged = merge(args, file);
+    let controller = merged.controller.clone().ok_or_else(|| {
         cli::UsageError(format!(
             "no controller to report to\nhint: give --controller URL, PLUMB_CONTROLLER, or `controller:` in {}",
             config::AGENT_CONFIG
         ))
     })?;
-    if let Some(rate) = args.scan_rate.or(file.scan_rate) {
-        plumb_agent::collect::files::set_scan_rate(rate);
-    }
-    let tls_file = file.tls.unwrap_or_default();
+    let tls_file = merged.tls.clone().unwrap_or_default();
     let tls = cli::TlsArgs {
-        ca: args.tls.ca.or(tls_file.ca),
-        cert: args.tls.cert.or(tls_file.cert),
-        key: args.tls.key.or(tls_file.key),
+        ca: tls_file.ca,
+        cert: tls_file.cert,
+        key: tls_file.key,
     }
     .load()?;
-    let root = args.root.or(file.root);
-    if let Some(root) = &root {
+    if let Some(root) = &merged.root {
         anyhow::ensure!(root.is_dir(), "root {} is not a directory", root.display());
     }
-    let mut cfg = AgentConfig::new(controller);
-    if let Some(id) = args.host_id.or(file.host_id) {
+    if let Some(id) = &merged.host_id {
         anyhow::ensure!(!id.trim().is_empty(), "the host id cannot be empty");
+    }
+    if print {
+        print!("{}", serde_yaml::to_string(&merged)?);
+        return Ok(());
+    }
+    if let Some(rate) = merged.scan_rate {
+        plumb_agent::collect::files::set_scan_rate(rate);
+    }
+    let mut cfg = AgentConfig::new(controller);
+    if let Some(id) = merged.host_id {
         cfg.host_id = id;
     }
-    cfg.root = Root::new(root);
-    cfg.labels = file.labels;
-    cfg.labels.extend(args.labels);
-    cfg.rescan_interval = args
-        .rescan_interval
-        .or(file.rescan_interval)
-        .unwrap_or(cfg.rescan_interval);
-    cfg.poll_interval = args
-        .poll_interval
-        .or(file.poll_interval)
-        .unwrap_or(cfg.poll_interval);
-    cfg.max_watches = args.max_watches.or(file.max_watches);
+    cfg.root = Root::new(merged.root);
+    cfg.labels = merged.labels;
+    cfg.rescan_interval = merged.rescan_interval.unwrap_or(cfg.rescan_interval);
+    cfg.poll_interval = merged.poll_interval.unwrap_or(cfg.poll_interval);
+    cfg.max_watches = merged.max_watches;
     cfg.tls = tls;
-    cfg.deny_content.extend(file.deny_content);
-    cfg.deny_content.extend(args.deny_content);
+    cfg.deny_content.extend(merged.deny_content);
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

@@ -242,3 +242,325 @@ fn the_daemons_notify_systemd_when_ready_feed_its_watchdog_and_say_when_stopping
     let (agent, _) = Proc::spawn(cmd, None);
     expect_notify_lifecycle(agent, &sock, "reporting to http://127.0.0.1:1");
 }
+
+/// Splits `install --dry-run` output into (path, content) per file.
+fn dry_run_files(stdout: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for line in stdout.lines() {
+        if let Some(path) = line
+            .strip_prefix("==> ")
+            .and_then(|l| l.strip_suffix(" <=="))
+        {
+            files.push((path.to_owned(), String::new()));
+        } else if let Some((_, content)) = files.last_mut() {
+            content.push_str(line);
+            content.push('\n');
+        }
+    }
+    files
+}
+
+fn run_out(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// `systemd-analyze verify` on a unit, and the hardening every plumb unit must keep.
+fn check_unit(dir: &Path, name: &str, unit: &str, must: &[&str]) {
+    let path = dir.join(name);
+    fs::write(&path, unit).expect("write");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (from the systemd package; .ci/run installs it)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify {name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    for option in [
+        "Type=notify",
+        "WatchdogSec=30s",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectControlGroups=yes",
+        "RestrictNamespaces=yes",
+        "MemoryDenyWriteExecute=yes",
+        "LockPersonality=yes",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources",
+    ]
+    .iter()
+    .chain(must)
+    {
+        assert!(lines.contains(option), "{name} lacks {option}:\n{unit}");
+    }
+}
+
+#[test]
+fn install_dry_run_writes_hardened_units_that_systemd_accepts() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let agent = run_out(Command::new(bin("plumb-agent")).args([
+        "install",
+        "--controller",
+        "http://plumb.example:7700",
+        "--label",
+        "role=web",
+        "--dry-run",
+    ]));
+    let files = dry_run_files(&agent);
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/etc/plumb/agent.yaml",
+            "/etc/systemd/system/plumb-agent.service"
+        ]
+    );
+    assert!(
+        files[0]
+            .1
+            .contains("controller: http://plumb.example:7700\n")
+    );
+    let unit = &files[1].1;
+    let exec = format!(
+        "ExecStart={} run --config /etc/plumb/agent.yaml",
+        bin("plumb-agent").canonicalize().expect("binary").display()
+    );
+    check_unit(
+        tmp.path(),
+        "plumb-agent.service",
+        unit,
+        &[
+            &exec,
+            "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
+            "AmbientCapabilities=CAP_DAC_READ_SEARCH",
+            "ProtectHome=read-only",
+        ],
+    );
+    // Nothing that hides the files an agent must watch.
+    for hiding in [
+        "ProtectHome=yes",
+        "ProtectHome=tmpfs",
+        "InaccessiblePaths",
+        "ProcSubset=pid",
+    ] {
+        assert!(!unit.contains(hiding), "{hiding} in the agent's unit");
+    }
+
+    let pki = tmp.path().join("pki");
+    run_out(
+        Command::new(bin("plumb"))
+            .args(["certs", "init", "--dir"])
+            .arg(&pki),
+    );
+    run_out(
+        Command::new(bin("plumb"))
+            .args(["certs", "issue", "controller", "plumb.example", "--dir"])
+            .arg(&pki),
+    );
+    let p = |f: &str| pki.join(f).display().to_string();
+    let controller = run_out(Command::new(bin("plumb")).args([
+        "install",
+        "--listen",
+        "0.0.0.0:7700",
+        "--tls-cert",
+        &p("controller.pem"),
+        "--tls-key",
+        &p("controller-key.pem"),
+        "--tls-ca",
+        &p("ca.pem"),
+        "--dry-run",
+    ]));
+    let files = dry_run_files(&controller);
+    let unit = &files
+        .iter()
+        .find(|(p, _)| p == "/etc/systemd/system/plumb-controller.service")
+        .expect("a unit")
+        .1;
+    check_unit(
+        tmp.path(),
+        "plumb-controller.service",
+        unit,
+        &[
+            "CapabilityBoundingSet=",
+            "DynamicUser=yes",
+            "StateDirectory=plumb",
+            &format!("LoadCredential=tls-key:{}", p("controller-key.pem")),
+        ],
+    );
+    assert!(
+        unit.contains("--tls-key ${CREDENTIALS_DIRECTORY}/tls-key"),
+        "{unit}"
+    );
+    // The configuration file it writes is one `plumb serve` reads.
+    let config = tmp.path().join("controller.yaml");
+    fs::write(&config, &files[0].1).expect("write");
+    let merged = run_out(
+        Command::new(bin("plumb"))
+            .args(["serve", "--print-config", "--config"])
+            .arg(&config),
+    );
+    assert!(merged.contains("listen: 0.0.0.0:7700\n"), "{merged}");
+    assert!(
+        merged.contains(&format!("key: {}\n", p("controller-key.pem"))),
+        "{merged}"
+    );
+
+    // Exposed without TLS is refused, as `plumb serve` would.
+    let out = Command::new(bin("plumb"))
+        .args(["install", "--listen", "0.0.0.0:7700", "--dry-run"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs TLS"));
+}
+
+#[test]
+fn install_and_uninstall_on_a_scratch_root() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("image");
+    fs::create_dir_all(&root).expect("mkdir");
+    let install = |extra: &[&str]| {
+        let mut cmd = Command::new(bin("plumb-agent"));
+        cmd.args(["install", "--controller", "http://c:7700", "--install-root"])
+            .arg(&root)
+            .args(extra);
+        cmd.output().expect("run")
+    };
+    let out = install(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("wrote: ") && said.contains("nothing was started"),
+        "{said}"
+    );
+    let config = root.join("etc/plumb/agent.yaml");
+    let unit = root.join("etc/systemd/system/plumb-agent.service");
+    assert!(
+        fs::read_to_string(&config)
+            .expect("config")
+            .contains("controller: http://c:7700")
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        fs::metadata(&config).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        fs::read_to_string(&unit)
+            .expect("unit")
+            .contains("Type=notify")
+    );
+
+    // Again, the same: nothing to do. Different: refused unless --force.
+    let out = install(&[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("unchanged: "));
+    let out = install(&["--label", "role=db"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists with other content"));
+    assert!(
+        !fs::read_to_string(&config)
+            .expect("config")
+            .contains("role")
+    );
+    let out = install(&["--label", "role=db", "--force"]);
+    assert!(out.status.success());
+    assert!(
+        fs::read_to_string(&config)
+            .expect("config")
+            .contains("role: db")
+    );
+
+    // The configuration it wrote is one `plumb-agent run` accepts (it fails only to connect).
+    plumb_agent_accepts(&config);
+
+    let uninstall = |extra: &[&str]| {
+        run_out(
+            Command::new(bin("plumb-agent"))
+                .args(["uninstall", "--install-root"])
+                .arg(&root)
+                .args(extra),
+        )
+    };
+    let said = uninstall(&[]);
+    assert!(!unit.exists() && config.exists(), "{said}");
+    assert!(said.contains("kept: "), "{said}");
+    uninstall(&["--purge"]);
+    assert!(!config.exists());
+
+    // The controller's, likewise; its manifest directory is created, and kept.
+    let out = run_out(
+        Command::new(bin("plumb"))
+            .args(["install", "--install-root"])
+            .arg(&root),
+    );
+    assert!(out.contains("created: "), "{out}");
+    assert!(root.join("etc/plumb/manifests").is_dir());
+    assert!(
+        root.join("etc/systemd/system/plumb-controller.service")
+            .is_file()
+    );
+    run_out(
+        Command::new(bin("plumb"))
+            .args(["uninstall", "--purge", "--install-root"])
+            .arg(&root),
+    );
+    assert!(
+        !root
+            .join("etc/systemd/system/plumb-controller.service")
+            .exists()
+    );
+    assert!(!root.join("etc/plumb/controller.yaml").exists());
+    assert!(root.join("etc/plumb/manifests").is_dir());
+}
+
+/// `plumb-agent run --config FILE --print-config` reads and checks the file and prints the
+/// options in force.
+fn plumb_agent_accepts(config: &Path) {
+    let out = run_out(
+        Command::new(bin("plumb-agent"))
+            .args(["run", "--print-config", "--config"])
+            .arg(config)
+            .env_remove("PLUMB_CONTROLLER"),
+    );
+    assert!(out.contains("controller: http://c:7700\n"), "{out}");
+    assert!(out.contains("role: db\n"), "{out}");
+}
+
+#[test]
+fn print_config_shows_the_merged_options() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let config = tmp.path().join("agent.yaml");
+    fs::write(
+        &config,
+        "controller: http://file:7700\nlabels: {a: file, b: file}\nrescan_interval: 1h\n",
+    )
+    .expect("write");
+    let out = run_out(
+        Command::new(bin("plumb-agent"))
+            .args(["run", "--print-config", "--label", "b=flag", "--config"])
+            .arg(&config)
+            .env("PLUMB_RESCAN_INTERVAL", "5m"),
+    );
+    assert_eq!(
+        out,
+        "controller: http://file:7700\nlabels:\n  a: file\n  b: flag\nrescan_interval: 5m\n"
+    );
+}

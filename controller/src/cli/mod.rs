@@ -6,7 +6,7 @@ mod query;
 mod report;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -96,6 +96,19 @@ pub enum Command {
         output: report::ReportFormat,
         #[command(flatten)]
         conn: ConnArgs,
+    },
+    /// Install the controller as a systemd service: writes /etc/plumb/controller.yaml and a
+    /// hardened unit (plumb-controller.service; store in /var/lib/plumb), then enables and
+    /// starts it where systemd runs. Run as root; --dry-run shows the files first.
+    Install(InstallArgs),
+    /// Stop and disable the controller's service and remove its unit; --purge removes its
+    /// configuration too (never the store).
+    Uninstall {
+        /// Remove /etc/plumb/controller.yaml as well.
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        target: plumb_agent::service::Target,
     },
     /// Work with manifest files.
     #[command(subcommand)]
@@ -257,6 +270,41 @@ pub struct ServeArgs {
     /// host and read the fleet.
     #[arg(long, env = "PLUMB_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
+    /// Check the configuration, print the options in force (file, environment and flags
+    /// merged) as YAML, and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(ClapArgs)]
+pub struct InstallArgs {
+    /// Address to listen on [default: 127.0.0.1:7700]; any other needs TLS.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of manifests (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "/etc/plumb/manifests")]
+    pub manifests: PathBuf,
+    /// The controller's certificate (mutual TLS; with --tls-key and --tls-ca). The unit hands
+    /// the TLS files to the service through systemd credentials, so they can stay root-only.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The controller's private key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// The CA whose agent and operator certificates are accepted.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Listen on a non-loopback address without TLS.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
+    /// The binary the unit runs [default: this one].
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: plumb_agent::service::Target,
 }
 
 #[derive(ClapArgs)]
@@ -290,6 +338,21 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Command::Certs(c) => return certs(c),
         Command::Audit(AuditCommand::Verify { data, output }) => {
             return audit_verify(&data, output);
+        }
+        Command::Install(args) => {
+            let service = controller_service(Some(&args))?;
+            plumb_agent::service::install(&service, &args.target, &mut std::io::stdout().lock())?;
+            return Ok(exit::OK);
+        }
+        Command::Uninstall { purge, target } => {
+            let service = controller_service(None)?;
+            plumb_agent::service::uninstall(
+                &service,
+                &target,
+                purge,
+                &mut std::io::stdout().lock(),
+            )?;
+            return Ok(exit::OK);
         }
         Command::Completions { shell } => {
             let mut out = Vec::new();
@@ -339,6 +402,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 conn,
             } => query::report(&conn, since, until, output).await,
             Command::Manifests(_)
+            | Command::Install(_)
+            | Command::Uninstall { .. }
             | Command::Certs(_)
             | Command::Audit(_)
             | Command::Completions { .. }
@@ -353,38 +418,44 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-/// Merges flags (and their environment variables) over the configuration file.
-fn serve_config(
-    args: ServeArgs,
-    path: Option<PathBuf>,
-    file: ControllerFile,
-) -> anyhow::Result<ServeConfig> {
-    let source = path
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| crate::config::CONTROLLER_CONFIG.to_owned());
+/// The effective configuration: flags (and their environment variables) over the file.
+fn merge(args: ServeArgs, file: ControllerFile) -> ControllerFile {
+    let tls_file = file.tls.unwrap_or_default();
+    let tls = crate::config::ServerTlsFile {
+        cert: args.tls_cert.or(tls_file.cert),
+        key: args.tls_key.or(tls_file.key),
+        ca: args.tls_ca.or(tls_file.ca),
+    };
+    ControllerFile {
+        listen: args.listen.or(file.listen),
+        manifests: args.manifests.or(file.manifests),
+        data: args.data.or(file.data),
+        heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
+        tls: (tls != Default::default()).then_some(tls),
+        metrics_listen: args.metrics_listen.or(file.metrics_listen),
+        insecure_plaintext: args.insecure_plaintext || file.insecure_plaintext,
+        log_format: file.log_format,
+    }
+}
+
+/// Checks the effective configuration and reads the TLS files.
+fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeConfig> {
     let required = |what: &str, key: &str, env: &str| {
         plumb_agent::cli::UsageError(format!(
             "no {what}\nhint: give --{key} DIR, {env}, or `{key}:` in {source}"
         ))
     };
-    let manifests = args
+    let manifests = merged
         .manifests
-        .or(file.manifests)
         .ok_or_else(|| required("manifest directory", "manifests", "PLUMB_MANIFESTS"))?;
-    let data = args
+    let data = merged
         .data
-        .or(file.data)
         .ok_or_else(|| required("data directory", "data", "PLUMB_DATA"))?;
-    let tls_file = file.tls.unwrap_or_default();
-    let read = |p: &std::path::Path| {
+    let read = |p: &Path| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
     };
-    let tls = match (
-        args.tls_cert.or(tls_file.cert),
-        args.tls_key.or(tls_file.key),
-        args.tls_ca.or(tls_file.ca),
-    ) {
+    let tls_file = merged.tls.unwrap_or_default();
+    let tls = match (tls_file.cert, tls_file.key, tls_file.ca) {
         (Some(cert), Some(key), Some(ca)) => Some(server::TlsFiles {
             cert: read(&cert)?,
             key: read(&key)?,
@@ -397,19 +468,15 @@ fn serve_config(
     };
     Ok(ServeConfig {
         tls,
-        insecure_plaintext: args.insecure_plaintext || file.insecure_plaintext,
-        metrics: args.metrics_listen.or(file.metrics_listen),
+        insecure_plaintext: merged.insecure_plaintext,
+        metrics: merged.metrics_listen,
         reload_now: Default::default(),
-        listen: args
+        listen: merged
             .listen
-            .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
         manifests,
         data,
-        heartbeat_interval: args
-            .heartbeat_interval
-            .or(file.heartbeat_interval)
-            .unwrap_or(Duration::from_secs(5)),
+        heartbeat_interval: merged.heartbeat_interval.unwrap_or(Duration::from_secs(5)),
     })
 }
 
@@ -418,7 +485,17 @@ async fn serve(
     path: Option<PathBuf>,
     file: ControllerFile,
 ) -> anyhow::Result<i32> {
-    let cfg = serve_config(args, path.clone(), file)?;
+    let source = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| crate::config::CONTROLLER_CONFIG.to_owned());
+    let print = args.print_config;
+    let merged = merge(args, file);
+    let cfg = serve_config(merged.clone(), &source)?;
+    if print {
+        emit(&serde_yaml::to_string(&merged)?)?;
+        return Ok(exit::OK);
+    }
     if let Some(p) = &path {
         tracing::info!(config = %p.display(), "configuration read");
     }
@@ -438,6 +515,106 @@ async fn serve(
     });
     running.wait().await?;
     Ok(exit::OK)
+}
+
+/// The controller's unit and configuration file; without `args` (uninstall) only their paths
+/// count.
+fn controller_service(args: Option<&InstallArgs>) -> anyhow::Result<plumb_agent::service::Service> {
+    use plumb_agent::service::{self, File};
+    const UNIT: &str = include_str!("../../debian/plumb-controller.service");
+    let name = "plumb-controller.service";
+    let Some(args) = args else {
+        return Ok(service::Service {
+            unit: name.into(),
+            files: vec![
+                File {
+                    path: crate::config::CONTROLLER_CONFIG.into(),
+                    content: String::new(),
+                    mode: 0o644,
+                },
+                File {
+                    path: Path::new(service::UNIT_DIR).join(name),
+                    content: String::new(),
+                    mode: 0o644,
+                },
+            ],
+            dirs: Vec::new(),
+        });
+    };
+    let absolute = |p: &Path| -> anyhow::Result<PathBuf> {
+        anyhow::ensure!(p.is_file(), "{} is not a file", p.display());
+        Ok(std::path::absolute(p)?)
+    };
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(crate::config::ServerTlsFile {
+            cert: Some(absolute(cert)?),
+            key: Some(absolute(key)?),
+            ca: Some(absolute(ca)?),
+        }),
+        _ => None,
+    };
+    if let Some(listen) = args.listen
+        && !listen.ip().is_loopback()
+        && tls.is_none()
+        && !args.insecure_plaintext
+    {
+        anyhow::bail!(
+            "a controller on {listen} needs TLS\nhint: give --tls-cert, --tls-key and --tls-ca (`plumb certs` makes them), or --insecure-plaintext"
+        );
+    }
+    let manifests = std::path::absolute(&args.manifests)?;
+    let file = ControllerFile {
+        listen: args.listen,
+        manifests: Some(manifests.clone()),
+        data: Some("/var/lib/plumb".into()),
+        tls: tls.clone(),
+        metrics_listen: args.metrics_listen,
+        insecure_plaintext: args.insecure_plaintext,
+        ..ControllerFile::default()
+    };
+    let binary = match &args.bin {
+        Some(b) => std::path::absolute(b)?,
+        None => service::current_binary()?,
+    };
+    let mut unit = service::unit_for(UNIT, "/usr/bin/plumb", &binary);
+    if let Some(tls) = &tls {
+        // The service's dynamic user cannot read root's key: systemd hands it a copy.
+        let mut credentials = String::new();
+        let mut flags = String::new();
+        for (id, path) in [
+            ("tls-cert", &tls.cert),
+            ("tls-key", &tls.key),
+            ("tls-ca", &tls.ca),
+        ] {
+            if let Some(path) = path {
+                credentials.push_str(&format!("LoadCredential={id}:{}\n", path.display()));
+                flags.push_str(&format!(" --{id} ${{CREDENTIALS_DIRECTORY}}/{id}"));
+            }
+        }
+        unit = unit
+            .lines()
+            .map(|l| match l.strip_prefix("ExecStart=") {
+                Some(rest) => format!("{credentials}ExecStart={rest}{flags}\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+    }
+    Ok(service::Service {
+        unit: name.into(),
+        files: vec![
+            File {
+                path: crate::config::CONTROLLER_CONFIG.into(),
+                content: file.render(),
+                mode: 0o644,
+            },
+            File {
+                path: Path::new(service::UNIT_DIR).join(name),
+                content: unit,
+                mode: 0o644,
+            },
+        ],
+        dirs: vec![manifests],
+    })
 }
 
 fn audit_verify(data: &std::path::Path, format: Format) -> anyhow::Result<i32> {
