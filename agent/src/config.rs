@@ -74,6 +74,19 @@ pub mod duration {
     }
 }
 
+/// A duration that always has a value (a default when absent).
+pub mod duration_required {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        duration::deserialize(d)?.ok_or_else(|| serde::de::Error::custom("a duration is required"))
+    }
+}
+
 /// Byte counts written as in the flags: `20M`, `512K`.
 mod bytes {
     use super::*;

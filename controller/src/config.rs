@@ -41,6 +41,9 @@ pub struct ControllerFile {
     pub insecure_plaintext: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<plumb_agent::cli::LogFormat>,
+    /// Where drift events are POSTed (only in the file: there is no flag for a list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::webhook::WebhookConfig>,
 }
 
 impl ControllerFile {

@@ -81,6 +81,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
         tls: None,
         insecure_plaintext: false,
         metrics: None,
+        webhooks: Vec::new(),
         reload_now,
         listen: args.listen,
         manifests: manifests.clone(),

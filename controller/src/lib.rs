@@ -12,3 +12,4 @@ pub mod plan;
 pub mod server;
 pub mod store;
 pub mod version;
+pub mod webhook;

@@ -23,6 +23,7 @@ async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running)
         tls: None,
         insecure_plaintext: false,
         metrics: None,
+        webhooks: Vec::new(),
         reload_now: Default::default(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         manifests,

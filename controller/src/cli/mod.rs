@@ -435,6 +435,7 @@ fn merge(args: ServeArgs, file: ControllerFile) -> ControllerFile {
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
         insecure_plaintext: args.insecure_plaintext || file.insecure_plaintext,
         log_format: file.log_format,
+        webhooks: file.webhooks,
     }
 }
 
@@ -466,7 +467,11 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
             "TLS needs the certificate, the key and the CA together\nhint: give --tls-cert, --tls-key and --tls-ca (or `tls: {{cert, key, ca}}` in {source})"
         ),
     };
+    for (i, hook) in merged.webhooks.iter().enumerate() {
+        hook.validate(&format!("{source}: webhooks[{i}]"))?;
+    }
     Ok(ServeConfig {
+        webhooks: merged.webhooks,
         tls,
         insecure_plaintext: merged.insecure_plaintext,
         metrics: merged.metrics_listen,

@@ -201,6 +201,8 @@ pub struct Fleet {
     /// Milliseconds since the epoch; replaceable so tests can move time.
     clock: Clock,
     metrics: FleetMetrics,
+    /// Where events go for the webhooks, if any are configured.
+    webhooks: Option<crate::webhook::Sink>,
 }
 
 /// What the fleet counts for `/metrics`.
@@ -271,12 +273,19 @@ impl Fleet {
             acks: Acks::new(store_acks),
             clock: Arc::new(now_ms),
             metrics: FleetMetrics::default(),
+            webhooks: None,
         })
     }
 
     /// Replaces the clock (tests move time with it).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Hands every event to these webhooks too.
+    pub fn with_webhooks(mut self, sink: Option<crate::webhook::Sink>) -> Self {
+        self.webhooks = sink;
         self
     }
 
@@ -486,6 +495,9 @@ impl Fleet {
     /// Tells followers, and counts the event.
     fn publish(&mut self, event: Event) {
         *self.metrics.events.entry(event.kind.as_str()).or_default() += 1;
+        if let Some(hooks) = &self.webhooks {
+            hooks.send(&event);
+        }
         let _ = self.events.send(event);
     }
 

@@ -46,6 +46,8 @@ pub struct ServeConfig {
     pub insecure_plaintext: bool,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Where drift events are POSTed.
+    pub webhooks: Vec<crate::webhook::WebhookConfig>,
 }
 
 /// PEM contents for mutual TLS.
@@ -123,9 +125,10 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
 
     let data = cfg.data.clone();
     let heartbeat = cfg.heartbeat_interval;
+    let webhooks = crate::webhook::start(cfg.webhooks.clone(), shutdown.clone())?;
     let fleet = tokio::task::spawn_blocking(move || -> anyhow::Result<Fleet> {
         let store = Store::open(&data)?;
-        Ok(Fleet::new(store, manifests, heartbeat)?)
+        Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
     })
     .await??;
     let (fleet, fleet_thread) = fleet.spawn().context("cannot start the fleet thread")?;

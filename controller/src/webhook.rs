@@ -1,0 +1,399 @@
+//! Webhooks: drift events POSTed to HTTP(S) endpoints, as plumb's JSON or a Slack-compatible
+//! message. Evaluation never waits for them: the fleet thread hands each event to a bounded
+//! queue (`try_send`), and each webhook has its own worker that delivers in order, retrying
+//! with exponential backoff. A queue that overflows (an endpoint down for a long time) drops
+//! the newest events and says so in the log; the event log keeps every event regardless.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{Event, EventKind};
+
+/// Events waiting for one webhook; beyond this they are dropped (and logged).
+const QUEUE: usize = 10_000;
+/// The longest wait between two attempts.
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// One webhook, from the controller's configuration (`webhooks:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST (http:// or https://; the system's CA store is trusted).
+    pub url: String,
+    /// `json` (plumb's event, as `plumb drift --follow -o json` prints it) or `slack`.
+    #[serde(default)]
+    pub format: Format,
+    /// Which events: `opened`, `resolved` by default; also `changed`, `acknowledged`,
+    /// `ack_revoked`, `ack_expired`, `host_online`, `host_offline`, `manifests_accepted`,
+    /// `manifests_rejected`.
+    #[serde(default = "default_events")]
+    pub events: Vec<EventKind>,
+    /// Extra request headers (e.g. `Authorization`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// How long one attempt may take [default: 10s].
+    #[serde(
+        default = "default_timeout",
+        with = "plumb_agent::config::duration_required"
+    )]
+    pub timeout: Duration,
+    /// The wait before the first retry, doubled after each failure up to 5 minutes
+    /// [default: 1s].
+    #[serde(
+        default = "default_backoff",
+        with = "plumb_agent::config::duration_required"
+    )]
+    pub backoff: Duration,
+    /// Attempts per event before it is given up (logged) [default: 10].
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+fn default_events() -> Vec<EventKind> {
+    vec![EventKind::Opened, EventKind::Resolved]
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_attempts() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    Slack,
+}
+
+impl WebhookConfig {
+    /// Checks what serde cannot; `at` names the entry (`webhooks[0]`).
+    pub fn validate(&self, at: &str) -> anyhow::Result<()> {
+        let uri: hyper::Uri = self
+            .url
+            .parse()
+            .with_context(|| format!("{at}: invalid url {:?}", self.url))?;
+        anyhow::ensure!(
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some(),
+            "{at}: url {:?} must be http:// or https:// with a host",
+            self.url
+        );
+        anyhow::ensure!(self.attempts >= 1, "{at}: attempts must be at least 1");
+        anyhow::ensure!(!self.events.is_empty(), "{at}: events is empty");
+        for (k, v) in &self.headers {
+            hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .with_context(|| format!("{at}: invalid header name {k:?}"))?;
+            hyper::header::HeaderValue::from_str(v)
+                .with_context(|| format!("{at}: invalid value for header {k:?}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn ms_rfc3339(ms: i64) -> Option<String> {
+    (ms > 0).then(|| {
+        let t = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    })
+}
+
+/// plumb's JSON for an event: the shape of `plumb drift --follow -o json` lines. `id` is the
+/// event's id in the log: a receiver that sees it twice (a retry after a lost answer) can
+/// drop the second.
+pub fn event_json(e: &Event) -> Value {
+    let mut v = json!({
+        "id": e.id,
+        "at": ms_rfc3339(e.at_ms),
+        "host": e.host_id,
+        "event": e.kind.as_str(),
+    });
+    if let (Some(d), Some(map)) = (&e.item, v.as_object_mut()) {
+        map.extend([
+            ("resource".into(), json!(d.resource)),
+            ("attribute".into(), json!(d.attribute)),
+            ("expected".into(), json!(d.expected)),
+            ("actual".into(), json!(d.actual)),
+            ("since".into(), json!(ms_rfc3339(d.since_ms))),
+            ("declared_at".into(), json!(d.declared_at)),
+        ]);
+    }
+    v
+}
+
+/// A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat).
+pub fn slack_json(e: &Event) -> Value {
+    let what = match e.kind {
+        EventKind::Opened => ":warning: drift opened",
+        EventKind::Resolved => ":white_check_mark: drift resolved",
+        EventKind::Changed => ":warning: drift changed",
+        EventKind::Acknowledged => ":memo: drift acknowledged",
+        EventKind::AckRevoked => ":memo: acknowledgement revoked",
+        EventKind::AckExpired => ":hourglass: acknowledgement expired",
+        EventKind::HostOnline => ":large_green_circle: host online",
+        EventKind::HostOffline => ":red_circle: host offline",
+        EventKind::ManifestsAccepted => ":scroll: manifests accepted",
+        EventKind::ManifestsRejected => ":x: manifests rejected",
+    };
+    // Slack's mrkdwn: escape &, <, > and keep values in code spans.
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('`', "'")
+    };
+    let mut text = format!("{what} on *{}*", esc(&e.host_id));
+    if let Some(d) = &e.item {
+        text.push_str(&format!(": `{}`", esc(&d.resource)));
+        if !d.attribute.is_empty() {
+            text.push_str(&format!(
+                " {}: expected `{}`, actual `{}`",
+                esc(&d.attribute),
+                esc(&d.expected),
+                esc(&d.actual)
+            ));
+        }
+        if !d.declared_at.is_empty() {
+            text.push_str(&format!(" (declared at {})", esc(&d.declared_at)));
+        }
+    }
+    json!({ "text": text })
+}
+
+/// What the fleet holds to hand events to the webhooks.
+#[derive(Clone)]
+pub struct Sink {
+    queues: Vec<(Vec<EventKind>, mpsc::Sender<Event>)>,
+}
+
+impl Sink {
+    /// Queues the event for every webhook that wants it; never waits.
+    pub fn send(&self, event: &Event) {
+        for (kinds, queue) in &self.queues {
+            if kinds.contains(&event.kind)
+                && let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(event.clone())
+            {
+                tracing::warn!(
+                    event = event.id,
+                    "webhook queue full ({QUEUE} events): event dropped for that webhook"
+                );
+            }
+        }
+    }
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+fn client() -> anyhow::Result<Client> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+        .context("cannot load the system's CA certificates for webhooks")?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https),
+    )
+}
+
+/// Starts one worker per webhook; `None` when there are none.
+pub fn start(
+    webhooks: Vec<WebhookConfig>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Option<Sink>> {
+    if webhooks.is_empty() {
+        return Ok(None);
+    }
+    let client = client()?;
+    let mut queues = Vec::new();
+    for hook in webhooks {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        queues.push((hook.events.clone(), tx));
+        tokio::spawn(worker(hook, client.clone(), rx, shutdown.clone()));
+    }
+    Ok(Some(Sink { queues }))
+}
+
+/// The URL without its path and query: Slack's secret is in the path, and it stays out of logs.
+fn redacted(url: &str) -> String {
+    match url.parse::<hyper::Uri>() {
+        Ok(u) => format!(
+            "{}://{}/…",
+            u.scheme_str().unwrap_or("?"),
+            u.authority().map(|a| a.as_str()).unwrap_or("?")
+        ),
+        Err(_) => "(invalid url)".into(),
+    }
+}
+
+async fn worker(
+    hook: WebhookConfig,
+    client: Client,
+    mut rx: mpsc::Receiver<Event>,
+    shutdown: CancellationToken,
+) {
+    let target = redacted(&hook.url);
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = rx.recv() => match e { Some(e) => e, None => return },
+        };
+        let body = match hook.format {
+            Format::Json => event_json(&event),
+            Format::Slack => slack_json(&event),
+        }
+        .to_string();
+        let mut wait = hook.backoff;
+        for attempt in 1..=hook.attempts {
+            match post(&client, &hook, &body).await {
+                Ok(()) => {
+                    tracing::debug!(webhook = %target, event = event.id, attempt, "webhook delivered");
+                    break;
+                }
+                Err(Failure::Permanent(why)) => {
+                    tracing::error!(webhook = %target, event = event.id, error = %why, "webhook refused the event; not retrying");
+                    break;
+                }
+                Err(Failure::Retry(why, after)) if attempt < hook.attempts => {
+                    let delay = after.unwrap_or(wait).min(BACKOFF_CAP);
+                    tracing::warn!(webhook = %target, event = event.id, attempt, error = %why, retry_in = ?delay, "webhook delivery failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    wait = (wait * 2).min(BACKOFF_CAP);
+                }
+                Err(Failure::Retry(why, _)) => {
+                    tracing::error!(webhook = %target, event = event.id, attempts = hook.attempts, error = %why, "webhook delivery failed; giving the event up");
+                }
+            }
+        }
+    }
+}
+
+enum Failure {
+    /// Worth another attempt (network, timeout, 5xx, 408, 429), maybe after a given delay.
+    Retry(String, Option<Duration>),
+    /// The endpoint rejected the request itself (other 4xx): retrying cannot help.
+    Permanent(String),
+}
+
+async fn post(client: &Client, hook: &WebhookConfig, body: &str) -> Result<(), Failure> {
+    let mut req = hyper::Request::post(&hook.url)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("plumb/", env!("CARGO_PKG_VERSION")),
+        );
+    for (k, v) in &hook.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .map_err(|e| Failure::Permanent(e.to_string()))?;
+    let resp = match tokio::time::timeout(hook.timeout, client.request(req)).await {
+        Err(_) => {
+            return Err(Failure::Retry(
+                format!("no answer within {:?}", hook.timeout),
+                None,
+            ));
+        }
+        Ok(Err(e)) => return Err(Failure::Retry(format!("{e:#}"), None)),
+        Ok(Ok(resp)) => resp,
+    };
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    // Read the answer so the connection can be reused; its content does not matter.
+    let _ = tokio::time::timeout(hook.timeout, resp.into_body().collect()).await;
+    if status.is_success() {
+        Ok(())
+    } else if status.is_server_error()
+        || status == hyper::StatusCode::TOO_MANY_REQUESTS
+        || status == hyper::StatusCode::REQUEST_TIMEOUT
+    {
+        Err(Failure::Retry(format!("HTTP {status}"), retry_after))
+    } else {
+        Err(Failure::Permanent(format!("HTTP {status}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DriftRecord;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            id: 7,
+            at_ms: 1_764_000_000_000,
+            host_id: "web-01".into(),
+            kind,
+            item: Some(DriftRecord {
+                resource: "file:/etc/motd".into(),
+                attribute: "sha256".into(),
+                expected: "ab<c>".into(),
+                actual: "def".into(),
+                since_ms: 1_764_000_000_000,
+                declared_at: "app.yaml:3".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn json_is_the_follow_shape() {
+        let v = event_json(&event(EventKind::Opened));
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["event"], "opened");
+        assert_eq!(v["host"], "web-01");
+        assert_eq!(v["resource"], "file:/etc/motd");
+        assert_eq!(v["expected"], "ab<c>");
+        assert_eq!(v["at"], "2025-11-24T16:00:00.000Z");
+    }
+
+    #[test]
+    fn slack_text_is_escaped() {
+        let v = slack_json(&event(EventKind::Resolved));
+        assert_eq!(
+            v["text"],
+            ":white_check_mark: drift resolved on *web-01*: `file:/etc/motd` sha256: expected `ab&lt;c&gt;`, actual `def` (declared at app.yaml:3)"
+        );
+    }
+
+    #[test]
+    fn configuration_defaults_and_checks() {
+        let hook: WebhookConfig =
+            serde_yaml::from_str("url: https://hooks.example/T/B/secret\n").expect("valid");
+        assert_eq!(hook.format, Format::Json);
+        assert_eq!(hook.events, [EventKind::Opened, EventKind::Resolved]);
+        assert_eq!(hook.timeout, Duration::from_secs(10));
+        assert_eq!(hook.attempts, 10);
+        hook.validate("webhooks[0]").expect("valid");
+        let bad: WebhookConfig = serde_yaml::from_str("url: ftp://x/\n").expect("parses");
+        assert!(bad.validate("webhooks[0]").is_err());
+        assert!(serde_yaml::from_str::<WebhookConfig>("url: http://x/\nevents: [nope]\n").is_err());
+        assert_eq!(
+            redacted("https://hooks.slack.com/services/T/B/secret"),
+            "https://hooks.slack.com/…"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! End to end: drift events reach webhooks (plumb's JSON and Slack's form) on a real local
+//! HTTP server, retried with backoff after failures, given up at once on a 4xx, and never
+//! held up by an endpoint that does not answer.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use plumb_tests::{Controller, Proc, bin, sha256, start_agent, wait_for, write_tree};
+use serde_json::Value;
+
+/// One request the server received, and the status it answered.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: Value,
+    status: u16,
+}
+
+/// A small HTTP/1.1 server: `/json` fails its first two requests with 503, `/gone` always
+/// answers 404, anything else 200.
+struct HookServer {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl HookServer {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let log = log.clone();
+                std::thread::spawn(move || serve(stream, &log));
+            }
+        });
+        Self { port, received }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn at(&self, path: &str) -> Vec<Received> {
+        let all = self.received.lock().expect("lock");
+        all.iter().filter(|r| r.path == path).cloned().collect()
+    }
+}
+
+fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_owned();
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let mut log = log.lock().expect("lock");
+        let earlier = log.iter().filter(|r| r.path == path).count();
+        let status = match path.as_str() {
+            "/json" if earlier < 2 => 503,
+            "/gone" => 404,
+            _ => 200,
+        };
+        log.push(Received {
+            path,
+            headers,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            status,
+        });
+        drop(log);
+        let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn drift_events_reach_webhooks_with_retries_and_a_stuck_endpoint_holds_nothing_up() {
+    let server = HookServer::start();
+    // Accepts connections and never answers.
+    let black_hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hang = format!(
+        "http://127.0.0.1:{}/hang",
+        black_hole.local_addr().expect("addr").port()
+    );
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(
+        manifests.join("all.yaml"),
+        "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n",
+    )
+    .expect("write");
+    let config = tmp.path().join("controller.yaml");
+    fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\nmanifests: {}\ndata: {}\nheartbeat_interval: 1s\nwebhooks:\n\
+             - url: {hang}\n  timeout: 60s\n\
+             - url: {}\n  backoff: 50ms\n  attempts: 5\n  headers: {{Authorization: Bearer t0ken}}\n\
+             - url: {}\n  format: slack\n\
+             - url: {}\n",
+            manifests.display(),
+            tmp.path().join("data").display(),
+            server.url("/json"),
+            server.url("/slack"),
+            server.url("/gone"),
+        ),
+    )
+    .expect("write");
+    let mut cmd = Command::new(bin("plumb"));
+    cmd.args(["serve", "--config"]).arg(&config);
+    let (proc, addr) = Proc::spawn(cmd, Some("plumb: listening on"));
+    let c = Controller {
+        proc,
+        url: format!("http://{}", addr.expect("address")),
+        manifests,
+        data: tmp.path().join("data"),
+        client_env: Vec::new(),
+    };
+    let root = tmp.path().join("root");
+    write_tree(&root, &[("etc/motd", "hi\n")]);
+    let _agent = start_agent(&c.url, "h1", &root, &[]);
+    wait_for("h1 in sync", || {
+        let hosts = c.json(&["hosts"]);
+        (hosts["hosts"][0]["status"] == "in_sync").then_some(())
+    });
+
+    fs::write(root.join("etc/motd"), "changed\n").expect("write");
+    let (want, got) = (sha256(b"hi\n"), sha256(b"changed\n"));
+    c.expect_drift("h1", &[("file:/etc/motd", "sha256", &want, &got)]);
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+
+    // plumb's JSON: the opened event three times (503, 503, then accepted), then resolved.
+    let json = wait_for("both events delivered to /json", || {
+        let got = server.at("/json");
+        (got.iter().filter(|r| r.status == 200).count() == 2).then_some(got)
+    });
+    let kinds: Vec<(&str, u16)> = json
+        .iter()
+        .map(|r| (r.body["event"].as_str().unwrap_or("?"), r.status))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("opened", 503),
+            ("opened", 503),
+            ("opened", 200),
+            ("resolved", 200)
+        ]
+    );
+    let opened = &json[2];
+    assert_eq!(
+        opened.body["id"], json[0].body["id"],
+        "a retry is the same event"
+    );
+    assert_eq!(opened.body["host"], "h1");
+    assert_eq!(opened.body["resource"], "file:/etc/motd");
+    assert_eq!(
+        opened.body["declared_at"],
+        format!("{}:4", c.manifests.join("all.yaml").display())
+    );
+    assert_eq!(opened.headers["authorization"], "Bearer t0ken");
+    assert_eq!(opened.headers["content-type"], "application/json");
+    assert!(opened.headers["user-agent"].starts_with("plumb/"));
+    // The same events, in the same order, as the event log has them.
+    let history = c.json(&["history", "h1"]);
+    let logged: Vec<&Value> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event"] == "opened" || e["event"] == "resolved")
+        .collect();
+    let ids: Vec<&Value> = logged.iter().rev().map(|e| &e["id"]).collect();
+    assert_eq!(ids, [&json[2].body["id"], &json[3].body["id"]]);
+
+    // Slack's form.
+    let slack = wait_for("both events delivered to /slack", || {
+        let got = server.at("/slack");
+        (got.len() == 2).then_some(got)
+    });
+    let text = |i: usize| slack[i].body["text"].as_str().unwrap_or("").to_owned();
+    assert!(
+        text(0).starts_with(":warning: drift opened on *h1*: `file:/etc/motd`"),
+        "{}",
+        text(0)
+    );
+    assert!(
+        text(1).starts_with(":white_check_mark: drift resolved on *h1*"),
+        "{}",
+        text(1)
+    );
+
+    // A 404 is not retried: one attempt per event.
+    let gone = wait_for("both events offered to /gone", || {
+        let got = server.at("/gone");
+        (got.len() == 2).then_some(got)
+    });
+    assert_eq!(gone[0].body["event"], "opened");
+    assert_eq!(gone[1].body["event"], "resolved");
+
+    // All of that happened while the first webhook has not answered at all.
+    drop(black_hole);
+}
