@@ -5,6 +5,8 @@
 //! the newest events and says so in the log; the event log keeps every event regardless.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -171,23 +173,64 @@ pub fn slack_json(e: &Event) -> Value {
     json!({ "text": text })
 }
 
+/// What happened to the events of one webhook, for `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    delivered: AtomicU64,
+    retried: AtomicU64,
+    /// Refused with a 4xx, or failed every attempt.
+    failed: AtomicU64,
+    /// Never attempted: the queue was full.
+    dropped: AtomicU64,
+}
+
 /// What the fleet holds to hand events to the webhooks.
 #[derive(Clone)]
 pub struct Sink {
-    queues: Vec<(Vec<EventKind>, mpsc::Sender<Event>)>,
+    queues: Vec<Queue>,
+}
+
+#[derive(Clone)]
+struct Queue {
+    kinds: Vec<EventKind>,
+    tx: mpsc::Sender<Event>,
+    counters: Arc<Counters>,
 }
 
 impl Sink {
     /// Queues the event for every webhook that wants it; never waits.
     pub fn send(&self, event: &Event) {
-        for (kinds, queue) in &self.queues {
-            if kinds.contains(&event.kind)
-                && let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(event.clone())
+        for q in &self.queues {
+            if q.kinds.contains(&event.kind)
+                && let Err(mpsc::error::TrySendError::Full(_)) = q.tx.try_send(event.clone())
             {
+                q.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     event = event.id,
                     "webhook queue full ({QUEUE} events): event dropped for that webhook"
                 );
+            }
+        }
+    }
+
+    /// `plumb_webhook_events_total{webhook="N",result="..."}`, N the webhook's place in the
+    /// configuration (URLs may hold secrets).
+    pub fn render_metrics(&self, out: &mut String) {
+        out.push_str("# HELP plumb_webhook_events_total Events handled per webhook (by its index in the configuration): delivered, retried attempts, failed (refused or out of attempts), dropped (queue full).
+# TYPE plumb_webhook_events_total counter
+");
+        for (i, q) in self.queues.iter().enumerate() {
+            let c = &q.counters;
+            for (result, n) in [
+                ("delivered", &c.delivered),
+                ("retried", &c.retried),
+                ("failed", &c.failed),
+                ("dropped", &c.dropped),
+            ] {
+                out.push_str(&format!(
+                    "plumb_webhook_events_total{{webhook=\"{i}\",result=\"{result}\"}} {}\n",
+                    n.load(Ordering::Relaxed)
+                ));
             }
         }
     }
@@ -223,8 +266,13 @@ pub fn start(
     let mut queues = Vec::new();
     for hook in webhooks {
         let (tx, rx) = mpsc::channel(QUEUE);
-        queues.push((hook.events.clone(), tx));
-        tokio::spawn(worker(hook, client.clone(), rx, shutdown.clone()));
+        let counters = Arc::new(Counters::default());
+        queues.push(Queue {
+            kinds: hook.events.clone(),
+            tx,
+            counters: counters.clone(),
+        });
+        tokio::spawn(worker(hook, client.clone(), rx, counters, shutdown.clone()));
     }
     Ok(Some(Sink { queues }))
 }
@@ -245,6 +293,7 @@ async fn worker(
     hook: WebhookConfig,
     client: Client,
     mut rx: mpsc::Receiver<Event>,
+    counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) {
     let target = redacted(&hook.url);
@@ -262,14 +311,17 @@ async fn worker(
         for attempt in 1..=hook.attempts {
             match post(&client, &hook, &body).await {
                 Ok(()) => {
+                    counters.delivered.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(webhook = %target, event = event.id, attempt, "webhook delivered");
                     break;
                 }
                 Err(Failure::Permanent(why)) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(webhook = %target, event = event.id, error = %why, "webhook refused the event; not retrying");
                     break;
                 }
                 Err(Failure::Retry(why, after)) if attempt < hook.attempts => {
+                    counters.retried.fetch_add(1, Ordering::Relaxed);
                     let delay = after.unwrap_or(wait).min(BACKOFF_CAP);
                     tracing::warn!(webhook = %target, event = event.id, attempt, error = %why, retry_in = ?delay, "webhook delivery failed");
                     tokio::select! {
@@ -279,6 +331,7 @@ async fn worker(
                     wait = (wait * 2).min(BACKOFF_CAP);
                 }
                 Err(Failure::Retry(why, _)) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(webhook = %target, event = event.id, attempts = hook.attempts, error = %why, "webhook delivery failed; giving the event up");
                 }
             }

@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use plumb_tests::{Controller, Proc, bin, sha256, start_agent, wait_for, write_tree};
+use plumb_tests::{Controller, Proc, bin, scrape, sha256, start_agent, wait_for, write_tree};
 use serde_json::Value;
 
 /// One request the server received, and the status it answered.
@@ -131,7 +131,8 @@ fn drift_events_reach_webhooks_with_retries_and_a_stuck_endpoint_holds_nothing_u
     fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:0\nmanifests: {}\ndata: {}\nheartbeat_interval: 1s\nwebhooks:\n\
+            "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\nmanifests: {}\ndata: {}\n\
+             heartbeat_interval: 1s\nwebhooks:\n\
              - url: {hang}\n  timeout: 60s\n\
              - url: {}\n  backoff: 50ms\n  attempts: 5\n  headers: {{Authorization: Bearer t0ken}}\n\
              - url: {}\n  format: slack\n\
@@ -147,6 +148,12 @@ fn drift_events_reach_webhooks_with_retries_and_a_stuck_endpoint_holds_nothing_u
     let mut cmd = Command::new(bin("plumb"));
     cmd.args(["serve", "--config"]).arg(&config);
     let (proc, addr) = Proc::spawn(cmd, Some("plumb: listening on"));
+    let metrics = wait_for("the metrics address", || {
+        proc.stderr()
+            .lines()
+            .find_map(|l| l.strip_prefix("plumb: metrics on http://"))
+            .map(|r| r.trim_end_matches("/metrics").to_owned())
+    });
     let c = Controller {
         proc,
         url: format!("http://{}", addr.expect("address")),
@@ -236,5 +243,23 @@ fn drift_events_reach_webhooks_with_retries_and_a_stuck_endpoint_holds_nothing_u
     assert_eq!(gone[1].body["event"], "resolved");
 
     // All of that happened while the first webhook has not answered at all.
+    // The counters follow the answers (they are counted once each answer is read).
+    let counts = |m: &BTreeMap<String, f64>| {
+        let n = |hook: u32, result: &str| {
+            m[&format!("plumb_webhook_events_total{{webhook=\"{hook}\",result=\"{result}\"}}")]
+        };
+        [
+            n(0, "delivered"),
+            n(1, "delivered"),
+            n(1, "retried"),
+            n(2, "delivered"),
+            n(3, "delivered"),
+            n(3, "failed"),
+        ]
+    };
+    let want = [0.0, 2.0, 2.0, 2.0, 0.0, 2.0];
+    wait_for("webhook counters in /metrics", || {
+        (counts(&scrape(&metrics)) == want).then_some(())
+    });
     drop(black_hole);
 }

@@ -541,6 +541,9 @@ impl Fleet {
             "Time of one store transaction recording drift.",
             &mut out,
         );
+        if let Some(hooks) = &self.webhooks {
+            hooks.render_metrics(&mut out);
+        }
         out
     }
 
