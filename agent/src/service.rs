@@ -218,7 +218,8 @@ pub fn uninstall(
         }
         return Ok(());
     }
-    if running {
+    // Only a unit that is there can be disabled (uninstalling twice is not an error).
+    if running && under(&target.install_root, &unit_path).exists() {
         systemctl(&["disable", "--now", &service.unit], out)?;
     }
     for p in &remove {
