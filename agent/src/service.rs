@@ -27,6 +27,22 @@ pub struct Target {
     /// Replace files that exist with different content.
     #[arg(long)]
     pub force: bool,
+    /// The systemctl to run; when given, systemd is taken to be running (tests, unusual
+    /// layouts).
+    #[arg(long, value_name = "PATH", hide = true, env = "PLUMB_SYSTEMCTL")]
+    pub systemctl: Option<PathBuf>,
+}
+
+impl Target {
+    /// The systemctl to run, if systemd manages the machine at the install root (only `/`
+    /// can be; the others are images).
+    fn systemctl(&self) -> Option<PathBuf> {
+        if let Some(given) = &self.systemctl {
+            return Some(given.clone());
+        }
+        (self.install_root == Path::new("/") && Path::new("/run/systemd/system").is_dir())
+            .then(|| "systemctl".into())
+    }
 }
 
 /// One file to write, at its absolute path on the target system.
@@ -70,14 +86,9 @@ fn under(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
-/// Whether systemd manages the machine at `root` (only `/` can be; the others are images).
-fn systemd_running(root: &Path) -> bool {
-    root == Path::new("/") && Path::new("/run/systemd/system").is_dir()
-}
-
-fn systemctl(args: &[&str], out: &mut dyn Write) -> anyhow::Result<()> {
+fn systemctl(program: &Path, args: &[&str], out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "running: systemctl {}", args.join(" "))?;
-    let status = Command::new("systemctl")
+    let status = Command::new(program)
         .args(args)
         .status()
         .context("cannot run systemctl")?;
@@ -157,9 +168,9 @@ pub fn install(service: &Service, target: &Target, out: &mut dyn Write) -> anyho
             writeln!(out, "created: {}", at.display())?;
         }
     }
-    if systemd_running(&target.install_root) {
-        systemctl(&["daemon-reload"], out)?;
-        systemctl(&["enable", "--now", &service.unit], out)?;
+    if let Some(program) = target.systemctl() {
+        systemctl(&program, &["daemon-reload"], out)?;
+        systemctl(&program, &["enable", "--now", &service.unit], out)?;
         writeln!(
             out,
             "{} is enabled and started; `systemctl status {}` shows how it is doing",
@@ -204,9 +215,9 @@ pub fn uninstall(
         .map(|f| f.path.as_path())
         .filter(|p| !remove.contains(p))
         .collect();
-    let running = systemd_running(&target.install_root);
+    let running = target.systemctl();
     if target.dry_run {
-        if running {
+        if running.is_some() {
             writeln!(out, "would run: systemctl disable --now {}", service.unit)?;
         }
         for p in &remove {
@@ -219,8 +230,10 @@ pub fn uninstall(
         return Ok(());
     }
     // Only a unit that is there can be disabled (uninstalling twice is not an error).
-    if running && under(&target.install_root, &unit_path).exists() {
-        systemctl(&["disable", "--now", &service.unit], out)?;
+    if let Some(program) = &running
+        && under(&target.install_root, &unit_path).exists()
+    {
+        systemctl(program, &["disable", "--now", &service.unit], out)?;
     }
     for p in &remove {
         let at = under(&target.install_root, p);
@@ -234,8 +247,8 @@ pub fn uninstall(
             }
         }
     }
-    if running {
-        systemctl(&["daemon-reload"], out)?;
+    if let Some(program) = &running {
+        systemctl(program, &["daemon-reload"], out)?;
     }
     for p in kept {
         writeln!(

@@ -564,3 +564,66 @@ fn print_config_shows_the_merged_options() {
         "controller: http://file:7700\nlabels:\n  a: file\n  b: flag\nrescan_interval: 5m\n"
     );
 }
+
+#[test]
+fn where_systemd_runs_install_enables_and_starts_and_uninstall_stops_and_disables() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("image");
+    fs::create_dir_all(&root).expect("mkdir");
+    // A systemctl that records how it was called, and fails when told to.
+    let log = tmp.path().join("systemctl.log");
+    let fake = tmp.path().join("systemctl");
+    fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\n[ -e {}/fail ] && exit 1\nexit 0\n",
+            log.display(),
+            tmp.path().display()
+        ),
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let agent = |args: &[&str]| {
+        Command::new(bin("plumb-agent"))
+            .args(args)
+            .arg("--install-root")
+            .arg(&root)
+            .env("PLUMB_SYSTEMCTL", &fake)
+            .output()
+            .expect("run")
+    };
+    let calls = || fs::read_to_string(&log).unwrap_or_default();
+
+    let out = agent(&["install", "--controller", "http://c:7700"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(calls(), "daemon-reload\nenable --now plumb-agent.service\n");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("is enabled and started"), "{said}");
+
+    let out = agent(&["uninstall"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        calls(),
+        "daemon-reload\nenable --now plumb-agent.service\n\
+         disable --now plumb-agent.service\ndaemon-reload\n"
+    );
+    // Nothing to disable the second time.
+    assert!(agent(&["uninstall"]).status.success());
+    assert!(calls().ends_with("disable --now plumb-agent.service\ndaemon-reload\ndaemon-reload\n"));
+
+    // systemctl failing is the install failing, and said.
+    fs::write(tmp.path().join("fail"), "").expect("write");
+    let out = agent(&["install", "--controller", "http://c:7700", "--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("systemctl daemon-reload failed"), "{err}");
+}
