@@ -44,7 +44,9 @@ pub struct AgentConfig {
     pub tls: Option<tls::ClientTls>,
     /// Notified to observe every path again now (the binary wires SIGHUP to it).
     pub rescan_now: std::sync::Arc<tokio::sync::Notify>,
-    /// How long changes are gathered before they are observed and sent.
+    /// How long a file still being written (data seen, not yet closed) is waited for before
+    /// it is observed anyway. A complete change (a close after writing, a rename, a removal,
+    /// new attributes) is observed at once.
     pub coalesce: Duration,
 }
 
@@ -61,7 +63,7 @@ impl AgentConfig {
             rescan_now: Default::default(),
             tls: None,
             deny_content: DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
-            coalesce: Duration::from_millis(5),
+            coalesce: Duration::from_millis(50),
         }
     }
 }

@@ -20,8 +20,9 @@ use crate::root::Root;
 /// What the watcher thread tells the session.
 #[derive(Debug)]
 pub enum WatchMsg {
-    /// Paths on this machine that changed.
-    Paths(Vec<PathBuf>),
+    /// Paths on this machine that changed, each with whether its change is complete (see
+    /// `settled`).
+    Paths(Vec<(PathBuf, bool)>),
     /// Events were lost (kernel queue overflow or a watcher error): observe everything again.
     Rescan,
 }
@@ -60,7 +61,13 @@ impl Watch {
             let msg = match res {
                 Ok(ev) if ev.need_rescan() => WatchMsg::Rescan,
                 Ok(ev) if is_noise(&ev.kind) || ev.paths.is_empty() => return,
-                Ok(ev) => WatchMsg::Paths(ev.paths),
+                Ok(ev) => WatchMsg::Paths(
+                    ev.paths
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, p)| (p, settled(&ev.kind, i)))
+                        .collect(),
+                ),
                 Err(_) => WatchMsg::Rescan,
             };
             if tx.try_send(msg).is_err() {
@@ -104,6 +111,13 @@ impl Watch {
     /// Whether events were dropped since the last call (then everything must be observed).
     pub fn take_overflow(&self) -> bool {
         self.overflowed.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether `host_path` is a declared path.
+    pub fn declares(&self, host_path: &Path) -> bool {
+        self.root
+            .declared_path(host_path)
+            .is_some_and(|p| self.declared.contains(&p))
     }
 
     /// The declared paths a change to `host_path` may affect: the path itself, any declared
@@ -231,6 +245,25 @@ impl Watch {
             p = dir.parent();
         }
         None
+    }
+}
+
+/// Whether the change to an event's `index`th path is complete when it is seen, so the path
+/// can be observed at once: a closed writer, a file renamed into place, new attributes are.
+/// Data being written, a file just created (its content follows), a file removed or renamed
+/// away (tools such as install(1) and some editors put a new one in its place) are not: the
+/// session waits for what follows, at most its coalescing window, so that a half-done
+/// replacement is not reported as drift.
+fn settled(kind: &EventKind, index: usize) -> bool {
+    use notify::event::{CreateKind, ModifyKind, RemoveKind, RenameMode};
+    match kind {
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+        | EventKind::Create(CreateKind::File | CreateKind::Any)
+        | EventKind::Remove(RemoveKind::File | RemoveKind::Any)
+        | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
+        // `Both` names the old path, then the new one.
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => index > 0,
+        _ => true,
     }
 }
 

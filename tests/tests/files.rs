@@ -187,6 +187,24 @@ fn file_changes_are_drift_until_reverted_and_survive_a_controller_kill() {
     ));
     controller.expect_drift("web-1", &[]);
 
+    // Backup by rename, then a new file, as vim does (`backupcopy=no`): never reported absent.
+    let backup = web.join("etc/app.conf~");
+    sh(&format!(
+        "mv {app} {bak} && printf 'a=6\\n' > {app} && chmod 0644 {app}",
+        app = app.display(),
+        bak = backup.display()
+    ));
+    controller.expect_drift(
+        "web-1",
+        &[("file:/etc/app.conf", "sha256", &want, &sha("a=6\n"))],
+    );
+    sh(&format!(
+        "mv {app} {bak} && printf 'a=1\\n' > {app} && chmod 0644 {app}",
+        app = app.display(),
+        bak = backup.display()
+    ));
+    controller.expect_drift("web-1", &[]);
+
     // Delete, then recreate.
     fs::remove_file(&app).expect("rm");
     controller.expect_drift(
@@ -302,8 +320,8 @@ fn file_changes_are_drift_until_reverted_and_survive_a_controller_kill() {
     // History: each change opened and resolved, oldest first.
     assert_eq!(
         events_for(&events, "file:/etc/app.conf", "sha256"),
-        ["opened", "resolved"].repeat(4),
-        "in-place write, rename-save, sed -i, install"
+        ["opened", "resolved"].repeat(5),
+        "in-place write, rename-save, sed -i, install, backup and rewrite"
     );
     for (resource, attribute) in [
         ("file:/etc/app.conf", "present"),

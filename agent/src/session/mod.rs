@@ -1,7 +1,7 @@
 //! One connection to the controller: Hello, then for every Plan arm the watches, scan, send a
 //! Snapshot, and from then on send only Deltas of what really changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -73,6 +73,7 @@ pub(crate) async fn run(
         last_sent: HashMap::new(),
         dirty: BTreeSet::new(),
         touched: Vec::new(),
+        writing: HashSet::new(),
         rescan: false,
         ids: IdCache::default(),
         packages: Packages::default(),
@@ -125,11 +126,18 @@ pub(crate) async fn run(
             }
             Some(msg) = watch_rx.recv() => {
                 s.note(msg);
-                // Drain what is already queued; the coalescing window catches the rest.
+                // Drain what is already queued: under a burst, one flush covers it all.
                 while let Ok(msg) = watch_rx.try_recv() {
                     s.note(msg);
                 }
-                flush_at.get_or_insert_with(|| Instant::now() + cfg.coalesce);
+                if s.writing.is_empty() {
+                    // Every change seen is complete: observe and send now.
+                    flush_at = None;
+                    s.flush().await?;
+                } else {
+                    // A writer is still at work: wait for its close, at most the window.
+                    flush_at.get_or_insert_with(|| Instant::now() + cfg.coalesce);
+                }
             }
             _ = async { sleep_until(flush_at.unwrap_or_else(Instant::now)).await }, if flush_at.is_some() => {
                 flush_at = None;
@@ -182,6 +190,8 @@ struct State {
     dirty: BTreeSet<String>,
     /// Directories on the way to declared paths that changed: the watch set may move.
     touched: Vec<PathBuf>,
+    /// Declared files being written (data seen, close not yet): observing waits for them.
+    writing: HashSet<PathBuf>,
     rescan: bool,
     ids: IdCache,
     packages: Packages,
@@ -295,8 +305,13 @@ impl State {
                 self.overflows += 1;
                 self.rescan = true;
             }
-            WatchMsg::Paths(paths) => {
-                for p in paths {
+            WatchMsg::Paths(changes) => {
+                for (p, settled) in changes {
+                    if settled {
+                        self.writing.remove(&p);
+                    } else if self.watch.declares(&p) {
+                        self.writing.insert(p.clone());
+                    }
                     if self.watch.affected(&p, &mut self.dirty) {
                         self.touched.push(p);
                     }
@@ -307,6 +322,7 @@ impl State {
 
     /// Sends what changed, then the coverage if it may have changed.
     async fn flush(&mut self) -> anyhow::Result<()> {
+        self.writing.clear();
         self.send_changes().await?;
         if std::mem::take(&mut self.coverage_due) {
             self.report_coverage().await?;

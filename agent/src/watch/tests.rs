@@ -37,9 +37,10 @@ impl Fixture {
                 .await
                 .unwrap_or_else(|_| panic!("no event for {declared} within 5 s"))
                 .expect("watcher alive");
-            let WatchMsg::Paths(paths) = msg else {
+            let WatchMsg::Paths(changes) = msg else {
                 continue;
             };
+            let paths: Vec<_> = changes.into_iter().map(|(p, _)| p).collect();
             let mut hit = BTreeSet::new();
             let mut touched = Vec::new();
             for p in &paths {
@@ -186,4 +187,42 @@ fn beyond_the_budget_paths_are_listed_for_polling() {
         watch.failures.values().next().map(String::as_str),
         Some("watch budget of 2 used up (--max-watches)")
     );
+}
+
+#[test]
+fn which_changes_are_complete_when_seen() {
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind, RemoveKind,
+        RenameMode,
+    };
+    let settled = |kind: EventKind, i| super::settled(&kind, i);
+    // Observed at once.
+    assert!(settled(
+        EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        0
+    ));
+    assert!(settled(
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+        0
+    ));
+    assert!(settled(
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+        0
+    ));
+    assert!(settled(EventKind::Create(CreateKind::Folder), 0));
+    // Waited for: more is coming (data, a close, a replacement).
+    assert!(!settled(
+        EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+        0
+    ));
+    assert!(!settled(EventKind::Create(CreateKind::File), 0));
+    assert!(!settled(EventKind::Remove(RemoveKind::File), 0));
+    assert!(!settled(
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+        0
+    ));
+    // A rename names the old path (gone: wait), then the new one (in place: now).
+    let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+    assert!(!settled(both, 0));
+    assert!(settled(both, 1));
 }
