@@ -357,7 +357,12 @@ fn run_agent(args: RunArgs, file: AgentFile) -> anyhow::Result<()> {
     cfg.tls = tls;
     cfg.deny_content.extend(merged.deny_content);
 
-    let runtime = tokio::runtime::Runtime::new()?;
+    // One thread is plenty for the agent's IO (hashing runs on the blocking pool), and each
+    // worker thread would cost its own stack and allocator arena at rest.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cli::cancel_on_signal(shutdown.clone()));

@@ -224,8 +224,19 @@ pub(crate) async fn wait_in_sync(
     }
 }
 
-/// Resident memory (VmRSS) and its peak (VmHWM), in KiB.
-pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+/// Resident memory of a process, in KiB.
+pub(crate) struct Memory {
+    /// VmRSS: everything resident.
+    pub(crate) rss: u64,
+    /// VmHWM: the peak of `rss`.
+    pub(crate) peak: u64,
+    /// RssAnon: the process's own memory (heap, stacks).
+    pub(crate) anon: u64,
+    /// RssFile: pages of the binary and libraries, shared with the page cache.
+    pub(crate) file: u64,
+}
+
+pub(crate) fn memory(pid: u32) -> anyhow::Result<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| {
         status
@@ -235,7 +246,12 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    Ok((field("VmRSS:"), field("VmHWM:")))
+    Ok(Memory {
+        rss: field("VmRSS:"),
+        peak: field("VmHWM:"),
+        anon: field("RssAnon:"),
+        file: field("RssFile:"),
+    })
 }
 
 /// CPU time used so far (user + system).

@@ -25,26 +25,31 @@ pub(crate) async fn run(sizes: &[usize], idle: Duration) -> anyhow::Result<Value
         // Let the first scan's buffers be returned before measuring rest.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let cpu0 = fixture::cpu_time(agent.pid())?;
-        let (rss0, _) = fixture::rss_kib(agent.pid())?;
+        let rss0 = fixture::memory(agent.pid())?.rss;
         tokio::time::sleep(idle).await;
         let cpu1 = fixture::cpu_time(agent.pid())?;
-        let (rss1, peak) = fixture::rss_kib(agent.pid())?;
+        let m = fixture::memory(agent.pid())?;
+        let mib = |kib: u64| kib as f64 / 1024.0;
         let cpu = cpu1.saturating_sub(cpu0);
         println!(
-            "footprint: {n} files: first sync {:.2} s; idle {:?}: RSS {:.1} MiB (at start {:.1}, peak {:.1}), CPU {} ms",
+            "footprint: {n} files: first sync {:.2} s; idle {:?}: RSS {:.1} MiB = {:.1} own (heap, stacks) + {:.1} binary and libraries; at start {:.1}, peak {:.1}; CPU {} ms",
             synced.as_secs_f64(),
             idle,
-            rss1 as f64 / 1024.0,
-            rss0 as f64 / 1024.0,
-            peak as f64 / 1024.0,
+            mib(m.rss),
+            mib(m.anon),
+            mib(m.file),
+            mib(rss0),
+            mib(m.peak),
             cpu.as_millis()
         );
         results.push(json!({
             "files": n,
             "first_sync_s": synced.as_secs_f64(),
             "idle_s": idle.as_secs_f64(),
-            "rss_mib": rss1 as f64 / 1024.0,
-            "peak_rss_mib": peak as f64 / 1024.0,
+            "rss_mib": mib(m.rss),
+            "rss_anon_mib": mib(m.anon),
+            "rss_file_mib": mib(m.file),
+            "peak_rss_mib": mib(m.peak),
             "idle_cpu_ms": cpu.as_millis() as u64,
         }));
     }

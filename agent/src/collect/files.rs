@@ -56,7 +56,7 @@ fn pace(n: usize) {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Absent,
     File,
@@ -105,7 +105,7 @@ impl Matcher {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Observation {
     pub path: String,
     pub kind: Kind,

@@ -2,6 +2,7 @@
 //! Snapshot, and from then on send only Deltas of what really changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher as _, RandomState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -71,6 +72,7 @@ pub(crate) async fn run(
         watch: Watch::new(cfg.root.clone(), watch_tx, cfg.max_watches)
             .context("cannot start the file watcher")?,
         last_sent: HashMap::new(),
+        fingerprints: RandomState::new(),
         dirty: BTreeSet::new(),
         touched: Vec::new(),
         writing: HashSet::new(),
@@ -185,8 +187,12 @@ struct State {
     generation: u64,
     requests: Arc<BTreeMap<String, Request>>,
     watch: Watch,
-    /// What the controller last heard for each path: only differences are sent.
-    last_sent: HashMap<String, Observation>,
+    /// A fingerprint of what the controller last heard for each path: only differences are
+    /// sent.
+    last_sent: HashMap<String, u64>,
+    /// Hashes observations into `last_sent` (keyed per process: a collision between two
+    /// states of one path, which would hide a change, has odds of 2^-64).
+    fingerprints: RandomState,
     dirty: BTreeSet<String>,
     /// Directories on the way to declared paths that changed: the watch set may move.
     touched: Vec<PathBuf>,
@@ -223,7 +229,9 @@ impl State {
         if std::mem::take(&mut self.packages.rewatch) {
             self.rewatch();
         }
-        self.last_sent = states.iter().map(|o| (o.path.clone(), o.clone())).collect();
+        self.last_sent.clear();
+        self.last_sent.shrink_to_fit();
+        let states = self.sent(states);
         self.seq += 1;
         tracing::info!(
             generation = self.generation,
@@ -234,7 +242,7 @@ impl State {
         let snapshot = v1::Snapshot {
             plan_generation: self.generation,
             seq: self.seq,
-            states: states.iter().map(wire::state_to_proto).collect(),
+            states,
             packages: packages.iter().map(wire::package_to_proto).collect(),
         };
         send(&self.out, Out::Snapshot(snapshot)).await?;
@@ -388,7 +396,7 @@ impl State {
             self.observe(paths)
                 .await?
                 .into_iter()
-                .filter(|o| self.last_sent.get(&o.path) != Some(o))
+                .filter(|o| self.last_sent.get(&o.path) != Some(&self.fingerprints.hash_one(o)))
                 .collect()
         };
         let packages: Vec<PackageObservation> = self.packages.poll(&self.cfg.root).await?;
@@ -398,18 +406,31 @@ impl State {
         if changed.is_empty() && packages.is_empty() {
             return Ok(());
         }
-        for o in &changed {
-            self.last_sent.insert(o.path.clone(), o.clone());
-        }
+        let count = changed.len();
+        let states = self.sent(changed);
         self.seq += 1;
-        tracing::debug!(seq = self.seq, changed = changed.len(), "delta");
+        tracing::debug!(seq = self.seq, changed = count, "delta");
         let delta = v1::Delta {
             plan_generation: self.generation,
             seq: self.seq,
-            states: changed.iter().map(wire::state_to_proto).collect(),
+            states,
             packages: packages.iter().map(wire::package_to_proto).collect(),
         };
         send(&self.out, Out::Delta(delta)).await
+    }
+
+    /// Records observations as sent (by fingerprint) and turns them into wire states, freeing
+    /// each as it goes: at 10,000 paths a snapshot is never held twice.
+    fn sent(&mut self, observed: Vec<Observation>) -> Vec<v1::PathState> {
+        observed
+            .into_iter()
+            .map(|o| {
+                let state = wire::state_to_proto(&o);
+                let fingerprint = self.fingerprints.hash_one(&o);
+                self.last_sent.insert(o.path, fingerprint);
+                state
+            })
+            .collect()
     }
 
     /// Observes paths of the current plan on a blocking thread (stat, hashing).
