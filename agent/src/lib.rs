@@ -13,7 +13,9 @@ mod session;
 pub mod systemd;
 pub mod tls;
 pub mod watch;
-mod wire;
+/// The agent's side of plumb.v1; public so that the load generator (`plumb-bench scale`)
+/// speaks exactly what agents say.
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};

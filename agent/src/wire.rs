@@ -9,17 +9,17 @@ use crate::collect::packages::{PackageObservation, PackageRequest};
 
 /// A plan, validated: every path absolute and every pattern compiled.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
-    pub(crate) generation: u64,
-    pub(crate) heartbeat_interval_secs: u32,
-    pub(crate) requests: Vec<Request>,
-    pub(crate) packages: Vec<PackageRequest>,
+pub struct Plan {
+    pub generation: u64,
+    pub heartbeat_interval_secs: u32,
+    pub requests: Vec<Request>,
+    pub packages: Vec<PackageRequest>,
 }
 
 /// Paths per plan the agent accepts; a plan beyond this is refused as malformed.
 const MAX_PLAN_PATHS: usize = 100_000;
 
-pub(crate) fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
+pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
     if p.paths.len() > MAX_PLAN_PATHS {
         return Err(format!(
             "plan has {} paths, more than the {MAX_PLAN_PATHS} accepted",
@@ -72,7 +72,7 @@ pub(crate) fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
     })
 }
 
-pub(crate) fn package_to_proto(o: &PackageObservation) -> v1::PackageState {
+pub fn package_to_proto(o: &PackageObservation) -> v1::PackageState {
     v1::PackageState {
         name: o.name.clone(),
         instances: o
@@ -98,7 +98,7 @@ pub(crate) fn package_to_proto(o: &PackageObservation) -> v1::PackageState {
     }
 }
 
-pub(crate) fn state_to_proto(o: &Observation) -> v1::PathState {
+pub fn state_to_proto(o: &Observation) -> v1::PathState {
     v1::PathState {
         path: o.path.clone(),
         kind: kind_to_proto(o.kind) as i32,
@@ -128,7 +128,7 @@ fn kind_to_proto(k: Kind) -> v1::FileKind {
     }
 }
 
-pub(crate) fn hello(
+pub fn hello(
     host_id: &str,
     labels: &std::collections::BTreeMap<String, String>,
     facts: &Facts,

@@ -9,6 +9,7 @@
 mod fixture;
 mod footprint;
 mod latency;
+mod scale;
 mod scan;
 
 use std::time::Duration;
@@ -44,6 +45,22 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// A load generator speaking the agent protocol: N streams of M files against one
+    /// controller, then changes at a steady rate.
+    Scale {
+        /// Simulated agents (comma-separated list).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        agents: Vec<usize>,
+        /// Declared files per agent.
+        #[arg(long, default_value_t = 100)]
+        files: usize,
+        /// Changes per second, spread over random agents and files.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// How long changes are made.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
     /// Write to a declared file → drift event on the query service's watch.
     Latency {
         /// Changes per kind of write (in place, rename-save).
@@ -57,15 +74,22 @@ fn main() -> anyhow::Result<()> {
     plumb_agent::tls::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new()?;
     let mut summary = serde_json::Map::new();
-    let (footprint, scan, latency) = match args.command {
+    let (footprint, scan, latency, scale) = match args.command {
         Command::All => (
             Some((vec![1000, 10_000], Duration::from_secs(60))),
             Some((vec![1000, 10_000], 5)),
             Some(1000),
+            Some((vec![1000, 10_000], 100, 200, Duration::from_secs(30))),
         ),
-        Command::Footprint { files, idle } => (Some((files, idle)), None, None),
-        Command::Scan { files, runs } => (None, Some((files, runs)), None),
-        Command::Latency { changes } => (None, None, Some(changes)),
+        Command::Footprint { files, idle } => (Some((files, idle)), None, None, None),
+        Command::Scan { files, runs } => (None, Some((files, runs)), None, None),
+        Command::Latency { changes } => (None, None, Some(changes), None),
+        Command::Scale {
+            agents,
+            files,
+            rate,
+            duration,
+        } => (None, None, None, Some((agents, files, rate, duration))),
     };
     if let Some((files, idle)) = footprint {
         summary.insert(
@@ -78,6 +102,12 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(changes) = latency {
         summary.insert("latency".into(), runtime.block_on(latency::run(changes))?);
+    }
+    if let Some((agents, files, rate, duration)) = scale {
+        summary.insert(
+            "scale".into(),
+            runtime.block_on(scale::run(&agents, files, rate, duration))?,
+        );
     }
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())

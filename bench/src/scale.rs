@@ -1,0 +1,321 @@
+//! Controller scale: a load generator opens N agent streams, each declaring M files, speaking
+//! plumb.v1 with the agent's own message code (`plumb_agent::wire`), then changes files at a
+//! steady rate. Reported: the time until all N are in sync, the controller's RSS and CPU at
+//! rest and under changes, `plumb drift -o json` and `plumb hosts -o json` times over N hosts,
+//! and detection latency (delta sent → event on `WatchDrift`) at that rate.
+//!
+//! The load generator shares the machine's two cores with the controller: the figures are
+//! an upper bound on the controller's own cost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use plumb_agent::collect::files::{Kind, Observation};
+use plumb_agent::wire;
+use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg as In};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::fixture;
+
+/// Digests a declared file flips between: the declared one (in sync) and another (drift).
+const IN_SYNC: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const DRIFTED: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+fn observation(path: &str, sha256: &str) -> Observation {
+    Observation {
+        path: path.to_owned(),
+        kind: Kind::File,
+        link_target: None,
+        resolved_kind: Kind::File,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        owner: Some("root".into()),
+        group: Some("root".into()),
+        size: 512,
+        sha256: Some(sha256.to_owned()),
+        contains: Vec::new(),
+        entries: Vec::new(),
+        error: None,
+    }
+}
+
+fn msg(m: Out) -> v1::AgentMessage {
+    v1::AgentMessage { msg: Some(m) }
+}
+
+/// One file of one host flips to `drifted` (or back).
+struct Change {
+    file: usize,
+    drifted: bool,
+}
+
+/// One simulated agent: Hello, a Snapshot of its plan in sync, then Deltas as told and
+/// heartbeats, reading everything the controller sends.
+async fn agent(
+    url: String,
+    host: String,
+    facts: Arc<plumb_agent::collect::facts::Facts>,
+    mut changes: mpsc::Receiver<Change>,
+    connected: Arc<AtomicUsize>,
+) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(url)?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(30))
+        .connect()
+        .await?;
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(msg(Out::Hello(wire::hello(
+        &host,
+        &BTreeMap::new(),
+        &facts,
+    ))))
+    .await?;
+    let mut inbound = v1::agent_service_client::AgentServiceClient::new(channel)
+        .connect(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    connected.fetch_add(1, Ordering::Relaxed);
+    let mut seq = 0;
+    let mut plan: Option<wire::Plan> = None;
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            m = inbound.message() => {
+                let Some(m) = m? else { return Ok(()) };
+                if let Some(In::Plan(p)) = m.msg {
+                    let p = wire::plan_from_proto(p).map_err(anyhow::Error::msg)?;
+                    if p.heartbeat_interval_secs > 0 {
+                        heartbeat = tokio::time::interval(Duration::from_secs(p.heartbeat_interval_secs.into()));
+                    }
+                    seq += 1;
+                    let states = p.requests.iter().map(|r| wire::state_to_proto(&observation(&r.path, IN_SYNC))).collect();
+                    tx.send(msg(Out::Snapshot(v1::Snapshot { plan_generation: p.generation, seq, states, packages: Vec::new() }))).await?;
+                    plan = Some(p);
+                }
+            }
+            Some(c) = changes.recv() => {
+                let Some(p) = &plan else { continue };
+                let Some(r) = p.requests.get(c.file) else { continue };
+                seq += 1;
+                let state = wire::state_to_proto(&observation(&r.path, if c.drifted { DRIFTED } else { IN_SYNC }));
+                tx.send(msg(Out::Delta(v1::Delta { plan_generation: p.generation, seq, states: vec![state], packages: Vec::new() }))).await?;
+            }
+            _ = heartbeat.tick() => {
+                tx.send(msg(Out::Heartbeat(v1::Heartbeat { sent_at_ms: 0 }))).await?;
+            }
+        }
+    }
+}
+
+fn manifest(files: usize) -> String {
+    let mut out = String::from("name: load\nhosts: [\"load-*\"]\nfiles:\n");
+    for f in 0..files {
+        out.push_str(&format!(
+            "  /etc/load/f{f:03}.conf:\n    sha256: {IN_SYNC}\n"
+        ));
+    }
+    out
+}
+
+async fn in_sync_count(
+    client: &mut v1::query_service_client::QueryServiceClient<tonic::transport::Channel>,
+) -> anyhow::Result<usize> {
+    let hosts = client
+        .list_hosts(v1::ListHostsRequest {})
+        .await?
+        .into_inner();
+    Ok(hosts
+        .hosts
+        .iter()
+        .filter(|h| h.status == v1::HostStatus::InSync as i32)
+        .count())
+}
+
+/// The median wall time of `plumb ARGS -o json` against the controller, and its output size.
+fn cli_ms(url: &str, args: &[&str]) -> anyhow::Result<(f64, usize)> {
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let out = Command::new(fixture::bin("plumb")?)
+            .args(args)
+            .args(["-o", "json", "--controller", url])
+            .output()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(
+            out.status.code().is_some_and(|c| c == 0 || c == 2),
+            "plumb {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        size = out.stdout.len();
+    }
+    Ok((fixture::median(times), size))
+}
+
+pub(crate) async fn run(
+    sizes: &[usize],
+    files: usize,
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let facts = Arc::new(plumb_agent::collect::facts::collect(
+        &plumb_agent::root::Root::new(None),
+    ));
+    let mut results = Vec::new();
+    for &n in sizes {
+        let tmp = tempfile::tempdir()?;
+        let manifests = tmp.path().join("manifests");
+        std::fs::create_dir_all(&manifests)?;
+        std::fs::write(manifests.join("load.yaml"), manifest(files))?;
+        let (controller, url) = fixture::controller(&manifests, &tmp.path().join("data"), &[])?;
+        let pid = controller.pid();
+
+        // Connect everyone, a few hundred at a time, as a fleet after a controller restart.
+        let start = Instant::now();
+        let connected = Arc::new(AtomicUsize::new(0));
+        let mut senders = Vec::with_capacity(n);
+        let mut tasks = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, rx) = mpsc::channel(64);
+            senders.push(tx);
+            tasks.push(tokio::spawn(agent(
+                url.clone(),
+                format!("load-{i:05}"),
+                facts.clone(),
+                rx,
+                connected.clone(),
+            )));
+            while i + 1 - connected.load(Ordering::Relaxed) > 256 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        let mut client = fixture::query(&url).await?;
+        loop {
+            if in_sync_count(&mut client).await? == n {
+                break;
+            }
+            if let Some(failed) = tasks.iter().position(|t| t.is_finished()) {
+                let t = tasks.swap_remove(failed);
+                anyhow::bail!("a simulated agent ended: {:?}", t.await);
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(600),
+                "not all {n} hosts in sync after 10 min"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let ramp = start.elapsed();
+
+        // At rest: heartbeats only.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cpu0 = fixture::cpu_time(pid)?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let rest_cpu = (fixture::cpu_time(pid)? - cpu0).as_secs_f64() / 10.0;
+        let rest = fixture::memory(pid)?;
+        let (drift_ms, drift_bytes) = cli_ms(&url, &["drift"])?;
+        let (hosts_ms, hosts_bytes) = cli_ms(&url, &["hosts"])?;
+
+        // Changes at a steady rate; each one's latency from its Delta to its event.
+        let sent: Arc<Mutex<HashMap<(String, String), Instant>>> = Default::default();
+        let mut events = client
+            .watch_drift(v1::WatchDriftRequest { hosts: Vec::new() })
+            .await?
+            .into_inner();
+        let pending = sent.clone();
+        let collector = tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while let Some(Ok(e)) = events.next().await {
+                let Some(item) = e.item else { continue };
+                if let Some(t0) = pending.lock().await.remove(&(e.host_id, item.resource)) {
+                    latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            latencies
+        });
+        let total = (rate as f64 * duration.as_secs_f64()) as usize;
+        let mut drifted = vec![false; n * files];
+        let cpu0 = fixture::cpu_time(pid)?;
+        let changes_start = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut rng = fixture::Rng::new(n as u64);
+        for _ in 0..total {
+            tick.tick().await;
+            let host = (rng.next() % n as u64) as usize;
+            let file = (rng.next() % files as u64) as usize;
+            let key = (
+                format!("load-{host:05}"),
+                format!("file:/etc/load/f{file:03}.conf"),
+            );
+            let flag = &mut drifted[host * files + file];
+            *flag = !*flag;
+            sent.lock().await.insert(key, Instant::now());
+            senders[host]
+                .send(Change {
+                    file,
+                    drifted: *flag,
+                })
+                .await
+                .map_err(|_| anyhow::anyhow!("simulated agent {host} is gone"))?;
+        }
+        // Wait for the last events to arrive, then stop collecting.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sent.lock().await.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let busy = changes_start.elapsed();
+        let busy_cpu = (fixture::cpu_time(pid)? - cpu0).as_secs_f64() / busy.as_secs_f64();
+        let lost = sent.lock().await.len();
+        let under_load = fixture::memory(pid)?;
+        drop(controller);
+        let mut latencies = collector.await?;
+        latencies.sort_by(f64::total_cmp);
+        let q = |x| fixture::quantile(&latencies, x);
+        for t in &tasks {
+            t.abort();
+        }
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!(
+            "scale: {n} agents x {files} files: all in sync after {:.1} s; at rest: RSS {:.0} MiB, CPU {:.1}%; \
+             plumb drift -o json {drift_ms:.0} ms ({} KiB), plumb hosts -o json {hosts_ms:.0} ms ({} KiB); \
+             {rate} changes/s: detection p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} unseen; CPU {:.1}%, RSS {:.0} MiB",
+            ramp.as_secs_f64(),
+            mib(rest.rss),
+            rest_cpu * 100.0,
+            drift_bytes / 1024,
+            hosts_bytes / 1024,
+            q(0.5),
+            q(0.99),
+            q(1.0),
+            lost,
+            busy_cpu * 100.0,
+            mib(under_load.rss),
+        );
+        results.push(json!({
+            "agents": n,
+            "files_per_agent": files,
+            "all_in_sync_s": ramp.as_secs_f64(),
+            "rest_rss_mib": mib(rest.rss),
+            "rest_cpu_percent": rest_cpu * 100.0,
+            "drift_json_ms": drift_ms,
+            "hosts_json_ms": hosts_ms,
+            "changes_per_s": rate,
+            "changes": total,
+            "detection_p50_ms": q(0.5),
+            "detection_p99_ms": q(0.99),
+            "detection_max_ms": q(1.0),
+            "unseen": lost,
+            "busy_cpu_percent": busy_cpu * 100.0,
+            "busy_rss_mib": mib(under_load.rss),
+            "peak_rss_mib": mib(under_load.peak),
+        }));
+    }
+    Ok(json!({ "results": results }))
+}
