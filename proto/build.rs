@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // and callers build their `Channel` explicitly anyway (timeouts, keep-alive).
     tonic_prost_build::configure()
         .build_transport(false)
+        // Smaller per-stream buffers than tonic's 8 KiB: a controller holds one stream per
+        // agent (see `codec.rs`).
+        .codec_path("crate::codec::Codec")
         .compile_fds(fds)?;
     Ok(())
 }

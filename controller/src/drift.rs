@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::manifest::{DesiredState, FileDecl, FileType, PackageDecl, Principal, Want};
 use crate::version::{self, Manager};
@@ -41,8 +42,10 @@ pub struct Observed {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
-    pub owner: Option<String>,
-    pub group: Option<String>,
+    /// User and group names are shared (`names::intern`): a fleet has few of them and
+    /// millions of files.
+    pub owner: Option<Arc<str>>,
+    pub group: Option<Arc<str>>,
     pub sha256: Option<String>,
     pub contains: Vec<bool>,
     pub entries: Vec<String>,

@@ -5,6 +5,8 @@
 
 #![allow(unreachable_pub, clippy::all)]
 
+pub mod codec;
+
 pub mod v1 {
     tonic::include_proto!("plumb.v1");
 

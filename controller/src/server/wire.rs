@@ -61,6 +61,24 @@ pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, String> {
     })
 }
 
+/// One shared copy of each user or group name. At most `MAX_NAMES` are kept, so an agent
+/// sending endless made-up names costs only its own observations.
+fn intern(name: &str) -> std::sync::Arc<str> {
+    use std::collections::HashSet;
+    use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+    const MAX_NAMES: usize = 10_000;
+    static NAMES: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(shared) = names.get(name) {
+        return shared.clone();
+    }
+    let new: Arc<str> = name.into();
+    if names.len() < MAX_NAMES {
+        names.insert(new.clone());
+    }
+    new
+}
+
 pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation), String> {
     let kind = |k: i32, what: &str| match v1::FileKind::try_from(k) {
         Ok(v1::FileKind::Absent) => Ok(Kind::Absent),
@@ -84,8 +102,8 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation)
         mode: s.mode,
         uid: s.uid,
         gid: s.gid,
-        owner: some(s.owner),
-        group: some(s.group),
+        owner: some(s.owner).map(|n| intern(&n)),
+        group: some(s.group).map(|n| intern(&n)),
         sha256: some(s.sha256),
         contains: s.contains,
         entries: s.entries,
