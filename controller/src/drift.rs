@@ -32,6 +32,50 @@ impl fmt::Display for Kind {
     }
 }
 
+/// A SHA-256 digest, kept as its 32 bytes (a controller holds one per observed file, millions
+/// of them) and written as lowercase hex, on the wire, in the store and in drift.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// From 64 hex digits (either case).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Some(Self(out))
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(d)?;
+        Self::from_hex(&hex).ok_or_else(|| serde::de::Error::custom("not a sha256 digest"))
+    }
+}
+
 /// The observed state of one declared path. For a symlink, the attributes after `link_target`
 /// describe what it points to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,7 +90,7 @@ pub struct Observed {
     /// millions of files.
     pub owner: Option<Arc<str>>,
     pub group: Option<Arc<str>>,
-    pub sha256: Option<String>,
+    pub sha256: Option<Digest>,
     pub contains: Vec<bool>,
     pub entries: Vec<String>,
     pub error: Option<String>,
@@ -173,8 +217,8 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
     }
     if let Some(want) = &spec.sha256 {
         match &observed.sha256 {
-            Some(actual) if actual == want => {}
-            Some(actual) => push("sha256", want.clone(), actual.clone()),
+            Some(actual) if Digest::from_hex(want) == Some(*actual) => {}
+            Some(actual) => push("sha256", want.clone(), actual.to_hex()),
             None => push("sha256", want.clone(), unreadable(observed)),
         }
     }

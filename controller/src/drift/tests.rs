@@ -26,7 +26,7 @@ fn file() -> Observed {
         gid: 0,
         owner: Some("root".into()),
         group: Some("root".into()),
-        sha256: Some(crate::manifest::hex_sha256(b"hi\n")),
+        sha256: crate::drift::Digest::from_hex(&crate::manifest::hex_sha256(b"hi\n")),
         contains: vec![],
         entries: vec![],
         error: None,
@@ -90,7 +90,7 @@ fn each_attribute_in_sync_and_drifted() {
         ("  /etc/a:\n    content: \"hi\\n\"\n", file(), vec![]),
         (
             "  /etc/a:\n    content: \"hi\\n\"\n",
-            with(|o| o.sha256 = Some(other.clone())),
+            with(|o| o.sha256 = crate::drift::Digest::from_hex(&other)),
             vec![item("sha256", &hi, &other)],
         ),
         (
@@ -472,4 +472,23 @@ fn owned_file_problems_are_drift_only_when_verified() {
     );
     let unverified = d("  hello: present\n");
     assert!(evaluate_package(&unverified.packages["hello"], &tampered).is_empty());
+}
+
+#[test]
+fn digests_are_read_from_hex_in_either_case_and_written_lowercase() {
+    use crate::drift::Digest;
+    let hex = crate::manifest::hex_sha256(b"hi\n");
+    let d = Digest::from_hex(&hex).expect("valid");
+    assert_eq!(d.to_hex(), hex);
+    assert_eq!(Digest::from_hex(&hex.to_uppercase()), Some(d));
+    assert_eq!(Digest::from_hex(&hex[1..]), None, "63 digits");
+    assert_eq!(
+        Digest::from_hex(&format!("{}g", &hex[1..])),
+        None,
+        "not hex"
+    );
+    // Stored as the hex string, as before digests were kept as bytes.
+    let json = serde_json::to_string(&d).expect("serializes");
+    assert_eq!(json, format!("\"{hex}\""));
+    assert_eq!(serde_json::from_str::<Digest>(&json).expect("parses"), d);
 }

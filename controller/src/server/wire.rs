@@ -90,11 +90,13 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation)
         _ => Err(format!("{}: invalid {what} {k}", s.path)),
     };
     let some = |s: String| (!s.is_empty()).then_some(s);
-    let sha_ok = s.sha256.is_empty()
-        || (s.sha256.len() == 64 && s.sha256.bytes().all(|b| b.is_ascii_hexdigit()));
-    if !sha_ok {
-        return Err(format!("{}: malformed sha256", s.path));
-    }
+    let sha256 = match s.sha256.as_str() {
+        "" => None,
+        hex => Some(
+            crate::drift::Digest::from_hex(hex)
+                .ok_or_else(|| format!("{}: malformed sha256", s.path))?,
+        ),
+    };
     let observed = Observed {
         kind: kind(s.kind, "kind")?,
         resolved_kind: kind(s.resolved_kind, "resolved kind")?,
@@ -104,7 +106,7 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation)
         gid: s.gid,
         owner: some(s.owner).map(|n| intern(&n)),
         group: some(s.group).map(|n| intern(&n)),
-        sha256: some(s.sha256),
+        sha256,
         contains: s.contains,
         entries: s.entries,
         error: some(s.error),
