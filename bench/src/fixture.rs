@@ -98,6 +98,11 @@ pub(crate) fn tree(root: &Path, n: usize, big: usize) -> anyhow::Result<Vec<Path
 /// A manifest declaring each of `paths` (as seen by an agent with `--root root`) by its
 /// digest, which `sha256sum` computes: the benchmark does not trust plumb's own hashing.
 pub(crate) fn manifest(root: &Path, paths: &[PathBuf]) -> anyhow::Result<String> {
+    manifest_with(root, paths, "")
+}
+
+/// Like `manifest`, with `extra` (e.g. `    mode: "0644"\n`) added to every declaration.
+pub(crate) fn manifest_with(root: &Path, paths: &[PathBuf], extra: &str) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     let mut out = String::from("name: bench\nhosts: [\"*\"]\nfiles:\n");
     for chunk in paths.chunks(1000) {
@@ -107,7 +112,11 @@ pub(crate) fn manifest(root: &Path, paths: &[PathBuf]) -> anyhow::Result<String>
         for (p, line) in chunk.iter().zip(text.lines()) {
             let digest = line.split_whitespace().next().unwrap_or_default();
             let declared = Path::new("/").join(p.strip_prefix(root)?);
-            writeln!(out, "  {}:\n    sha256: {digest}", declared.display())?;
+            writeln!(
+                out,
+                "  {}:\n    sha256: {digest}\n{extra}",
+                declared.display()
+            )?;
         }
     }
     Ok(out)

@@ -9,6 +9,7 @@
 mod fixture;
 mod footprint;
 mod latency;
+mod peers;
 mod scale;
 mod scan;
 
@@ -61,6 +62,11 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// The same changes to the same tree, found by AIDE (when installed) and by plumb.
+    Peers {
+        #[arg(long, default_value_t = 10_000)]
+        files: usize,
+    },
     /// Write to a declared file → drift event on the query service's watch.
     Latency {
         /// Changes per kind of write (in place, rename-save).
@@ -74,13 +80,21 @@ fn main() -> anyhow::Result<()> {
     plumb_agent::tls::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new()?;
     let mut summary = serde_json::Map::new();
+    let mut peers = None;
     let (footprint, scan, latency, scale) = match args.command {
-        Command::All => (
-            Some((vec![1000, 10_000], Duration::from_secs(60))),
-            Some((vec![1000, 10_000], 5)),
-            Some(1000),
-            Some((vec![1000, 10_000], 100, 200, Duration::from_secs(30))),
-        ),
+        Command::Peers { files } => {
+            peers = Some(files);
+            (None, None, None, None)
+        }
+        Command::All => {
+            peers = Some(10_000);
+            (
+                Some((vec![1000, 10_000], Duration::from_secs(60))),
+                Some((vec![1000, 10_000], 5)),
+                Some(1000),
+                Some((vec![1000, 10_000], 100, 200, Duration::from_secs(30))),
+            )
+        }
         Command::Footprint { files, idle } => (Some((files, idle)), None, None, None),
         Command::Scan { files, runs } => (None, Some((files, runs)), None, None),
         Command::Latency { changes } => (None, None, Some(changes), None),
@@ -108,6 +122,9 @@ fn main() -> anyhow::Result<()> {
             "scale".into(),
             runtime.block_on(scale::run(&agents, files, rate, duration))?,
         );
+    }
+    if let Some(files) = peers {
+        summary.insert("peers".into(), runtime.block_on(peers::run(files))?);
     }
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
