@@ -1,6 +1,7 @@
 //! Peers on the same work: one generated tree, one set of changes (the truth: contents
 //! rewritten, modes changed, files removed), and what each tool reports, at what cost.
-//! AIDE (`aide --check` against a baseline) runs when installed (`apt-get install aide`);
+//! AIDE (`aide --check` against a baseline) and Puppet (`puppet apply --noop`) run when
+//! installed (`apt-get install aide puppet`);
 //! plumb runs as controller and agent, and its cost is the time until every change is drift
 //! plus what the agent holds at rest.
 
@@ -68,7 +69,8 @@ fn timed(cmd: &mut Command) -> anyhow::Result<(f64, u64, String)> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
     let kib = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok((secs, kib, String::from_utf8_lossy(&out.stdout).into_owned()))
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr;
+    Ok((secs, kib, text))
 }
 
 fn aide(dir: &Path, tree: &Path, paths: &[PathBuf]) -> anyhow::Result<Option<Value>> {
@@ -109,6 +111,53 @@ fn aide(dir: &Path, tree: &Path, paths: &[PathBuf]) -> anyhow::Result<Option<Val
     v["baseline_s"] = json!(init_s);
     v["check_s"] = json!(check_s);
     v["check_peak_rss_mib"] = json!(check_kib as f64 / 1024.0);
+    Ok(Some(v))
+}
+
+/// `puppet apply --noop` with one file resource per file: `ensure => file`, its mode, and its
+/// content from a pristine copy (`source`, compared by checksum).
+fn puppet(dir: &Path, tree: &Path, paths: &[PathBuf]) -> anyhow::Result<Option<Value>> {
+    use std::fmt::Write as _;
+    if Command::new("puppet").arg("--version").output().is_err() {
+        println!("peers: puppet is not installed (apt-get install puppet): skipped");
+        return Ok(None);
+    }
+    let reference = dir.join("reference");
+    let mut site = String::new();
+    for p in paths {
+        let copy = reference.join(p.strip_prefix(tree)?);
+        if let Some(parent) = copy.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(p, &copy)?;
+        writeln!(
+            site,
+            "file {{ '{}': ensure => file, mode => '0644', source => '{}' }}",
+            p.display(),
+            copy.display()
+        )?;
+    }
+    let manifest = dir.join("site.pp");
+    std::fs::write(&manifest, site)?;
+    let truth = change(paths)?;
+    let (secs, kib, report) = timed(
+        Command::new("puppet")
+            .args(["apply", "--noop", "--color=false"])
+            .arg(&manifest),
+    )?;
+    let found: BTreeSet<PathBuf> = report
+        .lines()
+        .filter(|l| l.contains("(noop)"))
+        .filter_map(|l| l.split_once("File[").and_then(|(_, r)| r.split_once(']')))
+        .map(|(p, _)| PathBuf::from(p))
+        .collect();
+    println!(
+        "peers: puppet apply --noop: {secs:.1} s, {:.0} MiB",
+        kib as f64 / 1024.0
+    );
+    let mut v = score("puppet", &found, &truth);
+    v["run_s"] = json!(secs);
+    v["peak_rss_mib"] = json!(kib as f64 / 1024.0);
     Ok(Some(v))
 }
 
@@ -173,6 +222,14 @@ pub(crate) async fn run(files: usize) -> anyhow::Result<Value> {
         let paths = fixture::tree(&tree, files, 0)?;
         if let Some(v) = aide(tmp.path(), &tree, &paths)? {
             out.insert("aide".into(), v);
+        }
+    }
+    {
+        let tmp = tempfile::tempdir()?;
+        let tree = tmp.path().join("tree");
+        let paths = fixture::tree(&tree, files, 0)?;
+        if let Some(v) = puppet(tmp.path(), &tree, &paths)? {
+            out.insert("puppet".into(), v);
         }
     }
     let tmp = tempfile::tempdir()?;
