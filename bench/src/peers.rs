@@ -1,7 +1,7 @@
 //! Peers on the same work: one generated tree, one set of changes (the truth: contents
 //! rewritten, modes changed, files removed), and what each tool reports, at what cost.
-//! AIDE (`aide --check` against a baseline) and Puppet (`puppet apply --noop`) run when
-//! installed (`apt-get install aide puppet`);
+//! AIDE (`aide --check` against a baseline), Puppet (`puppet apply --noop`) and CFEngine
+//! (`cf-agent --dry-run`) run when installed (`apt-get install aide puppet cfengine3`);
 //! plumb runs as controller and agent, and its cost is the time until every change is drift
 //! plus what the agent holds at rest.
 
@@ -122,14 +122,9 @@ fn puppet(dir: &Path, tree: &Path, paths: &[PathBuf]) -> anyhow::Result<Option<V
         println!("peers: puppet is not installed (apt-get install puppet): skipped");
         return Ok(None);
     }
-    let reference = dir.join("reference");
+    let copies = reference_copy(tree, paths, &dir.join("reference"))?;
     let mut site = String::new();
-    for p in paths {
-        let copy = reference.join(p.strip_prefix(tree)?);
-        if let Some(parent) = copy.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::copy(p, &copy)?;
+    for (p, copy) in paths.iter().zip(&copies) {
         writeln!(
             site,
             "file {{ '{}': ensure => file, mode => '0644', source => '{}' }}",
@@ -156,6 +151,74 @@ fn puppet(dir: &Path, tree: &Path, paths: &[PathBuf]) -> anyhow::Result<Option<V
         kib as f64 / 1024.0
     );
     let mut v = score("puppet", &found, &truth);
+    v["run_s"] = json!(secs);
+    v["peak_rss_mib"] = json!(kib as f64 / 1024.0);
+    Ok(Some(v))
+}
+
+/// Copies each path of `tree` under `reference`, as the pristine state Puppet and CFEngine
+/// compare against.
+fn reference_copy(
+    tree: &Path,
+    paths: &[PathBuf],
+    reference: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut copies = Vec::with_capacity(paths.len());
+    for p in paths {
+        let copy = reference.join(p.strip_prefix(tree)?);
+        if let Some(parent) = copy.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(p, &copy)?;
+        copies.push(copy);
+    }
+    Ok(copies)
+}
+
+/// `cf-agent --dry-run` on a policy with one files promise per file: its content copied from
+/// a pristine copy (compared by digest) and its mode.
+fn cfengine(dir: &Path, tree: &Path, paths: &[PathBuf]) -> anyhow::Result<Option<Value>> {
+    use std::fmt::Write as _;
+    if Command::new("cf-agent").arg("--version").output().is_err() {
+        println!("peers: cf-agent is not installed (apt-get install cfengine3): skipped");
+        return Ok(None);
+    }
+    let copies = reference_copy(tree, paths, &dir.join("reference"))?;
+    let mut policy = String::from(
+        "body common control { bundlesequence => { \"check\" }; }\n\
+         body copy_from cp(from) { source => \"$(from)\"; compare => \"digest\"; }\n\
+         body perms m(mode) { mode => \"$(mode)\"; rxdirs => \"false\"; }\n\
+         bundle agent check {\n  files:\n",
+    );
+    for (p, copy) in paths.iter().zip(&copies) {
+        writeln!(
+            policy,
+            "    \"{}\" copy_from => cp(\"{}\"), perms => m(\"644\");",
+            p.display(),
+            copy.display()
+        )?;
+    }
+    policy.push_str("}\n");
+    let file = dir.join("policy.cf");
+    std::fs::write(&file, policy)?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    let truth = change(paths)?;
+    let (secs, kib, report) = timed(
+        Command::new("cf-agent")
+            .args(["--dry-run", "-K", "-f"])
+            .arg(&file),
+    )?;
+    let found: BTreeSet<PathBuf> = report
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("warning: Should "))
+        .filter_map(|l| l.split('\'').nth(1))
+        .map(PathBuf::from)
+        .collect();
+    println!(
+        "peers: cf-agent --dry-run: {secs:.1} s, {:.0} MiB",
+        kib as f64 / 1024.0
+    );
+    let mut v = score("cfengine", &found, &truth);
     v["run_s"] = json!(secs);
     v["peak_rss_mib"] = json!(kib as f64 / 1024.0);
     Ok(Some(v))
@@ -230,6 +293,14 @@ pub(crate) async fn run(files: usize) -> anyhow::Result<Value> {
         let paths = fixture::tree(&tree, files, 0)?;
         if let Some(v) = puppet(tmp.path(), &tree, &paths)? {
             out.insert("puppet".into(), v);
+        }
+    }
+    {
+        let tmp = tempfile::tempdir()?;
+        let tree = tmp.path().join("tree");
+        let paths = fixture::tree(&tree, files, 0)?;
+        if let Some(v) = cfengine(tmp.path(), &tree, &paths)? {
+            out.insert("cfengine".into(), v);
         }
     }
     let tmp = tempfile::tempdir()?;
