@@ -200,15 +200,7 @@ fn agent_service(args: Option<&InstallArgs>) -> anyhow::Result<service::Service>
     let mut files = vec![];
     let mut unit = String::new();
     if let Some(args) = args {
-        let absolute = |p: &Option<PathBuf>| -> anyhow::Result<Option<PathBuf>> {
-            match p {
-                None => Ok(None),
-                Some(p) => {
-                    anyhow::ensure!(p.is_file(), "{} is not a file", p.display());
-                    Ok(Some(std::path::absolute(p)?))
-                }
-            }
-        };
+        let absolute = |p: &Option<PathBuf>| p.as_deref().map(service::existing_file).transpose();
         let tls = match &args.tls.ca {
             Some(_) => {
                 anyhow::ensure!(
@@ -236,10 +228,7 @@ fn agent_service(args: Option<&InstallArgs>) -> anyhow::Result<service::Service>
             content: file.render(),
             mode: 0o600,
         });
-        let binary = match &args.bin {
-            Some(b) => std::path::absolute(b)?,
-            None => service::current_binary()?,
-        };
+        let binary = service::binary(args.bin.as_deref())?;
         unit = service::unit_for(UNIT, "/usr/bin/plumb-agent", &binary);
     } else {
         files.push(service::File {

@@ -76,10 +76,20 @@ pub fn unit_for(template: &str, packaged: &str, binary: &Path) -> String {
     template.replace(&exec, &format!("ExecStart={} ", binary.display()))
 }
 
-/// This binary's path, as the unit's `ExecStart` should name it.
-pub fn current_binary() -> anyhow::Result<PathBuf> {
+/// The binary the unit runs: `given` (`--bin`), or this one, as an absolute path.
+pub fn binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(b) = given {
+        return Ok(std::path::absolute(b)?);
+    }
     let exe = std::env::current_exe().context("cannot tell where this binary is")?;
     Ok(exe.canonicalize().unwrap_or(exe))
+}
+
+/// A file the configuration will name (a certificate, a key): it must exist now, and is
+/// written as an absolute path, since the service does not run where `install` ran.
+pub fn existing_file(p: &Path) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(p.is_file(), "{} is not a file", p.display());
+    Ok(std::path::absolute(p)?)
 }
 
 fn under(root: &Path, path: &Path) -> PathBuf {

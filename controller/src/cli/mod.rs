@@ -546,15 +546,11 @@ fn controller_service(args: Option<&InstallArgs>) -> anyhow::Result<plumb_agent:
             dirs: Vec::new(),
         });
     };
-    let absolute = |p: &Path| -> anyhow::Result<PathBuf> {
-        anyhow::ensure!(p.is_file(), "{} is not a file", p.display());
-        Ok(std::path::absolute(p)?)
-    };
     let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
         (Some(cert), Some(key), Some(ca)) => Some(crate::config::ServerTlsFile {
-            cert: Some(absolute(cert)?),
-            key: Some(absolute(key)?),
-            ca: Some(absolute(ca)?),
+            cert: Some(service::existing_file(cert)?),
+            key: Some(service::existing_file(key)?),
+            ca: Some(service::existing_file(ca)?),
         }),
         _ => None,
     };
@@ -577,10 +573,7 @@ fn controller_service(args: Option<&InstallArgs>) -> anyhow::Result<plumb_agent:
         insecure_plaintext: args.insecure_plaintext,
         ..ControllerFile::default()
     };
-    let binary = match &args.bin {
-        Some(b) => std::path::absolute(b)?,
-        None => service::current_binary()?,
-    };
+    let binary = service::binary(args.bin.as_deref())?;
     let mut unit = service::unit_for(UNIT, "/usr/bin/plumb", &binary);
     if let Some(tls) = &tls {
         // The service's dynamic user cannot read root's key: systemd hands it a copy.
