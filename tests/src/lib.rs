@@ -214,6 +214,21 @@ impl Controller {
         }
     }
 
+    /// `plumb serve --config FILE`, everything else from the file (which names `manifests`
+    /// and `data`, and listens on a free loopback port).
+    pub fn start_config(config: &Path, manifests: &Path, data: &Path) -> Self {
+        let mut cmd = Command::new(bin("plumb"));
+        cmd.arg("serve").arg("--config").arg(config);
+        let (proc, addr) = Proc::spawn(cmd, Some("plumb: listening on"));
+        Self {
+            proc,
+            url: format!("http://{}", addr.expect("address")),
+            manifests: manifests.into(),
+            data: data.into(),
+            client_env: Vec::new(),
+        }
+    }
+
     /// Runs the CLI against this controller.
     pub fn plumb(&self, args: &[&str]) -> Output {
         Command::new(bin("plumb"))

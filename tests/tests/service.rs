@@ -27,16 +27,7 @@ fn controller_from_config(tmp: &Path) -> Controller {
         ),
     )
     .expect("write");
-    let mut cmd = Command::new(bin("plumb"));
-    cmd.arg("serve").arg("--config").arg(&config);
-    let (proc, addr) = Proc::spawn(cmd, Some("plumb: listening on"));
-    Controller {
-        proc,
-        url: format!("http://{}", addr.expect("address")),
-        manifests,
-        data: tmp.join("data"),
-        client_env: Vec::new(),
-    }
+    Controller::start_config(&config, &manifests, &tmp.join("data"))
 }
 
 fn labels_of(c: &Controller, host: &str) -> Value {

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use plumb_tests::{Controller, Proc, bin, scrape, sha256, start_agent, wait_for, write_tree};
+use plumb_tests::{Controller, scrape, sha256, start_agent, wait_for, write_tree};
 use serde_json::Value;
 
 /// One request the server received, and the status it answered.
@@ -145,22 +144,14 @@ fn drift_events_reach_webhooks_with_retries_and_a_stuck_endpoint_holds_nothing_u
         ),
     )
     .expect("write");
-    let mut cmd = Command::new(bin("plumb"));
-    cmd.args(["serve", "--config"]).arg(&config);
-    let (proc, addr) = Proc::spawn(cmd, Some("plumb: listening on"));
+    let c = Controller::start_config(&config, &manifests, &tmp.path().join("data"));
     let metrics = wait_for("the metrics address", || {
-        proc.stderr()
+        c.proc
+            .stderr()
             .lines()
             .find_map(|l| l.strip_prefix("plumb: metrics on http://"))
             .map(|r| r.trim_end_matches("/metrics").to_owned())
     });
-    let c = Controller {
-        proc,
-        url: format!("http://{}", addr.expect("address")),
-        manifests,
-        data: tmp.path().join("data"),
-        client_env: Vec::new(),
-    };
     let root = tmp.path().join("root");
     write_tree(&root, &[("etc/motd", "hi\n")]);
     let _agent = start_agent(&c.url, "h1", &root, &[]);
