@@ -104,34 +104,11 @@ impl WebhookConfig {
     }
 }
 
-fn ms_rfc3339(ms: i64) -> Option<String> {
-    (ms > 0).then(|| {
-        let t = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
-        humantime::format_rfc3339_millis(t).to_string()
-    })
-}
-
-/// plumb's JSON for an event: the shape of `plumb drift --follow -o json` lines. `id` is the
-/// event's id in the log: a receiver that sees it twice (a retry after a lost answer) can
-/// drop the second.
+/// plumb's JSON for an event: exactly what `plumb drift --follow -o json` prints for it (the
+/// same function makes both). `id` is the event's id in the log: a receiver that sees it twice
+/// (a retry after a lost answer) can drop the second.
 pub fn event_json(e: &Event) -> Value {
-    let mut v = json!({
-        "id": e.id,
-        "at": ms_rfc3339(e.at_ms),
-        "host": e.host_id,
-        "event": e.kind.as_str(),
-    });
-    if let (Some(d), Some(map)) = (&e.item, v.as_object_mut()) {
-        map.extend([
-            ("resource".into(), json!(d.resource)),
-            ("attribute".into(), json!(d.attribute)),
-            ("expected".into(), json!(d.expected)),
-            ("actual".into(), json!(d.actual)),
-            ("since".into(), json!(ms_rfc3339(d.since_ms))),
-            ("declared_at".into(), json!(d.declared_at)),
-        ]);
-    }
-    v
+    crate::cli::query::event_json(&crate::server::wire::event_to_proto(e))
 }
 
 /// A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat).

@@ -300,6 +300,22 @@ impl Controller {
     }
 
     /// Like `expect_drift`, whatever the host's status (e.g. `degraded`).
+    /// Like `expect_drift`, for the common case: `path`'s content alone differs, its digest
+    /// declared from `desired` and observed from `actual`.
+    pub fn expect_content_drift(
+        &self,
+        host: &str,
+        path: &str,
+        desired: &[u8],
+        actual: &[u8],
+    ) -> Value {
+        let resource = format!("file:{path}");
+        self.expect_drift(
+            host,
+            &[(&resource, "sha256", &sha256(desired), &sha256(actual))],
+        )
+    }
+
     pub fn expect_drift_any_status(&self, host: &str, want: &[(&str, &str, &str, &str)]) -> Value {
         self.expect_drift_where(host, want, |status, _| status != "offline")
     }

@@ -71,15 +71,7 @@ fn a_broken_manifest_is_reported_and_the_last_good_set_stays_in_force() {
 
     // Drift is still evaluated against the last good set.
     fs::write(root.join("etc/motd"), "changed\n").expect("write");
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"changed\n"),
-        )],
-    );
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"changed\n");
     let out = c.plumb(&["drift"]);
     assert_eq!(code(&out), 2, "exit 2 on drift");
 
@@ -110,15 +102,7 @@ fn a_broken_manifest_is_reported_and_the_last_good_set_stays_in_force() {
     );
     // A path no longer declared: its drift is resolved.
     fs::remove_file(&broken).expect("rm");
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"changed\n"),
-        )],
-    );
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"changed\n");
 }
 
 #[test]
@@ -339,15 +323,7 @@ fn the_periodic_rescan_catches_what_inotify_cannot_see() {
         .expect("open link");
     std::io::Write::write_all(&mut f, b"sneaky\n").expect("write through the link");
     drop(f);
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"sneaky\n"),
-        )],
-    );
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"sneaky\n");
 }
 
 #[test]
@@ -355,15 +331,7 @@ fn the_event_log_verifies_intact_on_a_live_data_directory() {
     let (tmp, c, root, _agent) = with_agent("hi\n");
     c.expect_drift("h1", &[]);
     fs::write(root.join("etc/motd"), "x\n").expect("write");
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"x\n"),
-        )],
-    );
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"x\n");
     let out = Command::new(bin("plumb"))
         .args(["audit", "verify", "-o", "json", "--data"])
         .arg(tmp.path().join("data"))
@@ -446,15 +414,7 @@ fn manifest_changes_are_in_the_event_log_with_their_git_commit() {
 #[test]
 fn acknowledged_drift_is_shown_but_does_not_fail_drift() {
     let (_tmp, c, _root, _agent) = with_agent("other\n");
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"other\n"),
-        )],
-    );
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"other\n");
     assert_eq!(code(&c.plumb(&["drift"])), 2);
     assert_eq!(
         code(&c.plumb(&["ack", "h1", "file:/etc/motd"])),
@@ -540,15 +500,7 @@ fn metrics_are_served_as_prometheus_text() {
         })
     });
     let _agent = start_agent(&c.url, "h1", &root, &[]);
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"other\n"),
-        )],
-    );
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"other\n");
     let samples = scrape(&addr);
     assert_eq!(
         samples.get("plumb_hosts{status=\"drifted\"}"),
@@ -577,27 +529,11 @@ fn report_of_a_scripted_history() {
     let (_tmp, c, root, _agent) = with_agent("hi\n");
     c.expect_drift("h1", &[]);
     fs::write(root.join("etc/motd"), "x\n").expect("write");
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"x\n"),
-        )],
-    );
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"x\n");
     fs::write(root.join("etc/motd"), "hi\n").expect("revert");
     c.expect_drift("h1", &[]);
     fs::write(root.join("etc/motd"), "y\n").expect("write");
-    c.expect_drift(
-        "h1",
-        &[(
-            "file:/etc/motd",
-            "sha256",
-            &sha256(b"hi\n"),
-            &sha256(b"y\n"),
-        )],
-    );
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"y\n");
 
     let v = c.json_raw(&["report", "--since", "1h"]);
     assert_eq!(v["summary"]["incidents"], 2, "{v}");

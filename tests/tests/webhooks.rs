@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use plumb_tests::{Controller, scrape, sha256, start_agent, wait_for, write_tree};
+use plumb_tests::{Controller, scrape, start_agent, wait_for, write_tree};
 use serde_json::Value;
 
 /// One request the server received, and the status it answered.
@@ -161,8 +161,7 @@ fn drift_events_reach_webhooks_with_retries_and_a_stuck_endpoint_holds_nothing_u
     });
 
     fs::write(root.join("etc/motd"), "changed\n").expect("write");
-    let (want, got) = (sha256(b"hi\n"), sha256(b"changed\n"));
-    c.expect_drift("h1", &[("file:/etc/motd", "sha256", &want, &got)]);
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"changed\n");
     fs::write(root.join("etc/motd"), "hi\n").expect("write");
 
     // plumb's JSON: the opened event three times (503, 503, then accepted), then resolved.

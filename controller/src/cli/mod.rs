@@ -2,7 +2,7 @@
 //! logging and maps the result to an exit code.
 
 pub mod output;
-mod query;
+pub(crate) mod query;
 mod report;
 
 use std::net::SocketAddr;

@@ -158,7 +158,7 @@ fn drift_json(d: &v1::DriftItem) -> Value {
     })
 }
 
-fn event_json(e: &v1::DriftEvent) -> Value {
+pub(crate) fn event_json(e: &v1::DriftEvent) -> Value {
     let mut v = json!({"id": e.id, "at": rfc3339(e.at_ms, true), "host": e.host_id, "event": event_name(e.kind)});
     if let (Some(d), Some(map)) = (&e.item, v.as_object_mut())
         && let Value::Object(item) = drift_json(d)

@@ -518,3 +518,41 @@ fn manifests_for_different_facts_do_not_conflict() {
         ]
     );
 }
+
+#[test]
+fn hosts_selected_alike_share_one_desired_state() {
+    let set = ManifestSet::new(vec![
+        manifest(
+            "all.yaml",
+            "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    mode: \"0644\"\n",
+        ),
+        manifest(
+            "web.yaml",
+            "name: web\nhosts: [\"web-*\"]\nfiles:\n  /etc/nginx.conf:\n    mode: \"0644\"\n",
+        ),
+    ])
+    .expect("valid");
+    let host = |id: &str| HostIdentity {
+        host_id: id.into(),
+        labels: BTreeMap::new(),
+        facts: BTreeMap::new(),
+    };
+    let (web1, web2, db) = (
+        set.desired_for(&host("web-1")),
+        set.desired_for(&host("web-2")),
+        set.desired_for(&host("db-1")),
+    );
+    assert!(
+        std::sync::Arc::ptr_eq(&web1, &web2),
+        "one copy for both web hosts"
+    );
+    assert!(!std::sync::Arc::ptr_eq(&web1, &db));
+    assert_eq!(web1.manifests, ["all", "web"]);
+    assert_eq!(db.manifests, ["all"]);
+    // A set reloaded from the same manifests starts its own copies.
+    let reloaded = ManifestSet::new(set.manifests().to_vec()).expect("valid");
+    assert!(!std::sync::Arc::ptr_eq(
+        &reloaded.desired_for(&host("web-1")),
+        &web1
+    ));
+}

@@ -289,3 +289,14 @@ pub(crate) fn ack_to_proto(a: &crate::model::Ack) -> v1::Acknowledgement {
         expires_ms: a.expires_ms.unwrap_or(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_and_group_names_are_shared() {
+        let (a, b) = (super::intern("www-data"), super::intern("www-data"));
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(&*a, "www-data");
+        assert!(!std::sync::Arc::ptr_eq(&a, &super::intern("root")));
+    }
+}
