@@ -94,7 +94,7 @@ fn collect(
         let o = files::observe(
             root,
             &Request {
-                path: p.clone(),
+                path: p.as_str().into(),
                 hash: true,
                 contains: vec![],
                 list_entries: false,

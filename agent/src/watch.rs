@@ -15,6 +15,7 @@ use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use crate::collect::files::Requests;
 use crate::root::Root;
 
 /// What the watcher thread tells the session.
@@ -35,7 +36,10 @@ pub const QUEUE: usize = 4096;
 pub struct Watch {
     watcher: RecommendedWatcher,
     root: Root,
-    declared: BTreeSet<String>,
+    /// The plan's paths (shared with the session, not copied).
+    files: Arc<Requests>,
+    /// Other declared paths: what the package checks watch.
+    extra: BTreeSet<String>,
     /// Declared directories whose entries are observed; watched themselves.
     listed: BTreeSet<String>,
     /// Every directory on the way to a declared path (and the listed ones): a change to one of
@@ -77,7 +81,8 @@ impl Watch {
         Ok(Self {
             watcher,
             root,
-            declared: BTreeSet::new(),
+            files: Arc::default(),
+            extra: BTreeSet::new(),
             listed: BTreeSet::new(),
             chain: HashSet::new(),
             armed: BTreeSet::new(),
@@ -87,24 +92,36 @@ impl Watch {
         })
     }
 
-    /// Replaces the declared paths and arms the watches they need. Call before scanning, so
-    /// that a change made during the scan is not missed.
-    pub fn set_paths<'a>(&mut self, paths: impl IntoIterator<Item = (&'a str, bool)>) {
-        self.declared.clear();
+    /// Replaces the declared paths, the plan's `files` and `extra` ones (each with whether its
+    /// entries are listed), and arms the watches they need. Call before scanning, so that a
+    /// change made during the scan is not missed.
+    pub fn set_paths<'a>(
+        &mut self,
+        files: Arc<Requests>,
+        extra: impl IntoIterator<Item = (&'a str, bool)>,
+    ) {
+        self.extra = BTreeSet::new();
         self.listed.clear();
         self.chain.clear();
-        for (path, listed) in paths {
-            self.declared.insert(path.to_owned());
+        let extra: Vec<(&str, bool)> = extra.into_iter().collect();
+        let planned = files.iter().map(|r| (&*r.path, r.list_entries));
+        for (path, listed) in planned.chain(extra.iter().copied()) {
             if listed {
                 self.listed.insert(path.to_owned());
                 self.chain.insert(path.to_owned());
             }
             let mut p = Path::new(path);
             while let Some(parent) = p.parent() {
-                self.chain.insert(parent.to_string_lossy().into_owned());
+                // Most paths share their parents: look before allocating.
+                let parent_str = parent.to_string_lossy();
+                if !self.chain.contains(&*parent_str) {
+                    self.chain.insert(parent_str.into_owned());
+                }
                 p = parent;
             }
         }
+        self.extra = extra.into_iter().map(|(p, _)| p.to_owned()).collect();
+        self.files = files;
         self.rearm(&[]);
     }
 
@@ -117,7 +134,19 @@ impl Watch {
     pub fn declares(&self, host_path: &Path) -> bool {
         self.root
             .declared_path(host_path)
-            .is_some_and(|p| self.declared.contains(&p))
+            .is_some_and(|p| self.is_declared(&p))
+    }
+
+    fn is_declared(&self, path: &str) -> bool {
+        self.files.index(path).is_some() || self.extra.contains(path)
+    }
+
+    /// Every declared path, the plan's first.
+    fn declared(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .map(|r| &*r.path)
+            .chain(self.extra.iter().map(String::as_str))
     }
 
     /// The declared paths a change to `host_path` may affect: the path itself, any declared
@@ -127,12 +156,13 @@ impl Watch {
         let Some(path) = self.root.declared_path(host_path) else {
             return false;
         };
-        if self.declared.contains(&path) {
+        if self.is_declared(&path) {
             into.insert(path.clone());
         }
+        into.extend(self.files.below(&path).map(str::to_owned));
         let below = format!("{}/", path.trim_end_matches('/'));
         into.extend(
-            self.declared
+            self.extra
                 .range(below.clone()..)
                 .take_while(|d| d.starts_with(&below))
                 .cloned(),
@@ -206,7 +236,7 @@ impl Watch {
     /// Each directory to watch, with the declared paths that depend on it.
     fn needs(&self) -> BTreeMap<PathBuf, Vec<&str>> {
         let mut needs: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
-        for d in &self.declared {
+        for d in self.declared() {
             let parent = Path::new(d).parent().unwrap_or(Path::new("/"));
             if let Some(dir) = self.nearest_existing_dir(parent) {
                 needs.entry(dir).or_default().push(d);

@@ -4,15 +4,15 @@
 use plumb_proto::v1;
 
 use crate::collect::facts::Facts;
-use crate::collect::files::{Kind, Matcher, Observation, Request};
+use crate::collect::files::{Kind, Matcher, Observation, Request, Requests};
 use crate::collect::packages::{PackageObservation, PackageRequest};
 
 /// A plan, validated: every path absolute and every pattern compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Plan {
     pub generation: u64,
     pub heartbeat_interval_secs: u32,
-    pub requests: Vec<Request>,
+    pub requests: Requests,
     pub packages: Vec<PackageRequest>,
 }
 
@@ -41,7 +41,7 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("plan pattern for {} does not compile: {e}", spec.path))?;
         requests.push(Request {
-            path: spec.path,
+            path: spec.path.into_boxed_str(),
             hash: spec.hash,
             contains,
             list_entries: spec.list_entries,
@@ -68,7 +68,7 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
         packages,
         generation: p.generation,
         heartbeat_interval_secs: p.heartbeat_interval_secs,
-        requests,
+        requests: Requests::new(requests),
     })
 }
 

@@ -183,7 +183,18 @@ pub(crate) fn controller(
 
 /// `plumb-agent run` reading under `root`.
 pub(crate) fn agent(url: &str, host: &str, root: &Path) -> anyhow::Result<Proc> {
-    let child = Command::new(bin("plumb-agent")?)
+    // A profiler can wrap the agent: PLUMB_BENCH_AGENT_WRAPPER="heaptrack -o /tmp/agent".
+    let wrapper = std::env::var("PLUMB_BENCH_AGENT_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(bin("plumb-agent")?);
+            c
+        }
+        None => Command::new(bin("plumb-agent")?),
+    };
+    let child = command
         .args(["run", "--controller", url, "--host-id", host, "--root"])
         .arg(root)
         .env("RUST_LOG", "warn")

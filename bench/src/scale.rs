@@ -96,7 +96,7 @@ async fn agent(
                     }
                     seq += 1;
                     let states = p.requests.iter().map(|r| wire::state_to_proto(&observation(&r.path, IN_SYNC))).collect();
-                    tx.send(msg(Out::Snapshot(v1::Snapshot { plan_generation: p.generation, seq, states, packages: Vec::new() }))).await?;
+                    tx.send(msg(Out::Snapshot(v1::Snapshot { plan_generation: p.generation, seq, states, packages: Vec::new(), more: false }))).await?;
                     plan = Some(p);
                 }
             }

@@ -35,7 +35,8 @@ fn plumb(root: &Path, paths: &[PathBuf]) -> anyhow::Result<f64> {
                 path: Path::new("/")
                     .join(p.strip_prefix(root)?)
                     .display()
-                    .to_string(),
+                    .to_string()
+                    .into(),
                 hash: true,
                 contains: Vec::new(),
                 list_entries: false,

@@ -214,6 +214,7 @@ async fn a_malformed_state_ends_the_stream_and_is_not_recorded() {
             seq: 1,
             states: vec![bad],
             packages: vec![],
+            more: false,
         })),
     })
     .await

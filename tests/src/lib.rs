@@ -299,7 +299,6 @@ impl Controller {
         })
     }
 
-    /// Like `expect_drift`, whatever the host's status (e.g. `degraded`).
     /// Like `expect_drift`, for the common case: `path`'s content alone differs, its digest
     /// declared from `desired` and observed from `actual`.
     pub fn expect_content_drift(
@@ -316,6 +315,7 @@ impl Controller {
         )
     }
 
+    /// Like `expect_drift`, whatever the host's status (e.g. `degraded`).
     pub fn expect_drift_any_status(&self, host: &str, want: &[(&str, &str, &str, &str)]) -> Value {
         self.expect_drift_where(host, want, |status, _| status != "offline")
     }

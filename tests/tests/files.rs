@@ -391,3 +391,56 @@ fn file_changes_are_drift_until_reverted_and_survive_a_controller_kill() {
         ["opened", "resolved", "opened", "resolved"]
     );
 }
+
+/// A plan of 600 files is more than one snapshot part (the agent sends 256 paths a message):
+/// a file changed before the agent starts is reported in the first part, the middle one and
+/// the last, each exactly once, and nothing else; reverting them brings the host back in sync.
+#[test]
+fn a_plan_larger_than_a_snapshot_part_is_observed_and_evaluated_whole() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    let mut yaml = String::from("name: many\nhosts: [\"*\"]\nfiles:\n");
+    for i in 0..600 {
+        yaml.push_str(&format!("  /etc/many/f{i:04}:\n    content: \"{i}\\n\"\n"));
+    }
+    fs::write(manifests.join("many.yaml"), yaml).expect("write");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc/many")).expect("mkdir");
+    let changed = [0, 300, 599];
+    for i in 0..600 {
+        let content = if changed.contains(&i) {
+            "changed\n".to_string()
+        } else {
+            format!("{i}\n")
+        };
+        write(&root, &format!("etc/many/f{i:04}"), &content);
+    }
+    let c = Controller::start(&manifests, &tmp.path().join("data"));
+    let _agent = start_agent(&c.url, "h1", &root, &[]);
+    let resources: Vec<(String, String)> = changed
+        .iter()
+        .map(|i| {
+            (
+                format!("file:/etc/many/f{i:04}"),
+                sha256(format!("{i}\n").as_bytes()),
+            )
+        })
+        .collect();
+    let actual = sha256(b"changed\n");
+    let want: Vec<(&str, &str, &str, &str)> = resources
+        .iter()
+        .map(|(r, declared)| (r.as_str(), "sha256", declared.as_str(), actual.as_str()))
+        .collect();
+    c.expect_drift("h1", &want);
+    let kinds = c.event_kinds("h1");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "opened").count(),
+        3,
+        "one opened event per changed file: {kinds:?}"
+    );
+    for i in changed {
+        write(&root, &format!("etc/many/f{i:04}"), &format!("{i}\n"));
+    }
+    c.expect_drift("h1", &[]);
+}

@@ -69,12 +69,54 @@ pub enum Kind {
 /// What the plan asks about one path.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub path: String,
+    pub path: Box<str>,
     pub hash: bool,
     pub contains: Vec<Matcher>,
     pub list_entries: bool,
     /// The manifest allows this file's content to be sent for a diff.
     pub allow_content: bool,
+}
+
+/// The plan's paths, sorted and each once: the agent's only copy of what is declared, shared
+/// by the session, its scans and the watcher. At 10,000 paths, every copy or per-path map
+/// node is another few hundred KiB of an agent meant to stay under 10 MiB.
+#[derive(Debug, Default)]
+pub struct Requests(Box<[Request]>);
+
+impl Requests {
+    /// Sorts by path; of two requests for one path the first is kept.
+    pub fn new(mut requests: Vec<Request>) -> Self {
+        requests.sort_by(|a, b| a.path.cmp(&b.path));
+        requests.dedup_by(|later, first| later.path == first.path);
+        Self(requests.into_boxed_slice())
+    }
+
+    /// The position of `path`, if declared: an index for per-path state kept beside this.
+    pub fn index(&self, path: &str) -> Option<usize> {
+        self.0.binary_search_by(|r| (*r.path).cmp(path)).ok()
+    }
+
+    pub fn find(&self, path: &str) -> Option<&Request> {
+        self.index(path).map(|i| &self.0[i])
+    }
+
+    /// The declared paths strictly below directory `dir`.
+    pub fn below<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a str> + use<'a> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let start = self.0.partition_point(|r| *r.path < *prefix);
+        self.0[start..]
+            .iter()
+            .map(|r| &*r.path)
+            .take_while(move |p| p.starts_with(&prefix))
+    }
+}
+
+impl std::ops::Deref for Requests {
+    type Target = [Request];
+
+    fn deref(&self) -> &[Request] {
+        &self.0
+    }
 }
 
 /// A line pattern from the plan, ready to run.

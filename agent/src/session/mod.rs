@@ -1,8 +1,9 @@
 //! One connection to the controller: Hello, then for every Plan arm the watches, scan, send a
 //! Snapshot, and from then on send only Deltas of what really changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::hash::{BuildHasher as _, RandomState};
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use tonic::transport::Channel;
 
 use crate::AgentConfig;
 use crate::collect::IdCache;
-use crate::collect::files::{Observation, Request, observe};
+use crate::collect::files::{Observation, Requests, observe};
 use crate::collect::packages::PackageObservation;
 use crate::watch::{QUEUE, Watch, WatchMsg};
 use crate::wire::{self, Plan};
@@ -28,6 +29,10 @@ use packages::Packages;
 /// Messages queued for the controller; a full queue blocks the session (backpressure), while
 /// the watcher's own queue absorbs and, past its size, coalesces into a rescan.
 const OUTBOUND: usize = 64;
+/// Paths per message: a snapshot, or a delta after a rescan, goes in parts of this many, so
+/// neither the observations held nor the encoding buffer (which keeps its largest size) grow
+/// with the plan.
+const PART: usize = 256;
 /// Heartbeat interval until the first plan says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 /// The controller is presumed gone after this many silent heartbeat intervals.
@@ -68,10 +73,10 @@ pub(crate) async fn run(
         out: out_tx,
         seq: 0,
         generation: 0,
-        requests: Arc::new(BTreeMap::new()),
+        requests: Arc::default(),
         watch: Watch::new(cfg.root.clone(), watch_tx, cfg.max_watches)
             .context("cannot start the file watcher")?,
-        last_sent: HashMap::new(),
+        last_sent: Box::default(),
         fingerprints: RandomState::new(),
         dirty: BTreeSet::new(),
         touched: Vec::new(),
@@ -185,13 +190,13 @@ struct State {
     out: mpsc::Sender<v1::AgentMessage>,
     seq: u64,
     generation: u64,
-    requests: Arc<BTreeMap<String, Request>>,
+    requests: Arc<Requests>,
     watch: Watch,
-    /// A fingerprint of what the controller last heard for each path: only differences are
-    /// sent.
-    last_sent: HashMap<String, u64>,
+    /// A fingerprint of what the controller last heard for each path (by its index in
+    /// `requests`; none before the first snapshot part): only differences are sent.
+    last_sent: Box<[Option<NonZeroU64>]>,
     /// Hashes observations into `last_sent` (keyed per process: a collision between two
-    /// states of one path, which would hide a change, has odds of 2^-64).
+    /// states of one path, which would hide a change, has odds of 2^-63).
     fingerprints: RandomState,
     dirty: BTreeSet<String>,
     /// Directories on the way to declared paths that changed: the watch set may move.
@@ -213,39 +218,50 @@ struct State {
 impl State {
     async fn apply_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
         self.generation = plan.generation;
-        self.requests = Arc::new(
-            plan.requests
-                .into_iter()
-                .map(|r| (r.path.clone(), r))
-                .collect(),
-        );
+        self.requests = Arc::new(plan.requests);
+        let n = self.requests.len();
+        self.last_sent = vec![None; n].into_boxed_slice();
         self.packages.set(plan.packages, &self.cfg.root);
         // Watches first: a change during the scan then shows up as an event afterwards.
         self.rewatch();
-        let paths: Vec<String> = self.requests.keys().cloned().collect();
-        let states = self.observe(paths).await?;
         // Empty while a package database is mid-transaction; a Delta follows once it settles.
-        let packages = self.packages.poll(&self.cfg.root).await?;
-        if std::mem::take(&mut self.packages.rewatch) {
-            self.rewatch();
+        let mut packages: Vec<v1::PackageState> = self
+            .poll_packages()
+            .await?
+            .iter()
+            .map(wire::package_to_proto)
+            .collect();
+        let mut start = 0;
+        loop {
+            let end = n.min(start + PART);
+            let observed = self.observe((start..end).collect()).await?;
+            let states = self.sent(observed);
+            let more = end < n;
+            self.seq += 1;
+            let snapshot = v1::Snapshot {
+                plan_generation: self.generation,
+                seq: self.seq,
+                states,
+                packages: if more {
+                    Vec::new()
+                } else {
+                    std::mem::take(&mut packages)
+                },
+                more,
+            };
+            send(&self.out, Out::Snapshot(snapshot)).await?;
+            if !more {
+                break;
+            }
+            start = end;
         }
-        self.last_sent.clear();
-        self.last_sent.shrink_to_fit();
-        let states = self.sent(states);
-        self.seq += 1;
         tracing::info!(
             generation = self.generation,
-            paths = states.len(),
+            paths = n,
+            parts = n.div_ceil(PART).max(1),
             watches = self.watch.armed(),
             "plan applied; snapshot sent"
         );
-        let snapshot = v1::Snapshot {
-            plan_generation: self.generation,
-            seq: self.seq,
-            states,
-            packages: packages.iter().map(wire::package_to_proto).collect(),
-        };
-        send(&self.out, Out::Snapshot(snapshot)).await?;
         self.last_full_scan_ms = now_ms();
         self.coverage_sent = None;
         self.report_coverage().await
@@ -258,7 +274,7 @@ impl State {
         const HARD_CAP: u64 = 1 << 20;
         let allowed = self
             .requests
-            .get(&req.path)
+            .find(&req.path)
             .is_some_and(|r| r.allow_content);
         let result = if crate::denied(&self.cfg.deny_content, &req.path) {
             Err(format!(
@@ -299,12 +315,8 @@ impl State {
 
     /// Arms the watches for the declared files and whatever the packages need.
     fn rewatch(&mut self) {
-        let files = self
-            .requests
-            .values()
-            .map(|r| (r.path.as_str(), r.list_entries));
         self.watch
-            .set_paths(files.chain(self.packages.watch_paths()));
+            .set_paths(self.requests.clone(), self.packages.watch_paths());
     }
 
     fn note(&mut self, msg: WatchMsg) {
@@ -383,29 +395,51 @@ impl State {
             self.last_full_scan_ms = now_ms();
         }
         self.packages.claim(&mut self.dirty, &self.requests);
-        let paths: Vec<String> = if std::mem::take(&mut self.rescan) {
+        let which: Vec<usize> = if std::mem::take(&mut self.rescan) {
             self.dirty.clear();
             self.packages.dirty = true;
-            self.requests.keys().cloned().collect()
+            (0..self.requests.len()).collect()
         } else {
-            std::mem::take(&mut self.dirty).into_iter().collect()
-        };
-        let changed: Vec<Observation> = if paths.is_empty() {
-            Vec::new()
-        } else {
-            self.observe(paths)
-                .await?
-                .into_iter()
-                .filter(|o| self.last_sent.get(&o.path) != Some(&self.fingerprints.hash_one(o)))
+            std::mem::take(&mut self.dirty)
+                .iter()
+                .filter_map(|p| self.requests.index(p))
                 .collect()
         };
-        let packages: Vec<PackageObservation> = self.packages.poll(&self.cfg.root).await?;
+        let mut packages = self.poll_packages().await?;
+        // A part at a time: a rescan holds PART observations, not the whole plan.
+        for part in which.chunks(PART) {
+            let changed: Vec<(usize, Observation)> = self
+                .observe(part.to_vec())
+                .await?
+                .into_iter()
+                .filter(|(i, o)| self.last_sent[*i] != Some(self.fingerprint(o)))
+                .collect();
+            if !changed.is_empty() {
+                let packages = std::mem::take(&mut packages);
+                self.send_delta(changed, packages).await?;
+            }
+        }
+        if !packages.is_empty() {
+            self.send_delta(Vec::new(), packages).await?;
+        }
+        Ok(())
+    }
+
+    /// The package states that changed, or nothing (see `Packages::poll`); rearms the
+    /// watches if the packages' own files moved.
+    async fn poll_packages(&mut self) -> anyhow::Result<Vec<PackageObservation>> {
+        let packages = self.packages.poll(&self.cfg.root).await?;
         if std::mem::take(&mut self.packages.rewatch) {
             self.rewatch();
         }
-        if changed.is_empty() && packages.is_empty() {
-            return Ok(());
-        }
+        Ok(packages)
+    }
+
+    async fn send_delta(
+        &mut self,
+        changed: Vec<(usize, Observation)>,
+        packages: Vec<PackageObservation>,
+    ) -> anyhow::Result<()> {
         let count = changed.len();
         let states = self.sent(changed);
         self.seq += 1;
@@ -419,31 +453,33 @@ impl State {
         send(&self.out, Out::Delta(delta)).await
     }
 
+    /// What `last_sent` keeps of an observation; never 0, so that 0 means "not sent".
+    fn fingerprint(&self, o: &Observation) -> NonZeroU64 {
+        NonZeroU64::MIN | self.fingerprints.hash_one(o)
+    }
+
     /// Records observations as sent (by fingerprint) and turns them into wire states, freeing
-    /// each as it goes: at 10,000 paths a snapshot is never held twice.
-    fn sent(&mut self, observed: Vec<Observation>) -> Vec<v1::PathState> {
+    /// each as it goes.
+    fn sent(&mut self, observed: Vec<(usize, Observation)>) -> Vec<v1::PathState> {
         observed
             .into_iter()
-            .map(|o| {
-                let state = wire::state_to_proto(&o);
-                let fingerprint = self.fingerprints.hash_one(&o);
-                self.last_sent.insert(o.path, fingerprint);
-                state
+            .map(|(i, o)| {
+                self.last_sent[i] = Some(self.fingerprint(&o));
+                wire::state_to_proto(&o)
             })
             .collect()
     }
 
-    /// Observes paths of the current plan on a blocking thread (stat, hashing).
-    async fn observe(&mut self, paths: Vec<String>) -> anyhow::Result<Vec<Observation>> {
+    /// Observes the plan's paths at positions `which` on a blocking thread (stat, hashing).
+    async fn observe(&mut self, which: Vec<usize>) -> anyhow::Result<Vec<(usize, Observation)>> {
         let requests = self.requests.clone();
         let root = self.cfg.root.clone();
         let mut ids = std::mem::take(&mut self.ids);
         let (ids, observed) = tokio::task::spawn_blocking(move || {
             let names = ids.get(&root);
-            let observed = paths
-                .iter()
-                .filter_map(|p| requests.get(p))
-                .map(|r| observe(&root, r, &names))
+            let observed = which
+                .into_iter()
+                .filter_map(|i| Some((i, observe(&root, requests.get(i)?, &names))))
                 .collect();
             (ids, observed)
         })

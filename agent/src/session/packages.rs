@@ -2,12 +2,12 @@
 //! them (the databases, and the owned files of packages whose files are verified), and when a
 //! read of the databases can be trusted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::collect::files::Request;
+use crate::collect::files::Requests;
 use crate::collect::packages::{self, PackageObservation, PackageRequest, Read};
 use crate::root::Root;
 
@@ -58,11 +58,7 @@ impl Packages {
 
     /// Notes dirty paths that concern packages; paths that are only package paths are taken
     /// out of the file paths to observe.
-    pub(super) fn claim(
-        &mut self,
-        dirty: &mut BTreeSet<String>,
-        files: &BTreeMap<String, Request>,
-    ) {
+    pub(super) fn claim(&mut self, dirty: &mut BTreeSet<String>, files: &Requests) {
         // A database path or an entry of a database folder (no allocation per path).
         let ours = |p: &String| {
             self.owned.contains(p)
@@ -73,7 +69,7 @@ impl Packages {
         };
         if dirty.iter().any(&ours) {
             self.dirty = true;
-            dirty.retain(|p| !ours(p) || files.contains_key(p));
+            dirty.retain(|p| !ours(p) || files.index(p).is_some());
         }
     }
 

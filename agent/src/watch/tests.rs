@@ -14,13 +14,29 @@ struct Fixture {
     rx: mpsc::Receiver<WatchMsg>,
 }
 
+/// The plan's requests for these paths, each with whether its entries are listed.
+fn requests(paths: &[(&str, bool)]) -> Arc<Requests> {
+    Arc::new(Requests::new(
+        paths
+            .iter()
+            .map(|&(path, list_entries)| crate::collect::files::Request {
+                path: path.into(),
+                hash: false,
+                contains: Vec::new(),
+                list_entries,
+                allow_content: false,
+            })
+            .collect(),
+    ))
+}
+
 fn fixture(paths: &[(&str, bool)]) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut watch =
         Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, None).expect("watcher");
-    watch.set_paths(paths.iter().copied());
+    watch.set_paths(requests(paths), []);
     Fixture { dir, watch, rx }
 }
 
@@ -148,7 +164,7 @@ async fn a_full_queue_raises_the_overflow_flag() {
     let (tx, _rx) = mpsc::channel(1);
     let mut watch =
         Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, None).expect("watcher");
-    watch.set_paths([("/etc/a", false)]);
+    watch.set_paths(requests(&[("/etc/a", false)]), []);
     assert!(!watch.take_overflow());
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut n = 0;
@@ -173,11 +189,11 @@ fn beyond_the_budget_paths_are_listed_for_polling() {
     let (tx, _rx) = mpsc::channel(QUEUE);
     let mut watch =
         Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, Some(2)).expect("watcher");
-    watch.set_paths([
-        ("/etc/a/x", false),
-        ("/etc/b/y", false),
-        ("/etc/c/z", false),
-    ]);
+    // One from the plan, two from elsewhere (package checks): both kinds count.
+    watch.set_paths(
+        requests(&[("/etc/a/x", false)]),
+        [("/etc/b/y", false), ("/etc/c/z", false)],
+    );
     assert_eq!(watch.armed(), 2);
     assert_eq!(
         watch.unwatched().into_iter().collect::<Vec<_>>(),

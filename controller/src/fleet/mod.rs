@@ -79,6 +79,17 @@ pub struct DiffContent {
     pub actual: Vec<u8>,
 }
 
+/// What an agent's state message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Only what changed since the agent's last message.
+    Delta,
+    /// A part of a snapshot whose last part is still to come: kept, not yet evaluated.
+    SnapshotPart,
+    /// A whole snapshot, or its last part: every declared path is evaluated.
+    Snapshot,
+}
+
 pub enum Command {
     Connect {
         info: HostInfo,
@@ -87,7 +98,7 @@ pub enum Command {
     },
     State {
         conn: u64,
-        snapshot: bool,
+        report: Report,
         generation: u64,
         seq: u64,
         states: Vec<(String, Observation)>,
@@ -322,13 +333,13 @@ impl Fleet {
             Command::Connect { info, out, reply } => self.connect(info, out, reply)?,
             Command::State {
                 conn,
-                snapshot,
+                report,
                 generation,
                 seq,
                 states,
             } => {
                 let started = Instant::now();
-                self.state(conn, snapshot, generation, seq, states)?;
+                self.state(conn, report, generation, seq, states)?;
                 self.metrics
                     .evaluation
                     .observe(started.elapsed().as_secs_f64());
@@ -713,7 +724,7 @@ impl Fleet {
     fn state(
         &mut self,
         conn: u64,
-        snapshot: bool,
+        report: Report,
         generation: u64,
         seq: u64,
         states: Vec<(String, Observation)>,
@@ -739,7 +750,14 @@ impl Fleet {
                 host.observed.insert(path, observed);
             }
         }
-        if snapshot {
+        if report == Report::SnapshotPart {
+            // Kept until the last part: a host is evaluated on its whole snapshot at once.
+            if let Some(c) = host.conn.as_ref() {
+                let _ = c.out.try_send(ToAgent::Ack { seq });
+            }
+            return Ok(());
+        }
+        if report == Report::Snapshot {
             // Everything declared is evaluated; drift of paths no longer declared is resolved.
             host.observed.retain(|p, _| host.desired.contains_key(p));
             host.evaluated = true;

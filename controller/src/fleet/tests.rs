@@ -55,14 +55,17 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
         let Some(ToAgent::Plan { generation, .. }) = rx.recv().await else {
             panic!("a plan")
         };
-        let state = |mode, seq, snapshot| Command::State {
+        let state = |mode, seq, report| Command::State {
             conn,
-            snapshot,
+            report,
             generation,
             seq,
             states: vec![("/etc/a".into(), file(mode))],
         };
-        fleet.send(state(0o100600, 1, true)).await.expect("send");
+        fleet
+            .send(state(0o100600, 1, Report::Snapshot))
+            .await
+            .expect("send");
         let ack = |resource: &str, expires_ms| {
             let req = AckRequest {
                 host: "h".into(),
@@ -124,7 +127,10 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
 
         // An acknowledgement ends when its drift resolves.
         ack("file:/etc/a", None).await.expect("acknowledged again");
-        fleet.send(state(0o100644, 2, false)).await.expect("send");
+        fleet
+            .send(state(0o100644, 2, Report::Delta))
+            .await
+            .expect("send");
         assert!(
             list().await.is_empty(),
             "resolved drift releases its acknowledgement"
@@ -151,6 +157,84 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
                 "resolved",
                 "ack_revoked"
             ]
+        );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
+
+#[test]
+fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n  /etc/b:\n    mode: \"0644\"\n",
+    )
+    .expect("write");
+    let set = load_dir(dir.path()).expect("valid");
+    let store = Store::open(&dir.path().join("data")).expect("store");
+    let fleet = Fleet::new(store, set, Duration::from_secs(3600)).expect("fleet");
+    let (fleet, thread) = fleet.spawn().expect("spawn");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (out, mut rx) = mpsc::channel(64);
+        let info = HostInfo {
+            host_id: "h".into(),
+            ..Default::default()
+        };
+        let conn = fleet
+            .ask(|reply| Command::Connect { info, out, reply })
+            .await
+            .expect("connect");
+        let Some(ToAgent::Plan { generation, .. }) = rx.recv().await else {
+            panic!("a plan")
+        };
+        let host = || async {
+            let (hosts, _) = fleet
+                .ask(|reply| Command::Hosts { reply })
+                .await
+                .expect("fleet");
+            hosts
+                .into_iter()
+                .find(|h| h.info.host_id == "h")
+                .expect("h")
+        };
+        let part = |path: &str, seq, report| Command::State {
+            conn,
+            report,
+            generation,
+            seq,
+            states: vec![(path.into(), file(0o100600))],
+        };
+
+        fleet
+            .send(part("/etc/a", 1, Report::SnapshotPart))
+            .await
+            .expect("send");
+        let Some(ToAgent::Ack { seq: 1 }) = rx.recv().await else {
+            panic!("the part is acknowledged")
+        };
+        let h = host().await;
+        assert_eq!(h.status, HostStatus::Unknown, "not evaluated on a part");
+        assert!(h.drift.is_empty(), "no drift from a part: {:?}", h.drift);
+
+        fleet
+            .send(part("/etc/b", 2, Report::Snapshot))
+            .await
+            .expect("send");
+        let Some(ToAgent::Ack { seq: 2 }) = rx.recv().await else {
+            panic!("the last part is acknowledged")
+        };
+        let h = host().await;
+        assert_eq!(h.status, HostStatus::Drifted);
+        let drifted: Vec<&str> = h.drift.iter().map(|d| d.resource.as_str()).collect();
+        assert_eq!(
+            drifted,
+            ["file:/etc/a", "file:/etc/b"],
+            "both parts evaluated together"
         );
         fleet.send(Command::Shutdown).await.expect("shutdown");
     });

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::identity::{Auth, Peer};
 use super::wire;
-use crate::fleet::{AGENT_QUEUE, Command, FleetHandle};
+use crate::fleet::{AGENT_QUEUE, Command, FleetHandle, Report};
 
 /// An agent must introduce itself this quickly.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,7 +118,11 @@ async fn forward(
             Msg::Snapshot(s) => match states(s.states, s.packages) {
                 Ok(states) => Command::State {
                     conn,
-                    snapshot: true,
+                    report: if s.more {
+                        Report::SnapshotPart
+                    } else {
+                        Report::Snapshot
+                    },
                     generation: s.plan_generation,
                     seq: s.seq,
                     states,
@@ -128,7 +132,7 @@ async fn forward(
             Msg::Delta(d) => match states(d.states, d.packages) {
                 Ok(states) => Command::State {
                     conn,
-                    snapshot: false,
+                    report: Report::Delta,
                     generation: d.plan_generation,
                     seq: d.seq,
                     states,

@@ -130,7 +130,13 @@ proptest! {
                     .collect();
                 // Malformed messages are rejected at the edge; well-formed ones are evaluated.
                 if let Ok(states) = states {
-                    let cmd = Command::State { conn, snapshot: i == 0, generation, seq: i as u64, states };
+                    // Snapshots, unfinished snapshot parts and deltas, in an order no agent would use.
+                    let report = match i % 3 {
+                        0 => crate::fleet::Report::Snapshot,
+                        1 => crate::fleet::Report::SnapshotPart,
+                        _ => crate::fleet::Report::Delta,
+                    };
+                    let cmd = Command::State { conn, report, generation, seq: i as u64, states };
                     fleet.send(cmd).await.expect("fleet alive");
                 }
             }
