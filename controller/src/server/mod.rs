@@ -19,12 +19,20 @@ use anyhow::{Context as _, anyhow};
 use plumb_proto::v1;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::fleet::{Command, Fleet};
 use crate::manifest::load::load_dir;
 use crate::store::Store;
+
+/// The accepted connections, with Nagle's algorithm off. The builder's `tcp_nodelay` does not
+/// apply to a listener of our own, and without it a small message written while the previous
+/// one is unacknowledged waits for the peer's delayed ACK: 40 ms on Linux, about one drift
+/// event in a thousand in the latency benchmark.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
 
 /// Largest message accepted from any peer; a Snapshot of 100,000 paths fits.
 const MAX_MESSAGE: usize = 64 << 20;
@@ -206,7 +214,6 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
             .context("invalid TLS configuration")?;
     }
     let router = builder
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
         .add_service(reflection)
@@ -222,7 +229,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
             // Ending the fleet ends every agent stream and follower, so draining can finish.
             let _ = fleet_for_stop.send(Command::Shutdown).await;
         };
-        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful);
+        let serve = router.serve_with_incoming_shutdown(incoming(listener), graceful);
         tokio::pin!(serve);
         let result = tokio::select! {
             r = &mut serve => r.map_err(anyhow::Error::from),
@@ -243,4 +250,25 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         fleet: handle,
         task,
     })
+}
+
+#[cfg(test)]
+mod incoming_tests {
+    use tokio_stream::StreamExt as _;
+
+    #[tokio::test]
+    async fn accepted_connections_send_small_messages_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut incoming = super::incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let accepted = incoming
+            .next()
+            .await
+            .expect("a connection")
+            .expect("accepted");
+        assert!(accepted.nodelay().expect("nodelay"), "Nagle is off");
+    }
 }
