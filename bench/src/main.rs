@@ -52,6 +52,10 @@ enum Command {
         /// Simulated agents (comma-separated list).
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
         agents: Vec<usize>,
+        /// Agents sharing one HTTP/2 connection (1: each its own, like real agents). More lets
+        /// N pass the open-files limit, but understates the controller's memory per agent.
+        #[arg(long, default_value_t = 1)]
+        streams_per_connection: usize,
         /// Declared files per agent.
         #[arg(long, default_value_t = 100)]
         files: usize,
@@ -92,7 +96,7 @@ fn main() -> anyhow::Result<()> {
                 Some((vec![1000, 10_000], Duration::from_secs(60))),
                 Some((vec![1000, 10_000], 5)),
                 Some(1000),
-                Some((vec![1000, 10_000], 100, 200, Duration::from_secs(30))),
+                Some((vec![1000, 10_000], 1, 100, 200, Duration::from_secs(30))),
             )
         }
         Command::Footprint { files, idle } => (Some((files, idle)), None, None, None),
@@ -100,10 +104,16 @@ fn main() -> anyhow::Result<()> {
         Command::Latency { changes } => (None, None, Some(changes), None),
         Command::Scale {
             agents,
+            streams_per_connection,
             files,
             rate,
             duration,
-        } => (None, None, None, Some((agents, files, rate, duration))),
+        } => (
+            None,
+            None,
+            None,
+            Some((agents, streams_per_connection, files, rate, duration)),
+        ),
     };
     if let Some((files, idle)) = footprint {
         summary.insert(
@@ -117,10 +127,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(changes) = latency {
         summary.insert("latency".into(), runtime.block_on(latency::run(changes))?);
     }
-    if let Some((agents, files, rate, duration)) = scale {
+    if let Some((agents, per_connection, files, rate, duration)) = scale {
         summary.insert(
             "scale".into(),
-            runtime.block_on(scale::run(&agents, files, rate, duration))?,
+            runtime.block_on(scale::run(&agents, per_connection, files, rate, duration))?,
         );
     }
     if let Some(files) = peers {

@@ -6,6 +6,12 @@
 //!
 //! The load generator shares the machine's two cores with the controller: the figures are
 //! an upper bound on the controller's own cost.
+//!
+//! Each simulated agent has its own HTTP/2 connection, as real agents do, unless
+//! `--streams-per-connection K` puts K agents' streams on one connection: that lets N pass the
+//! open-files limit of one process (20,000 here, for the load generator and the controller
+//! alike) to find where detection latency gives out, at the price of understating the
+//! controller's memory per agent (about 40 KiB of buffers per connection).
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
@@ -59,17 +65,12 @@ struct Change {
 /// One simulated agent: Hello, a Snapshot of its plan in sync, then Deltas as told and
 /// heartbeats, reading everything the controller sends.
 async fn agent(
-    url: String,
+    channel: tonic::transport::Channel,
     host: String,
     facts: Arc<plumb_agent::collect::facts::Facts>,
     mut changes: mpsc::Receiver<Change>,
     connected: Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(url)?
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(30))
-        .connect()
-        .await?;
     let (tx, rx) = mpsc::channel(16);
     tx.send(msg(Out::Hello(wire::hello(
         &host,
@@ -161,6 +162,7 @@ fn cli_ms(url: &str, args: &[&str]) -> anyhow::Result<(f64, usize)> {
 
 pub(crate) async fn run(
     sizes: &[usize],
+    streams_per_connection: usize,
     files: usize,
     rate: u32,
     duration: Duration,
@@ -182,11 +184,22 @@ pub(crate) async fn run(
         let connected = Arc::new(AtomicUsize::new(0));
         let mut senders = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
+        let mut channel = None;
         for i in 0..n {
+            if i % streams_per_connection.max(1) == 0 {
+                // Connected by its first stream; the next K-1 agents share it.
+                channel = Some(
+                    tonic::transport::Endpoint::from_shared(url.clone())?
+                        .tcp_nodelay(true)
+                        .connect_timeout(Duration::from_secs(30))
+                        .connect_lazy(),
+                );
+            }
+            let channel = channel.clone().expect("set for the first agent");
             let (tx, rx) = mpsc::channel(64);
             senders.push(tx);
             tasks.push(tokio::spawn(agent(
-                url.clone(),
+                channel,
                 format!("load-{i:05}"),
                 facts.clone(),
                 rx,
@@ -282,8 +295,13 @@ pub(crate) async fn run(
             t.abort();
         }
         let mib = |kib: u64| kib as f64 / 1024.0;
+        let per = if streams_per_connection > 1 {
+            format!(" ({streams_per_connection} per connection)")
+        } else {
+            String::new()
+        };
         println!(
-            "scale: {n} agents x {files} files: all in sync after {:.1} s; at rest: RSS {:.0} MiB, CPU {:.1}%; \
+            "scale: {n} agents{per} x {files} files: all in sync after {:.1} s; at rest: RSS {:.0} MiB, CPU {:.1}%; \
              plumb drift -o json {drift_ms:.0} ms ({} KiB), plumb hosts -o json {hosts_ms:.0} ms ({} KiB); \
              {rate} changes/s: detection p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} unseen; CPU {:.1}%, RSS {:.0} MiB",
             ramp.as_secs_f64(),
@@ -300,6 +318,7 @@ pub(crate) async fn run(
         );
         results.push(json!({
             "agents": n,
+            "streams_per_connection": streams_per_connection.max(1),
             "files_per_agent": files,
             "all_in_sync_s": ramp.as_secs_f64(),
             "rest_rss_mib": mib(rest.rss),

@@ -21,6 +21,8 @@ pub(super) struct Conn {
 pub(super) struct Host {
     pub(super) info: HostInfo,
     pub(super) last_seen_ms: i64,
+    /// The last-seen time the store has (written at most every `SEEN_WRITE_EVERY_MS`).
+    pub(super) seen_stored_ms: i64,
     pub(super) conn: Option<Conn>,
     pub(super) desired: Arc<DesiredState>,
     /// The generation of the last plan sent; state for another generation is ignored.

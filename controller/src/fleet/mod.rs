@@ -34,6 +34,11 @@ pub const AGENT_QUEUE: usize = 64;
 const FOLLOWER_QUEUE: usize = 4096;
 /// A host is offline after this many missed heartbeats.
 const MISSED_HEARTBEATS: u32 = 3;
+/// A connected host's last-seen time is written to the store at most this often; connecting
+/// and disconnecting write it at once, so only a controller crash loses up to this much of
+/// it. Writing every host on every tick cost a 10,000-row transaction a second, and at 120,000
+/// hosts a quarter of a second of the fleet thread's time in every second.
+const SEEN_WRITE_EVERY_MS: i64 = 30_000;
 
 /// What the controller sends an agent, before conversion to the wire.
 #[derive(Debug, Clone)]
@@ -258,6 +263,7 @@ impl Fleet {
                     desired: manifests.desired_for(&stored.info.identity()),
                     info: stored.info,
                     last_seen_ms: stored.last_seen_ms,
+                    seen_stored_ms: stored.last_seen_ms,
                     conn: None,
                     generation: 0,
                     observed,
@@ -657,6 +663,7 @@ impl Fleet {
             .or_insert_with(|| Host {
                 info: info.clone(),
                 last_seen_ms: now,
+                seen_stored_ms: now,
                 conn: None,
                 desired: desired.clone(),
                 generation: 0,
@@ -681,6 +688,7 @@ impl Fleet {
         });
         self.conn_host.insert(conn, host.info.host_id.clone());
         self.store.upsert_host(&host.info, now)?;
+        host.seen_stored_ms = now;
         let event = self
             .store
             .host_event(&host.info.host_id, now, EventKind::HostOnline)?;
@@ -855,6 +863,7 @@ impl Fleet {
         host.conn = None;
         tracing::warn!(host = %id, why, "agent offline; keeping its last known drift");
         self.store.touch_hosts(&[(&id, host.last_seen_ms)])?;
+        host.seen_stored_ms = host.last_seen_ms;
         let event = self
             .store
             .host_event(&id, self.now(), EventKind::HostOffline)?;
@@ -966,9 +975,14 @@ impl Fleet {
         }
         let seen: Vec<(&str, i64)> = self
             .hosts
-            .values()
-            .filter(|h| h.conn.is_some())
-            .map(|h| (h.info.host_id.as_str(), h.last_seen_ms))
+            .values_mut()
+            .filter(|h| {
+                h.conn.is_some() && h.last_seen_ms - h.seen_stored_ms >= SEEN_WRITE_EVERY_MS
+            })
+            .map(|h| {
+                h.seen_stored_ms = h.last_seen_ms;
+                (&*h.info.host_id, h.last_seen_ms)
+            })
             .collect();
         if !seen.is_empty() {
             self.store.touch_hosts(&seen)?;

@@ -240,3 +240,66 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
     });
     thread.join().expect("the fleet thread did not panic");
 }
+
+#[test]
+fn a_connected_hosts_last_seen_is_stored_every_30_s_and_at_once_when_it_disconnects() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("m.yaml"), MANIFEST).expect("write");
+    let set = load_dir(dir.path()).expect("valid");
+    let data = dir.path().join("data");
+    let store = Store::open(&data).expect("store");
+    let time = Arc::new(AtomicI64::new(1_000_000));
+    let clock = time.clone();
+    let fleet = Fleet::new(store, set, Duration::from_secs(3600))
+        .expect("fleet")
+        .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
+    let (fleet, thread) = fleet.spawn().expect("spawn");
+    let reader = Store::open(&data).expect("a second connection");
+    let stored = || reader.load_hosts().expect("hosts")[0].last_seen_ms;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (out, _rx) = mpsc::channel(64);
+        let info = HostInfo {
+            host_id: "h".into(),
+            ..Default::default()
+        };
+        let conn = fleet
+            .ask(|reply| Command::Connect { info, out, reply })
+            .await
+            .expect("connect");
+        assert_eq!(stored(), 1_000_000, "written on connect");
+        // Heard, then a tick; a Hosts round trip makes sure both were handled.
+        let heard_at = |ms| {
+            time.store(ms, Ordering::SeqCst);
+            let fleet = fleet.clone();
+            async move {
+                fleet.send(Command::Heard { conn }).await.expect("heard");
+                fleet.send(Command::Tick).await.expect("tick");
+                fleet
+                    .ask(|reply| Command::Hosts { reply })
+                    .await
+                    .expect("fleet");
+            }
+        };
+        heard_at(1_010_000).await;
+        assert_eq!(stored(), 1_000_000, "not rewritten within 30 s");
+        heard_at(1_031_000).await;
+        assert_eq!(stored(), 1_031_000, "rewritten once 30 s old");
+        heard_at(1_035_000).await;
+        assert_eq!(stored(), 1_031_000);
+        fleet
+            .send(Command::Disconnected { conn })
+            .await
+            .expect("disconnect");
+        fleet
+            .ask(|reply| Command::Hosts { reply })
+            .await
+            .expect("fleet");
+        assert_eq!(stored(), 1_035_000, "written at once when it goes");
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
