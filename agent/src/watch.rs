@@ -100,7 +100,6 @@ impl Watch {
         files: Arc<Requests>,
         extra: impl IntoIterator<Item = (&'a str, bool)>,
     ) {
-        self.extra = BTreeSet::new();
         self.listed.clear();
         self.chain.clear();
         let extra: Vec<(&str, bool)> = extra.into_iter().collect();

@@ -453,7 +453,8 @@ impl State {
         send(&self.out, Out::Delta(delta)).await
     }
 
-    /// What `last_sent` keeps of an observation; never 0, so that 0 means "not sent".
+    /// What `last_sent` keeps of an observation: 64 bits, never 0, so that "not sent" (`None`)
+    /// costs no extra space.
     fn fingerprint(&self, o: &Observation) -> NonZeroU64 {
         NonZeroU64::MIN | self.fingerprints.hash_one(o)
     }
