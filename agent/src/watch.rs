@@ -21,11 +21,25 @@ use crate::root::Root;
 /// What the watcher thread tells the session.
 #[derive(Debug)]
 pub enum WatchMsg {
-    /// Paths on this machine that changed, each with whether its change is complete (see
-    /// `settled`).
-    Paths(Vec<(PathBuf, bool)>),
+    /// Paths on this machine that changed, each with how far its change has got (see
+    /// `stage`).
+    Paths(Vec<(PathBuf, Stage)>),
     /// Events were lost (kernel queue overflow or a watcher error): observe everything again.
     Rescan,
+}
+
+/// How far a change to a path has got when its event is seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Complete: a closed writer, a file renamed into place, new attributes. Observe it now,
+    /// unless the file was created in the same burst (see `Created`).
+    Done,
+    /// Under way: data being written, a file removed or renamed away (tools such as install(1)
+    /// and some editors put a new one in its place). Wait for what follows.
+    Pending,
+    /// A new file. Its writer's close does not finish it: install(1) creates it 0600, writes,
+    /// closes, and only then sets its mode and owner. Wait the whole window.
+    Created,
 }
 
 /// Events queued between the watcher thread and the session. When full, events are dropped
@@ -69,7 +83,7 @@ impl Watch {
                     ev.paths
                         .into_iter()
                         .enumerate()
-                        .map(|(i, p)| (p, settled(&ev.kind, i)))
+                        .map(|(i, p)| (p, stage(&ev.kind, i)))
                         .collect(),
                 ),
                 Err(_) => WatchMsg::Rescan,
@@ -277,22 +291,19 @@ impl Watch {
     }
 }
 
-/// Whether the change to an event's `index`th path is complete when it is seen, so the path
-/// can be observed at once: a closed writer, a file renamed into place, new attributes are.
-/// Data being written, a file just created (its content follows), a file removed or renamed
-/// away (tools such as install(1) and some editors put a new one in its place) are not: the
-/// session waits for what follows, at most its coalescing window, so that a half-done
-/// replacement is not reported as drift.
-fn settled(kind: &EventKind, index: usize) -> bool {
+/// How far the change to an event's `index`th path has got when it is seen (see `Stage`): the
+/// session observes a path at once only when nothing about it is still under way, so that a
+/// half-done replacement is not reported as drift.
+fn stage(kind: &EventKind, index: usize) -> Stage {
     use notify::event::{CreateKind, ModifyKind, RemoveKind, RenameMode};
     match kind {
+        EventKind::Create(CreateKind::File | CreateKind::Any) => Stage::Created,
         EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
-        | EventKind::Create(CreateKind::File | CreateKind::Any)
         | EventKind::Remove(RemoveKind::File | RemoveKind::Any)
-        | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
+        | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => Stage::Pending,
         // `Both` names the old path, then the new one.
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => index > 0,
-        _ => true,
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if index == 0 => Stage::Pending,
+        _ => Stage::Done,
     }
 }
 

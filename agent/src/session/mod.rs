@@ -1,7 +1,7 @@
 //! One connection to the controller: Hello, then for every Plan arm the watches, scan, send a
 //! Snapshot, and from then on send only Deltas of what really changed.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher as _, RandomState};
 use std::num::NonZeroU64;
 use std::path::PathBuf;
@@ -24,7 +24,9 @@ use crate::watch::{QUEUE, Watch, WatchMsg};
 use crate::wire::{self, Plan};
 
 mod packages;
+mod settling;
 use packages::Packages;
+use settling::Settling;
 
 /// Messages queued for the controller; a full queue blocks the session (backpressure), while
 /// the watcher's own queue absorbs and, past its size, coalesces into a rescan.
@@ -80,7 +82,7 @@ pub(crate) async fn run(
         fingerprints: RandomState::new(),
         dirty: BTreeSet::new(),
         touched: Vec::new(),
-        writing: HashSet::new(),
+        settling: Settling::default(),
         rescan: false,
         ids: IdCache::default(),
         packages: Packages::default(),
@@ -137,7 +139,7 @@ pub(crate) async fn run(
                 while let Ok(msg) = watch_rx.try_recv() {
                     s.note(msg);
                 }
-                if s.writing.is_empty() {
+                if s.settling.quiet() {
                     // Every change seen is complete: observe and send now.
                     flush_at = None;
                     s.flush().await?;
@@ -201,8 +203,8 @@ struct State {
     dirty: BTreeSet<String>,
     /// Directories on the way to declared paths that changed: the watch set may move.
     touched: Vec<PathBuf>,
-    /// Declared files being written (data seen, close not yet): observing waits for them.
-    writing: HashSet<PathBuf>,
+    /// Declared files mid-change: observing waits for them.
+    settling: Settling,
     rescan: bool,
     ids: IdCache,
     packages: Packages,
@@ -326,12 +328,8 @@ impl State {
                 self.rescan = true;
             }
             WatchMsg::Paths(changes) => {
-                for (p, settled) in changes {
-                    if settled {
-                        self.writing.remove(&p);
-                    } else if self.watch.declares(&p) {
-                        self.writing.insert(p.clone());
-                    }
+                for (p, stage) in changes {
+                    self.settling.note(&p, stage, self.watch.declares(&p));
                     if self.watch.affected(&p, &mut self.dirty) {
                         self.touched.push(p);
                     }
@@ -342,7 +340,7 @@ impl State {
 
     /// Sends what changed, then the coverage if it may have changed.
     async fn flush(&mut self) -> anyhow::Result<()> {
-        self.writing.clear();
+        self.settling.clear();
         self.send_changes().await?;
         if std::mem::take(&mut self.coverage_due) {
             self.report_coverage().await?;
