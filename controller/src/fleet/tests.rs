@@ -26,10 +26,19 @@ fn file(mode: u32) -> Observation {
     })
 }
 
-#[test]
-fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
+/// A fleet on one manifest, with a clock the test moves (from 1,000,000 ms), its thread, and a
+/// runtime to talk to it from.
+struct Harness {
+    dir: tempfile::TempDir,
+    time: Arc<AtomicI64>,
+    fleet: FleetHandle,
+    thread: std::thread::JoinHandle<()>,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn harness(manifest: &str) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("m.yaml"), MANIFEST).expect("write");
+    std::fs::write(dir.path().join("m.yaml"), manifest).expect("write");
     let set = load_dir(dir.path()).expect("valid");
     let store = Store::open(&dir.path().join("data")).expect("store");
     let time = Arc::new(AtomicI64::new(1_000_000));
@@ -42,19 +51,43 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
         .enable_all()
         .build()
         .expect("runtime");
+    Harness {
+        dir,
+        time,
+        fleet,
+        thread,
+        runtime,
+    }
+}
+
+/// Connects host "h"; returns its connection, its plan's generation and what it is sent.
+async fn connect(fleet: &FleetHandle) -> (u64, u64, mpsc::Receiver<ToAgent>) {
+    let (out, mut rx) = mpsc::channel(64);
+    let info = HostInfo {
+        host_id: "h".into(),
+        ..Default::default()
+    };
+    let conn = fleet
+        .ask(|reply| Command::Connect { info, out, reply })
+        .await
+        .expect("connect");
+    let Some(ToAgent::Plan { generation, .. }) = rx.recv().await else {
+        panic!("a plan")
+    };
+    (conn, generation, rx)
+}
+
+#[test]
+fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
+    let Harness {
+        dir: _dir,
+        time,
+        fleet,
+        thread,
+        runtime,
+    } = harness(MANIFEST);
     runtime.block_on(async {
-        let (out, mut rx) = mpsc::channel(64);
-        let info = HostInfo {
-            host_id: "h".into(),
-            ..Default::default()
-        };
-        let conn = fleet
-            .ask(|reply| Command::Connect { info, out, reply })
-            .await
-            .expect("connect");
-        let Some(ToAgent::Plan { generation, .. }) = rx.recv().await else {
-            panic!("a plan")
-        };
+        let (conn, generation, _rx) = connect(&fleet).await;
         let state = |mode, seq, report| Command::State {
             conn,
             report,
@@ -165,33 +198,17 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
 
 #[test]
 fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        dir.path().join("m.yaml"),
+    let Harness {
+        dir: _dir,
+        fleet,
+        thread,
+        runtime,
+        ..
+    } = harness(
         "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n  /etc/b:\n    mode: \"0644\"\n",
-    )
-    .expect("write");
-    let set = load_dir(dir.path()).expect("valid");
-    let store = Store::open(&dir.path().join("data")).expect("store");
-    let fleet = Fleet::new(store, set, Duration::from_secs(3600)).expect("fleet");
-    let (fleet, thread) = fleet.spawn().expect("spawn");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    );
     runtime.block_on(async {
-        let (out, mut rx) = mpsc::channel(64);
-        let info = HostInfo {
-            host_id: "h".into(),
-            ..Default::default()
-        };
-        let conn = fleet
-            .ask(|reply| Command::Connect { info, out, reply })
-            .await
-            .expect("connect");
-        let Some(ToAgent::Plan { generation, .. }) = rx.recv().await else {
-            panic!("a plan")
-        };
+        let (conn, generation, mut rx) = connect(&fleet).await;
         let host = || async {
             let (hosts, _) = fleet
                 .ask(|reply| Command::Hosts { reply })
@@ -243,33 +260,17 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
 
 #[test]
 fn a_connected_hosts_last_seen_is_stored_every_30_s_and_at_once_when_it_disconnects() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("m.yaml"), MANIFEST).expect("write");
-    let set = load_dir(dir.path()).expect("valid");
-    let data = dir.path().join("data");
-    let store = Store::open(&data).expect("store");
-    let time = Arc::new(AtomicI64::new(1_000_000));
-    let clock = time.clone();
-    let fleet = Fleet::new(store, set, Duration::from_secs(3600))
-        .expect("fleet")
-        .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
-    let (fleet, thread) = fleet.spawn().expect("spawn");
-    let reader = Store::open(&data).expect("a second connection");
+    let Harness {
+        dir,
+        time,
+        fleet,
+        thread,
+        runtime,
+    } = harness(MANIFEST);
+    let reader = Store::open(&dir.path().join("data")).expect("a second connection");
     let stored = || reader.load_hosts().expect("hosts")[0].last_seen_ms;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     runtime.block_on(async {
-        let (out, _rx) = mpsc::channel(64);
-        let info = HostInfo {
-            host_id: "h".into(),
-            ..Default::default()
-        };
-        let conn = fleet
-            .ask(|reply| Command::Connect { info, out, reply })
-            .await
-            .expect("connect");
+        let (conn, _, _rx) = connect(&fleet).await;
         assert_eq!(stored(), 1_000_000, "written on connect");
         // Heard, then a tick; a Hosts round trip makes sure both were handled.
         let heard_at = |ms| {
