@@ -66,9 +66,23 @@ pub struct Proc {
 
 impl Proc {
     /// Spawns `cmd`; with `ready`, waits for a stderr line starting with it and returns the rest.
-    pub fn spawn(mut cmd: Command, ready: Option<&str>) -> (Self, Option<String>) {
+    pub fn spawn(cmd: Command, ready: Option<&str>) -> (Self, Option<String>) {
+        Self::start(cmd, ready, Stdio::null())
+    }
+
+    /// Spawns `cmd` with its stdout piped, for the test to read (`take_stdout`).
+    pub fn spawn_reading(cmd: Command) -> Self {
+        Self::start(cmd, None, Stdio::piped()).0
+    }
+
+    /// The piped stdout of a process from `spawn_reading`.
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child.stdout.take().expect("stdout piped")
+    }
+
+    fn start(mut cmd: Command, ready: Option<&str>, stdout: Stdio) -> (Self, Option<String>) {
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn");
         let stderr = child.stderr.take().expect("stderr piped");

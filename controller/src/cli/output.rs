@@ -12,10 +12,42 @@ pub enum Format {
 
 /// Writes `text` to stdout; a reader that went away ends the output quietly.
 pub fn emit(text: &str) -> io::Result<()> {
+    write_out(text).map(|_| ())
+}
+
+/// Writes `text` to stdout; `Ok(false)` once the reader has gone away (`| head -1`), so that a
+/// command that writes until interrupted can stop instead of writing into nothing forever.
+pub fn write_out(text: &str) -> io::Result<bool> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Resolves once nothing can read stdout any more: the reader of a pipe exited (the kernel
+/// reports an error condition on the write end). A follower waiting for its next event would
+/// otherwise only notice at that event's write, which may never come. Never resolves when
+/// stdout cannot be watched this way (a regular file, which has no reader to lose).
+pub async fn reader_gone() {
+    use std::os::fd::AsFd as _;
+    use tokio::io::Interest;
+    // A second descriptor for stdout, left blocking: `from_owned_fd_unchecked` does not make
+    // it non-blocking (which would also change stdout, the same open file).
+    let watched = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(tokio::net::unix::pipe::Sender::from_owned_fd_unchecked);
+    match watched {
+        Ok(pipe) => loop {
+            match pipe.ready(Interest::ERROR).await {
+                Ok(ready) if ready.is_error() || ready.is_write_closed() => return,
+                Ok(_) => {}
+                Err(_) => return std::future::pending().await,
+            }
+        },
+        Err(_) => std::future::pending().await,
     }
 }
 

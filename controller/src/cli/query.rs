@@ -335,14 +335,26 @@ pub(super) async fn follow(
         .await
         .map_err(status_error)?
         .into_inner();
-    while let Some(e) = stream.message().await.map_err(status_error)? {
+    // `plumb drift --follow | head -1`: once the reader is gone, so is the follower, whether
+    // it finds out by a failed write or while waiting for the next event.
+    let gone = super::output::reader_gone();
+    tokio::pin!(gone);
+    loop {
+        let next = tokio::select! {
+            _ = &mut gone => return Ok(exit::OK),
+            next = stream.message() => next.map_err(status_error)?,
+        };
+        let Some(e) = next else {
+            return Err(anyhow!("the controller closed the stream"));
+        };
         let line = match format {
             Format::Json => serde_json::to_string(&event_json(&e))? + "\n",
             Format::Table => event_line(&e),
         };
-        emit(&line)?;
+        if !super::output::write_out(&line)? {
+            return Ok(exit::OK);
+        }
     }
-    Err(anyhow!("the controller closed the stream"))
 }
 
 fn event_line(e: &v1::DriftEvent) -> String {
