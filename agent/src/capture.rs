@@ -101,6 +101,7 @@ fn collect(
                 allow_content: false,
             },
             names,
+            &files::Requests::default(),
         );
         match o.kind {
             Kind::Absent => return Err(format!("{p} does not exist")),

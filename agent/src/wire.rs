@@ -113,6 +113,7 @@ pub fn state_to_proto(o: &Observation) -> v1::PathState {
         sha256: o.sha256.clone().unwrap_or_default(),
         contains: o.contains.clone(),
         entries: o.entries.clone(),
+        entries_total: o.entries_total,
         error: o.error.clone().unwrap_or_default(),
     }
 }

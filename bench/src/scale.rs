@@ -48,6 +48,7 @@ fn observation(path: &str, sha256: &str) -> Observation {
         sha256: Some(sha256.to_owned()),
         contains: Vec::new(),
         entries: Vec::new(),
+        entries_total: 0,
         error: None,
     }
 }

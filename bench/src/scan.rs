@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use plumb_agent::collect::IdCache;
-use plumb_agent::collect::files::{Request, observe};
+use plumb_agent::collect::files::{Request, Requests, observe};
 use plumb_agent::root::Root;
 use serde_json::{Value, json};
 
@@ -66,7 +66,11 @@ fn plumb(root: &Path, paths: &[PathBuf]) -> anyhow::Result<f64> {
     let names = IdCache::default().get(&agent_root);
     let mut hashed = 0;
     for r in &requests {
-        hashed += usize::from(observe(&agent_root, r, &names).sha256.is_some());
+        hashed += usize::from(
+            observe(&agent_root, r, &names, &Requests::default())
+                .sha256
+                .is_some(),
+        );
     }
     let took = start.elapsed().as_secs_f64();
     anyhow::ensure!(hashed == requests.len(), "only {hashed} files hashed");

@@ -92,9 +92,23 @@ pub struct Observed {
     pub group: Option<Arc<str>>,
     pub sha256: Option<Digest>,
     pub contains: Vec<bool>,
+    /// A listed directory's undeclared entries: the first `MAX_LISTED_ENTRIES` names...
     pub entries: Vec<String>,
+    /// ...and how many there are (older stores lack it: then `entries` is all of them).
+    #[serde(default)]
+    pub entries_total: u64,
     pub error: Option<String>,
 }
+
+/// Above this many undeclared entries, an exclusive directory is one drift item with their
+/// count and a sample, not one item per entry: what a single host's directory can cost the
+/// fleet (evaluation, the store, every follower) stays bounded.
+pub const MAX_UNDECLARED_ITEMS: usize = plumb_proto::MAX_LISTED_ENTRIES;
+/// Names shown in that one item.
+const UNDECLARED_SAMPLE: usize = 10;
+/// Above this many files of one package that differ from the package manager's record, they
+/// are one drift item with their count and a sample.
+pub const MAX_PACKAGE_FILE_ITEMS: usize = 1000;
 
 /// One installed instance of a package, as reported by the agent.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -237,28 +251,66 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
         }
     }
     if spec.exclusive {
-        let declared: BTreeSet<&str> = desired
-            .files
-            .keys()
-            .filter_map(|p| p.strip_prefix(decl.path.as_str())?.strip_prefix('/'))
-            // An entry leading to a declared path deeper down is declared too.
-            .filter_map(|rest| rest.split('/').next())
-            .collect();
-        for entry in observed
-            .entries
-            .iter()
-            .filter(|e| !declared.contains(e.as_str()))
-        {
-            out.push(DriftItem {
-                resource: resource_of(&format!("{}/{entry}", decl.path)),
-                attribute: "undeclared".into(),
-                expected: format!("absent (exclusive directory {})", decl.path),
-                actual: "present".into(),
-                declared_at: declared_at.clone(),
-            });
-        }
+        out.extend(undeclared_entries(decl, observed, desired));
     }
     out
+}
+
+/// The entries of an exclusive directory that no declaration covers: one item each, or one
+/// item for all of them when there are more than `MAX_UNDECLARED_ITEMS`.
+fn undeclared_entries(
+    decl: &FileDecl,
+    observed: &Observed,
+    desired: &DesiredState,
+) -> Vec<DriftItem> {
+    let below = format!("{}/", decl.path);
+    let declared: BTreeSet<&str> = desired
+        .files
+        .range::<str, _>((
+            std::ops::Bound::Excluded(below.as_str()),
+            std::ops::Bound::Unbounded,
+        ))
+        .map_while(|(p, _)| p.strip_prefix(below.as_str()))
+        // An entry leading to a declared path deeper down is declared too.
+        .filter_map(|rest| rest.split('/').next())
+        .collect();
+    let listed: Vec<&String> = observed
+        .entries
+        .iter()
+        .filter(|e| !declared.contains(e.as_str()))
+        .collect();
+    // The agent lists only what its plan does not declare, at most a fixed number of names;
+    // the rest it counts.
+    let unlisted = observed
+        .entries_total
+        .saturating_sub(observed.entries.len() as u64);
+    let count = listed.len() as u64 + unlisted;
+    let declared_at = decl.declared_at.to_string();
+    let expected = format!("absent (exclusive directory {})", decl.path);
+    if unlisted == 0 && listed.len() <= MAX_UNDECLARED_ITEMS {
+        return listed
+            .into_iter()
+            .map(|entry| DriftItem {
+                resource: resource_of(&format!("{}/{entry}", decl.path)),
+                attribute: "undeclared".into(),
+                expected: expected.clone(),
+                actual: "present".into(),
+                declared_at: declared_at.clone(),
+            })
+            .collect();
+    }
+    let sample: Vec<&str> = listed
+        .iter()
+        .take(UNDECLARED_SAMPLE)
+        .map(|s| s.as_str())
+        .collect();
+    vec![DriftItem {
+        resource: resource_of(&decl.path),
+        attribute: "undeclared".into(),
+        expected: format!("no undeclared entries (exclusive directory {})", decl.path),
+        actual: format!("{count} undeclared entries, e.g. {}, …", sample.join(", ")),
+        declared_at,
+    }]
 }
 
 /// Evaluates one declared package: one `version` item when it is not as wanted, saying the
@@ -267,13 +319,35 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
 pub fn evaluate_package(decl: &PackageDecl, observed: &ObservedPackage) -> Vec<DriftItem> {
     let mut items = package_version(decl, observed);
     if decl.spec.verify_files {
+        let resource = crate::manifest::package_key(&decl.name);
+        let declared_at = decl.declared_at.to_string();
+        if observed.problems.len() > MAX_PACKAGE_FILE_ITEMS {
+            let sample: Vec<&str> = observed
+                .problems
+                .iter()
+                .take(UNDECLARED_SAMPLE)
+                .map(|p| p.path.as_str())
+                .collect();
+            items.push(DriftItem {
+                resource,
+                attribute: "files".into(),
+                expected: "as the package manager recorded them".into(),
+                actual: format!(
+                    "{} files differ, e.g. {}, …",
+                    observed.problems.len(),
+                    sample.join(", ")
+                ),
+                declared_at,
+            });
+            return items;
+        }
         // A file the package owns differs from what the installed version shipped.
         items.extend(observed.problems.iter().map(|p| DriftItem {
-            resource: crate::manifest::package_key(&decl.name),
+            resource: resource.clone(),
             attribute: format!("file:{}", p.path),
             expected: p.expected.clone(),
             actual: p.actual.clone(),
-            declared_at: decl.declared_at.to_string(),
+            declared_at: declared_at.clone(),
         }));
     }
     items

@@ -15,5 +15,10 @@ pub mod v1 {
         include_bytes!(concat!(env!("OUT_DIR"), "/plumb_v1_descriptor.bin"));
 }
 
-/// Bumped on incompatible protocol changes; sent in Hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped on incompatible protocol changes; sent in Hello. 2: a listed directory's entries are
+/// only its undeclared ones, at most `MAX_LISTED_ENTRIES`, with their total.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The most entry names a `PathState` carries; `entries_total` counts the rest. A directory
+/// with 100,000 undeclared entries costs a message no more than one with 100.
+pub const MAX_LISTED_ENTRIES: usize = 100;

@@ -67,3 +67,52 @@ fn drift_follow_exits_once_its_reader_is_gone() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+// Regression (issue 12, item 1): 20,000 entries created in an exclusive directory within two
+// seconds froze the controller for the whole fleet: queries timed out, another host's change
+// showed up a minute late, SIGTERM was ignored. Now they are one drift item with a count, and
+// the rest of the fleet does not notice.
+#[test]
+fn a_host_churning_an_exclusive_directory_does_not_hold_up_the_fleet() {
+    let (tmp, c) = setup(
+        "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/ex.d:\n    exclusive: true\n  /etc/motd:\n    content: \"hi\\n\"\n",
+    );
+    let (noisy, quiet) = (tmp.path().join("noisy"), tmp.path().join("quiet"));
+    for root in [&noisy, &quiet] {
+        fs::create_dir_all(root.join("etc/ex.d")).expect("mkdir");
+        fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    }
+    let _a = start_agent(&c.url, "noisy", &noisy, &[]);
+    let _b = start_agent(&c.url, "quiet", &quiet, &[]);
+    c.expect_drift("noisy", &[]);
+    c.expect_drift("quiet", &[]);
+
+    let n = 20_000;
+    for i in 0..n {
+        fs::File::create(noisy.join(format!("etc/ex.d/e{i:05}"))).expect("create");
+    }
+    // The other host's change, made while the noisy host's messages are arriving.
+    fs::write(quiet.join("etc/motd"), "changed\n").expect("write");
+    c.expect_content_drift("quiet", "/etc/motd", b"hi\n", b"changed\n");
+    c.expect_drift(
+        "noisy",
+        &[(
+            "file:/etc/ex.d",
+            "undeclared",
+            "no undeclared entries (exclusive directory /etc/ex.d)",
+            "20000 undeclared entries, e.g. e00000, e00001, e00002, e00003, e00004, e00005, e00006, e00007, e00008, e00009, …",
+        )],
+    );
+
+    // And as they all go again.
+    for i in 0..n {
+        fs::remove_file(noisy.join(format!("etc/ex.d/e{i:05}"))).expect("remove");
+    }
+    fs::write(quiet.join("etc/motd"), "hi\n").expect("write");
+    c.expect_drift("quiet", &[]);
+    c.expect_drift("noisy", &[]);
+
+    c.proc.signal("TERM");
+    let mut c = c;
+    assert_eq!(c.proc.wait(), Some(0), "the controller stops when asked");
+}

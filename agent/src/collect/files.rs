@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use regex::bytes::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
 
+use plumb_proto::MAX_LISTED_ENTRIES;
+
 use super::IdNames;
 use crate::root::Root;
 
@@ -100,6 +102,12 @@ impl Requests {
         self.index(path).map(|i| &self.0[i])
     }
 
+    /// Whether entry `name` of directory `dir` is a path of the plan, or on the way to one.
+    pub fn leads_to_declared(&self, dir: &str, name: &str) -> bool {
+        let path = format!("{}/{name}", dir.trim_end_matches('/'));
+        self.index(&path).is_some() || self.below(&path).next().is_some()
+    }
+
     /// The declared paths strictly below directory `dir`.
     pub fn below<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a str> + use<'a> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
@@ -161,7 +169,10 @@ pub struct Observation {
     pub size: u64,
     pub sha256: Option<String>,
     pub contains: Vec<bool>,
+    /// The first `MAX_LISTED_ENTRIES` undeclared entries of a listed directory, sorted...
     pub entries: Vec<String>,
+    /// ...and how many there are.
+    pub entries_total: u64,
     pub error: Option<String>,
 }
 
@@ -181,13 +192,16 @@ impl Observation {
             sha256: None,
             contains: Vec::new(),
             entries: Vec::new(),
+            entries_total: 0,
             error: None,
         }
     }
 }
 
 /// Observes `req.path` under `root`. Never fails: what cannot be read is reported as such.
-pub fn observe(root: &Root, req: &Request, names: &IdNames) -> Observation {
+/// `plan` holds every declared path: the entries of a listed directory that lead to one of
+/// them are not reported (the controller knows them from their own observations).
+pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> Observation {
     let host = root.host_path(&req.path);
     let meta = match fs::symlink_metadata(&host) {
         Ok(meta) => meta,
@@ -238,10 +252,15 @@ pub fn observe(root: &Root, req: &Request, names: &IdNames) -> Observation {
             }
             Err(e) => o.error = Some(format!("cannot read content: {}", describe(&e))),
         },
-        Kind::Directory if req.list_entries => match list(&path) {
-            Ok(entries) => o.entries = entries,
-            Err(e) => o.error = Some(format!("cannot list entries: {}", describe(&e))),
-        },
+        Kind::Directory if req.list_entries => {
+            match list(&path, |name| plan.leads_to_declared(&req.path, name)) {
+                Ok((entries, total)) => {
+                    o.entries = entries;
+                    o.entries_total = total;
+                }
+                Err(e) => o.error = Some(format!("cannot list entries: {}", describe(&e))),
+            }
+        }
         _ => {}
     }
     o
@@ -346,13 +365,28 @@ fn scan_content(path: &Path, req: &Request) -> io::Result<(Option<String>, Vec<b
     Ok((digest, matched))
 }
 
-fn list(path: &Path) -> io::Result<Vec<String>> {
-    let mut entries = Vec::new();
+/// The first `MAX_LISTED_ENTRIES` names (in byte order) of the entries of `path` that are not
+/// `declared`, and how many such entries there are. Memory stays bounded by the limit, not by
+/// the directory: a host with 100,000 undeclared entries sends 100 names and a count.
+fn list(path: &Path, declared: impl Fn(&str) -> bool) -> io::Result<(Vec<String>, u64)> {
+    use std::collections::BinaryHeap;
+    // The smallest names seen so far; the largest of them on top, to be replaced.
+    let mut first: BinaryHeap<String> = BinaryHeap::new();
+    let mut total = 0u64;
     for entry in fs::read_dir(path)? {
-        entries.push(entry?.file_name().to_string_lossy().into_owned());
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if declared(&name) {
+            continue;
+        }
+        total += 1;
+        if first.len() < MAX_LISTED_ENTRIES {
+            first.push(name);
+        } else if first.peek().is_some_and(|top| name < *top) {
+            first.pop();
+            first.push(name);
+        }
     }
-    entries.sort();
-    Ok(entries)
+    Ok((first.into_sorted_vec(), total))
 }
 
 fn kind_of(meta: &Metadata) -> Kind {

@@ -478,7 +478,7 @@ impl State {
             let names = ids.get(&root);
             let observed = which
                 .into_iter()
-                .filter_map(|i| Some((i, observe(&root, requests.get(i)?, &names))))
+                .filter_map(|i| Some((i, observe(&root, requests.get(i)?, &names, &requests))))
                 .collect();
             (ids, observed)
         })

@@ -29,6 +29,7 @@ fn file() -> Observed {
         sha256: crate::drift::Digest::from_hex(&crate::manifest::hex_sha256(b"hi\n")),
         contains: vec![],
         entries: vec![],
+        entries_total: 0,
         error: None,
     }
 }
@@ -252,6 +253,7 @@ fn exclusive_directory_reports_undeclared_entries_only() {
         o.kind = Kind::Directory;
         o.resolved_kind = Kind::Directory;
         o.entries = vec!["known".into(), "rogue".into(), "sub".into()];
+        o.entries_total = 3;
     });
     let items: Vec<_> = evaluate(decl, &observed, &d)
         .into_iter()
@@ -491,4 +493,83 @@ fn digests_are_read_from_hex_in_either_case_and_written_lowercase() {
     let json = serde_json::to_string(&d).expect("serializes");
     assert_eq!(json, format!("\"{hex}\""));
     assert_eq!(serde_json::from_str::<Digest>(&json).expect("parses"), d);
+}
+
+// Regression (issue 12, item 1): 20,000 entries in an exclusive directory became 20,000 drift
+// items, each looked up by a linear search, and one host froze the fleet for a minute.
+#[test]
+fn a_crowded_exclusive_directory_is_one_item_with_a_count_and_a_sample() {
+    let d = desired("  /etc/a:\n    exclusive: true\n  /etc/a/known: {}\n");
+    let decl = &d.files["/etc/a"];
+    let names: Vec<String> = (0..MAX_UNDECLARED_ITEMS)
+        .map(|i| format!("e{i:05}"))
+        .collect();
+    let observed = |total: u64| {
+        with(|o| {
+            o.kind = Kind::Directory;
+            o.resolved_kind = Kind::Directory;
+            o.entries = names.clone();
+            o.entries_total = total;
+        })
+    };
+    let items = evaluate(decl, &observed(MAX_UNDECLARED_ITEMS as u64), &d);
+    assert_eq!(
+        items.len(),
+        MAX_UNDECLARED_ITEMS,
+        "up to the limit, one item each"
+    );
+
+    let items: Vec<_> = evaluate(decl, &observed(100_000), &d)
+        .into_iter()
+        .map(|i| (i.resource, i.attribute, i.expected, i.actual))
+        .collect();
+    assert_eq!(
+        items,
+        [(
+            "file:/etc/a".into(),
+            "undeclared".into(),
+            "no undeclared entries (exclusive directory /etc/a)".into(),
+            "100000 undeclared entries, e.g. e00000, e00001, e00002, e00003, e00004, e00005, e00006, e00007, e00008, e00009, …".into()
+        )]
+    );
+}
+
+#[test]
+fn a_package_with_very_many_changed_files_is_one_item() {
+    let text = "name: t\nhosts: [\"*\"]\npackages:\n  big: {verify_files: true}\n";
+    let m = parse("t.yaml", text, &mut |_| Err("none".into())).expect("valid");
+    let d = ManifestSet::new(vec![m])
+        .expect("set")
+        .desired_for(&HostIdentity::default());
+    let problems = |n: usize| ObservedPackage {
+        instances: vec![Installed {
+            manager: Manager::Dpkg,
+            arch: "amd64".into(),
+            version: "1".into(),
+            state: "installed".into(),
+        }],
+        error: None,
+        problems: (0..n)
+            .map(|i| FileProblem {
+                path: format!("/usr/share/big/{i}"),
+                expected: "md5 x".into(),
+                actual: "missing".into(),
+            })
+            .collect(),
+    };
+    let decl = &d.packages["big"];
+    assert_eq!(
+        evaluate_package(decl, &problems(MAX_PACKAGE_FILE_ITEMS)).len(),
+        MAX_PACKAGE_FILE_ITEMS
+    );
+    let one = evaluate_package(decl, &problems(50_000));
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].attribute, "files");
+    assert!(
+        one[0]
+            .actual
+            .starts_with("50000 files differ, e.g. /usr/share/big/0, "),
+        "{}",
+        one[0].actual
+    );
 }

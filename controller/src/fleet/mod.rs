@@ -107,6 +107,8 @@ pub enum Command {
         generation: u64,
         seq: u64,
         states: Vec<(String, Observation)>,
+        /// Held until the fleet has handled the message (see `Turn`).
+        turn: Turn,
     },
     Heard {
         conn: u64,
@@ -169,6 +171,21 @@ pub enum Command {
         result: Result<Vec<u8>, String>,
     },
     Shutdown,
+}
+
+/// One of the few places a stream may hold in the fleet's queue; given back once its message
+/// is handled. A host that sends as fast as it can then waits its turn, instead of filling the
+/// queue every other host's messages wait in.
+#[derive(Debug, Default)]
+pub struct Turn(
+    #[allow(dead_code, reason = "held, never read")] Option<tokio::sync::OwnedSemaphorePermit>,
+);
+
+impl Turn {
+    /// Waits for one of `places`.
+    pub async fn take(places: &Arc<tokio::sync::Semaphore>) -> Self {
+        Self(places.clone().acquire_owned().await.ok())
+    }
 }
 
 /// Cheap to clone; every method is a message to the fleet thread.
@@ -343,6 +360,7 @@ impl Fleet {
                 generation,
                 seq,
                 states,
+                turn: _turn,
             } => {
                 let started = Instant::now();
                 self.state(conn, report, generation, seq, states)?;

@@ -22,6 +22,7 @@ fn file(mode: u32) -> Observation {
         sha256: None,
         contains: vec![],
         entries: vec![],
+        entries_total: 0,
         error: None,
     })
 }
@@ -94,6 +95,7 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
             generation,
             seq,
             states: vec![("/etc/a".into(), file(mode))],
+            turn: Default::default(),
         };
         fleet
             .send(state(0o100600, 1, Report::Snapshot))
@@ -225,6 +227,7 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
             generation,
             seq,
             states: vec![(path.into(), file(0o100600))],
+            turn: Default::default(),
         };
 
         fleet

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::identity::{Auth, Peer};
 use super::wire;
-use crate::fleet::{AGENT_QUEUE, Command, FleetHandle, Report};
+use crate::fleet::{AGENT_QUEUE, Command, FleetHandle, Report, Turn};
 
 /// An agent must introduce itself this quickly.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,12 +86,18 @@ impl AgentService for AgentApi {
     }
 }
 
+/// State messages one stream may have waiting in the fleet's queue: one being handled, one
+/// decoded and ready. A flood from one host delays every other host by at most this many of
+/// its messages, however fast it sends.
+const TURNS_PER_STREAM: usize = 2;
+
 /// Turns the agent's messages into fleet commands until the stream ends or misbehaves.
 async fn forward(
     fleet: &FleetHandle,
     conn: u64,
     inbound: &mut Streaming<v1::AgentMessage>,
 ) -> String {
+    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(TURNS_PER_STREAM));
     loop {
         let msg = match inbound.message().await {
             Ok(Some(v1::AgentMessage { msg: Some(msg) })) => msg,
@@ -126,6 +132,7 @@ async fn forward(
                     generation: s.plan_generation,
                     seq: s.seq,
                     states,
+                    turn: Turn::take(&turns).await,
                 },
                 Err(e) => return format!("malformed snapshot: {e}"),
             },
@@ -136,6 +143,7 @@ async fn forward(
                     generation: d.plan_generation,
                     seq: d.seq,
                     states,
+                    turn: Turn::take(&turns).await,
                 },
                 Err(e) => return format!("malformed delta: {e}"),
             },

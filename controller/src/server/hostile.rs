@@ -37,10 +37,10 @@ fn path_state() -> impl Strategy<Value = v1::PathState> {
         text,
         sha,
         prop::collection::vec(any::<bool>(), 0..4),
-        prop::collection::vec("[a-z]{0,3}", 0..4),
+        (prop::collection::vec("[a-z]{0,3}", 0..4), 0u64..200_000),
     )
         .prop_map(
-            |(path, kind, resolved, mode, uid, gid, text, sha256, contains, entries)| {
+            |(path, kind, resolved, mode, uid, gid, text, sha256, contains, (entries, total))| {
                 v1::PathState {
                     path: path.into(),
                     kind: kind % 8,
@@ -54,6 +54,11 @@ fn path_state() -> impl Strategy<Value = v1::PathState> {
                     size: u64::from(mode),
                     sha256,
                     contains,
+                    entries_total: if total % 3 == 0 {
+                        total
+                    } else {
+                        entries.len() as u64
+                    },
                     entries,
                     error: text.into(),
                 }
@@ -136,7 +141,7 @@ proptest! {
                         1 => crate::fleet::Report::SnapshotPart,
                         _ => crate::fleet::Report::Delta,
                     };
-                    let cmd = Command::State { conn, report, generation, seq: i as u64, states };
+                    let cmd = Command::State { conn, report, generation, seq: i as u64, states, turn: Default::default() };
                     fleet.send(cmd).await.expect("fleet alive");
                 }
             }

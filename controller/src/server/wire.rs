@@ -16,6 +16,8 @@ use crate::version::Manager;
 const MAX_ID: usize = 253;
 const MAX_LABELS: usize = 64;
 const MAX_TEXT: usize = 4096;
+/// Files of one package that differ from its record; a real package has fewer files.
+const MAX_PACKAGE_PROBLEMS: usize = 100_000;
 
 pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, String> {
     if h.protocol_version != plumb_proto::PROTOCOL_VERSION {
@@ -97,6 +99,23 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation)
                 .ok_or_else(|| format!("{}: malformed sha256", s.path))?,
         ),
     };
+    // Bounded whatever the host holds: an agent lists at most this many entry names.
+    if s.entries.len() > plumb_proto::MAX_LISTED_ENTRIES {
+        return Err(format!(
+            "{}: {} entry names, more than the {} an agent sends",
+            s.path,
+            s.entries.len(),
+            plumb_proto::MAX_LISTED_ENTRIES
+        ));
+    }
+    if s.entries_total < s.entries.len() as u64 {
+        return Err(format!(
+            "{}: entries_total {} is less than the {} names sent",
+            s.path,
+            s.entries_total,
+            s.entries.len()
+        ));
+    }
     let observed = Observed {
         kind: kind(s.kind, "kind")?,
         resolved_kind: kind(s.resolved_kind, "resolved kind")?,
@@ -109,6 +128,7 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation)
         sha256,
         contains: s.contains,
         entries: s.entries,
+        entries_total: s.entries_total,
         error: some(s.error),
     };
     Ok((s.path, Observation::File(observed)))
@@ -132,6 +152,13 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(String, Observa
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
+    if p.problems.len() > MAX_PACKAGE_PROBLEMS {
+        return Err(format!(
+            "package {}: {} file problems, more than the {MAX_PACKAGE_PROBLEMS} accepted",
+            p.name,
+            p.problems.len()
+        ));
+    }
     let error = (!p.error.is_empty()).then_some(p.error);
     let problems = p
         .problems

@@ -35,6 +35,7 @@ fn observed() -> Observation {
         sha256: None,
         contains: vec![],
         entries: vec![],
+        entries_total: 0,
         error: None,
     })
 }

@@ -27,7 +27,7 @@ fn write(dir: &Path, rel: &str, content: &[u8]) {
 }
 
 fn look(root: &Root, r: &Request) -> Observation {
-    observe(root, r, &IdNames::default())
+    observe(root, r, &IdNames::default(), &Requests::default())
 }
 
 #[test]
@@ -151,8 +151,34 @@ fn directory_entries_only_when_asked() {
         },
     );
     assert_eq!(o.kind, Kind::Directory);
-    assert_eq!(o.entries, ["a", "b"]);
+    assert_eq!(
+        (o.entries, o.entries_total),
+        (vec!["a".to_owned(), "b".into()], 2)
+    );
     assert!(look(&root, &req("/etc/sudoers.d")).entries.is_empty());
+}
+
+#[test]
+fn a_listed_directory_reports_only_entries_that_lead_to_no_declared_path() {
+    let (dir, root) = setup();
+    fs::create_dir_all(dir.path().join("etc/d/sub")).expect("mkdir");
+    for name in ["known", "rogue", "sub/deep", "zz"] {
+        write(dir.path(), &format!("etc/d/{name}"), b"");
+    }
+    let listed = Request {
+        list_entries: true,
+        ..req("/etc/d")
+    };
+    let plan = Requests::new(vec![
+        listed.clone(),
+        req("/etc/d/known"),
+        req("/etc/d/sub/deep"),
+    ]);
+    let o = observe(&root, &listed, &IdNames::default(), &plan);
+    assert_eq!(
+        (o.entries, o.entries_total),
+        (vec!["rogue".to_owned(), "zz".into()], 2)
+    );
 }
 
 #[test]
@@ -189,7 +215,12 @@ fn user_and_group_names_come_from_the_root() {
         .as_bytes(),
     );
     write(dir.path(), "etc/x", b"");
-    let o = observe(&root, &req("/etc/x"), &IdNames::load(&root));
+    let o = observe(
+        &root,
+        &req("/etc/x"),
+        &IdNames::load(&root),
+        &Requests::default(),
+    );
     assert_eq!(o.owner.as_deref(), Some("someone"));
 }
 
@@ -260,7 +291,14 @@ fn huge_files_huge_directories_and_devices() {
             ..req("/etc/many")
         },
     );
-    assert_eq!(o.entries.len(), 100_000);
+    // Regression (issue 12, item 1): every name went into every message, and a host churning
+    // an exclusive directory froze the controller. The first names and a count go instead.
+    assert_eq!(o.entries.len(), plumb_proto::MAX_LISTED_ENTRIES);
+    assert_eq!(o.entries_total, 100_000);
+    let mut first: Vec<String> = (0..100_000).map(|i| format!("e{i}")).collect();
+    first.sort();
+    first.truncate(plumb_proto::MAX_LISTED_ENTRIES);
+    assert_eq!(o.entries, first, "the first names in byte order");
 
     let dev = observe(
         &Root::new(None),
@@ -269,6 +307,7 @@ fn huge_files_huge_directories_and_devices() {
             ..req("/dev/null")
         },
         &IdNames::default(),
+        &Requests::default(),
     );
     assert_eq!(
         (dev.kind, dev.sha256),
