@@ -6,6 +6,7 @@
 #![allow(unreachable_pub, clippy::all)]
 
 pub mod codec;
+pub mod names;
 
 pub mod v1 {
     tonic::include_proto!("plumb.v1");

@@ -116,3 +116,151 @@ fn a_host_churning_an_exclusive_directory_does_not_hold_up_the_fleet() {
     let mut c = c;
     assert_eq!(c.proc.wait(), Some(0), "the controller stops when asked");
 }
+
+/// The event kinds in the whole log, most recent first.
+fn all_event_kinds(c: &Controller) -> Vec<String> {
+    c.json(&["history", "--limit", "10000"])["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn manifest_errors(c: &Controller) -> Vec<String> {
+    c.json(&["hosts"])["manifest_errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let ok = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo")
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+// Regression (issue 12, item 3): a FIFO as `source:` wedged reloading forever: `manifests
+// check` hung, later fixes and SIGHUP were ignored, and SIGTERM left the process running.
+#[test]
+fn a_fifo_in_the_manifest_directory_is_refused_and_reloading_goes_on() {
+    let (tmp, c) =
+        setup("name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n");
+    let dir = &c.manifests;
+    mkfifo(&dir.join("pipe"));
+    let fifo_manifest = "name: fifo\nhosts: [\"*\"]\nfiles:\n  /etc/app.conf:\n    source: pipe\n";
+
+    // The CLI answers.
+    let scratch = tmp.path().join("scratch");
+    fs::create_dir_all(&scratch).expect("mkdir");
+    mkfifo(&scratch.join("pipe"));
+    fs::write(scratch.join("fifo.yaml"), fifo_manifest).expect("write");
+    let out = Command::new("timeout")
+        .arg(DEADLINE.as_secs().to_string())
+        .arg(bin("plumb"))
+        .args(["manifests", "check"])
+        .arg(&scratch)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not a regular file"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The running controller rejects it, then takes the fix.
+    fs::write(dir.join("fifo.yaml"), fifo_manifest).expect("write");
+    let errors = plumb_tests::wait_for("the FIFO to be refused", || {
+        let e = manifest_errors(&c);
+        (!e.is_empty()).then_some(e)
+    });
+    assert!(errors[0].contains("not a regular file"), "{errors:?}");
+    fs::write(dir.join("app.conf"), "x\n").expect("write");
+    fs::write(
+        dir.join("fifo.yaml"),
+        fifo_manifest.replace("source: pipe", "source: app.conf"),
+    )
+    .expect("fix");
+    plumb_tests::wait_for("the fix to be taken", || {
+        manifest_errors(&c).is_empty().then_some(())
+    });
+    // SIGHUP still reloads: a change the watcher cannot see (the FIFO itself is no manifest).
+    fs::write(dir.join("fifo.yaml"), fifo_manifest).expect("write");
+    plumb_tests::wait_for("the FIFO to be refused again", || {
+        (!manifest_errors(&c).is_empty()).then_some(())
+    });
+    c.proc.signal("HUP");
+    plumb_tests::wait_for("SIGHUP to be heard", || {
+        c.proc
+            .stderr()
+            .contains("manifest reload requested")
+            .then_some(())
+    });
+    c.proc.signal("TERM");
+    let mut c = c;
+    assert_eq!(c.proc.wait(), Some(0), "the controller stops when asked");
+}
+
+// Regression (issue 12, item 4): with `--data` inside the manifest directory (or next to it),
+// every store write woke the reloader, which logged `manifests_accepted` each time: about
+// seven events a second into the audit log, forever.
+#[test]
+fn store_writes_next_to_or_inside_the_manifests_are_not_reloads() {
+    for data_inside in [true, false] {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let manifests = tmp.path().join("manifests");
+        fs::create_dir_all(&manifests).expect("mkdir");
+        fs::write(
+            manifests.join("all.yaml"),
+            "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n",
+        )
+        .expect("write");
+        let data = if data_inside {
+            manifests.join("data")
+        } else {
+            tmp.path().join("data")
+        };
+        let c = Controller::start(&manifests, &data);
+        let root = tmp.path().join("root");
+        fs::create_dir_all(root.join("etc")).expect("mkdir");
+        fs::write(root.join("etc/motd"), "hi\n").expect("write");
+        let _agent = start_agent(&c.url, "h1", &root, &[]);
+        // Store writes: drift opened and resolved, over and over.
+        for i in 0..5 {
+            fs::write(root.join("etc/motd"), format!("change {i}\n")).expect("write");
+            c.expect_content_drift(
+                "h1",
+                "/etc/motd",
+                b"hi\n",
+                format!("change {i}\n").as_bytes(),
+            );
+            fs::write(root.join("etc/motd"), "hi\n").expect("write");
+            c.expect_drift("h1", &[]);
+        }
+        // A manifest change is still seen, and logged once.
+        fs::write(
+            manifests.join("all.yaml"),
+            "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hello\\n\"\n",
+        )
+        .expect("write");
+        c.expect_content_drift("h1", "/etc/motd", b"hello\n", b"hi\n");
+        fs::write(root.join("etc/motd"), "hello\n").expect("write");
+        c.expect_drift("h1", &[]);
+        let kinds = all_event_kinds(&c);
+        let accepted = kinds.iter().filter(|k| *k == "manifests_accepted").count();
+        assert_eq!(
+            accepted, 2,
+            "data inside: {data_inside}; the set at start and the one change, nothing else: {kinds:?}"
+        );
+    }
+}

@@ -370,7 +370,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         other => other,
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match command {
             Command::Dev(args) => crate::dev::run(args, shutdown_on_signal()).await,
             Command::Serve(args) => {
@@ -409,7 +409,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             | Command::Completions { .. }
             | Command::Man => unreachable!("handled above"),
         }
-    })
+    });
+    // A blocking task that never returns (a read stuck on a hung file system) must not keep a
+    // stopped controller alive: give them a moment, then exit anyway.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
 fn shutdown_on_signal() -> CancellationToken {

@@ -221,6 +221,10 @@ pub struct Fleet {
     store: Store,
     manifests: ManifestSet,
     manifest_errors: Vec<String>,
+    /// What the event log last said about the manifest directory: a reload that finds the
+    /// same again is not logged again (a reloader woken by unrelated writes filled the audit
+    /// log with identical `manifests_accepted` entries, seven a second).
+    manifests_logged: Option<ManifestOutcome>,
     hosts: BTreeMap<String, Host>,
     conn_host: HashMap<u64, String>,
     next_conn: u64,
@@ -236,6 +240,12 @@ pub struct Fleet {
     metrics: FleetMetrics,
     /// Where events go for the webhooks, if any are configured.
     webhooks: Option<crate::webhook::Sink>,
+}
+
+#[derive(PartialEq)]
+enum ManifestOutcome {
+    Accepted,
+    Rejected(Vec<String>),
 }
 
 /// What the fleet counts for `/metrics`.
@@ -296,6 +306,7 @@ impl Fleet {
             store,
             manifests,
             manifest_errors: Vec::new(),
+            manifests_logged: None,
             hosts,
             conn_host: HashMap::new(),
             next_conn: 1,
@@ -906,11 +917,17 @@ impl Fleet {
         let set = match result {
             Ok(set) => set,
             Err(errors) => {
+                let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                let outcome = Some(ManifestOutcome::Rejected(messages.clone()));
+                if self.manifests_logged == outcome {
+                    tracing::debug!("manifests reloaded: the same errors as before");
+                    return Ok(());
+                }
                 for e in &errors {
                     tracing::error!("manifest rejected: {e}");
                 }
                 tracing::error!("manifest change rejected; the last good set stays in force");
-                self.manifest_errors = errors.iter().map(ToString::to_string).collect();
+                self.manifest_errors = messages;
                 let first = errors
                     .first()
                     .map(|e| e.to_string().lines().next().unwrap_or_default().to_owned());
@@ -925,10 +942,16 @@ impl Fleet {
                     EventKind::ManifestsRejected,
                     Some(&record(summary)),
                 )?;
+                self.manifests_logged = outcome;
                 self.publish(event);
                 return Ok(());
             }
         };
+        let unchanged = set.same_as(&self.manifests);
+        if unchanged && self.manifests_logged == Some(ManifestOutcome::Accepted) {
+            tracing::debug!("manifests reloaded: nothing changed");
+            return Ok(());
+        }
         let summary = format!("{} manifests in force", set.manifests().len());
         let event = self.store.log(
             "",
@@ -936,10 +959,16 @@ impl Fleet {
             EventKind::ManifestsAccepted,
             Some(&record(summary)),
         )?;
+        self.manifests_logged = Some(ManifestOutcome::Accepted);
         self.publish(event);
         tracing::info!(manifests = set.manifests().len(), "manifest set in force");
-        self.manifests = set;
         self.manifest_errors.clear();
+        if unchanged {
+            // The directory is back to the set in force (after a rejected change): nothing
+            // to plan anew.
+            return Ok(());
+        }
+        self.manifests = set;
         let ids: Vec<String> = self.hosts.keys().cloned().collect();
         for id in ids {
             let Some(host) = self.hosts.get_mut(&id) else {

@@ -207,6 +207,9 @@ pub struct ManifestSet {
     /// Desired states already built, by the manifests that select a host: hosts selected
     /// alike share one (at 10,000 hosts, one copy instead of 10,000).
     desired: Arc<std::sync::Mutex<HashMap<Vec<usize>, Arc<DesiredState>>>>,
+    /// A digest of everything the set was loaded from (file names, manifests, sources), when
+    /// it was loaded from a directory: equal fingerprints, the same set.
+    fingerprint: Option<[u8; 32]>,
 }
 
 /// Everything declared for one host.
@@ -293,6 +296,7 @@ impl ManifestSet {
             Ok(Self {
                 manifests,
                 desired: Default::default(),
+                fingerprint: None,
             })
         } else {
             Err(errors)
@@ -301,6 +305,16 @@ impl ManifestSet {
 
     pub fn manifests(&self) -> &[Manifest] {
         &self.manifests
+    }
+
+    pub(crate) fn with_fingerprint(mut self, fingerprint: [u8; 32]) -> Self {
+        self.fingerprint = Some(fingerprint);
+        self
+    }
+
+    /// Whether both sets were loaded from exactly the same files (unknown: not the same).
+    pub fn same_as(&self, other: &ManifestSet) -> bool {
+        self.fingerprint.is_some() && self.fingerprint == other.fingerprint
     }
 
     pub fn desired_for(&self, host: &HostIdentity) -> Arc<DesiredState> {
@@ -578,7 +592,8 @@ fn validate_file(
     }
     if raw.diff && raw.sensitive {
         errors.push(format!("{path}: a sensitive file cannot allow a diff; hint: drop diff: true, its content must stay home"));
-    } else if raw.diff && desired_content.is_none() {
+    } else if raw.diff && desired_content.is_none() && raw.source.is_none() {
+        // (A source that could not be read has its own error above.)
         errors.push(format!(
             "{path}: diff: true needs the desired content; hint: declare content or source"
         ));

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
 use crate::fleet::{Command, Fleet};
-use crate::manifest::load::load_dir;
+use crate::manifest::load::load;
 use crate::store::Store;
 
 /// The accepted connections, with Nagle's algorithm off. The builder's `tcp_nodelay` does not
@@ -119,7 +119,20 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         identity::Auth::Plaintext
     };
     let dir = cfg.manifests.clone();
-    let manifests: crate::manifest::ManifestSet = tokio::task::spawn_blocking(move || load_dir(&dir)).await?.map_err(|errors| {
+    let loaded = tokio::time::timeout(
+        reload::RELOAD_DEADLINE,
+        tokio::task::spawn_blocking(move || load(&dir)),
+    )
+    .await
+    .map_err(|_| {
+        anyhow!(
+            "reading the manifests in {} did not finish within {:?}",
+            cfg.manifests.display(),
+            reload::RELOAD_DEADLINE
+        )
+    })??;
+    let sources = loaded.sources;
+    let manifests: crate::manifest::ManifestSet = loaded.result.map_err(|errors| {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!(
             "the manifests in {} are not valid:\n{}\nhint: `plumb manifests check {}` lists the same errors",
@@ -163,6 +176,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         fleet.clone(),
         shutdown.clone(),
         cfg.reload_now.clone(),
+        &sources,
     )?;
     let ticker = {
         let fleet = fleet.clone();
