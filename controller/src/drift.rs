@@ -100,6 +100,9 @@ pub struct Observed {
     pub error: Option<String>,
 }
 
+/// How an agent's error begins when it read a file but cannot vouch for the answer.
+pub const UNVERIFIABLE: &str = "unverifiable:";
+
 /// Above this many undeclared entries, an exclusive directory is one drift item with their
 /// count and a sample, not one item per entry: what a single host's directory can cost the
 /// fleet (evaluation, the store, every follower) stays bounded.
@@ -175,14 +178,23 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
         });
     };
     let spec = &decl.spec;
-    let unreadable = |o: &Observed| {
-        format!(
-            "unreadable: {}",
-            o.error.as_deref().unwrap_or("unknown error")
-        )
+    let unreadable = |o: &Observed| match o.error.as_deref() {
+        // The agent read it, but cannot vouch for what was asked (a line too long to match).
+        Some(e) if e.starts_with(UNVERIFIABLE) => e.to_owned(),
+        e => format!("unreadable: {}", e.unwrap_or("unknown error")),
     };
 
     if observed.kind == Kind::Unreadable {
+        push("readable", "readable".into(), unreadable(observed));
+        return out;
+    }
+    // A symlink whose target cannot be reached (a loop, a permission): what it points to is
+    // unknown, and saying only "unreadable" as its type hid why.
+    if observed.kind == Kind::Symlink
+        && observed.resolved_kind == Kind::Unreadable
+        && !spec.absent
+        && spec.kind != Some(FileType::Symlink)
+    {
         push("readable", "readable".into(), unreadable(observed));
         return out;
     }
@@ -250,8 +262,13 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
             Some(_) => {}
         }
     }
-    if spec.exclusive {
-        out.extend(undeclared_entries(decl, observed, desired));
+    if spec.exclusive && observed.resolved_kind == Kind::Directory {
+        if observed.error.is_some() {
+            // The entries could not be listed: what is in there is unknown, never "nothing".
+            push("entries", "listed".into(), unreadable(observed));
+        } else {
+            out.extend(undeclared_entries(decl, observed, desired));
+        }
     }
     out
 }

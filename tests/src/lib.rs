@@ -460,6 +460,21 @@ pub fn sh(script: &str) {
     );
 }
 
+/// Whether a test may go on: `available` says whether this machine has what it needs
+/// (`what`). Locally a missing part is said and the test's step left out; under CI (`CI` set,
+/// as `.ci/run` does) it is a failure, so that nothing passes there by not running.
+pub fn have_or_skip(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide {what}, but this machine lacks it"
+    );
+    eprintln!("{what} missing: left out");
+    false
+}
+
 /// Whether the tests run as root (chown needs it; CI runs as root).
 pub fn is_root() -> bool {
     let dir = tempfile::tempdir().expect("temp dir");

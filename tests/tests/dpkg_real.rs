@@ -48,8 +48,7 @@ fn build(dir: &Path, version: &str, data: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_real_package_installed_tampered_upgraded_and_removed() {
-    if !is_root() {
-        eprintln!("not root: dpkg -i needs root; left out");
+    if !plumb_tests::have_or_skip(is_root(), "root (dpkg -i needs it)") {
         return;
     }
     let _purge = Purge;

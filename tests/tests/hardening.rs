@@ -264,3 +264,48 @@ fn store_writes_next_to_or_inside_the_manifests_are_not_reloads() {
         );
     }
 }
+
+// Regression (issue 12, item 6): an exclusive directory the agent could not list passed
+// silently (status `degraded`, no drift item, `plumb drift` exit 0).
+#[test]
+fn an_exclusive_directory_the_agent_cannot_list_is_drift() {
+    if !plumb_tests::have_or_skip(
+        plumb_tests::is_root(),
+        "root (to run the agent unprivileged)",
+    ) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let (tmp, c) =
+        setup("name: all\nhosts: [\"*\"]\nfiles:\n  /etc/sudoers.d:\n    exclusive: true\n");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc/sudoers.d")).expect("mkdir");
+    fs::write(
+        root.join("etc/sudoers.d/rogue"),
+        "ALL ALL=(ALL) NOPASSWD: ALL\n",
+    )
+    .expect("write");
+    fs::set_permissions(
+        root.join("etc/sudoers.d"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    for dir in [tmp.path(), &root, &root.join("etc")] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin("plumb-agent"));
+    let _agent = plumb_tests::start_agent_with(cmd, &c.url, "h1", &root, &[]);
+    c.expect_drift_any_status(
+        "h1",
+        &[(
+            "file:/etc/sudoers.d",
+            "entries",
+            "listed",
+            "unreadable: cannot list entries: permission denied",
+        )],
+    );
+    let out = c.plumb(&["drift"]);
+    assert_eq!(out.status.code(), Some(2), "exit 2: drift");
+}

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use plumb_tests::{
-    Controller, DEADLINE, Proc, bin, is_root, scrape, sha256, start_agent, start_agent_with,
-    wait_for, write_tree,
+    Controller, DEADLINE, Proc, bin, have_or_skip, is_root, scrape, sha256, start_agent,
+    start_agent_with, wait_for, write_tree,
 };
 
 fn setup(manifest: &str) -> (tempfile::TempDir, Controller) {
@@ -271,8 +271,7 @@ fn manifests_check_lists_every_error_with_its_place() {
 
 #[test]
 fn an_unreadable_file_is_reported_as_such() {
-    if !is_root() {
-        eprintln!("not root: cannot drop privileges for the agent; left out");
+    if !have_or_skip(is_root(), "root (to run the agent unprivileged)") {
         return;
     }
     let (tmp, c) = setup(MOTD);

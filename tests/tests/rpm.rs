@@ -47,8 +47,8 @@ fn rpm(root: &Path) -> Command {
 
 #[test]
 fn an_rpm_package_installed_tampered_upgraded_and_erased() {
-    if !(have("rpm") && have("rpmbuild") && is_root()) {
-        eprintln!("rpm, rpmbuild or root missing: left out (CI installs Debian's rpm package)");
+    let here = have("rpm") && have("rpmbuild") && is_root();
+    if !plumb_tests::have_or_skip(here, "rpm, rpmbuild and root (Debian's rpm package)") {
         return;
     }
     let tmp = tempfile::tempdir().expect("temp dir");

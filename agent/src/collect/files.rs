@@ -18,8 +18,9 @@ use plumb_proto::MAX_LISTED_ENTRIES;
 use super::IdNames;
 use crate::root::Root;
 
-/// Lines longer than this are matched on their first `MAX_LINE` bytes; memory stays bounded
-/// whatever the file holds.
+/// Lines are matched whole up to this length; memory stays bounded whatever the file holds.
+/// A longer line could hide (or fake) a match beyond what was kept, so a pattern it leaves
+/// undecided is reported unverifiable, never "absent".
 const MAX_LINE: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Symlink hops followed before giving up (Linux's own limit).
@@ -246,9 +247,18 @@ pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> 
 
     match o.resolved_kind {
         Kind::File if req.hash || !req.contains.is_empty() => match scan_content(&path, req) {
-            Ok((sha, contains)) => {
-                o.sha256 = sha;
-                o.contains = contains;
+            Ok(scan) => {
+                o.sha256 = scan.sha256;
+                match scan.long_line {
+                    // Only a pattern already found is certain; without per-pattern
+                    // certainty on the wire, none is claimed.
+                    Some(line) if !scan.contains.iter().all(|&m| m) => {
+                        o.error = Some(format!(
+                            "unverifiable: line {line} is longer than {MAX_LINE} bytes, so line patterns cannot be checked"
+                        ));
+                    }
+                    _ => o.contains = scan.contains,
+                }
             }
             Err(e) => o.error = Some(format!("cannot read content: {}", describe(&e))),
         },
@@ -311,13 +321,24 @@ fn follow(root: &Root, declared: &str) -> Result<Option<(std::path::PathBuf, Met
     Err("too many levels of symbolic links".into())
 }
 
+/// What one pass over a file's content found.
+struct Scan {
+    sha256: Option<String>,
+    /// For each matcher, whether some line matched it.
+    contains: Vec<bool>,
+    /// The first line (1-based) longer than `MAX_LINE`, if any: matched on its start only.
+    long_line: Option<u64>,
+}
+
 /// One streaming pass: the digest (if asked) and which matchers match some line.
-fn scan_content(path: &Path, req: &Request) -> io::Result<(Option<String>, Vec<bool>)> {
+fn scan_content(path: &Path, req: &Request) -> io::Result<Scan> {
     let mut file = File::open(path)?;
     let mut hasher = req.hash.then(Sha256::new);
     let mut matched = vec![false; req.contains.len()];
     let mut line: Vec<u8> = Vec::new();
     let mut line_len = 0usize; // including what was cut beyond MAX_LINE
+    let mut line_no = 1u64;
+    let mut long_line = None;
     let mut buf = vec![0u8; READ_CHUNK];
     let check = |line: &[u8], matched: &mut Vec<bool>| {
         for (m, hit) in req.contains.iter().zip(matched.iter_mut()) {
@@ -347,10 +368,14 @@ fn scan_content(path: &Path, req: &Request) -> io::Result<(Option<String>, Vec<b
                 let room = MAX_LINE.saturating_sub(line.len());
                 line.extend_from_slice(&body[..body.len().min(room)]);
                 line_len += body.len();
+                if line_len > MAX_LINE {
+                    long_line.get_or_insert(line_no);
+                }
                 if ends {
                     check(&line, &mut matched);
                     line.clear();
                     line_len = 0;
+                    line_no += 1;
                 }
             }
             if hasher.is_none() && matched.iter().all(|&m| m) {
@@ -361,8 +386,12 @@ fn scan_content(path: &Path, req: &Request) -> io::Result<(Option<String>, Vec<b
     if line_len > 0 {
         check(&line, &mut matched);
     }
-    let digest = hasher.map(|h| h.finalize().iter().map(|b| format!("{b:02x}")).collect());
-    Ok((digest, matched))
+    let sha256 = hasher.map(|h| h.finalize().iter().map(|b| format!("{b:02x}")).collect());
+    Ok(Scan {
+        sha256,
+        contains: matched,
+        long_line,
+    })
 }
 
 /// The first `MAX_LISTED_ENTRIES` names (in byte order) of the entries of `path` that are not

@@ -573,3 +573,66 @@ fn a_package_with_very_many_changed_files_is_one_item() {
         one[0].actual
     );
 }
+
+// Regression (issue 12, item 6): an exclusive directory the agent could not list passed as
+// in sync (no drift item; `plumb drift` exit 0).
+#[test]
+fn an_exclusive_directory_that_cannot_be_listed_is_drift() {
+    let observed = with(|o| {
+        o.kind = Kind::Directory;
+        o.resolved_kind = Kind::Directory;
+        o.error = Some("cannot list entries: permission denied".into());
+    });
+    assert_eq!(
+        drift("  /etc/a:\n    exclusive: true\n", observed),
+        [item(
+            "entries",
+            "listed",
+            "unreadable: cannot list entries: permission denied"
+        )]
+    );
+}
+
+// Regression (issue 12, weak): a symlink loop was reported as type `unreadable`, no reason.
+#[test]
+fn a_symlink_loop_says_why_it_cannot_be_read() {
+    let observed = with(|o| {
+        o.kind = Kind::Symlink;
+        o.resolved_kind = Kind::Unreadable;
+        o.link_target = Some("loop-b".into());
+        o.error = Some("too many levels of symbolic links".into());
+    });
+    assert_eq!(
+        drift("  /etc/a:\n    type: file\n", observed.clone()),
+        [item(
+            "readable",
+            "readable",
+            "unreadable: too many levels of symbolic links"
+        )]
+    );
+    // Declared as the symlink itself: its target is what counts.
+    assert_eq!(
+        drift("  /etc/a:\n    target: loop-b\n", observed),
+        Vec::<Item>::new()
+    );
+}
+
+// Regression (issue 12, item 7): a line longer than the agent matches must not read as in sync.
+#[test]
+fn a_file_whose_patterns_could_not_be_checked_is_unverifiable_drift() {
+    let observed = with(|o| {
+        o.contains = vec![];
+        o.error = Some("unverifiable: line 1 is longer than 65536 bytes".into());
+    });
+    assert_eq!(
+        drift(
+            "  /etc/a:\n    contains: [\"!X11Forwarding yes\"]\n",
+            observed
+        ),
+        [item(
+            "contains:!X11Forwarding yes",
+            "absent",
+            "unverifiable: line 1 is longer than 65536 bytes"
+        )]
+    );
+}

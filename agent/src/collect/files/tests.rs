@@ -74,7 +74,9 @@ fn absent_and_below_a_file_are_absent() {
 #[test]
 fn line_patterns_literal_regex_and_long_lines() {
     let (dir, root) = setup();
-    let long = "y".repeat(3 * MAX_LINE);
+    // As long as a line may be and still be matched whole (longer: see
+    // `a_line_too_long_to_match_leaves_its_patterns_unverifiable`).
+    let long = "y".repeat(MAX_LINE);
     let text = format!(
         "# comment\n  PermitRootLogin no  \nPasswordAuthentication   no\n{long}\nlast line without newline"
     );
@@ -273,9 +275,14 @@ fn huge_files_huge_directories_and_devices() {
         ..req("/etc/huge")
     };
     let o = look(&root, &r);
-    assert_eq!(
-        (o.size, o.contains.as_slice()),
-        (64 << 20, [false].as_slice())
+    // One 64 MiB line (zeros): read in bounded memory, and said to be uncheckable.
+    assert_eq!((o.size, o.contains.as_slice()), (64 << 20, [].as_slice()));
+    assert!(
+        o.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("unverifiable: line 1 is longer than")),
+        "{:?}",
+        o.error
     );
     assert_eq!(o.sha256.as_deref().map(str::len), Some(64));
 
@@ -314,4 +321,36 @@ fn huge_files_huge_directories_and_devices() {
         (Kind::Other, None),
         "a device is reported, never read"
     );
+}
+
+// Regression (issue 12, item 7): 70,000 spaces then `X11Forwarding yes` passed both
+// `!X11Forwarding yes` and `!/X11Forwarding/`: lines were matched on their first 64 KiB.
+#[test]
+fn a_line_too_long_to_match_leaves_its_patterns_unverifiable() {
+    let (dir, root) = setup();
+    let mut content = b"PermitRootLogin no\n".to_vec();
+    content.extend(std::iter::repeat_n(b' ', 70_000));
+    content.extend(b"X11Forwarding yes\n");
+    write(dir.path(), "etc/sshd_config", &content);
+    let r = |patterns: &[(&str, bool)]| Request {
+        hash: true,
+        contains: patterns
+            .iter()
+            .map(|(p, regex)| Matcher::new(p, *regex).expect("valid"))
+            .collect(),
+        ..req("/etc/sshd_config")
+    };
+    let o = look(
+        &root,
+        &r(&[("X11Forwarding yes", false), ("X11Forwarding", true)]),
+    );
+    assert!(o.contains.is_empty(), "no answer claimed: {:?}", o.contains);
+    assert_eq!(
+        o.error.as_deref(),
+        Some("unverifiable: line 2 is longer than 65536 bytes, so line patterns cannot be checked")
+    );
+    assert!(o.sha256.is_some(), "the digest does not depend on lines");
+    // Patterns all found elsewhere are certain, long line or not.
+    let o = look(&root, &r(&[("PermitRootLogin no", false)]));
+    assert_eq!((o.contains.as_slice(), o.error), ([true].as_slice(), None));
 }
