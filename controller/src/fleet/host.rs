@@ -16,6 +16,8 @@ pub(super) struct Conn {
     pub(super) id: u64,
     pub(super) out: mpsc::Sender<ToAgent>,
     pub(super) last_heard: Instant,
+    /// When this stream connected.
+    pub(super) since_ms: i64,
 }
 
 pub(super) struct Host {

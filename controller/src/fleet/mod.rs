@@ -99,7 +99,11 @@ pub enum Command {
     Connect {
         info: HostInfo,
         out: mpsc::Sender<ToAgent>,
-        reply: oneshot::Sender<u64>,
+        /// Whether a new stream for a host replaces its live one: under mutual TLS, where the
+        /// certificate proves who connects. Without TLS anyone may claim any host id, so the
+        /// live stream is kept and the newcomer refused.
+        takeover: bool,
+        reply: oneshot::Sender<Result<u64, String>>,
     },
     State {
         conn: u64,
@@ -364,7 +368,12 @@ impl Fleet {
 
     fn handle(&mut self, cmd: Command) -> Result<(), StoreError> {
         match cmd {
-            Command::Connect { info, out, reply } => self.connect(info, out, reply)?,
+            Command::Connect {
+                info,
+                out,
+                takeover,
+                reply,
+            } => self.connect(info, out, takeover, reply)?,
             Command::State {
                 conn,
                 report,
@@ -680,8 +689,23 @@ impl Fleet {
         &mut self,
         info: HostInfo,
         out: mpsc::Sender<ToAgent>,
-        reply: oneshot::Sender<u64>,
+        takeover: bool,
+        reply: oneshot::Sender<Result<u64, String>>,
     ) -> Result<(), StoreError> {
+        let live = self
+            .hosts
+            .get(&info.host_id)
+            .and_then(|h| h.conn.as_ref().map(|c| c.since_ms));
+        if let (Some(since), false) = (live, takeover) {
+            tracing::warn!(host = %info.host_id, "refused a second stream for a host that has a live one (without TLS a host id proves nothing); keeping the first");
+            let _ = reply.send(Err(format!(
+                "host {:?} already has a live stream (connected {}); without TLS the first is kept. \
+                 If this is the real agent, it is let in once the other stream ends or misses three heartbeats",
+                info.host_id,
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(since.max(0) as u64))
+            )));
+            return Ok(());
+        }
         let conn = self.next_conn;
         self.next_conn += 1;
         let now = self.now();
@@ -714,6 +738,7 @@ impl Fleet {
             id: conn,
             out,
             last_heard: Instant::now(),
+            since_ms: now,
         });
         self.conn_host.insert(conn, host.info.host_id.clone());
         self.store.upsert_host(&host.info, now)?;
@@ -724,7 +749,7 @@ impl Fleet {
         tracing::info!(host = %host.info.host_id, manifests = ?host.desired.manifests, "agent connected");
         let id = host.info.host_id.clone();
         self.publish(event);
-        let _ = reply.send(conn);
+        let _ = reply.send(Ok(conn));
         self.send_plan(&id);
         Ok(())
     }

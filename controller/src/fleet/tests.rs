@@ -69,9 +69,15 @@ async fn connect(fleet: &FleetHandle) -> (u64, u64, mpsc::Receiver<ToAgent>) {
         ..Default::default()
     };
     let conn = fleet
-        .ask(|reply| Command::Connect { info, out, reply })
+        .ask(|reply| Command::Connect {
+            info,
+            out,
+            takeover: false,
+            reply,
+        })
         .await
-        .expect("connect");
+        .expect("connect")
+        .expect("accepted");
     let Some(ToAgent::Plan { generation, .. }) = rx.recv().await else {
         panic!("a plan")
     };
@@ -303,6 +309,85 @@ fn a_connected_hosts_last_seen_is_stored_every_30_s_and_at_once_when_it_disconne
             .await
             .expect("fleet");
         assert_eq!(stored(), 1_035_000, "written at once when it goes");
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
+
+// Regression (issue 12, weak): without TLS, an agent claiming another host's id replaced the
+// real one's stream, and its snapshot wrote a false `resolved` event before the real agent
+// took over again.
+#[test]
+fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
+    let Harness {
+        dir: _dir,
+        time: _time,
+        fleet,
+        thread,
+        runtime,
+    } = harness(MANIFEST);
+    runtime.block_on(async {
+        let (conn, generation, mut rx) = connect(&fleet).await;
+        fleet
+            .send(Command::State {
+                conn,
+                report: Report::Snapshot,
+                generation,
+                seq: 1,
+                states: vec![("/etc/a".into(), file(0o100600))],
+                turn: Default::default(),
+            })
+            .await
+            .expect("send");
+        let Some(ToAgent::Ack { seq: 1 }) = rx.recv().await else {
+            panic!("acknowledged")
+        };
+        let second = |takeover| {
+            let fleet = fleet.clone();
+            async move {
+                let (out, rx) = mpsc::channel(64);
+                let info = HostInfo {
+                    host_id: "h".into(),
+                    ..Default::default()
+                };
+                let r = fleet
+                    .ask(|reply| Command::Connect {
+                        info,
+                        out,
+                        takeover,
+                        reply,
+                    })
+                    .await
+                    .expect("fleet");
+                (r, rx)
+            }
+        };
+        let (refused, _rx2) = second(false).await;
+        let why = refused.expect_err("the impostor is refused");
+        assert!(why.contains("already has a live stream"), "{why}");
+        // The first stream is still the host's: its messages count, its drift stands.
+        let (hosts, _) = fleet
+            .ask(|reply| Command::Hosts { reply })
+            .await
+            .expect("fleet");
+        assert_eq!(hosts[0].drift.len(), 1, "{:?}", hosts[0].drift);
+        assert!(
+            fleet
+                .ask(|reply| Command::History {
+                    host: Some("h".into()),
+                    limit: 100,
+                    reply
+                })
+                .await
+                .expect("fleet")
+                .expect("history")
+                .iter()
+                .all(|e| e.kind != EventKind::Resolved),
+            "no false resolved event"
+        );
+        // Under mutual TLS the certificate proves the host: the newer stream takes over.
+        let (taken, _rx3) = second(true).await;
+        assert!(taken.is_ok());
         fleet.send(Command::Shutdown).await.expect("shutdown");
     });
     thread.join().expect("the fleet thread did not panic");

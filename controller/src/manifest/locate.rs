@@ -23,6 +23,40 @@ pub(crate) fn section_position(text: &str, section: &str) -> Pos {
     find(text, section, None)
 }
 
+/// The position of the `n`th (0-based) time `key` is written directly under `section:`, if
+/// it is written that often in block style.
+pub(crate) fn nth_key_position(text: &str, section: &str, key: &str, n: usize) -> Option<Pos> {
+    let mut seen = 0;
+    let mut in_section = false;
+    let mut child_indent = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if indent == 0 {
+            in_section = trimmed
+                .strip_prefix(section)
+                .is_some_and(|r| r.trim_start().starts_with(':'));
+            continue;
+        }
+        if !in_section || indent != *child_indent.get_or_insert(indent) {
+            continue;
+        }
+        if key_of(trimmed) == Some(key) {
+            if seen == n {
+                return Some(Pos {
+                    line: index + 1,
+                    column: indent + 1,
+                });
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
 fn find(text: &str, section: &str, key: Option<&str>) -> Pos {
     let mut section_pos = None;
     let mut child_indent = None;

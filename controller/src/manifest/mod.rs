@@ -292,6 +292,7 @@ impl ManifestSet {
                 }
             }
         }
+        errors.extend(contradictions(&manifests));
         if errors.is_empty() {
             Ok(Self {
                 manifests,
@@ -351,6 +352,49 @@ impl ManifestSet {
         }
         desired
     }
+}
+
+/// Paths declared below a path that cannot have entries (declared absent, or a file), by
+/// manifests that may select the same host: no host can ever satisfy both, so one of them
+/// would be drift forever, or hide drift.
+fn contradictions(manifests: &[Manifest]) -> Vec<Diagnostic> {
+    let mut all: Vec<(&str, usize, &FileDecl)> = manifests
+        .iter()
+        .enumerate()
+        .flat_map(|(i, m)| m.files.iter().map(move |d| (d.path.as_str(), i, d)))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    let mut errors = Vec::new();
+    for &(path, i, decl) in &all {
+        let leaf = if decl.spec.absent {
+            "declared absent"
+        } else if decl.spec.kind == Some(FileType::File) {
+            "declared a file"
+        } else {
+            continue;
+        };
+        let below = format!("{path}/");
+        let start = all.partition_point(|(p, ..)| *p < below.as_str());
+        for &(child, j, child_decl) in all[start..]
+            .iter()
+            .take_while(|(p, ..)| p.starts_with(&below))
+        {
+            if i != j && !manifests[i].may_overlap(&manifests[j]) {
+                continue;
+            }
+            errors.push(Diagnostic {
+                file: child_decl.declared_at.file.clone(),
+                line: Some(child_decl.declared_at.line),
+                column: None,
+                message: format!(
+                    "{child} is declared below {path}, which is {leaf} at {}: no host can have both",
+                    decl.declared_at
+                ),
+                hint: Some(format!("drop one of the two, or declare {path} a directory")),
+            });
+        }
+    }
+    errors
 }
 
 /// Parses and validates one manifest. `read_source` returns the bytes of a `source:` file,
@@ -421,7 +465,12 @@ pub fn parse(
     }
 
     let mut files = Vec::new();
-    for (path, raw_file) in raw.files {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (path, raw_file) in raw.files.0 {
+        if let Some(error) = duplicate(file, text, "files", &path, &mut seen) {
+            errors.push(error);
+            continue;
+        }
         let pos = key_position(text, "files", &path);
         let at = |message: String| Diagnostic::at(file, Some(pos), message);
         match validate_file(&path, raw_file.unwrap_or_default(), read_source) {
@@ -437,7 +486,12 @@ pub fn parse(
         }
     }
     let mut packages = Vec::new();
-    for (name, raw_package) in raw.packages {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (name, raw_package) in raw.packages.0 {
+        if let Some(error) = duplicate(file, text, "packages", &name, &mut seen) {
+            errors.push(error);
+            continue;
+        }
         let pos = key_position(text, "packages", &name);
         match validate_package(&name, raw_package) {
             Ok(spec) => packages.push(PackageDecl {
@@ -466,6 +520,35 @@ pub fn parse(
         errors.sort_by_key(|d| (d.line, d.column));
         Err(errors)
     }
+}
+
+/// An error if `key` was already written under `section` (counted in `seen`), placed at this
+/// second (or later) writing and naming the first.
+fn duplicate(
+    file: &str,
+    text: &str,
+    section: &str,
+    key: &str,
+    seen: &mut HashMap<String, usize>,
+) -> Option<Diagnostic> {
+    let times = seen.entry(key.to_owned()).or_insert(0);
+    *times += 1;
+    if *times == 1 {
+        return None;
+    }
+    let first = key_position(text, section, key);
+    let here = locate::nth_key_position(text, section, key, *times - 1);
+    Some(
+        Diagnostic::at(
+            file,
+            here,
+            format!(
+                "{key} is declared twice in this manifest (first at line {})",
+                first.line
+            ),
+        )
+        .with_hint("declare it once: YAML would keep only the last, silently"),
+    )
 }
 
 fn yaml_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {

@@ -28,9 +28,43 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub(crate) facts: RawFacts,
     #[serde(default)]
-    pub(crate) files: BTreeMap<String, Option<RawFile>>,
+    pub(crate) files: Entries<Option<RawFile>>,
     #[serde(default)]
-    pub(crate) packages: BTreeMap<String, RawPackage>,
+    pub(crate) packages: Entries<RawPackage>,
+}
+
+/// A mapping as written, every key kept in order: a key written twice is an error the parser
+/// reports (a map type would keep the last silently, while locations pointed at the first).
+#[derive(Debug)]
+pub(crate) struct Entries<V>(pub(crate) Vec<(String, V)>);
+
+impl<V> Default for Entries<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Visit<V> {
+            type Value = Entries<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Entries<V>, E> {
+                Ok(Entries(Vec::new())) // `files:` with nothing under it
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Entries<V>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
+                    entries.push((k, v));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
 }
 
 /// Globs on what the agent reports about its host.

@@ -556,3 +556,58 @@ fn hosts_selected_alike_share_one_desired_state() {
         &web1
     ));
 }
+
+// Regression (issue 12, weak): a path written twice in one manifest was accepted, the last
+// declaration won, and "declared at" named the first.
+#[test]
+fn a_path_or_package_written_twice_is_an_error_at_the_second() {
+    let e = errors(
+        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n  /etc/b: {}\n  /etc/a:\n    mode: \"0600\"\npackages:\n  nginx: present\n  nginx: absent\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "m.yaml:7:3: /etc/a is declared twice in this manifest (first at line 4)\n  hint: declare it once: YAML would keep only the last, silently",
+            "m.yaml:11:3: nginx is declared twice in this manifest (first at line 10)\n  hint: declare it once: YAML would keep only the last, silently",
+        ]
+    );
+}
+
+// Regression (issue 12, weak): `/etc/app.conf: {absent: true}` together with `/etc/app.conf/x`
+// was accepted: no host can satisfy both.
+#[test]
+fn a_path_below_an_absent_path_or_a_file_is_a_contradiction() {
+    let one = manifest(
+        "one.yaml",
+        "name: one\nhosts: [\"*\"]\nfiles:\n  /etc/app.conf:\n    absent: true\n  /etc/app.conf/x: {}\n  /etc/motd:\n    content: \"hi\"\n",
+    );
+    let errs: Vec<String> = ManifestSet::new(vec![one])
+        .expect_err("contradiction")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            "one.yaml:6: /etc/app.conf/x is declared below /etc/app.conf, which is declared absent at one.yaml:4: no host can have both\n  hint: drop one of the two, or declare /etc/app.conf a directory"
+        ]
+    );
+
+    // Across manifests that may select the same host; not across disjoint ones.
+    let files = manifest(
+        "files.yaml",
+        "name: files\nhosts: [\"web-*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\"\n",
+    );
+    let below = |hosts: &str| {
+        manifest(
+            "below.yaml",
+            &format!("name: below\nhosts: [\"{hosts}\"]\nfiles:\n  /etc/motd/part: {{}}\n"),
+        )
+    };
+    let errs = ManifestSet::new(vec![files.clone(), below("web-1")]).expect_err("overlap");
+    assert!(
+        errs[0].to_string().contains("which is declared a file"),
+        "{errs:?}"
+    );
+    assert!(ManifestSet::new(vec![files, below("db-*")]).is_ok());
+}

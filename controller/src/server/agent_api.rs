@@ -70,10 +70,15 @@ impl AgentService for AgentApi {
             .ask(|reply| Command::Connect {
                 info,
                 out: out_tx,
+                takeover: self.auth == Auth::MutualTls,
                 reply,
             })
             .await
-            .map_err(|_| Status::unavailable("controller is shutting down"))?;
+            .map_err(|_| Status::unavailable("controller is shutting down"))?
+            .map_err(|refused| {
+                tracing::warn!(?peer, host = %host_id, "refused a second stream for a live host (a possible impostor)");
+                Status::already_exists(refused)
+            })?;
 
         let fleet = self.fleet.clone();
         tokio::spawn(async move {

@@ -122,7 +122,7 @@ proptest! {
         runtime.block_on(async {
             let (out, mut plans) = tokio::sync::mpsc::channel(64);
             let info = crate::model::HostInfo { host_id: "h".into(), ..Default::default() };
-            let conn = fleet.ask(|reply| Command::Connect { info, out, reply }).await.expect("connected");
+            let conn = fleet.ask(|reply| Command::Connect { info, out, takeover: false, reply }).await.expect("connected").expect("accepted");
             let generation = match plans.recv().await {
                 Some(crate::fleet::ToAgent::Plan { generation, .. }) => generation,
                 other => panic!("expected a plan, got {other:?}"),
