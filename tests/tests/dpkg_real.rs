@@ -15,6 +15,10 @@ struct Purge;
 
 impl Drop for Purge {
     fn drop(&mut self) {
+        let data = format!("/usr/share/{PACKAGE}/data.txt");
+        let _ = Command::new("dpkg-divert")
+            .args(["--local", "--rename", "--remove", &data])
+            .output();
         let _ = Command::new("dpkg").args(["--purge", PACKAGE]).output();
     }
 }
@@ -120,6 +124,26 @@ fn a_real_package_installed_tampered_upgraded_and_removed() {
         opened_during_upgrade, 0,
         "the upgrade opened no drift: {history}"
     );
+
+    // Regression (issue 12, item 11): a diverted file (dash's /bin/sh, postgresql-common's
+    // pg_config) read as drift. dpkg moves it; plumb checks it where it went, as debsums does.
+    let diverted = format!("{data}.distrib");
+    run_ok(
+        Command::new("dpkg-divert")
+            .args(["--local", "--rename", "--divert", &diverted, "--add", &data]),
+    );
+    fs::write(&data, "the administrator's own\n").expect("write");
+    fs::write(&diverted, "tampered\n").expect("tamper");
+    let diverted_attr = format!("file:{diverted}");
+    c.expect_drift(
+        "real-host",
+        &[(&resource, &diverted_attr, &md5("two\n"), &md5("tampered\n"))],
+    );
+    fs::write(&diverted, "two\n").expect("restore");
+    c.expect_drift("real-host", &[]);
+    fs::remove_file(&data).expect("rm");
+    run_ok(Command::new("dpkg-divert").args(["--local", "--rename", "--remove", &data]));
+    c.expect_drift("real-host", &[]);
 
     run_ok(Command::new("dpkg").args(["-r", PACKAGE]));
     c.expect_drift("real-host", &[(&resource, "version", ">= 1.0", "absent")]);

@@ -10,9 +10,11 @@ use crate::root::Root;
 
 const STATUS: &str = "/var/lib/dpkg/status";
 const UPDATES: &str = "/var/lib/dpkg/updates";
+/// `dpkg-divert`'s record: which paths other packages' files are installed away from.
+const DIVERSIONS: &str = "/var/lib/dpkg/diversions";
 /// `status` is replaced by rename (watched through its folder); journal entries appear in
 /// `updates/` (watched itself).
-pub(super) const WATCH: [(&str, bool); 2] = [(STATUS, false), (UPDATES, true)];
+pub(super) const WATCH: [(&str, bool); 3] = [(STATUS, false), (UPDATES, true), (DIVERSIONS, false)];
 
 pub(super) struct Entry {
     pub(super) name: String,
@@ -169,6 +171,49 @@ fn parse(text: &str) -> Result<Vec<Stanza>, String> {
 
 /// (path, md5) of every regular file the package installed, from `info/NAME[:ARCH].md5sums`.
 /// A package without the file (some ship none) owns no checked files.
+/// Where dpkg put files diverted away from their path: from -> (to, the diverting package, or
+/// `:` for a local diversion). Triplets of lines, as `dpkg-divert --list` reads them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Diversions(std::collections::HashMap<String, (String, String)>);
+
+impl Diversions {
+    pub(super) fn read(root: &Root) -> Result<Self, Error> {
+        let text = match fs::read_to_string(root.host_path(DIVERSIONS)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(Error::Unreadable(format!(
+                    "cannot read {DIVERSIONS}: {}",
+                    describe(&e)
+                )));
+            }
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() % 3 != 0 {
+            // dpkg replaces it by rename, so this is no half-written file: it is broken.
+            return Err(Error::Unreadable(format!(
+                "{DIVERSIONS} is malformed: {} lines, not triplets of them",
+                lines.len()
+            )));
+        }
+        Ok(Self(
+            lines
+                .chunks_exact(3)
+                .map(|t| (t[0].to_owned(), (t[1].to_owned(), t[2].to_owned())))
+                .collect(),
+        ))
+    }
+
+    /// Where `package`'s file for `path` really is: diverted elsewhere when another package
+    /// (or the administrator) diverted that path; the diverting package's own file stays.
+    pub(super) fn locate(&self, package: &str, path: String) -> String {
+        match self.0.get(&path) {
+            Some((to, by)) if by != package => to.clone(),
+            _ => path,
+        }
+    }
+}
+
 pub(super) fn md5sums(
     root: &Root,
     name: &str,

@@ -55,6 +55,8 @@ pub struct Inventory {
     by_name: HashMap<String, Vec<Instance>>,
     /// dpkg's record of configuration files, by (name, arch).
     conffiles: HashMap<(String, String), Vec<(String, String)>>,
+    /// dpkg's diversions: files installed away from their path (`/bin/sh` of dash, perf).
+    diversions: dpkg::Diversions,
     /// Managers whose database exists but could not be read, with the reason.
     errors: Vec<String>,
 }
@@ -94,6 +96,11 @@ pub fn read(root: &Root) -> Read {
                     inv.by_name.entry(e.name).or_default().push(e.instance);
                 }
             }
+            Err(Error::Unsettled(why)) => return Read::Unsettled(why),
+            Err(Error::Unreadable(why)) => inv.errors.push(why),
+        }
+        match dpkg::Diversions::read(root) {
+            Ok(d) => inv.diversions = d,
             Err(Error::Unsettled(why)) => return Read::Unsettled(why),
             Err(Error::Unreadable(why)) => inv.errors.push(why),
         }
@@ -198,7 +205,11 @@ impl Inventory {
                         .cloned()
                         .unwrap_or_default(),
                 );
-                Ok(files)
+                // As dpkg and debsums do: a diverted file is checked where dpkg put it.
+                Ok(files
+                    .into_iter()
+                    .map(|(path, md5)| (self.diversions.locate(name, path), md5))
+                    .collect())
             }
             other => Err(format!("verifying {other} packages is not supported yet")),
         }

@@ -117,7 +117,8 @@ fn installed_held_multiarch_removed_and_transitional() {
         databases(&root),
         [
             ("/var/lib/dpkg/status", false),
-            ("/var/lib/dpkg/updates", true)
+            ("/var/lib/dpkg/updates", true),
+            ("/var/lib/dpkg/diversions", false)
         ]
     );
 }
@@ -338,5 +339,68 @@ fn pacman_database() {
     assert!(
         matches!(read(&root), Read::Unsettled(_)),
         "a folder without desc is not a package gone"
+    );
+}
+
+// Regression (issue 12, item 11): `/usr/bin/pg_config`, which postgresql-common diverts, read as
+// drift of libpq-dev on a real host; dash's `/bin/sh`, perf and vim divert files too. Diverted
+// files are checked where dpkg put them, as debsums does.
+#[test]
+fn diverted_files_are_checked_where_dpkg_put_them() {
+    let status = "Package: libpq-dev\nStatus: install ok installed\nArchitecture: amd64\nVersion: 15.1-1\n\nPackage: postgresql-common\nStatus: install ok installed\nArchitecture: all\nVersion: 248\n\n";
+    let (dir, root) = root_with(status);
+    let write = |path: &str, content: &str| {
+        let full = dir.path().join(path);
+        fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        fs::write(full, content).expect("write");
+    };
+    // libpq-dev ships /usr/bin/pg_config; postgresql-common diverts it and puts its own there.
+    write("usr/bin/pg_config", "#!/usr/bin/perl wrapper\n");
+    write("usr/bin/pg_config.libpq-dev", "ELF libpq's pg_config\n");
+    write(
+        "var/lib/dpkg/info/libpq-dev:amd64.md5sums",
+        &format!("{}  usr/bin/pg_config\n", md5("ELF libpq's pg_config\n")),
+    );
+    write(
+        "var/lib/dpkg/info/postgresql-common.md5sums",
+        &format!("{}  usr/bin/pg_config\n", md5("#!/usr/bin/perl wrapper\n")),
+    );
+    write(
+        "var/lib/dpkg/diversions",
+        "/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\npostgresql-common\n",
+    );
+    let check = |name: &str| {
+        let (obs, owned) = settled(&root).observe_owned(&root, &[request(name, true)]);
+        (
+            obs[0].problems.clone(),
+            owned.into_iter().collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        check("libpq-dev"),
+        (vec![], vec!["/usr/bin/pg_config.libpq-dev".to_owned()]),
+        "the diverted file is checked (and watched) where it is"
+    );
+    assert_eq!(
+        check("postgresql-common"),
+        (vec![], vec!["/usr/bin/pg_config".to_owned()]),
+        "the diverting package's own file stays in place"
+    );
+    // Tampering is still found, at the diverted location.
+    write("usr/bin/pg_config.libpq-dev", "tampered\n");
+    let (problems, _) = check("libpq-dev");
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].path, "/usr/bin/pg_config.libpq-dev");
+
+    // A broken diversions file is said, not guessed around.
+    write("var/lib/dpkg/diversions", "/usr/bin/pg_config\n");
+    let obs = settled(&root).observe(&root, &[request("libpq-dev", true)]);
+    assert!(
+        obs[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("diversions is malformed")),
+        "{:?}",
+        obs[0].error
     );
 }
