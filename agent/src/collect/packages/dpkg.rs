@@ -189,7 +189,7 @@ impl Diversions {
             }
         };
         let lines: Vec<&str> = text.lines().collect();
-        if lines.len() % 3 != 0 {
+        if !lines.len().is_multiple_of(3) {
             // dpkg replaces it by rename, so this is no half-written file: it is broken.
             return Err(Error::Unreadable(format!(
                 "{DIVERSIONS} is malformed: {} lines, not triplets of them",
