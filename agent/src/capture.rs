@@ -109,7 +109,9 @@ fn collect(
                 let dir = root.host_path(&p);
                 let entries = fs::read_dir(&dir).map_err(|e| format!("cannot list {p}: {e}"))?;
                 for entry in entries.filter_map(Result::ok) {
-                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let name = plumb_proto::names::escape(std::os::unix::ffi::OsStrExt::as_bytes(
+                        entry.file_name().as_os_str(),
+                    ));
                     pending.push(format!("{}/{name}", p.trim_end_matches('/')));
                 }
             }

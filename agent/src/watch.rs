@@ -281,6 +281,7 @@ impl Watch {
     fn nearest_existing_dir(&self, declared: &Path) -> Option<PathBuf> {
         let mut p = Some(declared);
         while let Some(dir) = p {
+            // `dir` is a parent of a declared path: canonical text, always UTF-8.
             let host = self.root.host_path(&dir.to_string_lossy());
             if host.is_dir() {
                 return Some(host);

@@ -34,6 +34,12 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
                 spec.path
             ));
         }
+        if let Err(e) = plumb_proto::names::unescape(&spec.path) {
+            return Err(format!(
+                "plan path {:?} is not a canonical name: {e}",
+                spec.path
+            ));
+        }
         let contains = spec
             .contains
             .iter()

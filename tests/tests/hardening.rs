@@ -309,3 +309,68 @@ fn an_exclusive_directory_the_agent_cannot_list_is_drift() {
     let out = c.plumb(&["drift"]);
     assert_eq!(out.status.code(), Some(2), "exit 2: drift");
 }
+
+// Regression (issue 12, item 5): a name that is not UTF-8 in an exclusive directory showed no
+// drift until the next full rescan (10 minutes), its removal was missed the same way, and two
+// different names collapsed into one resource (`bad\u{fffd}name`). Names are bytes: carried
+// losslessly, shown escaped.
+#[test]
+fn names_that_are_not_utf8_are_seen_at_once_and_kept_apart() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+    let (tmp, c) = setup(
+        "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/ex.d:\n    exclusive: true\n  /etc/ex.d/known\\xfe:\n    content: \"ok\\n\"\n",
+    );
+    let root = tmp.path().join("root");
+    let dir = root.join("etc/ex.d");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let name = |bytes: &[u8]| dir.join(OsStr::from_bytes(bytes));
+    fs::write(name(b"known\xfe"), "ok\n").expect("write");
+    let _agent = start_agent(&c.url, "h1", &root, &[]);
+    c.expect_drift("h1", &[]);
+
+    let expected = "absent (exclusive directory /etc/ex.d)";
+    fs::write(name(b"evil\xff"), "").expect("create");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/ex.d/evil\\xff",
+            "undeclared",
+            expected,
+            "present",
+        )],
+    );
+    fs::write(name(b"bad\xffname"), "").expect("create");
+    fs::write(name(b"bad\xfename"), "").expect("create");
+    c.expect_drift(
+        "h1",
+        &[
+            (
+                "file:/etc/ex.d/bad\\xfename",
+                "undeclared",
+                expected,
+                "present",
+            ),
+            (
+                "file:/etc/ex.d/bad\\xffname",
+                "undeclared",
+                expected,
+                "present",
+            ),
+            (
+                "file:/etc/ex.d/evil\\xff",
+                "undeclared",
+                expected,
+                "present",
+            ),
+        ],
+    );
+    for n in [&b"evil\xff"[..], b"bad\xffname", b"bad\xfename"] {
+        fs::remove_file(name(n)).expect("remove");
+    }
+    c.expect_drift("h1", &[]);
+
+    // A declared name that is not UTF-8 is watched like any other.
+    fs::write(name(b"known\xfe"), "changed\n").expect("write");
+    c.expect_content_drift("h1", "/etc/ex.d/known\\xfe", b"ok\n", b"changed\n");
+}

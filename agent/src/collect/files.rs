@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use regex::bytes::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
 
-use plumb_proto::MAX_LISTED_ENTRIES;
+use std::os::unix::ffi::OsStrExt as _;
+
+use plumb_proto::{MAX_LISTED_ENTRIES, names};
 
 use super::IdNames;
 use crate::root::Root;
@@ -217,7 +219,7 @@ pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> 
     // Attributes and content are those of what the path resolves to.
     let (path, meta) = if o.kind == Kind::Symlink {
         match fs::read_link(&host) {
-            Ok(t) => o.link_target = Some(t.to_string_lossy().into_owned()),
+            Ok(t) => o.link_target = Some(names::escape(t.as_os_str().as_bytes())),
             Err(e) => o.error = Some(format!("cannot read link: {}", describe(&e))),
         }
         match follow(root, &req.path) {
@@ -403,7 +405,7 @@ fn list(path: &Path, declared: impl Fn(&str) -> bool) -> io::Result<(Vec<String>
     let mut first: BinaryHeap<String> = BinaryHeap::new();
     let mut total = 0u64;
     for entry in fs::read_dir(path)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
+        let name = names::escape(entry?.file_name().as_bytes());
         if declared(&name) {
             continue;
         }

@@ -738,13 +738,17 @@ fn check_path(path: &str) -> Result<(), String> {
             .split('/')
             .all(|c| !c.is_empty() && c != "." && c != "..")
         && !path.contains('\0');
-    if normal {
-        Ok(())
-    } else {
-        Err(format!(
+    if !normal {
+        return Err(format!(
             "{path:?} is not a normalized absolute path; hint: write it like /etc/app/app.conf (no trailing slash, no . or ..)"
-        ))
+        ));
     }
+    // Names are bytes; a path is written in the one text form agents report them in.
+    plumb_proto::names::unescape(path).map(|_| ()).map_err(|e| {
+        format!(
+            "{path:?} is not a path as plumb writes names: {e}; hint: a backslash is written \\\\ and a byte that is not UTF-8 as \\xHH (lower-case), e.g. /etc/ex.d/evil\\xff"
+        )
+    })
 }
 
 pub fn hex_sha256(bytes: &[u8]) -> String {

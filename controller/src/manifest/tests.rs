@@ -611,3 +611,19 @@ fn a_path_below_an_absent_path_or_a_file_is_a_contradiction() {
     );
     assert!(ManifestSet::new(vec![files, below("db-*")]).is_ok());
 }
+
+#[test]
+fn paths_are_written_in_the_one_form_agents_report_names_in() {
+    let m = ok("name: m\nhosts: [\"*\"]\nfiles:\n  /etc/ex.d/evil\\xff: {}\n  '/etc/a\\\\b': {}\n");
+    let paths: Vec<&str> = m.files.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["/etc/ex.d/evil\\xff", "/etc/a\\\\b"]);
+    for bad in ["/etc/a\\b", "/etc/\\x41", "/etc/\\xFF"] {
+        let e = errors(&format!(
+            "name: m\nhosts: [\"*\"]\nfiles:\n  '{bad}': {{}}\n"
+        ));
+        assert!(
+            e[0].contains("is not a path as plumb writes names"),
+            "{bad}: {e:?}"
+        );
+    }
+}
