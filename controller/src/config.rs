@@ -31,6 +31,9 @@ pub struct ControllerFile {
     pub manifests: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
+    /// The key that signs the event log's head [default: `audit.key` in the data directory].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_key: Option<PathBuf>,
     #[serde(default, with = "duration", skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

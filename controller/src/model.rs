@@ -104,6 +104,8 @@ pub enum EventKind {
     AckRevoked,
     /// An acknowledgement ran out: the drift counts again.
     AckExpired,
+    /// The first entry of every log: an emptied log never passes for a new one.
+    LogCreated,
 }
 
 impl EventKind {
@@ -119,6 +121,7 @@ impl EventKind {
             EventKind::Acknowledged => "acknowledged",
             EventKind::AckRevoked => "ack_revoked",
             EventKind::AckExpired => "ack_expired",
+            EventKind::LogCreated => "log_created",
         }
     }
 
@@ -134,6 +137,7 @@ impl EventKind {
             Self::Acknowledged,
             Self::AckRevoked,
             Self::AckExpired,
+            Self::LogCreated,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

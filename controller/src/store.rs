@@ -29,19 +29,23 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("store holds a value it cannot read: {0}")]
     Corrupt(String),
+    #[error("audit key {path} {reason}")]
+    Key { path: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 mod audit;
-pub use audit::Verification;
+pub use audit::{AuditKey, Head, Signature, Trusted, Verification, public_path};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 pub struct Store {
     conn: Connection,
-    /// The event log's head: (last id, its hash).
-    head: (i64, String),
+    /// The event log's head as stored.
+    head: Head,
+    /// Signs the head at every append; `None` only in tests and tools that do not append.
+    key: Option<AuditKey>,
 }
 
 /// A host as stored, with its open drift (each record with the declared path it came from).
@@ -77,6 +81,7 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
+        refuse_emptied(&path)?;
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
@@ -88,11 +93,33 @@ impl Store {
             .map_err(open_err)?;
         let mut store = Self {
             conn,
-            head: (0, String::new()),
+            head: Head::default(),
+            key: None,
         };
         store.migrate()?;
         store.head = audit::head(&store.conn)?;
+        if store.head.last_id == 0 && store.event_count()? == 0 {
+            // Every log begins with this entry, so an emptied log can never pass for a new one.
+            store.log("", crate::fleet::now_ms(), EventKind::LogCreated, None)?;
+        }
         Ok(store)
+    }
+
+    /// Signs the log's head with `key` from now on (at every append).
+    pub fn with_audit_key(mut self, key: AuditKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The log's head as last committed.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn event_count(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -177,6 +204,17 @@ impl Store {
                  PRAGMA user_version = 3;
                  COMMIT;",
             )?;
+        }
+        if version < 4 {
+            // The head is signed (Ed25519, the key outside the database); ids are given by
+            // the store, one after the other, so a gap is a removal.
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "ALTER TABLE audit_head ADD COLUMN signature TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE audit_head ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
+                 PRAGMA user_version = 4;",
+            )?;
+            tx.commit()?;
         }
         Ok(())
     }
@@ -349,6 +387,9 @@ impl Store {
                 });
             }
         }
+        if !events.is_empty() {
+            audit::store_head(&tx, &mut head, self.key.as_ref())?;
+        }
         tx.commit()?;
         self.head = head;
         Ok(events)
@@ -370,6 +411,7 @@ impl Store {
         let mut head = self.head.clone();
         let tx = self.conn.transaction()?;
         let id = audit::append(&tx, &mut head, at_ms, host_id, kind, item)?;
+        audit::store_head(&tx, &mut head, self.key.as_ref())?;
         tx.commit()?;
         self.head = head;
         Ok(Event {
@@ -424,9 +466,35 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Checks the event log's hash chain from the first entry to the head.
-    pub fn verify(&self) -> Result<Verification> {
-        audit::verify(&self.conn)
+    /// Checks the event log's hash chain from the first entry to the head, and the head
+    /// against what is trusted.
+    pub fn verify(&self, trusted: &Trusted) -> Result<Verification> {
+        audit::verify(&self.conn, trusted)
+    }
+
+    /// Verifies the store in `dir` without writing to it (no migration, no first entry).
+    pub fn verify_dir(dir: &Path, trusted: &Trusted) -> Result<Verification> {
+        let path = dir.join("plumb.db");
+        refuse_emptied(&path)?;
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < 2 {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} has no hash chain; start the controller on it once to upgrade it"
+            )));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} is newer than this plumb's {SCHEMA_VERSION}; use a newer plumb"
+            )));
+        }
+        audit::verify(&conn, trusted)
     }
 
     /// The most recent events first, for one host or all.
@@ -470,6 +538,19 @@ impl Store {
             });
         }
         Ok(events)
+    }
+}
+
+/// A store file of 0 bytes is not a new store: something emptied it, and starting over would
+/// throw the history away and verify "intact". A missing file is a new store.
+fn refuse_emptied(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => Err(StoreError::Corrupt(format!(
+            "{} is empty (0 bytes): the store and its history are gone; refusing to start a new one over it. \
+             Restore it from a backup, or move it away to start afresh on purpose",
+            path.display()
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -120,6 +120,7 @@ pub fn slack_json(e: &Event) -> Value {
         EventKind::Acknowledged => ":memo: drift acknowledged",
         EventKind::AckRevoked => ":memo: acknowledgement revoked",
         EventKind::AckExpired => ":hourglass: acknowledgement expired",
+        EventKind::LogCreated => ":ledger: event log created",
         EventKind::HostOnline => ":large_green_circle: host online",
         EventKind::HostOffline => ":red_circle: host offline",
         EventKind::ManifestsAccepted => ":scroll: manifests accepted",

@@ -374,3 +374,125 @@ fn names_that_are_not_utf8_are_seen_at_once_and_kept_apart() {
     fs::write(name(b"known\xfe"), "changed\n").expect("write");
     c.expect_content_drift("h1", "/etc/ex.d/known\\xfe", b"ok\n", b"changed\n");
 }
+
+/// `plumb audit verify --data DIR ARGS -o json`: (exit code, parsed output).
+fn audit_verify(data: &std::path::Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(bin("plumb"))
+        .args(["audit", "verify", "-o", "json", "--data"])
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+// Regression (issue 12, item 9): a cut tail with its head rewritten to match, an emptied log
+// and a 0-byte store all verified as intact. Now: the head is signed with a key outside the
+// database, a copy of the head goes out with every report, and an emptied store is refused.
+#[test]
+fn the_audit_log_cannot_be_cut_or_emptied_unseen() {
+    let (tmp, c) =
+        setup("name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n");
+    let root = tmp.path().join("root");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    let agent = start_agent(&c.url, "h1", &root, &[]);
+    c.expect_drift("h1", &[]);
+    for content in ["x\n", "hi\n", "y\n"] {
+        fs::write(root.join("etc/motd"), content).expect("write");
+        if content == "hi\n" {
+            c.expect_drift("h1", &[]);
+        } else {
+            c.expect_content_drift("h1", "/etc/motd", b"hi\n", content.as_bytes());
+        }
+    }
+    // What an auditor keeps: the public key, and the head from a report.
+    let data = c.data.clone();
+    let public = fs::read_to_string(data.join("audit.key.pub")).expect("the public key");
+    let report = c.json_raw(&["report", "-o", "json"]);
+    let head = &report["audit_head"];
+    let published = format!(
+        "{}:{}",
+        head["entry"],
+        head["hash"].as_str().expect("a hash")
+    );
+    assert_eq!(head["public_key"].as_str(), Some(public.trim()));
+    drop(agent);
+    let mut c = c;
+    c.proc.signal("TERM");
+    assert_eq!(c.proc.wait(), Some(0));
+    // The controller said the head in its own log too.
+    assert!(
+        c.proc.stderr().contains("audit head"),
+        "{}",
+        c.proc.stderr()
+    );
+
+    let (code, v) = audit_verify(
+        &data,
+        &["--public-key", public.trim(), "--head", &published],
+    );
+    assert_eq!(
+        (code, &v["intact"], &v["signature"]),
+        (Some(0), &true.into(), &"valid".into()),
+        "{v}"
+    );
+
+    // The owner of the database cuts the last entries and rewrites the head to match.
+    let db = data.join("plumb.db");
+    let sql = "DELETE FROM events WHERE id > (SELECT max(id) - 3 FROM events); \
+               UPDATE audit_head SET last_id = (SELECT max(id) FROM events), hash = (SELECT hash FROM events ORDER BY id DESC LIMIT 1);";
+    rusqlite::Connection::open(&db)
+        .expect("open the store")
+        .execute_batch(sql)
+        .expect("tamper");
+    let (code, v) = audit_verify(&data, &["--public-key", public.trim()]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["signature"], "invalid");
+    let (code, v) = audit_verify(
+        &data,
+        &["--public-key", public.trim(), "--head", &published],
+    );
+    assert_eq!(code, Some(1));
+    let problems = v["problems"].to_string();
+    assert!(
+        problems.contains("cut below a head seen before"),
+        "{problems}"
+    );
+
+    // An emptied store file is refused, by the controller and by verify.
+    fs::write(&db, b"").expect("empty it");
+    for ext in ["-wal", "-shm"] {
+        let _ = fs::remove_file(data.join(format!("plumb.db{ext}")));
+    }
+    let out = Command::new(bin("plumb"))
+        .args(["audit", "verify", "--data"])
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is empty (0 bytes)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let serve = Command::new(bin("plumb"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--manifests"])
+        .arg(&c.manifests)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert_eq!(serve.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&serve.stderr).contains("is empty (0 bytes)"),
+        "{}",
+        String::from_utf8_lossy(&serve.stderr)
+    );
+}

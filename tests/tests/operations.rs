@@ -340,7 +340,9 @@ fn the_event_log_verifies_intact_on_a_live_data_directory() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["intact"], true);
     assert!(v["entries"].as_u64().is_some_and(|n| n >= 2), "{v}");
-    assert_eq!(v["head"].as_str().map(str::len), Some(64));
+    assert_eq!(v["head"]["hash"].as_str().map(str::len), Some(64));
+    assert_eq!(v["signature"], "valid", "{v}");
+    assert_eq!(v["key_from"], "data directory");
     let missing = Command::new(bin("plumb"))
         .args(["audit", "verify", "--data"])
         .arg(tmp.path().join("nope"))

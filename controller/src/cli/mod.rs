@@ -167,11 +167,20 @@ pub enum AckAction {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check the event log's hash chain in a controller's data directory: names any entry that
-    /// was edited, removed or reordered (exit 1), and prints the head hash to record elsewhere.
+    /// Check the event log in a controller's data directory: names any entry that was edited,
+    /// removed, reordered or cut off (exit 1), checks the head's signature, and prints the head
+    /// to keep a copy of elsewhere. Never writes to the store.
     Verify {
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// The audit key's public half (hex, or a file holding it), from a copy you trust
+        /// [default: DATA/audit.key.pub, which whoever can write DATA could replace].
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+        /// A head seen before, as ENTRY:HASH (from the controller's log or `plumb report`):
+        /// the log must still hold it, unchanged. Repeat for several.
+        #[arg(long, value_name = "ENTRY:HASH")]
+        head: Vec<String>,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
     },
@@ -251,6 +260,12 @@ pub struct ServeArgs {
     /// Directory for the store, created if missing (required here or in the configuration).
     #[arg(long, env = "PLUMB_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// The key that signs the event log's head (Ed25519), made there if missing, with its
+    /// public half beside it (FILE.pub) [default: DATA/audit.key]. Keep it where whoever can
+    /// write the data directory cannot read it, and the public key with the auditors: then no
+    /// one can rewrite the log without `plumb audit verify` showing it.
+    #[arg(long, env = "PLUMB_AUDIT_KEY", value_name = "FILE")]
+    pub audit_key: Option<PathBuf>,
     /// How often agents send heartbeats; three missed ones make a host offline [default: 5s].
     #[arg(long, env = "PLUMB_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat_interval: Option<Duration>,
@@ -336,8 +351,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let command = match command {
         Command::Manifests(ManifestsCommand::Check { dir, output }) => return check(&dir, output),
         Command::Certs(c) => return certs(c),
-        Command::Audit(AuditCommand::Verify { data, output }) => {
-            return audit_verify(&data, output);
+        Command::Audit(AuditCommand::Verify {
+            data,
+            public_key,
+            head,
+            output,
+        }) => {
+            return audit_verify(&data, public_key.as_deref(), &head, output);
         }
         Command::Install(args) => {
             let service = controller_service(Some(&args))?;
@@ -434,6 +454,7 @@ fn merge(args: ServeArgs, file: ControllerFile) -> ControllerFile {
         listen: args.listen.or(file.listen),
         manifests: args.manifests.or(file.manifests),
         data: args.data.or(file.data),
+        audit_key: args.audit_key.or(file.audit_key),
         heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
         tls: (tls != Default::default()).then_some(tls),
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
@@ -483,6 +504,7 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
         listen: merged
             .listen
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
+        audit_key: merged.audit_key.unwrap_or_else(|| data.join("audit.key")),
         manifests,
         data,
         heartbeat_interval: merged.heartbeat_interval.unwrap_or(Duration::from_secs(5)),
@@ -619,21 +641,85 @@ fn controller_service(args: Option<&InstallArgs>) -> anyhow::Result<plumb_agent:
     })
 }
 
-fn audit_verify(data: &std::path::Path, format: Format) -> anyhow::Result<i32> {
+fn audit_verify(
+    data: &Path,
+    public_key: Option<&str>,
+    heads: &[String],
+    format: Format,
+) -> anyhow::Result<i32> {
+    use crate::store::{Signature, Store, Trusted};
     anyhow::ensure!(
-        data.join("plumb.db").is_file(),
+        data.join("plumb.db").exists(),
         "{} holds no plumb store (plumb.db)",
         data.display()
     );
-    let v = crate::store::Store::open(data)?.verify()?;
+    let read_key = |given: &str| -> anyhow::Result<String> {
+        let text = match std::fs::read_to_string(given) {
+            Ok(t) => t,
+            Err(_) => given.to_owned(),
+        };
+        Ok(text.trim().to_ascii_lowercase())
+    };
+    let (public_key, from) = match public_key {
+        Some(k) => (Some(read_key(k)?), "given"),
+        None => match std::fs::read_to_string(crate::store::public_path(&data.join("audit.key"))) {
+            Ok(t) => (Some(t.trim().to_ascii_lowercase()), "data directory"),
+            Err(_) => (None, "none"),
+        },
+    };
+    let mut published = Vec::new();
+    for h in heads {
+        let parsed = h
+            .split_once(':')
+            .and_then(|(id, hash)| Some((id.parse::<i64>().ok()?, hash.trim().to_owned())));
+        let Some(head) = parsed else {
+            return Err(plumb_agent::cli::UsageError(format!(
+                "--head {h:?}: expected ENTRY:HASH, e.g. 1234:3f2a…"
+            ))
+            .into());
+        };
+        published.push(head);
+    }
+    let v = Store::verify_dir(
+        data,
+        &Trusted {
+            public_key,
+            published,
+        },
+    )?;
+    let (signature, key) = match &v.signature {
+        Signature::Valid(k) => ("valid", Some(k.as_str())),
+        Signature::Invalid => ("invalid", None),
+        Signature::Unchecked => ("unchecked", None),
+    };
     match format {
         Format::Json => emit(
             &(serde_json::to_string_pretty(&json!({
-                "intact": v.problems.is_empty(), "entries": v.entries, "head": v.head, "problems": v.problems,
+                "intact": v.problems.is_empty(), "entries": v.entries,
+                "head": {"entry": v.head_id, "hash": v.head},
+                "signature": signature, "public_key": key, "key_from": from,
+                "problems": v.problems,
             }))? + "\n"),
         )?,
         Format::Table if v.problems.is_empty() => {
-            emit(&format!("intact: {} entries, head {}\n", v.entries, v.head))?
+            emit(&format!(
+                "intact: {} entries, head {}:{}\n",
+                v.entries, v.head_id, v.head
+            ))?;
+            match (&v.signature, from) {
+                (Signature::Valid(k), "given") => emit(&format!("signed: by key {k}\n"))?,
+                (Signature::Valid(k), _) => {
+                    emit(&format!("signed: by key {k}\n"))?;
+                    eprintln!(
+                        "note: checked with the public key in {}; whoever can write there could replace it. \
+                         Give --public-key from a copy you keep elsewhere",
+                        data.display()
+                    );
+                }
+                _ => eprintln!(
+                    "note: the head's signature was not checked (no public key); give --public-key"
+                ),
+            }
         }
         Format::Table => {
             let text: String = v.problems.iter().map(|p| format!("{p}\n")).collect();

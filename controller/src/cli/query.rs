@@ -70,6 +70,7 @@ fn event_name(k: i32) -> &'static str {
         Ok(v1::DriftEventKind::Acknowledged) => "acknowledged",
         Ok(v1::DriftEventKind::AckRevoked) => "ack_revoked",
         Ok(v1::DriftEventKind::AckExpired) => "ack_expired",
+        Ok(v1::DriftEventKind::LogCreated) => "log_created",
         _ => "unknown",
     }
 }
@@ -558,22 +559,22 @@ pub(super) async fn report(
     };
     anyhow::ensure!(since_ms < until_ms, "--since must be before --until");
     let mut c = client(conn).await?;
-    let events = c
+    let history = c
         .get_history(v1::GetHistoryRequest {
             host_id: String::new(),
             limit: 100_000,
         })
         .await
         .map_err(status_error)?
-        .into_inner()
-        .events;
+        .into_inner();
     let hosts = c
         .list_hosts(v1::ListHostsRequest {})
         .await
         .map_err(status_error)?
         .into_inner()
         .hosts;
-    let report = r::build(events, since_ms, until_ms, &hosts);
+    let mut report = r::build(history.events, since_ms, until_ms, &hosts);
+    report.audit_head = history.audit_head;
     emit(&match format {
         ReportFormat::Json => pretty(&r::json(&report))?,
         ReportFormat::Csv => r::csv(&report),

@@ -38,6 +38,9 @@ pub(super) struct Report {
     pub(super) incidents: Vec<Incident>,
     pub(super) hosts: usize,
     pub(super) hosts_in_sync: usize,
+    /// The event log's head the report was read at: keep it, and `plumb audit verify --head`
+    /// proves later that the log still holds what the report was made from.
+    pub(super) audit_head: Option<v1::AuditHead>,
 }
 
 impl Report {
@@ -126,7 +129,15 @@ pub(super) fn build(
             .iter()
             .filter(|h| h.status == v1::HostStatus::InSync as i32)
             .count(),
+        audit_head: None,
     }
+}
+
+fn head_json(h: &v1::AuditHead) -> Value {
+    json!({
+        "entry": h.entry, "hash": h.hash, "signature": h.signature, "public_key": h.public_key,
+        "verify": format!("plumb audit verify --data DIR --public-key {} --head {}:{}", h.public_key, h.entry, h.hash),
+    })
 }
 
 fn duration(i: &Incident) -> Option<f64> {
@@ -153,6 +164,7 @@ pub(super) fn json(r: &Report) -> Value {
             "mean_time_to_resolve_seconds": r.mttr_seconds(),
         },
         "hosts": by_host.into_iter().map(|(h, i)| json!({"host": h, "incidents": i})).collect::<Vec<_>>(),
+        "audit_head": r.audit_head.as_ref().map(head_json),
     })
 }
 
@@ -245,12 +257,18 @@ pub(super) fn html(r: &Report) -> String {
          .summary td{{border:none;padding:0.1em 1em 0.1em 0}}</style></head>\n<body>\n<h1>Drift report</h1>\n<p>{}</p>\n\
          <table class=\"summary\"><tr><td>Hosts</td><td>{}</td></tr><tr><td>Hosts in sync now</td><td>{}</td></tr>\
          <tr><td>Incidents</td><td>{}</td></tr><tr><td>Mean time to resolve</td><td>{}</td></tr></table>\n\
-         <h2>Incidents</h2>\n<table>\n<tr>{head}</tr>\n{rows}</table>\n</body></html>\n",
+         <h2>Incidents</h2>\n<table>\n<tr>{head}</tr>\n{rows}</table>\n{}</body></html>\n",
         esc(&period),
         r.hosts,
         r.hosts_in_sync,
         r.incidents.len(),
         esc(&mttr),
+        r.audit_head.as_ref().map_or(String::new(), |h| format!(
+            "<p>Event log head when this report was made: entry {}, hash <code>{}</code>, signed by <code>{}</code>.</p>\n",
+            h.entry,
+            esc(&h.hash),
+            esc(&h.public_key)
+        )),
     )
 }
 

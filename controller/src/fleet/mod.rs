@@ -39,6 +39,9 @@ const MISSED_HEARTBEATS: u32 = 3;
 /// it. Writing every host on every tick cost a 10,000-row transaction a second, and at 120,000
 /// hosts a quarter of a second of the fleet thread's time in every second.
 const SEEN_WRITE_EVERY_MS: i64 = 30_000;
+/// The event log's head is said in the controller's log at start, at stop, and at most this
+/// often in between (when it moved).
+const HEAD_PUBLISHED_EVERY: Duration = Duration::from_secs(300);
 
 /// What the controller sends an agent, before conversion to the wire.
 #[derive(Debug, Clone)]
@@ -140,7 +143,8 @@ pub enum Command {
     History {
         host: Option<String>,
         limit: u32,
-        reply: oneshot::Sender<Result<Vec<Event>, String>>,
+        /// The events, and the log's head when they were read.
+        reply: oneshot::Sender<Result<(Vec<Event>, crate::store::Head), String>>,
     },
     /// The content of a declared file, where policy allows, for `plumb diff`.
     Diff {
@@ -244,6 +248,9 @@ pub struct Fleet {
     metrics: FleetMetrics,
     /// Where events go for the webhooks, if any are configured.
     webhooks: Option<crate::webhook::Sink>,
+    /// The last head said in the log (`publish_head`), and when.
+    head_published: i64,
+    head_published_at: Instant,
 }
 
 #[derive(PartialEq)]
@@ -323,6 +330,8 @@ impl Fleet {
             clock: Arc::new(now_ms),
             metrics: FleetMetrics::default(),
             webhooks: None,
+            head_published: 0,
+            head_published_at: Instant::now(),
         })
     }
 
@@ -352,6 +361,7 @@ impl Fleet {
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.publish_head();
         while let Some(cmd) = rx.blocking_recv() {
             if matches!(cmd, Command::Shutdown) {
                 break;
@@ -362,6 +372,7 @@ impl Fleet {
                 tracing::error!(error = %e, "store write failed");
             }
         }
+        self.publish_head();
         // Dropping the connections ends every agent stream, so a graceful shutdown can finish.
         tracing::debug!("fleet thread stopping");
     }
@@ -444,6 +455,7 @@ impl Fleet {
                 let _ = reply.send(
                     self.store
                         .history(host.as_deref(), limit)
+                        .map(|events| (events, self.store.head().clone()))
                         .map_err(|e| e.to_string()),
                 );
             }
@@ -1020,7 +1032,28 @@ impl Fleet {
         Ok(())
     }
 
+    /// Says where the event log's head is, in the controller's own log: a copy outside the
+    /// store, for `plumb audit verify --head` to hold the store to later.
+    fn publish_head(&mut self) {
+        let head = self.store.head();
+        if head.last_id == self.head_published {
+            return;
+        }
+        self.head_published = head.last_id;
+        self.head_published_at = Instant::now();
+        tracing::info!(
+            entry = head.last_id,
+            hash = %head.hash,
+            signature = %head.signature,
+            public_key = %head.public_key,
+            "audit head"
+        );
+    }
+
     fn tick(&mut self) -> Result<(), StoreError> {
+        if self.head_published_at.elapsed() >= HEAD_PUBLISHED_EVERY {
+            self.publish_head();
+        }
         for ack in self.acks.take_expired(self.now()) {
             tracing::info!(host = %ack.host_id, resource = %ack.resource, "acknowledgement expired; the drift counts again");
             let event = self

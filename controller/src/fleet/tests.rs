@@ -186,7 +186,7 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
             .await
             .expect("fleet")
             .expect("history");
-        let kinds: Vec<&str> = history.iter().rev().map(|e| e.kind.as_str()).collect();
+        let kinds: Vec<&str> = history.0.iter().rev().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
             [
@@ -381,6 +381,7 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
                 .await
                 .expect("fleet")
                 .expect("history")
+                .0
                 .iter()
                 .all(|e| e.kind != EventKind::Resolved),
             "no false resolved event"

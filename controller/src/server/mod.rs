@@ -24,7 +24,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::fleet::{Command, Fleet};
 use crate::manifest::load::load;
-use crate::store::Store;
+use crate::store::{AuditKey, Store};
 
 /// The accepted connections, with Nagle's algorithm off. The builder's `tcp_nodelay` does not
 /// apply to a listener of our own, and without it a small message written while the previous
@@ -44,6 +44,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub manifests: PathBuf,
     pub data: PathBuf,
+    /// The key that signs the event log's head; made there if missing.
+    pub audit_key: PathBuf,
     /// How often agents send heartbeats; three missed ones make a host offline.
     pub heartbeat_interval: Duration,
     /// Notified to reload the manifests now (the binary wires SIGHUP to it).
@@ -147,8 +149,13 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let data = cfg.data.clone();
     let heartbeat = cfg.heartbeat_interval;
     let webhooks = crate::webhook::start(cfg.webhooks.clone(), shutdown.clone())?;
+    let key_path = cfg.audit_key.clone();
     let fleet = tokio::task::spawn_blocking(move || -> anyhow::Result<Fleet> {
-        let store = Store::open(&data)?;
+        let (key, made) = AuditKey::load_or_create(&key_path)?;
+        if made {
+            tracing::warn!(key = %key_path.display(), public_key = %key.public_hex(), "made a new audit key; keep a copy of its public half (.pub) where the controller's host cannot change it");
+        }
+        let store = Store::open(&data)?.with_audit_key(key);
         Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
     })
     .await??;

@@ -142,7 +142,7 @@ impl QueryService for QueryApi {
             n => n.min(MAX_HISTORY),
         };
         let host = (!r.host_id.is_empty()).then_some(r.host_id);
-        let events = self
+        let (events, head) = self
             .fleet
             .ask(|reply| Command::History { host, limit, reply })
             .await
@@ -150,6 +150,12 @@ impl QueryService for QueryApi {
             .map_err(Status::internal)?;
         Ok(Response::new(v1::GetHistoryResponse {
             events: events.iter().map(wire::event_to_proto).collect(),
+            audit_head: Some(v1::AuditHead {
+                entry: head.last_id,
+                hash: head.hash,
+                signature: head.signature,
+                public_key: head.public_key,
+            }),
         }))
     }
 

@@ -296,6 +296,7 @@ pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
         EventKind::Acknowledged => v1::DriftEventKind::Acknowledged,
         EventKind::AckRevoked => v1::DriftEventKind::AckRevoked,
         EventKind::AckExpired => v1::DriftEventKind::AckExpired,
+        EventKind::LogCreated => v1::DriftEventKind::LogCreated,
     };
     v1::DriftEvent {
         id: e.id,

@@ -1,5 +1,7 @@
 //! A real SQLite file in a temp dir, reopened to prove what survives.
 
+use std::path::Path;
+
 use super::*;
 use crate::drift::{Kind, Observed};
 
@@ -154,10 +156,14 @@ fn a_newer_schema_is_refused() {
     );
 }
 
-/// A store with a few events of every shape; returns the dir and the number of events.
-fn log_with_events() -> (tempfile::TempDir, usize) {
+/// A store with a few events of every shape, its head signed with a key made in the temp dir;
+/// returns the dir, the number of entries (the first is `log_created`) and the public key.
+fn log_with_events() -> (tempfile::TempDir, usize, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::open(dir.path()).expect("open");
+    let (key, made) = AuditKey::load_or_create(&dir.path().join("keys/audit.key")).expect("key");
+    assert!(made);
+    let public = key.public_hex();
+    let mut store = Store::open(dir.path()).expect("open").with_audit_key(key);
     store.upsert_host(&info("web-1"), 1).expect("host");
     store
         .host_event("web-1", 10, EventKind::HostOnline)
@@ -179,71 +185,283 @@ fn log_with_events() -> (tempfile::TempDir, usize) {
     store
         .host_event("web-1", 50, EventKind::HostOffline)
         .expect("event");
-    (dir, 5)
+    (dir, 6, public)
 }
 
-fn problems_after(sql: &str) -> Vec<String> {
-    let (dir, _) = log_with_events();
-    Connection::open(dir.path().join("plumb.db"))
+fn trusting(public_key: &str) -> Trusted {
+    Trusted {
+        public_key: Some(public_key.to_owned()),
+        published: Vec::new(),
+    }
+}
+
+fn tamper(dir: &Path, sql: &str) {
+    Connection::open(dir.join("plumb.db"))
         .expect("raw open")
         .execute_batch(sql)
         .expect("tamper");
-    Store::open(dir.path())
-        .expect("reopen")
-        .verify()
+}
+
+fn problems_after(sql: &str) -> Vec<String> {
+    let (dir, _, public) = log_with_events();
+    tamper(dir.path(), sql);
+    Store::verify_dir(dir.path(), &trusting(&public))
         .expect("verify")
         .problems
 }
 
 #[test]
 fn an_intact_log_verifies() {
-    let (dir, n) = log_with_events();
-    let v = Store::open(dir.path())
-        .expect("reopen")
-        .verify()
-        .expect("verify");
-    assert_eq!((v.entries, v.problems.len(), v.head.len()), (n, 0, 64));
+    let (dir, n, public) = log_with_events();
+    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    assert_eq!(v.problems, Vec::<String>::new());
+    assert_eq!((v.entries, v.head_id, v.head.len()), (n, n as i64, 64));
+    assert_eq!(v.signature, Signature::Valid(public));
+    let first = Store::open(dir.path())
+        .expect("open")
+        .history(None, 100)
+        .expect("history");
+    assert_eq!(
+        first.last().map(|e| (e.id, e.kind)),
+        Some((1, EventKind::LogCreated))
+    );
 }
 
 #[test]
 fn edited_removed_reordered_and_truncated_entries_are_named() {
     assert_eq!(
-        problems_after("UPDATE events SET actual = 'innocent' WHERE id = 3"),
-        ["entry 3 was edited: its content does not match its hash"]
+        problems_after("UPDATE events SET actual = 'innocent' WHERE id = 4"),
+        ["entry 4 was edited: its content does not match its hash"]
     );
     assert_eq!(
-        problems_after("DELETE FROM events WHERE id = 3"),
+        problems_after("DELETE FROM events WHERE id = 4"),
         [
-            "entry 4 does not follow entry 2: entries between them were removed, or entries were reordered"
+            "entries 4 to 4 are missing: the log jumps from entry 3 to 5",
+            "entry 5 does not follow entry 3: entries between them were removed, or entries were reordered"
         ]
     );
     // Two entries swapped: their contents no longer match their hashes.
     let swapped = problems_after(
-        "UPDATE events SET attribute = CASE id WHEN 2 THEN 'owner' WHEN 3 THEN 'mode' END, \
-         at_ms = CASE id WHEN 2 THEN 21 WHEN 3 THEN 20 END, since_ms = CASE id WHEN 2 THEN 21 WHEN 3 THEN 20 END WHERE id IN (2, 3)",
+        "UPDATE events SET attribute = CASE id WHEN 3 THEN 'owner' WHEN 4 THEN 'mode' END, \
+         at_ms = CASE id WHEN 3 THEN 21 WHEN 4 THEN 20 END, since_ms = CASE id WHEN 3 THEN 21 WHEN 4 THEN 20 END WHERE id IN (3, 4)",
     );
     assert_eq!(
         swapped,
         [
-            "entry 2 was edited: its content does not match its hash",
-            "entry 3 was edited: its content does not match its hash"
+            "entry 3 was edited: its content does not match its hash",
+            "entry 4 was edited: its content does not match its hash"
         ]
     );
     assert_eq!(
-        problems_after("DELETE FROM events WHERE id = 5"),
+        problems_after("DELETE FROM events WHERE id = 6"),
         [
-            "the log ends at entry 4 but its head records entry 5: entries at the end were removed or replaced"
+            "the log ends at entry 5 but its head records entry 6: entries at the end were removed or replaced"
         ]
     );
+    let first = problems_after("DELETE FROM events WHERE id = 1");
     assert_eq!(
-        problems_after("DELETE FROM events WHERE id = 1"),
-        ["entry 2 is not the first entry of the log: earlier entries were removed"]
+        first,
+        [
+            "the log starts at entry 2: entries 1 to 1 were removed",
+            "entry 2 is not the first entry of the log: earlier entries were removed"
+        ]
     );
+}
+
+// Regression (issue 12, item 9): deleting the last events and updating the head row to match
+// verified as intact. The head's signature no longer matches.
+#[test]
+fn a_cut_tail_with_a_head_rewritten_to_match_is_found() {
+    let (dir, _, public) = log_with_events();
+    let (id, hash): (i64, String) = Connection::open(dir.path().join("plumb.db"))
+        .expect("raw open")
+        .query_row("SELECT id, hash FROM events WHERE id = 4", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("entry 4");
+    tamper(
+        dir.path(),
+        &format!(
+            "DELETE FROM events WHERE id > 4; UPDATE audit_head SET last_id = {id}, hash = '{hash}'"
+        ),
+    );
+    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    assert_eq!(
+        v.problems,
+        [format!(
+            "the head's signature does not verify with key {public}: the head, and so the log, was rewritten without the audit key"
+        )]
+    );
+    assert_eq!(v.signature, Signature::Invalid);
+}
+
+// Regression (issue 12, item 9): a chain recomputed after an edit verified as intact, since the
+// chain has no secret. Without the key the head cannot be signed anew.
+#[test]
+fn a_chain_recomputed_after_an_edit_is_found_by_the_signature() {
+    let (dir, _, public) = log_with_events();
+    let conn = Connection::open(dir.path().join("plumb.db")).expect("raw open");
+    conn.execute("UPDATE events SET actual = 'innocent' WHERE id = 4", [])
+        .expect("edit");
+    // What an attacker with the database (not the key) does: rechain everything after it.
+    let rows: Vec<(i64, i64, String, String, Option<DriftRecord>)> = {
+        let mut stmt = conn
+            .prepare("SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at FROM events ORDER BY id")
+            .expect("prepare");
+        stmt.query_map([], |r| {
+            let item = r.get::<_, Option<String>>(4)?.map(|resource| DriftRecord {
+                resource,
+                attribute: r
+                    .get::<_, Option<String>>(5)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                expected: r
+                    .get::<_, Option<String>>(6)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                actual: r
+                    .get::<_, Option<String>>(7)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                since_ms: r
+                    .get::<_, Option<i64>>(8)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                declared_at: r
+                    .get::<_, Option<String>>(9)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            });
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, item))
+        })
+        .expect("query")
+        .collect::<std::result::Result<_, _>>()
+        .expect("rows")
+    };
+    let mut prev = String::new();
+    for (id, at, host, kind, item) in rows {
+        let hash = audit::chain(
+            &prev,
+            &audit::canonical(id, at, &host, &kind, item.as_ref()),
+        );
+        conn.execute(
+            "UPDATE events SET prev_hash = ?2, hash = ?3 WHERE id = ?1",
+            params![id, prev, hash],
+        )
+        .expect("rechain");
+        conn.execute(
+            "UPDATE audit_head SET last_id = ?1, hash = ?2",
+            params![id, hash],
+        )
+        .expect("head");
+        prev = hash;
+    }
+    drop(conn);
+    let v = Store::verify_dir(dir.path(), &Trusted::default()).expect("verify");
+    assert!(
+        v.problems.is_empty(),
+        "the chain itself is consistent again"
+    );
+    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    assert_eq!(v.signature, Signature::Invalid, "{:?}", v.problems);
+    // Nor does dropping the signature help.
+    tamper(dir.path(), "UPDATE audit_head SET signature = ''");
+    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    assert_eq!(
+        v.problems,
+        [
+            "the head (entry 6) carries no signature: it was written without the audit key, or its signature was removed"
+        ]
+    );
+}
+
+// Regression (issue 12, item 9): an emptied log verified as intact.
+#[test]
+fn an_emptied_log_is_not_intact() {
+    assert_eq!(
+        problems_after("DELETE FROM events; DELETE FROM audit_head"),
+        [
+            "the log is empty: every log begins with its log_created entry, so every entry was removed".to_owned(),
+            "the head (entry 0) carries no signature: it was written without the audit key, or its signature was removed".to_owned(),
+        ]
+    );
+}
+
+// Regression (issue 12, item 9): an old head and its signature, put back after the entries
+// written since were removed, verify; a copy of a later head published outside the store does
+// not let it pass.
+#[test]
+fn a_log_cut_back_to_an_old_signed_head_is_found_against_a_published_head() {
+    let (dir, n, public) = log_with_events();
+    let old_head: (i64, String, String, String) = Connection::open(dir.path().join("plumb.db"))
+        .expect("raw open")
+        .query_row(
+            "SELECT last_id, hash, signature, public_key FROM audit_head",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("head");
+    {
+        let (key, made) =
+            AuditKey::load_or_create(&dir.path().join("keys/audit.key")).expect("key");
+        assert!(!made, "the same key, read back");
+        let mut store = Store::open(dir.path()).expect("open").with_audit_key(key);
+        store
+            .host_event("web-1", 60, EventKind::HostOnline)
+            .expect("event");
+    }
+    let published = Store::open(dir.path()).expect("open").head().clone();
+    assert_eq!(published.last_id, n as i64 + 1);
+    tamper(
+        dir.path(),
+        &format!(
+            "DELETE FROM events WHERE id > {}; UPDATE audit_head SET last_id = {}, hash = '{}', signature = '{}', public_key = '{}'",
+            old_head.0, old_head.0, old_head.1, old_head.2, old_head.3
+        ),
+    );
+    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    assert!(
+        v.problems.is_empty(),
+        "an old, genuinely signed head: {:?}",
+        v.problems
+    );
+    let v = Store::verify_dir(
+        dir.path(),
+        &Trusted {
+            public_key: Some(public),
+            published: vec![(published.last_id, published.hash.clone())],
+        },
+    )
+    .expect("verify");
+    assert_eq!(
+        v.problems,
+        [format!(
+            "entry {0} was published with hash {1}, but the log has no entry {0}: it was cut below a head seen before",
+            published.last_id, published.hash
+        )]
+    );
+}
+
+// Regression (issue 12, item 9): a 0-byte plumb.db was taken for a new store: all history
+// gone, and verify said "intact".
+#[test]
+fn a_store_file_of_zero_bytes_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("plumb.db"), b"").expect("empty");
+    let e = Store::open(dir.path()).err().expect("refused");
+    assert!(e.to_string().contains("is empty (0 bytes)"), "{e}");
+    let e = Store::verify_dir(dir.path(), &Trusted::default()).expect_err("refused");
+    assert!(e.to_string().contains("is empty (0 bytes)"), "{e}");
 }
 
 #[test]
 fn an_unchained_log_is_chained_on_upgrade() {
-    let (dir, n) = log_with_events();
+    let (dir, n, _) = log_with_events();
     Connection::open(dir.path().join("plumb.db"))
         .expect("raw open")
         .execute_batch(
@@ -255,6 +473,6 @@ fn an_unchained_log_is_chained_on_upgrade() {
     store
         .host_event("web-1", 60, EventKind::HostOnline)
         .expect("append after the upgrade");
-    let v = store.verify().expect("verify");
+    let v = store.verify(&Trusted::default()).expect("verify");
     assert_eq!((v.entries, v.problems), (n + 1, Vec::<String>::new()));
 }
