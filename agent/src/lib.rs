@@ -50,6 +50,9 @@ pub struct AgentConfig {
     /// it is observed anyway. A complete change (a close after writing, a rename, a removal,
     /// new attributes) is observed at once.
     pub coalesce: Duration,
+    /// A state message the controller has not acknowledged (stored) for this long, with no
+    /// acknowledgement in between, makes the agent send its whole state again.
+    pub ack_deadline: Duration,
 }
 
 impl AgentConfig {
@@ -66,6 +69,7 @@ impl AgentConfig {
             tls: None,
             deny_content: DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
             coalesce: Duration::from_millis(50),
+            ack_deadline: Duration::from_secs(120),
         }
     }
 }

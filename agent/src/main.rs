@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use plumb_agent::AgentConfig;
 use plumb_agent::cli::{self, exit};
@@ -109,6 +110,10 @@ struct RunArgs {
     /// Full rescan period, the safety net under the file watches (e.g. 10m, 1h) [default: 10m].
     #[arg(long, env = "PLUMB_RESCAN_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
     rescan_interval: Option<Duration>,
+    /// Send the whole state again when the controller has confirmed storing nothing for this
+    /// long (tests shorten it) [default: 2m].
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    ack_deadline: Option<Duration>,
     /// How often paths that cannot be watched are checked instead (e.g. 2s) [default: 2s].
     #[arg(long, env = "PLUMB_POLL_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
     poll_interval: Option<Duration>,
@@ -307,6 +312,7 @@ fn merge(args: RunArgs, file: AgentFile) -> AgentFile {
 
 fn run_agent(args: RunArgs, file: AgentFile) -> anyhow::Result<()> {
     let print = args.print_config;
+    let ack_deadline = args.ack_deadline;
     let merged = merge(args, file);
     let controller = merged.controller.clone().ok_or_else(|| {
         cli::UsageError(format!(
@@ -338,10 +344,17 @@ fn run_agent(args: RunArgs, file: AgentFile) -> anyhow::Result<()> {
     if let Some(id) = merged.host_id {
         cfg.host_id = id;
     }
-    cfg.root = Root::new(merged.root);
+    // Resolved: events name absolute paths, and a relative root would match none of them
+    // (every change missed, the host in sync).
+    let root = merged
+        .root
+        .map(|r| std::fs::canonicalize(&r).with_context(|| format!("root {}", r.display())))
+        .transpose()?;
+    cfg.root = Root::new(root);
     cfg.labels = merged.labels;
     cfg.rescan_interval = merged.rescan_interval.unwrap_or(cfg.rescan_interval);
     cfg.poll_interval = merged.poll_interval.unwrap_or(cfg.poll_interval);
+    cfg.ack_deadline = ack_deadline.unwrap_or(cfg.ack_deadline);
     cfg.max_watches = merged.max_watches;
     cfg.tls = tls;
     cfg.deny_content.extend(merged.deny_content);

@@ -106,6 +106,8 @@ pub enum EventKind {
     AckExpired,
     /// The first entry of every log: an emptied log never passes for a new one.
     LogCreated,
+    /// The store could not write for a while (a full disk): what was delayed, what was lost.
+    StoreOutage,
 }
 
 impl EventKind {
@@ -122,6 +124,7 @@ impl EventKind {
             EventKind::AckRevoked => "ack_revoked",
             EventKind::AckExpired => "ack_expired",
             EventKind::LogCreated => "log_created",
+            EventKind::StoreOutage => "store_outage",
         }
     }
 
@@ -138,6 +141,7 @@ impl EventKind {
             Self::AckRevoked,
             Self::AckExpired,
             Self::LogCreated,
+            Self::StoreOutage,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

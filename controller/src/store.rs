@@ -46,6 +46,9 @@ pub struct Store {
     head: Head,
     /// Signs the head at every append; `None` only in tests and tools that do not append.
     key: Option<AuditKey>,
+    /// Tests make every write fail with it, as a full disk does.
+    #[cfg(test)]
+    fault: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A host as stored, with its open drift (each record with the declared path it came from).
@@ -70,7 +73,137 @@ pub enum DriftChange<'a> {
     },
 }
 
+/// A write of the fleet's, owned: what it could not make when it happened (the disk was full)
+/// and makes, in the same order, once the store can write again.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Observations and drift changes of one host, with their events (`record`).
+    Record {
+        host_id: String,
+        at_ms: i64,
+        observations: Vec<(String, Option<Observation>)>,
+        changes: Vec<Change>,
+    },
+    /// One entry of the event log on its own (`log`).
+    Log {
+        host_id: String,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<DriftRecord>,
+    },
+    /// A host's identity and last-seen time (`upsert_host`).
+    Host { info: HostInfo, last_seen_ms: i64 },
+    /// An acknowledgement ended by the fleet (`drop_ack`).
+    DropAck {
+        ack: Ack,
+        at_ms: i64,
+        kind: EventKind,
+    },
+}
+
+/// An owned `DriftChange`.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Open { origin: String, record: DriftRecord },
+    Change { origin: String, record: DriftRecord },
+    Resolve { record: DriftRecord },
+}
+
+impl Write {
+    /// The host it is about ("" for the controller's own entries).
+    pub fn host_id(&self) -> &str {
+        match self {
+            Write::Record { host_id, .. } | Write::Log { host_id, .. } => host_id,
+            Write::Host { info, .. } => &info.host_id,
+            Write::DropAck { ack, .. } => &ack.host_id,
+        }
+    }
+
+    /// The events it appends, as they will read once written (ids still unknown: 0).
+    pub fn events(&self) -> Vec<Event> {
+        let event = |host_id: &str, at_ms, kind, item: Option<&DriftRecord>| Event {
+            id: 0,
+            at_ms,
+            host_id: host_id.to_owned(),
+            kind,
+            item: item.cloned(),
+        };
+        match self {
+            Write::Record {
+                host_id,
+                at_ms,
+                changes,
+                ..
+            } => changes
+                .iter()
+                .map(|c| {
+                    let (kind, record) = c.parts();
+                    event(host_id, *at_ms, kind, Some(record))
+                })
+                .collect(),
+            Write::Log {
+                host_id,
+                at_ms,
+                kind,
+                item,
+            } => vec![event(host_id, *at_ms, *kind, item.as_ref())],
+            Write::Host { .. } => Vec::new(),
+            Write::DropAck { ack, at_ms, kind } => {
+                vec![event(&ack.host_id, *at_ms, *kind, Some(&ack_record(ack)))]
+            }
+        }
+    }
+}
+
+impl Change {
+    fn parts(&self) -> (EventKind, &DriftRecord) {
+        match self {
+            Change::Open { record, .. } => (EventKind::Opened, record),
+            Change::Change { record, .. } => (EventKind::Changed, record),
+            Change::Resolve { record } => (EventKind::Resolved, record),
+        }
+    }
+
+    fn borrowed(&self) -> DriftChange<'_> {
+        match self {
+            Change::Open { origin, record } => DriftChange::Open { origin, record },
+            Change::Change { origin, record } => DriftChange::Change { origin, record },
+            Change::Resolve { record } => DriftChange::Resolve { record },
+        }
+    }
+}
+
 impl Store {
+    /// Makes one write; returns the events it appended, with their ids.
+    pub fn apply(&mut self, w: &Write) -> Result<Vec<Event>> {
+        match w {
+            Write::Record {
+                host_id,
+                at_ms,
+                observations,
+                changes,
+            } => {
+                let observations: Vec<(&str, Option<&Observation>)> = observations
+                    .iter()
+                    .map(|(p, o)| (p.as_str(), o.as_ref()))
+                    .collect();
+                let changes: Vec<DriftChange<'_>> = changes.iter().map(Change::borrowed).collect();
+                self.record(host_id, *at_ms, &observations, &changes)
+            }
+            Write::Log {
+                host_id,
+                at_ms,
+                kind,
+                item,
+            } => Ok(vec![self.log(host_id, *at_ms, *kind, item.as_ref())?]),
+            Write::Host { info, last_seen_ms } => {
+                self.upsert_host(info, *last_seen_ms)?;
+                Ok(Vec::new())
+            }
+            Write::DropAck { ack, at_ms, kind } => Ok(vec![self.drop_ack(ack, *at_ms, *kind)?]),
+        }
+    }
+
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.display().to_string(),
@@ -95,6 +228,8 @@ impl Store {
             conn,
             head: Head::default(),
             key: None,
+            #[cfg(test)]
+            fault: Default::default(),
         };
         store.migrate()?;
         store.head = audit::head(&store.conn)?;
@@ -114,6 +249,23 @@ impl Store {
     /// The log's head as last committed.
     pub fn head(&self) -> &Head {
         &self.head
+    }
+
+    /// While set, every write fails as on a full disk.
+    #[cfg(test)]
+    pub(crate) fn fault(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.fault.clone()
+    }
+
+    fn writable(&self) -> Result<()> {
+        #[cfg(test)]
+        if self.fault.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Sql(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full".into()),
+            )));
+        }
+        Ok(())
     }
 
     fn event_count(&self) -> Result<i64> {
@@ -268,6 +420,29 @@ impl Store {
         Ok(hosts)
     }
 
+    /// One host's open drift as stored, each record with the declared path it came from.
+    pub fn load_drift(&self, host_id: &str) -> Result<Vec<(String, DriftRecord)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT origin, resource, attribute, expected, actual, since_ms, declared_at
+             FROM drift WHERE host_id = ?1 ORDER BY resource, attribute",
+        )?;
+        let rows = stmt.query_map([host_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                DriftRecord {
+                    resource: r.get(1)?,
+                    attribute: r.get(2)?,
+                    expected: r.get(3)?,
+                    actual: r.get(4)?,
+                    since_ms: r.get(5)?,
+                    declared_at: r.get(6)?,
+                },
+            ))
+        })?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(StoreError::from)
+    }
+
     pub fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observation)>> {
         let mut stmt = self
             .conn
@@ -286,6 +461,7 @@ impl Store {
     }
 
     pub fn upsert_host(&self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
+        self.writable()?;
         let json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn.execute(
             "INSERT INTO hosts (host_id, info, last_seen_ms) VALUES (?1, ?2, ?3)
@@ -297,6 +473,7 @@ impl Store {
 
     /// Records last-seen times of many hosts in one transaction.
     pub fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
+        self.writable()?;
         let tx = self.conn.transaction()?;
         {
             let mut stmt =
@@ -318,6 +495,7 @@ impl Store {
         observations: &[(&str, Option<&Observation>)],
         changes: &[DriftChange<'_>],
     ) -> Result<Vec<Event>> {
+        self.writable()?;
         // The head moves only once the entries are committed.
         let mut head = self.head.clone();
         let tx = self.conn.transaction()?;
@@ -407,6 +585,7 @@ impl Store {
         kind: EventKind,
         item: Option<&DriftRecord>,
     ) -> Result<Event> {
+        self.writable()?;
         // The head moves only once the entry is committed.
         let mut head = self.head.clone();
         let tx = self.conn.transaction()?;
@@ -425,6 +604,7 @@ impl Store {
 
     /// Records an acknowledgement (replacing one for the same resource) and its event.
     pub fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
+        self.writable()?;
         self.conn.execute(
             "INSERT INTO acks (host_id, resource, reason, by, at_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason, by = excluded.by,
@@ -441,6 +621,7 @@ impl Store {
 
     /// Removes an acknowledgement, logging why (`AckRevoked` or `AckExpired`).
     pub fn drop_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
+        self.writable()?;
         self.conn.execute(
             "DELETE FROM acks WHERE host_id = ?1 AND resource = ?2",
             params![ack.host_id, ack.resource],

@@ -121,6 +121,7 @@ pub fn slack_json(e: &Event) -> Value {
         EventKind::AckRevoked => ":memo: acknowledgement revoked",
         EventKind::AckExpired => ":hourglass: acknowledgement expired",
         EventKind::LogCreated => ":ledger: event log created",
+        EventKind::StoreOutage => ":floppy_disk: the store could not write for a while",
         EventKind::HostOnline => ":large_green_circle: host online",
         EventKind::HostOffline => ":red_circle: host offline",
         EventKind::ManifestsAccepted => ":scroll: manifests accepted",

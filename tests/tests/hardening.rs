@@ -496,3 +496,192 @@ fn the_audit_log_cannot_be_cut_or_emptied_unseen() {
         String::from_utf8_lossy(&serve.stderr)
     );
 }
+
+/// A small tmpfs mounted for the test, unmounted when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &std::path::Path, size: &str) -> Self {
+        fs::create_dir_all(at).expect("mkdir");
+        plumb_tests::run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(at),
+        );
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system holding `dir` with `dir/filler` until it is full.
+fn fill(dir: &std::path::Path) {
+    use std::io::Write as _;
+    let mut f = fs::File::create(dir.join("filler")).expect("create the filler");
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        if f.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    // The last bytes too: a 64 KiB write may fail where a smaller one fits.
+    while f.write_all(&[0u8; 512]).is_ok() {}
+    let _ = f.sync_all();
+}
+
+// Regression (issue 12, item 8): with `--data` on a full file system, hundreds of `store write
+// failed` lines went to the log only; `plumb drift` showed drift whose opening was never
+// stored, history had a hole, and `audit verify` said intact. Now the controller says so
+// everywhere, acknowledges nothing it did not store (the agent sends its state again), and,
+// once there is space, writes what waited, in order: nothing is missing from the log.
+#[test]
+fn a_full_disk_is_said_everywhere_and_nothing_is_missing_once_it_has_room() {
+    if !plumb_tests::have_or_skip(plumb_tests::is_root(), "root (to mount a small tmpfs)") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(
+        manifests.join("all.yaml"),
+        "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n",
+    )
+    .expect("write");
+    let data = tmp.path().join("data");
+    let _mount = Mount::tmpfs(&data, "4m");
+    let c = Controller::start_with(
+        &manifests,
+        &data,
+        "127.0.0.1:0",
+        &["--metrics-listen", "127.0.0.1:0"],
+        "http",
+    );
+    let metrics = plumb_tests::wait_for("the metrics address", || {
+        c.proc.stderr().lines().find_map(|l| {
+            l.strip_prefix("plumb: metrics on http://")
+                .map(|r| r.trim_end_matches("/metrics").to_owned())
+        })
+    });
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("etc")).expect("mkdir");
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    let mut agent = Command::new(bin("plumb-agent"));
+    agent.env("RUST_LOG", "info");
+    let agent =
+        plumb_tests::start_agent_with(agent, &c.url, "h1", &root, &["--ack-deadline", "2s"]);
+    c.expect_drift("h1", &[]);
+
+    fill(&data);
+    // Changes until one cannot be written (the log may have had room for the first).
+    let warning = plumb_tests::wait_for("the store to say it cannot write", || {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        fs::write(root.join("etc/motd"), format!("probe {n}\n")).ok()?;
+        let w = c.json(&["hosts"])["warnings"].to_string();
+        w.contains("the store cannot write").then_some(w)
+    });
+    assert!(warning.contains("wait to be recorded"), "{warning}");
+    assert_eq!(
+        plumb_tests::scrape(&metrics).get("plumb_store_writable"),
+        Some(&0.0)
+    );
+
+    // Drift goes on being detected and shown, with the warning; the operator cannot change
+    // what would not be stored.
+    fs::write(root.join("etc/motd"), "during the outage\n").expect("write");
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"during the outage\n");
+    let out = c.plumb(&["drift"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the store cannot write"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ack = c.plumb(&["ack", "h1", "file:/etc/motd", "--reason", "change window"]);
+    assert_eq!(ack.status.code(), Some(1), "{ack:?}");
+    assert!(String::from_utf8_lossy(&ack.stderr).contains("store cannot write"));
+    // Back in sync, and drifted again: transient states the log must keep.
+    fs::write(root.join("etc/motd"), "hi\n").expect("write");
+    c.expect_drift("h1", &[]);
+    fs::write(root.join("etc/motd"), "last\n").expect("write");
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"last\n");
+    // Nothing was acknowledged, so the agent sends its state again.
+    plumb_tests::wait_for("the agent to send its state again", || {
+        agent
+            .stderr()
+            .contains("sending the whole state again")
+            .then_some(())
+    });
+
+    // Room again: what waited is written, in order, and the warning goes.
+    fs::remove_file(data.join("filler")).expect("free the space");
+    plumb_tests::wait_for("the store to write again", || {
+        c.json(&["hosts"])["warnings"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(())
+    });
+    assert_eq!(
+        plumb_tests::scrape(&metrics).get("plumb_store_writable"),
+        Some(&1.0)
+    );
+    let events = c.json(&["history", "h1"])["events"].clone();
+    let seen: Vec<(String, String)> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .rev()
+        .filter(|e| e["resource"] == "file:/etc/motd")
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or_default().to_owned(),
+                e["actual"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let during = plumb_tests::sha256(b"during the outage\n");
+    let last = plumb_tests::sha256(b"last\n");
+    let at = |what: &str, actual: &str| {
+        seen.iter()
+            .position(|(e, a)| e == what && a == actual)
+            .unwrap_or_else(|| panic!("no {what} {actual} in {seen:#?}"))
+    };
+    let opened_during = seen
+        .iter()
+        .position(|(e, a)| (e == "opened" || e == "changed") && *a == during)
+        .unwrap_or_else(|| panic!("the drift during the outage is in the log: {seen:#?}"));
+    let resolved = opened_during
+        + seen[opened_during..]
+            .iter()
+            .position(|(e, _)| e == "resolved")
+            .unwrap_or_else(|| panic!("then resolved: {seen:#?}"));
+    assert!(at("opened", &last) > resolved, "in order: {seen:#?}");
+    let all = c.json(&["history"])["events"].to_string();
+    assert!(
+        all.contains("store_outage"),
+        "the outage itself is in the log: {all}"
+    );
+    let (code, v) = audit_verify(&data, &[]);
+    assert_eq!((code, &v["intact"]), (Some(0), &true.into()), "{v}");
+}
+
+// Found while testing issue 12: with a relative `--root`, events named absolute paths that
+// matched no declared path, so every change was missed and the host stayed in sync.
+#[test]
+fn a_relative_root_sees_changes() {
+    let (tmp, c) =
+        setup("name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n");
+    fs::write(tmp.path().join("root/etc/motd"), "hi\n").expect("write");
+    let mut cmd = Command::new(bin("plumb-agent"));
+    cmd.current_dir(tmp.path());
+    let _agent =
+        plumb_tests::start_agent_with(cmd, &c.url, "h1", std::path::Path::new("root"), &[]);
+    c.expect_drift("h1", &[]);
+    fs::write(tmp.path().join("root/etc/motd"), "changed\n").expect("write");
+    c.expect_content_drift("h1", "/etc/motd", b"hi\n", b"changed\n");
+}

@@ -90,6 +90,8 @@ pub(crate) async fn run(
         last_full_scan_ms: 0,
         coverage_sent: None,
         coverage_due: false,
+        acked: 0,
+        unacked_since: None,
     };
     let mut poll = tokio::time::interval(cfg.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -128,7 +130,7 @@ pub(crate) async fn run(
                             s.requests.len()
                         ));
                     }
-                    Some(In::Ack(ack)) => tracing::trace!(seq = ack.seq, "acknowledged"),
+                    Some(In::Ack(ack)) => s.acknowledged(ack.seq),
                     Some(In::ContentRequest(req)) => s.answer_content(req).await?,
                     Some(In::Heartbeat(_)) | None => {}
                 }
@@ -155,6 +157,15 @@ pub(crate) async fn run(
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > heartbeat_every * MISSED_HEARTBEATS {
                     bail!("controller silent for {:?}", last_heard.elapsed());
+                }
+                if s.unacked_since.is_some_and(|t| t.elapsed() >= cfg.ack_deadline) {
+                    // The controller did not store what it was sent (its disk may be full): it
+                    // acknowledges only what is in its store. Send everything again.
+                    tracing::warn!(acked = s.acked, sent = s.seq, "the controller has confirmed storing nothing for {:?}; sending the whole state again", cfg.ack_deadline);
+                    s.unacked_since = Some(Instant::now());
+                    s.last_sent.fill(None);
+                    s.rescan = true;
+                    s.flush().await?;
                 }
                 send(&s.out, Out::Heartbeat(v1::Heartbeat { sent_at_ms: now_ms() })).await?;
             }
@@ -215,9 +226,31 @@ struct State {
     coverage_sent: Option<v1::Coverage>,
     /// The watch set may have changed: recompute coverage after this flush.
     coverage_due: bool,
+    /// The highest seq the controller has acknowledged: it is stored there.
+    acked: u64,
+    /// Since when a state message waits for its acknowledgement with none arriving; `None`
+    /// when everything sent is acknowledged.
+    unacked_since: Option<Instant>,
 }
 
 impl State {
+    /// The next seq, for a state message about to be sent.
+    fn next_seq(&mut self) -> u64 {
+        if self.acked >= self.seq {
+            // Nothing was waiting: the clock starts with this message.
+            self.unacked_since = Some(Instant::now());
+        }
+        self.seq += 1;
+        self.seq
+    }
+
+    fn acknowledged(&mut self, seq: u64) {
+        tracing::trace!(seq, "acknowledged");
+        self.acked = self.acked.max(seq);
+        // Progress: the clock starts again for what is still waiting, if anything.
+        self.unacked_since = (self.acked < self.seq).then(Instant::now);
+    }
+
     async fn apply_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
         self.generation = plan.generation;
         self.requests = Arc::new(plan.requests);
@@ -239,10 +272,10 @@ impl State {
             let observed = self.observe((start..end).collect()).await?;
             let states = self.sent(observed);
             let more = end < n;
-            self.seq += 1;
+            let seq = self.next_seq();
             let snapshot = v1::Snapshot {
                 plan_generation: self.generation,
-                seq: self.seq,
+                seq,
                 states,
                 packages: if more {
                     Vec::new()
@@ -440,11 +473,11 @@ impl State {
     ) -> anyhow::Result<()> {
         let count = changed.len();
         let states = self.sent(changed);
-        self.seq += 1;
-        tracing::debug!(seq = self.seq, changed = count, "delta");
+        let seq = self.next_seq();
+        tracing::debug!(seq, changed = count, "delta");
         let delta = v1::Delta {
             plan_generation: self.generation,
-            seq: self.seq,
+            seq,
             states,
             packages: packages.iter().map(wire::package_to_proto).collect(),
         };

@@ -71,6 +71,7 @@ fn event_name(k: i32) -> &'static str {
         Ok(v1::DriftEventKind::AckRevoked) => "ack_revoked",
         Ok(v1::DriftEventKind::AckExpired) => "ack_expired",
         Ok(v1::DriftEventKind::LogCreated) => "log_created",
+        Ok(v1::DriftEventKind::StoreOutage) => "store_outage",
         _ => "unknown",
     }
 }
@@ -190,6 +191,7 @@ pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> 
         Format::Json => emit(&pretty(&json!({
             "hosts": resp.hosts.iter().map(host_json).collect::<Vec<_>>(),
             "manifest_errors": errors_json(&resp.manifest_errors),
+            "warnings": resp.warnings,
         }))?)?,
         Format::Table => {
             let rows: Vec<Vec<String>> = resp
@@ -274,7 +276,7 @@ pub(super) async fn drift(
                 })
                 .collect();
             emit(&pretty(
-                &json!({"hosts": hosts, "manifest_errors": errors_json(&resp.manifest_errors)}),
+                &json!({"hosts": hosts, "manifest_errors": errors_json(&resp.manifest_errors), "warnings": resp.warnings}),
             )?)?;
         }
         Format::Table => {

@@ -1,7 +1,7 @@
 //! One host as the fleet keeps it: who it is, its connection, what is declared for it, what
 //! was observed, and its open drift.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +30,9 @@ pub(super) struct Host {
     /// The generation of the last plan sent; state for another generation is ignored.
     pub(super) generation: u64,
     pub(super) observed: HashMap<String, Observation>,
+    /// Observed paths whose observation differs from the stored one (written at the next
+    /// evaluation of the path).
+    pub(super) unstored: HashSet<String>,
     /// Whether a snapshot for the current plan has been evaluated.
     pub(super) evaluated: bool,
     /// Open drift, by the declared path whose evaluation produced it.

@@ -15,14 +15,16 @@ use crate::drift::{self, Observation};
 use crate::manifest::{DesiredState, Diagnostic, ManifestSet};
 use crate::model::{Ack, Coverage, DriftRecord, Event, EventKind, HostInfo, HostView};
 use crate::plan::{self, PathRequest};
-use crate::store::{DriftChange, Store, StoreError};
+use crate::store::{Change, Store, StoreError, Write};
 
 mod acks;
 mod host;
 mod reconcile;
+mod writes;
 use acks::Acks;
 use host::{Conn, Host};
 use reconcile::reconcile;
+use writes::{MAX_PENDING, Pending, Writes};
 
 /// Commands waiting for the fleet thread. A full queue makes senders wait: agents are slowed
 /// down rather than their changes dropped.
@@ -134,7 +136,7 @@ pub enum Command {
     },
     Tick,
     Hosts {
-        reply: oneshot::Sender<(Vec<HostView>, Vec<String>)>,
+        reply: oneshot::Sender<Overview>,
     },
     Follow {
         hosts: Vec<String>,
@@ -196,6 +198,16 @@ impl Turn {
     }
 }
 
+/// The fleet as the query API shows it.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub hosts: Vec<HostView>,
+    /// Non-empty while a manifest change is rejected (the last good set stays in force).
+    pub manifest_errors: Vec<String>,
+    /// What is wrong with the controller itself (the store cannot write).
+    pub warnings: Vec<String>,
+}
+
 /// Cheap to clone; every method is a message to the fleet thread.
 #[derive(Clone)]
 pub struct FleetHandle {
@@ -251,6 +263,11 @@ pub struct Fleet {
     /// The last head said in the log (`publish_head`), and when.
     head_published: i64,
     head_published_at: Instant,
+    /// Writes waiting for a store that cannot write, at most `max_pending`.
+    writes: Writes,
+    max_pending: usize,
+    /// Whether the store writes, for those outside the fleet thread (health, systemd).
+    store_ok: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(PartialEq)]
@@ -305,6 +322,7 @@ impl Fleet {
                     conn: None,
                     generation: 0,
                     observed,
+                    unstored: Default::default(),
                     evaluated: false,
                     drift,
                     coverage: None,
@@ -332,12 +350,22 @@ impl Fleet {
             webhooks: None,
             head_published: 0,
             head_published_at: Instant::now(),
+            writes: Writes::default(),
+            max_pending: MAX_PENDING,
+            store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
 
     /// Replaces the clock (tests move time with it).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Keeps at most this many writes while the store cannot write (tests lower it).
+    #[cfg(test)]
+    pub(crate) fn with_max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n;
         self
     }
 
@@ -349,6 +377,181 @@ impl Fleet {
 
     fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// True while the store writes; false while writes wait (see `writes`).
+    pub fn store_ok(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.store_ok.clone()
+    }
+
+    /// Makes `write` now, or keeps it behind the writes already waiting; the agent message
+    /// `ack` names is acknowledged once it is in the store, never before. Followers hear of
+    /// its events at once either way (with id 0 while they wait for the store).
+    fn write(&mut self, write: Option<Write>, ack: Option<(u64, u64)>) {
+        if self.writes.pending.is_empty() {
+            let started = Instant::now();
+            let result = match &write {
+                Some(w) => self.store.apply(w),
+                None => Ok(Vec::new()),
+            };
+            match result {
+                Ok(events) => {
+                    if write.is_some() {
+                        self.metrics.store.observe(started.elapsed().as_secs_f64());
+                    }
+                    if self.writes.failing.is_some() {
+                        // Nothing was waiting: the failure was a touch, now past.
+                        self.recovered();
+                    }
+                    for e in events {
+                        self.publish(e);
+                    }
+                    self.send_ack(ack);
+                    return;
+                }
+                Err(e) => {
+                    self.writes.failed(self.now(), &e);
+                    self.store_ok
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        if let Some(w) = &write {
+            for e in w.events() {
+                self.publish(e);
+            }
+        }
+        if self.writes.pending.len() >= self.max_pending {
+            // Not kept, and not acknowledged: the host is read again once the store writes.
+            if let Some(w) = &write {
+                self.writes.lose(w.host_id(), self.now());
+            }
+            return;
+        }
+        self.writes.keep(Pending { write, ack });
+    }
+
+    /// Makes the waiting writes, in order, as far as the store lets them.
+    fn flush_writes(&mut self) {
+        while let Some(p) = self.writes.pending.front() {
+            if let Some(w) = &p.write
+                && let Err(e) = self.store.apply(w)
+            {
+                self.writes.failed(self.now(), &e);
+                return;
+            }
+            if let Some(p) = self.writes.pending.pop_front() {
+                self.send_ack(p.ack);
+            }
+        }
+        if self.writes.failing.is_some() {
+            self.recovered();
+        }
+    }
+
+    /// The store writes again and nothing waits: say so in the log itself, and read again the
+    /// hosts whose writes could not be kept.
+    fn recovered(&mut self) {
+        let Some((since, error)) = self.writes.failing.take() else {
+            return;
+        };
+        let now = self.now();
+        let lost: Vec<String> = std::mem::take(&mut self.writes.lost).into_keys().collect();
+        let summary = format!(
+            "the store could not write from {} to {} ({error}); {} write(s) were made late, in order; {} could not be kept{}",
+            rfc3339(since),
+            rfc3339(now),
+            self.writes.delayed,
+            self.writes.dropped,
+            if lost.is_empty() {
+                String::new()
+            } else {
+                format!(", so these hosts were read again: {}", lost.join(", "))
+            }
+        );
+        let record = DriftRecord {
+            resource: "store".into(),
+            attribute: "writes".into(),
+            expected: "written when they happen".into(),
+            actual: summary.clone(),
+            since_ms: since,
+            declared_at: String::new(),
+        };
+        match self
+            .store
+            .log("", now, EventKind::StoreOutage, Some(&record))
+        {
+            Ok(event) => self.publish(event),
+            Err(e) => {
+                self.writes.failing = Some((since, error));
+                self.writes.failed(now, &e);
+                self.writes.lost = lost.into_iter().map(|h| (h, since)).collect();
+                return;
+            }
+        }
+        tracing::warn!(%summary, "the store writes again");
+        self.writes.delayed = 0;
+        self.writes.dropped = 0;
+        self.store_ok
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for host in lost {
+            self.reread(&host);
+        }
+    }
+
+    /// Forgets what the fleet holds of a host beyond its store (writes were dropped), and asks
+    /// its agent for everything again: the snapshot is then judged against what the log says,
+    /// so every difference is recorded, now.
+    fn reread(&mut self, host_id: &str) {
+        let stored = self
+            .store
+            .load_drift(host_id)
+            .and_then(|d| Ok((d, self.store.load_observations(host_id)?)));
+        let Some(host) = self.hosts.get_mut(host_id) else {
+            return;
+        };
+        match stored {
+            Ok((drift, observed)) => {
+                host.drift.clear();
+                for (origin, record) in drift {
+                    host.drift.entry(origin).or_default().push(record);
+                }
+                host.observed = observed.into_iter().collect();
+                host.unstored.clear();
+            }
+            Err(e) => {
+                tracing::error!(host = host_id, error = %e, "cannot read back what the store holds of a host")
+            }
+        }
+        // A new plan makes the agent send everything again.
+        self.send_plan(host_id);
+    }
+
+    fn send_ack(&self, ack: Option<(u64, u64)>) {
+        let Some((conn, seq)) = ack else { return };
+        let out = self
+            .conn_host
+            .get(&conn)
+            .and_then(|id| self.hosts.get(id))
+            .and_then(|h| h.conn.as_ref())
+            .filter(|c| c.id == conn);
+        if let Some(c) = out {
+            let _ = c.out.try_send(ToAgent::Ack { seq });
+        }
+    }
+
+    /// Last-seen times: not events, so not kept when they cannot be written (they are written
+    /// again later), but a failure still says the store cannot write.
+    fn touch(&mut self, seen: &[(&str, i64)]) -> bool {
+        match self.store.touch_hosts(seen) {
+            Ok(()) => true,
+            Err(e) => {
+                self.writes.failed(self.now(), &e);
+                self.store_ok
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                false
+            }
+        }
     }
 
     /// Starts the fleet thread; it runs until `Command::Shutdown` or every handle is dropped.
@@ -428,8 +631,11 @@ impl Fleet {
             Command::Manifests { result, source } => self.manifests(result, &source)?,
             Command::Tick => self.tick()?,
             Command::Hosts { reply } => {
-                let views = self.hosts.values().map(|h| self.view(h)).collect();
-                let _ = reply.send((views, self.manifest_errors.clone()));
+                let _ = reply.send(Overview {
+                    hosts: self.hosts.values().map(|h| self.view(h)).collect(),
+                    manifest_errors: self.manifest_errors.clone(),
+                    warnings: self.writes.warning().into_iter().collect(),
+                });
             }
             Command::Follow { hosts, reply } => {
                 // Subscribing and reading the current drift in one step: nothing falls between.
@@ -461,19 +667,14 @@ impl Fleet {
             }
             Command::Diff { host, path, reply } => self.diff(&host, &path, reply),
             Command::Ack { req, reply } => {
-                let _ = reply.send(self.acknowledge(req)?);
+                let _ = reply.send(self.acknowledge(req));
             }
             Command::RevokeAck {
                 host,
                 resource,
                 reply,
             } => {
-                let found = self.revoke(&host, &resource, EventKind::AckRevoked)?;
-                let _ = reply.send(if found {
-                    Ok(())
-                } else {
-                    Err(format!("no acknowledgement for {resource} on {host}"))
-                });
+                let _ = reply.send(self.revoke_now(&host, &resource));
             }
             Command::Metrics { reply } => {
                 let _ = reply.send(self.render_metrics());
@@ -594,6 +795,17 @@ impl Fleet {
              # HELP plumb_acknowledgements Acknowledgements in force.\n# TYPE plumb_acknowledgements gauge\nplumb_acknowledgements {}\n",
             self.acks.all().len()
         ));
+        let w = &self.writes;
+        out.push_str(&format!(
+            "# HELP plumb_store_writable Whether the store writes (0: changes wait in memory, agents are not acknowledged).\n# TYPE plumb_store_writable gauge\nplumb_store_writable {}\n\
+             # HELP plumb_store_pending_writes Writes waiting for the store, in order.\n# TYPE plumb_store_pending_writes gauge\nplumb_store_pending_writes {}\n\
+             # HELP plumb_store_write_failures_total Writes the store refused since the controller started.\n# TYPE plumb_store_write_failures_total counter\nplumb_store_write_failures_total {}\n\
+             # HELP plumb_store_dropped_writes_total Writes not kept (too many waiting); their hosts were read again.\n# TYPE plumb_store_dropped_writes_total counter\nplumb_store_dropped_writes_total {}\n",
+            u8::from(w.failing.is_none()),
+            w.pending.iter().filter(|p| p.write.is_some()).count(),
+            w.failures_total,
+            w.dropped_total,
+        ));
         out.push_str("# HELP plumb_events_total Events recorded since the controller started.\n# TYPE plumb_events_total counter\n");
         for (kind, n) in &self.metrics.events {
             out.push_str(&format!("plumb_events_total{{kind=\"{kind}\"}} {n}\n"));
@@ -620,12 +832,14 @@ impl Fleet {
         view
     }
 
-    fn acknowledge(&mut self, req: AckRequest) -> Result<Result<Ack, String>, StoreError> {
+    /// An operator's acknowledgement: made in the store at once, or refused.
+    fn acknowledge(&mut self, req: AckRequest) -> Result<Ack, String> {
+        self.refuse_while_failing()?;
         let Some(host) = self.hosts.get(&req.host) else {
-            return Ok(Err(format!(
+            return Err(format!(
                 "no host {:?} is known to this controller",
                 req.host
-            )));
+            ));
         };
         if !host
             .drift
@@ -633,14 +847,14 @@ impl Fleet {
             .flatten()
             .any(|d| d.resource == req.resource)
         {
-            return Ok(Err(format!(
+            return Err(format!(
                 "{} has no open drift on {}",
                 req.host, req.resource
-            )));
+            ));
         }
         let now = self.now();
         if req.expires_ms.is_some_and(|e| e <= now) {
-            return Ok(Err("the expiry is in the past".into()));
+            return Err("the expiry is in the past".into());
         }
         let ack = Ack {
             host_id: req.host,
@@ -650,26 +864,60 @@ impl Fleet {
             at_ms: now,
             expires_ms: req.expires_ms,
         };
-        let event = self.store.put_ack(&ack)?;
-        self.publish(event);
+        match self.store.put_ack(&ack) {
+            Ok(event) => self.publish(event),
+            Err(e) => return Err(self.cannot_write(&e)),
+        }
         self.acks.put(ack.clone());
-        Ok(Ok(ack))
+        Ok(ack)
     }
 
-    fn revoke(&mut self, host: &str, resource: &str, kind: EventKind) -> Result<bool, StoreError> {
+    /// An operator's revocation: made in the store at once, or refused.
+    fn revoke_now(&mut self, host: &str, resource: &str) -> Result<(), String> {
+        self.refuse_while_failing()?;
         let Some(ack) = self.acks.remove(host, resource) else {
-            return Ok(false);
+            return Err(format!("no acknowledgement for {resource} on {host}"));
         };
-        let event = self.store.drop_ack(&ack, self.now(), kind)?;
-        self.publish(event);
-        Ok(true)
+        match self.store.drop_ack(&ack, self.now(), EventKind::AckRevoked) {
+            Ok(event) => {
+                self.publish(event);
+                Ok(())
+            }
+            Err(e) => {
+                self.acks.put(ack);
+                Err(self.cannot_write(&e))
+            }
+        }
+    }
+
+    /// An operator's change is not kept for later: it is refused while the store cannot write.
+    fn refuse_while_failing(&self) -> Result<(), String> {
+        match self.writes.warning() {
+            Some(w) => Err(format!("{w}; try again once it writes")),
+            None => Ok(()),
+        }
+    }
+
+    fn cannot_write(&mut self, e: &StoreError) -> String {
+        self.writes.failed(self.now(), e);
+        self.store_ok
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        format!("the store cannot write ({e}); nothing was changed")
+    }
+
+    /// An acknowledgement the fleet ends (its drift resolved, or it expired).
+    fn end_ack(&mut self, host: &str, resource: &str, kind: EventKind) {
+        if let Some(ack) = self.acks.remove(host, resource) {
+            let at_ms = self.now();
+            self.write(Some(Write::DropAck { ack, at_ms, kind }), None);
+        }
     }
 
     /// An acknowledgement covers the drift it was given for: once the resource has no open
     /// drift any more, it ends (a new drift there later is not pre-approved).
-    fn release_acks(&mut self, host_id: &str) -> Result<(), StoreError> {
+    fn release_acks(&mut self, host_id: &str) {
         let Some(host) = self.hosts.get(host_id) else {
-            return Ok(());
+            return;
         };
         let done: Vec<String> = self
             .acks
@@ -685,9 +933,8 @@ impl Fleet {
             .map(|a| a.resource)
             .collect();
         for resource in done {
-            self.revoke(host_id, &resource, EventKind::AckRevoked)?;
+            self.end_ack(host_id, &resource, EventKind::AckRevoked);
         }
-        Ok(())
     }
 
     fn host_of(&mut self, conn: u64) -> Option<&mut Host> {
@@ -733,6 +980,7 @@ impl Fleet {
                 desired: desired.clone(),
                 generation: 0,
                 observed: HashMap::new(),
+                unstored: Default::default(),
                 evaluated: false,
                 drift: BTreeMap::new(),
                 coverage: None,
@@ -753,14 +1001,26 @@ impl Fleet {
             since_ms: now,
         });
         self.conn_host.insert(conn, host.info.host_id.clone());
-        self.store.upsert_host(&host.info, now)?;
         host.seen_stored_ms = now;
-        let event = self
-            .store
-            .host_event(&host.info.host_id, now, EventKind::HostOnline)?;
         tracing::info!(host = %host.info.host_id, manifests = ?host.desired.manifests, "agent connected");
         let id = host.info.host_id.clone();
-        self.publish(event);
+        let info = host.info.clone();
+        self.write(
+            Some(Write::Host {
+                info,
+                last_seen_ms: now,
+            }),
+            None,
+        );
+        self.write(
+            Some(Write::Log {
+                host_id: id.clone(),
+                at_ms: now,
+                kind: EventKind::HostOnline,
+                item: None,
+            }),
+            None,
+        );
         let _ = reply.send(Ok(conn));
         self.send_plan(&id);
         Ok(())
@@ -821,6 +1081,9 @@ impl Fleet {
         for (path, observed) in states {
             if host.desired.contains_key(&path) {
                 paths.push(path.clone());
+                if host.observed.get(&path) != Some(&observed) {
+                    host.unstored.insert(path.clone());
+                }
                 host.observed.insert(path, observed);
             }
         }
@@ -834,6 +1097,7 @@ impl Fleet {
         if report == Report::Snapshot {
             // Everything declared is evaluated; drift of paths no longer declared is resolved.
             host.observed.retain(|p, _| host.desired.contains_key(p));
+            host.unstored.retain(|p| host.desired.contains_key(p));
             host.evaluated = true;
             paths = host.desired.keys().collect();
             paths.extend(
@@ -843,19 +1107,17 @@ impl Fleet {
                     .cloned(),
             );
         }
-        self.evaluate(&host_id, &paths)?;
-        if let Some(c) = self.hosts.get(&host_id).and_then(|h| h.conn.as_ref()) {
-            let _ = c.out.try_send(ToAgent::Ack { seq });
-        }
+        self.evaluate(&host_id, &paths, Some((conn, seq)));
         Ok(())
     }
 
-    /// Re-evaluates the given declared paths of one host, records what changed and tells
-    /// followers.
-    fn evaluate(&mut self, host_id: &str, paths: &[String]) -> Result<(), StoreError> {
+    /// Re-evaluates the given declared paths of one host, records what changed (with the
+    /// observations that differ from the stored ones) and tells followers; `ack` is the agent
+    /// message to acknowledge once that is in the store.
+    fn evaluate(&mut self, host_id: &str, paths: &[String], ack: Option<(u64, u64)>) {
         let now = self.now();
         let Some(host) = self.hosts.get_mut(host_id) else {
-            return Ok(());
+            return;
         };
         let mut opened: Vec<(String, DriftRecord)> = Vec::new();
         let mut changed: Vec<(String, DriftRecord)> = Vec::new();
@@ -872,7 +1134,12 @@ impl Fleet {
                     Some(obs) => evaluate_key(&host.desired, path, obs),
                 }
             };
-            observations.push((path.clone(), host.observed.get(path).cloned()));
+            let observed = host.observed.get(path);
+            // An unchanged observation is in the store already: only what differs is written
+            // (a reconnecting agent's snapshot of 10,000 paths is then no 10,000-row write).
+            if observed.is_none() || host.unstored.remove(path) {
+                observations.push((path.clone(), observed.cloned()));
+            }
             let old = host.drift.remove(path).unwrap_or_default();
             let r = reconcile(old, new, now);
             opened.extend(r.opened.into_iter().map(|d| (path.clone(), d)));
@@ -882,38 +1149,36 @@ impl Fleet {
                 host.drift.insert(path.clone(), r.open);
             }
         }
-        let obs_refs: Vec<(&str, Option<&Observation>)> = observations
-            .iter()
-            .map(|(p, o)| (p.as_str(), o.as_ref()))
-            .collect();
-        let changes: Vec<DriftChange<'_>> = opened
-            .iter()
-            .map(|(origin, record)| DriftChange::Open { origin, record })
+        let changes: Vec<Change> = opened
+            .into_iter()
+            .map(|(origin, record)| Change::Open { origin, record })
             .chain(
                 changed
-                    .iter()
-                    .map(|(origin, record)| DriftChange::Change { origin, record }),
+                    .into_iter()
+                    .map(|(origin, record)| Change::Change { origin, record }),
             )
             .chain(
                 resolved
-                    .iter()
-                    .map(|record| DriftChange::Resolve { record }),
+                    .into_iter()
+                    .map(|record| Change::Resolve { record }),
             )
             .collect();
-        if changes.is_empty() && obs_refs.is_empty() {
-            return Ok(());
+        for c in &changes {
+            let (kind, item) = match c {
+                Change::Open { record, .. } => (EventKind::Opened, record),
+                Change::Change { record, .. } => (EventKind::Changed, record),
+                Change::Resolve { record } => (EventKind::Resolved, record),
+            };
+            tracing::info!(host = %host_id, event = %kind, resource = %item.resource, attribute = %item.attribute, expected = %item.expected, actual = %item.actual, "drift");
         }
-        let started = Instant::now();
-        let events = self.store.record(host_id, now, &obs_refs, &changes)?;
-        self.metrics.store.observe(started.elapsed().as_secs_f64());
-        for e in events {
-            if let Some(item) = &e.item {
-                tracing::info!(host = %host_id, event = %e.kind, resource = %item.resource, attribute = %item.attribute, expected = %item.expected, actual = %item.actual, "drift");
-            }
-            self.publish(e);
-        }
-        self.release_acks(host_id)?;
-        Ok(())
+        let write = (!changes.is_empty() || !observations.is_empty()).then(|| Write::Record {
+            host_id: host_id.to_owned(),
+            at_ms: now,
+            observations,
+            changes,
+        });
+        self.write(write, ack);
+        self.release_acks(host_id);
     }
 
     fn disconnected(&mut self, conn: u64, why: &str) -> Result<(), StoreError> {
@@ -928,12 +1193,22 @@ impl Fleet {
         }
         host.conn = None;
         tracing::warn!(host = %id, why, "agent offline; keeping its last known drift");
-        self.store.touch_hosts(&[(&id, host.last_seen_ms)])?;
-        host.seen_stored_ms = host.last_seen_ms;
-        let event = self
-            .store
-            .host_event(&id, self.now(), EventKind::HostOffline)?;
-        self.publish(event);
+        let seen = host.last_seen_ms;
+        if self.touch(&[(&id, seen)])
+            && let Some(host) = self.hosts.get_mut(&id)
+        {
+            host.seen_stored_ms = seen;
+        }
+        let at_ms = self.now();
+        self.write(
+            Some(Write::Log {
+                host_id: id,
+                at_ms,
+                kind: EventKind::HostOffline,
+                item: None,
+            }),
+            None,
+        );
         Ok(())
     }
 
@@ -973,14 +1248,16 @@ impl Fleet {
                     errors.len(),
                     first.unwrap_or_default()
                 );
-                let event = self.store.log(
-                    "",
-                    self.now(),
-                    EventKind::ManifestsRejected,
-                    Some(&record(summary)),
-                )?;
+                self.write(
+                    Some(Write::Log {
+                        host_id: String::new(),
+                        at_ms: now,
+                        kind: EventKind::ManifestsRejected,
+                        item: Some(record(summary)),
+                    }),
+                    None,
+                );
                 self.manifests_logged = outcome;
-                self.publish(event);
                 return Ok(());
             }
         };
@@ -990,14 +1267,16 @@ impl Fleet {
             return Ok(());
         }
         let summary = format!("{} manifests in force", set.manifests().len());
-        let event = self.store.log(
-            "",
-            self.now(),
-            EventKind::ManifestsAccepted,
-            Some(&record(summary)),
-        )?;
+        self.write(
+            Some(Write::Log {
+                host_id: String::new(),
+                at_ms: now,
+                kind: EventKind::ManifestsAccepted,
+                item: Some(record(summary)),
+            }),
+            None,
+        );
         self.manifests_logged = Some(ManifestOutcome::Accepted);
-        self.publish(event);
         tracing::info!(manifests = set.manifests().len(), "manifest set in force");
         self.manifest_errors.clear();
         if unchanged {
@@ -1026,7 +1305,8 @@ impl Fleet {
                     .cloned(),
             );
             host.observed.retain(|p, _| host.desired.contains_key(p));
-            self.evaluate(&id, &paths)?;
+            host.unstored.retain(|p| host.desired.contains_key(p));
+            self.evaluate(&id, &paths, None);
             self.send_plan(&id);
         }
         Ok(())
@@ -1054,12 +1334,20 @@ impl Fleet {
         if self.head_published_at.elapsed() >= HEAD_PUBLISHED_EVERY {
             self.publish_head();
         }
+        if self.writes.failing.is_some() {
+            self.flush_writes();
+        }
         for ack in self.acks.take_expired(self.now()) {
             tracing::info!(host = %ack.host_id, resource = %ack.resource, "acknowledgement expired; the drift counts again");
-            let event = self
-                .store
-                .drop_ack(&ack, self.now(), EventKind::AckExpired)?;
-            self.publish(event);
+            let at_ms = self.now();
+            self.write(
+                Some(Write::DropAck {
+                    ack,
+                    at_ms,
+                    kind: EventKind::AckExpired,
+                }),
+                None,
+            );
         }
         // Agents that never answered a content request: give up (the caller has timed out).
         self.pending_content
@@ -1078,19 +1366,23 @@ impl Fleet {
         for conn in silent {
             self.disconnected(conn, "missed heartbeats")?;
         }
-        let seen: Vec<(&str, i64)> = self
+        let seen: Vec<(String, i64)> = self
             .hosts
-            .values_mut()
+            .values()
             .filter(|h| {
                 h.conn.is_some() && h.last_seen_ms - h.seen_stored_ms >= SEEN_WRITE_EVERY_MS
             })
-            .map(|h| {
-                h.seen_stored_ms = h.last_seen_ms;
-                (&*h.info.host_id, h.last_seen_ms)
-            })
+            .map(|h| (h.info.host_id.clone(), h.last_seen_ms))
             .collect();
         if !seen.is_empty() {
-            self.store.touch_hosts(&seen)?;
+            let refs: Vec<(&str, i64)> = seen.iter().map(|(h, t)| (h.as_str(), *t)).collect();
+            if self.touch(&refs) {
+                for (id, at) in &seen {
+                    if let Some(h) = self.hosts.get_mut(id) {
+                        h.seen_stored_ms = *at;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -1116,6 +1408,11 @@ fn evaluate_key(
         // A key observed as the wrong kind: nothing to evaluate.
         _ => Vec::new(),
     }
+}
+
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+        .to_string()
 }
 
 pub fn now_ms() -> i64 {

@@ -143,10 +143,11 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
             .await
             .expect("acknowledged");
         assert_eq!((made.by.as_str(), made.at_ms), ("alice", 1_000_000));
-        let (views, _) = fleet
+        let views = fleet
             .ask(|reply| Command::Hosts { reply })
             .await
-            .expect("hosts");
+            .expect("hosts")
+            .hosts;
         assert_eq!(
             views[0].acks.len(),
             1,
@@ -218,10 +219,11 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
     runtime.block_on(async {
         let (conn, generation, mut rx) = connect(&fleet).await;
         let host = || async {
-            let (hosts, _) = fleet
+            let hosts = fleet
                 .ask(|reply| Command::Hosts { reply })
                 .await
-                .expect("fleet");
+                .expect("fleet")
+                .hosts;
             hosts
                 .into_iter()
                 .find(|h| h.info.host_id == "h")
@@ -366,10 +368,11 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
         let why = refused.expect_err("the impostor is refused");
         assert!(why.contains("already has a live stream"), "{why}");
         // The first stream is still the host's: its messages count, its drift stands.
-        let (hosts, _) = fleet
+        let hosts = fleet
             .ask(|reply| Command::Hosts { reply })
             .await
-            .expect("fleet");
+            .expect("fleet")
+            .hosts;
         assert_eq!(hosts[0].drift.len(), 1, "{:?}", hosts[0].drift);
         assert!(
             fleet
@@ -389,6 +392,149 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
         // Under mutual TLS the certificate proves the host: the newer stream takes over.
         let (taken, _rx3) = second(true).await;
         assert!(taken.is_ok());
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
+
+// Regression (issue 12, item 8): on a full disk, events went unrecorded while agents were
+// acknowledged and drift was shown without a word. Now: writes wait in order, the agent's
+// messages are acknowledged only once stored, what cannot be kept makes its host be read
+// again, and the outage is itself in the log.
+#[test]
+fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("m.yaml"), MANIFEST).expect("write");
+    let set = load_dir(dir.path()).expect("valid");
+    let store = Store::open(&dir.path().join("data")).expect("store");
+    let fault = store.fault();
+    let (fleet, thread) = Fleet::new(store, set, Duration::from_secs(3600))
+        .expect("fleet")
+        .with_max_pending(4)
+        .spawn()
+        .expect("spawn");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (conn, generation, mut rx) = connect(&fleet).await;
+        let state = |mode, seq, report| Command::State {
+            conn,
+            report,
+            generation,
+            seq,
+            states: vec![("/etc/a".into(), file(mode))],
+            turn: Default::default(),
+        };
+        // A round trip through the fleet: whatever it sent before is in `rx` now.
+        let settle = || async {
+            fleet
+                .ask(|reply| Command::Hosts { reply })
+                .await
+                .expect("fleet")
+        };
+        fleet
+            .send(state(0o100600, 1, Report::Snapshot))
+            .await
+            .expect("send");
+        settle().await;
+        assert!(matches!(rx.try_recv(), Ok(ToAgent::Ack { seq: 1 })));
+
+        fault.store(true, Ordering::SeqCst);
+        // Resolved, opened, resolved, opened (kept), resolved, opened, resolved (dropped).
+        for seq in 2..9 {
+            let mode = if seq % 2 == 0 { 0o100644 } else { 0o100600 };
+            fleet
+                .send(state(mode, seq, Report::Delta))
+                .await
+                .expect("send");
+        }
+        let overview = settle().await;
+        assert!(rx.try_recv().is_err(), "nothing unstored is acknowledged");
+        let warning = overview.warnings.join("\n");
+        assert!(
+            warning.contains("the store cannot write since") && warning.contains("could not be kept"),
+            "{warning}"
+        );
+        assert_eq!(overview.hosts[0].drift.len(), 0, "the truth is shown meanwhile");
+        assert!(
+            fleet
+                .ask(|reply| Command::Ack {
+                    req: AckRequest {
+                        host: "h".into(),
+                        resource: "file:/etc/a".into(),
+                        reason: "r".into(),
+                        by: "op".into(),
+                        expires_ms: None,
+                    },
+                    reply,
+                })
+                .await
+                .expect("fleet")
+                .is_err(),
+            "an operator's change is refused, not kept"
+        );
+
+        fault.store(false, Ordering::SeqCst);
+        fleet.send(Command::Tick).await.expect("tick");
+        let overview = settle().await;
+        assert!(overview.warnings.is_empty(), "{:?}", overview.warnings);
+        let mut acked = Vec::new();
+        let mut replanned = None;
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                ToAgent::Ack { seq } => acked.push(seq),
+                ToAgent::Plan { generation, .. } => replanned = Some(generation),
+                _ => {}
+            }
+        }
+        assert_eq!(acked, [2, 3, 4, 5], "the kept ones, in order, once stored");
+        let generation = replanned.expect("the host whose writes were dropped is read again");
+        // Its snapshot is judged against what the log holds (opened at seq 5): the drift that
+        // ended while writes were dropped is resolved now, in the log.
+        fleet
+            .send(Command::State {
+                conn,
+                report: Report::Snapshot,
+                generation,
+                seq: 9,
+                states: vec![("/etc/a".into(), file(0o100644))],
+                turn: Default::default(),
+            })
+            .await
+            .expect("send");
+        settle().await;
+        let (events, _) = fleet
+            .ask(|reply| Command::History {
+                host: None,
+                limit: 100,
+                reply,
+            })
+            .await
+            .expect("fleet")
+            .expect("history");
+        let kinds: Vec<&str> = events.iter().rev().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "log_created",
+                "host_online",
+                "opened",
+                "resolved",
+                "opened",
+                "resolved",
+                "opened",
+                "store_outage",
+                "resolved",
+            ]
+        );
+        let outage = events[1].item.as_ref().expect("item");
+        assert!(
+            outage.actual.contains("4 write(s) were made late, in order; 3 could not be kept, so these hosts were read again: h"),
+            "{}",
+            outage.actual
+        );
         fleet.send(Command::Shutdown).await.expect("shutdown");
     });
     thread.join().expect("the fleet thread did not panic");

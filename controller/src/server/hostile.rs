@@ -145,7 +145,7 @@ proptest! {
                     fleet.send(cmd).await.expect("fleet alive");
                 }
             }
-            let (hosts, _) = fleet.ask(|reply| Command::Hosts { reply }).await.expect("fleet still answers");
+            let hosts = fleet.ask(|reply| Command::Hosts { reply }).await.expect("fleet still answers").hosts;
             assert_eq!(hosts.len(), 1);
             fleet.send(Command::Shutdown).await.expect("shutdown");
         });

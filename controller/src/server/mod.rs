@@ -159,6 +159,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
     })
     .await??;
+    let store_ok = fleet.store_ok();
     let (fleet, fleet_thread) = fleet.spawn().context("cannot start the fleet thread")?;
     // The set in force at start goes into the event log, with its git commit.
     let source = crate::manifest::load::source_of(&cfg.manifests);
@@ -185,20 +186,6 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         cfg.reload_now.clone(),
         &sources,
     )?;
-    let ticker = {
-        let fleet = fleet.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = every.tick() => fleet.try_send(Command::Tick),
-                }
-            }
-        })
-    };
-
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<v1::query_service_server::QueryServiceServer<query_api::QueryApi>>()
@@ -206,6 +193,43 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     health
         .set_serving::<v1::agent_service_server::AgentServiceServer<agent_api::AgentApi>>()
         .await;
+    let ticker = {
+        let fleet = fleet.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            let mut writable = true;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => fleet.try_send(Command::Tick),
+                }
+                // A controller that cannot store what it hears says so to whoever checks its
+                // health (load balancers, monitoring) and to systemd.
+                let now = store_ok.load(std::sync::atomic::Ordering::Relaxed);
+                if now != writable {
+                    writable = now;
+                    let status = if now {
+                        tonic_health::ServingStatus::Serving
+                    } else {
+                        tonic_health::ServingStatus::NotServing
+                    };
+                    health.set_service_status("", status).await;
+                    health
+                        .set_service_status("plumb.v1.AgentService", status)
+                        .await;
+                    health
+                        .set_service_status("plumb.v1.QueryService", status)
+                        .await;
+                    plumb_agent::systemd::status(if now {
+                        "serving; the store writes again"
+                    } else {
+                        "the store cannot write: changes wait in memory"
+                    });
+                }
+            }
+        })
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -23,6 +23,17 @@ pub(crate) struct QueryApi {
     pub(crate) warnings: Vec<String>,
 }
 
+impl QueryApi {
+    /// The controller's own warnings, then the fleet's (the store cannot write).
+    fn warnings_with(&self, overview: &crate::fleet::Overview) -> Vec<String> {
+        self.warnings
+            .iter()
+            .chain(&overview.warnings)
+            .cloned()
+            .collect()
+    }
+}
+
 fn stopped(_: crate::fleet::Stopped) -> Status {
     Status::unavailable("controller is shutting down")
 }
@@ -36,18 +47,19 @@ impl QueryService for QueryApi {
         request: Request<v1::ListHostsRequest>,
     ) -> Result<Response<v1::ListHostsResponse>, Status> {
         self.auth.require_operator(&request)?;
-        let (hosts, errors) = self
+        let overview = self
             .fleet
             .ask(|reply| Command::Hosts { reply })
             .await
             .map_err(stopped)?;
         Ok(Response::new(v1::ListHostsResponse {
-            hosts: hosts.iter().map(wire::host_to_proto).collect(),
-            manifest_errors: errors
+            hosts: overview.hosts.iter().map(wire::host_to_proto).collect(),
+            warnings: self.warnings_with(&overview),
+            manifest_errors: overview
+                .manifest_errors
                 .into_iter()
                 .map(|message| v1::ManifestError { message })
                 .collect(),
-            warnings: self.warnings.clone(),
         }))
     }
 
@@ -57,11 +69,13 @@ impl QueryService for QueryApi {
     ) -> Result<Response<v1::GetDriftResponse>, Status> {
         self.auth.require_operator(&request)?;
         let wanted = request.into_inner().hosts;
-        let (hosts, errors) = self
+        let overview = self
             .fleet
             .ask(|reply| Command::Hosts { reply })
             .await
             .map_err(stopped)?;
+        let warnings = self.warnings_with(&overview);
+        let (hosts, errors) = (overview.hosts, overview.manifest_errors);
         if let Some(missing) = wanted
             .iter()
             .find(|w| !hosts.iter().any(|h| &h.info.host_id == *w))
@@ -85,7 +99,7 @@ impl QueryService for QueryApi {
                 .into_iter()
                 .map(|message| v1::ManifestError { message })
                 .collect(),
-            warnings: self.warnings.clone(),
+            warnings,
         }))
     }
 

@@ -297,6 +297,7 @@ pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
         EventKind::AckRevoked => v1::DriftEventKind::AckRevoked,
         EventKind::AckExpired => v1::DriftEventKind::AckExpired,
         EventKind::LogCreated => v1::DriftEventKind::LogCreated,
+        EventKind::StoreOutage => v1::DriftEventKind::StoreOutage,
     };
     v1::DriftEvent {
         id: e.id,
