@@ -40,6 +40,8 @@ pub struct ControllerFile {
     pub tls: Option<ServerTlsFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_plaintext: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

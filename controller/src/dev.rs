@@ -88,6 +88,8 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
         data: tmp.path().join("data"),
         audit_key: tmp.path().join("data/audit.key"),
         heartbeat_interval: Duration::from_secs(5),
+        max_connections: None,
+        handshake_timeout: server::HANDSHAKE_TIMEOUT,
     };
     let controller = server::start(cfg, shutdown.clone()).await.map_err(|e| {
         if e.chain().any(|c| {

@@ -30,6 +30,8 @@ async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running)
         data: tmp.path().join("data"),
         audit_key: tmp.path().join("data/audit.key"),
         heartbeat_interval: Duration::from_secs(5),
+        max_connections: None,
+        handshake_timeout: server::HANDSHAKE_TIMEOUT,
     };
     let running = server::start(cfg, shutdown.clone())
         .await

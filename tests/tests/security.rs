@@ -348,3 +348,63 @@ fn diff_policy_allowed_too_large_sensitive_and_deny_listed() {
             .filter(|&code| code == 0)
     });
 }
+
+// Regression (issue 12, weak): idle TCP connections that never speak were kept forever, on
+// the plaintext and on the TLS port; with 450 of them and a low open-file limit, queries
+// stopped. Now each must begin speaking within a deadline, and at most so many are held.
+#[test]
+fn idle_connections_are_closed_and_do_not_lock_out_queries() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let m = tmp.path().join("manifests");
+    write_tree(&m, &[("all.yaml", "name: all\nhosts: [\"*\"]\n")]);
+    let pki = pki(&tmp.path().join("pki"));
+    let p = |f: &str| pki.join(f).display().to_string();
+    let limits = ["--max-connections", "40", "--handshake-timeout", "1s"];
+    let tls = [
+        "--tls-cert",
+        &p("controller.pem"),
+        "--tls-key",
+        &p("controller-key.pem"),
+        "--tls-ca",
+        &p("ca.pem"),
+    ];
+    for (scheme, extra) in [("http", vec![]), ("https", tls.to_vec())] {
+        let args: Vec<&str> = limits.iter().copied().chain(extra).collect();
+        let mut c = Controller::start_with(
+            &m,
+            &tmp.path().join(format!("data-{scheme}")),
+            "127.0.0.1:0",
+            &args,
+            scheme,
+        );
+        if scheme == "https" {
+            c.client_env = vec![
+                ("PLUMB_CA".into(), p("ca.pem")),
+                ("PLUMB_CERT".into(), p("operator-alice.pem")),
+                ("PLUMB_KEY".into(), p("operator-alice-key.pem")),
+            ];
+        }
+        let addr = c.url.split("://").nth(1).expect("an address").to_owned();
+        // More idle connections than the controller holds.
+        let idle: Vec<std::net::TcpStream> = (0..60)
+            .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+            .collect();
+        // Each is closed: the held ones at the deadline, the others at once.
+        for mut s in idle {
+            use std::io::Read as _;
+            s.set_read_timeout(Some(plumb_tests::DEADLINE))
+                .expect("timeout");
+            // (The HTTP/2 server speaks first: its settings may come before the close.)
+            let mut got = Vec::new();
+            match s.read_to_end(&mut got) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                other => panic!("{scheme}: an idle connection was kept: {other:?}"),
+            }
+        }
+        // And queries answer.
+        wait_for("a query to answer", || {
+            c.plumb(&["hosts"]).status.success().then_some(())
+        });
+    }
+}

@@ -266,6 +266,14 @@ pub struct ServeArgs {
     /// one can rewrite the log without `plumb audit verify` showing it.
     #[arg(long, env = "PLUMB_AUDIT_KEY", value_name = "FILE")]
     pub audit_key: Option<PathBuf>,
+    /// Hold at most this many connections (agents and queries) at once; more are closed as
+    /// they come [default: the open-files limit less 256].
+    #[arg(long, env = "PLUMB_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Close a connection that has sent nothing for this long after connecting (tests
+    /// shorten it) [default: 10s].
+    #[arg(long, hide = true, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub handshake_timeout: Option<Duration>,
     /// How often agents send heartbeats; three missed ones make a host offline [default: 5s].
     #[arg(long, env = "PLUMB_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat_interval: Option<Duration>,
@@ -458,6 +466,7 @@ fn merge(args: ServeArgs, file: ControllerFile) -> ControllerFile {
         heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
         tls: (tls != Default::default()).then_some(tls),
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
+        max_connections: args.max_connections.or(file.max_connections),
         insecure_plaintext: args.insecure_plaintext || file.insecure_plaintext,
         log_format: file.log_format,
         webhooks: file.webhooks,
@@ -505,6 +514,8 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
             .listen
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
         audit_key: merged.audit_key.unwrap_or_else(|| data.join("audit.key")),
+        max_connections: merged.max_connections,
+        handshake_timeout: server::HANDSHAKE_TIMEOUT,
         manifests,
         data,
         heartbeat_interval: merged.heartbeat_interval.unwrap_or(Duration::from_secs(5)),
@@ -521,8 +532,10 @@ async fn serve(
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| crate::config::CONTROLLER_CONFIG.to_owned());
     let print = args.print_config;
+    let handshake_timeout = args.handshake_timeout;
     let merged = merge(args, file);
-    let cfg = serve_config(merged.clone(), &source)?;
+    let mut cfg = serve_config(merged.clone(), &source)?;
+    cfg.handshake_timeout = handshake_timeout.unwrap_or(server::HANDSHAKE_TIMEOUT);
     if print {
         emit(&serde_yaml::to_string(&merged)?)?;
         return Ok(exit::OK);

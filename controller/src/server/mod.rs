@@ -6,6 +6,7 @@ mod agent_api;
 #[cfg(test)]
 mod hostile;
 mod identity;
+mod incoming;
 pub mod metrics;
 mod query_api;
 mod reload;
@@ -20,19 +21,10 @@ use plumb_proto::v1;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 use crate::fleet::{Command, Fleet};
 use crate::manifest::load::load;
 use crate::store::{AuditKey, Store};
-
-/// The accepted connections, with Nagle's algorithm off. The builder's `tcp_nodelay` does not
-/// apply to a listener of our own, and without it a small message written while the previous
-/// one is unacknowledged waits for the peer's delayed ACK: 40 ms on Linux, about one drift
-/// event in a thousand in the latency benchmark.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
-}
 
 /// Largest message accepted from any peer; a Snapshot of 100,000 paths fits.
 const MAX_MESSAGE: usize = 64 << 20;
@@ -58,7 +50,14 @@ pub struct ServeConfig {
     pub metrics: Option<SocketAddr>,
     /// Where drift events are POSTed.
     pub webhooks: Vec<crate::webhook::WebhookConfig>,
+    /// At most this many connections at once [default: what the open-files limit leaves].
+    pub max_connections: Option<usize>,
+    /// A connection that has sent nothing by then is closed.
+    pub handshake_timeout: Duration,
 }
+
+/// How long a new connection may take to begin speaking.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// PEM contents for mutual TLS.
 #[derive(Debug, Clone)]
@@ -265,6 +264,16 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         .add_service(agent_service)
         .add_service(query_service);
 
+    let limits = incoming::Limits {
+        max_connections: cfg
+            .max_connections
+            .unwrap_or_else(incoming::default_max_connections),
+        first_bytes_within: cfg.handshake_timeout,
+    };
+    tracing::debug!(
+        max_connections = limits.max_connections,
+        "accepting connections"
+    );
     let handle = fleet.clone();
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
@@ -274,8 +283,8 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
             // Ending the fleet ends every agent stream and follower, so draining can finish.
             let _ = fleet_for_stop.send(Command::Shutdown).await;
         };
-        let serve = router.serve_with_incoming_shutdown(incoming(listener), graceful);
-        tokio::pin!(serve);
+        let connections = incoming::incoming(listener, limits, shutdown.clone());
+        let mut serve = Box::pin(router.serve_with_incoming_shutdown(connections, graceful));
         let result = tokio::select! {
             r = &mut serve => r.map_err(anyhow::Error::from),
             _ = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN).await } => {
@@ -283,7 +292,11 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
                 Ok(())
             }
         };
+        // The services hold the fleet too: they go with the server. And the fleet is told to
+        // stop whichever way the server ended, or joining it would wait forever.
+        drop(serve);
         ticker.abort();
+        let _ = fleet.send(Command::Shutdown).await;
         drop(fleet);
         let _ = tokio::task::spawn_blocking(move || fleet_thread.join()).await;
         tracing::info!("controller stopped");
@@ -295,25 +308,4 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         fleet: handle,
         task,
     })
-}
-
-#[cfg(test)]
-mod incoming_tests {
-    use tokio_stream::StreamExt as _;
-
-    #[tokio::test]
-    async fn accepted_connections_send_small_messages_at_once() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut incoming = super::incoming(listener);
-        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let accepted = incoming
-            .next()
-            .await
-            .expect("a connection")
-            .expect("accepted");
-        assert!(accepted.nodelay().expect("nodelay"), "Nagle is off");
-    }
 }
