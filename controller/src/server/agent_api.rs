@@ -110,53 +110,69 @@ async fn forward(
             Ok(None) => return "closed by the agent".into(),
             Err(status) => return format!("error: {}", status.message()),
         };
-        let cmd = match msg {
-            Msg::Hello(_) => return "a second Hello".into(),
-            Msg::Heartbeat(_) => Command::Heard { conn },
-            Msg::ContentReply(r) => Command::Content {
-                conn,
-                id: r.id,
-                result: if r.refused.is_empty() {
-                    Ok(r.content)
-                } else {
-                    Err(r.refused)
-                },
-            },
-            Msg::Coverage(c) => Command::Coverage {
-                conn,
-                coverage: wire::coverage_from_proto(c),
-            },
-            Msg::Snapshot(s) => match states(s.states, s.packages) {
-                Ok(states) => Command::State {
-                    conn,
-                    report: if s.more {
-                        Report::SnapshotPart
-                    } else {
-                        Report::Snapshot
-                    },
-                    generation: s.plan_generation,
-                    seq: s.seq,
-                    states,
-                    turn: Turn::take(&turns).await,
-                },
-                Err(e) => return format!("malformed snapshot: {e}"),
-            },
-            Msg::Delta(d) => match states(d.states, d.packages) {
-                Ok(states) => Command::State {
-                    conn,
-                    report: Report::Delta,
-                    generation: d.plan_generation,
-                    seq: d.seq,
-                    states,
-                    turn: Turn::take(&turns).await,
-                },
-                Err(e) => return format!("malformed delta: {e}"),
-            },
+        let turn = if matches!(msg, Msg::Snapshot(_) | Msg::Delta(_)) {
+            Turn::take(&turns).await
+        } else {
+            Turn::default()
+        };
+        let cmd = match command(conn, msg, turn) {
+            Ok(cmd) => cmd,
+            Err(why) => return why,
         };
         if fleet.send(cmd).await.is_err() {
             return "controller shutting down".into();
         }
     }
+}
+
+/// What one agent message after the Hello asks of the fleet, checked at the edge: `Err` (a
+/// second Hello, malformed states) ends the stream with the reason. `turn` is the stream's
+/// place in the fleet's queue, for a state message.
+pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, String> {
+    Ok(match msg {
+        Msg::Hello(_) => return Err("a second Hello".into()),
+        Msg::Heartbeat(_) => Command::Heard { conn },
+        Msg::ContentReply(r) => Command::Content {
+            conn,
+            id: r.id,
+            result: if r.refused.is_empty() {
+                Ok(r.content)
+            } else {
+                Err(r.refused)
+            },
+        },
+        Msg::Coverage(c) => Command::Coverage {
+            conn,
+            coverage: wire::coverage_from_proto(c)
+                .map_err(|e| format!("malformed coverage: {e}"))?,
+        },
+        Msg::Snapshot(s) => match states(s.states, s.packages) {
+            Ok(states) => Command::State {
+                conn,
+                report: if s.more {
+                    Report::SnapshotPart
+                } else {
+                    Report::Snapshot
+                },
+                generation: s.plan_generation,
+                seq: s.seq,
+                states,
+                turn,
+            },
+            Err(e) => return Err(format!("malformed snapshot: {e}")),
+        },
+        Msg::Delta(d) => match states(d.states, d.packages) {
+            Ok(states) => Command::State {
+                conn,
+                report: Report::Delta,
+                generation: d.plan_generation,
+                seq: d.seq,
+                states,
+                turn,
+            },
+            Err(e) => return Err(format!("malformed delta: {e}")),
+        },
+    })
 }
 
 fn states(

@@ -179,8 +179,24 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(String, Observa
     ))
 }
 
-pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Coverage {
-    Coverage {
+pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Result<Coverage, String> {
+    // A plan has at most 100,000 paths; a longer list is made up, and it is kept per host.
+    const MAX_LISTED: usize = 100_000;
+    if c.polled.len() > MAX_LISTED || c.watch_errors.len() > MAX_LISTED {
+        return Err(format!(
+            "coverage lists {} polled paths and {} watch errors, more than a plan has",
+            c.polled.len(),
+            c.watch_errors.len()
+        ));
+    }
+    if c.polled
+        .iter()
+        .chain(&c.watch_errors)
+        .any(|s| s.len() > MAX_TEXT)
+    {
+        return Err("a coverage entry is too long".into());
+    }
+    Ok(Coverage {
         watches: c.watches,
         watch_limit: c.watch_limit,
         polled: c.polled,
@@ -188,7 +204,7 @@ pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Coverage {
         overflows: c.overflows,
         last_full_scan_ms: c.last_full_scan_ms,
         degraded_since_ms: None,
-    }
+    })
 }
 
 pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
