@@ -8,6 +8,7 @@
 
 mod fixture;
 mod footprint;
+mod hostile;
 mod latency;
 mod peers;
 mod scale;
@@ -66,6 +67,29 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// A hostile host: N simulated agents make changes, alone and then while one real
+    /// agent's exclusive directory churns through E entries, created and removed over and
+    /// over; the others' detection latency side by side.
+    Hostile {
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
+    /// (For `hostile`: churns a directory until killed.)
+    #[command(hide = true)]
+    Churn {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long)]
+        entries: usize,
+        #[arg(long)]
+        rounds: std::path::PathBuf,
+    },
     /// The same changes to the same tree, found by AIDE (when installed) and by plumb.
     Peers {
         #[arg(long, default_value_t = 10_000)]
@@ -85,13 +109,29 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut summary = serde_json::Map::new();
     let mut peers = None;
+    let mut hostile = None;
     let (footprint, scan, latency, scale) = match args.command {
+        Command::Churn {
+            dir,
+            entries,
+            rounds,
+        } => return hostile::churn(&dir, entries, &rounds),
         Command::Peers { files } => {
             peers = Some(files);
             (None, None, None, None)
         }
+        Command::Hostile {
+            agents,
+            entries,
+            rate,
+            duration,
+        } => {
+            hostile = Some((agents, entries, rate, duration));
+            (None, None, None, None)
+        }
         Command::All => {
             peers = Some(10_000);
+            hostile = Some((1000, 100_000, 200, Duration::from_secs(20)));
             (
                 Some((vec![1000, 10_000], Duration::from_secs(60))),
                 Some((vec![1000, 10_000], 5)),
@@ -131,6 +171,12 @@ fn main() -> anyhow::Result<()> {
         summary.insert(
             "scale".into(),
             runtime.block_on(scale::run(&agents, per_connection, files, rate, duration))?,
+        );
+    }
+    if let Some((agents, entries, rate, duration)) = hostile {
+        summary.insert(
+            "hostile".into(),
+            runtime.block_on(hostile::run(agents, entries, rate, duration))?,
         );
     }
     if let Some(files) = peers {

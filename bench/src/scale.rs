@@ -116,7 +116,7 @@ async fn agent(
     }
 }
 
-fn manifest(files: usize) -> String {
+pub(crate) fn manifest(files: usize) -> String {
     let mut out = String::from("name: load\nhosts: [\"load-*\"]\nfiles:\n");
     for f in 0..files {
         out.push_str(&format!(
@@ -161,25 +161,52 @@ fn cli_ms(url: &str, args: &[&str]) -> anyhow::Result<(f64, usize)> {
     Ok((fixture::median(times), size))
 }
 
-pub(crate) async fn run(
-    sizes: &[usize],
-    streams_per_connection: usize,
+/// N simulated agents of M files each, connected and in sync, against a controller on
+/// `manifests` (which must hold `manifest(files)` as `load.yaml`).
+pub(crate) struct SimulatedFleet {
+    /// Held: the controller stops when the fleet is dropped.
+    _controller: fixture::Proc,
+    pub(crate) url: String,
+    pub(crate) pid: u32,
+    pub(crate) client: v1::query_service_client::QueryServiceClient<tonic::transport::Channel>,
+    senders: Vec<mpsc::Sender<Change>>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     files: usize,
-    rate: u32,
-    duration: Duration,
-) -> anyhow::Result<Value> {
-    let facts = Arc::new(plumb_agent::collect::facts::collect(
-        &plumb_agent::root::Root::new(None),
-    ));
-    let mut results = Vec::new();
-    for &n in sizes {
-        let tmp = tempfile::tempdir()?;
-        let manifests = tmp.path().join("manifests");
-        std::fs::create_dir_all(&manifests)?;
-        std::fs::write(manifests.join("load.yaml"), manifest(files))?;
-        let (controller, url) = fixture::controller(&manifests, &tmp.path().join("data"), &[])?;
-        let pid = controller.pid();
+    /// How long until every agent was in sync.
+    pub(crate) ramp: Duration,
+    rng: fixture::Rng,
+    drifted: Vec<bool>,
+}
 
+/// What a spell of changes found.
+pub(crate) struct Changes {
+    /// Delta sent → event seen, sorted, in ms.
+    pub(crate) latencies: Vec<f64>,
+    pub(crate) total: usize,
+    /// Changes whose event never came.
+    pub(crate) unseen: usize,
+    pub(crate) cpu_percent: f64,
+}
+
+impl Changes {
+    pub(crate) fn q(&self, x: f64) -> f64 {
+        fixture::quantile(&self.latencies, x)
+    }
+}
+
+impl SimulatedFleet {
+    pub(crate) async fn start(
+        manifests: &std::path::Path,
+        data: &std::path::Path,
+        n: usize,
+        streams_per_connection: usize,
+        files: usize,
+    ) -> anyhow::Result<Self> {
+        let facts = Arc::new(plumb_agent::collect::facts::collect(
+            &plumb_agent::root::Root::new(None),
+        ));
+        let (controller, url) = fixture::controller(manifests, data, &[])?;
+        let pid = controller.pid();
         // Connect everyone, a few hundred at a time, as a fleet after a controller restart.
         let start = Instant::now();
         let connected = Arc::new(AtomicUsize::new(0));
@@ -212,7 +239,7 @@ pub(crate) async fn run(
         }
         let mut client = fixture::query(&url).await?;
         loop {
-            if in_sync_count(&mut client).await? == n {
+            if in_sync_count(&mut client).await? >= n {
                 break;
             }
             if let Some(failed) = tasks.iter().position(|t| t.is_finished()) {
@@ -225,53 +252,66 @@ pub(crate) async fn run(
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let ramp = start.elapsed();
+        Ok(Self {
+            _controller: controller,
+            url,
+            pid,
+            client,
+            senders,
+            tasks,
+            files,
+            ramp: start.elapsed(),
+            rng: fixture::Rng::new(n as u64),
+            drifted: vec![false; n * files],
+        })
+    }
 
-        // At rest: heartbeats only.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let cpu0 = fixture::cpu_time(pid)?;
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let rest_cpu = (fixture::cpu_time(pid)? - cpu0).as_secs_f64() / 10.0;
-        let rest = fixture::memory(pid)?;
-        let (drift_ms, drift_bytes) = cli_ms(&url, &["drift"])?;
-        let (hosts_ms, hosts_bytes) = cli_ms(&url, &["hosts"])?;
-
-        // Changes at a steady rate; each one's latency from its Delta to its event.
+    /// Changes at `rate` per second for `duration`, spread over random agents and files; each
+    /// one's latency from its Delta to its event on `WatchDrift`.
+    pub(crate) async fn changes(
+        &mut self,
+        rate: u32,
+        duration: Duration,
+    ) -> anyhow::Result<Changes> {
+        let n = self.senders.len();
+        let files = self.files;
         let sent: Arc<Mutex<HashMap<(String, String), Instant>>> = Default::default();
-        let mut events = client
+        let mut events = self
+            .client
             .watch_drift(v1::WatchDriftRequest { hosts: Vec::new() })
             .await?
             .into_inner();
         let pending = sent.clone();
+        let seen: Arc<Mutex<Vec<f64>>> = Default::default();
+        let latencies = seen.clone();
         let collector = tokio::spawn(async move {
-            let mut latencies = Vec::new();
             while let Some(Ok(e)) = events.next().await {
                 let Some(item) = e.item else { continue };
                 if let Some(t0) = pending.lock().await.remove(&(e.host_id, item.resource)) {
-                    latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+                    latencies
+                        .lock()
+                        .await
+                        .push(t0.elapsed().as_secs_f64() * 1e3);
                 }
             }
-            latencies
         });
         let total = (rate as f64 * duration.as_secs_f64()) as usize;
-        let mut drifted = vec![false; n * files];
-        let cpu0 = fixture::cpu_time(pid)?;
+        let cpu0 = fixture::cpu_time(self.pid)?;
         let changes_start = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut rng = fixture::Rng::new(n as u64);
         for _ in 0..total {
             tick.tick().await;
-            let host = (rng.next() % n as u64) as usize;
-            let file = (rng.next() % files as u64) as usize;
+            let host = (self.rng.next() % n as u64) as usize;
+            let file = (self.rng.next() % files as u64) as usize;
             let key = (
                 format!("load-{host:05}"),
                 format!("file:/etc/load/f{file:03}.conf"),
             );
-            let flag = &mut drifted[host * files + file];
+            let flag = &mut self.drifted[host * files + file];
             *flag = !*flag;
             sent.lock().await.insert(key, Instant::now());
-            senders[host]
+            self.senders[host]
                 .send(Change {
                     file,
                     drifted: *flag,
@@ -285,16 +325,65 @@ pub(crate) async fn run(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let busy = changes_start.elapsed();
-        let busy_cpu = (fixture::cpu_time(pid)? - cpu0).as_secs_f64() / busy.as_secs_f64();
-        let lost = sent.lock().await.len();
-        let under_load = fixture::memory(pid)?;
-        drop(controller);
-        let mut latencies = collector.await?;
+        let cpu_percent =
+            (fixture::cpu_time(self.pid)? - cpu0).as_secs_f64() / busy.as_secs_f64() * 100.0;
+        let unseen = sent.lock().await.len();
+        collector.abort();
+        let mut latencies = std::mem::take(&mut *seen.lock().await);
         latencies.sort_by(f64::total_cmp);
-        let q = |x| fixture::quantile(&latencies, x);
-        for t in &tasks {
+        Ok(Changes {
+            latencies,
+            total,
+            unseen,
+            cpu_percent,
+        })
+    }
+}
+
+impl Drop for SimulatedFleet {
+    fn drop(&mut self) {
+        for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+pub(crate) async fn run(
+    sizes: &[usize],
+    streams_per_connection: usize,
+    files: usize,
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let mut results = Vec::new();
+    for &n in sizes {
+        let tmp = tempfile::tempdir()?;
+        let manifests = tmp.path().join("manifests");
+        std::fs::create_dir_all(&manifests)?;
+        std::fs::write(manifests.join("load.yaml"), manifest(files))?;
+        let mut fleet = SimulatedFleet::start(
+            &manifests,
+            &tmp.path().join("data"),
+            n,
+            streams_per_connection,
+            files,
+        )
+        .await?;
+        let (pid, url) = (fleet.pid, fleet.url.clone());
+
+        // At rest: heartbeats only.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cpu0 = fixture::cpu_time(pid)?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let rest_cpu = (fixture::cpu_time(pid)? - cpu0).as_secs_f64() / 10.0;
+        let rest = fixture::memory(pid)?;
+        let (drift_ms, drift_bytes) = cli_ms(&url, &["drift"])?;
+        let (hosts_ms, hosts_bytes) = cli_ms(&url, &["hosts"])?;
+
+        let c = fleet.changes(rate, duration).await?;
+        let under_load = fixture::memory(pid)?;
+        let ramp = fleet.ramp;
+        drop(fleet);
         let mib = |kib: u64| kib as f64 / 1024.0;
         let per = if streams_per_connection > 1 {
             format!(" ({streams_per_connection} per connection)")
@@ -310,11 +399,11 @@ pub(crate) async fn run(
             rest_cpu * 100.0,
             drift_bytes / 1024,
             hosts_bytes / 1024,
-            q(0.5),
-            q(0.99),
-            q(1.0),
-            lost,
-            busy_cpu * 100.0,
+            c.q(0.5),
+            c.q(0.99),
+            c.q(1.0),
+            c.unseen,
+            c.cpu_percent,
             mib(under_load.rss),
         );
         results.push(json!({
@@ -327,12 +416,12 @@ pub(crate) async fn run(
             "drift_json_ms": drift_ms,
             "hosts_json_ms": hosts_ms,
             "changes_per_s": rate,
-            "changes": total,
-            "detection_p50_ms": q(0.5),
-            "detection_p99_ms": q(0.99),
-            "detection_max_ms": q(1.0),
-            "unseen": lost,
-            "busy_cpu_percent": busy_cpu * 100.0,
+            "changes": c.total,
+            "detection_p50_ms": c.q(0.5),
+            "detection_p99_ms": c.q(0.99),
+            "detection_max_ms": c.q(1.0),
+            "unseen": c.unseen,
+            "busy_cpu_percent": c.cpu_percent,
             "busy_rss_mib": mib(under_load.rss),
             "peak_rss_mib": mib(under_load.peak),
         }));
