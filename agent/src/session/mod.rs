@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
+use plumb_proto::MAX_LISTED_ENTRIES;
 use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg as In};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
@@ -25,8 +26,10 @@ use crate::wire::{self, Plan};
 
 mod packages;
 mod settling;
+mod summaries;
 use packages::Packages;
 use settling::Settling;
+use summaries::Summaries;
 
 /// Messages queued for the controller; a full queue blocks the session (backpressure), while
 /// the watcher's own queue absorbs and, past its size, coalesces into a rescan.
@@ -92,6 +95,8 @@ pub(crate) async fn run(
         coverage_due: false,
         acked: 0,
         unacked_since: None,
+        summaries: Summaries::default(),
+        held_until: None,
     };
     let mut poll = tokio::time::interval(cfg.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -164,10 +169,14 @@ pub(crate) async fn run(
                     tracing::warn!(acked = s.acked, sent = s.seq, "the controller has confirmed storing nothing for {:?}; sending the whole state again", cfg.ack_deadline);
                     s.unacked_since = Some(Instant::now());
                     s.last_sent.fill(None);
+                    s.summaries.clear();
                     s.rescan = true;
                     s.flush().await?;
                 }
                 send(&s.out, Out::Heartbeat(v1::Heartbeat { sent_at_ms: now_ms() })).await?;
+            }
+            _ = async { sleep_until(s.held_until.unwrap_or_else(Instant::now)).await }, if s.held_until.is_some() => {
+                s.flush().await?;
             }
             _ = async { sleep_until(s.packages.retry_at.unwrap_or_else(Instant::now)).await }, if s.packages.retry_at.is_some() => {
                 s.packages.dirty = true;
@@ -231,6 +240,10 @@ struct State {
     /// Since when a state message waits for its acknowledgement with none arriving; `None`
     /// when everything sent is acknowledged.
     unacked_since: Option<Instant>,
+    /// Summarised directories whose listings churn: sent at most once per hold.
+    summaries: Summaries,
+    /// When the first held listing is due.
+    held_until: Option<Instant>,
 }
 
 impl State {
@@ -256,6 +269,7 @@ impl State {
         self.requests = Arc::new(plan.requests);
         let n = self.requests.len();
         self.last_sent = vec![None; n].into_boxed_slice();
+        self.summaries.clear();
         self.packages.set(plan.packages, &self.cfg.root);
         // Watches first: a change during the scan then shows up as an event afterwards.
         self.rewatch();
@@ -437,14 +451,23 @@ impl State {
                 .collect()
         };
         let mut packages = self.poll_packages().await?;
+        // What waits is observed again when it is due: it stays dirty.
+        self.held_until = None;
+        let now = Instant::now();
         // A part at a time: a rescan holds PART observations, not the whole plan.
         for part in which.chunks(PART) {
-            let changed: Vec<(usize, Observation)> = self
-                .observe(part.to_vec())
-                .await?
-                .into_iter()
-                .filter(|(i, o)| self.last_sent[*i] != Some(self.fingerprint(o)))
-                .collect();
+            let mut changed: Vec<(usize, Observation)> = Vec::new();
+            for (i, o) in self.observe(part.to_vec()).await? {
+                if self.last_sent[i] == Some(self.fingerprint(&o)) {
+                    continue;
+                }
+                if let Some(until) = self.summaries.hold(i, self.summary_rest(&o), now) {
+                    self.dirty.insert(o.path);
+                    self.held_until = Some(self.held_until.map_or(until, |t| t.min(until)));
+                    continue;
+                }
+                changed.push((i, o));
+            }
             if !changed.is_empty() {
                 let packages = std::mem::take(&mut packages);
                 self.send_delta(changed, packages).await?;
@@ -490,13 +513,27 @@ impl State {
         NonZeroU64::MIN | self.fingerprints.hash_one(o)
     }
 
+    /// For a directory listed in summary (more undeclared entries than are listed), a
+    /// fingerprint of all but its entries; `None` for anything else.
+    fn summary_rest(&self, o: &Observation) -> Option<NonZeroU64> {
+        (o.entries_total > MAX_LISTED_ENTRIES as u64).then(|| {
+            self.fingerprint(&Observation {
+                entries: Vec::new(),
+                entries_total: 0,
+                ..o.clone()
+            })
+        })
+    }
+
     /// Records observations as sent (by fingerprint) and turns them into wire states, freeing
     /// each as it goes.
     fn sent(&mut self, observed: Vec<(usize, Observation)>) -> Vec<v1::PathState> {
+        let now = Instant::now();
         observed
             .into_iter()
             .map(|(i, o)| {
                 self.last_sent[i] = Some(self.fingerprint(&o));
+                self.summaries.sent(i, self.summary_rest(&o), now);
                 wire::state_to_proto(&o)
             })
             .collect()
