@@ -3,6 +3,10 @@
 //! queue (`try_send`), and each webhook has its own worker that delivers in order, retrying
 //! with exponential backoff. A queue that overflows (an endpoint down for a long time) drops
 //! the newest events and says so in the log; the event log keeps every event regardless.
+//!
+//! Each stored event goes out with the event log's head as it stood once the event was
+//! written (entry, hash, signature): the receiver keeps copies of the head outside the store,
+//! which `plumb audit verify --head ENTRY:HASH` later holds the log to.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{Event, EventKind};
+use crate::store::Head;
 
 /// Events waiting for one webhook; beyond this they are dropped (and logged).
 const QUEUE: usize = 10_000;
@@ -104,11 +109,22 @@ impl WebhookConfig {
     }
 }
 
-/// plumb's JSON for an event: exactly what `plumb drift --follow -o json` prints for it (the
-/// same function makes both). `id` is the event's id in the log: a receiver that sees it twice
-/// (a retry after a lost answer) can drop the second.
-pub fn event_json(e: &Event) -> Value {
-    crate::cli::query::event_json(&crate::server::wire::event_to_proto(e))
+/// plumb's JSON for an event: what `plumb drift --follow -o json` prints for it (the same
+/// function makes both), and `audit_head`, the event log's head once the event was stored
+/// (absent for an event the store has not written yet). `id` is the event's id in the log: a
+/// receiver that sees it twice (a retry after a lost answer) can drop the second.
+pub fn event_json(e: &Event, head: Option<&Head>) -> Value {
+    let mut v = crate::cli::query::event_json(&crate::server::wire::event_to_proto(e));
+    if let (Some(h), Some(map)) = (head, v.as_object_mut()) {
+        map.insert(
+            "audit_head".into(),
+            json!({
+                "entry": h.last_id, "hash": h.hash, "signature": h.signature,
+                "public_key": h.public_key,
+            }),
+        );
+    }
+    v
 }
 
 /// A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat).
@@ -172,16 +188,18 @@ pub struct Sink {
 #[derive(Clone)]
 struct Queue {
     kinds: Vec<EventKind>,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<(Event, Option<Head>)>,
     counters: Arc<Counters>,
 }
 
 impl Sink {
-    /// Queues the event for every webhook that wants it; never waits.
-    pub fn send(&self, event: &Event) {
+    /// Queues the event, with the log's head once it was stored (`None` if it is not stored
+    /// yet), for every webhook that wants it; never waits.
+    pub fn send(&self, event: &Event, head: Option<&Head>) {
         for q in &self.queues {
             if q.kinds.contains(&event.kind)
-                && let Err(mpsc::error::TrySendError::Full(_)) = q.tx.try_send(event.clone())
+                && let Err(mpsc::error::TrySendError::Full(_)) =
+                    q.tx.try_send((event.clone(), head.cloned()))
             {
                 q.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -271,18 +289,18 @@ fn redacted(url: &str) -> String {
 async fn worker(
     hook: WebhookConfig,
     client: Client,
-    mut rx: mpsc::Receiver<Event>,
+    mut rx: mpsc::Receiver<(Event, Option<Head>)>,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) {
     let target = redacted(&hook.url);
     loop {
-        let event = tokio::select! {
+        let (event, head) = tokio::select! {
             _ = shutdown.cancelled() => return,
             e = rx.recv() => match e { Some(e) => e, None => return },
         };
         let body = match hook.format {
-            Format::Json => event_json(&event),
+            Format::Json => event_json(&event, head.as_ref()),
             Format::Slack => slack_json(&event),
         }
         .to_string();
@@ -393,13 +411,25 @@ mod tests {
 
     #[test]
     fn json_is_the_follow_shape() {
-        let v = event_json(&event(EventKind::Opened));
+        let v = event_json(&event(EventKind::Opened), None);
         assert_eq!(v["id"], 7);
         assert_eq!(v["event"], "opened");
         assert_eq!(v["host"], "web-01");
         assert_eq!(v["resource"], "file:/etc/motd");
         assert_eq!(v["expected"], "ab<c>");
         assert_eq!(v["at"], "2025-11-24T16:00:00.000Z");
+        assert!(v.get("audit_head").is_none(), "not stored: no head");
+        let head = Head {
+            last_id: 8,
+            hash: "3f2a".into(),
+            signature: "5ig".into(),
+            public_key: "4b".into(),
+        };
+        let v = event_json(&event(EventKind::Opened), Some(&head));
+        assert_eq!(
+            v["audit_head"],
+            json!({"entry": 8, "hash": "3f2a", "signature": "5ig", "public_key": "4b"})
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! End to end: drift events reach webhooks (plumb's JSON and Slack's form) on a real local
 //! HTTP server, retried with backoff after failures, given up at once on a 4xx, and never
-//! held up by an endpoint that does not answer.
+//! held up by an endpoint that does not answer; each with the event log's signed head.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -206,6 +206,44 @@ fn drift_events_reach_webhooks_with_retries_and_a_stuck_endpoint_holds_nothing_u
         .collect();
     let ids: Vec<&Value> = logged.iter().rev().map(|e| &e["id"]).collect();
     assert_eq!(ids, [&json[2].body["id"], &json[3].body["id"]]);
+    // Each carries the log's head once it was stored: copies outside the store, signed, that
+    // `plumb audit verify --head` holds the log to.
+    let public = fs::read_to_string(c.data.join("audit.key.pub")).expect("the public key");
+    let mut heads = Vec::new();
+    for r in &json[2..] {
+        let head = &r.body["audit_head"];
+        assert!(
+            head["entry"].as_i64() >= r.body["id"].as_i64(),
+            "the head includes the event: {}",
+            r.body
+        );
+        assert_eq!(head["public_key"].as_str(), Some(public.trim()));
+        assert!(!head["signature"].as_str().unwrap_or("").is_empty());
+        heads.push(format!(
+            "{}:{}",
+            head["entry"],
+            head["hash"].as_str().expect("a hash")
+        ));
+    }
+    let verify = std::process::Command::new(plumb_tests::bin("plumb"))
+        .args(["audit", "verify", "-o", "json", "--data"])
+        .arg(&c.data)
+        .args([
+            "--public-key",
+            public.trim(),
+            "--head",
+            &heads[0],
+            "--head",
+            &heads[1],
+        ])
+        .output()
+        .expect("run plumb audit verify");
+    let v: Value = serde_json::from_slice(&verify.stdout).expect("JSON");
+    assert_eq!(
+        (verify.status.code(), &v["intact"]),
+        (Some(0), &true.into()),
+        "{v}"
+    );
 
     // Slack's form.
     let slack = wait_for("both events delivered to /slack", || {

@@ -760,11 +760,14 @@ impl Fleet {
         );
     }
 
-    /// Tells followers, and counts the event.
+    /// Tells followers and webhooks, and counts the event. Webhooks get the log's head with an
+    /// event the store holds (a copy of the head outside the store, for `audit verify --head`).
     fn publish(&mut self, event: Event) {
         *self.metrics.events.entry(event.kind.as_str()).or_default() += 1;
         if let Some(hooks) = &self.webhooks {
-            hooks.send(&event);
+            let head = self.store.head();
+            let stored = event.id > 0 && head.last_id >= event.id;
+            hooks.send(&event, stored.then_some(head));
         }
         let _ = self.events.send(event);
     }
