@@ -2,7 +2,9 @@
 //! rate, first alone, then while one real agent's exclusive directory churns: 100,000 entries
 //! created and removed again, over and over. Reported: the others' detection latency in both
 //! spells, side by side, the controller's CPU, and what the hostile host's drift looked like
-//! (one item with a count, not 100,000).
+//! (one item with a count, not 100,000). Between the churn unwatched and the churn watched by
+//! an agent of the measured controller, a spell with that agent reporting to another
+//! controller tells the machine's load apart from the hostile stream's cost to the fleet.
 //!
 //! The churn runs on this machine's two cores with the controller, the load generator and the
 //! real agent: the figures are an upper bound on what the churn costs the fleet.
@@ -58,18 +60,35 @@ pub(crate) async fn run(
     )?;
     let machine = fleet.changes(rate, duration).await?;
     report("churn on this machine, not watched", &machine, rate);
-    let _agent = niced(
-        std::process::Command::new(fixture::bin("plumb-agent")?)
-            .args([
-                "run",
-                "--controller",
-                &fleet.url,
-                "--host-id",
-                "churn",
-                "--root",
-            ])
-            .arg(&root),
+
+    // The same agent watching the churn, but reporting to another controller (at the lowest
+    // priority too): the machine is as loaded as in the next spell, while the measured
+    // controller hears nothing of the hostile host. What the next spell adds to this one is
+    // what the hostile stream costs the controller the others share.
+    let elsewhere_manifests = tmp.path().join("elsewhere-manifests");
+    std::fs::create_dir_all(&elsewhere_manifests)?;
+    std::fs::copy(
+        manifests.join("churn.yaml"),
+        elsewhere_manifests.join("churn.yaml"),
     )?;
+    let (elsewhere, elsewhere_url) = fixture::controller(
+        &elsewhere_manifests,
+        &tmp.path().join("elsewhere-data"),
+        &[],
+    )?;
+    std::process::Command::new("renice")
+        .args(["-n", "19", "-p", &elsewhere.pid().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    let mut elsewhere_client = fixture::query(&elsewhere_url).await?;
+    let agent_elsewhere = churn_agent(&elsewhere_url, &root)?;
+    wait_for_connected(&mut elsewhere_client, "churn").await?;
+    let apart = fleet.changes(rate, duration).await?;
+    report("churn watched, its agent reporting elsewhere", &apart, rate);
+    drop(agent_elsewhere);
+    drop(elsewhere);
+
+    let _agent = churn_agent(&fleet.url, &root)?;
     wait_for_connected(&mut fleet.client, "churn").await?;
     let events_before = events_of(&mut fleet.client, "churn").await?;
     // The hostile host's drift, while it churns: never more than one item.
@@ -98,7 +117,8 @@ pub(crate) async fn run(
     };
     Ok(json!({
         "agents": agents, "entries": entries, "changes_per_s": rate,
-        "alone": spell(&alone), "churn_not_watched": spell(&machine), "churn_watched": spell(&churning),
+        "alone": spell(&alone), "churn_not_watched": spell(&machine),
+        "churn_watched_elsewhere": spell(&apart), "churn_watched": spell(&churning),
         "churn_rounds": churned, "churning_host_most_drift_items": most_items,
         "churning_host_events": churn_events,
     }))
@@ -177,6 +197,15 @@ async fn events_of(
         .into_inner()
         .events
         .len())
+}
+
+/// The hostile host's agent, at the lowest priority, reporting to `url`.
+fn churn_agent(url: &str, root: &Path) -> anyhow::Result<fixture::Proc> {
+    niced(
+        std::process::Command::new(fixture::bin("plumb-agent")?)
+            .args(["run", "--controller", url, "--host-id", "churn", "--root"])
+            .arg(root),
+    )
 }
 
 /// `command` at the lowest CPU priority, its output discarded.

@@ -278,12 +278,17 @@ fn a_fifo_in_the_manifest_directory_is_refused_and_reloading_goes_on() {
     assert_eq!(c.proc.wait(), Some(0), "the controller stops when asked");
 }
 
-// Regression (issue 12, item 4): with `--data` inside the manifest directory (or next to it),
-// every store write woke the reloader, which logged `manifests_accepted` each time: about
-// seven events a second into the audit log, forever.
+// Regression (issue 12, item 4): with `--data` the manifest directory itself, its parent
+// (the store's files next to the manifest directory) or a directory inside it, store writes,
+// like any write beside or in the manifest directory, woke the reloader, which logged
+// `manifests_accepted` each time: about seven events a second into the audit log, forever.
 #[test]
 fn store_writes_next_to_or_inside_the_manifests_are_not_reloads() {
-    for data_inside in [true, false] {
+    for place in [
+        "the manifest directory",
+        "its parent",
+        "a directory inside it",
+    ] {
         let tmp = tempfile::tempdir().expect("temp dir");
         let manifests = tmp.path().join("manifests");
         fs::create_dir_all(&manifests).expect("mkdir");
@@ -292,18 +297,32 @@ fn store_writes_next_to_or_inside_the_manifests_are_not_reloads() {
             "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n",
         )
         .expect("write");
-        let data = if data_inside {
-            manifests.join("data")
-        } else {
-            tmp.path().join("data")
+        let data = match place {
+            "the manifest directory" => manifests.clone(),
+            "its parent" => tmp.path().to_owned(),
+            _ => manifests.join("data"),
         };
         let c = Controller::start(&manifests, &data);
         let root = tmp.path().join("root");
         fs::create_dir_all(root.join("etc")).expect("mkdir");
         fs::write(root.join("etc/motd"), "hi\n").expect("write");
         let _agent = start_agent(&c.url, "h1", &root, &[]);
-        // Store writes: drift opened and resolved, over and over.
-        for i in 0..5 {
+        // Store writes (drift opened and resolved, over and over), and a log written where an
+        // operator's `plumb serve 2>>controller.log` might put it: beside the manifest
+        // directory and in it.
+        for i in 0..10 {
+            for log in [
+                tmp.path().join("controller.log"),
+                manifests.join("controller.log"),
+            ] {
+                let mut f = fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .expect("open the log");
+                std::io::Write::write_all(&mut f, format!("line {i}\n").as_bytes())
+                    .expect("append");
+            }
             fs::write(root.join("etc/motd"), format!("change {i}\n")).expect("write");
             c.expect_content_drift(
                 "h1",
@@ -327,7 +346,7 @@ fn store_writes_next_to_or_inside_the_manifests_are_not_reloads() {
         let accepted = kinds.iter().filter(|k| *k == "manifests_accepted").count();
         assert_eq!(
             accepted, 2,
-            "data inside: {data_inside}; the set at start and the one change, nothing else: {kinds:?}"
+            "data in {place}: the set at start and the one change, nothing else: {kinds:?}"
         );
     }
 }
