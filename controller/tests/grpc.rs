@@ -99,6 +99,55 @@ async fn health_and_reflection_let_stock_clients_discover_the_query_service() {
     running.wait().await.expect("clean stop");
 }
 
+// Stock clients that speak only reflection v1alpha (grpcio-reflection, Postman, Evans, older
+// grpcurl) got UNIMPLEMENTED while only v1 was served.
+#[tokio::test]
+async fn reflection_v1alpha_lists_the_services_and_resolves_their_symbols() {
+    use prost::Message as _;
+    let (_tmp, shutdown, running) = controller().await;
+    let ch = channel(&running).await;
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol("plumb.v1.QueryService".into()),
+    ]
+    .map(|m| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(m),
+    });
+    let mut stream = ServerReflectionClient::new(ch)
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("reflection v1alpha is served")
+        .into_inner();
+    let reply = stream.next().await.expect("a reply").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reply {reply:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.iter().any(|n| n == "plumb.v1.QueryService"),
+        "{names:?}"
+    );
+    let reply = stream.next().await.expect("a reply").expect("ok");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = reply.message_response else {
+        panic!("unexpected reply {reply:?}")
+    };
+    let file = prost_types::FileDescriptorProto::decode(&files.file_descriptor_proto[0][..])
+        .expect("a file descriptor");
+    assert!(
+        file.service.iter().any(|s| s.name() == "QueryService"),
+        "{:?}",
+        file.service
+    );
+
+    shutdown.cancel();
+    running.wait().await.expect("clean stop");
+}
+
 async fn connect_with(ch: Channel, first: Msg) -> tonic::Status {
     let mut client = v1::agent_service_client::AgentServiceClient::new(ch);
     let messages =

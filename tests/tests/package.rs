@@ -59,10 +59,10 @@ fn the_debian_packages_hold_the_binaries_and_their_units() {
         .args(["deb", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !available {
-        eprintln!(
-            "SKIPPED: cargo-deb is not installed (`cargo install cargo-deb`; .ci/run installs it)"
-        );
+    if !plumb_tests::have_or_skip(
+        available,
+        "cargo-deb (`cargo install cargo-deb`; .ci/run installs it)",
+    ) {
         return;
     }
     // The binaries must exist before packaging.

@@ -229,9 +229,18 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
             }
         })
     };
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions, as grpc-go serves it: v1 for current clients, v1alpha for
+    // the many stock ones that still speak only that (grpcio-reflection, Postman, Evans, older
+    // grpcurl).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("cannot build the reflection service (v1alpha)")?;
+    let reflection = reflection()
         .build_v1()
         .context("cannot build the reflection service")?;
     let agent_service = v1::agent_service_server::AgentServiceServer::new(agent_api::AgentApi {
@@ -261,6 +270,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(agent_service)
         .add_service(query_service);
 
