@@ -162,6 +162,25 @@ pub fn resource_of(path: &str) -> String {
     format!("file:{path}")
 }
 
+/// The drift of one observed key (a path, or `package:NAME`) against the desired state; none
+/// when the key is not declared, or was observed as the other kind.
+pub fn evaluate_key(desired: &DesiredState, key: &str, observed: &Observation) -> Vec<DriftItem> {
+    match (observed, key.strip_prefix("package:")) {
+        (Observation::Package(o), Some(name)) => desired
+            .packages
+            .get(name)
+            .map(|decl| evaluate_package(decl, o))
+            .unwrap_or_default(),
+        (Observation::File(o), None) => desired
+            .files
+            .get(key)
+            .map(|decl| evaluate(decl, o, desired))
+            .unwrap_or_default(),
+        // A key observed as the wrong kind: nothing to evaluate.
+        _ => Vec::new(),
+    }
+}
+
 /// Evaluates one declared path. `desired` is the host's whole desired state, needed to tell
 /// declared from undeclared entries of an exclusive directory.
 pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) -> Vec<DriftItem> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::drift::{self, Observation};
-use crate::manifest::{DesiredState, Diagnostic, ManifestSet};
+use crate::manifest::{Diagnostic, ManifestSet};
 use crate::model::{Ack, Coverage, DriftRecord, Event, EventKind, HostInfo, HostView};
 use crate::plan::{self, PathRequest};
 use crate::store::{Change, Store, StoreError, Write};
@@ -1134,7 +1134,7 @@ impl Fleet {
                 match host.observed.get(path) {
                     // Declared but not observed yet: nothing known, nothing changes.
                     None => continue,
-                    Some(obs) => evaluate_key(&host.desired, path, obs),
+                    Some(obs) => drift::evaluate_key(&host.desired, path, obs),
                 }
             };
             let observed = host.observed.get(path);
@@ -1388,28 +1388,6 @@ impl Fleet {
             }
         }
         Ok(())
-    }
-}
-
-/// Evaluates what was observed for one key of the desired state (a path or `package:NAME`).
-fn evaluate_key(
-    desired: &DesiredState,
-    key: &str,
-    observed: &Observation,
-) -> Vec<drift::DriftItem> {
-    match (observed, key.strip_prefix("package:")) {
-        (Observation::Package(o), Some(name)) => desired
-            .packages
-            .get(name)
-            .map(|decl| drift::evaluate_package(decl, o))
-            .unwrap_or_default(),
-        (Observation::File(o), None) => desired
-            .files
-            .get(key)
-            .map(|decl| drift::evaluate(decl, o, desired))
-            .unwrap_or_default(),
-        // A key observed as the wrong kind: nothing to evaluate.
-        _ => Vec::new(),
     }
 }
 
