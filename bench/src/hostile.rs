@@ -76,10 +76,14 @@ pub(crate) async fn run(
         &tmp.path().join("elsewhere-data"),
         &[],
     )?;
-    std::process::Command::new("renice")
+    let reniced = std::process::Command::new("renice")
         .args(["-n", "19", "-p", &elsewhere.pid().to_string()])
         .stdout(std::process::Stdio::null())
         .status()?;
+    anyhow::ensure!(
+        reniced.success(),
+        "renice of the second controller failed: {reniced}"
+    );
     let mut elsewhere_client = fixture::query(&elsewhere_url).await?;
     let agent_elsewhere = churn_agent(&elsewhere_url, &root)?;
     wait_for_connected(&mut elsewhere_client, "churn").await?;
