@@ -1,206 +1,566 @@
-//! Pieces both binaries (`plumb-agent` and `plumb`) share: logging, argument parsing that keeps
-//! exit code 2 for drift, `k=v` labels.
+//! `plumb-agent`'s command line: the arguments, how flags, environment and the configuration
+//! file merge, the service `install` writes, and each command. The binary only parses and maps
+//! the result to an exit code.
 
-use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use plumb_common::cli;
+use plumb_common::config::{self as common_config, TlsFile};
+use plumb_common::{service, signals, systemd};
+use tokio_util::sync::CancellationToken;
 
-/// Exit codes, as documented in README.md.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const ERROR: i32 = 1;
-    pub const DRIFT: i32 = 2;
-    pub const USAGE: i32 = 64;
+use crate::AgentConfig;
+use crate::config::{AGENT_CONFIG, AgentFile};
+use crate::root::Root;
+
+/// plumb's agent: watches the files its controller declares for this host and streams their
+/// state. It never changes anything and never sends file content.
+#[derive(Parser)]
+#[command(name = "plumb-agent", version, propagate_version = true)]
+pub struct Args {
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log format on stderr [default: text, or the configuration's `log_format`].
+    #[arg(long, env = "PLUMB_LOG_FORMAT", value_enum, global = true)]
+    log_format: Option<cli::LogFormat>,
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// Logs go to stderr (stdout is for data); `RUST_LOG` overrides the default level; colour only
-/// on a terminal and never with `NO_COLOR`.
-/// How logs are written.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// For people.
-    #[default]
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
+#[derive(Subcommand)]
+pub enum Command {
+    /// Connect to the controller and stream this host's state until stopped.
+    Run(RunArgs),
+    /// Install the agent as a systemd service: writes /etc/plumb/agent.yaml and a hardened
+    /// unit (plumb-agent.service), then enables and starts it where systemd runs. Run as root;
+    /// --dry-run shows the files first.
+    Install(InstallArgs),
+    /// Stop and disable the service and remove its unit; --purge removes the configuration too.
+    Uninstall {
+        /// Remove /etc/plumb/agent.yaml as well.
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        target: service::Target,
+    },
+    /// Print a manifest of this host's current state for some paths and packages, to start
+    /// declaring from (content is recorded as a digest, never copied).
+    Capture {
+        /// Paths to capture; a directory captures everything below it.
+        paths: Vec<String>,
+        /// A package to capture at its installed version (or as absent); repeatable.
+        #[arg(long = "package", value_name = "NAME")]
+        packages: Vec<String>,
+        /// Capture every installed package.
+        #[arg(long)]
+        all_packages: bool,
+        /// Mark captured directories exclusive: entries added later are drift.
+        #[arg(long)]
+        exclusive: bool,
+        /// The host id the manifest selects [default: the hostname].
+        #[arg(long, value_name = "ID")]
+        host_id: Option<String>,
+        /// Read paths and package databases under this prefix.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
 }
 
-pub fn init_logging(verbose: u8, format: LogFormat) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(color).try_init(),
-        LogFormat::Json => builder.json().with_current_span(false).try_init(),
-    };
+#[derive(clap::Args)]
+pub struct InstallArgs {
+    /// The controller's URL (https:// with TLS).
+    #[arg(long, value_name = "URL")]
+    controller: String,
+    /// This host's identity in the fleet [default: the hostname, when the agent starts].
+    #[arg(long, value_name = "ID")]
+    host_id: Option<String>,
+    /// A label manifests can select on; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = cli::parse_label)]
+    labels: Vec<(String, String)>,
+    #[command(flatten)]
+    tls: cli::TlsArgs,
+    /// The binary the unit runs [default: this one].
+    #[arg(long, value_name = "PATH")]
+    bin: Option<PathBuf>,
+    #[command(flatten)]
+    target: service::Target,
 }
 
-/// A required option given nowhere (flag, environment or configuration file): exits 64 like a
-/// usage error clap finds itself.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// The exit code for an error that ends a command.
-pub fn error_code(e: &anyhow::Error) -> i32 {
-    if e.downcast_ref::<UsageError>().is_some() {
-        exit::USAGE
-    } else {
-        exit::ERROR
-    }
+/// Every option can also come from the configuration file (same name, `_` for `-`) or a
+/// `PLUMB_*` environment variable; a flag beats the variable, which beats the file.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The configuration file [default: /etc/plumb/agent.yaml when it exists].
+    #[arg(long, env = "PLUMB_AGENT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The controller's URL (required here or in the configuration).
+    #[arg(long, env = "PLUMB_CONTROLLER", value_name = "URL")]
+    controller: Option<String>,
+    /// This host's identity in the fleet [default: the hostname].
+    #[arg(long, env = "PLUMB_HOST_ID", value_name = "ID")]
+    host_id: Option<String>,
+    /// Read every declared path under this prefix (the host mounted in a container, or a
+    /// test tree); paths are still reported as declared.
+    #[arg(long, env = "PLUMB_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// A label manifests can select on; repeatable (PLUMB_LABELS: comma-separated). Added to
+    /// the configuration's labels, replacing a key it also sets.
+    #[arg(long = "label", env = "PLUMB_LABELS", value_delimiter = ',', value_name = "KEY=VALUE", value_parser = cli::parse_label)]
+    labels: Vec<(String, String)>,
+    /// Full rescan period, the safety net under the file watches (e.g. 10m, 1h) [default: 10m].
+    #[arg(long, env = "PLUMB_RESCAN_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    rescan_interval: Option<Duration>,
+    /// Send the whole state again when the controller has confirmed storing nothing for this
+    /// long (tests shorten it) [default: 2m].
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    ack_deadline: Option<Duration>,
+    /// How often paths that cannot be watched are checked instead (e.g. 2s) [default: 2s].
+    #[arg(long, env = "PLUMB_POLL_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    poll_interval: Option<Duration>,
+    /// Watch at most this many directories; the rest are polled and the host is shown
+    /// degraded. Default: as many as the kernel allows.
+    #[arg(long, env = "PLUMB_MAX_WATCHES", value_name = "N")]
+    max_watches: Option<usize>,
+    /// Read file content at most this fast while hashing (e.g. 20M per second), to cap the
+    /// agent's IO and CPU during full scans. Default: unlimited.
+    #[arg(long, env = "PLUMB_SCAN_RATE", value_name = "BYTES", value_parser = cli::parse_bytes)]
+    scan_rate: Option<u64>,
+    /// Never send the content of paths matching this glob, whatever a manifest allows
+    /// (repeatable; added to the built-in list: /etc/shadow, private keys...).
+    #[arg(
+        long = "deny-content",
+        env = "PLUMB_DENY_CONTENT",
+        value_delimiter = ',',
+        value_name = "GLOB"
+    )]
+    deny_content: Vec<String>,
+    #[command(flatten)]
+    tls: cli::TlsArgs,
+    /// Check the configuration, print the options in force (file, environment and flags
+    /// merged) as YAML, and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
-/// Parses arguments with clap, but exits 64 on a usage error (clap's own 2 means drift here);
-/// `--help` and `--version` still print and exit 0.
-pub fn parse_args<T: clap::Parser>() -> T {
-    match T::try_parse() {
-        Ok(args) => args,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
+/// Runs a command to its end.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Args {
+        verbose,
+        log_format,
+        command,
+    } = args;
+    match command {
+        Command::Run(run) => {
+            let path = common_config::locate(run.config.clone(), AGENT_CONFIG);
+            let file: AgentFile = match &path {
+                Some(p) => common_config::read(p)?,
+                None => AgentFile::default(),
             };
-            let _ = e.print();
-            std::process::exit(code);
-        }
-    }
-}
-
-/// SIGINT or SIGTERM cancels `token`.
-pub async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-    token.cancel();
-}
-
-/// Each SIGHUP notifies `what` (reload the manifests, rescan everything): the configuration
-/// is re-read without a restart.
-pub fn notify_on_sighup(what: std::sync::Arc<tokio::sync::Notify>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP");
-            what.notify_one();
-        }
-    });
-}
-
-/// A byte count: `1048576`, `512K`, `64M`, `1G` (binary units; `KiB`/`MiB`/`GiB` too).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}; e.g. 512K, 64M"))?;
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" | "k" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        other => return Err(format!("unknown unit {other:?} in {s:?}; use K, M or G")),
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("size {s:?} is too large"))
-}
-
-/// Mutual TLS options of a client (the agent, the CLI).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct TlsArgs {
-    /// The CA certificate that signed the controller's (enables TLS; use an https:// URL).
-    #[arg(long, env = "PLUMB_CA", value_name = "FILE")]
-    pub ca: Option<std::path::PathBuf>,
-    /// This client's certificate (from `plumb certs issue`).
-    #[arg(long, env = "PLUMB_CERT", value_name = "FILE", requires = "ca")]
-    pub cert: Option<std::path::PathBuf>,
-    /// This client's private key.
-    #[arg(long, env = "PLUMB_KEY", value_name = "FILE", requires = "ca")]
-    pub key: Option<std::path::PathBuf>,
-}
-
-impl TlsArgs {
-    pub fn load(&self) -> anyhow::Result<Option<crate::tls::ClientTls>> {
-        match &self.ca {
-            None => Ok(None),
-            Some(ca) => {
-                crate::tls::ClientTls::load(ca, self.cert.as_deref(), self.key.as_deref()).map(Some)
+            cli::init_logging(verbose, log_format.or(file.log_format).unwrap_or_default());
+            if let Some(p) = &path {
+                file.validate(p)?;
+                tracing::info!(config = %p.display(), "configuration read");
             }
+            run_agent(run, file)
+        }
+        Command::Install(args) => {
+            cli::init_logging(verbose, log_format.unwrap_or_default());
+            let service = agent_service(Some(&args))?;
+            service::install(&service, &args.target, &mut std::io::stdout().lock())
+        }
+        Command::Uninstall { purge, target } => {
+            cli::init_logging(verbose, log_format.unwrap_or_default());
+            let service = agent_service(None)?;
+            service::uninstall(&service, &target, purge, &mut std::io::stdout().lock())
+        }
+        Command::Capture {
+            paths,
+            packages,
+            all_packages,
+            exclusive,
+            host_id,
+            root,
+        } => {
+            cli::init_logging(verbose, log_format.unwrap_or_default());
+            capture(paths, packages, all_packages, exclusive, host_id, root)
         }
     }
 }
 
-/// `key=value`, for `--label`.
-pub fn parse_label(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected key=value, got {s:?}"))?;
-    let valid = |x: &str| {
-        !x.is_empty()
-            && x.len() <= 128
-            && x.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
-    };
-    if !valid(k) || !(v.is_empty() || valid(v)) {
-        return Err(format!(
-            "invalid label {s:?}: use letters, digits, '.', '_', '-', '/'"
-        ));
+/// The agent's unit and configuration file; without `args` (uninstall) only their paths count.
+fn agent_service(args: Option<&InstallArgs>) -> anyhow::Result<service::Service> {
+    const UNIT: &str = include_str!("../debian/plumb-agent.service");
+    let mut files = vec![];
+    let mut unit = String::new();
+    if let Some(args) = args {
+        let absolute = |p: &Option<PathBuf>| p.as_deref().map(service::existing_file).transpose();
+        let tls = match &args.tls.ca {
+            Some(_) => {
+                anyhow::ensure!(
+                    args.controller.starts_with("https://"),
+                    "with --ca the controller URL must be https://, not {}",
+                    args.controller
+                );
+                Some(TlsFile {
+                    ca: absolute(&args.tls.ca)?,
+                    cert: absolute(&args.tls.cert)?,
+                    key: absolute(&args.tls.key)?,
+                })
+            }
+            None => None,
+        };
+        let file = AgentFile {
+            controller: Some(args.controller.clone()),
+            host_id: args.host_id.clone(),
+            labels: args.labels.iter().cloned().collect(),
+            tls,
+            ..AgentFile::default()
+        };
+        files.push(service::File {
+            path: AGENT_CONFIG.into(),
+            content: file.render(),
+            mode: 0o600,
+        });
+        let binary = service::binary(args.bin.as_deref())?;
+        unit = service::unit_for(UNIT, "/usr/bin/plumb-agent", &binary);
+    } else {
+        files.push(service::File {
+            path: AGENT_CONFIG.into(),
+            content: String::new(),
+            mode: 0o600,
+        });
     }
-    Ok((k.to_owned(), v.to_owned()))
+    let name = "plumb-agent.service";
+    files.push(service::File {
+        path: std::path::Path::new(service::UNIT_DIR).join(name),
+        content: unit,
+        mode: 0o644,
+    });
+    Ok(service::Service {
+        unit: name.into(),
+        files,
+        dirs: Vec::new(),
+    })
 }
 
-pub fn labels(pairs: Vec<(String, String)>) -> BTreeMap<String, String> {
-    pairs.into_iter().collect()
+/// Prints the manifest; a closed pipe ends the output quietly.
+fn capture(
+    paths: Vec<String>,
+    packages: Vec<String>,
+    all_packages: bool,
+    exclusive: bool,
+    host_id: Option<String>,
+    root: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    anyhow::ensure!(
+        !paths.is_empty() || !packages.is_empty() || all_packages,
+        "nothing to capture; hint: give paths, --package NAME or --all-packages"
+    );
+    let req = crate::capture::CaptureRequest {
+        host_id: host_id.unwrap_or_else(crate::collect::facts::hostname),
+        paths,
+        packages,
+        all_packages,
+        exclusive,
+    };
+    let text = crate::capture::capture(&Root::new(root), &req).map_err(anyhow::Error::msg)?;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// The effective configuration: flags (and their environment variables) over the file.
+fn merge(args: RunArgs, file: AgentFile) -> AgentFile {
+    let tls_file = file.tls.unwrap_or_default();
+    let tls = TlsFile {
+        ca: args.tls.ca.or(tls_file.ca),
+        cert: args.tls.cert.or(tls_file.cert),
+        key: args.tls.key.or(tls_file.key),
+    };
+    let mut labels = file.labels;
+    labels.extend(args.labels);
+    let mut deny_content = file.deny_content;
+    deny_content.extend(args.deny_content);
+    AgentFile {
+        controller: args.controller.or(file.controller),
+        host_id: args.host_id.or(file.host_id),
+        root: args.root.or(file.root),
+        labels,
+        rescan_interval: args.rescan_interval.or(file.rescan_interval),
+        poll_interval: args.poll_interval.or(file.poll_interval),
+        max_watches: args.max_watches.or(file.max_watches),
+        scan_rate: args.scan_rate.or(file.scan_rate),
+        deny_content,
+        tls: (tls != TlsFile::default()).then_some(tls),
+        log_format: file.log_format,
+    }
+}
+
+/// The agent's settings from the merged options, each checked: a controller given somewhere,
+/// TLS files readable, the root a directory (and made absolute), the host id not blank.
+fn agent_config(merged: &AgentFile, ack_deadline: Option<Duration>) -> anyhow::Result<AgentConfig> {
+    let controller = merged.controller.clone().ok_or_else(|| {
+        cli::UsageError(format!(
+            "no controller to report to\nhint: give --controller URL, PLUMB_CONTROLLER, or `controller:` in {}",
+            AGENT_CONFIG
+        ))
+    })?;
+    let tls_file = merged.tls.clone().unwrap_or_default();
+    let tls = cli::TlsArgs {
+        ca: tls_file.ca,
+        cert: tls_file.cert,
+        key: tls_file.key,
+    }
+    .load()?;
+    if let Some(root) = &merged.root {
+        anyhow::ensure!(root.is_dir(), "root {} is not a directory", root.display());
+    }
+    if let Some(id) = &merged.host_id {
+        anyhow::ensure!(!id.trim().is_empty(), "the host id cannot be empty");
+    }
+    let mut cfg = AgentConfig::new(controller);
+    if let Some(id) = &merged.host_id {
+        cfg.host_id = id.clone();
+    }
+    // Resolved: events name absolute paths, and a relative root would match none of them
+    // (every change missed, the host in sync).
+    let root = merged
+        .root
+        .as_ref()
+        .map(|r| std::fs::canonicalize(r).with_context(|| format!("root {}", r.display())))
+        .transpose()?;
+    cfg.root = Root::new(root);
+    cfg.labels = merged.labels.clone();
+    cfg.rescan_interval = merged.rescan_interval.unwrap_or(cfg.rescan_interval);
+    cfg.poll_interval = merged.poll_interval.unwrap_or(cfg.poll_interval);
+    cfg.ack_deadline = ack_deadline.unwrap_or(cfg.ack_deadline);
+    cfg.max_watches = merged.max_watches;
+    cfg.tls = tls;
+    cfg.deny_content.extend(merged.deny_content.iter().cloned());
+    Ok(cfg)
+}
+
+fn run_agent(args: RunArgs, file: AgentFile) -> anyhow::Result<()> {
+    let print = args.print_config;
+    let ack_deadline = args.ack_deadline;
+    let merged = merge(args, file);
+    let cfg = agent_config(&merged, ack_deadline)?;
+    if print {
+        print!("{}", serde_yaml::to_string(&merged)?);
+        return Ok(());
+    }
+    if let Some(rate) = merged.scan_rate {
+        crate::collect::files::set_scan_rate(rate);
+    }
+
+    // One thread is plenty for the agent's IO (hashing runs on the blocking pool), and each
+    // worker thread would cost its own stack and allocator arena at rest.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
+        signals::notify_on_sighup(cfg.rescan_now.clone());
+        // Ready once configured: an unreachable controller is retried, not a failed start.
+        systemd::ready(&format!("starting; reporting to {}", cfg.controller));
+        // Fed while the runtime answers (the session itself may be busy in a long scan).
+        systemd::watchdog(|| async { true }, shutdown.clone());
+        let result = crate::run(cfg, shutdown).await;
+        systemd::stopping();
+        result
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_label;
+    use super::*;
 
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(super::parse_bytes("512K"), Ok(512 * 1024));
-        assert_eq!(super::parse_bytes("64MiB"), Ok(64 << 20));
-        assert_eq!(super::parse_bytes("1000"), Ok(1000));
-        assert!(super::parse_bytes("1T").is_err());
-        assert!(super::parse_bytes("fast").is_err());
+    fn parse(args: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("plumb-agent").chain(args.iter().copied()))
+            .expect("valid arguments")
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match parse(&[&["run"], args].concat()).command {
+            Command::Run(run) => run,
+            _ => unreachable!("a run command"),
+        }
+    }
+
+    fn install_args(args: &[&str]) -> InstallArgs {
+        match parse(&[&["install"], args].concat()).command {
+            Command::Install(install) => install,
+            _ => unreachable!("an install command"),
+        }
     }
 
     #[test]
-    fn labels() {
-        assert_eq!(parse_label("role=web"), Ok(("role".into(), "web".into())));
-        assert_eq!(parse_label("empty="), Ok(("empty".into(), "".into())));
-        assert!(parse_label("novalue").is_err());
-        assert!(parse_label("=x").is_err());
-        assert!(parse_label("a b=c").is_err());
+    fn flags_beat_the_file_and_lists_add_to_it() {
+        let file = AgentFile {
+            controller: Some("http://file:7700".into()),
+            host_id: Some("from-file".into()),
+            labels: [("role".into(), "db".into()), ("tier".into(), "1".into())].into(),
+            deny_content: vec!["/etc/secret/*".into()],
+            poll_interval: Some(Duration::from_secs(9)),
+            tls: Some(TlsFile {
+                ca: Some("/file/ca.pem".into()),
+                ..TlsFile::default()
+            }),
+            ..AgentFile::default()
+        };
+        let args = run_args(&[
+            "--controller",
+            "https://flag:7700",
+            "--label",
+            "role=web",
+            "--deny-content",
+            "/srv/keys/*",
+            "--cert",
+            "/flag/agent.pem",
+            "--ca",
+            "/flag/ca.pem",
+        ]);
+        let merged = merge(args, file);
+        assert_eq!(merged.controller.as_deref(), Some("https://flag:7700"));
+        assert_eq!(merged.host_id.as_deref(), Some("from-file"));
+        assert_eq!(
+            merged.labels["role"], "web",
+            "a flag replaces the file's key"
+        );
+        assert_eq!(merged.labels["tier"], "1", "the file's other keys stay");
+        assert_eq!(merged.deny_content, ["/etc/secret/*", "/srv/keys/*"]);
+        assert_eq!(merged.poll_interval, Some(Duration::from_secs(9)));
+        let tls = merged.tls.expect("TLS files");
+        assert_eq!(tls.ca, Some(PathBuf::from("/flag/ca.pem")));
+        assert_eq!(tls.cert, Some(PathBuf::from("/flag/agent.pem")));
+    }
+
+    #[test]
+    fn without_any_tls_option_there_is_no_tls_section() {
+        let merged = merge(
+            run_args(&["--controller", "http://x"]),
+            AgentFile::default(),
+        );
+        assert_eq!(merged.tls, None);
+    }
+
+    #[test]
+    fn the_settings_are_checked_before_the_agent_starts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let merged = |args: &[&str]| merge(run_args(args), AgentFile::default());
+
+        let e = agent_config(&merged(&[]), None).expect_err("no controller");
+        assert!(
+            e.downcast_ref::<cli::UsageError>().is_some(),
+            "a usage error (64): {e}"
+        );
+        assert!(e.to_string().contains("hint: give --controller URL"), "{e}");
+
+        let missing = dir.path().join("missing");
+        let e = agent_config(
+            &merged(&[
+                "--controller",
+                "http://x",
+                "--root",
+                &missing.to_string_lossy(),
+            ]),
+            None,
+        )
+        .expect_err("no such root");
+        assert!(e.to_string().contains("is not a directory"), "{e}");
+
+        let e = agent_config(
+            &merged(&["--controller", "http://x", "--host-id", " "]),
+            None,
+        )
+        .expect_err("a blank host id");
+        assert!(e.to_string().contains("host id cannot be empty"), "{e}");
+
+        let cfg = agent_config(
+            &merged(&[
+                "--controller",
+                "http://x",
+                "--host-id",
+                "web-1",
+                "--deny-content",
+                "/srv/keys/*",
+            ]),
+            Some(Duration::from_secs(3)),
+        )
+        .expect("valid");
+        assert_eq!(cfg.host_id, "web-1");
+        assert_eq!(cfg.ack_deadline, Duration::from_secs(3));
+        assert!(cfg.deny_content.iter().any(|g| g == "/srv/keys/*"));
+        assert!(
+            cfg.deny_content.len() > 1,
+            "added to the built-in deny list, not replacing it"
+        );
+    }
+
+    #[test]
+    fn a_relative_root_is_made_absolute() {
+        let cwd = std::env::current_dir().expect("cwd");
+        let merged = merge(
+            run_args(&["--controller", "http://x", "--root", "."]),
+            AgentFile::default(),
+        );
+        let cfg = agent_config(&merged, None).expect("valid");
+        let expected = std::fs::canonicalize(&cwd).expect("canonical");
+        assert_eq!(cfg.root.host_path("/etc/motd"), expected.join("etc/motd"));
+    }
+
+    #[test]
+    fn install_writes_the_configuration_and_a_unit_for_this_binary() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "ca").expect("write");
+        let bin = dir.path().join("plumb-agent");
+        std::fs::write(&bin, "").expect("write");
+        let args = install_args(&[
+            "--controller",
+            "https://plumb.example:7700",
+            "--label",
+            "role=web",
+            "--ca",
+            &ca.to_string_lossy(),
+            "--bin",
+            &bin.to_string_lossy(),
+        ]);
+        let service = agent_service(Some(&args)).expect("valid");
+        assert_eq!(service.unit, "plumb-agent.service");
+        let config = &service.files[0];
+        assert_eq!(config.path, PathBuf::from(AGENT_CONFIG));
+        assert_eq!(config.mode, 0o600, "it may name key files");
+        let written: AgentFile =
+            plumb_common::config::parse(&config.content, &config.path).expect("it reads back");
+        assert_eq!(
+            written.controller.as_deref(),
+            Some("https://plumb.example:7700")
+        );
+        assert_eq!(written.labels["role"], "web");
+        assert_eq!(written.tls.and_then(|t| t.ca), Some(ca.clone()));
+        let unit = &service.files[1];
+        assert_eq!(
+            unit.path,
+            PathBuf::from("/etc/systemd/system/plumb-agent.service")
+        );
+        assert!(
+            unit.content
+                .contains(&format!("ExecStart={} run", bin.display())),
+            "{}",
+            unit.content
+        );
+
+        let plain = install_args(&["--controller", "http://x", "--ca", &ca.to_string_lossy()]);
+        let e = agent_service(Some(&plain)).expect_err("TLS needs https");
+        assert!(e.to_string().contains("must be https://"), "{e}");
     }
 }

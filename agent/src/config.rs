@@ -1,132 +1,17 @@
-//! Configuration files (YAML) for both daemons. Every option of `plumb-agent run` and
-//! `plumb serve` can live in a file; a flag beats its environment variable, which beats the
-//! file, which beats the built-in default. Unknown keys are errors (a typo must not silently
-//! leave a default in force), reported as file:line:column.
+//! `/etc/plumb/agent.yaml`: the agent's configuration file, read with the shared reader
+//! (`plumb_common::config`, file:line:column errors).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use plumb_common::cli::LogFormat;
+use plumb_common::config::{TlsFile, bytes, duration};
 use serde::{Deserialize, Serialize};
 
 /// Where `plumb-agent install` writes the agent's configuration, and where `run` looks for it
 /// when `--config` is not given.
 pub const AGENT_CONFIG: &str = "/etc/plumb/agent.yaml";
-
-/// Reads a YAML configuration file. An empty file is the default configuration.
-pub fn read<T: DeserializeOwned + Default>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read the configuration {}: {e}", path.display()))?;
-    parse(&text, path)
-}
-
-/// Parses configuration text; errors name `path:line:column`.
-pub fn parse<T: DeserializeOwned + Default>(text: &str, path: &Path) -> anyhow::Result<T> {
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
-        return Ok(T::default());
-    }
-    serde_yaml::from_str(text).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| format!(":{}:{}", l.line(), l.column()))
-            .unwrap_or_default();
-        // serde_yaml appends " at line L column C" itself; the location is already in front.
-        let message = e.to_string();
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        anyhow::anyhow!("{}{at}: {message}", path.display())
-    })
-}
-
-/// The configuration file given with `--config`, or `default` when that file exists.
-pub fn locate(given: Option<PathBuf>, default: &str) -> Option<PathBuf> {
-    given.or_else(|| {
-        let p = PathBuf::from(default);
-        p.is_file().then_some(p)
-    })
-}
-
-/// Durations written as in the flags: `10m`, `2s`, `1h 30m`.
-pub mod duration {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map(Some).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); e.g. 10m, 2s"))
-        })
-    }
-}
-
-/// A duration that always has a value (a default when absent).
-pub mod duration_required {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        duration::deserialize(d)?.ok_or_else(|| serde::de::Error::custom("a duration is required"))
-    }
-}
-
-/// Byte counts written as in the flags: `20M`, `512K`.
-mod bytes {
-    use super::*;
-
-    pub(super) fn serialize<S: serde::Serializer>(
-        n: &Option<u64>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match n {
-            Some(n) => s.serialize_u64(*n),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<u64>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Size {
-            Number(u64),
-            Text(String),
-        }
-        match Size::deserialize(d)? {
-            Size::Number(n) => Ok(Some(n)),
-            Size::Text(t) => crate::cli::parse_bytes(&t)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// Mutual TLS files of a client.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFile {
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-}
 
 /// `/etc/plumb/agent.yaml`: the options of `plumb-agent run`, same names with `_`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,14 +38,14 @@ pub struct AgentFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log_format: Option<crate::cli::LogFormat>,
+    pub log_format: Option<LogFormat>,
 }
 
 impl AgentFile {
     /// Checks what serde cannot: label syntax.
     pub fn validate(&self, path: &Path) -> anyhow::Result<()> {
         for (k, v) in &self.labels {
-            crate::cli::parse_label(&format!("{k}={v}"))
+            plumb_common::cli::parse_label(&format!("{k}={v}"))
                 .map_err(|e| anyhow::anyhow!("{}: labels: {e}", path.display()))?;
         }
         Ok(())
@@ -182,7 +67,7 @@ mod tests {
     use super::*;
 
     fn parse_agent(text: &str) -> anyhow::Result<AgentFile> {
-        parse(text, Path::new("agent.yaml"))
+        plumb_common::config::parse(text, Path::new("agent.yaml"))
     }
 
     #[test]
@@ -196,7 +81,7 @@ mod tests {
         assert_eq!(file.rescan_interval, Some(Duration::from_secs(5400)));
         assert_eq!(file.scan_rate, Some(20 << 20));
         assert_eq!(file.labels["tier"], "1");
-        assert_eq!(file.log_format, Some(crate::cli::LogFormat::Json));
+        assert_eq!(file.log_format, Some(LogFormat::Json));
         assert_eq!(
             file.tls.as_ref().expect("valid").key.as_deref(),
             Some(Path::new("/etc/plumb/agent-key.pem"))

@@ -4,14 +4,12 @@
 //! patterns match) and the controller decides what is drift. File content never leaves the host.
 
 pub mod capture;
+/// The command line of `plumb-agent`.
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod root;
-pub mod service;
 mod session;
-pub mod systemd;
-pub mod tls;
 pub mod watch;
 /// The agent's side of plumb.v1; public so that the load generator (`plumb-bench scale`)
 /// speaks exactly what agents say.
@@ -43,7 +41,7 @@ pub struct AgentConfig {
     /// Paths whose content is never sent, whatever a plan allows (globs, `*` matches anything).
     pub deny_content: Vec<String>,
     /// Mutual TLS towards the controller (an `https://` URL).
-    pub tls: Option<tls::ClientTls>,
+    pub tls: Option<plumb_common::tls::ClientTls>,
     /// Notified to observe every path again now (the binary wires SIGHUP to it).
     pub rescan_now: std::sync::Arc<tokio::sync::Notify>,
     /// How long a file still being written (data seen, not yet closed) is waited for before
@@ -130,7 +128,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
                 }
                 let delay = jitter(backoff);
                 tracing::warn!(error = format!("{e:#}"), retry_in = ?delay, "lost the controller");
-                systemd::status(&format!(
+                plumb_common::systemd::status(&format!(
                     "cannot reach {} ({e:#}); retrying in {delay:.1?}",
                     cfg.controller
                 ));

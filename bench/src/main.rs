@@ -105,7 +105,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    plumb_agent::tls::install_crypto_provider();
+    plumb_common::tls::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new()?;
     let mut summary = serde_json::Map::new();
     let mut peers = None;

@@ -1,12 +1,12 @@
 //! `/etc/plumb/controller.yaml`: the options of `plumb serve` in a file. Flags beat their
 //! `PLUMB_*` environment variables, which beat the file, which beats the built-in defaults
-//! (the same rules as the agent's; see `plumb_agent::config`).
+//! (the same rules as the agent's; see `plumb_common::config`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use plumb_agent::config::duration;
+use plumb_common::config::duration;
 use serde::{Deserialize, Serialize};
 
 /// Where `plumb install` writes the controller's configuration, and where `plumb serve` looks
@@ -45,7 +45,7 @@ pub struct ControllerFile {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_plaintext: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log_format: Option<plumb_agent::cli::LogFormat>,
+    pub log_format: Option<plumb_common::cli::LogFormat>,
     /// Where drift events are POSTed (only in the file: there is no flag for a list).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<crate::webhook::WebhookConfig>,
@@ -65,9 +65,9 @@ impl ControllerFile {
 
 /// Reads the configuration `plumb serve` should use, if any.
 pub fn load(given: Option<PathBuf>) -> anyhow::Result<(Option<PathBuf>, ControllerFile)> {
-    match plumb_agent::config::locate(given, CONTROLLER_CONFIG) {
+    match plumb_common::config::locate(given, CONTROLLER_CONFIG) {
         Some(p) => {
-            let file = plumb_agent::config::read(&p)?;
+            let file = plumb_common::config::read(&p)?;
             Ok((Some(p), file))
         }
         None => Ok((None, ControllerFile::default())),
@@ -75,7 +75,7 @@ pub fn load(given: Option<PathBuf>) -> anyhow::Result<(Option<PathBuf>, Controll
 }
 
 pub fn parse(text: &str, path: &Path) -> anyhow::Result<ControllerFile> {
-    plumb_agent::config::parse(text, path)
+    plumb_common::config::parse(text, path)
 }
 
 #[cfg(test)]

@@ -3,17 +3,17 @@
 //! a temp dir that is removed on exit.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use plumb_agent::AgentConfig;
-use plumb_agent::cli::exit;
 use plumb_agent::root::Root;
+use plumb_common::cli::exit;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::DevArgs;
 use crate::server::{self, ServeConfig};
 
 /// The example manifests in `manifests/`, built into the binary.
@@ -54,6 +54,16 @@ const DEMO_FILES: &[(&str, &str, u32)] = &[
     ),
 ];
 
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = server::DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Use these manifests instead of the built-in examples.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+}
+
 pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
     ensure!(
         args.listen.ip().is_loopback(),
@@ -76,7 +86,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
     seed_demo_root(&root)?;
 
     let reload_now = std::sync::Arc::new(tokio::sync::Notify::new());
-    plumb_agent::cli::notify_on_sighup(reload_now.clone());
+    plumb_common::signals::notify_on_sighup(reload_now.clone());
     let cfg = ServeConfig {
         tls: None,
         insecure_plaintext: false,

@@ -1,11 +1,11 @@
 //! `plumb`: parses arguments, sets up logging, runs the command and maps it to an exit code.
 
-use plumb_agent::cli;
+use plumb_common::cli;
 use plumb_controller::cli::{Args, run};
 
 fn main() {
     let args: Args = cli::parse_args();
-    plumb_agent::tls::install_crypto_provider();
+    plumb_common::tls::install_crypto_provider();
     let code = match run(args) {
         Ok(code) => code,
         Err(e) => {

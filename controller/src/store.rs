@@ -235,7 +235,7 @@ impl Store {
         store.head = audit::head(&store.conn)?;
         if store.head.last_id == 0 && store.event_count()? == 0 {
             // Every log begins with this entry, so an emptied log can never pass for a new one.
-            store.log("", crate::fleet::now_ms(), EventKind::LogCreated, None)?;
+            store.log("", crate::clock::now_ms(), EventKind::LogCreated, None)?;
         }
         Ok(store)
     }

@@ -49,14 +49,14 @@ pub struct WebhookConfig {
     /// How long one attempt may take [default: 10s].
     #[serde(
         default = "default_timeout",
-        with = "plumb_agent::config::duration_required"
+        with = "plumb_common::config::duration_required"
     )]
     pub timeout: Duration,
     /// The wait before the first retry, doubled after each failure up to 5 minutes
     /// [default: 1s].
     #[serde(
         default = "default_backoff",
-        with = "plumb_agent::config::duration_required"
+        with = "plumb_common::config::duration_required"
     )]
     pub backoff: Duration,
     /// Attempts per event before it is given up (logged) [default: 10].
@@ -210,27 +210,32 @@ impl Sink {
         }
     }
 
-    /// `plumb_webhook_events_total{webhook="N",result="..."}`, N the webhook's place in the
-    /// configuration (URLs may hold secrets).
-    pub fn render_metrics(&self, out: &mut String) {
-        out.push_str("# HELP plumb_webhook_events_total Events handled per webhook (by its index in the configuration): delivered, retried attempts, failed (refused or out of attempts), dropped (queue full).
-# TYPE plumb_webhook_events_total counter
-");
-        for (i, q) in self.queues.iter().enumerate() {
-            let c = &q.counters;
-            for (result, n) in [
-                ("delivered", &c.delivered),
-                ("retried", &c.retried),
-                ("failed", &c.failed),
-                ("dropped", &c.dropped),
-            ] {
-                out.push_str(&format!(
-                    "plumb_webhook_events_total{{webhook=\"{i}\",result=\"{result}\"}} {}\n",
-                    n.load(Ordering::Relaxed)
-                ));
-            }
-        }
+    /// What happened to each webhook's events so far, in the order of the configuration.
+    pub fn counts(&self) -> Vec<Counts> {
+        self.queues
+            .iter()
+            .map(|q| {
+                let c = &q.counters;
+                Counts {
+                    delivered: c.delivered.load(Ordering::Relaxed),
+                    retried: c.retried.load(Ordering::Relaxed),
+                    failed: c.failed.load(Ordering::Relaxed),
+                    dropped: c.dropped.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
     }
+}
+
+/// One webhook's `Counters` at a moment, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub delivered: u64,
+    pub retried: u64,
+    /// Refused with a 4xx, or failed every attempt.
+    pub failed: u64,
+    /// Never attempted: the queue was full.
+    pub dropped: u64,
 }
 
 type Client = hyper_util::client::legacy::Client<

@@ -129,7 +129,7 @@ pub(crate) async fn run(
                         }
                         s.apply_plan(plan).await?;
                         *planned = true;
-                        crate::systemd::status(&format!(
+                        plumb_common::systemd::status(&format!(
                             "reporting to {}: {} paths declared",
                             s.cfg.controller,
                             s.requests.len()

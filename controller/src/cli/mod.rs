@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use plumb_agent::cli::exit;
-use plumb_agent::systemd;
+use plumb_common::cli::exit;
+use plumb_common::systemd;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,6 @@ use crate::server::{self, ServeConfig};
 use output::{Format, emit};
 
 pub const DEFAULT_CONTROLLER: &str = "http://127.0.0.1:7700";
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 
 /// plumb: configuration drift detection for a fleet.
 ///
@@ -38,7 +37,7 @@ pub struct Args {
     pub verbose: u8,
     /// Log format on stderr [default: text, or the configuration's `log_format`].
     #[arg(long, env = "PLUMB_LOG_FORMAT", value_enum, global = true)]
-    pub log_format: Option<plumb_agent::cli::LogFormat>,
+    pub log_format: Option<plumb_common::cli::LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,7 +46,7 @@ pub struct Args {
 pub enum Command {
     /// Try plumb on this machine: a controller and an agent in one process, on loopback, with
     /// the example manifests and a demo file tree to edit.
-    Dev(DevArgs),
+    Dev(crate::dev::DevArgs),
     /// Run the controller.
     Serve(ServeArgs),
     /// List the hosts the controller knows, with their status.
@@ -108,7 +107,7 @@ pub enum Command {
         #[arg(long)]
         purge: bool,
         #[command(flatten)]
-        target: plumb_agent::service::Target,
+        target: plumb_common::service::Target,
     },
     /// Work with manifest files.
     #[command(subcommand)]
@@ -239,7 +238,7 @@ pub struct ConnArgs {
     #[arg(long, env = "PLUMB_CONTROLLER", default_value = DEFAULT_CONTROLLER, value_name = "URL")]
     pub controller: String,
     #[command(flatten)]
-    pub tls: plumb_agent::cli::TlsArgs,
+    pub tls: plumb_common::cli::TlsArgs,
 }
 
 /// Every option can also come from the configuration file (same name, `_` for `-`; TLS files
@@ -327,17 +326,7 @@ pub struct InstallArgs {
     #[arg(long, value_name = "PATH")]
     pub bin: Option<PathBuf>,
     #[command(flatten)]
-    pub target: plumb_agent::service::Target,
-}
-
-#[derive(ClapArgs)]
-pub struct DevArgs {
-    /// Loopback address to listen on.
-    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// Use these manifests instead of the built-in examples.
-    #[arg(long, value_name = "DIR")]
-    pub manifests: Option<PathBuf>,
+    pub target: plumb_common::service::Target,
 }
 
 /// Sets up logging, runs a command; returns the exit code.
@@ -355,7 +344,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         file_format = file.log_format;
         serve_config = Some((path, file));
     }
-    plumb_agent::cli::init_logging(verbose, log_format.or(file_format).unwrap_or_default());
+    plumb_common::cli::init_logging(verbose, log_format.or(file_format).unwrap_or_default());
     let command = match command {
         Command::Manifests(ManifestsCommand::Check { dir, output }) => return check(&dir, output),
         Command::Certs(c) => return certs(c),
@@ -369,12 +358,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         Command::Install(args) => {
             let service = controller_service(Some(&args))?;
-            plumb_agent::service::install(&service, &args.target, &mut std::io::stdout().lock())?;
+            plumb_common::service::install(&service, &args.target, &mut std::io::stdout().lock())?;
             return Ok(exit::OK);
         }
         Command::Uninstall { purge, target } => {
             let service = controller_service(None)?;
-            plumb_agent::service::uninstall(
+            plumb_common::service::uninstall(
                 &service,
                 &target,
                 purge,
@@ -446,7 +435,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
-    tokio::spawn(plumb_agent::cli::cancel_on_signal(token.clone()));
+    tokio::spawn(plumb_common::signals::cancel_on_signal(token.clone()));
     token
 }
 
@@ -476,7 +465,7 @@ fn merge(args: ServeArgs, file: ControllerFile) -> ControllerFile {
 /// Checks the effective configuration and reads the TLS files.
 fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeConfig> {
     let required = |what: &str, key: &str, env: &str| {
-        plumb_agent::cli::UsageError(format!(
+        plumb_common::cli::UsageError(format!(
             "no {what}\nhint: give --{key} DIR, {env}, or `{key}:` in {source}"
         ))
     };
@@ -512,7 +501,7 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
         reload_now: Default::default(),
         listen: merged
             .listen
-            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
+            .unwrap_or_else(|| server::DEFAULT_LISTEN.parse().expect("a valid address")),
         audit_key: merged.audit_key.unwrap_or_else(|| data.join("audit.key")),
         max_connections: merged.max_connections,
         handshake_timeout: server::HANDSHAKE_TIMEOUT,
@@ -544,7 +533,7 @@ async fn serve(
         tracing::info!(config = %p.display(), "configuration read");
     }
     let shutdown = shutdown_on_signal();
-    plumb_agent::cli::notify_on_sighup(cfg.reload_now.clone());
+    plumb_common::signals::notify_on_sighup(cfg.reload_now.clone());
     let running = server::start(cfg, shutdown.clone()).await?;
     // One line on stderr that scripts (and the end-to-end tests) can wait for.
     eprintln!("plumb: listening on {}", running.addr);
@@ -563,8 +552,10 @@ async fn serve(
 
 /// The controller's unit and configuration file; without `args` (uninstall) only their paths
 /// count.
-fn controller_service(args: Option<&InstallArgs>) -> anyhow::Result<plumb_agent::service::Service> {
-    use plumb_agent::service::{self, File};
+fn controller_service(
+    args: Option<&InstallArgs>,
+) -> anyhow::Result<plumb_common::service::Service> {
+    use plumb_common::service::{self, File};
     const UNIT: &str = include_str!("../../debian/plumb-controller.service");
     let name = "plumb-controller.service";
     let Some(args) = args else {
@@ -686,7 +677,7 @@ fn audit_verify(
             .split_once(':')
             .and_then(|(id, hash)| Some((id.parse::<i64>().ok()?, hash.trim().to_owned())));
         let Some(head) = parsed else {
-            return Err(plumb_agent::cli::UsageError(format!(
+            return Err(plumb_common::cli::UsageError(format!(
                 "--head {h:?}: expected ENTRY:HASH, e.g. 1234:3f2a…"
             ))
             .into());

@@ -2,7 +2,6 @@
 //! closed pipe (`plumb drift | head`) is not an error.
 
 use std::io::{self, Write};
-use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -51,18 +50,7 @@ pub async fn reader_gone() {
     }
 }
 
-/// Milliseconds since the epoch as RFC 3339 (UTC); `None` for "never".
-pub fn rfc3339(ms: i64, millis: bool) -> Option<String> {
-    if ms <= 0 {
-        return None;
-    }
-    let t = UNIX_EPOCH + Duration::from_millis(ms as u64);
-    Some(if millis {
-        humantime::format_rfc3339_millis(t).to_string()
-    } else {
-        humantime::format_rfc3339_seconds(t).to_string()
-    })
-}
+pub use crate::clock::rfc3339;
 
 /// A value as a table cell: one line, control characters escaped, digests shortened.
 pub fn cell(value: &str) -> String {
@@ -128,18 +116,5 @@ mod tests {
         assert_eq!(t, "HOST   STATUS\nweb-1  in_sync\na\n");
         assert_eq!(cell("a\nb"), "a\\nb");
         assert_eq!(cell(&"ab".repeat(32)), "abababababab…");
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(rfc3339(0, false), None);
-        assert_eq!(
-            rfc3339(1_764_000_000_123, false).as_deref(),
-            Some("2025-11-24T16:00:00Z")
-        );
-        assert_eq!(
-            rfc3339(1_764_000_000_123, true).as_deref(),
-            Some("2025-11-24T16:00:00.123Z")
-        );
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tonic::transport::{Channel, Endpoint};
 
 use super::output::{Format, cell, emit, rfc3339, table};
-use plumb_agent::cli::exit;
+use plumb_common::cli::exit;
 
 use super::QueryArgs;
 
@@ -557,7 +557,7 @@ pub(super) async fn report(
     let since_ms = since.as_deref().map(parse_time).transpose()?.unwrap_or(0);
     let until_ms = match until.as_deref() {
         Some(t) => parse_time(t)?,
-        None => crate::fleet::now_ms() + 1,
+        None => crate::clock::now_ms() + 1,
     };
     anyhow::ensure!(since_ms < until_ms, "--since must be before --until");
     let mut c = client(conn).await?;

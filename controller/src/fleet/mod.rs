@@ -7,10 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::clock::rfc3339;
+pub use crate::clock::{Clock, now_ms};
 use crate::drift::{self, Observation};
 use crate::manifest::{Diagnostic, ManifestSet};
 use crate::model::{Ack, Coverage, DriftRecord, Event, EventKind, HostInfo, HostView};
@@ -19,10 +21,12 @@ use crate::store::{Change, Store, StoreError, Write};
 
 mod acks;
 mod host;
+pub mod metrics;
 mod reconcile;
 mod writes;
 use acks::Acks;
 use host::{Conn, Host};
+use metrics::{Counters, Metrics};
 use reconcile::reconcile;
 use writes::{MAX_PENDING, Pending, Writes};
 
@@ -170,9 +174,9 @@ pub enum Command {
     Ping {
         reply: oneshot::Sender<()>,
     },
-    /// The Prometheus text exposition of the fleet's metrics.
+    /// The fleet's figures, for `/metrics`.
     Metrics {
-        reply: oneshot::Sender<String>,
+        reply: oneshot::Sender<Metrics>,
     },
     /// An agent's answer to a content request.
     Content {
@@ -257,7 +261,7 @@ pub struct Fleet {
     acks: Acks,
     /// Milliseconds since the epoch; replaceable so tests can move time.
     clock: Clock,
-    metrics: FleetMetrics,
+    counters: Counters,
     /// Where events go for the webhooks, if any are configured.
     webhooks: Option<crate::webhook::Sink>,
     /// The last head said in the log (`publish_head`), and when.
@@ -275,17 +279,6 @@ enum ManifestOutcome {
     Accepted,
     Rejected(Vec<String>),
 }
-
-/// What the fleet counts for `/metrics`.
-#[derive(Default)]
-struct FleetMetrics {
-    events: BTreeMap<&'static str, u64>,
-    evaluation: crate::server::metrics::Histogram,
-    store: crate::server::metrics::Histogram,
-}
-
-/// The fleet's source of time.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 struct PendingContent {
     conn: u64,
@@ -346,7 +339,7 @@ impl Fleet {
             next_content: 1,
             acks: Acks::new(store_acks),
             clock: Arc::new(now_ms),
-            metrics: FleetMetrics::default(),
+            counters: Counters::default(),
             webhooks: None,
             head_published: 0,
             head_published_at: Instant::now(),
@@ -397,7 +390,7 @@ impl Fleet {
             match result {
                 Ok(events) => {
                     if write.is_some() {
-                        self.metrics.store.observe(started.elapsed().as_secs_f64());
+                        self.counters.store.observe(started.elapsed().as_secs_f64());
                     }
                     if self.writes.failing.is_some() {
                         // Nothing was waiting: the failure was a touch, now past.
@@ -459,8 +452,8 @@ impl Fleet {
         let lost: Vec<String> = std::mem::take(&mut self.writes.lost).into_keys().collect();
         let summary = format!(
             "the store could not write from {} to {} ({error}); {} write(s) were made late, in order; {} could not be kept{}",
-            rfc3339(since),
-            rfc3339(now),
+            rfc3339(since, false).unwrap_or_default(),
+            rfc3339(now, false).unwrap_or_default(),
             self.writes.delayed,
             self.writes.dropped,
             if lost.is_empty() {
@@ -598,7 +591,7 @@ impl Fleet {
             } => {
                 let started = Instant::now();
                 self.state(conn, report, generation, seq, states)?;
-                self.metrics
+                self.counters
                     .evaluation
                     .observe(started.elapsed().as_secs_f64());
             }
@@ -677,7 +670,7 @@ impl Fleet {
                 let _ = reply.send(self.revoke_now(&host, &resource));
             }
             Command::Metrics { reply } => {
-                let _ = reply.send(self.render_metrics());
+                let _ = reply.send(self.metrics());
             }
             Command::Ping { reply } => {
                 let _ = reply.send(());
@@ -763,7 +756,7 @@ impl Fleet {
     /// Tells followers and webhooks, and counts the event. Webhooks get the log's head with an
     /// event the store holds (a copy of the head outside the store, for `audit verify --head`).
     fn publish(&mut self, event: Event) {
-        *self.metrics.events.entry(event.kind.as_str()).or_default() += 1;
+        *self.counters.events.entry(event.kind.as_str()).or_default() += 1;
         if let Some(hooks) = &self.webhooks {
             let head = self.store.head();
             let stored = event.id > 0 && head.last_id >= event.id;
@@ -772,61 +765,38 @@ impl Fleet {
         let _ = self.events.send(event);
     }
 
-    fn render_metrics(&self) -> String {
-        let mut out = String::new();
-        let mut by_status: BTreeMap<&str, u64> =
+    fn metrics(&self) -> Metrics {
+        let mut hosts: BTreeMap<&'static str, u64> =
             ["in_sync", "drifted", "degraded", "offline", "unknown"]
                 .into_iter()
                 .map(|s| (s, 0))
                 .collect();
         for h in self.hosts.values() {
-            *by_status.entry(h.status().as_str()).or_default() += 1;
+            *hosts.entry(h.status().as_str()).or_default() += 1;
         }
-        out.push_str("# HELP plumb_hosts Hosts known to the controller, by status.\n# TYPE plumb_hosts gauge\n");
-        for (status, n) in &by_status {
-            out.push_str(&format!("plumb_hosts{{status=\"{status}\"}} {n}\n"));
-        }
-        let open: usize = self
-            .hosts
-            .values()
-            .map(|h| h.drift.values().map(Vec::len).sum::<usize>())
-            .sum();
-        let streams = self.hosts.values().filter(|h| h.conn.is_some()).count();
-        out.push_str(&format!(
-            "# HELP plumb_drift_open Open drift items.\n# TYPE plumb_drift_open gauge\nplumb_drift_open {open}\n\
-             # HELP plumb_agent_streams Connected agent streams.\n# TYPE plumb_agent_streams gauge\nplumb_agent_streams {streams}\n\
-             # HELP plumb_acknowledgements Acknowledgements in force.\n# TYPE plumb_acknowledgements gauge\nplumb_acknowledgements {}\n",
-            self.acks.all().len()
-        ));
         let w = &self.writes;
-        out.push_str(&format!(
-            "# HELP plumb_store_writable Whether the store writes (0: changes wait in memory, agents are not acknowledged).\n# TYPE plumb_store_writable gauge\nplumb_store_writable {}\n\
-             # HELP plumb_store_pending_writes Writes waiting for the store, in order.\n# TYPE plumb_store_pending_writes gauge\nplumb_store_pending_writes {}\n\
-             # HELP plumb_store_write_failures_total Writes the store refused since the controller started.\n# TYPE plumb_store_write_failures_total counter\nplumb_store_write_failures_total {}\n\
-             # HELP plumb_store_dropped_writes_total Writes not kept (too many waiting); their hosts were read again.\n# TYPE plumb_store_dropped_writes_total counter\nplumb_store_dropped_writes_total {}\n",
-            u8::from(w.failing.is_none()),
-            w.pending.iter().filter(|p| p.write.is_some()).count(),
-            w.failures_total,
-            w.dropped_total,
-        ));
-        out.push_str("# HELP plumb_events_total Events recorded since the controller started.\n# TYPE plumb_events_total counter\n");
-        for (kind, n) in &self.metrics.events {
-            out.push_str(&format!("plumb_events_total{{kind=\"{kind}\"}} {n}\n"));
+        Metrics {
+            hosts,
+            drift_open: self
+                .hosts
+                .values()
+                .map(|h| h.drift.values().map(Vec::len).sum::<usize>() as u64)
+                .sum(),
+            agent_streams: self.hosts.values().filter(|h| h.conn.is_some()).count() as u64,
+            acknowledgements: self.acks.all().len() as u64,
+            store_writable: w.failing.is_none(),
+            store_pending_writes: w.pending.iter().filter(|p| p.write.is_some()).count() as u64,
+            store_write_failures_total: w.failures_total,
+            store_dropped_writes_total: w.dropped_total,
+            events_total: self.counters.events.clone(),
+            evaluation_seconds: self.counters.evaluation.clone(),
+            store_seconds: self.counters.store.clone(),
+            webhooks: self
+                .webhooks
+                .as_ref()
+                .map(|h| h.counts())
+                .unwrap_or_default(),
         }
-        self.metrics.evaluation.render(
-            "plumb_evaluation_seconds",
-            "Time to evaluate and record one agent message.",
-            &mut out,
-        );
-        self.metrics.store.render(
-            "plumb_store_seconds",
-            "Time of one store transaction recording drift.",
-            &mut out,
-        );
-        if let Some(hooks) = &self.webhooks {
-            hooks.render_metrics(&mut out);
-        }
-        out
     }
 
     fn view(&self, host: &Host) -> HostView {
@@ -964,7 +934,7 @@ impl Fleet {
                 "host {:?} already has a live stream (connected {}); without TLS the first is kept. \
                  If this is the real agent, it is let in once the other stream ends or misses three heartbeats",
                 info.host_id,
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(since.max(0) as u64))
+                rfc3339(since, false).unwrap_or_default()
             )));
             return Ok(());
         }
@@ -1389,17 +1359,6 @@ impl Fleet {
         }
         Ok(())
     }
-}
-
-fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-        .to_string()
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -9,42 +9,80 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::fleet::metrics::{Histogram, Metrics};
 use crate::fleet::{Command, FleetHandle};
 
-/// Upper bounds (seconds) of the latency histograms' buckets.
-pub const BUCKETS: [f64; 10] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
-];
-
-/// A latency histogram in Prometheus' cumulative form.
-#[derive(Debug, Clone, Default)]
-pub struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    pub fn observe(&mut self, seconds: f64) {
-        for (c, le) in self.counts.iter_mut().zip(BUCKETS) {
-            if seconds <= le {
-                *c += 1;
+/// The Prometheus text exposition (version 0.0.4) of the fleet's metrics.
+pub fn render(m: &Metrics) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP plumb_hosts Hosts known to the controller, by status.\n# TYPE plumb_hosts gauge\n",
+    );
+    for (status, n) in &m.hosts {
+        out.push_str(&format!("plumb_hosts{{status=\"{status}\"}} {n}\n"));
+    }
+    out.push_str(&format!(
+        "# HELP plumb_drift_open Open drift items.\n# TYPE plumb_drift_open gauge\nplumb_drift_open {}\n\
+         # HELP plumb_agent_streams Connected agent streams.\n# TYPE plumb_agent_streams gauge\nplumb_agent_streams {}\n\
+         # HELP plumb_acknowledgements Acknowledgements in force.\n# TYPE plumb_acknowledgements gauge\nplumb_acknowledgements {}\n",
+        m.drift_open, m.agent_streams, m.acknowledgements
+    ));
+    out.push_str(&format!(
+        "# HELP plumb_store_writable Whether the store writes (0: changes wait in memory, agents are not acknowledged).\n# TYPE plumb_store_writable gauge\nplumb_store_writable {}\n\
+         # HELP plumb_store_pending_writes Writes waiting for the store, in order.\n# TYPE plumb_store_pending_writes gauge\nplumb_store_pending_writes {}\n\
+         # HELP plumb_store_write_failures_total Writes the store refused since the controller started.\n# TYPE plumb_store_write_failures_total counter\nplumb_store_write_failures_total {}\n\
+         # HELP plumb_store_dropped_writes_total Writes not kept (too many waiting); their hosts were read again.\n# TYPE plumb_store_dropped_writes_total counter\nplumb_store_dropped_writes_total {}\n",
+        u8::from(m.store_writable),
+        m.store_pending_writes,
+        m.store_write_failures_total,
+        m.store_dropped_writes_total,
+    ));
+    out.push_str("# HELP plumb_events_total Events recorded since the controller started.\n# TYPE plumb_events_total counter\n");
+    for (kind, n) in &m.events_total {
+        out.push_str(&format!("plumb_events_total{{kind=\"{kind}\"}} {n}\n"));
+    }
+    histogram(
+        &m.evaluation_seconds,
+        "plumb_evaluation_seconds",
+        "Time to evaluate and record one agent message.",
+        &mut out,
+    );
+    histogram(
+        &m.store_seconds,
+        "plumb_store_seconds",
+        "Time of one store transaction recording drift.",
+        &mut out,
+    );
+    if !m.webhooks.is_empty() {
+        // N is the webhook's place in the configuration: URLs may hold secrets.
+        out.push_str("# HELP plumb_webhook_events_total Events handled per webhook (by its index in the configuration): delivered, retried attempts, failed (refused or out of attempts), dropped (queue full).\n# TYPE plumb_webhook_events_total counter\n");
+        for (i, c) in m.webhooks.iter().enumerate() {
+            for (result, n) in [
+                ("delivered", c.delivered),
+                ("retried", c.retried),
+                ("failed", c.failed),
+                ("dropped", c.dropped),
+            ] {
+                out.push_str(&format!(
+                    "plumb_webhook_events_total{{webhook=\"{i}\",result=\"{result}\"}} {n}\n"
+                ));
             }
         }
-        self.count += 1;
-        self.sum += seconds;
     }
+    out
+}
 
-    pub fn render(&self, name: &str, help: &str, out: &mut String) {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
-        for (c, le) in self.counts.iter().zip(BUCKETS) {
-            out.push_str(&format!("{name}_bucket{{le=\"{le}\"}} {c}\n"));
-        }
-        out.push_str(&format!(
-            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}\n",
-            self.count, self.sum, self.count
-        ));
+fn histogram(h: &Histogram, name: &str, help: &str, out: &mut String) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+    for (le, c) in h.buckets() {
+        out.push_str(&format!("{name}_bucket{{le=\"{le}\"}} {c}\n"));
     }
+    out.push_str(&format!(
+        "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}\n",
+        h.count(),
+        h.sum(),
+        h.count()
+    ));
 }
 
 /// Serves `/metrics` until `shutdown`; returns the bound address.
@@ -82,10 +120,13 @@ pub async fn serve(
                     || head.starts_with("GET /metrics?")
                 {
                     match fleet.ask(|reply| Command::Metrics { reply }).await {
-                        Ok(body) => format!(
+                        Ok(metrics) => {
+                            let body = render(&metrics);
+                            format!(
                             "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                             body.len()
-                        ),
+                        )
+                        }
                         Err(_) => "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
                     }
                 } else {
@@ -98,4 +139,43 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_figures_render_as_prometheus_text() {
+        let mut m = Metrics {
+            hosts: [("drifted", 2), ("in_sync", 5)].into(),
+            drift_open: 3,
+            store_writable: true,
+            events_total: [("drift_opened", 4)].into(),
+            webhooks: vec![crate::webhook::Counts {
+                delivered: 7,
+                ..Default::default()
+            }],
+            ..Metrics::default()
+        };
+        m.evaluation_seconds.observe(0.002);
+        let text = render(&m);
+        for line in [
+            "plumb_hosts{status=\"drifted\"} 2\n",
+            "plumb_hosts{status=\"in_sync\"} 5\n",
+            "plumb_drift_open 3\n",
+            "plumb_store_writable 1\n",
+            "plumb_events_total{kind=\"drift_opened\"} 4\n",
+            "plumb_evaluation_seconds_bucket{le=\"0.001\"} 0\n",
+            "plumb_evaluation_seconds_bucket{le=\"0.0025\"} 1\n",
+            "plumb_evaluation_seconds_bucket{le=\"+Inf\"} 1\n",
+            "plumb_evaluation_seconds_count 1\n",
+            "plumb_store_seconds_count 0\n",
+            "plumb_webhook_events_total{webhook=\"0\",result=\"delivered\"} 7\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+        let without = render(&Metrics::default());
+        assert!(!without.contains("plumb_webhook"), "no webhooks, no series");
+    }
 }

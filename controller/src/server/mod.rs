@@ -26,6 +26,9 @@ use crate::fleet::{Command, Fleet};
 use crate::manifest::load::load;
 use crate::store::{AuditKey, Store};
 
+/// Where the controller listens unless told otherwise (loopback: anything else needs TLS).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+
 /// Largest message accepted from any peer; a Snapshot of 100,000 paths fits.
 const MAX_MESSAGE: usize = 64 << 20;
 /// How long a graceful shutdown may take before connections are dropped.
@@ -220,7 +223,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
                     health
                         .set_service_status("plumb.v1.QueryService", status)
                         .await;
-                    plumb_agent::systemd::status(if now {
+                    plumb_common::systemd::status(if now {
                         "serving; the store writes again"
                     } else {
                         "the store cannot write: changes wait in memory"
