@@ -651,7 +651,7 @@ fn audit_verify(
     heads: &[String],
     format: Format,
 ) -> anyhow::Result<i32> {
-    use crate::store::{Signature, Store, Trusted};
+    use crate::store::{Signature, SqliteStore, Trusted};
     anyhow::ensure!(
         data.join("plumb.db").exists(),
         "{} holds no plumb store (plumb.db)",
@@ -684,7 +684,7 @@ fn audit_verify(
         };
         published.push(head);
     }
-    let v = Store::verify_dir(
+    let v = SqliteStore::verify_dir(
         data,
         &Trusted {
             public_key,

@@ -242,7 +242,7 @@ impl FleetHandle {
 }
 
 pub struct Fleet {
-    store: Store,
+    store: Box<dyn Store>,
     manifests: ManifestSet,
     manifest_errors: Vec<String>,
     /// What the event log last said about the manifest directory: a reload that finds the
@@ -291,7 +291,7 @@ impl Fleet {
     /// Loads the known hosts and their open drift from the store: after a restart, every host
     /// is offline with its last known drift until its agent reconnects.
     pub fn new(
-        store: Store,
+        store: impl Store + 'static,
         manifests: ManifestSet,
         heartbeat_interval: Duration,
     ) -> Result<Self, StoreError> {
@@ -325,7 +325,7 @@ impl Fleet {
         let (events, _) = broadcast::channel(FOLLOWER_QUEUE);
         let store_acks = store.load_acks()?;
         Ok(Self {
-            store,
+            store: Box::new(store),
             manifests,
             manifest_errors: Vec::new(),
             manifests_logged: None,

@@ -6,6 +6,7 @@ use super::*;
 use crate::drift::{Kind, Observed};
 use crate::manifest::load::load_dir;
 use crate::model::HostStatus;
+use crate::store::SqliteStore;
 
 const MANIFEST: &str = "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n";
 
@@ -41,7 +42,7 @@ fn harness(manifest: &str) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("m.yaml"), manifest).expect("write");
     let set = load_dir(dir.path()).expect("valid");
-    let store = Store::open(&dir.path().join("data")).expect("store");
+    let store = SqliteStore::open(&dir.path().join("data")).expect("store");
     let time = Arc::new(AtomicI64::new(1_000_000));
     let clock = time.clone();
     let fleet = Fleet::new(store, set, Duration::from_secs(3600))
@@ -278,7 +279,7 @@ fn a_connected_hosts_last_seen_is_stored_every_30_s_and_at_once_when_it_disconne
         thread,
         runtime,
     } = harness(MANIFEST);
-    let reader = Store::open(&dir.path().join("data")).expect("a second connection");
+    let reader = SqliteStore::open(&dir.path().join("data")).expect("a second connection");
     let stored = || reader.load_hosts().expect("hosts")[0].last_seen_ms;
     runtime.block_on(async {
         let (conn, _, _rx) = connect(&fleet).await;
@@ -406,7 +407,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("m.yaml"), MANIFEST).expect("write");
     let set = load_dir(dir.path()).expect("valid");
-    let store = Store::open(&dir.path().join("data")).expect("store");
+    let store = SqliteStore::open(&dir.path().join("data")).expect("store");
     let fault = store.fault();
     let (fleet, thread) = Fleet::new(store, set, Duration::from_secs(3600))
         .expect("fleet")

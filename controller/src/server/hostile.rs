@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use crate::fleet::{Command, Fleet};
 use crate::manifest::load::load_dir;
-use crate::store::Store;
+use crate::store::SqliteStore;
 
 fn path_state() -> impl Strategy<Value = v1::PathState> {
     let path = prop::sample::select(vec![
@@ -116,7 +116,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("m.yaml"), DECLARED).expect("write");
         let set = load_dir(dir.path()).expect("valid manifests");
-        let store = Store::open(&dir.path().join("data")).expect("store");
+        let store = SqliteStore::open(&dir.path().join("data")).expect("store");
         let (fleet, thread) = Fleet::new(store, set, Duration::from_secs(5)).expect("fleet").spawn().expect("spawn");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
@@ -310,7 +310,7 @@ fn agent_messages_and_mutations_of_them_go_through_the_edge_unharmed() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("m.yaml"), DECLARED).expect("write");
     let set = load_dir(dir.path()).expect("valid manifests");
-    let store = Store::open(&dir.path().join("data")).expect("store");
+    let store = SqliteStore::open(&dir.path().join("data")).expect("store");
     let (fleet, thread) = Fleet::new(store, set, Duration::from_secs(5))
         .expect("fleet")
         .spawn()

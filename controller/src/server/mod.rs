@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{Command, Fleet};
 use crate::manifest::load::load;
-use crate::store::{AuditKey, Store};
+use crate::store::{AuditKey, SqliteStore};
 
 /// Where the controller listens unless told otherwise (loopback: anything else needs TLS).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -157,7 +157,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         if made {
             tracing::warn!(key = %key_path.display(), public_key = %key.public_hex(), "made a new audit key; keep a copy of its public half (.pub) where the controller's host cannot change it");
         }
-        let store = Store::open(&data)?.with_audit_key(key);
+        let store = SqliteStore::open(&data)?.with_audit_key(key);
         Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
     })
     .await??;

@@ -8,11 +8,10 @@
 use std::path::Path;
 
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
-use rusqlite::{Connection, Transaction, params};
 
 use super::{Result, StoreError};
 use crate::manifest::{hex_sha256, to_hex};
-use crate::model::{DriftRecord, EventKind};
+use crate::model::DriftRecord;
 
 /// One entry as hashed: every column, each length-prefixed so that no two entries encode alike.
 pub(super) fn canonical(
@@ -122,7 +121,7 @@ impl AuditKey {
         to_hex(self.pair.public_key().as_ref())
     }
 
-    fn sign(&self, last_id: i64, hash: &str) -> String {
+    pub(super) fn sign(&self, last_id: i64, hash: &str) -> String {
         to_hex(
             self.pair
                 .sign(signed_text(last_id, hash).as_bytes())
@@ -164,160 +163,6 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Appends one entry in `tx` with the next id, chained to `head`, and moves `head` (not yet
-/// its stored row: `store_head` does that once per transaction). Returns the new id.
-pub(super) fn append(
-    tx: &Transaction<'_>,
-    head: &mut Head,
-    at_ms: i64,
-    host_id: &str,
-    kind: EventKind,
-    item: Option<&DriftRecord>,
-) -> Result<i64> {
-    let r = item;
-    let id = head.last_id + 1;
-    let hash = chain(
-        &head.hash,
-        &canonical(id, at_ms, host_id, kind.as_str(), item),
-    );
-    tx.prepare_cached(
-        "INSERT INTO events (id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?
-    .execute(params![
-        id,
-        at_ms,
-        host_id,
-        kind.as_str(),
-        r.map(|r| &r.resource),
-        r.map(|r| &r.attribute),
-        r.map(|r| &r.expected),
-        r.map(|r| &r.actual),
-        r.map(|r| r.since_ms),
-        r.map(|r| &r.declared_at),
-        head.hash,
-        hash,
-    ])?;
-    head.last_id = id;
-    head.hash = hash;
-    head.signature.clear();
-    Ok(id)
-}
-
-/// Writes the head row for `head`, signed with `key` if there is one.
-pub(super) fn store_head(
-    tx: &Transaction<'_>,
-    head: &mut Head,
-    key: Option<&AuditKey>,
-) -> Result<()> {
-    if let Some(key) = key {
-        head.signature = key.sign(head.last_id, &head.hash);
-        head.public_key = key.public_hex();
-    } else {
-        head.signature.clear();
-        head.public_key.clear();
-    }
-    tx.prepare_cached(
-        "INSERT INTO audit_head (id, last_id, hash, signature, public_key) VALUES (1, ?1, ?2, ?3, ?4)
-         ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash,
-             signature = excluded.signature, public_key = excluded.public_key",
-    )?
-    .execute(params![head.last_id, head.hash, head.signature, head.public_key])?;
-    Ok(())
-}
-
-/// The head as stored; an empty head for an empty log.
-pub(super) fn head(conn: &Connection) -> Result<Head> {
-    let signed = has_column(conn, "audit_head", "signature")?;
-    let sql = if signed {
-        "SELECT last_id, hash, signature, public_key FROM audit_head WHERE id = 1"
-    } else {
-        "SELECT last_id, hash, '', '' FROM audit_head WHERE id = 1"
-    };
-    let mut stmt = conn.prepare(sql)?;
-    let mut rows = stmt.query([])?;
-    Ok(match rows.next()? {
-        Some(row) => Head {
-            last_id: row.get(0)?,
-            hash: row.get(1)?,
-            signature: row.get(2)?,
-            public_key: row.get(3)?,
-        },
-        None => Head::default(),
-    })
-}
-
-fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool> {
-    let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
-    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    for name in names {
-        if name? == column {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Chains rows written before the log was chained (schema version 1).
-pub(super) fn chain_existing(tx: &Transaction<'_>) -> Result<()> {
-    let rows = entries(tx)?;
-    let mut head = (0i64, String::new());
-    for e in rows {
-        let hash = chain(&head.1, &e.canonical);
-        tx.execute(
-            "UPDATE events SET prev_hash = ?2, hash = ?3 WHERE id = ?1",
-            params![e.id, head.1, hash],
-        )?;
-        head = (e.id, hash);
-    }
-    if head.0 > 0 {
-        tx.execute(
-            "INSERT INTO audit_head (id, last_id, hash) VALUES (1, ?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash",
-            params![head.0, head.1],
-        )?;
-    }
-    Ok(())
-}
-
-struct Entry {
-    id: i64,
-    canonical: String,
-    prev_hash: String,
-    hash: String,
-}
-
-fn entries(conn: &Connection) -> Result<Vec<Entry>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, prev_hash, hash
-         FROM events ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let resource: Option<String> = r.get(4)?;
-        let item = match resource {
-            Some(resource) => Some(DriftRecord {
-                resource,
-                attribute: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-                expected: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                actual: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                since_ms: r.get::<_, Option<i64>>(8)?.unwrap_or_default(),
-                declared_at: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-            }),
-            None => None,
-        };
-        let (id, at_ms, host, kind): (i64, i64, String, String) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        Ok(Entry {
-            id,
-            canonical: canonical(id, at_ms, &host, &kind, item.as_ref()),
-            prev_hash: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-            hash: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-        })
-    })?;
-    rows.collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(StoreError::from)
-}
-
 /// What a verification trusts beyond the database itself.
 #[derive(Debug, Default, Clone)]
 pub struct Trusted {
@@ -349,12 +194,20 @@ pub struct Verification {
     pub problems: Vec<String>,
 }
 
-/// Walks the whole chain, its ids and the head, and checks the head against what is trusted.
-pub(super) fn verify(conn: &Connection, trusted: &Trusted) -> Result<Verification> {
-    let rows = entries(conn)?;
+/// One entry as a backend reads it back: its id, its content as hashed (`canonical`), and the
+/// hashes stored with it.
+pub(super) struct Entry {
+    pub(super) id: i64,
+    pub(super) canonical: String,
+    pub(super) prev_hash: String,
+    pub(super) hash: String,
+}
+
+/// Walks the whole chain (every entry, in id order, as a backend read it), its ids and the head, and checks the head against what is trusted.
+pub(super) fn verify(rows: &[Entry], head: Head, trusted: &Trusted) -> Verification {
     let mut problems = Vec::new();
     let mut prev: Option<&Entry> = None;
-    for e in &rows {
+    for e in rows {
         match prev {
             None if e.id != 1 => problems.push(format!(
                 "the log starts at entry {}: entries 1 to {} were removed",
@@ -388,7 +241,6 @@ pub(super) fn verify(conn: &Connection, trusted: &Trusted) -> Result<Verificatio
         }
         prev = Some(e);
     }
-    let head = head(conn)?;
     match rows.last() {
         Some(t) if t.id != head.last_id || t.hash != head.hash => problems.push(format!(
             "the log ends at entry {} but its head records entry {}: entries at the end were removed or replaced",
@@ -426,13 +278,13 @@ pub(super) fn verify(conn: &Connection, trusted: &Trusted) -> Result<Verificatio
             }
         },
     };
-    Ok(Verification {
+    Verification {
         entries: rows.len(),
         head_id: head.last_id,
         head: head.hash,
         signature,
         problems,
-    })
+    }
 }
 
 fn check_signature(public_key: &str, head: &Head) -> std::result::Result<(), String> {

@@ -1,9 +1,15 @@
-//! A real SQLite file in a temp dir, reopened to prove what survives.
+//! A real SQLite file in a temp dir: the conformance suite every backend passes, then what is
+//! SQLite's own (migrations, a refused file, the hash chain against edits made in SQL).
 
 use std::path::Path;
 
 use super::*;
-use crate::drift::{Kind, Observed};
+use crate::store::Signature;
+
+crate::store::conformance::suite!(|| {
+    let dir = tempfile::tempdir().expect("temp dir");
+    move || -> Box<dyn Store> { Box::new(SqliteStore::open(dir.path()).expect("open")) }
+});
 
 fn info(id: &str) -> HostInfo {
     HostInfo {
@@ -24,132 +30,14 @@ fn record(attribute: &str, actual: &str, since_ms: i64) -> DriftRecord {
     }
 }
 
-fn observed() -> Observation {
-    Observation::File(Observed {
-        kind: Kind::File,
-        link_target: None,
-        resolved_kind: Kind::File,
-        mode: 0o100600,
-        uid: 0,
-        gid: 0,
-        owner: None,
-        group: None,
-        sha256: None,
-        contains: vec![],
-        entries: vec![],
-        entries_total: 0,
-        error: None,
-    })
-}
-
-#[test]
-fn drift_events_and_observations_survive_reopening() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let opened = record("mode", "0600", 1000);
-    {
-        let mut store = Store::open(dir.path()).expect("open");
-        store.upsert_host(&info("web-1"), 900).expect("host");
-        let obs = observed();
-        let events = store
-            .record(
-                "web-1",
-                1000,
-                &[("/etc/a", Some(&obs))],
-                &[DriftChange::Open {
-                    origin: "/etc/a",
-                    record: &opened,
-                }],
-            )
-            .expect("record");
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].kind, EventKind::Opened);
-        store.touch_hosts(&[("web-1", 1500)]).expect("touch");
-    }
-    let mut store = Store::open(dir.path()).expect("reopen");
-    let hosts = store.load_hosts().expect("load");
-    assert_eq!(hosts.len(), 1);
-    assert_eq!(hosts[0].info, info("web-1"));
-    assert_eq!(hosts[0].last_seen_ms, 1500);
-    assert_eq!(hosts[0].drift, [("/etc/a".to_string(), opened.clone())]);
-    assert_eq!(
-        store.load_observations("web-1").expect("observations"),
-        [("/etc/a".to_string(), observed())]
-    );
-
-    let changed = record("mode", "0640", 1000);
-    store
-        .record(
-            "web-1",
-            2000,
-            &[],
-            &[DriftChange::Change {
-                origin: "/etc/a",
-                record: &changed,
-            }],
-        )
-        .expect("change");
-    store
-        .record(
-            "web-1",
-            3000,
-            &[("/etc/a", None)],
-            &[DriftChange::Resolve { record: &changed }],
-        )
-        .expect("resolve");
-    store
-        .host_event("web-1", 4000, EventKind::HostOffline)
-        .expect("host event");
-
-    assert!(
-        store.load_hosts().expect("load")[0].drift.is_empty(),
-        "resolved drift is no longer open"
-    );
-    assert!(
-        store
-            .load_observations("web-1")
-            .expect("observations")
-            .is_empty()
-    );
-    let history = store.history(Some("web-1"), 10).expect("history");
-    let kinds: Vec<_> = history.iter().map(|e| (e.kind, e.at_ms)).collect();
-    assert_eq!(
-        kinds,
-        [
-            (EventKind::HostOffline, 4000),
-            (EventKind::Resolved, 3000),
-            (EventKind::Changed, 2000),
-            (EventKind::Opened, 1000)
-        ]
-    );
-    assert_eq!(
-        history[1].item.as_ref().map(|i| i.actual.as_str()),
-        Some("0640")
-    );
-    assert!(
-        history.windows(2).all(|w| w[0].id > w[1].id),
-        "ids increase with time"
-    );
-    assert!(
-        store
-            .history(Some("other"), 10)
-            .expect("history")
-            .is_empty()
-    );
-    assert_eq!(
-        store.history(None, 2).expect("history").len(),
-        2,
-        "limit applies"
-    );
-}
-
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
-    drop(Store::open(dir.path()).expect("open"));
+    drop(SqliteStore::open(dir.path()).expect("open"));
     let conn = Connection::open(dir.path().join("plumb.db")).expect("raw open");
     conn.pragma_update(None, "user_version", 99).expect("bump");
     drop(conn);
-    let err = Store::open(dir.path()).err().expect("refused");
+    let err = SqliteStore::open(dir.path()).err().expect("refused");
     assert!(
         err.to_string().contains("schema version 99 is newer"),
         "{err}"
@@ -163,10 +51,12 @@ fn log_with_events() -> (tempfile::TempDir, usize, String) {
     let (key, made) = AuditKey::load_or_create(&dir.path().join("keys/audit.key")).expect("key");
     assert!(made);
     let public = key.public_hex();
-    let mut store = Store::open(dir.path()).expect("open").with_audit_key(key);
+    let mut store = SqliteStore::open(dir.path())
+        .expect("open")
+        .with_audit_key(key);
     store.upsert_host(&info("web-1"), 1).expect("host");
     store
-        .host_event("web-1", 10, EventKind::HostOnline)
+        .append_log("web-1", 10, EventKind::HostOnline, None)
         .expect("event");
     for (i, attr) in ["mode", "owner", "group"].iter().enumerate() {
         let r = record(attr, "x", 20 + i as i64);
@@ -183,7 +73,7 @@ fn log_with_events() -> (tempfile::TempDir, usize, String) {
             .expect("record");
     }
     store
-        .host_event("web-1", 50, EventKind::HostOffline)
+        .append_log("web-1", 50, EventKind::HostOffline, None)
         .expect("event");
     (dir, 6, public)
 }
@@ -205,7 +95,7 @@ fn tamper(dir: &Path, sql: &str) {
 fn problems_after(sql: &str) -> Vec<String> {
     let (dir, _, public) = log_with_events();
     tamper(dir.path(), sql);
-    Store::verify_dir(dir.path(), &trusting(&public))
+    SqliteStore::verify_dir(dir.path(), &trusting(&public))
         .expect("verify")
         .problems
 }
@@ -213,11 +103,11 @@ fn problems_after(sql: &str) -> Vec<String> {
 #[test]
 fn an_intact_log_verifies() {
     let (dir, n, public) = log_with_events();
-    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    let v = SqliteStore::verify_dir(dir.path(), &trusting(&public)).expect("verify");
     assert_eq!(v.problems, Vec::<String>::new());
     assert_eq!((v.entries, v.head_id, v.head.len()), (n, n as i64, 64));
     assert_eq!(v.signature, Signature::Valid(public));
-    let first = Store::open(dir.path())
+    let first = SqliteStore::open(dir.path())
         .expect("open")
         .history(None, 100)
         .expect("history");
@@ -285,7 +175,7 @@ fn a_cut_tail_with_a_head_rewritten_to_match_is_found() {
             "DELETE FROM events WHERE id > 4; UPDATE audit_head SET last_id = {id}, hash = '{hash}'"
         ),
     );
-    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    let v = SqliteStore::verify_dir(dir.path(), &trusting(&public)).expect("verify");
     assert_eq!(
         v.problems,
         [format!(
@@ -362,16 +252,16 @@ fn a_chain_recomputed_after_an_edit_is_found_by_the_signature() {
         prev = hash;
     }
     drop(conn);
-    let v = Store::verify_dir(dir.path(), &Trusted::default()).expect("verify");
+    let v = SqliteStore::verify_dir(dir.path(), &Trusted::default()).expect("verify");
     assert!(
         v.problems.is_empty(),
         "the chain itself is consistent again"
     );
-    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    let v = SqliteStore::verify_dir(dir.path(), &trusting(&public)).expect("verify");
     assert_eq!(v.signature, Signature::Invalid, "{:?}", v.problems);
     // Nor does dropping the signature help.
     tamper(dir.path(), "UPDATE audit_head SET signature = ''");
-    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    let v = SqliteStore::verify_dir(dir.path(), &trusting(&public)).expect("verify");
     assert_eq!(
         v.problems,
         [
@@ -410,12 +300,14 @@ fn a_log_cut_back_to_an_old_signed_head_is_found_against_a_published_head() {
         let (key, made) =
             AuditKey::load_or_create(&dir.path().join("keys/audit.key")).expect("key");
         assert!(!made, "the same key, read back");
-        let mut store = Store::open(dir.path()).expect("open").with_audit_key(key);
+        let mut store = SqliteStore::open(dir.path())
+            .expect("open")
+            .with_audit_key(key);
         store
-            .host_event("web-1", 60, EventKind::HostOnline)
+            .append_log("web-1", 60, EventKind::HostOnline, None)
             .expect("event");
     }
-    let published = Store::open(dir.path()).expect("open").head().clone();
+    let published = SqliteStore::open(dir.path()).expect("open").head().clone();
     assert_eq!(published.last_id, n as i64 + 1);
     tamper(
         dir.path(),
@@ -424,13 +316,13 @@ fn a_log_cut_back_to_an_old_signed_head_is_found_against_a_published_head() {
             old_head.0, old_head.0, old_head.1, old_head.2, old_head.3
         ),
     );
-    let v = Store::verify_dir(dir.path(), &trusting(&public)).expect("verify");
+    let v = SqliteStore::verify_dir(dir.path(), &trusting(&public)).expect("verify");
     assert!(
         v.problems.is_empty(),
         "an old, genuinely signed head: {:?}",
         v.problems
     );
-    let v = Store::verify_dir(
+    let v = SqliteStore::verify_dir(
         dir.path(),
         &Trusted {
             public_key: Some(public),
@@ -453,9 +345,9 @@ fn a_log_cut_back_to_an_old_signed_head_is_found_against_a_published_head() {
 fn a_store_file_of_zero_bytes_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("plumb.db"), b"").expect("empty");
-    let e = Store::open(dir.path()).err().expect("refused");
+    let e = SqliteStore::open(dir.path()).err().expect("refused");
     assert!(e.to_string().contains("is empty (0 bytes)"), "{e}");
-    let e = Store::verify_dir(dir.path(), &Trusted::default()).expect_err("refused");
+    let e = SqliteStore::verify_dir(dir.path(), &Trusted::default()).expect_err("refused");
     assert!(e.to_string().contains("is empty (0 bytes)"), "{e}");
 }
 
@@ -469,9 +361,9 @@ fn an_unchained_log_is_chained_on_upgrade() {
              ALTER TABLE events DROP COLUMN prev_hash; ALTER TABLE events DROP COLUMN hash; PRAGMA user_version = 1;",
         )
         .expect("downgrade to version 1");
-    let mut store = Store::open(dir.path()).expect("upgrade");
+    let mut store = SqliteStore::open(dir.path()).expect("upgrade");
     store
-        .host_event("web-1", 60, EventKind::HostOnline)
+        .append_log("web-1", 60, EventKind::HostOnline, None)
         .expect("append after the upgrade");
     let v = store.verify(&Trusted::default()).expect("verify");
     assert_eq!((v.entries, v.problems), (n + 1, Vec::<String>::new()));

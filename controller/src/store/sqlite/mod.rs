@@ -1,46 +1,34 @@
-//! The embedded store: SQLite (bundled) in the data directory. Hosts, their latest observed
-//! state, open drift, and the append-only event log. Synchronous: owned by the fleet thread.
+//! The embedded store: SQLite (bundled) in the data directory.
 //!
 //! Durability: WAL with `synchronous=NORMAL`. A committed transaction survives the controller
 //! being killed (`kill -9`): the WAL is in the OS page cache and replayed on open. Only an OS
 //! crash or power loss can lose the last transactions; agents resend their full state on
 //! reconnect, so what is lost then is re-established, with a later `since`.
+//!
+//! Hosts and observations are kept as JSON of this module's own row types (`rows.rs`), not of
+//! the model's: a change to a core type cannot change what is on disk by accident.
 
 use std::path::Path;
 
 use rusqlite::{Connection, params};
 
+use super::audit::{self, AuditKey, Head, Trusted, Verification};
+use super::{Change, DriftChange, Result, Store, StoreError, StoredHost, Write, ack_record};
 use crate::drift::Observation;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create the data directory {path}: {source}")]
-    CreateDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("store {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("store: {0}")]
-    Sql(#[from] rusqlite::Error),
-    #[error("store holds a value it cannot read: {0}")]
-    Corrupt(String),
-    #[error("audit key {path} {reason}")]
-    Key { path: String, reason: String },
-}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
-
-mod audit;
-pub use audit::{AuditKey, Head, Signature, Trusted, Verification, public_path};
+mod chain;
+mod rows;
 
 const SCHEMA_VERSION: i64 = 4;
 
-pub struct Store {
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+pub struct SqliteStore {
     conn: Connection,
     /// The event log's head as stored.
     head: Head,
@@ -51,168 +39,16 @@ pub struct Store {
     fault: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// A host as stored, with its open drift (each record with the declared path it came from).
-pub struct StoredHost {
-    pub info: HostInfo,
-    pub last_seen_ms: i64,
-    pub drift: Vec<(String, DriftRecord)>,
-}
-
-/// A change to one host's drift, to record atomically with its events.
-pub enum DriftChange<'a> {
-    Open {
-        origin: &'a str,
-        record: &'a DriftRecord,
-    },
-    Change {
-        origin: &'a str,
-        record: &'a DriftRecord,
-    },
-    Resolve {
-        record: &'a DriftRecord,
-    },
-}
-
-/// A write of the fleet's, owned: what it could not make when it happened (the disk was full)
-/// and makes, in the same order, once the store can write again.
-#[derive(Debug, Clone)]
-pub enum Write {
-    /// Observations and drift changes of one host, with their events (`record`).
-    Record {
-        host_id: String,
-        at_ms: i64,
-        observations: Vec<(String, Option<Observation>)>,
-        changes: Vec<Change>,
-    },
-    /// One entry of the event log on its own (`log`).
-    Log {
-        host_id: String,
-        at_ms: i64,
-        kind: EventKind,
-        item: Option<DriftRecord>,
-    },
-    /// A host's identity and last-seen time (`upsert_host`).
-    Host { info: HostInfo, last_seen_ms: i64 },
-    /// An acknowledgement ended by the fleet (`drop_ack`).
-    DropAck {
-        ack: Ack,
-        at_ms: i64,
-        kind: EventKind,
-    },
-}
-
-/// An owned `DriftChange`.
-#[derive(Debug, Clone)]
-pub enum Change {
-    Open { origin: String, record: DriftRecord },
-    Change { origin: String, record: DriftRecord },
-    Resolve { record: DriftRecord },
-}
-
-impl Write {
-    /// The host it is about ("" for the controller's own entries).
-    pub fn host_id(&self) -> &str {
-        match self {
-            Write::Record { host_id, .. } | Write::Log { host_id, .. } => host_id,
-            Write::Host { info, .. } => &info.host_id,
-            Write::DropAck { ack, .. } => &ack.host_id,
-        }
-    }
-
-    /// The events it appends, as they will read once written (ids still unknown: 0).
-    pub fn events(&self) -> Vec<Event> {
-        let event = |host_id: &str, at_ms, kind, item: Option<&DriftRecord>| Event {
-            id: 0,
-            at_ms,
-            host_id: host_id.to_owned(),
-            kind,
-            item: item.cloned(),
-        };
-        match self {
-            Write::Record {
-                host_id,
-                at_ms,
-                changes,
-                ..
-            } => changes
-                .iter()
-                .map(|c| {
-                    let (kind, record) = c.parts();
-                    event(host_id, *at_ms, kind, Some(record))
-                })
-                .collect(),
-            Write::Log {
-                host_id,
-                at_ms,
-                kind,
-                item,
-            } => vec![event(host_id, *at_ms, *kind, item.as_ref())],
-            Write::Host { .. } => Vec::new(),
-            Write::DropAck { ack, at_ms, kind } => {
-                vec![event(&ack.host_id, *at_ms, *kind, Some(&ack_record(ack)))]
-            }
-        }
-    }
-}
-
-impl Change {
-    fn parts(&self) -> (EventKind, &DriftRecord) {
-        match self {
-            Change::Open { record, .. } => (EventKind::Opened, record),
-            Change::Change { record, .. } => (EventKind::Changed, record),
-            Change::Resolve { record } => (EventKind::Resolved, record),
-        }
-    }
-
-    fn borrowed(&self) -> DriftChange<'_> {
-        match self {
-            Change::Open { origin, record } => DriftChange::Open { origin, record },
-            Change::Change { origin, record } => DriftChange::Change { origin, record },
-            Change::Resolve { record } => DriftChange::Resolve { record },
-        }
-    }
-}
-
-impl Store {
-    /// Makes one write; returns the events it appended, with their ids.
-    pub fn apply(&mut self, w: &Write) -> Result<Vec<Event>> {
-        match w {
-            Write::Record {
-                host_id,
-                at_ms,
-                observations,
-                changes,
-            } => {
-                let observations: Vec<(&str, Option<&Observation>)> = observations
-                    .iter()
-                    .map(|(p, o)| (p.as_str(), o.as_ref()))
-                    .collect();
-                let changes: Vec<DriftChange<'_>> = changes.iter().map(Change::borrowed).collect();
-                self.record(host_id, *at_ms, &observations, &changes)
-            }
-            Write::Log {
-                host_id,
-                at_ms,
-                kind,
-                item,
-            } => Ok(vec![self.log(host_id, *at_ms, *kind, item.as_ref())?]),
-            Write::Host { info, last_seen_ms } => {
-                self.upsert_host(info, *last_seen_ms)?;
-                Ok(Vec::new())
-            }
-            Write::DropAck { ack, at_ms, kind } => Ok(vec![self.drop_ack(ack, *at_ms, *kind)?]),
-        }
-    }
-
+impl SqliteStore {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.display().to_string(),
             source,
         })?;
         let path = dir.join("plumb.db");
-        let open_err = |source| StoreError::Open {
+        let open_err = |source: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
-            source,
+            source: Box::new(source),
         };
         refuse_emptied(&path)?;
         let conn = Connection::open(&path).map_err(open_err)?;
@@ -232,10 +68,10 @@ impl Store {
             fault: Default::default(),
         };
         store.migrate()?;
-        store.head = audit::head(&store.conn)?;
+        store.head = chain::head(&store.conn)?;
         if store.head.last_id == 0 && store.event_count()? == 0 {
             // Every log begins with this entry, so an emptied log can never pass for a new one.
-            store.log("", crate::clock::now_ms(), EventKind::LogCreated, None)?;
+            store.append_log("", crate::clock::now_ms(), EventKind::LogCreated, None)?;
         }
         Ok(store)
     }
@@ -244,11 +80,6 @@ impl Store {
     pub fn with_audit_key(mut self, key: AuditKey) -> Self {
         self.key = Some(key);
         self
-    }
-
-    /// The log's head as last committed.
-    pub fn head(&self) -> &Head {
-        &self.head
     }
 
     /// While set, every write fails as on a full disk.
@@ -260,7 +91,7 @@ impl Store {
     fn writable(&self) -> Result<()> {
         #[cfg(test)]
         if self.fault.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Sql(rusqlite::Error::SqliteFailure(
+            return Err(StoreError::from(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
                 Some("database or disk is full".into()),
             )));
@@ -337,7 +168,7 @@ impl Store {
                      hash TEXT NOT NULL
                  );",
             )?;
-            audit::chain_existing(&tx)?;
+            chain::chain_existing(&tx)?;
             tx.execute_batch("PRAGMA user_version = 2;")?;
             tx.commit()?;
         }
@@ -371,98 +202,10 @@ impl Store {
         Ok(())
     }
 
-    pub fn load_hosts(&self) -> Result<Vec<StoredHost>> {
-        let mut hosts = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT host_id, info, last_seen_ms FROM hosts ORDER BY host_id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (host_id, info, last_seen_ms) = row?;
-            let info: HostInfo = serde_json::from_str(&info)
-                .map_err(|e| StoreError::Corrupt(format!("host {host_id}: {e}")))?;
-            hosts.push(StoredHost {
-                info,
-                last_seen_ms,
-                drift: Vec::new(),
-            });
-        }
-        let mut stmt = self.conn.prepare(
-            "SELECT host_id, origin, resource, attribute, expected, actual, since_ms, declared_at
-             FROM drift ORDER BY host_id, resource, attribute",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                DriftRecord {
-                    resource: r.get(2)?,
-                    attribute: r.get(3)?,
-                    expected: r.get(4)?,
-                    actual: r.get(5)?,
-                    since_ms: r.get(6)?,
-                    declared_at: r.get(7)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (host_id, origin, record) = row?;
-            if let Some(h) = hosts.iter_mut().find(|h| h.info.host_id == host_id) {
-                h.drift.push((origin, record));
-            }
-        }
-        Ok(hosts)
-    }
-
-    /// One host's open drift as stored, each record with the declared path it came from.
-    pub fn load_drift(&self, host_id: &str) -> Result<Vec<(String, DriftRecord)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT origin, resource, attribute, expected, actual, since_ms, declared_at
-             FROM drift WHERE host_id = ?1 ORDER BY resource, attribute",
-        )?;
-        let rows = stmt.query_map([host_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                DriftRecord {
-                    resource: r.get(1)?,
-                    attribute: r.get(2)?,
-                    expected: r.get(3)?,
-                    actual: r.get(4)?,
-                    since_ms: r.get(5)?,
-                    declared_at: r.get(6)?,
-                },
-            ))
-        })?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(StoreError::from)
-    }
-
-    pub fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observation)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT path, state FROM observations WHERE host_id = ?1")?;
-        let rows = stmt.query_map([host_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (path, state) = row?;
-            let observed = serde_json::from_str(&state)
-                .map_err(|e| StoreError::Corrupt(format!("observation {host_id}:{path}: {e}")))?;
-            out.push((path, observed));
-        }
-        Ok(out)
-    }
-
-    pub fn upsert_host(&self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
+    fn upsert_host(&self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
         self.writable()?;
-        let json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(&rows::HostRow::from(info))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn.execute(
             "INSERT INTO hosts (host_id, info, last_seen_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (host_id) DO UPDATE SET info = excluded.info, last_seen_ms = excluded.last_seen_ms",
@@ -471,24 +214,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records last-seen times of many hosts in one transaction.
-    pub fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
-        self.writable()?;
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt =
-                tx.prepare_cached("UPDATE hosts SET last_seen_ms = ?2 WHERE host_id = ?1")?;
-            for (host, at) in seen {
-                stmt.execute(params![host, at])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Atomically: the new observations, the drift changes, and one event per change.
     /// Returns the events with their ids.
-    pub fn record(
+    fn record(
         &mut self,
         host_id: &str,
         at_ms: i64,
@@ -510,7 +238,7 @@ impl Store {
             for (path, observed) in observations {
                 match observed {
                     Some(o) => {
-                        let json = serde_json::to_string(o)
+                        let json = serde_json::to_string(&rows::ObservationRow::from(*o))
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                         put.execute(params![host_id, path, json])?;
                     }
@@ -555,7 +283,7 @@ impl Store {
                         (EventKind::Resolved, *record)
                     }
                 };
-                let id = audit::append(&tx, &mut head, at_ms, host_id, kind, Some(record))?;
+                let id = chain::append(&tx, &mut head, at_ms, host_id, kind, Some(record))?;
                 events.push(Event {
                     id,
                     at_ms,
@@ -566,19 +294,15 @@ impl Store {
             }
         }
         if !events.is_empty() {
-            audit::store_head(&tx, &mut head, self.key.as_ref())?;
+            chain::store_head(&tx, &mut head, self.key.as_ref())?;
         }
         tx.commit()?;
         self.head = head;
         Ok(events)
     }
 
-    pub fn host_event(&mut self, host_id: &str, at_ms: i64, kind: EventKind) -> Result<Event> {
-        self.log(host_id, at_ms, kind, None)
-    }
-
     /// Appends one entry to the event log on its own.
-    pub fn log(
+    fn append_log(
         &mut self,
         host_id: &str,
         at_ms: i64,
@@ -589,8 +313,8 @@ impl Store {
         // The head moves only once the entry is committed.
         let mut head = self.head.clone();
         let tx = self.conn.transaction()?;
-        let id = audit::append(&tx, &mut head, at_ms, host_id, kind, item)?;
-        audit::store_head(&tx, &mut head, self.key.as_ref())?;
+        let id = chain::append(&tx, &mut head, at_ms, host_id, kind, item)?;
+        chain::store_head(&tx, &mut head, self.key.as_ref())?;
         tx.commit()?;
         self.head = head;
         Ok(Event {
@@ -602,34 +326,143 @@ impl Store {
         })
     }
 
-    /// Records an acknowledgement (replacing one for the same resource) and its event.
-    pub fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
-        self.writable()?;
-        self.conn.execute(
-            "INSERT INTO acks (host_id, resource, reason, by, at_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason, by = excluded.by,
-                 at_ms = excluded.at_ms, expires_ms = excluded.expires_ms",
-            params![ack.host_id, ack.resource, ack.reason, ack.by, ack.at_ms, ack.expires_ms],
-        )?;
-        self.log(
-            &ack.host_id,
-            ack.at_ms,
-            EventKind::Acknowledged,
-            Some(&ack_record(ack)),
-        )
-    }
-
     /// Removes an acknowledgement, logging why (`AckRevoked` or `AckExpired`).
-    pub fn drop_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
+    fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
         self.writable()?;
         self.conn.execute(
             "DELETE FROM acks WHERE host_id = ?1 AND resource = ?2",
             params![ack.host_id, ack.resource],
         )?;
-        self.log(&ack.host_id, at_ms, kind, Some(&ack_record(ack)))
+        self.append_log(&ack.host_id, at_ms, kind, Some(&ack_record(ack)))
     }
 
-    pub fn load_acks(&self) -> Result<Vec<Ack>> {
+    /// Verifies the store in `dir` without writing to it (no migration, no first entry).
+    pub fn verify_dir(dir: &Path, trusted: &Trusted) -> Result<Verification> {
+        let path = dir.join("plumb.db");
+        refuse_emptied(&path)?;
+        let open_err = |source: rusqlite::Error| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        };
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < 2 {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} has no hash chain; start the controller on it once to upgrade it"
+            )));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} is newer than this plumb's {SCHEMA_VERSION}; use a newer plumb"
+            )));
+        }
+        Ok(audit::verify(
+            &chain::entries(&conn)?,
+            chain::head(&conn)?,
+            trusted,
+        ))
+    }
+}
+
+impl Store for SqliteStore {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn load_hosts(&self) -> Result<Vec<StoredHost>> {
+        let mut hosts = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT host_id, info, last_seen_ms FROM hosts ORDER BY host_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (host_id, info, last_seen_ms) = row?;
+            let info: HostInfo = serde_json::from_str::<rows::HostRow>(&info)
+                .map_err(|e| StoreError::Corrupt(format!("host {host_id}: {e}")))?
+                .into();
+            hosts.push(StoredHost {
+                info,
+                last_seen_ms,
+                drift: Vec::new(),
+            });
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT host_id, origin, resource, attribute, expected, actual, since_ms, declared_at
+             FROM drift ORDER BY host_id, resource, attribute",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                DriftRecord {
+                    resource: r.get(2)?,
+                    attribute: r.get(3)?,
+                    expected: r.get(4)?,
+                    actual: r.get(5)?,
+                    since_ms: r.get(6)?,
+                    declared_at: r.get(7)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (host_id, origin, record) = row?;
+            if let Some(h) = hosts.iter_mut().find(|h| h.info.host_id == host_id) {
+                h.drift.push((origin, record));
+            }
+        }
+        Ok(hosts)
+    }
+
+    fn load_drift(&self, host_id: &str) -> Result<Vec<(String, DriftRecord)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT origin, resource, attribute, expected, actual, since_ms, declared_at
+             FROM drift WHERE host_id = ?1 ORDER BY resource, attribute",
+        )?;
+        let rows = stmt.query_map([host_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                DriftRecord {
+                    resource: r.get(1)?,
+                    attribute: r.get(2)?,
+                    expected: r.get(3)?,
+                    actual: r.get(4)?,
+                    since_ms: r.get(5)?,
+                    declared_at: r.get(6)?,
+                },
+            ))
+        })?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(StoreError::from)
+    }
+
+    fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observation)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, state FROM observations WHERE host_id = ?1")?;
+        let rows = stmt.query_map([host_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (path, state) = row?;
+            let observed = serde_json::from_str::<rows::ObservationRow>(&state)
+                .map_err(|e| e.to_string())
+                .and_then(rows::ObservationRow::into_observation)
+                .map_err(|e| StoreError::Corrupt(format!("observation {host_id}:{path}: {e}")))?;
+            out.push((path, observed));
+        }
+        Ok(out)
+    }
+
+    fn load_acks(&self) -> Result<Vec<Ack>> {
         let mut stmt = self.conn.prepare(
             "SELECT host_id, resource, reason, by, at_ms, expires_ms FROM acks ORDER BY host_id, resource",
         )?;
@@ -647,39 +480,7 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Checks the event log's hash chain from the first entry to the head, and the head
-    /// against what is trusted.
-    pub fn verify(&self, trusted: &Trusted) -> Result<Verification> {
-        audit::verify(&self.conn, trusted)
-    }
-
-    /// Verifies the store in `dir` without writing to it (no migration, no first entry).
-    pub fn verify_dir(dir: &Path, trusted: &Trusted) -> Result<Verification> {
-        let path = dir.join("plumb.db");
-        refuse_emptied(&path)?;
-        let open_err = |source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        };
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version < 2 {
-            return Err(StoreError::Corrupt(format!(
-                "schema version {version} has no hash chain; start the controller on it once to upgrade it"
-            )));
-        }
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Corrupt(format!(
-                "schema version {version} is newer than this plumb's {SCHEMA_VERSION}; use a newer plumb"
-            )));
-        }
-        audit::verify(&conn, trusted)
-    }
-
-    /// The most recent events first, for one host or all.
-    pub fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
+    fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at
              FROM events WHERE (?1 IS NULL OR host_id = ?1) ORDER BY id DESC LIMIT ?2",
@@ -720,6 +521,78 @@ impl Store {
         }
         Ok(events)
     }
+
+    fn verify(&self, trusted: &Trusted) -> Result<Verification> {
+        Ok(audit::verify(
+            &chain::entries(&self.conn)?,
+            chain::head(&self.conn)?,
+            trusted,
+        ))
+    }
+
+    fn apply(&mut self, w: &Write) -> Result<Vec<Event>> {
+        match w {
+            Write::Record {
+                host_id,
+                at_ms,
+                observations,
+                changes,
+            } => {
+                let observations: Vec<(&str, Option<&Observation>)> = observations
+                    .iter()
+                    .map(|(p, o)| (p.as_str(), o.as_ref()))
+                    .collect();
+                let changes: Vec<DriftChange<'_>> = changes.iter().map(Change::borrowed).collect();
+                self.record(host_id, *at_ms, &observations, &changes)
+            }
+            Write::Log {
+                host_id,
+                at_ms,
+                kind,
+                item,
+            } => Ok(vec![self.append_log(
+                host_id,
+                *at_ms,
+                *kind,
+                item.as_ref(),
+            )?]),
+            Write::Host { info, last_seen_ms } => {
+                self.upsert_host(info, *last_seen_ms)?;
+                Ok(Vec::new())
+            }
+            Write::DropAck { ack, at_ms, kind } => Ok(vec![self.delete_ack(ack, *at_ms, *kind)?]),
+        }
+    }
+
+    fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
+        self.writable()?;
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare_cached("UPDATE hosts SET last_seen_ms = ?2 WHERE host_id = ?1")?;
+            for (host, at) in seen {
+                stmt.execute(params![host, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
+        self.writable()?;
+        self.conn.execute(
+            "INSERT INTO acks (host_id, resource, reason, by, at_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason, by = excluded.by,
+                 at_ms = excluded.at_ms, expires_ms = excluded.expires_ms",
+            params![ack.host_id, ack.resource, ack.reason, ack.by, ack.at_ms, ack.expires_ms],
+        )?;
+        self.append_log(
+            &ack.host_id,
+            ack.at_ms,
+            EventKind::Acknowledged,
+            Some(&ack_record(ack)),
+        )
+    }
 }
 
 /// A store file of 0 bytes is not a new store: something emptied it, and starting over would
@@ -737,16 +610,3 @@ fn refuse_emptied(path: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
-
-/// An acknowledgement as an event entry: who in `expected`, why in `actual`, until when in
-/// `since_ms` (0: no expiry).
-fn ack_record(ack: &Ack) -> DriftRecord {
-    DriftRecord {
-        resource: ack.resource.clone(),
-        attribute: "ack".into(),
-        expected: ack.by.clone(),
-        actual: ack.reason.clone(),
-        since_ms: ack.expires_ms.unwrap_or(0),
-        declared_at: String::new(),
-    }
-}

@@ -1,0 +1,238 @@
+//! The store: hosts, their latest observed state, open drift, acknowledgements, and the
+//! append-only, hash-chained event log. Everything the fleet and the queries need from storage
+//! goes through the `Store` trait; `sqlite` is the embedded backend (`--data`), and a second
+//! backend is a new module that passes the same `conformance` suite.
+//!
+//! Synchronous: a store is owned by the fleet thread, so no call ever waits on the reactor.
+
+use crate::drift::Observation;
+use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
+
+mod audit;
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod sqlite;
+
+pub use audit::{AuditKey, Head, Signature, Trusted, Verification, public_path};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("store {path}: {source}")]
+    Open {
+        path: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// What the backend said when a read or a write failed (a full disk, a lost connection).
+    #[error("store: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+    #[error("store holds a value it cannot read: {0}")]
+    Corrupt(String),
+    #[error("audit key {path} {reason}")]
+    Key { path: String, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What the fleet and the queries ask of storage. Every write is atomic: its rows and its
+/// events are committed together, or nothing is (and the error says why); the events' ids
+/// follow the log's head without gaps, and the head moves only once they are committed.
+pub trait Store: Send {
+    /// The event log's head as last committed.
+    fn head(&self) -> &Head;
+    /// Every known host, with its open drift (each record with the key it came from).
+    fn load_hosts(&self) -> Result<Vec<StoredHost>>;
+    /// One host's open drift, each record with the key it came from.
+    fn load_drift(&self, host_id: &str) -> Result<Vec<(String, DriftRecord)>>;
+    /// One host's latest observations, by key.
+    fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observation)>>;
+    /// The acknowledgements in force.
+    fn load_acks(&self) -> Result<Vec<Ack>>;
+    /// The most recent events first, for one host or all, at most `limit`.
+    fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>>;
+    /// Checks the hash chain from the first entry to the head, and the head against what is
+    /// trusted.
+    fn verify(&self, trusted: &Trusted) -> Result<Verification>;
+    /// Makes one write; returns the events it appended, with their ids.
+    fn apply(&mut self, write: &Write) -> Result<Vec<Event>>;
+    /// Records the last-seen times of many hosts at once (no event).
+    fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()>;
+    /// Records an acknowledgement (replacing one for the same resource) and its event.
+    fn put_ack(&mut self, ack: &Ack) -> Result<Event>;
+
+    /// Appends one entry to the event log on its own: `apply(Write::Log)`.
+    fn log(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<&DriftRecord>,
+    ) -> Result<Event> {
+        let write = Write::Log {
+            host_id: host_id.to_owned(),
+            at_ms,
+            kind,
+            item: item.cloned(),
+        };
+        the_event(self.apply(&write)?)
+    }
+
+    /// Removes an acknowledgement, logging why (`AckRevoked` or `AckExpired`):
+    /// `apply(Write::DropAck)`.
+    fn drop_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
+        let write = Write::DropAck {
+            ack: ack.clone(),
+            at_ms,
+            kind,
+        };
+        the_event(self.apply(&write)?)
+    }
+}
+
+/// The one event a write of one entry appends.
+fn the_event(events: Vec<Event>) -> Result<Event> {
+    events
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("a write of one entry appended none".into()))
+}
+
+/// A host as stored, with its open drift (each record with the declared path it came from).
+pub struct StoredHost {
+    pub info: HostInfo,
+    pub last_seen_ms: i64,
+    pub drift: Vec<(String, DriftRecord)>,
+}
+
+/// A change to one host's drift, to record atomically with its events.
+pub enum DriftChange<'a> {
+    Open {
+        origin: &'a str,
+        record: &'a DriftRecord,
+    },
+    Change {
+        origin: &'a str,
+        record: &'a DriftRecord,
+    },
+    Resolve {
+        record: &'a DriftRecord,
+    },
+}
+
+/// A write of the fleet's, owned: what it could not make when it happened (the disk was full)
+/// and makes, in the same order, once the store can write again.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Observations and drift changes of one host, with their events (`record`).
+    Record {
+        host_id: String,
+        at_ms: i64,
+        observations: Vec<(String, Option<Observation>)>,
+        changes: Vec<Change>,
+    },
+    /// One entry of the event log on its own (`log`).
+    Log {
+        host_id: String,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<DriftRecord>,
+    },
+    /// A host's identity and last-seen time (`upsert_host`).
+    Host { info: HostInfo, last_seen_ms: i64 },
+    /// An acknowledgement ended by the fleet (`drop_ack`).
+    DropAck {
+        ack: Ack,
+        at_ms: i64,
+        kind: EventKind,
+    },
+}
+
+/// An owned `DriftChange`.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Open { origin: String, record: DriftRecord },
+    Change { origin: String, record: DriftRecord },
+    Resolve { record: DriftRecord },
+}
+
+impl Write {
+    /// The host it is about ("" for the controller's own entries).
+    pub fn host_id(&self) -> &str {
+        match self {
+            Write::Record { host_id, .. } | Write::Log { host_id, .. } => host_id,
+            Write::Host { info, .. } => &info.host_id,
+            Write::DropAck { ack, .. } => &ack.host_id,
+        }
+    }
+
+    /// The events it appends, as they will read once written (ids still unknown: 0).
+    pub fn events(&self) -> Vec<Event> {
+        let event = |host_id: &str, at_ms, kind, item: Option<&DriftRecord>| Event {
+            id: 0,
+            at_ms,
+            host_id: host_id.to_owned(),
+            kind,
+            item: item.cloned(),
+        };
+        match self {
+            Write::Record {
+                host_id,
+                at_ms,
+                changes,
+                ..
+            } => changes
+                .iter()
+                .map(|c| {
+                    let (kind, record) = c.parts();
+                    event(host_id, *at_ms, kind, Some(record))
+                })
+                .collect(),
+            Write::Log {
+                host_id,
+                at_ms,
+                kind,
+                item,
+            } => vec![event(host_id, *at_ms, *kind, item.as_ref())],
+            Write::Host { .. } => Vec::new(),
+            Write::DropAck { ack, at_ms, kind } => {
+                vec![event(&ack.host_id, *at_ms, *kind, Some(&ack_record(ack)))]
+            }
+        }
+    }
+}
+
+impl Change {
+    fn parts(&self) -> (EventKind, &DriftRecord) {
+        match self {
+            Change::Open { record, .. } => (EventKind::Opened, record),
+            Change::Change { record, .. } => (EventKind::Changed, record),
+            Change::Resolve { record } => (EventKind::Resolved, record),
+        }
+    }
+
+    fn borrowed(&self) -> DriftChange<'_> {
+        match self {
+            Change::Open { origin, record } => DriftChange::Open { origin, record },
+            Change::Change { origin, record } => DriftChange::Change { origin, record },
+            Change::Resolve { record } => DriftChange::Resolve { record },
+        }
+    }
+}
+
+/// An acknowledgement as an event entry: who in `expected`, why in `actual`, until when in
+/// `since_ms` (0: no expiry).
+fn ack_record(ack: &Ack) -> DriftRecord {
+    DriftRecord {
+        resource: ack.resource.clone(),
+        attribute: "ack".into(),
+        expected: ack.by.clone(),
+        actual: ack.reason.clone(),
+        since_ms: ack.expires_ms.unwrap_or(0),
+        declared_at: String::new(),
+    }
+}
