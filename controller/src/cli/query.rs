@@ -623,9 +623,13 @@ pub(super) async fn diff(
 
 fn status_error(s: tonic::Status) -> anyhow::Error {
     match s.code() {
-        tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => {
-            anyhow!("{}", s.message())
-        }
+        // The controller's refusals say what is wrong in words meant for the operator.
+        tonic::Code::NotFound
+        | tonic::Code::InvalidArgument
+        | tonic::Code::PermissionDenied
+        | tonic::Code::FailedPrecondition
+        | tonic::Code::AlreadyExists
+        | tonic::Code::DeadlineExceeded => anyhow!("{}", s.message()),
         // A TLS controller drops a client without an acceptable certificate during the handshake.
         tonic::Code::Unavailable if !s.message().contains("transport") => {
             anyhow!("the controller is unavailable: {}", s.message())

@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::*;
-use crate::drift::{Kind, Observed};
+use crate::drift::{Kind, Observation, Observed};
 use crate::manifest::load::load_dir;
-use crate::model::HostStatus;
+use crate::model::{EventKind, HostInfo, HostStatus};
 use crate::store::SqliteStore;
 
 const MANIFEST: &str = "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n";
@@ -133,11 +133,19 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
         };
 
         assert_eq!(
-            ack("file:/etc/zzz", None).await.err().as_deref(),
+            ack("file:/etc/zzz", None)
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
             Some("h has no open drift on file:/etc/zzz")
         );
         assert_eq!(
-            ack("file:/etc/a", Some(999_999)).await.err().as_deref(),
+            ack("file:/etc/a", Some(999_999))
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
             Some("the expiry is in the past")
         );
         let made = ack("file:/etc/a", Some(1_000_500))
@@ -367,6 +375,7 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
         };
         let (refused, _rx2) = second(false).await;
         let why = refused.expect_err("the impostor is refused");
+        let why = why.to_string();
         assert!(why.contains("already has a live stream"), "{why}");
         // The first stream is still the host's: its messages count, its drift stands.
         let hosts = fleet

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::identity::{Auth, Peer};
 use super::wire;
-use crate::fleet::{AGENT_QUEUE, Command, FleetHandle, Report, Turn};
+use crate::fleet::{AGENT_QUEUE, Command, FleetError, FleetHandle, Report, Turn};
 
 /// An agent must introduce itself this quickly.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,17 +67,12 @@ impl AgentService for AgentApi {
         let (out_tx, out_rx) = mpsc::channel(AGENT_QUEUE);
         let conn = self
             .fleet
-            .ask(|reply| Command::Connect {
-                info,
-                out: out_tx,
-                takeover: self.auth == Auth::MutualTls,
-                reply,
-            })
+            .connect(info, out_tx, self.auth == Auth::MutualTls)
             .await
-            .map_err(|_| Status::unavailable("controller is shutting down"))?
-            .map_err(|refused| {
-                tracing::warn!(?peer, host = %host_id, "refused a second stream for a live host (a possible impostor)");
-                Status::already_exists(refused)
+            .inspect_err(|refused| {
+                if matches!(refused, FleetError::StreamTaken { .. }) {
+                    tracing::warn!(?peer, host = %host_id, "refused a second stream for a live host (a possible impostor)");
+                }
             })?;
 
         let fleet = self.fleet.clone();

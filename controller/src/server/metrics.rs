@@ -9,8 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::fleet::FleetHandle;
 use crate::fleet::metrics::{Histogram, Metrics};
-use crate::fleet::{Command, FleetHandle};
 
 /// The Prometheus text exposition (version 0.0.4) of the fleet's metrics.
 pub fn render(m: &Metrics) -> String {
@@ -119,7 +119,7 @@ pub async fn serve(
                 let response = if head.starts_with("GET /metrics ")
                     || head.starts_with("GET /metrics?")
                 {
-                    match fleet.ask(|reply| Command::Metrics { reply }).await {
+                    match fleet.metrics().await {
                         Ok(metrics) => {
                             let body = render(&metrics);
                             format!(

@@ -10,6 +10,7 @@ mod incoming;
 pub mod metrics;
 mod query_api;
 mod reload;
+mod status;
 pub(crate) mod wire;
 
 use std::net::SocketAddr;
@@ -87,7 +88,7 @@ impl Running {
         let fleet = self.fleet.clone();
         move || {
             let fleet = fleet.clone();
-            Box::pin(async move { fleet.ask(|reply| Command::Ping { reply }).await.is_ok() })
+            Box::pin(async move { fleet.ping().await.is_ok() })
         }
     }
 

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::identity::{Auth, Peer};
 use super::wire;
-use crate::fleet::{AckRequest, Command, FleetHandle};
+use crate::fleet::{AckRequest, FleetHandle};
 
 const DEFAULT_HISTORY: u32 = 1000;
 /// How long an agent has to send a file's content for a diff.
@@ -34,10 +34,6 @@ impl QueryApi {
     }
 }
 
-fn stopped(_: crate::fleet::Stopped) -> Status {
-    Status::unavailable("controller is shutting down")
-}
-
 type EventStream = Pin<Box<dyn Stream<Item = Result<v1::DriftEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -47,11 +43,7 @@ impl QueryService for QueryApi {
         request: Request<v1::ListHostsRequest>,
     ) -> Result<Response<v1::ListHostsResponse>, Status> {
         self.auth.require_operator(&request)?;
-        let overview = self
-            .fleet
-            .ask(|reply| Command::Hosts { reply })
-            .await
-            .map_err(stopped)?;
+        let overview = self.fleet.overview().await?;
         Ok(Response::new(v1::ListHostsResponse {
             hosts: overview.hosts.iter().map(wire::host_to_proto).collect(),
             warnings: self.warnings_with(&overview),
@@ -69,11 +61,7 @@ impl QueryService for QueryApi {
     ) -> Result<Response<v1::GetDriftResponse>, Status> {
         self.auth.require_operator(&request)?;
         let wanted = request.into_inner().hosts;
-        let overview = self
-            .fleet
-            .ask(|reply| Command::Hosts { reply })
-            .await
-            .map_err(stopped)?;
+        let overview = self.fleet.overview().await?;
         let warnings = self.warnings_with(&overview);
         let (hosts, errors) = (overview.hosts, overview.manifest_errors);
         if let Some(missing) = wanted
@@ -111,14 +99,7 @@ impl QueryService for QueryApi {
     ) -> Result<Response<EventStream>, Status> {
         self.auth.require_operator(&request)?;
         let hosts = request.into_inner().hosts;
-        let (current, mut rx) = self
-            .fleet
-            .ask(|reply| Command::Follow {
-                hosts: hosts.clone(),
-                reply,
-            })
-            .await
-            .map_err(stopped)?;
+        let (current, mut rx) = self.fleet.follow(hosts.clone()).await?;
         let stream = async_stream(move |tx| async move {
             for e in &current {
                 if tx.send(Ok(wire::event_to_proto(e))).await.is_err() {
@@ -156,12 +137,7 @@ impl QueryService for QueryApi {
             n => n.min(MAX_HISTORY),
         };
         let host = (!r.host_id.is_empty()).then_some(r.host_id);
-        let (events, head) = self
-            .fleet
-            .ask(|reply| Command::History { host, limit, reply })
-            .await
-            .map_err(stopped)?
-            .map_err(Status::internal)?;
+        let (events, head) = self.fleet.history(host, limit).await?;
         Ok(Response::new(v1::GetHistoryResponse {
             events: events.iter().map(wire::event_to_proto).collect(),
             audit_head: Some(v1::AuditHead {
@@ -180,12 +156,11 @@ impl QueryService for QueryApi {
         self.auth.require_operator(&request)?;
         let r = request.into_inner();
         let (host, path) = (r.host_id.clone(), r.path.clone());
-        let answer = self.fleet.ask(|reply| Command::Diff { host, path, reply });
-        let content = tokio::time::timeout(DIFF_TIMEOUT, answer)
+        let content = tokio::time::timeout(DIFF_TIMEOUT, self.fleet.diff(host, path))
             .await
-            .map_err(|_| Status::deadline_exceeded("the agent did not send the content in time"))?
-            .map_err(stopped)?
-            .map_err(Status::failed_precondition)?;
+            .map_err(|_| {
+                Status::deadline_exceeded("the agent did not send the content in time")
+            })??;
         let identical = content.desired.as_slice() == content.actual.as_slice();
         let diff = if identical {
             String::new()
@@ -221,12 +196,7 @@ impl QueryService for QueryApi {
             by,
             expires_ms: (r.expires_ms > 0).then_some(r.expires_ms),
         };
-        let ack = self
-            .fleet
-            .ask(|reply| Command::Ack { req, reply })
-            .await
-            .map_err(stopped)?
-            .map_err(Status::failed_precondition)?;
+        let ack = self.fleet.acknowledge(req).await?;
         Ok(Response::new(wire::ack_to_proto(&ack)))
     }
 
@@ -236,15 +206,7 @@ impl QueryService for QueryApi {
     ) -> Result<Response<v1::RevokeAckResponse>, Status> {
         self.auth.require_operator(&request)?;
         let r = request.into_inner();
-        self.fleet
-            .ask(|reply| Command::RevokeAck {
-                host: r.host_id,
-                resource: r.resource,
-                reply,
-            })
-            .await
-            .map_err(stopped)?
-            .map_err(Status::not_found)?;
+        self.fleet.revoke_ack(r.host_id, r.resource).await?;
         Ok(Response::new(v1::RevokeAckResponse {}))
     }
 
@@ -253,11 +215,7 @@ impl QueryService for QueryApi {
         request: Request<v1::ListAcksRequest>,
     ) -> Result<Response<v1::ListAcksResponse>, Status> {
         self.auth.require_operator(&request)?;
-        let acks = self
-            .fleet
-            .ask(|reply| Command::ListAcks { reply })
-            .await
-            .map_err(stopped)?;
+        let acks = self.fleet.acks().await?;
         Ok(Response::new(v1::ListAcksResponse {
             acks: acks.iter().map(wire::ack_to_proto).collect(),
         }))

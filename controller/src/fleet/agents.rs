@@ -1,0 +1,313 @@
+//! Agent streams: a connection and its plan, state messages evaluated against the desired
+//! state, and the end of a stream.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::host::{Conn, Host};
+use super::reconcile::reconcile;
+use super::{Fleet, FleetError, Report, ToAgent, rfc3339};
+use crate::drift::{self, Observation};
+use crate::model::{Coverage, DriftRecord, EventKind, HostInfo};
+use crate::plan;
+use crate::store::{Change, StoreError, Write};
+
+impl Fleet {
+    pub(super) fn connect(
+        &mut self,
+        info: HostInfo,
+        out: mpsc::Sender<ToAgent>,
+        takeover: bool,
+        reply: oneshot::Sender<Result<u64, FleetError>>,
+    ) -> Result<(), StoreError> {
+        let live = self
+            .hosts
+            .get(&info.host_id)
+            .and_then(|h| h.conn.as_ref().map(|c| c.since_ms));
+        if let (Some(since), false) = (live, takeover) {
+            tracing::warn!(host = %info.host_id, "refused a second stream for a host that has a live one (without TLS a host id proves nothing); keeping the first");
+            let _ = reply.send(Err(FleetError::StreamTaken {
+                host: info.host_id.clone(),
+                since: rfc3339(since, false).unwrap_or_default(),
+            }));
+            return Ok(());
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let now = self.now();
+        let desired = self.manifests.desired_for(&info.identity());
+        let host = self
+            .hosts
+            .entry(info.host_id.clone())
+            .or_insert_with(|| Host {
+                info: info.clone(),
+                last_seen_ms: now,
+                seen_stored_ms: now,
+                conn: None,
+                desired: desired.clone(),
+                generation: 0,
+                observed: HashMap::new(),
+                unstored: Default::default(),
+                evaluated: false,
+                drift: BTreeMap::new(),
+                coverage: None,
+            });
+        if let Some(old) = host.conn.take() {
+            tracing::warn!(host = %info.host_id, "host connected again; replacing its previous stream");
+            self.conn_host.remove(&old.id);
+        }
+        host.info = info;
+        host.last_seen_ms = now;
+        host.desired = desired;
+        host.evaluated = false;
+        host.coverage = None;
+        host.conn = Some(Conn {
+            id: conn,
+            out,
+            last_heard: Instant::now(),
+            since_ms: now,
+        });
+        self.conn_host.insert(conn, host.info.host_id.clone());
+        host.seen_stored_ms = now;
+        tracing::info!(host = %host.info.host_id, manifests = ?host.desired.manifests, "agent connected");
+        let id = host.info.host_id.clone();
+        let info = host.info.clone();
+        self.write(
+            Some(Write::Host {
+                info,
+                last_seen_ms: now,
+            }),
+            None,
+        );
+        self.write(
+            Some(Write::Log {
+                host_id: id.clone(),
+                at_ms: now,
+                kind: EventKind::HostOnline,
+                item: None,
+            }),
+            None,
+        );
+        let _ = reply.send(Ok(conn));
+        self.send_plan(&id);
+        Ok(())
+    }
+
+    pub(super) fn send_plan(&mut self, host_id: &str) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let Some(host) = self.hosts.get_mut(host_id) else {
+            return;
+        };
+        host.generation = generation;
+        host.evaluated = false;
+        let msg = ToAgent::Plan {
+            generation,
+            paths: plan::requests(&host.desired),
+            packages: plan::packages(&host.desired),
+            heartbeat_interval: self.heartbeat_interval,
+        };
+        let full = host
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.out.try_send(msg).is_err());
+        if full {
+            tracing::warn!(
+                host = host_id,
+                "agent is not reading its stream; closing it"
+            );
+            if let Some(c) = host.conn.take() {
+                self.conn_host.remove(&c.id);
+            }
+        }
+    }
+
+    pub(super) fn state(
+        &mut self,
+        conn: u64,
+        report: Report,
+        generation: u64,
+        seq: u64,
+        states: Vec<(String, Observation)>,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let Some(host) = self.host_of(conn) else {
+            return Ok(());
+        };
+        if let Some(c) = host.conn.as_mut() {
+            c.last_heard = Instant::now();
+        }
+        host.last_seen_ms = now;
+        if generation != host.generation {
+            // State for an older plan: the agent sends a fresh snapshot for the new one.
+            tracing::debug!(host = %host.info.host_id, generation, current = host.generation, "state for an old plan ignored");
+            return Ok(());
+        }
+        let host_id = host.info.host_id.clone();
+        let mut paths: Vec<String> = Vec::with_capacity(states.len());
+        for (path, observed) in states {
+            if host.desired.contains_key(&path) {
+                paths.push(path.clone());
+                if host.observed.get(&path) != Some(&observed) {
+                    host.unstored.insert(path.clone());
+                }
+                host.observed.insert(path, observed);
+            }
+        }
+        if report == Report::SnapshotPart {
+            // Kept until the last part: a host is evaluated on its whole snapshot at once.
+            if let Some(c) = host.conn.as_ref() {
+                let _ = c.out.try_send(ToAgent::Ack { seq });
+            }
+            return Ok(());
+        }
+        if report == Report::Snapshot {
+            // Everything declared is evaluated; drift of paths no longer declared is resolved.
+            host.observed.retain(|p, _| host.desired.contains_key(p));
+            host.unstored.retain(|p| host.desired.contains_key(p));
+            host.evaluated = true;
+            paths = host.desired.keys().collect();
+            paths.extend(
+                host.drift
+                    .keys()
+                    .filter(|p| !host.desired.contains_key(p))
+                    .cloned(),
+            );
+        }
+        self.evaluate(&host_id, &paths, Some((conn, seq)));
+        Ok(())
+    }
+
+    /// Re-evaluates the given declared paths of one host, records what changed (with the
+    /// observations that differ from the stored ones) and tells followers; `ack` is the agent
+    /// message to acknowledge once that is in the store.
+    pub(super) fn evaluate(&mut self, host_id: &str, paths: &[String], ack: Option<(u64, u64)>) {
+        let now = self.now();
+        let Some(host) = self.hosts.get_mut(host_id) else {
+            return;
+        };
+        let mut opened: Vec<(String, DriftRecord)> = Vec::new();
+        let mut changed: Vec<(String, DriftRecord)> = Vec::new();
+        let mut resolved: Vec<DriftRecord> = Vec::new();
+        let mut observations: Vec<(String, Option<Observation>)> = Vec::new();
+        for path in paths {
+            let new = if !host.desired.contains_key(path) {
+                // No longer declared: its drift is resolved.
+                Vec::new()
+            } else {
+                match host.observed.get(path) {
+                    // Declared but not observed yet: nothing known, nothing changes.
+                    None => continue,
+                    Some(obs) => drift::evaluate_key(&host.desired, path, obs),
+                }
+            };
+            let observed = host.observed.get(path);
+            // An unchanged observation is in the store already: only what differs is written
+            // (a reconnecting agent's snapshot of 10,000 paths is then no 10,000-row write).
+            if observed.is_none() || host.unstored.remove(path) {
+                observations.push((path.clone(), observed.cloned()));
+            }
+            let old = host.drift.remove(path).unwrap_or_default();
+            let r = reconcile(old, new, now);
+            opened.extend(r.opened.into_iter().map(|d| (path.clone(), d)));
+            changed.extend(r.changed.into_iter().map(|d| (path.clone(), d)));
+            resolved.extend(r.resolved);
+            if !r.open.is_empty() {
+                host.drift.insert(path.clone(), r.open);
+            }
+        }
+        let changes: Vec<Change> = opened
+            .into_iter()
+            .map(|(origin, record)| Change::Open { origin, record })
+            .chain(
+                changed
+                    .into_iter()
+                    .map(|(origin, record)| Change::Change { origin, record }),
+            )
+            .chain(
+                resolved
+                    .into_iter()
+                    .map(|record| Change::Resolve { record }),
+            )
+            .collect();
+        for c in &changes {
+            let (kind, item) = match c {
+                Change::Open { record, .. } => (EventKind::Opened, record),
+                Change::Change { record, .. } => (EventKind::Changed, record),
+                Change::Resolve { record } => (EventKind::Resolved, record),
+            };
+            tracing::info!(host = %host_id, event = %kind, resource = %item.resource, attribute = %item.attribute, expected = %item.expected, actual = %item.actual, "drift");
+        }
+        let write = (!changes.is_empty() || !observations.is_empty()).then(|| Write::Record {
+            host_id: host_id.to_owned(),
+            at_ms: now,
+            observations,
+            changes,
+        });
+        self.write(write, ack);
+        self.release_acks(host_id);
+    }
+
+    pub(super) fn disconnected(&mut self, conn: u64, why: &str) -> Result<(), StoreError> {
+        let Some(id) = self.conn_host.remove(&conn) else {
+            return Ok(());
+        };
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return Ok(());
+        };
+        if host.conn.as_ref().is_none_or(|c| c.id != conn) {
+            return Ok(()); // an older stream of a host that has reconnected since
+        }
+        host.conn = None;
+        tracing::warn!(host = %id, why, "agent offline; keeping its last known drift");
+        let seen = host.last_seen_ms;
+        if self.touch(&[(&id, seen)])
+            && let Some(host) = self.hosts.get_mut(&id)
+        {
+            host.seen_stored_ms = seen;
+        }
+        let at_ms = self.now();
+        self.write(
+            Some(Write::Log {
+                host_id: id,
+                at_ms,
+                kind: EventKind::HostOffline,
+                item: None,
+            }),
+            None,
+        );
+        Ok(())
+    }
+
+    /// How well the agent observes its plan; degraded coverage is dated from when it began.
+    pub(super) fn coverage(&mut self, conn: u64, mut coverage: Coverage) {
+        let now = self.now();
+        let Some(host) = self.host_of(conn) else {
+            return;
+        };
+        let was = host.coverage.take();
+        coverage.degraded_since_ms = match (&was, coverage.degraded()) {
+            (_, false) => None,
+            (Some(w), true) if w.degraded() => w.degraded_since_ms,
+            (_, true) => Some(now),
+        };
+        if coverage.degraded() && was.as_ref().is_none_or(|w| !w.degraded()) {
+            tracing::warn!(host = %host.info.host_id, polled = coverage.polled.len(), errors = ?coverage.watch_errors, "coverage degraded");
+        }
+        host.coverage = Some(coverage);
+    }
+
+    /// A heartbeat: the host is alive, and hears back that the controller is.
+    pub(super) fn heard(&mut self, conn: u64) {
+        let now = self.now();
+        if let Some(host) = self.host_of(conn) {
+            host.last_seen_ms = now;
+            if let Some(c) = host.conn.as_mut() {
+                c.last_heard = Instant::now();
+                let _ = c.out.try_send(ToAgent::Heartbeat { at_ms: now });
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! How the rest of the controller talks to the fleet thread: the `Command`s it handles, the
+//! typed `FleetHandle` methods that send them and wait for the answer, and `FleetError`, why
+//! an answer is a refusal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::metrics::Metrics;
+use crate::drift::Observation;
+use crate::manifest::{Diagnostic, ManifestSet};
+use crate::model::{Ack, Coverage, Event, HostInfo, HostView};
+use crate::plan::PathRequest;
+use crate::store::{Head, StoreError};
+
+/// What the controller sends an agent, before conversion to the wire.
+#[derive(Debug, Clone)]
+pub enum ToAgent {
+    Plan {
+        generation: u64,
+        paths: Vec<PathRequest>,
+        /// (name, verify its files)
+        packages: Vec<(String, bool)>,
+        heartbeat_interval: Duration,
+    },
+    Ack {
+        seq: u64,
+    },
+    /// The answer to an agent's heartbeat, so the agent knows the controller is alive.
+    Heartbeat {
+        at_ms: i64,
+    },
+    /// For an operator's diff of a file the manifest allows it for.
+    ContentRequest {
+        id: u64,
+        path: String,
+        max_bytes: u64,
+    },
+}
+
+/// What an operator asks to acknowledge.
+pub struct AckRequest {
+    pub host: String,
+    pub resource: String,
+    pub reason: String,
+    /// The operator's name (from the certificate), or "local".
+    pub by: String,
+    pub expires_ms: Option<i64>,
+}
+
+/// Largest file a diff is made of.
+pub const DIFF_MAX_BYTES: u64 = 256 * 1024;
+
+/// Desired and actual content of a file, for a diff.
+pub struct DiffContent {
+    pub desired: Arc<Vec<u8>>,
+    pub actual: Vec<u8>,
+}
+
+/// What an agent's state message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Only what changed since the agent's last message.
+    Delta,
+    /// A part of a snapshot whose last part is still to come: kept, not yet evaluated.
+    SnapshotPart,
+    /// A whole snapshot, or its last part: every declared path is evaluated.
+    Snapshot,
+}
+
+pub enum Command {
+    Connect {
+        info: HostInfo,
+        out: mpsc::Sender<ToAgent>,
+        /// Whether a new stream for a host replaces its live one: under mutual TLS, where the
+        /// certificate proves who connects. Without TLS anyone may claim any host id, so the
+        /// live stream is kept and the newcomer refused.
+        takeover: bool,
+        reply: oneshot::Sender<Result<u64, FleetError>>,
+    },
+    State {
+        conn: u64,
+        report: Report,
+        generation: u64,
+        seq: u64,
+        states: Vec<(String, Observation)>,
+        /// Held until the fleet has handled the message (see `Turn`).
+        turn: Turn,
+    },
+    Heard {
+        conn: u64,
+    },
+    Coverage {
+        conn: u64,
+        coverage: Coverage,
+    },
+    Disconnected {
+        conn: u64,
+    },
+    /// A (re)load of the manifest directory; `source` is its git commit, or its folder.
+    Manifests {
+        result: Result<ManifestSet, Vec<Diagnostic>>,
+        source: String,
+    },
+    Tick,
+    Hosts {
+        reply: oneshot::Sender<Overview>,
+    },
+    Follow {
+        hosts: Vec<String>,
+        reply: oneshot::Sender<(Vec<Event>, broadcast::Receiver<Event>)>,
+    },
+    History {
+        host: Option<String>,
+        limit: u32,
+        /// The events, and the log's head when they were read.
+        reply: oneshot::Sender<Result<(Vec<Event>, Head), FleetError>>,
+    },
+    /// The content of a declared file, where policy allows, for `plumb diff`.
+    Diff {
+        host: String,
+        path: String,
+        reply: oneshot::Sender<Result<DiffContent, FleetError>>,
+    },
+    Ack {
+        req: AckRequest,
+        reply: oneshot::Sender<Result<Ack, FleetError>>,
+    },
+    RevokeAck {
+        host: String,
+        resource: String,
+        reply: oneshot::Sender<Result<(), FleetError>>,
+    },
+    ListAcks {
+        reply: oneshot::Sender<Vec<Ack>>,
+    },
+    /// Answered at once: the fleet thread is alive (the systemd watchdog asks).
+    Ping {
+        reply: oneshot::Sender<()>,
+    },
+    /// The fleet's figures, for `/metrics`.
+    Metrics {
+        reply: oneshot::Sender<Metrics>,
+    },
+    /// An agent's answer to a content request.
+    Content {
+        conn: u64,
+        id: u64,
+        result: Result<Vec<u8>, String>,
+    },
+    Shutdown,
+}
+
+/// One of the few places a stream may hold in the fleet's queue; given back once its message
+/// is handled. A host that sends as fast as it can then waits its turn, instead of filling the
+/// queue every other host's messages wait in.
+#[derive(Debug, Default)]
+pub struct Turn(
+    #[allow(dead_code, reason = "held, never read")] Option<tokio::sync::OwnedSemaphorePermit>,
+);
+
+impl Turn {
+    /// Waits for one of `places`.
+    pub async fn take(places: &Arc<tokio::sync::Semaphore>) -> Self {
+        Self(places.clone().acquire_owned().await.ok())
+    }
+}
+
+/// The fleet as the query API shows it.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub hosts: Vec<HostView>,
+    /// Non-empty while a manifest change is rejected (the last good set stays in force).
+    pub manifest_errors: Vec<String>,
+    /// What is wrong with the controller itself (the store cannot write).
+    pub warnings: Vec<String>,
+}
+
+/// Cheap to clone; every method is a message to the fleet thread.
+#[derive(Clone)]
+pub struct FleetHandle {
+    pub(super) tx: mpsc::Sender<Command>,
+}
+
+/// Why the fleet refused a request or could not answer it. `server/` turns it into a gRPC
+/// status, in one place; the message is for the operator who asked.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("no host {0:?} is known to this controller")]
+    UnknownHost(String),
+    #[error("{path} is not declared for {host}")]
+    NotDeclared { host: String, path: String },
+    /// The manifest keeps this file's content on its host (sensitive, or no `diff: true`).
+    #[error("{0}")]
+    ContentWithheld(String),
+    #[error("{0} is offline; a diff needs the agent")]
+    Offline(String),
+    #[error("{0} is not reading its stream")]
+    NotReading(String),
+    /// The agent would not or could not send the content (its deny list, the size limit).
+    #[error("{0}")]
+    Agent(String),
+    #[error("{host} has no open drift on {resource}")]
+    NoOpenDrift { host: String, resource: String },
+    #[error("no acknowledgement for {resource} on {host}")]
+    NoAck { host: String, resource: String },
+    #[error("the expiry is in the past")]
+    ExpiryInPast,
+    /// Without TLS a host id proves nothing: the live stream is kept, the newcomer refused.
+    #[error(
+        "host {host:?} already has a live stream (connected {since}); without TLS the first is kept. \
+         If this is the real agent, it is let in once the other stream ends or misses three heartbeats"
+    )]
+    StreamTaken { host: String, since: String },
+    /// Writes wait for the store: an operator's change is refused, not kept for later.
+    #[error("{0}; try again once it writes")]
+    StoreWaiting(String),
+    #[error("the store cannot write ({0}); nothing was changed")]
+    StoreCannotWrite(StoreError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the controller is shutting down")]
+    Stopped,
+}
+
+impl FleetHandle {
+    pub async fn send(&self, cmd: Command) -> Result<(), FleetError> {
+        self.tx.send(cmd).await.map_err(|_| FleetError::Stopped)
+    }
+
+    /// Sends unless the queue is full (a tick: the next one comes soon).
+    pub fn try_send(&self, cmd: Command) {
+        let _ = self.tx.try_send(cmd);
+    }
+
+    /// Sends the command `make` builds around a reply channel, and waits for the reply.
+    pub async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, FleetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply)).await?;
+        rx.await.map_err(|_| FleetError::Stopped)
+    }
+
+    /// A new stream for a host: its connection id, or why it is refused.
+    pub async fn connect(
+        &self,
+        info: HostInfo,
+        out: mpsc::Sender<ToAgent>,
+        takeover: bool,
+    ) -> Result<u64, FleetError> {
+        self.ask(|reply| Command::Connect {
+            info,
+            out,
+            takeover,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn overview(&self) -> Result<Overview, FleetError> {
+        self.ask(|reply| Command::Hosts { reply }).await
+    }
+
+    /// The current drift of these hosts (all if empty) as `opened` events, and every event
+    /// from then on: nothing falls between the two.
+    pub async fn follow(
+        &self,
+        hosts: Vec<String>,
+    ) -> Result<(Vec<Event>, broadcast::Receiver<Event>), FleetError> {
+        self.ask(|reply| Command::Follow { hosts, reply }).await
+    }
+
+    /// The most recent events first, and the log's head when they were read.
+    pub async fn history(
+        &self,
+        host: Option<String>,
+        limit: u32,
+    ) -> Result<(Vec<Event>, Head), FleetError> {
+        self.ask(|reply| Command::History { host, limit, reply })
+            .await?
+    }
+
+    /// Desired and actual content of a declared file, where its manifest allows a diff.
+    pub async fn diff(&self, host: String, path: String) -> Result<DiffContent, FleetError> {
+        self.ask(|reply| Command::Diff { host, path, reply })
+            .await?
+    }
+
+    pub async fn acknowledge(&self, req: AckRequest) -> Result<Ack, FleetError> {
+        self.ask(|reply| Command::Ack { req, reply }).await?
+    }
+
+    pub async fn revoke_ack(&self, host: String, resource: String) -> Result<(), FleetError> {
+        self.ask(|reply| Command::RevokeAck {
+            host,
+            resource,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn acks(&self) -> Result<Vec<Ack>, FleetError> {
+        self.ask(|reply| Command::ListAcks { reply }).await
+    }
+
+    pub async fn metrics(&self) -> Result<Metrics, FleetError> {
+        self.ask(|reply| Command::Metrics { reply }).await
+    }
+
+    /// Answers once the fleet thread has handled everything sent before.
+    pub async fn ping(&self) -> Result<(), FleetError> {
+        self.ask(|reply| Command::Ping { reply }).await
+    }
+}
