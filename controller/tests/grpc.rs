@@ -404,3 +404,53 @@ async fn a_client_without_plumb_types_discovers_and_calls_list_hosts() {
     shutdown.cancel();
     running.wait().await.expect("clean stop");
 }
+
+/// Issue 13: refusals reached clients as FailedPrecondition whatever they were ("the controller
+/// answered FailedPrecondition: no host ..."). Each now has the code a client can act on.
+#[tokio::test]
+async fn refusals_carry_the_code_that_says_what_was_wrong() {
+    let (_tmp, shutdown, running) = controller().await;
+    let mut query = v1::query_service_client::QueryServiceClient::new(channel(&running).await);
+
+    let s = query
+        .acknowledge(v1::AcknowledgeRequest {
+            host_id: "web-9".into(),
+            resource: "file:/etc/motd".into(),
+            reason: "change 42".into(),
+            expires_ms: 0,
+        })
+        .await
+        .expect_err("an unknown host");
+    assert_eq!(
+        (s.code(), s.message()),
+        (
+            tonic::Code::NotFound,
+            "no host \"web-9\" is known to this controller"
+        )
+    );
+
+    let s = query
+        .get_diff(v1::GetDiffRequest {
+            host_id: "web-9".into(),
+            path: "/etc/motd".into(),
+        })
+        .await
+        .expect_err("an unknown host");
+    assert_eq!(s.code(), tonic::Code::NotFound, "{}", s.message());
+
+    let s = query
+        .revoke_ack(v1::RevokeAckRequest {
+            host_id: "web-9".into(),
+            resource: "file:/etc/motd".into(),
+        })
+        .await
+        .expect_err("nothing to revoke");
+    assert_eq!(
+        (s.code(), s.message()),
+        (
+            tonic::Code::NotFound,
+            "no acknowledgement for file:/etc/motd on web-9"
+        )
+    );
+    shutdown.cancel();
+}
