@@ -7,6 +7,7 @@ pub mod config;
 pub mod dev;
 pub mod drift;
 pub mod fleet;
+pub mod json;
 pub mod manifest;
 pub mod model;
 pub mod plan;

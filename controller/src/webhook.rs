@@ -114,15 +114,9 @@ impl WebhookConfig {
 /// (absent for an event the store has not written yet). `id` is the event's id in the log: a
 /// receiver that sees it twice (a retry after a lost answer) can drop the second.
 pub fn event_json(e: &Event, head: Option<&Head>) -> Value {
-    let mut v = crate::cli::query::event_json(&crate::server::wire::event_to_proto(e));
+    let mut v = crate::json::event(e);
     if let (Some(h), Some(map)) = (head, v.as_object_mut()) {
-        map.insert(
-            "audit_head".into(),
-            json!({
-                "entry": h.last_id, "hash": h.hash, "signature": h.signature,
-                "public_key": h.public_key,
-            }),
-        );
+        map.insert("audit_head".into(), crate::json::head(h));
     }
     v
 }

@@ -3,7 +3,10 @@
 
 pub mod output;
 pub(crate) mod query;
+mod render;
 mod report;
+#[cfg(test)]
+mod snapshots;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

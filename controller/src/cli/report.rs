@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use plumb_proto::v1;
 use serde_json::{Value, json};
 
 use super::output::rfc3339;
+use crate::model::{Event, EventKind, HostStatus, HostView};
+use crate::store::Head;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -40,7 +41,7 @@ pub(super) struct Report {
     pub(super) hosts_in_sync: usize,
     /// The event log's head the report was read at: keep it, and `plumb audit verify --head`
     /// proves later that the log still holds what the report was made from.
-    pub(super) audit_head: Option<v1::AuditHead>,
+    pub(super) audit_head: Option<Head>,
 }
 
 impl Report {
@@ -57,12 +58,11 @@ impl Report {
 
 /// Incidents that overlap `[since, until)`, from events in any order.
 pub(super) fn build(
-    mut events: Vec<v1::DriftEvent>,
+    mut events: Vec<Event>,
     since_ms: i64,
     until_ms: i64,
-    hosts: &[v1::Host],
+    hosts: &[HostView],
 ) -> Report {
-    use v1::DriftEventKind as K;
     events.sort_by_key(|e| e.id);
     let mut open: BTreeMap<(String, String, String), Incident> = BTreeMap::new();
     let mut done: Vec<Incident> = Vec::new();
@@ -73,8 +73,8 @@ pub(super) fn build(
             item.resource.clone(),
             item.attribute.clone(),
         );
-        match K::try_from(e.kind) {
-            Ok(K::Opened) => {
+        match e.kind {
+            EventKind::Opened => {
                 open.insert(
                     key,
                     Incident {
@@ -90,18 +90,18 @@ pub(super) fn build(
                     },
                 );
             }
-            Ok(K::Changed) => {
+            EventKind::Changed => {
                 if let Some(i) = open.get_mut(&key) {
                     i.actual = item.actual.clone();
                 }
             }
-            Ok(K::Resolved) => {
+            EventKind::Resolved => {
                 if let Some(mut i) = open.remove(&key) {
                     i.resolved_ms = Some(e.at_ms);
                     done.push(i);
                 }
             }
-            Ok(K::Acknowledged) => {
+            EventKind::Acknowledged => {
                 for i in open
                     .values_mut()
                     .filter(|i| i.host == e.host_id && i.resource == item.resource)
@@ -127,17 +127,20 @@ pub(super) fn build(
         hosts: hosts.len(),
         hosts_in_sync: hosts
             .iter()
-            .filter(|h| h.status == v1::HostStatus::InSync as i32)
+            .filter(|h| h.status == HostStatus::InSync)
             .count(),
         audit_head: None,
     }
 }
 
-fn head_json(h: &v1::AuditHead) -> Value {
-    json!({
-        "entry": h.entry, "hash": h.hash, "signature": h.signature, "public_key": h.public_key,
-        "verify": format!("plumb audit verify --data DIR --public-key {} --head {}:{}", h.public_key, h.entry, h.hash),
-    })
+/// The head as `crate::json` has it, with the command that checks the log against it.
+fn head_json(h: &Head) -> Value {
+    let mut v = crate::json::head(h);
+    v["verify"] = json!(format!(
+        "plumb audit verify --data DIR --public-key {} --head {}:{}",
+        h.public_key, h.last_id, h.hash
+    ));
+    v
 }
 
 fn duration(i: &Incident) -> Option<f64> {
@@ -265,7 +268,7 @@ pub(super) fn html(r: &Report) -> String {
         esc(&mttr),
         r.audit_head.as_ref().map_or(String::new(), |h| format!(
             "<p>Event log head when this report was made: entry {}, hash <code>{}</code>, signed by <code>{}</code>.</p>\n",
-            h.entry,
+            h.last_id,
             esc(&h.hash),
             esc(&h.public_key)
         )),
@@ -276,22 +279,16 @@ pub(super) fn html(r: &Report) -> String {
 mod tests {
     use super::*;
 
-    fn event(
-        id: i64,
-        at_ms: i64,
-        kind: v1::DriftEventKind,
-        attribute: &str,
-        actual: &str,
-    ) -> v1::DriftEvent {
-        v1::DriftEvent {
+    fn event(id: i64, at_ms: i64, kind: EventKind, attribute: &str, actual: &str) -> Event {
+        Event {
             id,
             at_ms,
             host_id: "web-1".into(),
-            kind: kind as i32,
-            item: Some(v1::DriftItem {
+            kind,
+            item: Some(crate::model::DriftRecord {
                 resource: "file:/etc/a".into(),
                 attribute: attribute.into(),
-                expected: if kind == v1::DriftEventKind::Acknowledged {
+                expected: if kind == EventKind::Acknowledged {
                     "alice".into()
                 } else {
                     "0644".into()
@@ -305,7 +302,7 @@ mod tests {
 
     #[test]
     fn incidents_from_a_scripted_history() {
-        use v1::DriftEventKind as K;
+        use EventKind as K;
         let events = vec![
             event(4, 4_000, K::Resolved, "mode", "0600"),
             event(1, 1_000, K::Opened, "mode", "0600"),
@@ -321,10 +318,17 @@ mod tests {
             event(6, 500, K::Opened, "group", "adm"),
             event(7, 600, K::Resolved, "group", "adm"),
         ];
-        let hosts = vec![v1::Host {
-            host_id: "web-1".into(),
-            status: v1::HostStatus::Drifted as i32,
-            ..Default::default()
+        let hosts = vec![HostView {
+            info: crate::model::HostInfo {
+                host_id: "web-1".into(),
+                ..Default::default()
+            },
+            status: HostStatus::Drifted,
+            last_seen_ms: 0,
+            drift: Vec::new(),
+            manifests: Vec::new(),
+            coverage: None,
+            acks: Vec::new(),
         }];
         let r = build(events, 900, 10_000, &hosts);
         type Row<'a> = (&'a str, i64, Option<i64>, Option<&'a str>, &'a str);

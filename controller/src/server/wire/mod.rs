@@ -1,5 +1,7 @@
 //! Conversions between plumb.v1 wire types and the controller's own types; the only place
-//! that knows both. Everything an agent sends is validated here before the fleet sees it.
+//! that knows both. Everything an agent sends is validated here before the fleet sees it;
+//! `query.rs` converts what the query API answers, both ways (the CLI reads answers back into
+//! model types there).
 
 use std::collections::BTreeMap;
 
@@ -7,10 +9,11 @@ use plumb_proto::v1;
 
 use crate::drift::{FileProblem, Installed, Kind, Observation, Observed, ObservedPackage};
 use crate::fleet::ToAgent;
-use crate::model::{
-    Coverage, DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView,
-};
+use crate::model::{Coverage, HostFacts, HostInfo};
 use crate::version::Manager;
+
+mod query;
+pub(crate) use query::*;
 
 /// Limits on what an agent may claim; beyond them a message is malformed.
 const MAX_ID: usize = 253;
@@ -250,89 +253,6 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
         }),
     };
     v1::ControllerMessage { msg: Some(msg) }
-}
-
-pub(crate) fn host_to_proto(h: &HostView) -> v1::Host {
-    v1::Host {
-        host_id: h.info.host_id.clone(),
-        hostname: h.info.hostname.clone(),
-        status: status_to_proto(h.status) as i32,
-        last_seen_ms: h.last_seen_ms,
-        labels: h.info.labels.clone().into_iter().collect(),
-        os_name: h.info.facts.os_name.clone(),
-        os_version: h.info.facts.os_version.clone(),
-        kernel_version: h.info.facts.kernel_version.clone(),
-        arch: h.info.facts.arch.clone(),
-        agent_version: h.info.agent_version.clone(),
-        drift_count: h.drift.len() as u32,
-        manifests: h.manifests.clone(),
-        os_id: h.info.facts.os_id.clone(),
-        coverage: h.coverage.as_ref().map(|c| v1::HostCoverage {
-            watches: c.watches,
-            watch_limit: c.watch_limit,
-            polled: c.polled.clone(),
-            watch_errors: c.watch_errors.clone(),
-            overflows: c.overflows,
-            last_full_scan_ms: c.last_full_scan_ms,
-            degraded_since_ms: c.degraded_since_ms.unwrap_or(0),
-        }),
-    }
-}
-
-fn status_to_proto(s: HostStatus) -> v1::HostStatus {
-    match s {
-        HostStatus::InSync => v1::HostStatus::InSync,
-        HostStatus::Drifted => v1::HostStatus::Drifted,
-        HostStatus::Offline => v1::HostStatus::Offline,
-        HostStatus::Unknown => v1::HostStatus::Unknown,
-        HostStatus::Degraded => v1::HostStatus::Degraded,
-    }
-}
-
-pub(crate) fn drift_to_proto(d: &DriftRecord) -> v1::DriftItem {
-    v1::DriftItem {
-        resource: d.resource.clone(),
-        attribute: d.attribute.clone(),
-        expected: d.expected.clone(),
-        actual: d.actual.clone(),
-        since_ms: d.since_ms,
-        declared_at: d.declared_at.clone(),
-    }
-}
-
-pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
-    let kind = match e.kind {
-        EventKind::Opened => v1::DriftEventKind::Opened,
-        EventKind::Resolved => v1::DriftEventKind::Resolved,
-        EventKind::Changed => v1::DriftEventKind::Changed,
-        EventKind::HostOnline => v1::DriftEventKind::HostOnline,
-        EventKind::HostOffline => v1::DriftEventKind::HostOffline,
-        EventKind::ManifestsAccepted => v1::DriftEventKind::ManifestsAccepted,
-        EventKind::ManifestsRejected => v1::DriftEventKind::ManifestsRejected,
-        EventKind::Acknowledged => v1::DriftEventKind::Acknowledged,
-        EventKind::AckRevoked => v1::DriftEventKind::AckRevoked,
-        EventKind::AckExpired => v1::DriftEventKind::AckExpired,
-        EventKind::LogCreated => v1::DriftEventKind::LogCreated,
-        EventKind::StoreOutage => v1::DriftEventKind::StoreOutage,
-    };
-    v1::DriftEvent {
-        id: e.id,
-        at_ms: e.at_ms,
-        host_id: e.host_id.clone(),
-        kind: kind as i32,
-        item: e.item.as_ref().map(drift_to_proto),
-    }
-}
-
-pub(crate) fn ack_to_proto(a: &crate::model::Ack) -> v1::Acknowledgement {
-    v1::Acknowledgement {
-        host_id: a.host_id.clone(),
-        resource: a.resource.clone(),
-        reason: a.reason.clone(),
-        by: a.by.clone(),
-        at_ms: a.at_ms,
-        expires_ms: a.expires_ms.unwrap_or(0),
-    }
 }
 
 #[cfg(test)]

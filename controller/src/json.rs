@@ -1,0 +1,101 @@
+//! plumb's JSON contract: how the model's hosts, drift, events and acknowledgements read as
+//! JSON, in one place. `-o json`, `plumb drift --follow`, webhooks and (later) the console
+//! all render through here, so a field cannot change in one and not the others; the snapshot
+//! tests in `cli/snapshots.rs` hold the shapes still. Times are RFC 3339 with milliseconds,
+//! "never" is `null`.
+
+use serde_json::{Value, json};
+
+use crate::clock::rfc3339;
+use crate::model::{Ack, Coverage, DriftRecord, Event, HostView};
+use crate::store::Head;
+
+/// A host as `plumb hosts -o json` lists it; `drift_count` is its open drift (a listing does
+/// not carry the items themselves).
+pub fn host(h: &HostView, drift_count: usize) -> Value {
+    let f = &h.info.facts;
+    json!({
+        "host": h.info.host_id,
+        "hostname": h.info.hostname,
+        "status": h.status.as_str(),
+        "last_seen": rfc3339(h.last_seen_ms, true),
+        "drift_count": drift_count,
+        "labels": h.info.labels,
+        "os": {"id": f.os_id, "name": f.os_name, "version": f.os_version, "kernel": f.kernel_version, "arch": f.arch},
+        "agent_version": h.info.agent_version,
+        "manifests": h.manifests,
+        "coverage": h.coverage.as_ref().map(coverage),
+    })
+}
+
+/// How well a host's agent observes its plan.
+pub fn coverage(c: &Coverage) -> Value {
+    json!({
+        "watches": c.watches,
+        "watch_limit": (c.watch_limit > 0).then_some(c.watch_limit),
+        "polled": c.polled,
+        "watch_errors": c.watch_errors,
+        "overflows": c.overflows,
+        "last_full_scan": rfc3339(c.last_full_scan_ms, true),
+        "degraded_since": c.degraded_since_ms.and_then(|m| rfc3339(m, true)),
+    })
+}
+
+/// A host with its open drift, each item with the acknowledgement that covers it (or `null`),
+/// as `plumb drift -o json` shows it.
+pub fn host_drift(h: &HostView) -> Value {
+    json!({
+        "host": h.info.host_id,
+        "status": h.status.as_str(),
+        "last_seen": rfc3339(h.last_seen_ms, true),
+        "drift": h.drift.iter().map(|d| {
+            let mut v = drift(d);
+            v["acknowledged"] = acknowledgement_of(h, d).map_or(Value::Null, ack);
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// The acknowledgement in force for this drift item's resource, if any.
+pub fn acknowledgement_of<'a>(h: &'a HostView, d: &DriftRecord) -> Option<&'a Ack> {
+    h.acks.iter().find(|a| a.resource == d.resource)
+}
+
+/// One drift item.
+pub fn drift(d: &DriftRecord) -> Value {
+    json!({
+        "resource": d.resource,
+        "attribute": d.attribute,
+        "expected": d.expected,
+        "actual": d.actual,
+        "since": rfc3339(d.since_ms, true),
+        "declared_at": d.declared_at,
+    })
+}
+
+/// One event of the log: its id, when, which host, what happened, and the item's fields.
+/// `id` is 0 for an event the store has not written yet.
+pub fn event(e: &Event) -> Value {
+    let mut v = json!({"id": e.id, "at": rfc3339(e.at_ms, true), "host": e.host_id, "event": e.kind.as_str()});
+    if let (Some(d), Some(map)) = (&e.item, v.as_object_mut())
+        && let Value::Object(item) = drift(d)
+    {
+        map.extend(item);
+    }
+    v
+}
+
+/// An acknowledgement; `expires` is `null` until revoked.
+pub fn ack(a: &Ack) -> Value {
+    json!({
+        "host": a.host_id, "resource": a.resource, "reason": a.reason, "by": a.by,
+        "at": rfc3339(a.at_ms, true), "expires": a.expires_ms.and_then(|m| rfc3339(m, true)),
+    })
+}
+
+/// The event log's head: a copy to keep for `plumb audit verify --head ENTRY:HASH`.
+pub fn head(h: &Head) -> Value {
+    json!({
+        "entry": h.last_id, "hash": h.hash, "signature": h.signature, "public_key": h.public_key,
+    })
+}
