@@ -72,7 +72,16 @@ pub fn error_code(e: &anyhow::Error) -> i32 {
 /// Parses arguments with clap, but exits 64 on a usage error (clap's own 2 means drift here);
 /// `--help` and `--version` still print and exit 0.
 pub fn parse_args<T: clap::Parser>() -> T {
-    match T::try_parse() {
+    parse_args_from(std::env::args_os())
+}
+
+/// `parse_args`, from given arguments (the program name first).
+pub fn parse_args_from<T, I>(args: I) -> T
+where
+    T: clap::Parser,
+    I: IntoIterator<Item = std::ffi::OsString>,
+{
+    match T::try_parse_from(args) {
         Ok(args) => args,
         Err(e) => {
             let code = if e.use_stderr() {

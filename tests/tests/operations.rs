@@ -213,6 +213,31 @@ fn cli_exit_codes_and_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no host \"nope\""));
 }
 
+/// Issue 13: `plumb --controller URL drift` was refused ("unexpected argument"); the query
+/// commands' shared options now work before the command as well as after it.
+#[test]
+fn query_options_work_before_the_command() {
+    let (_tmp, c) = setup(MOTD);
+    let plumb = |args: &[&str]| {
+        Command::new(bin("plumb"))
+            .args(args)
+            .env_remove("PLUMB_CONTROLLER")
+            .output()
+            .expect("run")
+    };
+    let out = plumb(&["--controller", &c.url, "-o", "json", "hosts"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(v["hosts"].is_array(), "{v}");
+    let out = plumb(&["--controller", &c.url, "drift", "nope"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no host \"nope\""),
+        "asked the given controller"
+    );
+    let out = plumb(&["--controller", &c.url, "serve"]);
+    assert_eq!(code(&out), 64, "a command without --controller refuses it");
+}
+
 #[test]
 fn manifests_check_lists_every_error_with_its_place() {
     let tmp = tempfile::tempdir().expect("temp dir");

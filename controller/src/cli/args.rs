@@ -1,0 +1,323 @@
+//! The arguments of `plumb`: every command, its options and their help. Options the query
+//! commands share (`--controller`, `-o`, `--ca/--cert/--key`) may also come before the
+//! command (`plumb --controller URL drift`): `hoist` in `mod.rs` moves them after it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+use super::output::Format;
+use super::report;
+
+pub const DEFAULT_CONTROLLER: &str = "http://127.0.0.1:7700";
+
+/// plumb: configuration drift detection for a fleet.
+///
+/// Agents watch the files that YAML manifests declare for their host and stream what they see;
+/// the controller compares it with the manifests and reports drift, with its history.
+///
+/// The query commands' options `--controller`, `-o`, `--ca`, `--cert` and `--key` may come
+/// before the command too: `plumb --controller https://plumb.example:7700 drift`.
+///
+/// Exit codes: 0 in sync / success, 2 drift found, 1 error, 64 usage error.
+#[derive(Parser)]
+#[command(name = "plumb", version, propagate_version = true)]
+pub struct Args {
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log format on stderr [default: text, or the configuration's `log_format`].
+    #[arg(long, env = "PLUMB_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<plumb_common::cli::LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Try plumb on this machine: a controller and an agent in one process, on loopback, with
+    /// the example manifests and a demo file tree to edit.
+    Dev(crate::dev::DevArgs),
+    /// Run the controller.
+    Serve(ServeArgs),
+    /// List the hosts the controller knows, with their status.
+    Hosts(QueryArgs),
+    /// Show drift: what differs from the manifests, on which host, since when (exit 2 if any).
+    Drift {
+        /// Only these hosts (host ids).
+        hosts: Vec<String>,
+        /// Keep printing drift events as they happen (JSON: one object per line).
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Show the event log: drift opened, changed and resolved, hosts online and offline.
+    History {
+        /// Only this host.
+        host: Option<String>,
+        /// At most this many events, most recent first.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Show how a declared file differs from its desired content (exit 2 if it does). Only
+    /// for files declared with `diff: true`; never for sensitive or deny-listed files.
+    Diff {
+        host: String,
+        path: String,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Acknowledge a resource's drift: it stays visible but no longer fails `plumb drift`,
+    /// until it expires, is revoked, or resolves. `plumb ack list`, `plumb ack revoke`.
+    Ack(AckArgs),
+    /// Drift incidents over a period, per host: opened, resolved, how long, acknowledged,
+    /// declared where; with the hosts in sync and the mean time to resolve.
+    Report {
+        /// Start of the period: RFC 3339 (2026-11-01T00:00:00Z) or a duration ago (7d).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// End of the period [default: now].
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        #[arg(short, long, value_enum, default_value = "json")]
+        output: report::ReportFormat,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Install the controller as a systemd service: writes /etc/plumb/controller.yaml and a
+    /// hardened unit (plumb-controller.service; store in /var/lib/plumb), then enables and
+    /// starts it where systemd runs. Run as root; --dry-run shows the files first.
+    Install(InstallArgs),
+    /// Stop and disable the controller's service and remove its unit; --purge removes its
+    /// configuration too (never the store).
+    Uninstall {
+        /// Remove /etc/plumb/controller.yaml as well.
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        target: plumb_common::service::Target,
+    },
+    /// Work with manifest files.
+    #[command(subcommand)]
+    Manifests(ManifestsCommand),
+    /// A private CA and the certificates for mutual TLS between agents, controller and CLI.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// The tamper-evident event log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print a shell completion script (e.g. `plumb completions bash > /etc/bash_completion.d/plumb`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `plumb man | man -l -`.
+    Man,
+}
+
+#[derive(ClapArgs)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct AckArgs {
+    #[command(subcommand)]
+    pub action: Option<AckAction>,
+    /// The host.
+    #[arg(required = true)]
+    pub host: Option<String>,
+    /// The resource, as `plumb drift` shows it (e.g. file:/etc/motd, package:nginx).
+    #[arg(required = true)]
+    pub resource: Option<String>,
+    /// Why this drift is accepted (recorded with your name).
+    #[arg(long, required = true)]
+    pub reason: Option<String>,
+    /// For how long (e.g. 7d, 12h); until revoked if not given.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub expires: Option<Duration>,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Subcommand)]
+pub enum AckAction {
+    /// List the acknowledgements in force.
+    List {
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// End an acknowledgement now.
+    Revoke {
+        host: String,
+        resource: String,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the event log in a controller's data directory: names any entry that was edited,
+    /// removed, reordered or cut off (exit 1), checks the head's signature, and prints the head
+    /// to keep a copy of elsewhere. Never writes to the store.
+    Verify {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The audit key's public half (hex, or a file holding it), from a copy you trust
+        /// [default: DATA/audit.key.pub, which whoever can write DATA could replace].
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+        /// A head seen before, as ENTRY:HASH (from the controller's log or `plumb report`):
+        /// the log must still hold it, unchanged. Repeat for several.
+        #[arg(long, value_name = "ENTRY:HASH")]
+        head: Vec<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CertsCommand {
+    /// Create the CA (ca.pem, ca-key.pem) in --dir.
+    Init {
+        #[arg(long, default_value = "plumb-pki", value_name = "DIR")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue a certificate: `agent HOST`, `operator NAME`, or `controller DNSNAME|IP...`.
+    Issue {
+        #[arg(value_enum)]
+        kind: crate::certs::Kind,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        #[arg(long, default_value = "plumb-pki", value_name = "DIR")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 397)]
+        days: u32,
+        /// An explicit expiry date (YYYY-MM-DD) instead of --days.
+        #[arg(long, value_name = "DATE")]
+        not_after: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ManifestsCommand {
+    /// Validate a manifest directory as the controller would; lists every error (exit 1).
+    Check {
+        dir: PathBuf,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+}
+
+#[derive(ClapArgs)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Format,
+}
+
+/// How to reach the controller.
+#[derive(ClapArgs)]
+pub struct ConnArgs {
+    /// The controller's URL.
+    #[arg(long, env = "PLUMB_CONTROLLER", default_value = DEFAULT_CONTROLLER, value_name = "URL")]
+    pub controller: String,
+    #[command(flatten)]
+    pub tls: plumb_common::cli::TlsArgs,
+}
+
+/// Every option can also come from the configuration file (same name, `_` for `-`; TLS files
+/// under `tls:` as `cert`, `key`, `ca`) or a `PLUMB_*` environment variable; a flag beats the
+/// variable, which beats the file.
+#[derive(ClapArgs)]
+pub struct ServeArgs {
+    /// The configuration file [default: /etc/plumb/controller.yaml when it exists].
+    #[arg(long, env = "PLUMB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, for agents and the CLI [default: 127.0.0.1:7700].
+    #[arg(long, env = "PLUMB_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of manifests (*.yaml); watched and reloaded on change (required here or in
+    /// the configuration).
+    #[arg(long, env = "PLUMB_MANIFESTS", value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Directory for the store, created if missing (required here or in the configuration).
+    #[arg(long, env = "PLUMB_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The key that signs the event log's head (Ed25519), made there if missing, with its
+    /// public half beside it (FILE.pub) [default: DATA/audit.key]. Keep it where whoever can
+    /// write the data directory cannot read it, and the public key with the auditors: then no
+    /// one can rewrite the log without `plumb audit verify` showing it.
+    #[arg(long, env = "PLUMB_AUDIT_KEY", value_name = "FILE")]
+    pub audit_key: Option<PathBuf>,
+    /// Hold at most this many connections (agents and queries) at once; more are closed as
+    /// they come [default: the open-files limit less 256].
+    #[arg(long, env = "PLUMB_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Close a connection that has sent nothing for this long after connecting (tests
+    /// shorten it) [default: 10s].
+    #[arg(long, hide = true, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub handshake_timeout: Option<Duration>,
+    /// How often agents send heartbeats; three missed ones make a host offline [default: 5s].
+    #[arg(long, env = "PLUMB_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat_interval: Option<Duration>,
+    /// The controller's certificate (mutual TLS; with --tls-key and --tls-ca).
+    #[arg(long, env = "PLUMB_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The controller's private key.
+    #[arg(long, env = "PLUMB_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA whose agent and operator certificates are accepted.
+    #[arg(long, env = "PLUMB_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "PLUMB_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Listen on a non-loopback address without TLS. Anyone who reaches it can report as any
+    /// host and read the fleet.
+    #[arg(long, env = "PLUMB_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+    /// Check the configuration, print the options in force (file, environment and flags
+    /// merged) as YAML, and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(ClapArgs)]
+pub struct InstallArgs {
+    /// Address to listen on [default: 127.0.0.1:7700]; any other needs TLS.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of manifests (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "/etc/plumb/manifests")]
+    pub manifests: PathBuf,
+    /// The controller's certificate (mutual TLS; with --tls-key and --tls-ca). The unit hands
+    /// the TLS files to the service through systemd credentials, so they can stay root-only.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The controller's private key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// The CA whose agent and operator certificates are accepted.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Listen on a non-loopback address without TLS.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
+    /// The binary the unit runs [default: this one].
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: plumb_common::service::Target,
+}

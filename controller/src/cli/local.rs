@@ -1,0 +1,176 @@
+//! The commands that need no controller: `plumb manifests check`, `plumb certs`, and
+//! `plumb audit verify`, which reads a store's files and never writes them.
+
+use std::path::Path;
+
+use plumb_common::cli::exit;
+use serde_json::json;
+
+use super::CertsCommand;
+use super::output::{Format, emit};
+use crate::manifest::load::load_dir;
+
+pub(super) fn audit_verify(
+    data: &Path,
+    public_key: Option<&str>,
+    heads: &[String],
+    format: Format,
+) -> anyhow::Result<i32> {
+    use crate::store::{Signature, SqliteStore, Trusted};
+    anyhow::ensure!(
+        data.join("plumb.db").exists(),
+        "{} holds no plumb store (plumb.db)",
+        data.display()
+    );
+    let read_key = |given: &str| -> anyhow::Result<String> {
+        let text = match std::fs::read_to_string(given) {
+            Ok(t) => t,
+            Err(_) => given.to_owned(),
+        };
+        Ok(text.trim().to_ascii_lowercase())
+    };
+    let (public_key, from) = match public_key {
+        Some(k) => (Some(read_key(k)?), "given"),
+        None => match std::fs::read_to_string(crate::store::public_path(&data.join("audit.key"))) {
+            Ok(t) => (Some(t.trim().to_ascii_lowercase()), "data directory"),
+            Err(_) => (None, "none"),
+        },
+    };
+    let mut published = Vec::new();
+    for h in heads {
+        let parsed = h
+            .split_once(':')
+            .and_then(|(id, hash)| Some((id.parse::<i64>().ok()?, hash.trim().to_owned())));
+        let Some(head) = parsed else {
+            return Err(plumb_common::cli::UsageError(format!(
+                "--head {h:?}: expected ENTRY:HASH, e.g. 1234:3f2a…"
+            ))
+            .into());
+        };
+        published.push(head);
+    }
+    let v = SqliteStore::verify_dir(
+        data,
+        &Trusted {
+            public_key,
+            published,
+        },
+    )?;
+    let (signature, key) = match &v.signature {
+        Signature::Valid(k) => ("valid", Some(k.as_str())),
+        Signature::Invalid => ("invalid", None),
+        Signature::Unchecked => ("unchecked", None),
+    };
+    match format {
+        Format::Json => emit(
+            &(serde_json::to_string_pretty(&json!({
+                "intact": v.problems.is_empty(), "entries": v.entries,
+                "head": {"entry": v.head_id, "hash": v.head},
+                "signature": signature, "public_key": key, "key_from": from,
+                "problems": v.problems,
+            }))? + "\n"),
+        )?,
+        Format::Table if v.problems.is_empty() => {
+            emit(&format!(
+                "intact: {} entries, head {}:{}\n",
+                v.entries, v.head_id, v.head
+            ))?;
+            match (&v.signature, from) {
+                (Signature::Valid(k), "given") => emit(&format!("signed: by key {k}\n"))?,
+                (Signature::Valid(k), _) => {
+                    emit(&format!("signed: by key {k}\n"))?;
+                    eprintln!(
+                        "note: checked with the public key in {}; whoever can write there could replace it. \
+                         Give --public-key from a copy you keep elsewhere",
+                        data.display()
+                    );
+                }
+                _ => eprintln!(
+                    "note: the head's signature was not checked (no public key); give --public-key"
+                ),
+            }
+        }
+        Format::Table => {
+            let text: String = v.problems.iter().map(|p| format!("{p}\n")).collect();
+            emit(&text)?;
+            eprintln!(
+                "the event log was tampered with ({} problem(s) in {} entries)",
+                v.problems.len(),
+                v.entries
+            );
+        }
+    }
+    Ok(if v.problems.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
+}
+
+pub(super) fn certs(command: CertsCommand) -> anyhow::Result<i32> {
+    let written = match command {
+        CertsCommand::Init { dir, days } => crate::certs::init(&dir, days)?,
+        CertsCommand::Issue {
+            kind,
+            names,
+            dir,
+            days,
+            not_after,
+        } => crate::certs::issue(&dir, kind, &names, days, not_after.as_deref())?,
+    };
+    let mut out = String::new();
+    for w in &written {
+        out.push_str(&format!(
+            "wrote {}  ({}, mode 0600)\n",
+            w.path.display(),
+            w.what
+        ));
+    }
+    emit(&out)?;
+    Ok(exit::OK)
+}
+
+pub(super) fn check(dir: &std::path::Path, format: Format) -> anyhow::Result<i32> {
+    let result = load_dir(dir);
+    match (&result, format) {
+        (Ok(set), Format::Table) => {
+            let files: usize = set.manifests().iter().map(|m| m.files.len()).sum();
+            emit(&format!(
+                "ok: {} manifests, {files} paths declared in {}\n",
+                set.manifests().len(),
+                dir.display()
+            ))?;
+        }
+        (Err(errors), Format::Table) => {
+            let text: String = errors.iter().map(|e| format!("{e}\n")).collect();
+            emit(&text)?;
+            eprintln!(
+                "{} error{} in {}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                dir.display()
+            );
+        }
+        (Ok(set), Format::Json) => emit(
+            &(serde_json::to_string_pretty(&json!({
+                "ok": true,
+                "manifests": set.manifests().iter().map(|m| json!({"name": m.name, "file": m.file, "paths": m.files.len()})).collect::<Vec<_>>(),
+                "errors": [],
+            }))? + "\n"),
+        )?,
+        (Err(errors), Format::Json) => emit(
+            &(serde_json::to_string_pretty(&json!({
+                "ok": false,
+                "manifests": [],
+                "errors": errors.iter().map(|e| json!({
+                    "file": e.file, "line": e.line, "column": e.column, "message": e.message, "hint": e.hint,
+                })).collect::<Vec<_>>(),
+            }))? + "\n"),
+        )?,
+    }
+    Ok(if result.is_ok() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
+}
