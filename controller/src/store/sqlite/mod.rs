@@ -19,8 +19,9 @@ use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
 mod rows;
+mod schema;
 
-const SCHEMA_VERSION: i64 = 4;
+use schema::SCHEMA_VERSION;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -67,7 +68,7 @@ impl SqliteStore {
             #[cfg(test)]
             fault: Default::default(),
         };
-        store.migrate()?;
+        schema::migrate(&mut store.conn)?;
         store.head = chain::head(&store.conn)?;
         if store.head.last_id == 0 && store.event_count()? == 0 {
             // Every log begins with this entry, so an emptied log can never pass for a new one.
@@ -103,103 +104,6 @@ impl SqliteStore {
         Ok(self
             .conn
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Corrupt(format!(
-                "schema version {version} is newer than this controller's {SCHEMA_VERSION}; use a newer plumb"
-            )));
-        }
-        if version < 1 {
-            self.conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE hosts (
-                     host_id TEXT PRIMARY KEY,
-                     info TEXT NOT NULL,
-                     last_seen_ms INTEGER NOT NULL
-                 );
-                 CREATE TABLE observations (
-                     host_id TEXT NOT NULL REFERENCES hosts(host_id),
-                     path TEXT NOT NULL,
-                     state TEXT NOT NULL,
-                     PRIMARY KEY (host_id, path)
-                 );
-                 CREATE TABLE drift (
-                     host_id TEXT NOT NULL REFERENCES hosts(host_id),
-                     resource TEXT NOT NULL,
-                     attribute TEXT NOT NULL,
-                     origin TEXT NOT NULL,
-                     expected TEXT NOT NULL,
-                     actual TEXT NOT NULL,
-                     since_ms INTEGER NOT NULL,
-                     declared_at TEXT NOT NULL,
-                     PRIMARY KEY (host_id, resource, attribute)
-                 );
-                 CREATE TABLE events (
-                     id INTEGER PRIMARY KEY AUTOINCREMENT,
-                     at_ms INTEGER NOT NULL,
-                     host_id TEXT NOT NULL,
-                     kind TEXT NOT NULL,
-                     resource TEXT,
-                     attribute TEXT,
-                     expected TEXT,
-                     actual TEXT,
-                     since_ms INTEGER,
-                     declared_at TEXT
-                 );
-                 CREATE INDEX events_by_host ON events (host_id, id);
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )?;
-        }
-        if version < 2 {
-            // The event log becomes a hash chain; entries already there are chained in order.
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(
-                "ALTER TABLE events ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
-                 ALTER TABLE events ADD COLUMN hash TEXT NOT NULL DEFAULT '';
-                 CREATE TABLE audit_head (
-                     id INTEGER PRIMARY KEY CHECK (id = 1),
-                     last_id INTEGER NOT NULL,
-                     hash TEXT NOT NULL
-                 );",
-            )?;
-            chain::chain_existing(&tx)?;
-            tx.execute_batch("PRAGMA user_version = 2;")?;
-            tx.commit()?;
-        }
-        if version < 3 {
-            self.conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE acks (
-                     host_id TEXT NOT NULL,
-                     resource TEXT NOT NULL,
-                     reason TEXT NOT NULL,
-                     by TEXT NOT NULL,
-                     at_ms INTEGER NOT NULL,
-                     expires_ms INTEGER,
-                     PRIMARY KEY (host_id, resource)
-                 );
-                 PRAGMA user_version = 3;
-                 COMMIT;",
-            )?;
-        }
-        if version < 4 {
-            // The head is signed (Ed25519, the key outside the database); ids are given by
-            // the store, one after the other, so a gap is a removal.
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(
-                "ALTER TABLE audit_head ADD COLUMN signature TEXT NOT NULL DEFAULT '';
-                 ALTER TABLE audit_head ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
-                 PRAGMA user_version = 4;",
-            )?;
-            tx.commit()?;
-        }
-        Ok(())
     }
 
     fn upsert_host(&self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
