@@ -124,24 +124,29 @@ pub(super) fn chain_existing(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+/// An event row's item, from its columns 4 to 9 (`resource` to `declared_at`, as every
+/// `SELECT` of `events` here lists them); `None` where the event has none.
+pub(super) fn event_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<DriftRecord>> {
+    let Some(resource) = r.get::<_, Option<String>>(4)? else {
+        return Ok(None);
+    };
+    Ok(Some(DriftRecord {
+        resource,
+        attribute: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+        expected: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        actual: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        since_ms: r.get::<_, Option<i64>>(8)?.unwrap_or_default(),
+        declared_at: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+    }))
+}
+
 pub(super) fn entries(conn: &Connection) -> Result<Vec<Entry>> {
     let mut stmt = conn.prepare(
         "SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, prev_hash, hash
          FROM events ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
-        let resource: Option<String> = r.get(4)?;
-        let item = match resource {
-            Some(resource) => Some(DriftRecord {
-                resource,
-                attribute: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-                expected: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                actual: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                since_ms: r.get::<_, Option<i64>>(8)?.unwrap_or_default(),
-                declared_at: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-            }),
-            None => None,
-        };
+        let item = event_item(r)?;
         let (id, at_ms, host, kind): (i64, i64, String, String) =
             (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
         Ok(Entry {

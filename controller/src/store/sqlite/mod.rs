@@ -390,18 +390,7 @@ impl Store for SqliteStore {
              FROM events WHERE (?1 IS NULL OR host_id = ?1) ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![host_id, limit], |r| {
-            let resource: Option<String> = r.get(4)?;
-            let item = match resource {
-                Some(resource) => Some(DriftRecord {
-                    resource,
-                    attribute: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-                    expected: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                    actual: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                    since_ms: r.get::<_, Option<i64>>(8)?.unwrap_or_default(),
-                    declared_at: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-                }),
-                None => None,
-            };
+            let item = chain::event_item(r)?;
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
