@@ -8,6 +8,7 @@ pub mod capture;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod message;
 pub mod root;
 mod session;
 pub mod watch;

@@ -1,11 +1,13 @@
 //! Conversions between plumb.v1 wire types and the agent's own types; the only place that
-//! knows both.
+//! knows both. The session speaks [`Outgoing`] and [`Incoming`]; the stream converts at its edge.
 
-use plumb_proto::v1;
+use plumb_proto::names::NotCanonical;
+use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg as In};
 
 use crate::collect::facts::Facts;
 use crate::collect::files::{Kind, Matcher, Observation, Request, Requests};
 use crate::collect::packages::{PackageObservation, PackageRequest};
+use crate::message::{Coverage, Hello, Incoming, Outgoing, Report};
 
 /// A plan, validated: every path absolute and every pattern compiled.
 #[derive(Debug)]
@@ -19,33 +21,131 @@ pub struct Plan {
 /// Paths per plan the agent accepts; a plan beyond this is refused as malformed.
 const MAX_PLAN_PATHS: usize = 100_000;
 
-pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
+/// Why a message from the controller was refused rather than trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    #[error("plan has {0} paths, more than the {MAX_PLAN_PATHS} accepted")]
+    TooManyPaths(usize),
+    #[error("plan path {0:?} is not a normalized absolute path")]
+    NotAbsolute(String),
+    #[error("plan path {path:?} is not a canonical name: {source}")]
+    NotCanonical { path: String, source: NotCanonical },
+    #[error("plan pattern for {path} does not compile: {source}")]
+    Pattern { path: String, source: regex::Error },
+    #[error("plan package name {0:?} is malformed")]
+    PackageName(String),
+}
+
+/// A message from the controller in the agent's terms. A message this agent does not know
+/// (from a newer controller) reads as a heartbeat: it proves the controller alive.
+pub fn incoming_from_proto(m: v1::ControllerMessage) -> Result<Incoming, Malformed> {
+    Ok(match m.msg {
+        Some(In::Plan(plan)) => Incoming::Plan(plan_from_proto(plan)?),
+        Some(In::Ack(ack)) => Incoming::Ack { seq: ack.seq },
+        Some(In::ContentRequest(req)) => Incoming::ContentRequest {
+            id: req.id,
+            path: req.path,
+            max_bytes: req.max_bytes,
+        },
+        Some(In::Heartbeat(_)) | None => Incoming::Heartbeat,
+    })
+}
+
+/// A message to the controller, as sent. Takes the message by value: the observations move
+/// into the wire types instead of being copied.
+pub fn outgoing_to_proto(m: Outgoing) -> v1::AgentMessage {
+    let msg = match m {
+        Outgoing::Hello(h) => Out::Hello(hello_to_proto(h)),
+        Outgoing::Snapshot { report, more } => {
+            let (plan_generation, seq, states, packages) = report_to_proto(report);
+            Out::Snapshot(v1::Snapshot {
+                plan_generation,
+                seq,
+                states,
+                packages,
+                more,
+            })
+        }
+        Outgoing::Delta(report) => {
+            let (plan_generation, seq, states, packages) = report_to_proto(report);
+            Out::Delta(v1::Delta {
+                plan_generation,
+                seq,
+                states,
+                packages,
+            })
+        }
+        Outgoing::Coverage(c) => Out::Coverage(coverage_to_proto(c)),
+        Outgoing::Content { id, reply } => {
+            let (content, refused) = match reply {
+                Ok(bytes) => (bytes, String::new()),
+                Err(why) => (Vec::new(), why),
+            };
+            Out::ContentReply(v1::ContentReply {
+                id,
+                content,
+                refused,
+            })
+        }
+        Outgoing::Heartbeat { sent_at_ms } => Out::Heartbeat(v1::Heartbeat { sent_at_ms }),
+    };
+    v1::AgentMessage { msg: Some(msg) }
+}
+
+fn report_to_proto(r: Report) -> (u64, u64, Vec<v1::PathState>, Vec<v1::PackageState>) {
+    (
+        r.generation,
+        r.seq,
+        r.files.into_iter().map(state_to_proto).collect(),
+        r.packages.iter().map(package_to_proto).collect(),
+    )
+}
+
+fn coverage_to_proto(c: Coverage) -> v1::Coverage {
+    v1::Coverage {
+        watches: saturate(c.watches),
+        watch_limit: c.watch_limit.map_or(0, saturate),
+        polled: c.polled,
+        watch_errors: c.watch_errors,
+        overflows: c.overflows,
+        last_full_scan_ms: c.last_full_scan_ms,
+        poll_interval_secs: c.poll_interval.as_secs().try_into().unwrap_or(u32::MAX),
+    }
+}
+
+fn saturate(n: usize) -> u32 {
+    n.try_into().unwrap_or(u32::MAX)
+}
+
+pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
     if p.paths.len() > MAX_PLAN_PATHS {
-        return Err(format!(
-            "plan has {} paths, more than the {MAX_PLAN_PATHS} accepted",
-            p.paths.len()
-        ));
+        return Err(Malformed::TooManyPaths(p.paths.len()));
     }
     let mut requests = Vec::with_capacity(p.paths.len());
     for spec in p.paths {
         if !spec.path.starts_with('/') || spec.path.split('/').any(|c| c == "..") {
-            return Err(format!(
-                "plan path {:?} is not a normalized absolute path",
-                spec.path
-            ));
+            return Err(Malformed::NotAbsolute(spec.path));
         }
-        if let Err(e) = plumb_proto::names::unescape(&spec.path) {
-            return Err(format!(
-                "plan path {:?} is not a canonical name: {e}",
-                spec.path
-            ));
+        if let Err(source) = plumb_proto::names::unescape(&spec.path) {
+            return Err(Malformed::NotCanonical {
+                path: spec.path,
+                source,
+            });
         }
-        let contains = spec
+        let contains = match spec
             .contains
             .iter()
             .map(|m| Matcher::new(&m.pattern, m.regex))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("plan pattern for {} does not compile: {e}", spec.path))?;
+        {
+            Ok(contains) => contains,
+            Err(source) => {
+                return Err(Malformed::Pattern {
+                    path: spec.path,
+                    source,
+                });
+            }
+        };
         requests.push(Request {
             path: spec.path.into_boxed_str(),
             hash: spec.hash,
@@ -63,7 +163,7 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
         if !valid {
-            return Err(format!("plan package name {:?} is malformed", req.name));
+            return Err(Malformed::PackageName(req.name));
         }
         packages.push(PackageRequest {
             name: req.name,
@@ -104,23 +204,23 @@ pub fn package_to_proto(o: &PackageObservation) -> v1::PackageState {
     }
 }
 
-pub fn state_to_proto(o: &Observation) -> v1::PathState {
+pub fn state_to_proto(o: Observation) -> v1::PathState {
     v1::PathState {
-        path: o.path.clone(),
+        path: o.path,
         kind: kind_to_proto(o.kind) as i32,
-        link_target: o.link_target.clone().unwrap_or_default(),
+        link_target: o.link_target.unwrap_or_default(),
         resolved_kind: kind_to_proto(o.resolved_kind) as i32,
         mode: o.mode,
         uid: o.uid,
         gid: o.gid,
-        owner: o.owner.clone().unwrap_or_default(),
-        group: o.group.clone().unwrap_or_default(),
+        owner: o.owner.unwrap_or_default(),
+        group: o.group.unwrap_or_default(),
         size: o.size,
-        sha256: o.sha256.clone().unwrap_or_default(),
-        contains: o.contains.clone(),
-        entries: o.entries.clone(),
+        sha256: o.sha256.unwrap_or_default(),
+        contains: o.contains,
+        entries: o.entries,
         entries_total: o.entries_total,
-        error: o.error.clone().unwrap_or_default(),
+        error: o.error.unwrap_or_default(),
     }
 }
 
@@ -135,25 +235,168 @@ fn kind_to_proto(k: Kind) -> v1::FileKind {
     }
 }
 
-pub fn hello(
-    host_id: &str,
-    labels: &std::collections::BTreeMap<String, String>,
-    facts: &Facts,
-) -> v1::Hello {
+fn hello_to_proto(h: Hello) -> v1::Hello {
+    let Facts {
+        hostname,
+        os_id,
+        os_name,
+        os_version,
+        kernel_version,
+        arch,
+        cpus,
+        memory_bytes,
+    } = h.facts;
     v1::Hello {
-        host_id: host_id.to_owned(),
-        hostname: facts.hostname.clone(),
-        labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        host_id: h.host_id,
+        hostname,
+        labels: h.labels.into_iter().collect(),
         facts: Some(v1::Facts {
-            os_name: facts.os_name.clone(),
-            os_version: facts.os_version.clone(),
-            kernel_version: facts.kernel_version.clone(),
-            arch: facts.arch.clone(),
-            cpus: facts.cpus,
-            memory_bytes: facts.memory_bytes,
-            os_id: facts.os_id.clone(),
+            os_name,
+            os_version,
+            kernel_version,
+            arch,
+            cpus,
+            memory_bytes,
+            os_id,
         }),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol_version: plumb_proto::PROTOCOL_VERSION,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn plan_of(paths: &[&str], packages: &[&str]) -> v1::Plan {
+        v1::Plan {
+            generation: 3,
+            paths: paths
+                .iter()
+                .map(|p| v1::PathSpec {
+                    path: (*p).into(),
+                    hash: true,
+                    ..Default::default()
+                })
+                .collect(),
+            packages: packages
+                .iter()
+                .map(|n| v1::PackageRequest {
+                    name: (*n).into(),
+                    verify_files: false,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_plan_is_taken_sorted_and_once_per_path() {
+        let plan = plan_from_proto(plan_of(&["/etc/b", "/etc/a", "/etc/b"], &["nginx"]))
+            .expect("a good plan");
+        assert_eq!(plan.generation, 3);
+        assert_eq!(plan.requests.len(), 2);
+        assert_eq!(plan.requests.index("/etc/a"), Some(0));
+        assert_eq!(plan.packages[0].name, "nginx");
+    }
+
+    #[test]
+    fn malformed_plans_are_refused_with_the_reason() {
+        let refused = |paths: &[&str], packages: &[&str]| {
+            plan_from_proto(plan_of(paths, packages))
+                .expect_err("refused")
+                .to_string()
+        };
+        assert_eq!(
+            refused(&["etc/passwd"], &[]),
+            "plan path \"etc/passwd\" is not a normalized absolute path"
+        );
+        assert_eq!(
+            refused(&["/etc/../root"], &[]),
+            "plan path \"/etc/../root\" is not a normalized absolute path"
+        );
+        assert!(
+            refused(&["/etc/a\\"], &[])
+                .starts_with("plan path \"/etc/a\\\\\" is not a canonical name: "),
+            "{}",
+            refused(&["/etc/a\\"], &[])
+        );
+        assert_eq!(
+            refused(&[], &["nginx; rm -rf /"]),
+            "plan package name \"nginx; rm -rf /\" is malformed"
+        );
+        let mut bad_regex = plan_of(&["/etc/a"], &[]);
+        bad_regex.paths[0].contains.push(v1::LineMatcher {
+            pattern: "(".into(),
+            regex: true,
+        });
+        let err = plan_from_proto(bad_regex).expect_err("refused");
+        assert!(matches!(err, Malformed::Pattern { .. }), "{err}");
+        let many: Vec<String> = (0..=MAX_PLAN_PATHS).map(|i| format!("/p{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            refused(&many, &[]),
+            "plan has 100001 paths, more than the 100000 accepted"
+        );
+    }
+
+    #[test]
+    fn outgoing_messages_carry_every_field_onto_the_wire() {
+        let coverage = Coverage {
+            watches: 12,
+            watch_limit: None,
+            polled: vec!["/etc/x".into()],
+            watch_errors: vec!["/etc: too many".into()],
+            overflows: 2,
+            last_full_scan_ms: 99,
+            poll_interval: Duration::from_secs(2),
+        };
+        let Some(Out::Coverage(c)) = outgoing_to_proto(Outgoing::Coverage(coverage)).msg else {
+            panic!("not a coverage");
+        };
+        assert_eq!(
+            (c.watches, c.watch_limit, c.overflows, c.last_full_scan_ms),
+            (12, 0, 2, 99)
+        );
+        assert_eq!((c.polled.len(), c.watch_errors.len()), (1, 1));
+        assert_eq!(c.poll_interval_secs, 2);
+
+        let refused = Outgoing::Content {
+            id: 5,
+            reply: Err("denied".into()),
+        };
+        let Some(Out::ContentReply(r)) = outgoing_to_proto(refused).msg else {
+            panic!("not a content reply");
+        };
+        assert_eq!(
+            (r.id, r.content.is_empty(), r.refused.as_str()),
+            (5, true, "denied")
+        );
+
+        let report = Report {
+            generation: 4,
+            seq: 9,
+            files: Vec::new(),
+            packages: Vec::new(),
+        };
+        let Some(Out::Snapshot(s)) =
+            outgoing_to_proto(Outgoing::Snapshot { report, more: true }).msg
+        else {
+            panic!("not a snapshot");
+        };
+        assert_eq!((s.plan_generation, s.seq, s.more), (4, 9, true));
+    }
+
+    #[test]
+    fn a_message_this_agent_does_not_know_reads_as_a_heartbeat() {
+        let m = incoming_from_proto(v1::ControllerMessage { msg: None }).expect("taken");
+        assert!(matches!(m, Incoming::Heartbeat));
+        let m = incoming_from_proto(v1::ControllerMessage {
+            msg: Some(In::Ack(v1::Ack { seq: 41 })),
+        })
+        .expect("taken");
+        assert!(matches!(m, Incoming::Ack { seq: 41 }));
     }
 }

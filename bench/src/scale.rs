@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use plumb_agent::collect::facts::Facts;
 use plumb_agent::collect::files::{Kind, Observation};
+use plumb_agent::message::{Hello, Incoming, Outgoing, Report};
 use plumb_agent::wire;
-use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg as In};
+use plumb_proto::v1;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 use tokio_stream::StreamExt as _;
@@ -53,10 +55,6 @@ fn observation(path: &str, sha256: &str) -> Observation {
     }
 }
 
-fn msg(m: Out) -> v1::AgentMessage {
-    v1::AgentMessage { msg: Some(m) }
-}
-
 /// One file of one host flips to `drifted` (or back).
 struct Change {
     file: usize,
@@ -68,19 +66,19 @@ struct Change {
 async fn agent(
     channel: tonic::transport::Channel,
     host: String,
-    facts: Arc<plumb_agent::collect::facts::Facts>,
+    facts: Arc<Facts>,
     mut changes: mpsc::Receiver<Change>,
     connected: Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(16);
-    tx.send(msg(Out::Hello(wire::hello(
-        &host,
-        &BTreeMap::new(),
-        &facts,
-    ))))
+    tx.send(Outgoing::Hello(Hello {
+        host_id: host,
+        labels: BTreeMap::new(),
+        facts: Facts::clone(&facts),
+    }))
     .await?;
     let mut inbound = v1::agent_service_client::AgentServiceClient::new(channel)
-        .connect(ReceiverStream::new(rx))
+        .connect(ReceiverStream::new(rx).map(wire::outgoing_to_proto))
         .await?
         .into_inner();
     connected.fetch_add(1, Ordering::Relaxed);
@@ -91,14 +89,14 @@ async fn agent(
         tokio::select! {
             m = inbound.message() => {
                 let Some(m) = m? else { return Ok(()) };
-                if let Some(In::Plan(p)) = m.msg {
-                    let p = wire::plan_from_proto(p).map_err(anyhow::Error::msg)?;
+                if let Incoming::Plan(p) = wire::incoming_from_proto(m)? {
                     if p.heartbeat_interval_secs > 0 {
                         heartbeat = tokio::time::interval(Duration::from_secs(p.heartbeat_interval_secs.into()));
                     }
                     seq += 1;
-                    let states = p.requests.iter().map(|r| wire::state_to_proto(&observation(&r.path, IN_SYNC))).collect();
-                    tx.send(msg(Out::Snapshot(v1::Snapshot { plan_generation: p.generation, seq, states, packages: Vec::new(), more: false }))).await?;
+                    let files = p.requests.iter().map(|r| observation(&r.path, IN_SYNC)).collect();
+                    let report = Report { generation: p.generation, seq, files, packages: Vec::new() };
+                    tx.send(Outgoing::Snapshot { report, more: false }).await?;
                     plan = Some(p);
                 }
             }
@@ -106,11 +104,11 @@ async fn agent(
                 let Some(p) = &plan else { continue };
                 let Some(r) = p.requests.get(c.file) else { continue };
                 seq += 1;
-                let state = wire::state_to_proto(&observation(&r.path, if c.drifted { DRIFTED } else { IN_SYNC }));
-                tx.send(msg(Out::Delta(v1::Delta { plan_generation: p.generation, seq, states: vec![state], packages: Vec::new() }))).await?;
+                let file = observation(&r.path, if c.drifted { DRIFTED } else { IN_SYNC });
+                tx.send(Outgoing::Delta(Report { generation: p.generation, seq, files: vec![file], packages: Vec::new() })).await?;
             }
             _ = heartbeat.tick() => {
-                tx.send(msg(Out::Heartbeat(v1::Heartbeat { sent_at_ms: 0 }))).await?;
+                tx.send(Outgoing::Heartbeat { sent_at_ms: 0 }).await?;
             }
         }
     }

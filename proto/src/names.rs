@@ -49,6 +49,8 @@ impl std::fmt::Display for NotCanonical {
     }
 }
 
+impl std::error::Error for NotCanonical {}
+
 /// The bytes a canonical text form stands for. Refuses anything `escape` would not have
 /// written (a lone backslash, `\x41` for `A`), so that a path has exactly one spelling.
 pub fn unescape(text: &str) -> Result<Vec<u8>, NotCanonical> {

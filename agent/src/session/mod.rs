@@ -10,10 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
 use plumb_proto::MAX_LISTED_ENTRIES;
-use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg as In};
+use plumb_proto::v1;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -21,12 +22,15 @@ use crate::AgentConfig;
 use crate::collect::IdCache;
 use crate::collect::files::{Observation, Requests, observe};
 use crate::collect::packages::PackageObservation;
+use crate::message::{Coverage, Hello, Incoming, Outgoing, Report};
 use crate::watch::{QUEUE, Watch, WatchMsg};
 use crate::wire::{self, Plan};
 
 mod packages;
 mod settling;
 mod summaries;
+#[cfg(test)]
+mod tests;
 use packages::Packages;
 use settling::Settling;
 use summaries::Summaries;
@@ -57,25 +61,48 @@ pub(crate) async fn run(
     shutdown: &CancellationToken,
     planned: &mut bool,
 ) -> anyhow::Result<Ended> {
-    let (out_tx, out_rx) = mpsc::channel::<v1::AgentMessage>(OUTBOUND);
+    let (out_tx, out_rx) = mpsc::channel::<Outgoing>(OUTBOUND);
     let root = cfg.root.clone();
     let facts = tokio::task::spawn_blocking(move || crate::collect::facts::collect(&root)).await?;
     send(
         &out_tx,
-        Out::Hello(wire::hello(&cfg.host_id, &cfg.labels, &facts)),
+        Outgoing::Hello(Hello {
+            host_id: cfg.host_id.clone(),
+            labels: cfg.labels.clone(),
+            facts,
+        }),
     )
     .await?;
     let mut client = v1::agent_service_client::AgentServiceClient::new(channel);
-    let mut inbound = client
-        .connect(ReceiverStream::new(out_rx))
+    // The stream's edge: the session speaks its own messages, converted here as they go.
+    let inbound = client
+        .connect(ReceiverStream::new(out_rx).map(wire::outgoing_to_proto))
         .await
         .context("controller refused the stream")?
-        .into_inner();
+        .into_inner()
+        .map(incoming);
+    converse(cfg, inbound, out_tx, shutdown, planned).await
+}
 
+/// A message from the stream in the session's terms; a malformed one ends the session.
+fn incoming(m: Result<v1::ControllerMessage, tonic::Status>) -> anyhow::Result<Incoming> {
+    let m = m.context("stream from the controller failed")?;
+    wire::incoming_from_proto(m).context("rejected a malformed message from the controller")
+}
+
+/// The session proper, over any stream of messages from the controller: it answers on `out`.
+async fn converse(
+    cfg: &AgentConfig,
+    inbound: impl Stream<Item = anyhow::Result<Incoming>>,
+    out: mpsc::Sender<Outgoing>,
+    shutdown: &CancellationToken,
+    planned: &mut bool,
+) -> anyhow::Result<Ended> {
+    let mut inbound = std::pin::pin!(inbound);
     let (watch_tx, mut watch_rx) = mpsc::channel(QUEUE);
     let mut s = State {
         cfg: cfg.clone(),
-        out: out_tx,
+        out,
         seq: 0,
         generation: 0,
         requests: Arc::default(),
@@ -112,13 +139,11 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(Ended::Shutdown),
-            msg = inbound.message() => {
-                let msg = msg.context("stream from the controller failed")?
-                    .ok_or_else(|| anyhow!("controller closed the stream"))?;
+            msg = inbound.next() => {
+                let msg = msg.ok_or_else(|| anyhow!("controller closed the stream"))??;
                 last_heard = Instant::now();
-                match msg.msg {
-                    Some(In::Plan(plan)) => {
-                        let plan = wire::plan_from_proto(plan).map_err(|e| anyhow!("rejected a malformed plan: {e}"))?;
+                match msg {
+                    Incoming::Plan(plan) => {
                         if plan.heartbeat_interval_secs > 0 {
                             let every = Duration::from_secs(plan.heartbeat_interval_secs.into());
                             if every != heartbeat_every {
@@ -135,9 +160,9 @@ pub(crate) async fn run(
                             s.requests.len()
                         ));
                     }
-                    Some(In::Ack(ack)) => s.acknowledged(ack.seq),
-                    Some(In::ContentRequest(req)) => s.answer_content(req).await?,
-                    Some(In::Heartbeat(_)) | None => {}
+                    Incoming::Ack { seq } => s.acknowledged(seq),
+                    Incoming::ContentRequest { id, path, max_bytes } => s.answer_content(id, path, max_bytes).await?,
+                    Incoming::Heartbeat => {}
                 }
             }
             Some(msg) = watch_rx.recv() => {
@@ -173,7 +198,7 @@ pub(crate) async fn run(
                     s.rescan = true;
                     s.flush().await?;
                 }
-                send(&s.out, Out::Heartbeat(v1::Heartbeat { sent_at_ms: now_ms() })).await?;
+                send(&s.out, Outgoing::Heartbeat { sent_at_ms: now_ms() }).await?;
             }
             _ = async { sleep_until(s.held_until.unwrap_or_else(Instant::now)).await }, if s.held_until.is_some() => {
                 s.flush().await?;
@@ -209,7 +234,7 @@ pub(crate) async fn run(
 
 struct State {
     cfg: AgentConfig,
-    out: mpsc::Sender<v1::AgentMessage>,
+    out: mpsc::Sender<Outgoing>,
     seq: u64,
     generation: u64,
     requests: Arc<Requests>,
@@ -232,7 +257,7 @@ struct State {
     overflows: u64,
     last_full_scan_ms: i64,
     /// What the controller last heard about coverage; resent only when it changes.
-    coverage_sent: Option<v1::Coverage>,
+    coverage_sent: Option<Coverage>,
     /// The watch set may have changed: recompute coverage after this flush.
     coverage_due: bool,
     /// The highest seq the controller has acknowledged: it is stored there.
@@ -274,31 +299,24 @@ impl State {
         // Watches first: a change during the scan then shows up as an event afterwards.
         self.rewatch();
         // Empty while a package database is mid-transaction; a Delta follows once it settles.
-        let mut packages: Vec<v1::PackageState> = self
-            .poll_packages()
-            .await?
-            .iter()
-            .map(wire::package_to_proto)
-            .collect();
+        let mut packages = self.poll_packages().await?;
         let mut start = 0;
         loop {
             let end = n.min(start + PART);
             let observed = self.observe((start..end).collect()).await?;
-            let states = self.sent(observed);
+            let files = self.sent(observed);
             let more = end < n;
-            let seq = self.next_seq();
-            let snapshot = v1::Snapshot {
-                plan_generation: self.generation,
-                seq,
-                states,
+            let report = Report {
+                generation: self.generation,
+                seq: self.next_seq(),
+                files,
                 packages: if more {
                     Vec::new()
                 } else {
                     std::mem::take(&mut packages)
                 },
-                more,
             };
-            send(&self.out, Out::Snapshot(snapshot)).await?;
+            send(&self.out, Outgoing::Snapshot { report, more }).await?;
             if !more {
                 break;
             }
@@ -318,48 +336,32 @@ impl State {
 
     /// Sends a file's content for an operator's diff, if the plan allows it for that path and
     /// the local deny list does not forbid it; otherwise says why not.
-    async fn answer_content(&mut self, req: v1::ContentRequest) -> anyhow::Result<()> {
+    async fn answer_content(
+        &mut self,
+        id: u64,
+        path: String,
+        max_bytes: u64,
+    ) -> anyhow::Result<()> {
         /// No plan can ask for more than this, whatever it says.
         const HARD_CAP: u64 = 1 << 20;
-        let allowed = self
-            .requests
-            .find(&req.path)
-            .is_some_and(|r| r.allow_content);
-        let result = if crate::denied(&self.cfg.deny_content, &req.path) {
+        let allowed = self.requests.find(&path).is_some_and(|r| r.allow_content);
+        let reply = if crate::denied(&self.cfg.deny_content, &path) {
             Err(format!(
-                "{} is on this agent's local deny list; no plan can override it",
-                req.path
+                "{path} is on this agent's local deny list; no plan can override it"
             ))
         } else if !allowed {
             Err(format!(
-                "the plan does not allow sending the content of {}",
-                req.path
+                "the plan does not allow sending the content of {path}"
             ))
         } else {
-            let (root, path, max) = (
-                self.cfg.root.clone(),
-                req.path.clone(),
-                req.max_bytes.min(HARD_CAP),
-            );
+            let (root, path, max) = (self.cfg.root.clone(), path.clone(), max_bytes.min(HARD_CAP));
             tokio::task::spawn_blocking(move || crate::collect::files::content(&root, &path, max))
                 .await?
         };
-        if let Err(why) = &result {
-            tracing::info!(path = %req.path, why, "refused to send content");
+        if let Err(why) = &reply {
+            tracing::info!(path, why, "refused to send content");
         }
-        let (content, refused) = match result {
-            Ok(bytes) => (bytes, String::new()),
-            Err(why) => (Vec::new(), why),
-        };
-        send(
-            &self.out,
-            Out::ContentReply(v1::ContentReply {
-                id: req.id,
-                content,
-                refused,
-            }),
-        )
-        .await
+        send(&self.out, Outgoing::Content { id, reply }).await
     }
 
     /// Arms the watches for the declared files and whatever the packages need.
@@ -397,9 +399,9 @@ impl State {
 
     /// Tells the controller how well the plan is observed, when that changed.
     async fn report_coverage(&mut self) -> anyhow::Result<()> {
-        let coverage = v1::Coverage {
-            watches: self.watch.armed() as u32,
-            watch_limit: self.watch.limit().map_or(0, |l| l as u32),
+        let coverage = Coverage {
+            watches: self.watch.armed(),
+            watch_limit: self.watch.limit(),
             polled: self.watch.unwatched().into_iter().collect(),
             watch_errors: self
                 .watch
@@ -409,7 +411,7 @@ impl State {
                 .collect(),
             overflows: self.overflows,
             last_full_scan_ms: self.last_full_scan_ms,
-            poll_interval_secs: self.cfg.poll_interval.as_secs() as u32,
+            poll_interval: self.cfg.poll_interval,
         };
         if self.coverage_sent.as_ref() == Some(&coverage) {
             return Ok(());
@@ -421,7 +423,7 @@ impl State {
             );
         }
         self.coverage_sent = Some(coverage.clone());
-        send(&self.out, Out::Coverage(coverage)).await
+        send(&self.out, Outgoing::Coverage(coverage)).await
     }
 
     /// Observes what changed and sends a Delta with the paths whose state differs.
@@ -495,16 +497,16 @@ impl State {
         packages: Vec<PackageObservation>,
     ) -> anyhow::Result<()> {
         let count = changed.len();
-        let states = self.sent(changed);
+        let files = self.sent(changed);
         let seq = self.next_seq();
         tracing::debug!(seq, changed = count, "delta");
-        let delta = v1::Delta {
-            plan_generation: self.generation,
+        let report = Report {
+            generation: self.generation,
             seq,
-            states,
-            packages: packages.iter().map(wire::package_to_proto).collect(),
+            files,
+            packages,
         };
-        send(&self.out, Out::Delta(delta)).await
+        send(&self.out, Outgoing::Delta(report)).await
     }
 
     /// What `last_sent` keeps of an observation: 64 bits, never 0, so that "not sent" (`None`)
@@ -525,16 +527,15 @@ impl State {
         })
     }
 
-    /// Records observations as sent (by fingerprint) and turns them into wire states, freeing
-    /// each as it goes.
-    fn sent(&mut self, observed: Vec<(usize, Observation)>) -> Vec<v1::PathState> {
+    /// Records observations as sent (by fingerprint), for a report.
+    fn sent(&mut self, observed: Vec<(usize, Observation)>) -> Vec<Observation> {
         let now = Instant::now();
         observed
             .into_iter()
             .map(|(i, o)| {
                 self.last_sent[i] = Some(self.fingerprint(&o));
                 self.summaries.sent(i, self.summary_rest(&o), now);
-                wire::state_to_proto(&o)
+                o
             })
             .collect()
     }
@@ -558,8 +559,8 @@ impl State {
     }
 }
 
-async fn send(out: &mpsc::Sender<v1::AgentMessage>, msg: Out) -> anyhow::Result<()> {
-    out.send(v1::AgentMessage { msg: Some(msg) })
+async fn send(out: &mpsc::Sender<Outgoing>, msg: Outgoing) -> anyhow::Result<()> {
+    out.send(msg)
         .await
         .map_err(|_| anyhow!("stream to the controller closed"))
 }
