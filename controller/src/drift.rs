@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
+pub use crate::digest::Digest;
+use crate::key::{file_resource, package_resource};
 use crate::manifest::{DesiredState, FileDecl, FileType, PackageDecl, Principal, Want};
 use crate::version::{self, Manager};
 
@@ -29,50 +31,6 @@ impl fmt::Display for Kind {
             Kind::Other => "other",
             Kind::Unreadable => "unreadable",
         })
-    }
-}
-
-/// A SHA-256 digest, kept as its 32 bytes (a controller holds one per observed file, millions
-/// of them) and written as lowercase hex, on the wire, in the store and in drift.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Digest([u8; 32]);
-
-impl Digest {
-    /// From 64 hex digits (either case).
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        let bytes = hex.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
-        let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-        }
-        Some(Self(out))
-    }
-
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl serde::Serialize for Digest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let hex = String::deserialize(d)?;
-        Self::from_hex(&hex).ok_or_else(|| serde::de::Error::custom("not a sha256 digest"))
     }
 }
 
@@ -158,33 +116,31 @@ pub struct DriftItem {
     pub declared_at: String,
 }
 
-pub fn resource_of(path: &str) -> String {
-    format!("file:{path}")
-}
-
-/// The drift of one observed key (a path, or `package:NAME`) against the desired state; none
-/// when the key is not declared, or was observed as the other kind.
-pub fn evaluate_key(desired: &DesiredState, key: &str, observed: &Observation) -> Vec<DriftItem> {
-    match (observed, key.strip_prefix("package:")) {
-        (Observation::Package(o), Some(name)) => desired
+/// The drift of one observation against the desired state, for the declared path or package
+/// `name` (which of the two, the observation says); none when it is not declared.
+pub fn evaluate_observation(
+    desired: &DesiredState,
+    name: &str,
+    observed: &Observation,
+) -> Vec<DriftItem> {
+    match observed {
+        Observation::File(o) => desired
+            .files
+            .get(name)
+            .map(|decl| evaluate(decl, o, desired))
+            .unwrap_or_default(),
+        Observation::Package(o) => desired
             .packages
             .get(name)
             .map(|decl| evaluate_package(decl, o))
             .unwrap_or_default(),
-        (Observation::File(o), None) => desired
-            .files
-            .get(key)
-            .map(|decl| evaluate(decl, o, desired))
-            .unwrap_or_default(),
-        // A key observed as the wrong kind: nothing to evaluate.
-        _ => Vec::new(),
     }
 }
 
 /// Evaluates one declared path. `desired` is the host's whole desired state, needed to tell
 /// declared from undeclared entries of an exclusive directory.
 pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) -> Vec<DriftItem> {
-    let resource = resource_of(&decl.path);
+    let resource = file_resource(&decl.path);
     let declared_at = decl.declared_at.to_string();
     let mut out = Vec::new();
     let mut push = |attribute: &str, expected: String, actual: String| {
@@ -262,9 +218,9 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
     }
     if let Some(want) = &spec.sha256 {
         match &observed.sha256 {
-            Some(actual) if Digest::from_hex(want) == Some(*actual) => {}
-            Some(actual) => push("sha256", want.clone(), actual.to_hex()),
-            None => push("sha256", want.clone(), unreadable(observed)),
+            Some(actual) if actual == want => {}
+            Some(actual) => push("sha256", want.to_hex(), actual.to_hex()),
+            None => push("sha256", want.to_hex(), unreadable(observed)),
         }
     }
     for (i, pattern) in spec.contains.iter().enumerate() {
@@ -327,7 +283,7 @@ fn undeclared_entries(
         return listed
             .into_iter()
             .map(|entry| DriftItem {
-                resource: resource_of(&format!("{}/{entry}", decl.path)),
+                resource: file_resource(&format!("{}/{entry}", decl.path)),
                 attribute: "undeclared".into(),
                 expected: expected.clone(),
                 actual: "present".into(),
@@ -341,7 +297,7 @@ fn undeclared_entries(
         .map(|s| s.as_str())
         .collect();
     vec![DriftItem {
-        resource: resource_of(&decl.path),
+        resource: file_resource(&decl.path),
         attribute: "undeclared".into(),
         expected: format!("no undeclared entries (exclusive directory {})", decl.path),
         actual: format!("{count} undeclared entries, e.g. {}, …", sample.join(", ")),
@@ -355,7 +311,7 @@ fn undeclared_entries(
 pub fn evaluate_package(decl: &PackageDecl, observed: &ObservedPackage) -> Vec<DriftItem> {
     let mut items = package_version(decl, observed);
     if decl.spec.verify_files {
-        let resource = crate::manifest::package_key(&decl.name);
+        let resource = package_resource(&decl.name);
         let declared_at = decl.declared_at.to_string();
         if observed.problems.len() > MAX_PACKAGE_FILE_ITEMS {
             let sample: Vec<&str> = observed
@@ -393,7 +349,7 @@ fn package_version(decl: &PackageDecl, observed: &ObservedPackage) -> Vec<DriftI
     let spec = &decl.spec;
     let item = |actual: String| {
         vec![DriftItem {
-            resource: crate::manifest::package_key(&decl.name),
+            resource: package_resource(&decl.name),
             attribute: "version".into(),
             expected: spec.want.to_string(),
             actual,

@@ -26,7 +26,7 @@ fn file() -> Observed {
         gid: 0,
         owner: Some("root".into()),
         group: Some("root".into()),
-        sha256: crate::drift::Digest::from_hex(&crate::manifest::hex_sha256(b"hi\n")),
+        sha256: crate::drift::Digest::from_hex(&crate::digest::hex_sha256(b"hi\n")),
         contains: vec![],
         entries: vec![],
         entries_total: 0,
@@ -67,8 +67,8 @@ fn item(attribute: &str, expected: &str, actual: &str) -> Item {
 
 #[test]
 fn each_attribute_in_sync_and_drifted() {
-    let hi = crate::manifest::hex_sha256(b"hi\n");
-    let other = crate::manifest::hex_sha256(b"other\n");
+    let hi = crate::digest::hex_sha256(b"hi\n");
+    let other = crate::digest::hex_sha256(b"other\n");
     let cases: Vec<(&str, Observed, Vec<Item>)> = vec![
         // presence
         ("  /etc/a: {}\n", file(), vec![]),
@@ -479,7 +479,7 @@ fn owned_file_problems_are_drift_only_when_verified() {
 #[test]
 fn digests_are_read_from_hex_in_either_case_and_written_lowercase() {
     use crate::drift::Digest;
-    let hex = crate::manifest::hex_sha256(b"hi\n");
+    let hex = crate::digest::hex_sha256(b"hi\n");
     let d = Digest::from_hex(&hex).expect("valid");
     assert_eq!(d.to_hex(), hex);
     assert_eq!(Digest::from_hex(&hex.to_uppercase()), Some(d));

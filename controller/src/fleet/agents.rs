@@ -10,6 +10,7 @@ use super::host::{Conn, Host};
 use super::reconcile::reconcile;
 use super::{Fleet, FleetError, Report, ToAgent, rfc3339};
 use crate::drift::{self, Observation};
+use crate::key::Key;
 use crate::model::{Coverage, DriftRecord, EventKind, HostInfo};
 use crate::plan;
 use crate::store::{Change, StoreError, Write};
@@ -130,7 +131,7 @@ impl Fleet {
         report: Report,
         generation: u64,
         seq: u64,
-        states: Vec<(String, Observation)>,
+        states: Vec<(Key, Observation)>,
     ) -> Result<(), StoreError> {
         let now = self.now();
         let Some(host) = self.host_of(conn) else {
@@ -146,14 +147,14 @@ impl Fleet {
             return Ok(());
         }
         let host_id = host.info.host_id.clone();
-        let mut paths: Vec<String> = Vec::with_capacity(states.len());
-        for (path, observed) in states {
-            if host.desired.contains_key(&path) {
-                paths.push(path.clone());
-                if host.observed.get(&path) != Some(&observed) {
-                    host.unstored.insert(path.clone());
+        let mut keys: Vec<Key> = Vec::with_capacity(states.len());
+        for (key, observed) in states {
+            if host.desired.contains_key(&key) {
+                keys.push(key.clone());
+                if host.observed.get(&key) != Some(&observed) {
+                    host.unstored.insert(key.clone());
                 }
-                host.observed.insert(path, observed);
+                host.observed.insert(key, observed);
             }
         }
         if report == Report::SnapshotPart {
@@ -165,57 +166,50 @@ impl Fleet {
         }
         if report == Report::Snapshot {
             // Everything declared is evaluated; drift of paths no longer declared is resolved.
-            host.observed.retain(|p, _| host.desired.contains_key(p));
-            host.unstored.retain(|p| host.desired.contains_key(p));
+            host.forget_undeclared();
             host.evaluated = true;
-            paths = host.desired.keys().collect();
-            paths.extend(
-                host.drift
-                    .keys()
-                    .filter(|p| !host.desired.contains_key(p))
-                    .cloned(),
-            );
+            keys = host.keys_to_evaluate();
         }
-        self.evaluate(&host_id, &paths, Some((conn, seq)));
+        self.evaluate(&host_id, &keys, Some((conn, seq)));
         Ok(())
     }
 
     /// Re-evaluates the given declared paths of one host, records what changed (with the
     /// observations that differ from the stored ones) and tells followers; `ack` is the agent
     /// message to acknowledge once that is in the store.
-    pub(super) fn evaluate(&mut self, host_id: &str, paths: &[String], ack: Option<(u64, u64)>) {
+    pub(super) fn evaluate(&mut self, host_id: &str, keys: &[Key], ack: Option<(u64, u64)>) {
         let now = self.now();
         let Some(host) = self.hosts.get_mut(host_id) else {
             return;
         };
-        let mut opened: Vec<(String, DriftRecord)> = Vec::new();
-        let mut changed: Vec<(String, DriftRecord)> = Vec::new();
+        let mut opened: Vec<(Key, DriftRecord)> = Vec::new();
+        let mut changed: Vec<(Key, DriftRecord)> = Vec::new();
         let mut resolved: Vec<DriftRecord> = Vec::new();
-        let mut observations: Vec<(String, Option<Observation>)> = Vec::new();
-        for path in paths {
-            let new = if !host.desired.contains_key(path) {
+        let mut observations: Vec<(Key, Option<Observation>)> = Vec::new();
+        for key in keys {
+            let new = if !host.desired.contains_key(key) {
                 // No longer declared: its drift is resolved.
                 Vec::new()
             } else {
-                match host.observed.get(path) {
+                match host.observed.get(key) {
                     // Declared but not observed yet: nothing known, nothing changes.
                     None => continue,
-                    Some(obs) => drift::evaluate_key(&host.desired, path, obs),
+                    Some(obs) => drift::evaluate_observation(&host.desired, key.name(), obs),
                 }
             };
-            let observed = host.observed.get(path);
+            let observed = host.observed.get(key);
             // An unchanged observation is in the store already: only what differs is written
             // (a reconnecting agent's snapshot of 10,000 paths is then no 10,000-row write).
-            if observed.is_none() || host.unstored.remove(path) {
-                observations.push((path.clone(), observed.cloned()));
+            if observed.is_none() || host.unstored.remove(key) {
+                observations.push((key.clone(), observed.cloned()));
             }
-            let old = host.drift.remove(path).unwrap_or_default();
+            let old = host.drift.remove(key).unwrap_or_default();
             let r = reconcile(old, new, now);
-            opened.extend(r.opened.into_iter().map(|d| (path.clone(), d)));
-            changed.extend(r.changed.into_iter().map(|d| (path.clone(), d)));
+            opened.extend(r.opened.into_iter().map(|d| (key.clone(), d)));
+            changed.extend(r.changed.into_iter().map(|d| (key.clone(), d)));
             resolved.extend(r.resolved);
             if !r.open.is_empty() {
-                host.drift.insert(path.clone(), r.open);
+                host.drift.insert(key.clone(), r.open);
             }
         }
         let changes: Vec<Change> = opened

@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::metrics::Metrics;
 use crate::drift::Observation;
+use crate::key::Key;
 use crate::manifest::{Diagnostic, ManifestSet};
 use crate::model::{Ack, Coverage, Event, HostInfo, HostView};
 use crate::plan::PathRequest;
@@ -84,7 +85,7 @@ pub enum Command {
         report: Report,
         generation: u64,
         seq: u64,
-        states: Vec<(String, Observation)>,
+        states: Vec<(Key, Observation)>,
         /// Held until the fleet has handled the message (see `Turn`).
         turn: Turn,
     },

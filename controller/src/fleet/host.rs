@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::ToAgent;
 use crate::drift::Observation;
+use crate::key::Key;
 use crate::manifest::DesiredState;
 use crate::model::{Coverage, DriftRecord, HostInfo, HostStatus, HostView};
 
@@ -29,19 +30,38 @@ pub(super) struct Host {
     pub(super) desired: Arc<DesiredState>,
     /// The generation of the last plan sent; state for another generation is ignored.
     pub(super) generation: u64,
-    pub(super) observed: HashMap<String, Observation>,
-    /// Observed paths whose observation differs from the stored one (written at the next
-    /// evaluation of the path).
-    pub(super) unstored: HashSet<String>,
+    pub(super) observed: HashMap<Key, Observation>,
+    /// Observed keys whose observation differs from the stored one (written at the next
+    /// evaluation of the key).
+    pub(super) unstored: HashSet<Key>,
     /// Whether a snapshot for the current plan has been evaluated.
     pub(super) evaluated: bool,
-    /// Open drift, by the declared path whose evaluation produced it.
-    pub(super) drift: BTreeMap<String, Vec<DriftRecord>>,
+    /// Open drift, by the declared key whose evaluation produced it.
+    pub(super) drift: BTreeMap<Key, Vec<DriftRecord>>,
     /// The agent's last report of its coverage, for this connection.
     pub(super) coverage: Option<Coverage>,
 }
 
 impl Host {
+    /// Every declared key, then those with drift that are no longer declared (their drift is
+    /// resolved when they are evaluated).
+    pub(super) fn keys_to_evaluate(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.desired.keys().collect();
+        keys.extend(
+            self.drift
+                .keys()
+                .filter(|k| !self.desired.contains_key(k))
+                .cloned(),
+        );
+        keys
+    }
+
+    /// Drops the observations of keys no longer declared.
+    pub(super) fn forget_undeclared(&mut self) {
+        self.observed.retain(|k, _| self.desired.contains_key(k));
+        self.unstored.retain(|k| self.desired.contains_key(k));
+    }
+
     pub(super) fn status(&self) -> HostStatus {
         if self.conn.is_none() {
             HostStatus::Offline

@@ -92,16 +92,9 @@ impl Fleet {
             host.desired = desired;
             // Evaluate what is already known against the new declarations now; the agent's
             // snapshot for the new plan then brings the rest.
-            let mut paths: Vec<String> = host.desired.keys().collect();
-            paths.extend(
-                host.drift
-                    .keys()
-                    .filter(|p| !host.desired.contains_key(p))
-                    .cloned(),
-            );
-            host.observed.retain(|p, _| host.desired.contains_key(p));
-            host.unstored.retain(|p| host.desired.contains_key(p));
-            self.evaluate(&id, &paths, None);
+            let keys = host.keys_to_evaluate();
+            host.forget_undeclared();
+            self.evaluate(&id, &keys, None);
             self.send_plan(&id);
         }
         Ok(())

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::rfc3339;
 pub use crate::clock::{Clock, now_ms};
+use crate::key::Key;
 use crate::manifest::ManifestSet;
 use crate::model::{DriftRecord, Event};
 use crate::store::{Store, StoreError};
@@ -113,7 +114,7 @@ impl Fleet {
     ) -> Result<Self, StoreError> {
         let mut hosts = BTreeMap::new();
         for stored in store.load_hosts()? {
-            let mut drift: BTreeMap<String, Vec<DriftRecord>> = BTreeMap::new();
+            let mut drift: BTreeMap<Key, Vec<DriftRecord>> = BTreeMap::new();
             for (origin, record) in stored.drift {
                 drift.entry(origin).or_default().push(record);
             }

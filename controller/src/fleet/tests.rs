@@ -101,7 +101,7 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
             report,
             generation,
             seq,
-            states: vec![("/etc/a".into(), file(mode))],
+            states: vec![(Key::file("/etc/a"), file(mode))],
             turn: Default::default(),
         };
         fleet
@@ -243,7 +243,7 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
             report,
             generation,
             seq,
-            states: vec![(path.into(), file(0o100600))],
+            states: vec![(Key::file(path), file(0o100600))],
             turn: Default::default(),
         };
 
@@ -273,6 +273,75 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
             ["file:/etc/a", "file:/etc/b"],
             "both parts evaluated together"
         );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
+
+/// Keys are typed: a file an agent names `package:nginx` is a file, undeclared, and cannot
+/// stand in for the package of that name (with string keys it replaced the package's
+/// observation, and the package's drift was resolved).
+#[test]
+fn a_file_named_like_a_package_key_is_not_the_package() {
+    let Harness {
+        dir: _dir,
+        fleet,
+        thread,
+        runtime,
+        ..
+    } = harness("name: m\nhosts: [\"*\"]\npackages:\n  nginx: present\n");
+    runtime.block_on(async {
+        let (conn, generation, mut rx) = connect(&fleet).await;
+        let absent = Observation::Package(crate::drift::ObservedPackage {
+            instances: vec![],
+            error: None,
+            problems: vec![],
+        });
+        let state = |states, seq, report| Command::State {
+            conn,
+            report,
+            generation,
+            seq,
+            states,
+            turn: Default::default(),
+        };
+        let drift = || async {
+            let hosts = fleet
+                .ask(|reply| Command::Hosts { reply })
+                .await
+                .expect("fleet")
+                .hosts;
+            let h = hosts
+                .into_iter()
+                .find(|h| h.info.host_id == "h")
+                .expect("h");
+            h.drift
+                .iter()
+                .map(|d| format!("{} {}", d.resource, d.attribute))
+                .collect::<Vec<_>>()
+        };
+        fleet
+            .send(state(
+                vec![(Key::package("nginx"), absent)],
+                1,
+                Report::Snapshot,
+            ))
+            .await
+            .expect("send");
+        let Some(ToAgent::Ack { seq: 1 }) = rx.recv().await else {
+            panic!("the snapshot is acknowledged")
+        };
+        assert_eq!(drift().await, ["package:nginx version"]);
+
+        let impostor = vec![(Key::file("package:nginx"), file(0o100644))];
+        fleet
+            .send(state(impostor, 2, Report::Delta))
+            .await
+            .expect("send");
+        let Some(ToAgent::Ack { seq: 2 }) = rx.recv().await else {
+            panic!("the delta is acknowledged")
+        };
+        assert_eq!(drift().await, ["package:nginx version"], "still open");
         fleet.send(Command::Shutdown).await.expect("shutdown");
     });
     thread.join().expect("the fleet thread did not panic");
@@ -345,7 +414,7 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
                 report: Report::Snapshot,
                 generation,
                 seq: 1,
-                states: vec![("/etc/a".into(), file(0o100600))],
+                states: vec![(Key::file("/etc/a"), file(0o100600))],
                 turn: Default::default(),
             })
             .await
@@ -434,7 +503,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
             report,
             generation,
             seq,
-            states: vec![("/etc/a".into(), file(mode))],
+            states: vec![(Key::file("/etc/a"), file(mode))],
             turn: Default::default(),
         };
         // A round trip through the fleet: whatever it sent before is in `rx` now.
@@ -509,7 +578,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
                 report: Report::Snapshot,
                 generation,
                 seq: 9,
-                states: vec![("/etc/a".into(), file(0o100644))],
+                states: vec![(Key::file("/etc/a"), file(0o100644))],
                 turn: Default::default(),
             })
             .await

@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256 as Sha256Hasher};
-
 pub use glob::Glob;
 pub use raw::{FileType, LinePattern, Mode, Principal, Want};
 
+use crate::digest::Digest;
+use crate::key::Key;
 use crate::version::Manager;
 
 pub use validate::parse;
@@ -94,7 +94,7 @@ impl fmt::Display for Location {
 pub struct FileSpec {
     pub absent: bool,
     pub kind: Option<FileType>,
-    pub sha256: Option<String>,
+    pub sha256: Option<Digest>,
     pub mode: Option<Mode>,
     pub owner: Option<Principal>,
     pub group: Option<Principal>,
@@ -133,11 +133,6 @@ pub struct PackageDecl {
     pub name: String,
     pub spec: PackageSpec,
     pub declared_at: Location,
-}
-
-/// The key a package's observations and drift are filed under, next to file paths.
-pub fn package_key(name: &str) -> String {
-    format!("package:{name}")
 }
 
 #[derive(Debug, Clone)]
@@ -222,18 +217,18 @@ pub struct DesiredState {
 }
 
 impl DesiredState {
-    /// Every key observations and drift are filed under: declared paths, then `package:NAME`.
-    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+    /// Every key observations and drift are filed under: declared paths, then packages.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
         self.files
             .keys()
-            .cloned()
-            .chain(self.packages.keys().map(|n| package_key(n)))
+            .map(|p| Key::file(p))
+            .chain(self.packages.keys().map(|n| Key::package(n)))
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
-        match key.strip_prefix("package:") {
-            Some(name) => self.packages.contains_key(name),
-            None => self.files.contains_key(key),
+    pub fn contains_key(&self, key: &Key) -> bool {
+        match key {
+            Key::File(path) => self.files.contains_key(&**path),
+            Key::Package(name) => self.packages.contains_key(&**name),
         }
     }
 }
@@ -395,20 +390,6 @@ fn contradictions(manifests: &[Manifest]) -> Vec<Diagnostic> {
         }
     }
     errors
-}
-
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    to_hex(&Sha256Hasher::digest(bytes))
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::fmt;
 use regex::RegexBuilder;
 use serde::Deserialize;
 
+use crate::digest::Digest;
 use crate::version::{self, Constraint, Manager};
 use serde::de::{self, Deserializer, Visitor};
 
@@ -253,20 +254,18 @@ pub(crate) fn parse_mode(s: &str) -> Result<Mode, String> {
         .map_err(|e| format!("invalid mode {s:?}: {e}"))
 }
 
-/// A SHA-256 digest as 64 lower-case hex characters.
+/// A SHA-256 digest, from 64 hex characters of either case.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Sha256(pub(crate) String);
+pub(crate) struct Sha256(pub(crate) Digest);
 
 impl<'de> Deserialize<'de> for Sha256 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_str(StrVisitor("a SHA-256 digest in hex", |s: &str| {
-            let hex = s.trim().to_ascii_lowercase();
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
+            Digest::from_hex(s.trim()).map(Sha256).ok_or_else(|| {
+                format!(
                     "invalid sha256 {s:?}: expected 64 hex characters; hint: `sha256sum FILE` prints it"
-                ));
-            }
-            Ok(Sha256(hex))
+                )
+            })
         }))
     }
 }

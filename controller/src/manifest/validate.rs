@@ -9,8 +9,9 @@ use super::locate::{self, key_position, section_position, unquoted_modes};
 use super::raw::{RawFile, RawManifest, RawPackage};
 use super::{
     Diagnostic, FileDecl, FileSpec, FileType, Glob, Location, MAX_MANIFEST_BYTES, Manifest,
-    PackageDecl, PackageSpec, Want, hex_sha256,
+    PackageDecl, PackageSpec, Want,
 };
+use crate::digest::Digest;
 use crate::version;
 
 /// Parses and validates one manifest. `read_source` returns the bytes of a `source:` file,
@@ -247,13 +248,13 @@ fn validate_file(
     let mut sha256 = raw.sha256.map(|s| s.0);
     let mut desired_content = None;
     if let Some(content) = &raw.content {
-        sha256 = Some(hex_sha256(content.as_bytes()));
+        sha256 = Some(Digest::of(content.as_bytes()));
         desired_content = Some(content.as_bytes().to_vec());
     }
     if let Some(source) = &raw.source {
         match read_source(source) {
             Ok(bytes) => {
-                sha256 = Some(hex_sha256(&bytes));
+                sha256 = Some(Digest::of(&bytes));
                 desired_content = Some(bytes);
             }
             Err(e) => errors.push(format!(

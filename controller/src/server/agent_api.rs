@@ -173,7 +173,7 @@ pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, String
 fn states(
     files: Vec<v1::PathState>,
     packages: Vec<v1::PackageState>,
-) -> Result<Vec<(String, crate::drift::Observation)>, String> {
+) -> Result<Vec<(crate::key::Key, crate::drift::Observation)>, String> {
     files
         .into_iter()
         .map(wire::state_from_proto)

@@ -244,8 +244,8 @@ fn unified_diff(path: &str, desired: &[u8], actual: &[u8]) -> String {
             .to_string(),
         _ => format!(
             "binary content differs: desired sha256 {}, actual sha256 {}\n",
-            crate::manifest::hex_sha256(desired),
-            crate::manifest::hex_sha256(actual)
+            crate::digest::hex_sha256(desired),
+            crate::digest::hex_sha256(actual)
         ),
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 
 use super::{Result, StoreError};
-use crate::manifest::{hex_sha256, to_hex};
+use crate::digest::{hex_sha256, to_hex};
 use crate::model::DriftRecord;
 
 /// One entry as hashed: every column, each length-prefixed so that no two entries encode alike.

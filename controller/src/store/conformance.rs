@@ -7,6 +7,7 @@
 //! and must pass unchanged.
 
 use crate::drift::{Kind, Observation, Observed};
+use crate::key::Key;
 use crate::model::{Ack, DriftRecord, EventKind, HostInfo};
 use crate::store::{Change, Store, Trusted, Write};
 
@@ -105,7 +106,7 @@ fn write_record(
             at_ms,
             observations: observations
                 .into_iter()
-                .map(|(p, o)| (p.to_owned(), o))
+                .map(|(p, o)| (Key::from_stored(p), o))
                 .collect(),
             changes,
         })
@@ -114,7 +115,7 @@ fn write_record(
 
 fn open_change(origin: &str, record: &DriftRecord) -> Change {
     Change::Open {
-        origin: origin.into(),
+        origin: Key::from_stored(origin),
         record: record.clone(),
     }
 }
@@ -155,10 +156,10 @@ pub(crate) fn drift_events_and_observations_survive_reopening(open: Opener<'_>) 
     assert_eq!(hosts.len(), 1);
     assert_eq!(hosts[0].info, host("web-1"));
     assert_eq!(hosts[0].last_seen_ms, 1500);
-    assert_eq!(hosts[0].drift, [("/etc/a".to_string(), opened.clone())]);
+    assert_eq!(hosts[0].drift, [(Key::file("/etc/a"), opened.clone())]);
     assert_eq!(
         store.load_observations("web-1").expect("observations"),
-        [("/etc/a".to_string(), observed(0o100600))]
+        [(Key::file("/etc/a"), observed(0o100600))]
     );
 
     let changed = record("mode", "0640", 1000);
@@ -168,13 +169,13 @@ pub(crate) fn drift_events_and_observations_survive_reopening(open: Opener<'_>) 
         2000,
         vec![],
         vec![Change::Change {
-            origin: "/etc/a".into(),
+            origin: Key::file("/etc/a"),
             record: changed.clone(),
         }],
     );
     assert_eq!(
         store.load_drift("web-1").expect("drift"),
-        [("/etc/a".to_string(), changed.clone())]
+        [(Key::file("/etc/a"), changed.clone())]
     );
     write_record(
         store.as_mut(),
@@ -356,7 +357,7 @@ pub(crate) fn a_removed_observation_is_gone_and_others_stay(open: Opener<'_>) {
     );
     let mut got = store.load_observations("web-1").expect("observations");
     got.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(got, [("/etc/a".to_string(), observed(0o100640))]);
+    assert_eq!(got, [(Key::file("/etc/a"), observed(0o100640))]);
 }
 
 pub(crate) fn each_hosts_drift_is_its_own(open: Opener<'_>) {
@@ -386,8 +387,12 @@ pub(crate) fn each_hosts_drift_is_its_own(open: Opener<'_>) {
         ["web-1", "web-2"],
         "by host id"
     );
-    assert_eq!(hosts[0].drift[0].0, "/etc/a");
-    assert_eq!(hosts[1].drift[0].0, "package:nginx", "the key it came from");
+    assert_eq!(hosts[0].drift[0].0, Key::file("/etc/a"));
+    assert_eq!(
+        hosts[1].drift[0].0,
+        Key::package("nginx"),
+        "the key it came from"
+    );
     assert_eq!(store.load_drift("web-1").expect("drift").len(), 1);
     assert!(store.load_drift("nobody").expect("drift").is_empty());
 }

@@ -6,6 +6,7 @@
 //! Synchronous: a store is owned by the fleet thread, so no call ever waits on the reactor.
 
 use crate::drift::Observation;
+use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod audit;
@@ -48,9 +49,9 @@ pub trait Store: Send {
     /// Every known host, with its open drift (each record with the key it came from).
     fn load_hosts(&self) -> Result<Vec<StoredHost>>;
     /// One host's open drift, each record with the key it came from.
-    fn load_drift(&self, host_id: &str) -> Result<Vec<(String, DriftRecord)>>;
+    fn load_drift(&self, host_id: &str) -> Result<Vec<(Key, DriftRecord)>>;
     /// One host's latest observations, by key.
-    fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observation)>>;
+    fn load_observations(&self, host_id: &str) -> Result<Vec<(Key, Observation)>>;
     /// The acknowledgements in force.
     fn load_acks(&self) -> Result<Vec<Ack>>;
     /// The most recent events first, for one host or all, at most `limit`.
@@ -102,21 +103,21 @@ fn the_event(events: Vec<Event>) -> Result<Event> {
         .ok_or_else(|| StoreError::Corrupt("a write of one entry appended none".into()))
 }
 
-/// A host as stored, with its open drift (each record with the declared path it came from).
+/// A host as stored, with its open drift (each record with the key it came from).
 pub struct StoredHost {
     pub info: HostInfo,
     pub last_seen_ms: i64,
-    pub drift: Vec<(String, DriftRecord)>,
+    pub drift: Vec<(Key, DriftRecord)>,
 }
 
 /// A change to one host's drift, to record atomically with its events.
 pub enum DriftChange<'a> {
     Open {
-        origin: &'a str,
+        origin: &'a Key,
         record: &'a DriftRecord,
     },
     Change {
-        origin: &'a str,
+        origin: &'a Key,
         record: &'a DriftRecord,
     },
     Resolve {
@@ -132,7 +133,7 @@ pub enum Write {
     Record {
         host_id: String,
         at_ms: i64,
-        observations: Vec<(String, Option<Observation>)>,
+        observations: Vec<(Key, Option<Observation>)>,
         changes: Vec<Change>,
     },
     /// One entry of the event log on its own (`log`).
@@ -155,8 +156,8 @@ pub enum Write {
 /// An owned `DriftChange`.
 #[derive(Debug, Clone)]
 pub enum Change {
-    Open { origin: String, record: DriftRecord },
-    Change { origin: String, record: DriftRecord },
+    Open { origin: Key, record: DriftRecord },
+    Change { origin: Key, record: DriftRecord },
     Resolve { record: DriftRecord },
 }
 

@@ -9,6 +9,7 @@ use plumb_proto::v1;
 
 use crate::drift::{FileProblem, Installed, Kind, Observation, Observed, ObservedPackage};
 use crate::fleet::ToAgent;
+use crate::key::Key;
 use crate::model::{Coverage, HostFacts, HostInfo};
 use crate::version::Manager;
 
@@ -84,7 +85,7 @@ fn intern(name: &str) -> std::sync::Arc<str> {
     new
 }
 
-pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation), String> {
+pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(Key, Observation), String> {
     let kind = |k: i32, what: &str| match v1::FileKind::try_from(k) {
         Ok(v1::FileKind::Absent) => Ok(Kind::Absent),
         Ok(v1::FileKind::File) => Ok(Kind::File),
@@ -134,10 +135,10 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(String, Observation)
         entries_total: s.entries_total,
         error: some(s.error),
     };
-    Ok((s.path, Observation::File(observed)))
+    Ok((Key::File(s.path.into()), Observation::File(observed)))
 }
 
-pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(String, Observation), String> {
+pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(Key, Observation), String> {
     if p.name.is_empty() || p.name.len() > 256 {
         return Err("malformed package name".into());
     }
@@ -173,7 +174,7 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(String, Observa
         })
         .collect();
     Ok((
-        crate::manifest::package_key(&p.name),
+        Key::Package(p.name.into()),
         Observation::Package(ObservedPackage {
             instances,
             error,

@@ -15,6 +15,7 @@ use rusqlite::{Connection, params};
 use super::audit::{self, AuditKey, Head, Trusted, Verification};
 use super::{Change, DriftChange, Result, Store, StoreError, StoredHost, Write, ack_record};
 use crate::drift::Observation;
+use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
@@ -124,7 +125,7 @@ impl SqliteStore {
         &mut self,
         host_id: &str,
         at_ms: i64,
-        observations: &[(&str, Option<&Observation>)],
+        observations: &[(&Key, Option<&Observation>)],
         changes: &[DriftChange<'_>],
     ) -> Result<Vec<Event>> {
         self.writable()?;
@@ -139,7 +140,8 @@ impl SqliteStore {
             )?;
             let mut forget =
                 tx.prepare_cached("DELETE FROM observations WHERE host_id = ?1 AND path = ?2")?;
-            for (path, observed) in observations {
+            for (key, observed) in observations {
+                let path = key.stored();
                 match observed {
                     Some(o) => {
                         let json = serde_json::to_string(&rows::ObservationRow::from(*o))
@@ -169,7 +171,7 @@ impl SqliteStore {
                             host_id,
                             record.resource,
                             record.attribute,
-                            origin,
+                            origin.stored(),
                             record.expected,
                             record.actual,
                             record.since_ms,
@@ -319,20 +321,20 @@ impl Store for SqliteStore {
         for row in rows {
             let (host_id, origin, record) = row?;
             if let Some(h) = hosts.iter_mut().find(|h| h.info.host_id == host_id) {
-                h.drift.push((origin, record));
+                h.drift.push((Key::from_stored(&origin), record));
             }
         }
         Ok(hosts)
     }
 
-    fn load_drift(&self, host_id: &str) -> Result<Vec<(String, DriftRecord)>> {
+    fn load_drift(&self, host_id: &str) -> Result<Vec<(Key, DriftRecord)>> {
         let mut stmt = self.conn.prepare(
             "SELECT origin, resource, attribute, expected, actual, since_ms, declared_at
              FROM drift WHERE host_id = ?1 ORDER BY resource, attribute",
         )?;
         let rows = stmt.query_map([host_id], |r| {
             Ok((
-                r.get::<_, String>(0)?,
+                Key::from_stored(&r.get::<_, String>(0)?),
                 DriftRecord {
                     resource: r.get(1)?,
                     attribute: r.get(2)?,
@@ -347,7 +349,7 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
-    fn load_observations(&self, host_id: &str) -> Result<Vec<(String, Observation)>> {
+    fn load_observations(&self, host_id: &str) -> Result<Vec<(Key, Observation)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT path, state FROM observations WHERE host_id = ?1")?;
@@ -361,7 +363,17 @@ impl Store for SqliteStore {
                 .map_err(|e| e.to_string())
                 .and_then(rows::ObservationRow::into_observation)
                 .map_err(|e| StoreError::Corrupt(format!("observation {host_id}:{path}: {e}")))?;
-            out.push((path, observed));
+            let key = Key::from_stored(&path);
+            let agrees = matches!(
+                (&key, &observed),
+                (Key::File(_), Observation::File(_)) | (Key::Package(_), Observation::Package(_))
+            );
+            if !agrees {
+                return Err(StoreError::Corrupt(format!(
+                    "observation {host_id}:{path}: filed under a key of the other kind"
+                )));
+            }
+            out.push((key, observed));
         }
         Ok(out)
     }
@@ -431,10 +443,8 @@ impl Store for SqliteStore {
                 observations,
                 changes,
             } => {
-                let observations: Vec<(&str, Option<&Observation>)> = observations
-                    .iter()
-                    .map(|(p, o)| (p.as_str(), o.as_ref()))
-                    .collect();
+                let observations: Vec<(&Key, Option<&Observation>)> =
+                    observations.iter().map(|(k, o)| (k, o.as_ref())).collect();
                 let changes: Vec<DriftChange<'_>> = changes.iter().map(Change::borrowed).collect();
                 self.record(host_id, *at_ms, &observations, &changes)
             }

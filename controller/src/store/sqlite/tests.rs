@@ -66,7 +66,7 @@ fn log_with_events() -> (tempfile::TempDir, usize, String) {
                 20 + i as i64,
                 &[],
                 &[DriftChange::Open {
-                    origin: "/etc/a",
+                    origin: &Key::file("/etc/a"),
                     record: &r,
                 }],
             )
