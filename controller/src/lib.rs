@@ -13,6 +13,7 @@ pub mod key;
 pub mod manifest;
 pub mod model;
 pub mod plan;
+pub mod problem;
 pub mod server;
 pub mod store;
 pub mod version;

@@ -17,6 +17,7 @@ pub use raw::{FileType, LinePattern, Mode, Principal, Want};
 
 use crate::digest::Digest;
 use crate::key::Key;
+use crate::problem::Problem;
 use crate::version::Manager;
 
 pub use validate::parse;
@@ -36,13 +37,8 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    fn at(file: &str, pos: Option<locate::Pos>, message: impl Into<String>) -> Self {
-        let message = message.into();
-        // Leaf validators put their hint after "; hint: " so that serde carries it along.
-        let (message, hint) = match message.split_once("; hint: ") {
-            Some((m, h)) => (m.to_owned(), Some(h.to_owned())),
-            None => (message, None),
-        };
+    fn at(file: &str, pos: Option<locate::Pos>, problem: impl Into<Problem>) -> Self {
+        let Problem { message, hint } = problem.into();
         Self {
             file: file.to_owned(),
             line: pos.map(|p| p.line),

@@ -11,6 +11,7 @@ use regex::RegexBuilder;
 use serde::Deserialize;
 
 use crate::digest::Digest;
+use crate::problem::Problem;
 use crate::version::{self, Constraint, Manager};
 use serde::de::{self, Deserializer, Visitor};
 
@@ -107,7 +108,7 @@ impl<'de> Deserialize<'de> for RawPackage {
                 f.write_str("present, absent, a version constraint, or {version, manager, arch}")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<RawPackage, E> {
-                let want = parse_want(s).map_err(E::custom)?;
+                let want = parse_want(s).map_err(Problem::into_serde)?;
                 Ok(RawPackage {
                     want,
                     manager: None,
@@ -157,7 +158,7 @@ impl<'de> Deserialize<'de> for Want {
     }
 }
 
-fn parse_want(s: &str) -> Result<Want, String> {
+fn parse_want(s: &str) -> Result<Want, Problem> {
     match s.trim() {
         "present" | "installed" => Ok(Want::Present),
         "absent" | "removed" => Ok(Want::Absent),
@@ -226,13 +227,12 @@ impl<'de> Deserialize<'de> for Mode {
                 f.write_str("a quoted octal mode such as \"0644\"")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Mode, E> {
-                parse_mode(s).map_err(E::custom)
+                parse_mode(s).map_err(Problem::into_serde)
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Mode, E> {
-                Err(E::custom(format!(
-                    "mode must be a quoted string, got the number {n}; \
-                     hint: quote the mode, e.g. mode: \"0644\" (YAML 1.1 tools read 0644 as the number 420)"
-                )))
+                Err(Problem::new(format!("mode must be a quoted string, got the number {n}"))
+                    .hint("quote the mode, e.g. mode: \"0644\" (YAML 1.1 tools read 0644 as the number 420)")
+                    .into_serde())
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Mode, E> {
                 self.visit_u64(n.unsigned_abs())
@@ -242,16 +242,17 @@ impl<'de> Deserialize<'de> for Mode {
     }
 }
 
-pub(crate) fn parse_mode(s: &str) -> Result<Mode, String> {
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, Problem> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     if !(3..=4).contains(&digits.len()) || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(format!(
-            "invalid mode {s:?}: expected 3 or 4 octal digits; hint: e.g. mode: \"0644\""
-        ));
+        return Err(
+            Problem::new(format!("invalid mode {s:?}: expected 3 or 4 octal digits"))
+                .hint("e.g. mode: \"0644\""),
+        );
     }
     u32::from_str_radix(digits, 8)
         .map(Mode)
-        .map_err(|e| format!("invalid mode {s:?}: {e}"))
+        .map_err(|e| Problem::new(format!("invalid mode {s:?}: {e}")))
 }
 
 /// A SHA-256 digest, from 64 hex characters of either case.
@@ -262,9 +263,8 @@ impl<'de> Deserialize<'de> for Sha256 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_str(StrVisitor("a SHA-256 digest in hex", |s: &str| {
             Digest::from_hex(s.trim()).map(Sha256).ok_or_else(|| {
-                format!(
-                    "invalid sha256 {s:?}: expected 64 hex characters; hint: `sha256sum FILE` prints it"
-                )
+                Problem::new(format!("invalid sha256 {s:?}: expected 64 hex characters"))
+                    .hint("`sha256sum FILE` prints it")
             })
         }))
     }
@@ -274,13 +274,13 @@ impl<'de> Deserialize<'de> for Sha256 {
 /// (an error raised after `String::deserialize` returns is placed at the enclosing key).
 struct StrVisitor<F>(&'static str, F);
 
-impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for StrVisitor<F> {
+impl<T, F: FnOnce(&str) -> Result<T, Problem>> Visitor<'_> for StrVisitor<F> {
     type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
-        (self.1)(s).map_err(E::custom)
+        (self.1)(s).map_err(Problem::into_serde)
     }
 }
 
@@ -357,9 +357,11 @@ impl<'de> Deserialize<'de> for LinePattern {
     }
 }
 
-pub(crate) fn parse_line_pattern(text: &str) -> Result<LinePattern, String> {
+pub(crate) fn parse_line_pattern(text: &str) -> Result<LinePattern, Problem> {
     if text.len() > MAX_PATTERN_LEN {
-        return Err(format!("pattern is longer than {MAX_PATTERN_LEN} bytes"));
+        return Err(Problem::new(format!(
+            "pattern is longer than {MAX_PATTERN_LEN} bytes"
+        )));
     }
     let (negated, body) = match text.strip_prefix('!') {
         Some(rest) => (true, rest),
@@ -372,7 +374,7 @@ pub(crate) fn parse_line_pattern(text: &str) -> Result<LinePattern, String> {
         body
     };
     if pattern.trim().is_empty() {
-        return Err(format!("empty pattern {text:?}"));
+        return Err(Problem::new(format!("empty pattern {text:?}")));
     }
     if is_regex {
         RegexBuilder::new(pattern)
@@ -381,8 +383,13 @@ pub(crate) fn parse_line_pattern(text: &str) -> Result<LinePattern, String> {
             .map_err(|e| {
                 // regex's syntax errors draw a caret under the pattern; keep only the reason.
                 let reason = e.to_string();
-                let reason = reason.lines().last().unwrap_or_default().trim_start_matches("error: ");
-                format!("invalid regex in {text:?}: {reason}; hint: a line pattern is /REGEX/ or a literal line")
+                let reason = reason
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                Problem::new(format!("invalid regex in {text:?}: {reason}"))
+                    .hint("a line pattern is /REGEX/ or a literal line")
             })?;
     }
     Ok(LinePattern {

@@ -12,6 +12,7 @@ use super::{
     PackageDecl, PackageSpec, Want,
 };
 use crate::digest::Digest;
+use crate::problem::Problem;
 use crate::version;
 
 /// Parses and validates one manifest. `read_source` returns the bytes of a `source:` file,
@@ -89,7 +90,7 @@ pub fn parse(
             continue;
         }
         let pos = key_position(text, "files", &path);
-        let at = |message: String| Diagnostic::at(file, Some(pos), message);
+        let at = |problem: Problem| Diagnostic::at(file, Some(pos), problem);
         match validate_file(&path, raw_file.unwrap_or_default(), read_source) {
             Ok(spec) => files.push(FileDecl {
                 path,
@@ -186,7 +187,7 @@ fn yaml_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {
         Some(i) if pos.is_some() && is_location(&text[i + 9..]) => text[..i].to_owned(),
         _ => text,
     };
-    let mut d = Diagnostic::at(file, pos, message);
+    let mut d = Diagnostic::at(file, pos, Problem::from_serde(&message));
     if d.hint.is_none() && d.message.contains("unknown field") {
         d.hint =
             Some("check the spelling; the fields a manifest takes are listed in README.md".into());
@@ -194,13 +195,13 @@ fn yaml_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {
     d
 }
 
-/// Cross-field rules for one path. Returns every problem found, as messages.
+/// Cross-field rules for one path. Returns every problem found.
 fn validate_file(
     path: &str,
     raw: RawFile,
     read_source: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
-) -> Result<FileSpec, Vec<String>> {
-    let mut errors = Vec::new();
+) -> Result<FileSpec, Vec<Problem>> {
+    let mut errors: Vec<Problem> = Vec::new();
     if let Err(e) = check_path(path) {
         errors.push(e);
     }
@@ -224,10 +225,10 @@ fn validate_file(
             }
         }
         if !others.is_empty() {
-            errors.push(format!(
+            errors.push(Problem::new(format!(
                 "{path}: `absent: true` cannot be combined with {}",
                 others.join(", ")
-            ));
+            )));
         }
     }
 
@@ -240,10 +241,13 @@ fn validate_file(
     .filter_map(|(n, set)| set.then_some(n))
     .collect();
     if content_fields.len() > 1 {
-        errors.push(format!(
-            "{path}: give only one of sha256, content and source (found {}); hint: they all declare the content",
-            content_fields.join(", ")
-        ));
+        errors.push(
+            Problem::new(format!(
+                "{path}: give only one of sha256, content and source (found {})",
+                content_fields.join(", ")
+            ))
+            .hint("they all declare the content"),
+        );
     }
     let mut sha256 = raw.sha256.map(|s| s.0);
     let mut desired_content = None;
@@ -257,9 +261,10 @@ fn validate_file(
                 sha256 = Some(Digest::of(&bytes));
                 desired_content = Some(bytes);
             }
-            Err(e) => errors.push(format!(
-                "{path}: cannot read source {source:?}: {e}; hint: source is relative to the manifest's folder"
-            )),
+            Err(e) => errors.push(
+                Problem::new(format!("{path}: cannot read source {source:?}: {e}"))
+                    .hint("source is relative to the manifest's folder"),
+            ),
         }
     }
 
@@ -277,26 +282,30 @@ fn validate_file(
         match kind {
             None => kind = Some(*t),
             Some(k) if k != *t => {
-                errors.push(format!(
+                errors.push(Problem::new(format!(
                     "{path}: {why} applies to a {}, but the path is declared a {}",
                     t.as_str(),
                     k.as_str()
-                ));
+                )));
                 break;
             }
             Some(_) => {}
         }
     }
     if raw.target.as_deref() == Some("") {
-        errors.push(format!("{path}: target cannot be empty"));
+        errors.push(Problem::new(format!("{path}: target cannot be empty")));
     }
     if raw.diff && raw.sensitive {
-        errors.push(format!("{path}: a sensitive file cannot allow a diff; hint: drop diff: true, its content must stay home"));
+        errors.push(
+            Problem::new(format!("{path}: a sensitive file cannot allow a diff"))
+                .hint("drop diff: true, its content must stay home"),
+        );
     } else if raw.diff && desired_content.is_none() && raw.source.is_none() {
         // (A source that could not be read has its own error above.)
-        errors.push(format!(
-            "{path}: diff: true needs the desired content; hint: declare content or source"
-        ));
+        errors.push(
+            Problem::new(format!("{path}: diff: true needs the desired content"))
+                .hint("declare content or source"),
+        );
     }
     if errors.is_empty() {
         Ok(FileSpec {
@@ -318,26 +327,28 @@ fn validate_file(
     }
 }
 
-fn validate_package(name: &str, raw: RawPackage) -> Result<PackageSpec, String> {
+fn validate_package(name: &str, raw: RawPackage) -> Result<PackageSpec, Problem> {
     let valid_name = !name.is_empty()
         && name.len() <= 256
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
     if !valid_name {
-        return Err(format!(
-            "invalid package name {name:?}; hint: names use letters, digits, '.', '_', '+', '-'"
-        ));
+        return Err(Problem::new(format!("invalid package name {name:?}"))
+            .hint("names use letters, digits, '.', '_', '+', '-'"));
     }
     if let (Some(manager), Want::Versions(constraints)) = (raw.manager, &raw.want) {
         for c in constraints {
             version::validate(manager, &c.version).map_err(|e| {
-                format!("package {name}: {e}; hint: versions are written as {manager} writes them")
+                Problem::new(format!("package {name}: {e}"))
+                    .hint(format!("versions are written as {manager} writes them"))
             })?;
         }
     }
     if raw.arch.as_deref() == Some("") {
-        return Err(format!("package {name}: arch cannot be empty"));
+        return Err(Problem::new(format!(
+            "package {name}: arch cannot be empty"
+        )));
     }
     Ok(PackageSpec {
         want: raw.want,
@@ -347,7 +358,7 @@ fn validate_package(name: &str, raw: RawPackage) -> Result<PackageSpec, String> 
     })
 }
 
-fn check_path(path: &str) -> Result<(), String> {
+fn check_path(path: &str) -> Result<(), Problem> {
     let normal = path.starts_with('/')
         && path.len() > 1
         && !path.ends_with('/')
@@ -356,14 +367,15 @@ fn check_path(path: &str) -> Result<(), String> {
             .all(|c| !c.is_empty() && c != "." && c != "..")
         && !path.contains('\0');
     if !normal {
-        return Err(format!(
-            "{path:?} is not a normalized absolute path; hint: write it like /etc/app/app.conf (no trailing slash, no . or ..)"
-        ));
+        return Err(
+            Problem::new(format!("{path:?} is not a normalized absolute path"))
+                .hint("write it like /etc/app/app.conf (no trailing slash, no . or ..)"),
+        );
     }
     // Names are bytes; a path is written in the one text form agents report them in.
     plumb_proto::names::unescape(path).map(|_| ()).map_err(|e| {
-        format!(
-            "{path:?} is not a path as plumb writes names: {e}; hint: a backslash is written \\\\ and a byte that is not UTF-8 as \\xHH (lower-case), e.g. /etc/ex.d/evil\\xff"
+        Problem::new(format!("{path:?} is not a path as plumb writes names: {e}")).hint(
+            "a backslash is written \\\\ and a byte that is not UTF-8 as \\xHH (lower-case), e.g. /etc/ex.d/evil\\xff",
         )
     })
 }

@@ -11,6 +11,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::problem::Problem;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Manager {
@@ -134,19 +136,30 @@ impl fmt::Display for Constraint {
 }
 
 /// Parses `">= 1.2, < 2"`: terms separated by commas, all of which must hold.
-pub fn parse_constraints(text: &str) -> Result<Vec<Constraint>, String> {
+pub fn parse_constraints(text: &str) -> Result<Vec<Constraint>, Problem> {
     let mut out = Vec::new();
     for term in text.split(',') {
         let term = term.trim();
-        let (op, rest) = [("==", Op::Eq), (">=", Op::Ge), ("<=", Op::Le), ("!=", Op::Ne), ("=", Op::Eq), (">", Op::Gt), ("<", Op::Lt)]
-            .into_iter()
-            .find_map(|(p, op)| term.strip_prefix(p).map(|rest| (op, rest)))
-            .ok_or_else(|| {
-                format!("invalid version constraint {term:?}; hint: write present, absent, or e.g. \">= 1.2, < 2\"")
-            })?;
+        let (op, rest) = [
+            ("==", Op::Eq),
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            ("!=", Op::Ne),
+            ("=", Op::Eq),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+        ]
+        .into_iter()
+        .find_map(|(p, op)| term.strip_prefix(p).map(|rest| (op, rest)))
+        .ok_or_else(|| {
+            Problem::new(format!("invalid version constraint {term:?}"))
+                .hint("write present, absent, or e.g. \">= 1.2, < 2\"")
+        })?;
         let version = rest.trim();
         if version.is_empty() || version.contains(char::is_whitespace) {
-            return Err(format!("invalid version in constraint {term:?}"));
+            return Err(Problem::new(format!(
+                "invalid version in constraint {term:?}"
+            )));
         }
         out.push(Constraint {
             op,
