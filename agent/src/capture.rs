@@ -24,8 +24,26 @@ pub struct CaptureRequest {
     pub exclusive: bool,
 }
 
+/// Why a capture could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{0:?} is not a normalized absolute path")]
+    NotAbsolute(String),
+    #[error("{0} has more than {MAX_ENTRIES} entries; capture smaller parts of it")]
+    TooManyEntries(String),
+    #[error("{0} does not exist")]
+    Missing(String),
+    #[error("cannot list {path}: {source}")]
+    List {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the package database is changing ({0}); try again")]
+    PackagesChanging(String),
+}
+
 /// The manifest text, or why it could not be captured.
-pub fn capture(root: &Root, req: &CaptureRequest) -> Result<String, String> {
+pub fn capture(root: &Root, req: &CaptureRequest) -> Result<String, CaptureError> {
     let names = IdNames::load(root);
     let mut files: BTreeMap<String, Observation> = BTreeMap::new();
     for path in &req.paths {
@@ -62,7 +80,7 @@ pub fn capture(root: &Root, req: &CaptureRequest) -> Result<String, String> {
     Ok(out)
 }
 
-fn normalize(path: &str) -> Result<String, String> {
+fn normalize(path: &str) -> Result<String, CaptureError> {
     let trimmed = path.trim_end_matches('/');
     let ok = trimmed.starts_with('/')
         && trimmed[1..]
@@ -71,7 +89,7 @@ fn normalize(path: &str) -> Result<String, String> {
     if ok {
         Ok(trimmed.to_owned())
     } else {
-        Err(format!("{path:?} is not a normalized absolute path"))
+        Err(CaptureError::NotAbsolute(path.to_owned()))
     }
 }
 
@@ -81,15 +99,13 @@ fn collect(
     names: &IdNames,
     path: &str,
     out: &mut BTreeMap<String, Observation>,
-) -> Result<(), String> {
+) -> Result<(), CaptureError> {
     let mut pending = vec![path.to_owned()];
     let mut seen = 0;
     while let Some(p) = pending.pop() {
         seen += 1;
         if seen > MAX_ENTRIES {
-            return Err(format!(
-                "{path} has more than {MAX_ENTRIES} entries; capture smaller parts of it"
-            ));
+            return Err(CaptureError::TooManyEntries(path.to_owned()));
         }
         let o = files::observe(
             root,
@@ -104,10 +120,13 @@ fn collect(
             &files::Requests::default(),
         );
         match o.kind {
-            Kind::Absent => return Err(format!("{p} does not exist")),
+            Kind::Absent => return Err(CaptureError::Missing(p)),
             Kind::Directory => {
                 let dir = root.host_path(&p);
-                let entries = fs::read_dir(&dir).map_err(|e| format!("cannot list {p}: {e}"))?;
+                let entries = fs::read_dir(&dir).map_err(|source| CaptureError::List {
+                    path: p.clone(),
+                    source,
+                })?;
                 for entry in entries.filter_map(Result::ok) {
                     let name = plumb_proto::names::escape(std::os::unix::ffi::OsStrExt::as_bytes(
                         entry.file_name().as_os_str(),
@@ -173,16 +192,17 @@ fn write_file(out: &mut String, path: &str, o: &Observation, exclusive: bool) {
 }
 
 /// (name, wanted) for the requested packages: the exact installed version where there is one.
-fn capture_packages(root: &Root, req: &CaptureRequest) -> Result<Vec<(String, String)>, String> {
+fn capture_packages(
+    root: &Root,
+    req: &CaptureRequest,
+) -> Result<Vec<(String, String)>, CaptureError> {
     if req.packages.is_empty() && !req.all_packages {
         return Ok(Vec::new());
     }
     let inv = match packages::read(root) {
         Read::Settled(inv) => inv,
         Read::Unsettled(why) => {
-            return Err(format!(
-                "the package database is changing ({why}); try again"
-            ));
+            return Err(CaptureError::PackagesChanging(why));
         }
     };
     let all = inv.all();

@@ -268,7 +268,7 @@ fn capture(
         all_packages,
         exclusive,
     };
-    let text = crate::capture::capture(&Root::new(root), &req).map_err(anyhow::Error::msg)?;
+    let text = crate::capture::capture(&Root::new(root), &req)?;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),

@@ -76,7 +76,7 @@ fn messages(errors: Vec<v1::ManifestError>) -> Vec<String> {
 fn events(events: Vec<v1::DriftEvent>) -> anyhow::Result<Vec<Event>> {
     events
         .into_iter()
-        .map(|e| wire::event_from_proto(e).map_err(anyhow::Error::msg))
+        .map(|e| wire::event_from_proto(e).map_err(anyhow::Error::from))
         .collect()
 }
 
@@ -165,7 +165,7 @@ pub(super) async fn follow(
         let Some(e) = next else {
             return Err(anyhow!("the controller closed the stream"));
         };
-        let e = wire::event_from_proto(e).map_err(anyhow::Error::msg)?;
+        let e = wire::event_from_proto(e)?;
         let line = match format {
             Format::Json => serde_json::to_string(&crate::json::event(&e))? + "\n",
             Format::Table => render::event_line(&e),

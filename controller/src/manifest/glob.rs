@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use crate::problem::Problem;
+
 /// A validated host glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
@@ -11,12 +13,12 @@ pub struct Glob {
 }
 
 impl Glob {
-    pub fn new(text: &str) -> Result<Self, String> {
+    pub fn new(text: &str) -> Result<Self, Problem> {
         if text.is_empty() {
-            return Err("a host glob cannot be empty".into());
+            return Err(Problem::new("a host glob cannot be empty"));
         }
         if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("a host glob cannot contain {c:?}"));
+            return Err(Problem::new(format!("a host glob cannot contain {c:?}")));
         }
         Ok(Self {
             text: text.to_owned(),

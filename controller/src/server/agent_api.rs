@@ -49,7 +49,7 @@ impl AgentService for AgentApi {
         };
         let info = wire::hello_from_proto(hello).map_err(|e| {
             tracing::warn!(?peer, error = %e, "rejected a Hello");
-            Status::invalid_argument(e)
+            Status::invalid_argument(e.to_string())
         })?;
         // An agent certificate can only ever report for its own host.
         match identity {
@@ -112,7 +112,7 @@ async fn forward(
         };
         let cmd = match command(conn, msg, turn) {
             Ok(cmd) => cmd,
-            Err(why) => return why,
+            Err(why) => return why.to_string(),
         };
         if fleet.send(cmd).await.is_err() {
             return "controller shutting down".into();
@@ -120,12 +120,25 @@ async fn forward(
     }
 }
 
+/// Why an agent's stream is ended after its Hello.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Refused {
+    #[error("a second Hello")]
+    SecondHello,
+    #[error("malformed {what}: {source}")]
+    Malformed {
+        what: &'static str,
+        source: wire::Malformed,
+    },
+}
+
 /// What one agent message after the Hello asks of the fleet, checked at the edge: `Err` (a
 /// second Hello, malformed states) ends the stream with the reason. `turn` is the stream's
 /// place in the fleet's queue, for a state message.
-pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, String> {
+pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, Refused> {
+    let malformed = |what| move |source| Refused::Malformed { what, source };
     Ok(match msg {
-        Msg::Hello(_) => return Err("a second Hello".into()),
+        Msg::Hello(_) => return Err(Refused::SecondHello),
         Msg::Heartbeat(_) => Command::Heard { conn },
         Msg::ContentReply(r) => Command::Content {
             conn,
@@ -138,8 +151,7 @@ pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, String
         },
         Msg::Coverage(c) => Command::Coverage {
             conn,
-            coverage: wire::coverage_from_proto(c)
-                .map_err(|e| format!("malformed coverage: {e}"))?,
+            coverage: wire::coverage_from_proto(c).map_err(malformed("coverage"))?,
         },
         Msg::Snapshot(s) => match states(s.states, s.packages) {
             Ok(states) => Command::State {
@@ -154,7 +166,7 @@ pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, String
                 states,
                 turn,
             },
-            Err(e) => return Err(format!("malformed snapshot: {e}")),
+            Err(e) => return Err(malformed("snapshot")(e)),
         },
         Msg::Delta(d) => match states(d.states, d.packages) {
             Ok(states) => Command::State {
@@ -165,7 +177,7 @@ pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, String
                 states,
                 turn,
             },
-            Err(e) => return Err(format!("malformed delta: {e}")),
+            Err(e) => return Err(malformed("delta")(e)),
         },
     })
 }
@@ -173,7 +185,7 @@ pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, String
 fn states(
     files: Vec<v1::PathState>,
     packages: Vec<v1::PackageState>,
-) -> Result<Vec<(crate::key::Key, crate::drift::Observation)>, String> {
+) -> Result<Vec<(crate::key::Key, crate::drift::Observation)>, wire::Malformed> {
     files
         .into_iter()
         .map(wire::state_from_proto)

@@ -128,7 +128,7 @@ proptest! {
                 other => panic!("expected a plan, got {other:?}"),
             };
             for (i, (files, packages)) in batches.into_iter().enumerate() {
-                let states: Result<Vec<_>, String> = files
+                let states: Result<Vec<_>, super::wire::Malformed> = files
                     .into_iter()
                     .map(super::wire::state_from_proto)
                     .chain(packages.into_iter().map(super::wire::package_from_proto))

@@ -4,6 +4,8 @@
 
 use std::cmp::Ordering;
 
+use super::InvalidVersion;
+
 // Token kinds, in the order the comparison relies on.
 const INVALID: i8 = -1;
 const DIGIT_OR_ZERO: i8 = 0;
@@ -119,12 +121,12 @@ impl Cursor<'_> {
     }
 }
 
-pub(crate) fn validate(v: &str) -> Result<(), String> {
+pub(crate) fn validate(v: &str) -> Result<(), InvalidVersion> {
     let mut c = Cursor::new(v.trim());
     if !c.s.first().is_some_and(u8::is_ascii_digit) {
-        return Err(format!(
+        return Err(InvalidVersion(format!(
             "{v:?} is not an apk version: it must start with a digit"
-        ));
+        )));
     }
     while c.kind != END && c.kind != INVALID {
         c.take();
@@ -132,13 +134,13 @@ pub(crate) fn validate(v: &str) -> Result<(), String> {
     if c.kind == END {
         Ok(())
     } else {
-        Err(format!(
+        Err(InvalidVersion(format!(
             "{v:?} is not an apk version (digits{{.digits}}[letter][_suffix[N]]...[-rN])"
-        ))
+        )))
     }
 }
 
-pub(crate) fn compare(a: &str, b: &str) -> Result<Ordering, String> {
+pub(crate) fn compare(a: &str, b: &str) -> Result<Ordering, InvalidVersion> {
     validate(a)?;
     validate(b)?;
     let (mut a, mut b) = (Cursor::new(a.trim()), Cursor::new(b.trim()));

@@ -4,6 +4,8 @@
 
 use std::cmp::Ordering;
 
+use super::InvalidVersion;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DebVersion<'a> {
     epoch: u64,
@@ -11,30 +13,36 @@ pub(crate) struct DebVersion<'a> {
     revision: &'a str,
 }
 
-pub(crate) fn parse(text: &str) -> Result<DebVersion<'_>, String> {
+pub(crate) fn parse(text: &str) -> Result<DebVersion<'_>, InvalidVersion> {
     let (v, epoch, rest) = super::split_epoch(text)?;
     let (upstream, revision) = match rest.rsplit_once('-') {
         Some((u, r)) => (u, r),
         None => (rest, ""),
     };
     if rest.ends_with('-') {
-        return Err(format!("revision in {v:?} is empty"));
+        return Err(InvalidVersion(format!("revision in {v:?} is empty")));
     }
     if upstream.is_empty() {
-        return Err(format!("version {v:?} has nothing after the epoch"));
+        return Err(InvalidVersion(format!(
+            "version {v:?} has nothing after the epoch"
+        )));
     }
     if !upstream.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("version {v:?} does not start with a digit"));
+        return Err(InvalidVersion(format!(
+            "version {v:?} does not start with a digit"
+        )));
     }
     let upstream_ok = |c: char| c.is_ascii_alphanumeric() || ".+~-:".contains(c);
     let revision_ok = |c: char| c.is_ascii_alphanumeric() || ".+~".contains(c);
     if !upstream.chars().all(upstream_ok) || !revision.chars().all(revision_ok) {
-        return Err(format!(
+        return Err(InvalidVersion(format!(
             "version {v:?} contains a character dpkg does not allow"
-        ));
+        )));
     }
     if upstream.contains(':') && !v.contains(':') {
-        return Err(format!("version {v:?} has a colon but no epoch"));
+        return Err(InvalidVersion(format!(
+            "version {v:?} has a colon but no epoch"
+        )));
     }
     Ok(DebVersion {
         epoch,

@@ -45,15 +45,22 @@ impl fmt::Display for Manager {
     }
 }
 
+/// A version that is not written as its package manager writes versions: what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidVersion(pub String);
+
 /// `[epoch:]rest` of a trimmed, non-empty version without white space: (version, epoch, rest).
 /// Shared by dpkg's and rpm's formats.
-fn split_epoch(text: &str) -> Result<(&str, u64, &str), String> {
+fn split_epoch(text: &str) -> Result<(&str, u64, &str), InvalidVersion> {
     let v = text.trim();
     if v.is_empty() {
-        return Err("empty version".into());
+        return Err(InvalidVersion("empty version".into()));
     }
     if v.contains(char::is_whitespace) {
-        return Err(format!("version {v:?} contains white space"));
+        return Err(InvalidVersion(format!(
+            "version {v:?} contains white space"
+        )));
     }
     match v.split_once(':') {
         Some((e, rest)) => {
@@ -61,7 +68,7 @@ fn split_epoch(text: &str) -> Result<(&str, u64, &str), String> {
                 .parse::<u64>()
                 .ok()
                 .filter(|_| e.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| format!("epoch in {v:?} is not a number"))?;
+                .ok_or_else(|| InvalidVersion(format!("epoch in {v:?} is not a number")))?;
             Ok((v, epoch, rest))
         }
         None => Ok((v, 0, v)),
@@ -69,7 +76,7 @@ fn split_epoch(text: &str) -> Result<(&str, u64, &str), String> {
 }
 
 /// Checks that `version` is well formed for `manager`.
-pub fn validate(manager: Manager, version: &str) -> Result<(), String> {
+pub fn validate(manager: Manager, version: &str) -> Result<(), InvalidVersion> {
     match manager {
         Manager::Dpkg => dpkg::parse(version).map(drop),
         Manager::Rpm => rpm::parse(version).map(drop),
@@ -79,7 +86,7 @@ pub fn validate(manager: Manager, version: &str) -> Result<(), String> {
 }
 
 /// Orders two versions by `manager`'s rules.
-pub fn compare(manager: Manager, a: &str, b: &str) -> Result<Ordering, String> {
+pub fn compare(manager: Manager, a: &str, b: &str) -> Result<Ordering, InvalidVersion> {
     match manager {
         Manager::Dpkg => Ok(dpkg::compare(&dpkg::parse(a)?, &dpkg::parse(b)?)),
         Manager::Rpm => Ok(rpm::compare(&rpm::parse(a)?, &rpm::parse(b)?)),
@@ -174,7 +181,7 @@ pub fn satisfies(
     manager: Manager,
     installed: &str,
     constraints: &[Constraint],
-) -> Result<bool, String> {
+) -> Result<bool, InvalidVersion> {
     for c in constraints {
         if !c.op.holds(compare(manager, installed, &c.version)?) {
             return Ok(false);

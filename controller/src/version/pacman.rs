@@ -4,10 +4,12 @@
 
 use std::cmp::Ordering;
 
-pub(crate) fn validate(v: &str) -> Result<(), String> {
+use super::InvalidVersion;
+
+pub(crate) fn validate(v: &str) -> Result<(), InvalidVersion> {
     let v = v.trim();
     if v.is_empty() || v.contains(char::is_whitespace) {
-        return Err(format!("{v:?} is not a pacman version"));
+        return Err(InvalidVersion(format!("{v:?} is not a pacman version")));
     }
     Ok(())
 }
@@ -23,7 +25,7 @@ fn parse_evr(v: &str) -> (&str, &str, Option<&str>) {
     }
 }
 
-pub(crate) fn compare(a: &str, b: &str) -> Result<Ordering, String> {
+pub(crate) fn compare(a: &str, b: &str) -> Result<Ordering, InvalidVersion> {
     validate(a)?;
     validate(b)?;
     let (a, b) = (a.trim(), b.trim());

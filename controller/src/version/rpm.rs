@@ -4,6 +4,8 @@
 
 use std::cmp::Ordering;
 
+use super::InvalidVersion;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Evr<'a> {
     epoch: u64,
@@ -11,14 +13,16 @@ pub(crate) struct Evr<'a> {
     release: Option<&'a str>,
 }
 
-pub(crate) fn parse(text: &str) -> Result<Evr<'_>, String> {
+pub(crate) fn parse(text: &str) -> Result<Evr<'_>, InvalidVersion> {
     let (v, epoch, rest) = super::split_epoch(text)?;
     let (version, release) = match rest.rsplit_once('-') {
         Some((ver, rel)) => (ver, Some(rel)),
         None => (rest, None),
     };
     if version.is_empty() || release == Some("") {
-        return Err(format!("version {v:?} has an empty version or release"));
+        return Err(InvalidVersion(format!(
+            "version {v:?} has an empty version or release"
+        )));
     }
     Ok(Evr {
         epoch,

@@ -23,13 +23,58 @@ const MAX_TEXT: usize = 4096;
 /// Files of one package that differ from its record; a real package has fewer files.
 const MAX_PACKAGE_PROBLEMS: usize = 100_000;
 
-pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, String> {
+/// Why a message from an agent was refused rather than trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Malformed {
+    #[error(
+        "agent speaks protocol version {agent}, this controller {}",
+        plumb_proto::PROTOCOL_VERSION
+    )]
+    Protocol { agent: u32 },
+    #[error("invalid host id {0:?}: use letters, digits, '.', '_', '-', ':'")]
+    HostId(String),
+    #[error("more than {MAX_LABELS} labels")]
+    TooManyLabels,
+    #[error("a label or the hostname is too long")]
+    TooLong,
+    #[error("{path}: invalid {what} {value}")]
+    Kind {
+        path: String,
+        what: &'static str,
+        value: i32,
+    },
+    #[error("{0}: malformed sha256")]
+    Sha256(String),
+    #[error(
+        "{path}: {count} entry names, more than the {} an agent sends",
+        plumb_proto::MAX_LISTED_ENTRIES
+    )]
+    TooManyEntries { path: String, count: usize },
+    #[error("{path}: entries_total {total} is less than the {count} names sent")]
+    EntriesTotal {
+        path: String,
+        total: u64,
+        count: usize,
+    },
+    #[error("malformed package name")]
+    PackageName,
+    #[error("package {package}: unknown manager {manager:?}")]
+    Manager { package: String, manager: String },
+    #[error(
+        "package {package}: {count} file problems, more than the {MAX_PACKAGE_PROBLEMS} accepted"
+    )]
+    TooManyProblems { package: String, count: usize },
+    #[error("coverage lists {polled} polled paths and {errors} watch errors, more than a plan has")]
+    CoverageTooLong { polled: usize, errors: usize },
+    #[error("a coverage entry is too long")]
+    CoverageEntry,
+}
+
+pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, Malformed> {
     if h.protocol_version != plumb_proto::PROTOCOL_VERSION {
-        return Err(format!(
-            "agent speaks protocol version {}, this controller {}",
-            h.protocol_version,
-            plumb_proto::PROTOCOL_VERSION
-        ));
+        return Err(Malformed::Protocol {
+            agent: h.protocol_version,
+        });
     }
     let valid_id = !h.host_id.is_empty()
         && h.host_id.len() <= MAX_ID
@@ -37,17 +82,14 @@ pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
     if !valid_id {
-        return Err(format!(
-            "invalid host id {:?}: use letters, digits, '.', '_', '-', ':'",
-            h.host_id
-        ));
+        return Err(Malformed::HostId(h.host_id));
     }
     if h.labels.len() > MAX_LABELS {
-        return Err(format!("more than {MAX_LABELS} labels"));
+        return Err(Malformed::TooManyLabels);
     }
     let too_long = |s: &String| s.len() > MAX_TEXT;
     if h.labels.iter().any(|(k, v)| too_long(k) || too_long(v)) || too_long(&h.hostname) {
-        return Err("a label or the hostname is too long".into());
+        return Err(Malformed::TooLong);
     }
     let f = h.facts.unwrap_or_default();
     Ok(HostInfo {
@@ -85,40 +127,40 @@ fn intern(name: &str) -> std::sync::Arc<str> {
     new
 }
 
-pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(Key, Observation), String> {
-    let kind = |k: i32, what: &str| match v1::FileKind::try_from(k) {
+pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(Key, Observation), Malformed> {
+    let kind = |k: i32, what: &'static str| match v1::FileKind::try_from(k) {
         Ok(v1::FileKind::Absent) => Ok(Kind::Absent),
         Ok(v1::FileKind::File) => Ok(Kind::File),
         Ok(v1::FileKind::Directory) => Ok(Kind::Directory),
         Ok(v1::FileKind::Symlink) => Ok(Kind::Symlink),
         Ok(v1::FileKind::Other) => Ok(Kind::Other),
         Ok(v1::FileKind::Unreadable) => Ok(Kind::Unreadable),
-        _ => Err(format!("{}: invalid {what} {k}", s.path)),
+        _ => Err(Malformed::Kind {
+            path: s.path.clone(),
+            what,
+            value: k,
+        }),
     };
     let some = |s: String| (!s.is_empty()).then_some(s);
     let sha256 = match s.sha256.as_str() {
         "" => None,
         hex => Some(
-            crate::drift::Digest::from_hex(hex)
-                .ok_or_else(|| format!("{}: malformed sha256", s.path))?,
+            crate::drift::Digest::from_hex(hex).ok_or_else(|| Malformed::Sha256(s.path.clone()))?,
         ),
     };
     // Bounded whatever the host holds: an agent lists at most this many entry names.
     if s.entries.len() > plumb_proto::MAX_LISTED_ENTRIES {
-        return Err(format!(
-            "{}: {} entry names, more than the {} an agent sends",
-            s.path,
-            s.entries.len(),
-            plumb_proto::MAX_LISTED_ENTRIES
-        ));
+        return Err(Malformed::TooManyEntries {
+            count: s.entries.len(),
+            path: s.path,
+        });
     }
     if s.entries_total < s.entries.len() as u64 {
-        return Err(format!(
-            "{}: entries_total {} is less than the {} names sent",
-            s.path,
-            s.entries_total,
-            s.entries.len()
-        ));
+        return Err(Malformed::EntriesTotal {
+            total: s.entries_total,
+            count: s.entries.len(),
+            path: s.path,
+        });
     }
     let observed = Observed {
         kind: kind(s.kind, "kind")?,
@@ -138,16 +180,18 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(Key, Observation), S
     Ok((Key::File(s.path.into()), Observation::File(observed)))
 }
 
-pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(Key, Observation), String> {
+pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(Key, Observation), Malformed> {
     if p.name.is_empty() || p.name.len() > 256 {
-        return Err("malformed package name".into());
+        return Err(Malformed::PackageName);
     }
     let instances = p
         .instances
         .into_iter()
         .map(|i| {
-            let manager = Manager::parse(&i.manager)
-                .ok_or_else(|| format!("package {}: unknown manager {:?}", p.name, i.manager))?;
+            let manager = Manager::parse(&i.manager).ok_or_else(|| Malformed::Manager {
+                package: p.name.clone(),
+                manager: i.manager.clone(),
+            })?;
             Ok(Installed {
                 manager,
                 arch: i.arch,
@@ -155,13 +199,12 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(Key, Observatio
                 state: i.state,
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, Malformed>>()?;
     if p.problems.len() > MAX_PACKAGE_PROBLEMS {
-        return Err(format!(
-            "package {}: {} file problems, more than the {MAX_PACKAGE_PROBLEMS} accepted",
-            p.name,
-            p.problems.len()
-        ));
+        return Err(Malformed::TooManyProblems {
+            count: p.problems.len(),
+            package: p.name,
+        });
     }
     let error = (!p.error.is_empty()).then_some(p.error);
     let problems = p
@@ -183,22 +226,21 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(Key, Observatio
     ))
 }
 
-pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Result<Coverage, String> {
+pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Result<Coverage, Malformed> {
     // A plan has at most 100,000 paths; a longer list is made up, and it is kept per host.
     const MAX_LISTED: usize = 100_000;
     if c.polled.len() > MAX_LISTED || c.watch_errors.len() > MAX_LISTED {
-        return Err(format!(
-            "coverage lists {} polled paths and {} watch errors, more than a plan has",
-            c.polled.len(),
-            c.watch_errors.len()
-        ));
+        return Err(Malformed::CoverageTooLong {
+            polled: c.polled.len(),
+            errors: c.watch_errors.len(),
+        });
     }
     if c.polled
         .iter()
         .chain(&c.watch_errors)
         .any(|s| s.len() > MAX_TEXT)
     {
-        return Err("a coverage entry is too long".into());
+        return Err(Malformed::CoverageEntry);
     }
     Ok(Coverage {
         watches: c.watches,

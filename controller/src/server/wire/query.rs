@@ -159,9 +159,19 @@ pub(crate) fn drift_from_proto(d: v1::DriftItem) -> DriftRecord {
     }
 }
 
+/// An event of a kind this plumb does not know (a newer controller's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the controller sent event {id} of a kind this plumb does not know ({kind}); use the controller's version of plumb"
+)]
+pub(crate) struct UnknownEvent {
+    id: i64,
+    kind: i32,
+}
+
 /// An event; one of a kind this plumb does not know (a newer controller's) is an error that
 /// says so, rather than an event shown as something it is not.
-pub(crate) fn event_from_proto(e: v1::DriftEvent) -> Result<Event, String> {
+pub(crate) fn event_from_proto(e: v1::DriftEvent) -> Result<Event, UnknownEvent> {
     use v1::DriftEventKind as K;
     let kind = match K::try_from(e.kind) {
         Ok(K::Opened) => EventKind::Opened,
@@ -177,10 +187,10 @@ pub(crate) fn event_from_proto(e: v1::DriftEvent) -> Result<Event, String> {
         Ok(K::LogCreated) => EventKind::LogCreated,
         Ok(K::StoreOutage) => EventKind::StoreOutage,
         Ok(K::Unspecified) | Err(_) => {
-            return Err(format!(
-                "the controller sent event {} of a kind this plumb does not know ({}); use the controller's version of plumb",
-                e.id, e.kind
-            ));
+            return Err(UnknownEvent {
+                id: e.id,
+                kind: e.kind,
+            });
         }
     };
     Ok(Event {
@@ -259,7 +269,7 @@ mod tests {
             ..Default::default()
         };
         let why = event_from_proto(unknown).expect_err("not a kind this plumb knows");
-        assert!(why.contains("event 9"), "{why}");
+        assert!(why.to_string().contains("event 9"), "{why}");
     }
 
     #[test]
