@@ -75,6 +75,49 @@ fn split_epoch(text: &str) -> Result<(&str, u64, &str), InvalidVersion> {
     }
 }
 
+/// One step of rpmvercmp, which pacman's vercmp derives from: the run of digits or of letters
+/// at `a[*i..]` (its first byte decides which) against the run of the same kind at `b[*j..]`.
+/// Both indices move past their runs. The order, if the runs decide it; `None` if they are
+/// equal and the comparison goes on.
+fn compare_run(a: &[u8], i: &mut usize, b: &[u8], j: &mut usize) -> Option<Ordering> {
+    let numeric = a[*i].is_ascii_digit();
+    let class = |c: u8| {
+        if numeric {
+            c.is_ascii_digit()
+        } else {
+            c.is_ascii_alphabetic()
+        }
+    };
+    let (si, sj) = (*i, *j);
+    while *i < a.len() && class(a[*i]) {
+        *i += 1;
+    }
+    while *j < b.len() && class(b[*j]) {
+        *j += 1;
+    }
+    let (mut x, mut y) = (&a[si..*i], &b[sj..*j]);
+    if y.is_empty() {
+        // Runs of different kinds: a number is newer than letters.
+        return Some(if numeric {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        });
+    }
+    if numeric {
+        while x.first() == Some(&b'0') {
+            x = &x[1..];
+        }
+        while y.first() == Some(&b'0') {
+            y = &y[1..];
+        }
+        if x.len() != y.len() {
+            return Some(x.len().cmp(&y.len()));
+        }
+    }
+    Some(x.cmp(y)).filter(|c| c.is_ne())
+}
+
 /// Checks that `version` is well formed for `manager`.
 pub fn validate(manager: Manager, version: &str) -> Result<(), InvalidVersion> {
     match manager {

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use super::InvalidVersion;
+use super::{InvalidVersion, compare_run};
 
 pub(crate) fn validate(v: &str) -> Result<(), InvalidVersion> {
     let v = v.trim();
@@ -63,43 +63,8 @@ fn segments(a: &str, b: &str) -> Ordering {
         if i - si != j - sj {
             return (i - si).cmp(&(j - sj));
         }
-        let numeric = a[i].is_ascii_digit();
-        let class = |c: u8| {
-            if numeric {
-                c.is_ascii_digit()
-            } else {
-                c.is_ascii_alphabetic()
-            }
-        };
-        let (ai, bj) = (i, j);
-        while i < a.len() && class(a[i]) {
-            i += 1;
-        }
-        while j < b.len() && class(b[j]) {
-            j += 1;
-        }
-        let (mut x, mut y) = (&a[ai..i], &b[bj..j]);
-        if y.is_empty() {
-            return if numeric {
-                Ordering::Greater
-            } else {
-                Ordering::Less
-            };
-        }
-        if numeric {
-            while x.first() == Some(&b'0') {
-                x = &x[1..];
-            }
-            while y.first() == Some(&b'0') {
-                y = &y[1..];
-            }
-            if x.len() != y.len() {
-                return x.len().cmp(&y.len());
-            }
-        }
-        let c = x.cmp(y);
-        if c != Ordering::Equal {
-            return c;
+        if let Some(decided) = compare_run(a, &mut i, b, &mut j) {
+            return decided;
         }
     }
     let (rest_a, rest_b) = (a.get(i).copied(), b.get(j).copied());

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use super::InvalidVersion;
+use super::{InvalidVersion, compare_run};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Evr<'a> {
@@ -83,46 +83,8 @@ pub(crate) fn rpmvercmp(a: &str, b: &str) -> Ordering {
         if ca.is_none() || cb.is_none() {
             break;
         }
-        let numeric = a[i].is_ascii_digit();
-        let class = |c: &u8| {
-            if numeric {
-                c.is_ascii_digit()
-            } else {
-                c.is_ascii_alphabetic()
-            }
-        };
-        let si = i;
-        while i < a.len() && class(&a[i]) {
-            i += 1;
-        }
-        let sj = j;
-        while j < b.len() && class(&b[j]) {
-            j += 1;
-        }
-        let (mut x, mut y) = (&a[si..i], &b[sj..j]);
-        if y.is_empty() {
-            // Segments of different kinds: a number is newer than letters.
-            return if numeric {
-                Ordering::Greater
-            } else {
-                Ordering::Less
-            };
-        }
-        if numeric {
-            while x.first() == Some(&b'0') {
-                x = &x[1..];
-            }
-            while y.first() == Some(&b'0') {
-                y = &y[1..];
-            }
-            let by_len = x.len().cmp(&y.len());
-            if by_len != Ordering::Equal {
-                return by_len;
-            }
-        }
-        let c = x.cmp(y);
-        if c != Ordering::Equal {
-            return c;
+        if let Some(decided) = compare_run(a, &mut i, b, &mut j) {
+            return decided;
         }
     }
     match (i < a.len(), j < b.len()) {
