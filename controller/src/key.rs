@@ -14,6 +14,10 @@ pub enum Key {
     Package(Box<str>),
 }
 
+// A controller holds one key per observed path of every host (millions): no larger than the
+// `String` keys it replaced.
+const _: () = assert!(std::mem::size_of::<Key>() == std::mem::size_of::<String>());
+
 /// How a package's key is spelled in a store (a path always starts with `/`, so the two
 /// cannot be confused).
 const STORED_PACKAGE: &str = "package:";
