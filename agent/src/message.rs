@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::collect::facts::Facts;
-use crate::collect::files::Observation;
-use crate::collect::packages::PackageObservation;
-use crate::wire::Plan;
+use crate::collect::files::{Observation, Requests};
+use crate::collect::packages::{PackageObservation, PackageRequest};
 
 /// A message to the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +65,15 @@ pub struct Coverage {
     pub overflows: u64,
     pub last_full_scan_ms: i64,
     pub poll_interval: Duration,
+}
+
+/// A plan, validated: every path absolute and every pattern compiled.
+#[derive(Debug)]
+pub struct Plan {
+    pub generation: u64,
+    pub heartbeat_interval_secs: u32,
+    pub requests: Requests,
+    pub packages: Vec<PackageRequest>,
 }
 
 /// A message from the controller.

@@ -7,16 +7,7 @@ use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg a
 use crate::collect::facts::Facts;
 use crate::collect::files::{Kind, Matcher, Observation, Request, Requests};
 use crate::collect::packages::{PackageObservation, PackageRequest};
-use crate::message::{Coverage, Hello, Incoming, Outgoing, Report};
-
-/// A plan, validated: every path absolute and every pattern compiled.
-#[derive(Debug)]
-pub struct Plan {
-    pub generation: u64,
-    pub heartbeat_interval_secs: u32,
-    pub requests: Requests,
-    pub packages: Vec<PackageRequest>,
-}
+use crate::message::{Coverage, Hello, Incoming, Outgoing, Plan, Report};
 
 /// Paths per plan the agent accepts; a plan beyond this is refused as malformed.
 const MAX_PLAN_PATHS: usize = 100_000;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use plumb_agent::collect::facts::Facts;
 use plumb_agent::collect::files::{Kind, Observation};
-use plumb_agent::message::{Hello, Incoming, Outgoing, Report};
+use plumb_agent::message::{Hello, Incoming, Outgoing, Plan, Report};
 use plumb_agent::wire;
 use plumb_proto::v1;
 use serde_json::{Value, json};
@@ -83,7 +83,7 @@ async fn agent(
         .into_inner();
     connected.fetch_add(1, Ordering::Relaxed);
     let mut seq = 0;
-    let mut plan: Option<wire::Plan> = None;
+    let mut plan: Option<Plan> = None;
     let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {

@@ -22,9 +22,9 @@ use crate::AgentConfig;
 use crate::collect::IdCache;
 use crate::collect::files::{Observation, Requests, observe};
 use crate::collect::packages::PackageObservation;
-use crate::message::{Coverage, Hello, Incoming, Outgoing, Report};
+use crate::message::{Coverage, Hello, Incoming, Outgoing, Plan, Report};
 use crate::watch::{QUEUE, Watch, WatchMsg};
-use crate::wire::{self, Plan};
+use crate::wire;
 
 mod packages;
 mod settling;

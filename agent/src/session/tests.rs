@@ -10,9 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Ended, PART, converse};
 use crate::AgentConfig;
 use crate::collect::files::{Kind, Request, Requests};
-use crate::message::{Incoming, Outgoing, Report};
+use crate::message::{Incoming, Outgoing, Plan, Report};
 use crate::root::Root;
-use crate::wire::Plan;
 
 /// How long a test waits for a message it expects before it fails.
 const DEADLINE: Duration = Duration::from_secs(10);
