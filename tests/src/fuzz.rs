@@ -241,9 +241,25 @@ pub fn render_tree(nodes: &[Node]) -> String {
 
 /// Builds `nodes` under `root`, in order (a node's folder is made as needed). What cannot be
 /// made (a name under a file) is skipped: the tree is what it is.
+///
+/// Trees hold symlinks to anywhere (`/etc/passwd` among them), and the tests run as root: a
+/// node is made only where its folder resolves inside `root`'s parent (the case's temp dir,
+/// which holds `root` and the "outside" the links point to), and no mode is set through a
+/// link. An earlier version of this function, before it was committed, wrote a generated
+/// file through such a link into this machine's own /etc/passwd.
 pub fn build_tree(root: &Path, nodes: &[Node]) {
     use std::os::unix::fs::PermissionsExt as _;
     let path = |name: &str| root.join(std::ffi::OsStr::from_bytes(&unescape(name)));
+    let base = root
+        .parent()
+        .unwrap_or(root)
+        .canonicalize()
+        .expect("the tree's temp dir");
+    let contained = |p: &Path| {
+        p.parent()
+            .and_then(|d| d.canonicalize().ok())
+            .is_some_and(|d| d.starts_with(&base))
+    };
     let mut modes = Vec::new();
     for n in nodes {
         let p = path(n.name());
@@ -252,7 +268,10 @@ pub fn build_tree(root: &Path, nodes: &[Node]) {
             continue;
         }
         if let Some(parent) = p.parent() {
-            let _ = std::fs::create_dir_all(parent);
+            make_dirs_within(root, parent, &base);
+        }
+        if !contained(&p) {
+            continue;
         }
         match n {
             Node::File { mode, content, .. } => {
@@ -279,7 +298,29 @@ pub fn build_tree(root: &Path, nodes: &[Node]) {
     }
     // Modes last, deepest first: a folder made unreadable early would stop what goes inside.
     for (p, mode) in modes.into_iter().rev() {
-        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        let is_link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link && contained(&p) {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        }
+    }
+}
+
+/// Makes the folders from `root` down to `dir`, one at a time, each only where the one above
+/// it resolves inside `base`: a link on the way to anywhere else stops it.
+fn make_dirs_within(root: &Path, dir: &Path, base: &Path) {
+    let Ok(below) = dir.strip_prefix(root) else {
+        return;
+    };
+    let mut at = root.to_path_buf();
+    for part in below.components() {
+        let inside = at.canonicalize().is_ok_and(|d| d.starts_with(base));
+        if !inside {
+            return;
+        }
+        at.push(part);
+        if std::fs::symlink_metadata(&at).is_err() && std::fs::create_dir(&at).is_err() {
+            return;
+        }
     }
 }
 
