@@ -1,10 +1,10 @@
 //! What every store backend must do, written against the `Store` trait alone. A backend runs
 //! the whole suite with `suite!(make)`, where `make()` prepares a new, empty place to store
 //! (a temp dir, a new database) and returns an opener: each call opens that same store again,
-//! as a restart of the controller would.
+//! as a restart of the controller would. `make()` returns `None` where the backend's server is
+//! missing on this machine (it says so; under CI it fails instead).
 //!
-//! SQLite runs it in `sqlite/tests.rs`; a second backend adds the same one line to its tests
-//! and must pass unchanged.
+//! SQLite runs it in `sqlite/tests.rs` and PostgreSQL in `postgres/tests.rs`, unchanged.
 
 use crate::drift::{Kind, Observation, Observed};
 use crate::key::Key;
@@ -38,7 +38,9 @@ macro_rules! suite {
         $(
             #[test]
             fn $case() {
-                let open = ($make)();
+                // `None`: the backend's server is missing here (the maker said so, and fails
+                // under CI instead).
+                let Some(open) = ($make)() else { return };
                 $crate::store::conformance::$case(&open);
             }
         )*

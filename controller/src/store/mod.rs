@@ -12,9 +12,12 @@ use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 mod audit;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 pub use audit::{AuditKey, Head, Signature, Trusted, Verification, public_path};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +62,64 @@ pub trait Store: Send {
     /// Checks the hash chain from the first entry to the head, and the head against what is
     /// trusted.
     fn verify(&self, trusted: &Trusted) -> Result<Verification>;
-    /// Makes one write; returns the events it appended, with their ids.
-    fn apply(&mut self, write: &Write) -> Result<Vec<Event>>;
+    /// Atomically: a host's new observations (`None`: forget it), its drift changes, and one
+    /// event per change. Returns the events with their ids.
+    fn record(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        observations: &[(&Key, Option<&Observation>)],
+        changes: &[DriftChange<'_>],
+    ) -> Result<Vec<Event>>;
+    /// Appends one entry to the event log on its own.
+    fn append_log(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<&DriftRecord>,
+    ) -> Result<Event>;
+    /// Records a host's identity and last-seen time (no event).
+    fn upsert_host(&mut self, info: &HostInfo, last_seen_ms: i64) -> Result<()>;
+    /// Removes an acknowledgement and logs why (`AckRevoked` or `AckExpired`), atomically.
+    fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event>;
     /// Records the last-seen times of many hosts at once (no event).
     fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()>;
     /// Records an acknowledgement (replacing one for the same resource) and its event.
     fn put_ack(&mut self, ack: &Ack) -> Result<Event>;
+
+    /// Makes one write; returns the events it appended, with their ids.
+    fn apply(&mut self, w: &Write) -> Result<Vec<Event>> {
+        match w {
+            Write::Record {
+                host_id,
+                at_ms,
+                observations,
+                changes,
+            } => {
+                let observations: Vec<(&Key, Option<&Observation>)> =
+                    observations.iter().map(|(k, o)| (k, o.as_ref())).collect();
+                let changes: Vec<DriftChange<'_>> = changes.iter().map(Change::borrowed).collect();
+                self.record(host_id, *at_ms, &observations, &changes)
+            }
+            Write::Log {
+                host_id,
+                at_ms,
+                kind,
+                item,
+            } => Ok(vec![self.append_log(
+                host_id,
+                *at_ms,
+                *kind,
+                item.as_ref(),
+            )?]),
+            Write::Host { info, last_seen_ms } => {
+                self.upsert_host(info, *last_seen_ms)?;
+                Ok(Vec::new())
+            }
+            Write::DropAck { ack, at_ms, kind } => Ok(vec![self.delete_ack(ack, *at_ms, *kind)?]),
+        }
+    }
 
     /// Appends one entry to the event log on its own: `apply(Write::Log)`.
     fn log(

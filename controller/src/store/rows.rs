@@ -1,5 +1,5 @@
-//! The JSON that the `hosts.info` and `observations.state` columns hold, as this backend's own
-//! types. The model's types convert to and from them here, so a change to a core type (a new
+//! The JSON that the `hosts.info` and `observations.state` columns hold, in SQLite and in
+//! PostgreSQL alike, as the stores' own types. The model's types convert to and from them here, so a change to a core type (a new
 //! field, a typed key, a different digest) changes what is on disk only where this file says
 //! so, and stores written by earlier versions still read.
 
@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::{Result, StoreError};
 use crate::drift::{Digest, FileProblem, Installed, Kind, Observation, Observed, ObservedPackage};
+use crate::key::Key;
 use crate::model::{HostFacts, HostInfo};
 use crate::version::Manager;
 
@@ -236,9 +238,28 @@ impl From<&Observation> for ObservationRow {
     }
 }
 
+/// An observation as a store read it back (`state` under key `path` for `host_id`): `Corrupt`
+/// if it does not parse or is filed under a key of the other kind.
+pub(super) fn observation(host_id: &str, path: &str, state: &str) -> Result<(Key, Observation)> {
+    let corrupt = |why: &str| StoreError::Corrupt(format!("observation {host_id}:{path}: {why}"));
+    let observed = serde_json::from_str::<ObservationRow>(state)
+        .map_err(|e| e.to_string())
+        .and_then(ObservationRow::into_observation)
+        .map_err(|e| corrupt(&e))?;
+    let key = Key::from_stored(path);
+    let agrees = matches!(
+        (&key, &observed),
+        (Key::File(_), Observation::File(_)) | (Key::Package(_), Observation::Package(_))
+    );
+    if !agrees {
+        return Err(corrupt("filed under a key of the other kind"));
+    }
+    Ok((key, observed))
+}
+
 impl ObservationRow {
     /// The observation, or why the row cannot be one.
-    pub(super) fn into_observation(self) -> Result<Observation, String> {
+    pub(super) fn into_observation(self) -> std::result::Result<Observation, String> {
         Ok(match self {
             Self::File(f) => Observation::File(Observed {
                 kind: f.kind.into(),

@@ -5,21 +5,20 @@
 //! crash or power loss can lose the last transactions; agents resend their full state on
 //! reconnect, so what is lost then is re-established, with a later `since`.
 //!
-//! Hosts and observations are kept as JSON of this module's own row types (`rows.rs`), not of
-//! the model's: a change to a core type cannot change what is on disk by accident.
+//! Hosts and observations are kept as JSON of the stores' own row types (`store/rows.rs`), not
+//! of the model's: a change to a core type cannot change what is on disk by accident.
 
 use std::path::Path;
 
 use rusqlite::{Connection, params};
 
 use super::audit::{self, AuditKey, Head, Trusted, Verification};
-use super::{Change, DriftChange, Result, Store, StoreError, StoredHost, Write, ack_record};
+use super::{DriftChange, Result, Store, StoreError, StoredHost, ack_record, rows};
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
-mod rows;
 mod schema;
 
 use schema::SCHEMA_VERSION;
@@ -105,141 +104,6 @@ impl SqliteStore {
         Ok(self
             .conn
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
-    }
-
-    fn upsert_host(&self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
-        self.writable()?;
-        let json = serde_json::to_string(&rows::HostRow::from(info))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.conn.execute(
-            "INSERT INTO hosts (host_id, info, last_seen_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (host_id) DO UPDATE SET info = excluded.info, last_seen_ms = excluded.last_seen_ms",
-            params![info.host_id, json, last_seen_ms],
-        )?;
-        Ok(())
-    }
-
-    /// Atomically: the new observations, the drift changes, and one event per change.
-    /// Returns the events with their ids.
-    fn record(
-        &mut self,
-        host_id: &str,
-        at_ms: i64,
-        observations: &[(&Key, Option<&Observation>)],
-        changes: &[DriftChange<'_>],
-    ) -> Result<Vec<Event>> {
-        self.writable()?;
-        // The head moves only once the entries are committed.
-        let mut head = self.head.clone();
-        let tx = self.conn.transaction()?;
-        let mut events = Vec::with_capacity(changes.len());
-        {
-            let mut put = tx.prepare_cached(
-                "INSERT INTO observations (host_id, path, state) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (host_id, path) DO UPDATE SET state = excluded.state",
-            )?;
-            let mut forget =
-                tx.prepare_cached("DELETE FROM observations WHERE host_id = ?1 AND path = ?2")?;
-            for (key, observed) in observations {
-                let path = key.stored();
-                match observed {
-                    Some(o) => {
-                        let json = serde_json::to_string(&rows::ObservationRow::from(*o))
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        put.execute(params![host_id, path, json])?;
-                    }
-                    None => {
-                        forget.execute(params![host_id, path])?;
-                    }
-                }
-            }
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (host_id, resource, attribute) DO UPDATE SET
-                     origin = excluded.origin, expected = excluded.expected, actual = excluded.actual,
-                     since_ms = excluded.since_ms, declared_at = excluded.declared_at",
-            )?;
-            let mut delete = tx.prepare_cached(
-                "DELETE FROM drift WHERE host_id = ?1 AND resource = ?2 AND attribute = ?3",
-            )?;
-            for change in changes {
-                let (kind, record) = match change {
-                    DriftChange::Open { origin, record }
-                    | DriftChange::Change { origin, record } => {
-                        upsert.execute(params![
-                            host_id,
-                            record.resource,
-                            record.attribute,
-                            origin.stored(),
-                            record.expected,
-                            record.actual,
-                            record.since_ms,
-                            record.declared_at
-                        ])?;
-                        let kind = if matches!(change, DriftChange::Open { .. }) {
-                            EventKind::Opened
-                        } else {
-                            EventKind::Changed
-                        };
-                        (kind, *record)
-                    }
-                    DriftChange::Resolve { record } => {
-                        delete.execute(params![host_id, record.resource, record.attribute])?;
-                        (EventKind::Resolved, *record)
-                    }
-                };
-                let id = chain::append(&tx, &mut head, at_ms, host_id, kind, Some(record))?;
-                events.push(Event {
-                    id,
-                    at_ms,
-                    host_id: host_id.to_owned(),
-                    kind,
-                    item: Some(record.clone()),
-                });
-            }
-        }
-        if !events.is_empty() {
-            chain::store_head(&tx, &mut head, self.key.as_ref())?;
-        }
-        tx.commit()?;
-        self.head = head;
-        Ok(events)
-    }
-
-    /// Appends one entry to the event log on its own.
-    fn append_log(
-        &mut self,
-        host_id: &str,
-        at_ms: i64,
-        kind: EventKind,
-        item: Option<&DriftRecord>,
-    ) -> Result<Event> {
-        self.writable()?;
-        // The head moves only once the entry is committed.
-        let mut head = self.head.clone();
-        let tx = self.conn.transaction()?;
-        let id = chain::append(&tx, &mut head, at_ms, host_id, kind, item)?;
-        chain::store_head(&tx, &mut head, self.key.as_ref())?;
-        tx.commit()?;
-        self.head = head;
-        Ok(Event {
-            id,
-            at_ms,
-            host_id: host_id.to_owned(),
-            kind,
-            item: item.cloned(),
-        })
-    }
-
-    /// Removes an acknowledgement, logging why (`AckRevoked` or `AckExpired`).
-    fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
-        self.writable()?;
-        self.conn.execute(
-            "DELETE FROM acks WHERE host_id = ?1 AND resource = ?2",
-            params![ack.host_id, ack.resource],
-        )?;
-        self.append_log(&ack.host_id, at_ms, kind, Some(&ack_record(ack)))
     }
 
     /// Verifies the store in `dir` without writing to it (no migration, no first entry).
@@ -359,21 +223,7 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let (path, state) = row?;
-            let observed = serde_json::from_str::<rows::ObservationRow>(&state)
-                .map_err(|e| e.to_string())
-                .and_then(rows::ObservationRow::into_observation)
-                .map_err(|e| StoreError::Corrupt(format!("observation {host_id}:{path}: {e}")))?;
-            let key = Key::from_stored(&path);
-            let agrees = matches!(
-                (&key, &observed),
-                (Key::File(_), Observation::File(_)) | (Key::Package(_), Observation::Package(_))
-            );
-            if !agrees {
-                return Err(StoreError::Corrupt(format!(
-                    "observation {host_id}:{path}: filed under a key of the other kind"
-                )));
-            }
-            out.push((key, observed));
+            out.push(rows::observation(host_id, &path, &state)?);
         }
         Ok(out)
     }
@@ -435,36 +285,135 @@ impl Store for SqliteStore {
         ))
     }
 
-    fn apply(&mut self, w: &Write) -> Result<Vec<Event>> {
-        match w {
-            Write::Record {
-                host_id,
-                at_ms,
-                observations,
-                changes,
-            } => {
-                let observations: Vec<(&Key, Option<&Observation>)> =
-                    observations.iter().map(|(k, o)| (k, o.as_ref())).collect();
-                let changes: Vec<DriftChange<'_>> = changes.iter().map(Change::borrowed).collect();
-                self.record(host_id, *at_ms, &observations, &changes)
+    fn record(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        observations: &[(&Key, Option<&Observation>)],
+        changes: &[DriftChange<'_>],
+    ) -> Result<Vec<Event>> {
+        self.writable()?;
+        // The head moves only once the entries are committed.
+        let mut head = self.head.clone();
+        let tx = self.conn.transaction()?;
+        let mut events = Vec::with_capacity(changes.len());
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO observations (host_id, path, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (host_id, path) DO UPDATE SET state = excluded.state",
+            )?;
+            let mut forget =
+                tx.prepare_cached("DELETE FROM observations WHERE host_id = ?1 AND path = ?2")?;
+            for (key, observed) in observations {
+                let path = key.stored();
+                match observed {
+                    Some(o) => {
+                        let json = serde_json::to_string(&rows::ObservationRow::from(*o))
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        put.execute(params![host_id, path, json])?;
+                    }
+                    None => {
+                        forget.execute(params![host_id, path])?;
+                    }
+                }
             }
-            Write::Log {
-                host_id,
-                at_ms,
-                kind,
-                item,
-            } => Ok(vec![self.append_log(
-                host_id,
-                *at_ms,
-                *kind,
-                item.as_ref(),
-            )?]),
-            Write::Host { info, last_seen_ms } => {
-                self.upsert_host(info, *last_seen_ms)?;
-                Ok(Vec::new())
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (host_id, resource, attribute) DO UPDATE SET
+                     origin = excluded.origin, expected = excluded.expected, actual = excluded.actual,
+                     since_ms = excluded.since_ms, declared_at = excluded.declared_at",
+            )?;
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM drift WHERE host_id = ?1 AND resource = ?2 AND attribute = ?3",
+            )?;
+            for change in changes {
+                let (kind, record) = match change {
+                    DriftChange::Open { origin, record }
+                    | DriftChange::Change { origin, record } => {
+                        upsert.execute(params![
+                            host_id,
+                            record.resource,
+                            record.attribute,
+                            origin.stored(),
+                            record.expected,
+                            record.actual,
+                            record.since_ms,
+                            record.declared_at
+                        ])?;
+                        let kind = if matches!(change, DriftChange::Open { .. }) {
+                            EventKind::Opened
+                        } else {
+                            EventKind::Changed
+                        };
+                        (kind, *record)
+                    }
+                    DriftChange::Resolve { record } => {
+                        delete.execute(params![host_id, record.resource, record.attribute])?;
+                        (EventKind::Resolved, *record)
+                    }
+                };
+                let id = chain::append(&tx, &mut head, at_ms, host_id, kind, Some(record))?;
+                events.push(Event {
+                    id,
+                    at_ms,
+                    host_id: host_id.to_owned(),
+                    kind,
+                    item: Some(record.clone()),
+                });
             }
-            Write::DropAck { ack, at_ms, kind } => Ok(vec![self.delete_ack(ack, *at_ms, *kind)?]),
         }
+        if !events.is_empty() {
+            chain::store_head(&tx, &mut head, self.key.as_ref())?;
+        }
+        tx.commit()?;
+        self.head = head;
+        Ok(events)
+    }
+
+    fn append_log(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<&DriftRecord>,
+    ) -> Result<Event> {
+        self.writable()?;
+        // The head moves only once the entry is committed.
+        let mut head = self.head.clone();
+        let tx = self.conn.transaction()?;
+        let id = chain::append(&tx, &mut head, at_ms, host_id, kind, item)?;
+        chain::store_head(&tx, &mut head, self.key.as_ref())?;
+        tx.commit()?;
+        self.head = head;
+        Ok(Event {
+            id,
+            at_ms,
+            host_id: host_id.to_owned(),
+            kind,
+            item: item.cloned(),
+        })
+    }
+
+    fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
+        self.writable()?;
+        self.conn.execute(
+            "DELETE FROM acks WHERE host_id = ?1 AND resource = ?2",
+            params![ack.host_id, ack.resource],
+        )?;
+        self.append_log(&ack.host_id, at_ms, kind, Some(&ack_record(ack)))
+    }
+
+    fn upsert_host(&mut self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
+        self.writable()?;
+        let json = serde_json::to_string(&rows::HostRow::from(info))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO hosts (host_id, info, last_seen_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (host_id) DO UPDATE SET info = excluded.info, last_seen_ms = excluded.last_seen_ms",
+            params![info.host_id, json, last_seen_ms],
+        )?;
+        Ok(())
     }
 
     fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {

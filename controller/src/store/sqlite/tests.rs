@@ -8,7 +8,7 @@ use crate::store::Signature;
 
 crate::store::conformance::suite!(|| {
     let dir = tempfile::tempdir().expect("temp dir");
-    move || -> Box<dyn Store> { Box::new(SqliteStore::open(dir.path()).expect("open")) }
+    Some(move || -> Box<dyn Store> { Box::new(SqliteStore::open(dir.path()).expect("open")) })
 });
 
 fn info(id: &str) -> HostInfo {

@@ -1,0 +1,156 @@
+//! The event log's hash chain as PostgreSQL keeps it: entries in `events`, the head in
+//! `audit_head`. Every write locks the head row first (`FOR UPDATE`), so that appends from
+//! every controller on the database make one order, each chained to the one before. The
+//! hashing, the signature and what verification checks are the store's, in `store/audit.rs`.
+
+use postgres::{GenericClient, Row, Statement, Transaction};
+
+use crate::model::{DriftRecord, EventKind};
+use crate::store::Result;
+use crate::store::audit::{AuditKey, Entry, Head, canonical, chain};
+
+/// The columns every `SELECT` of an event's item lists, in this order, from `ITEM_AT`.
+const ITEM_COLUMNS: &str = "resource, attribute, expected, actual, since_ms, declared_at";
+
+/// Locks the head for this transaction and returns it as committed, whoever wrote it last.
+pub(super) fn lock_head(tx: &mut Transaction<'_>) -> Result<Head> {
+    let row = tx.query_opt(
+        "SELECT last_id, hash, signature, public_key FROM audit_head WHERE id = 1 FOR UPDATE",
+        &[],
+    )?;
+    Ok(row.map(|r| head_of(&r)).unwrap_or_default())
+}
+
+/// The head as committed; an empty head for an empty log.
+pub(super) fn head(client: &mut impl GenericClient) -> Result<Head> {
+    let row = client.query_opt(
+        "SELECT last_id, hash, signature, public_key FROM audit_head WHERE id = 1",
+        &[],
+    )?;
+    Ok(row.map(|r| head_of(&r)).unwrap_or_default())
+}
+
+fn head_of(r: &Row) -> Head {
+    Head {
+        last_id: r.get(0),
+        hash: r.get(1),
+        signature: r.get(2),
+        public_key: r.get(3),
+    }
+}
+
+/// Appends one entry in `tx` with the next id, chained to `head`, and moves `head` (not yet
+/// its stored row: `store_head` does that once per transaction). Returns the new id.
+/// The `INSERT` of one entry, to prepare once per connection.
+pub(super) fn append_sql() -> String {
+    format!(
+        "INSERT INTO events (id, at_ms, host_id, kind, {ITEM_COLUMNS}, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    )
+}
+
+pub(super) fn append(
+    tx: &mut Transaction<'_>,
+    insert: &Statement,
+    head: &mut Head,
+    at_ms: i64,
+    host_id: &str,
+    kind: EventKind,
+    item: Option<&DriftRecord>,
+) -> Result<i64> {
+    let r = item;
+    let id = head.last_id + 1;
+    let hash = chain(
+        &head.hash,
+        &canonical(id, at_ms, host_id, kind.as_str(), item),
+    );
+    tx.execute(
+        insert,
+        &[
+            &id,
+            &at_ms,
+            &host_id,
+            &kind.as_str(),
+            &r.map(|r| &r.resource),
+            &r.map(|r| &r.attribute),
+            &r.map(|r| &r.expected),
+            &r.map(|r| &r.actual),
+            &r.map(|r| r.since_ms),
+            &r.map(|r| &r.declared_at),
+            &head.hash,
+            &hash,
+        ],
+    )?;
+    head.last_id = id;
+    head.hash = hash;
+    head.signature.clear();
+    Ok(id)
+}
+
+/// Writes the head row for `head`, signed with `key` if there is one.
+pub(super) fn store_head(
+    tx: &mut Transaction<'_>,
+    head: &mut Head,
+    key: Option<&AuditKey>,
+) -> Result<()> {
+    if let Some(key) = key {
+        head.signature = key.sign(head.last_id, &head.hash);
+        head.public_key = key.public_hex();
+    } else {
+        head.signature.clear();
+        head.public_key.clear();
+    }
+    tx.execute(
+        "INSERT INTO audit_head (id, last_id, hash, signature, public_key) VALUES (1, $1, $2, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash,
+             signature = excluded.signature, public_key = excluded.public_key",
+        &[&head.last_id, &head.hash, &head.signature, &head.public_key],
+    )?;
+    Ok(())
+}
+
+/// The `SELECT` list of an event with its item from column `ITEM_AT`.
+pub(super) fn event_columns() -> String {
+    format!("id, at_ms, host_id, kind, {ITEM_COLUMNS}")
+}
+
+/// Where an event row's item begins (see `event_columns`).
+const ITEM_AT: usize = 4;
+
+/// An event row's item; `None` where the event has none.
+pub(super) fn event_item(r: &Row) -> Option<DriftRecord> {
+    let resource: Option<String> = r.get(ITEM_AT);
+    let text = |i: usize| r.get::<_, Option<String>>(ITEM_AT + i).unwrap_or_default();
+    Some(DriftRecord {
+        resource: resource?,
+        attribute: text(1),
+        expected: text(2),
+        actual: text(3),
+        since_ms: r.get::<_, Option<i64>>(ITEM_AT + 4).unwrap_or_default(),
+        declared_at: text(5),
+    })
+}
+
+pub(super) fn entries(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
+    let rows = client.query(
+        &format!(
+            "SELECT {}, prev_hash, hash FROM events ORDER BY id",
+            event_columns()
+        ),
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let item = event_item(r);
+            let (id, at_ms, host, kind): (i64, i64, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            Entry {
+                id,
+                canonical: canonical(id, at_ms, &host, &kind, item.as_ref()),
+                prev_hash: r.get(ITEM_AT + 6),
+                hash: r.get(ITEM_AT + 7),
+            }
+        })
+        .collect())
+}

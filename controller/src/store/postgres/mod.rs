@@ -1,0 +1,491 @@
+//! The shared store: PostgreSQL, for several controllers on one database (`plumb serve
+//! --store postgres://…`, in the works) and sites past one machine.
+//!
+//! The same tables as SQLite's, with hosts and observations as JSON of the stores' own row
+//! types (`store/rows.rs`). Every write is one transaction that first locks the audit head's
+//! row, so the event log is one hash chain in one order whichever controller appends, and its
+//! ids follow each other without gaps. The connection is synchronous (the `postgres` crate,
+//! tokio-postgres on a runtime of its own), as the fleet thread that owns the store is.
+
+use std::cell::RefCell;
+
+use postgres::{Client, NoTls, Statement};
+
+use super::audit::{self, AuditKey, Head, Trusted, Verification};
+use super::{DriftChange, Result, Store, StoreError, StoredHost, ack_record, rows};
+use crate::drift::Observation;
+use crate::key::Key;
+use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
+
+mod chain;
+mod schema;
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Backend(Box::new(PgError(e)))
+    }
+}
+
+/// A PostgreSQL error in the server's own words (its message, detail and hint), where
+/// tokio-postgres alone says only "db error".
+#[derive(Debug)]
+struct PgError(postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => {
+                f.write_str(db.message())?;
+                if let Some(detail) = db.detail() {
+                    write!(f, " ({detail})")?;
+                }
+                if let Some(hint) = db.hint() {
+                    write!(f, "; hint: {hint}")?;
+                }
+                Ok(())
+            }
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for PgError {}
+
+pub struct PostgresStore {
+    /// Reads take `&self` (the `Store` trait's), and a query needs the client mutably.
+    client: RefCell<Client>,
+    /// The event log's head as this controller last committed or read it.
+    head: Head,
+    /// Signs the head at every append; `None` only in tests and tools that do not append.
+    key: Option<AuditKey>,
+    statements: Statements,
+}
+
+/// The statements every write uses, prepared once for the connection.
+struct Statements {
+    append: Statement,
+    put_observation: Statement,
+    forget_observation: Statement,
+    upsert_drift: Statement,
+    delete_drift: Statement,
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> Result<Self> {
+        Ok(Self {
+            append: client.prepare(&chain::append_sql())?,
+            put_observation: client.prepare(
+                "INSERT INTO observations (host_id, path, state) VALUES ($1, $2, $3)
+                 ON CONFLICT (host_id, path) DO UPDATE SET state = excluded.state",
+            )?,
+            forget_observation: client
+                .prepare("DELETE FROM observations WHERE host_id = $1 AND path = $2")?,
+            upsert_drift: client.prepare(
+                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (host_id, resource, attribute) DO UPDATE SET
+                     origin = excluded.origin, expected = excluded.expected, actual = excluded.actual,
+                     since_ms = excluded.since_ms, declared_at = excluded.declared_at",
+            )?,
+            delete_drift: client.prepare(
+                "DELETE FROM drift WHERE host_id = $1 AND resource = $2 AND attribute = $3",
+            )?,
+        })
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host/db`, or `key=value` pairs), migrates the
+    /// schema, and begins the log if it is new. Must not be called on an async runtime's
+    /// thread (the connection runs a runtime of its own).
+    pub fn open(url: &str) -> Result<Self> {
+        let shown = redact(url);
+        let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+            path: shown.clone(),
+            source: Box::new(PgError(e)),
+        })?;
+        schema::migrate(&mut client)?;
+        let statements = Statements::prepare(&mut client)?;
+        let mut store = Self {
+            client: RefCell::new(client),
+            head: Head::default(),
+            key: None,
+            statements,
+        };
+        store.begin_log()?;
+        store.head = chain::head(store.client.get_mut())?;
+        Ok(store)
+    }
+
+    /// Signs the log's head with `key` from now on (at every append).
+    pub fn with_audit_key(mut self, key: AuditKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Every log begins with `LogCreated`, so an emptied log can never pass for a new one.
+    /// Under the migration lock: two controllers opening a new database begin it once.
+    fn begin_log(&mut self) -> Result<()> {
+        let mut tx = self.client.get_mut().transaction()?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&schema::MIGRATION_LOCK],
+        )?;
+        let events: i64 = tx.query_one("SELECT count(*) FROM events", &[])?.get(0);
+        if events == 0 && chain::head(&mut tx)?.last_id == 0 {
+            let mut head = Head::default();
+            let now = crate::clock::now_ms();
+            let insert = &self.statements.append;
+            chain::append(
+                &mut tx,
+                insert,
+                &mut head,
+                now,
+                "",
+                EventKind::LogCreated,
+                None,
+            )?;
+            chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends one entry to the event log, after `before` (in the same transaction).
+    fn append_after(
+        &mut self,
+        before: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<()>,
+        host_id: &str,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<&DriftRecord>,
+    ) -> Result<Event> {
+        let insert = &self.statements.append;
+        let mut tx = self.client.get_mut().transaction()?;
+        let mut head = chain::lock_head(&mut tx)?;
+        before(&mut tx)?;
+        let id = chain::append(&mut tx, insert, &mut head, at_ms, host_id, kind, item)?;
+        chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
+        tx.commit()?;
+        self.head = head;
+        Ok(Event {
+            id,
+            at_ms,
+            host_id: host_id.to_owned(),
+            kind,
+            item: item.cloned(),
+        })
+    }
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match url.parse::<postgres::Config>() {
+        Ok(config) => {
+            let hosts: Vec<String> = config
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(name) => name.clone(),
+                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect();
+            format!(
+                "PostgreSQL database {:?} on {} as {:?}",
+                config.get_dbname().unwrap_or_default(),
+                hosts.join(", "),
+                config.get_user().unwrap_or_default()
+            )
+        }
+        Err(_) => "a PostgreSQL URL that does not parse".into(),
+    }
+}
+
+fn drift_record(r: &postgres::Row, from: usize) -> DriftRecord {
+    DriftRecord {
+        resource: r.get(from),
+        attribute: r.get(from + 1),
+        expected: r.get(from + 2),
+        actual: r.get(from + 3),
+        since_ms: r.get(from + 4),
+        declared_at: r.get(from + 5),
+    }
+}
+
+impl Store for PostgresStore {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn load_hosts(&self) -> Result<Vec<StoredHost>> {
+        let mut client = self.client.borrow_mut();
+        let mut hosts = Vec::new();
+        for r in client.query(
+            "SELECT host_id, info, last_seen_ms FROM hosts ORDER BY host_id",
+            &[],
+        )? {
+            let (host_id, info): (String, String) = (r.get(0), r.get(1));
+            let info: HostInfo = serde_json::from_str::<rows::HostRow>(&info)
+                .map_err(|e| StoreError::Corrupt(format!("host {host_id}: {e}")))?
+                .into();
+            hosts.push(StoredHost {
+                info,
+                last_seen_ms: r.get(2),
+                drift: Vec::new(),
+            });
+        }
+        for r in client.query(
+            "SELECT host_id, origin, resource, attribute, expected, actual, since_ms, declared_at
+             FROM drift ORDER BY host_id, resource, attribute",
+            &[],
+        )? {
+            let host_id: String = r.get(0);
+            let origin: String = r.get(1);
+            if let Some(h) = hosts.iter_mut().find(|h| h.info.host_id == host_id) {
+                h.drift
+                    .push((Key::from_stored(&origin), drift_record(&r, 2)));
+            }
+        }
+        Ok(hosts)
+    }
+
+    fn load_drift(&self, host_id: &str) -> Result<Vec<(Key, DriftRecord)>> {
+        let rows = self.client.borrow_mut().query(
+            "SELECT origin, resource, attribute, expected, actual, since_ms, declared_at
+             FROM drift WHERE host_id = $1 ORDER BY resource, attribute",
+            &[&host_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (Key::from_stored(r.get(0)), drift_record(r, 1)))
+            .collect())
+    }
+
+    fn load_observations(&self, host_id: &str) -> Result<Vec<(Key, Observation)>> {
+        let rows = self.client.borrow_mut().query(
+            "SELECT path, state FROM observations WHERE host_id = $1",
+            &[&host_id],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let (path, state): (String, String) = (r.get(0), r.get(1));
+                rows::observation(host_id, &path, &state)
+            })
+            .collect()
+    }
+
+    fn load_acks(&self) -> Result<Vec<Ack>> {
+        let rows = self.client.borrow_mut().query(
+            "SELECT host_id, resource, reason, by_whom, at_ms, expires_ms FROM acks ORDER BY host_id, resource",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Ack {
+                host_id: r.get(0),
+                resource: r.get(1),
+                reason: r.get(2),
+                by: r.get(3),
+                at_ms: r.get(4),
+                expires_ms: r.get(5),
+            })
+            .collect())
+    }
+
+    fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
+        let rows = self.client.borrow_mut().query(
+            &format!(
+                "SELECT {} FROM events WHERE ($1::TEXT IS NULL OR host_id = $1) ORDER BY id DESC LIMIT $2",
+                chain::event_columns()
+            ),
+            &[&host_id, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let (id, kind): (i64, String) = (r.get(0), r.get(3));
+                let kind = EventKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
+                Ok(Event {
+                    id,
+                    at_ms: r.get(1),
+                    host_id: r.get(2),
+                    kind,
+                    item: chain::event_item(r),
+                })
+            })
+            .collect()
+    }
+
+    fn verify(&self, trusted: &Trusted) -> Result<Verification> {
+        let mut client = self.client.borrow_mut();
+        // One snapshot: the entries and the head as of the same moment.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let entries = chain::entries(&mut tx)?;
+        let head = chain::head(&mut tx)?;
+        tx.commit()?;
+        Ok(audit::verify(&entries, head, trusted))
+    }
+
+    fn record(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        observations: &[(&Key, Option<&Observation>)],
+        changes: &[DriftChange<'_>],
+    ) -> Result<Vec<Event>> {
+        let st = &self.statements;
+        let mut tx = self.client.get_mut().transaction()?;
+        let mut head = chain::lock_head(&mut tx)?;
+        for (key, observed) in observations {
+            let path = key.stored();
+            match observed {
+                Some(o) => {
+                    let json = serde_json::to_string(&rows::ObservationRow::from(*o))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    tx.execute(&st.put_observation, &[&host_id, &path.as_ref(), &json])?;
+                }
+                None => {
+                    tx.execute(&st.forget_observation, &[&host_id, &path.as_ref()])?;
+                }
+            }
+        }
+        let mut events = Vec::with_capacity(changes.len());
+        for change in changes {
+            let (kind, record) = match change {
+                DriftChange::Open { origin, record } | DriftChange::Change { origin, record } => {
+                    tx.execute(
+                        &st.upsert_drift,
+                        &[
+                            &host_id,
+                            &record.resource,
+                            &record.attribute,
+                            &origin.stored().as_ref(),
+                            &record.expected,
+                            &record.actual,
+                            &record.since_ms,
+                            &record.declared_at,
+                        ],
+                    )?;
+                    let kind = if matches!(change, DriftChange::Open { .. }) {
+                        EventKind::Opened
+                    } else {
+                        EventKind::Changed
+                    };
+                    (kind, *record)
+                }
+                DriftChange::Resolve { record } => {
+                    tx.execute(
+                        &st.delete_drift,
+                        &[&host_id, &record.resource, &record.attribute],
+                    )?;
+                    (EventKind::Resolved, *record)
+                }
+            };
+            let id = chain::append(
+                &mut tx,
+                &st.append,
+                &mut head,
+                at_ms,
+                host_id,
+                kind,
+                Some(record),
+            )?;
+            events.push(Event {
+                id,
+                at_ms,
+                host_id: host_id.to_owned(),
+                kind,
+                item: Some(record.clone()),
+            });
+        }
+        if !events.is_empty() {
+            chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
+        }
+        tx.commit()?;
+        self.head = head;
+        Ok(events)
+    }
+
+    fn append_log(
+        &mut self,
+        host_id: &str,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<&DriftRecord>,
+    ) -> Result<Event> {
+        self.append_after(|_| Ok(()), host_id, at_ms, kind, item)
+    }
+
+    fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
+        let (host, resource) = (ack.host_id.clone(), ack.resource.clone());
+        self.append_after(
+            |tx| {
+                tx.execute(
+                    "DELETE FROM acks WHERE host_id = $1 AND resource = $2",
+                    &[&host, &resource],
+                )?;
+                Ok(())
+            },
+            &ack.host_id,
+            at_ms,
+            kind,
+            Some(&ack_record(ack)),
+        )
+    }
+
+    fn upsert_host(&mut self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
+        let json = serde_json::to_string(&rows::HostRow::from(info))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.client.get_mut().execute(
+            "INSERT INTO hosts (host_id, info, last_seen_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (host_id) DO UPDATE SET info = excluded.info, last_seen_ms = excluded.last_seen_ms",
+            &[&info.host_id, &json, &last_seen_ms],
+        )?;
+        Ok(())
+    }
+
+    fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
+        let mut tx = self.client.get_mut().transaction()?;
+        let stmt = tx.prepare("UPDATE hosts SET last_seen_ms = $2 WHERE host_id = $1")?;
+        for (host, at) in seen {
+            tx.execute(&stmt, &[host, at])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
+        let a = ack.clone();
+        self.append_after(
+            move |tx| {
+                tx.execute(
+                    "INSERT INTO acks (host_id, resource, reason, by_whom, at_ms, expires_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason,
+                         by_whom = excluded.by_whom, at_ms = excluded.at_ms,
+                         expires_ms = excluded.expires_ms",
+                    &[
+                        &a.host_id,
+                        &a.resource,
+                        &a.reason,
+                        &a.by,
+                        &a.at_ms,
+                        &a.expires_ms,
+                    ],
+                )?;
+                Ok(())
+            },
+            &ack.host_id,
+            ack.at_ms,
+            EventKind::Acknowledged,
+            Some(&ack_record(ack)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

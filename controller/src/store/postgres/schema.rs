@@ -1,0 +1,92 @@
+//! The PostgreSQL schema, versioned in `plumb_schema`: each migration runs once, in order, at
+//! open, under an advisory lock so that controllers starting together migrate once; a store
+//! of a newer version is refused.
+
+use postgres::Client;
+
+use crate::store::{Result, StoreError};
+
+pub(super) const SCHEMA_VERSION: i32 = 1;
+
+/// The advisory lock that serialises migrations (an arbitrary constant: "plumb" in ASCII).
+pub(super) const MIGRATION_LOCK: i64 = 0x0070_6c75_6d62;
+
+pub(super) fn migrate(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS plumb_schema (version INTEGER NOT NULL)")?;
+    let version: i32 = match tx.query_opt("SELECT version FROM plumb_schema", &[])? {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO plumb_schema (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {version} is newer than this controller's {SCHEMA_VERSION}; use a newer plumb"
+        )));
+    }
+    if version < 1 {
+        // What SQLite's schema 4 holds: the chain's ids given by the store, one after the
+        // other, and a signed head.
+        tx.batch_execute(
+            "CREATE TABLE hosts (
+                 host_id TEXT PRIMARY KEY,
+                 info TEXT NOT NULL,
+                 last_seen_ms BIGINT NOT NULL
+             );
+             CREATE TABLE observations (
+                 host_id TEXT NOT NULL REFERENCES hosts(host_id),
+                 path TEXT NOT NULL,
+                 state TEXT NOT NULL,
+                 PRIMARY KEY (host_id, path)
+             );
+             CREATE TABLE drift (
+                 host_id TEXT NOT NULL REFERENCES hosts(host_id),
+                 resource TEXT NOT NULL,
+                 attribute TEXT NOT NULL,
+                 origin TEXT NOT NULL,
+                 expected TEXT NOT NULL,
+                 actual TEXT NOT NULL,
+                 since_ms BIGINT NOT NULL,
+                 declared_at TEXT NOT NULL,
+                 PRIMARY KEY (host_id, resource, attribute)
+             );
+             CREATE TABLE events (
+                 id BIGINT PRIMARY KEY,
+                 at_ms BIGINT NOT NULL,
+                 host_id TEXT NOT NULL,
+                 kind TEXT NOT NULL,
+                 resource TEXT,
+                 attribute TEXT,
+                 expected TEXT,
+                 actual TEXT,
+                 since_ms BIGINT,
+                 declared_at TEXT,
+                 prev_hash TEXT NOT NULL,
+                 hash TEXT NOT NULL
+             );
+             CREATE INDEX events_by_host ON events (host_id, id);
+             CREATE TABLE audit_head (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 last_id BIGINT NOT NULL,
+                 hash TEXT NOT NULL,
+                 signature TEXT NOT NULL,
+                 public_key TEXT NOT NULL
+             );
+             CREATE TABLE acks (
+                 host_id TEXT NOT NULL,
+                 resource TEXT NOT NULL,
+                 reason TEXT NOT NULL,
+                 by_whom TEXT NOT NULL,
+                 at_ms BIGINT NOT NULL,
+                 expires_ms BIGINT,
+                 PRIMARY KEY (host_id, resource)
+             );
+             UPDATE plumb_schema SET version = 1;",
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Throwaway servers for plumb's tests.
+//!
+//! [`Postgres::shared`] starts one PostgreSQL server per test process, from Debian's
+//! `postgresql` package (`/usr/lib/postgresql/VERSION/bin`), in a temp dir, listening only on
+//! a unix socket there: no system service, no port, and test processes run side by side.
+//! Each test takes a database of its own with [`Postgres::database`]. Where PostgreSQL is not
+//! installed, a test says so and leaves its step out; under CI (`CI` set, as `.ci/run` does)
+//! that is a failure instead, so nothing passes there by not running.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running PostgreSQL server of this test process.
+pub struct Postgres {
+    /// Holds the data directory and the socket.
+    dir: PathBuf,
+    bin: PathBuf,
+    next: AtomicU32,
+}
+
+/// The superuser `initdb` makes, which the tests connect as.
+const SUPERUSER: &str = "plumb";
+/// How long the server may take to accept connections.
+const STARTUP: Duration = Duration::from_secs(60);
+
+impl Postgres {
+    /// This test process's server, started on first use. `None` where PostgreSQL is not
+    /// installed (said on stderr); under CI that panics instead.
+    pub fn shared() -> Option<&'static Postgres> {
+        static SERVER: OnceLock<Option<Postgres>> = OnceLock::new();
+        SERVER
+            .get_or_init(|| {
+                let Some(bin) = bin_dir() else {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "CI must provide PostgreSQL (Debian's postgresql package), but this machine lacks it"
+                    );
+                    eprintln!(
+                        "PostgreSQL missing (no /usr/lib/postgresql/*/bin/postgres): the PostgreSQL tests are left out"
+                    );
+                    return None;
+                };
+                Some(start(bin))
+            })
+            .as_ref()
+    }
+
+    /// A new, empty database on this server; its connection URL
+    /// (`postgresql://plumb@%2Ftmp%2F…/test_N`).
+    pub fn database(&self) -> String {
+        let name = format!("test_{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let out = Command::new(self.bin.join("createdb"))
+            .arg("--host")
+            .arg(&self.dir)
+            .args(["--username", SUPERUSER, &name])
+            .output()
+            .expect("run createdb");
+        assert!(
+            out.status.success(),
+            "createdb {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.url(&name)
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        let host = self.dir.display().to_string().replace('/', "%2F");
+        format!("postgresql://{SUPERUSER}@{host}/{name}")
+    }
+}
+
+/// The newest installed server's bin directory.
+fn bin_dir() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+/// Who runs the server: `initdb` refuses root, so as root the `postgres` user (Debian's
+/// package makes it) or, failing that, `nobody`; otherwise this user.
+fn server_user() -> Option<(u32, u32)> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let entry = |name: &str| {
+        passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&name) && fields.len() > 3)
+                .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+                .flatten()
+        })
+    };
+    Some(
+        entry("postgres")
+            .or_else(|| entry("nobody"))
+            .expect("neither a postgres nor a nobody user to run PostgreSQL as"),
+    )
+}
+
+/// `program` as the server's user, through setpriv (util-linux). With `die_with_us`, it gets
+/// SIGKILL when the thread that started it ends; setpriv sets that after taking the user's
+/// ids, which would have cleared it.
+fn server_command(program: &Path, user: Option<(u32, u32)>, die_with_us: bool) -> Command {
+    let mut cmd = Command::new("setpriv");
+    if let Some((uid, gid)) = user {
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups");
+    }
+    if die_with_us {
+        cmd.args(["--pdeathsig", "SIGKILL"]);
+    }
+    cmd.arg(program);
+    cmd
+}
+
+fn start(bin: PathBuf) -> Postgres {
+    remove_stale_dirs();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("plumb-pg-{}-", std::process::id()))
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    let user = server_user();
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the server's dir");
+    }
+    let data = dir.join("data");
+    let out = server_command(&bin.join("initdb"), user, false)
+        .arg("--pgdata")
+        .arg(&data)
+        .args([
+            "--username",
+            SUPERUSER,
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
+            "--no-sync",
+        ])
+        .output()
+        .expect("run initdb");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    spawn_server(&bin, &dir, &data, user);
+    wait_ready(&bin, &dir);
+    Postgres {
+        dir,
+        bin,
+        next: AtomicU32::new(0),
+    }
+}
+
+/// Starts the server from a thread that lives as long as the test process. The server gets
+/// SIGKILL when that thread ends (the parent-death signal is tied to the thread that forked),
+/// so no server outlives the tests, however they end.
+fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>) {
+    let mut cmd = server_command(&bin.join("postgres"), user, true);
+    cmd.arg("-D")
+        .arg(data)
+        .arg("-k")
+        .arg(dir)
+        .args([
+            "-c",
+            "listen_addresses=",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).expect("server log"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("plumb-testkit-postgres".into())
+        .spawn(move || match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = tx.send(Ok(()));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        })
+        .expect("server thread");
+    rx.recv()
+        .expect("server thread")
+        .expect("start the PostgreSQL server");
+}
+
+fn wait_ready(bin: &Path, dir: &Path) {
+    let deadline = Instant::now() + STARTUP;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let ready = Command::new(bin.join("pg_isready"))
+            .arg("--host")
+            .arg(dir)
+            .args(["--username", SUPERUSER, "--quiet"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL did not accept connections within {STARTUP:?}; its log: {}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+        // Waiting for the server to come up: nothing to be woken by but its socket.
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Servers' dirs left by test processes that are gone (their servers died with them).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("plumb-pg-"))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
