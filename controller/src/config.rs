@@ -31,6 +31,9 @@ pub struct ControllerFile {
     pub manifests: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
+    /// postgres://USER@HOST/DB or sqlite:DIR [default: SQLite in `data`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     /// The key that signs the event log's head [default: `audit.key` in the data directory].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_key: Option<PathBuf>,

@@ -96,6 +96,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
         listen: args.listen,
         manifests: manifests.clone(),
         data: tmp.path().join("data"),
+        store: None,
         audit_key: tmp.path().join("data/audit.key"),
         heartbeat_interval: Duration::from_secs(5),
         max_connections: None,

@@ -28,6 +28,7 @@ async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running)
         listen: "127.0.0.1:0".parse().expect("addr"),
         manifests,
         data: tmp.path().join("data"),
+        store: None,
         audit_key: tmp.path().join("data/audit.key"),
         heartbeat_interval: Duration::from_secs(5),
         max_connections: None,

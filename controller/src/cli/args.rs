@@ -252,6 +252,11 @@ pub struct ServeArgs {
     /// Directory for the store, created if missing (required here or in the configuration).
     #[arg(long, env = "PLUMB_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Where the state is kept: postgres://USER@HOST/DB for a PostgreSQL database, or
+    /// sqlite:DIR [default: SQLite in the data directory]. The data directory still holds the
+    /// audit key by default.
+    #[arg(long, env = "PLUMB_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// The key that signs the event log's head (Ed25519), made there if missing, with its
     /// public half beside it (FILE.pub) [default: DATA/audit.key]. Keep it where whoever can
     /// write the data directory cannot read it, and the public key with the auditors: then no

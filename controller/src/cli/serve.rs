@@ -25,6 +25,7 @@ fn merge(args: ServeArgs, file: ControllerFile) -> ControllerFile {
         listen: args.listen.or(file.listen),
         manifests: args.manifests.or(file.manifests),
         data: args.data.or(file.data),
+        store: args.store.or(file.store),
         audit_key: args.audit_key.or(file.audit_key),
         heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
         tls: (tls != Default::default()).then_some(tls),
@@ -49,6 +50,16 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
     let data = merged
         .data
         .ok_or_else(|| required("data directory", "data", "PLUMB_DATA"))?;
+    let store = merged
+        .store
+        .as_deref()
+        .map(crate::store::Location::parse)
+        .transpose()
+        .map_err(|e| {
+            plumb_common::cli::UsageError(format!(
+                "{e}\nhint: --store postgres://plumb@db.example/plumb (or PLUMB_STORE, or `store:` in {source}); leave it out for SQLite in the data directory"
+            ))
+        })?;
     let read = |p: &Path| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
     };
@@ -81,6 +92,7 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
         handshake_timeout: server::HANDSHAKE_TIMEOUT,
         manifests,
         data,
+        store,
         heartbeat_interval: merged.heartbeat_interval.unwrap_or(Duration::from_secs(5)),
     })
 }

@@ -108,7 +108,7 @@ impl Fleet {
     /// Loads the known hosts and their open drift from the store: after a restart, every host
     /// is offline with its last known drift until its agent reconnects.
     pub fn new(
-        store: impl Store + 'static,
+        store: Box<dyn Store>,
         manifests: ManifestSet,
         heartbeat_interval: Duration,
     ) -> Result<Self, StoreError> {
@@ -142,7 +142,7 @@ impl Fleet {
         let (events, _) = broadcast::channel(FOLLOWER_QUEUE);
         let store_acks = store.load_acks()?;
         Ok(Self {
-            store: Box::new(store),
+            store,
             manifests,
             manifest_errors: Vec::new(),
             manifests_logged: None,

@@ -45,7 +45,7 @@ fn harness(manifest: &str) -> Harness {
     let store = SqliteStore::open(&dir.path().join("data")).expect("store");
     let time = Arc::new(AtomicI64::new(1_000_000));
     let clock = time.clone();
-    let fleet = Fleet::new(store, set, Duration::from_secs(3600))
+    let fleet = Fleet::new(Box::new(store), set, Duration::from_secs(3600))
         .expect("fleet")
         .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
     let (fleet, thread) = fleet.spawn().expect("spawn");
@@ -487,7 +487,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
     let set = load_dir(dir.path()).expect("valid");
     let store = SqliteStore::open(&dir.path().join("data")).expect("store");
     let fault = store.fault();
-    let (fleet, thread) = Fleet::new(store, set, Duration::from_secs(3600))
+    let (fleet, thread) = Fleet::new(Box::new(store), set, Duration::from_secs(3600))
         .expect("fleet")
         .with_max_pending(4)
         .spawn()

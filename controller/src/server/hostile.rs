@@ -117,7 +117,7 @@ proptest! {
         std::fs::write(dir.path().join("m.yaml"), DECLARED).expect("write");
         let set = load_dir(dir.path()).expect("valid manifests");
         let store = SqliteStore::open(&dir.path().join("data")).expect("store");
-        let (fleet, thread) = Fleet::new(store, set, Duration::from_secs(5)).expect("fleet").spawn().expect("spawn");
+        let (fleet, thread) = Fleet::new(Box::new(store), set, Duration::from_secs(5)).expect("fleet").spawn().expect("spawn");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             let (out, mut plans) = tokio::sync::mpsc::channel(64);
@@ -311,7 +311,7 @@ fn agent_messages_and_mutations_of_them_go_through_the_edge_unharmed() {
     std::fs::write(dir.path().join("m.yaml"), DECLARED).expect("write");
     let set = load_dir(dir.path()).expect("valid manifests");
     let store = SqliteStore::open(&dir.path().join("data")).expect("store");
-    let (fleet, thread) = Fleet::new(store, set, Duration::from_secs(5))
+    let (fleet, thread) = Fleet::new(Box::new(store), set, Duration::from_secs(5))
         .expect("fleet")
         .spawn()
         .expect("spawn");

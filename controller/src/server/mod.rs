@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub manifests: PathBuf,
     pub data: PathBuf,
+    /// Where the state is kept; `None`: SQLite in `data`.
+    pub store: Option<crate::store::Location>,
     /// The key that signs the event log's head; made there if missing.
     pub audit_key: PathBuf,
     /// How often agents send heartbeats; three missed ones make a host offline.
@@ -150,6 +152,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let initial = manifests.clone();
 
     let data = cfg.data.clone();
+    let location = cfg.store.clone();
     let heartbeat = cfg.heartbeat_interval;
     let webhooks = crate::webhook::start(cfg.webhooks.clone(), shutdown.clone())?;
     let key_path = cfg.audit_key.clone();
@@ -158,7 +161,10 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
         if made {
             tracing::warn!(key = %key_path.display(), public_key = %key.public_hex(), "made a new audit key; keep a copy of its public half (.pub) where the controller's host cannot change it");
         }
-        let store = SqliteStore::open(&data)?.with_audit_key(key);
+        let store = match &location {
+            Some(location) => location.open(key)?,
+            None => Box::new(SqliteStore::open(&data)?.with_audit_key(key)),
+        };
         Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
     })
     .await??;

@@ -43,6 +43,61 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Where a controller keeps its state: `--store`, `store:` or `PLUMB_STORE`; by default SQLite
+/// in the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `sqlite:DIR`: the embedded store in DIR (as `--data DIR` alone).
+    Sqlite(std::path::PathBuf),
+    /// `postgres://…` or `postgresql://…`: a PostgreSQL database.
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads a store URL; the error says what is accepted.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return text
+                .parse::<::postgres::Config>()
+                .map(|_| Location::Postgres(text.to_owned()))
+                .map_err(|e| {
+                    format!("store URL {:?} does not parse: {e}", postgres::redact(text))
+                });
+        }
+        if let Some(dir) = text.strip_prefix("sqlite:")
+            && !dir.is_empty()
+        {
+            return Ok(Location::Sqlite(dir.into()));
+        }
+        Err(format!(
+            "store {:?} is neither postgres://USER@HOST/DB nor sqlite:DIR",
+            without_password(text)
+        ))
+    }
+
+    /// Opens it, signing the event log's head with `key`. Not on an async runtime's thread.
+    pub fn open(&self, key: AuditKey) -> Result<Box<dyn Store>> {
+        Ok(match self {
+            Location::Sqlite(dir) => Box::new(SqliteStore::open(dir)?.with_audit_key(key)),
+            Location::Postgres(url) => Box::new(PostgresStore::open(url)?.with_audit_key(key)),
+        })
+    }
+}
+
+/// A URL as messages may show it: `scheme://user:secret@host` becomes `scheme://user@host`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// What the fleet and the queries ask of storage. Every write is atomic: its rows and its
 /// events are committed together, or nothing is (and the error says why); the events' ids
 /// follow the log's head without gaps, and the head moves only once they are committed.
@@ -290,5 +345,37 @@ fn ack_record(ack: &Ack) -> DriftRecord {
         actual: ack.reason.clone(),
         since_ms: ack.expires_ms.unwrap_or(0),
         declared_at: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_location_is_postgres_or_sqlite_and_nothing_else() {
+        assert_eq!(
+            Location::parse("postgres://plumb@db/plumb"),
+            Ok(Location::Postgres("postgres://plumb@db/plumb".into()))
+        );
+        assert_eq!(
+            Location::parse("postgresql://plumb@%2Frun%2Fpg/plumb"),
+            Ok(Location::Postgres(
+                "postgresql://plumb@%2Frun%2Fpg/plumb".into()
+            ))
+        );
+        assert_eq!(
+            Location::parse("sqlite:/var/lib/plumb"),
+            Ok(Location::Sqlite("/var/lib/plumb".into()))
+        );
+        for bad in ["sqlite:", "mysql://root:hunter2@db/x", "/var/lib/plumb"] {
+            let why = Location::parse(bad).expect_err(bad);
+            assert!(why.contains("neither postgres://"), "{bad}: {why}");
+            assert!(!why.contains("hunter2"), "{why}");
+            assert!(
+                why.contains(&format!("{:?}", without_password(bad))),
+                "{why}"
+            );
+        }
     }
 }

@@ -178,8 +178,8 @@ impl PostgresStore {
     }
 }
 
-/// `url` without its password, for messages.
-fn redact(url: &str) -> String {
+/// `url` as messages show it: database, hosts and user, never the password.
+pub(crate) fn redact(url: &str) -> String {
     match url.parse::<postgres::Config>() {
         Ok(config) => {
             let hosts: Vec<String> = config

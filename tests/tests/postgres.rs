@@ -1,0 +1,134 @@
+//! The controller on PostgreSQL (issue 14), with the real binaries: `plumb serve --store
+//! postgres://…` on a throwaway server of the test's own (`plumb_testkit::Postgres`).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+
+use plumb_tests::{Controller, start_agent, write_tree};
+use serde_json::Value;
+
+const MANIFEST: &str =
+    "name: web\nhosts: [\"web-*\"]\nfiles:\n  /etc/app.conf:\n    mode: \"0644\"\n";
+
+/// Drift and its history live in the database, not in the controller: a controller started
+/// on the same database with a new, empty data directory knows them, with the drift's
+/// original `since`, and the agent that reconnects brings no second opening.
+#[test]
+fn drift_and_history_live_in_postgres_across_controllers() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let store = pg.database();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(manifests.join("web.yaml"), MANIFEST).expect("write");
+    let root = tmp.path().join("web-root");
+    write_tree(&root, &[("etc/app.conf", "a=1\n")]);
+    let app = root.join("etc/app.conf");
+    fs::set_permissions(&app, fs::Permissions::from_mode(0o644)).expect("chmod");
+
+    let first_data = tmp.path().join("data-1");
+    let controller = Controller::start_with(
+        &manifests,
+        &first_data,
+        "127.0.0.1:0",
+        &["--store", &store],
+        "http",
+    );
+    let addr = controller.url.trim_start_matches("http://").to_owned();
+    let _agent = start_agent(&controller.url, "web-1", &root, &[]);
+    controller.expect_drift("web-1", &[]);
+    fs::set_permissions(&app, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let drifted =
+        controller.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    let since = drifted["drift"][0]["since"].clone();
+    let history_before = controller.json(&["history", "web-1"])["events"].clone();
+    assert!(
+        !first_data.join("plumb.db").exists(),
+        "nothing is kept in SQLite when the store is PostgreSQL"
+    );
+    let mut controller = controller;
+    controller.proc.signal("KILL");
+    controller.proc.wait();
+    drop(controller);
+
+    // Another controller, its data directory new and empty, on the same address and database.
+    let second_data = tmp.path().join("data-2");
+    let controller = Controller::start_with(
+        &manifests,
+        &second_data,
+        &addr,
+        &["--store", &store],
+        "http",
+    );
+    let history_after = controller.json(&["history", "web-1"])["events"].clone();
+    let (before, after) = (events(&history_before), events(&history_after));
+    assert!(
+        after.ends_with(&before),
+        "every event from the first controller is there: {after:?}"
+    );
+    let again = controller.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    assert_eq!(
+        again["drift"][0]["since"], since,
+        "the same drift, not a new one"
+    );
+    fs::set_permissions(&app, fs::Permissions::from_mode(0o644)).expect("chmod");
+    controller.expect_drift("web-1", &[]);
+    let kinds: Vec<String> = events(&controller.json(&["history", "web-1"])["events"])
+        .into_iter()
+        .filter(|e| e.contains("mode"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "resolved file:/etc/app.conf mode",
+            "opened file:/etc/app.conf mode"
+        ],
+        "opened once, resolved once (most recent first)"
+    );
+}
+
+/// A bad store URL is a usage error that says what is accepted, before anything starts.
+#[test]
+fn a_store_that_is_not_a_store_url_is_refused_with_what_is_accepted() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(plumb_tests::bin("plumb"))
+        .args(["serve", "--manifests"])
+        .arg(tmp.path())
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .args(["--store", "mysql://root:hunter2@db/plumb"])
+        .output()
+        .expect("run plumb serve");
+    assert_eq!(out.status.code(), Some(64), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("neither postgres://USER@HOST/DB nor sqlite:DIR"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is not shown: {stderr}"
+    );
+}
+
+/// Each event as "KIND RESOURCE ATTRIBUTE", most recent first.
+fn events(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    format!(
+                        "{} {} {}",
+                        e["event"].as_str().unwrap_or_default(),
+                        e["resource"].as_str().unwrap_or_default(),
+                        e["attribute"].as_str().unwrap_or_default()
+                    )
+                    .trim_end()
+                    .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
