@@ -66,6 +66,24 @@ impl Postgres {
         self.url(&name)
     }
 
+    /// Runs `sql` in the database at `url` (one of this server's) with psql, as its owner
+    /// could: to tamper with a store in the tests.
+    pub fn psql(&self, url: &str, sql: &str) {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let out = Command::new(self.bin.join("psql"))
+            .arg("--host")
+            .arg(&self.dir)
+            .args(["--username", SUPERUSER, "--dbname", name])
+            .args(["--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--command", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The URL of database `name` on this server.
     pub fn url(&self, name: &str) -> String {
         let host = self.dir.display().to_string().replace('/', "%2F");

@@ -89,6 +89,90 @@ fn drift_and_history_live_in_postgres_across_controllers() {
     );
 }
 
+/// `plumb audit verify --store` checks the chain in the database, finds an edited entry, and
+/// never writes (a database without a plumb store stays without one).
+#[test]
+fn audit_verify_checks_the_chain_in_postgres() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let store = pg.database();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(manifests.join("web.yaml"), MANIFEST).expect("write");
+    let root = tmp.path().join("web-root");
+    write_tree(&root, &[("etc/app.conf", "a=1\n")]);
+    let app = root.join("etc/app.conf");
+    fs::set_permissions(&app, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let data = tmp.path().join("data");
+    let controller = Controller::start_with(
+        &manifests,
+        &data,
+        "127.0.0.1:0",
+        &["--store", &store],
+        "http",
+    );
+    let _agent = start_agent(&controller.url, "web-1", &root, &[]);
+    controller.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+
+    let public = data.join("audit.key.pub");
+    let verify = || {
+        controller.plumb(&[
+            "audit",
+            "verify",
+            "--store",
+            &store,
+            "--public-key",
+            public.to_str().expect("utf-8"),
+            "-o",
+            "json",
+        ])
+    };
+    let out = verify();
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["intact"], true, "{v}");
+    assert_eq!(v["signature"], "valid", "{v}");
+    let opened = controller.json(&["history", "web-1"])["events"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["event"] == "opened").cloned())
+        .expect("an opened event");
+
+    pg.psql(
+        &store,
+        &format!(
+            "UPDATE events SET actual = 'innocent' WHERE id = {}",
+            opened["id"]
+        ),
+    );
+    let out = verify();
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(
+        v["problems"][0],
+        format!(
+            "entry {} was edited: its content does not match its hash",
+            opened["id"]
+        )
+    );
+
+    let empty = pg.database();
+    let out = controller.plumb(&["audit", "verify", "--store", &empty]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds no plumb store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Verifying wrote nothing: psql fails (and so the test) if it made the schema.
+    pg.psql(
+        &empty,
+        "DO $$ BEGIN IF to_regclass('plumb_schema') IS NOT NULL THEN \
+         RAISE EXCEPTION 'audit verify made a schema'; END IF; END $$",
+    );
+}
+
 /// A bad store URL is a usage error that says what is accepted, before anything starts.
 #[test]
 fn a_store_that_is_not_a_store_url_is_refused_with_what_is_accepted() {

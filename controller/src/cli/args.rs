@@ -159,14 +159,25 @@ pub enum AckAction {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check the event log in a controller's data directory: names any entry that was edited,
-    /// removed, reordered or cut off (exit 1), checks the head's signature, and prints the head
-    /// to keep a copy of elsewhere. Never writes to the store.
+    /// Check the event log in a controller's data directory (SQLite) or in its PostgreSQL
+    /// database: names any entry that was edited, removed, reordered or cut off (exit 1),
+    /// checks the head's signature, and prints the head to keep a copy of elsewhere. Never
+    /// writes to the store.
     Verify {
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
+        /// The data directory of a controller on SQLite.
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "store",
+            conflicts_with = "store"
+        )]
+        data: Option<PathBuf>,
+        /// The store of a controller elsewhere: postgres://USER@HOST/DB (or sqlite:DIR).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
         /// The audit key's public half (hex, or a file holding it), from a copy you trust
-        /// [default: DATA/audit.key.pub, which whoever can write DATA could replace].
+        /// [default: DATA/audit.key.pub, which whoever can write DATA could replace; none for
+        /// --store].
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
         /// A head seen before, as ENTRY:HASH (from the controller's log or `plumb report`):

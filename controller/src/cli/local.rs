@@ -11,17 +11,23 @@ use super::output::{Format, emit};
 use crate::manifest::load::load_dir;
 
 pub(super) fn audit_verify(
-    data: &Path,
+    store: &crate::store::Location,
     public_key: Option<&str>,
     heads: &[String],
     format: Format,
 ) -> anyhow::Result<i32> {
-    use crate::store::{Signature, SqliteStore, Trusted};
-    anyhow::ensure!(
-        data.join("plumb.db").exists(),
-        "{} holds no plumb store (plumb.db)",
-        data.display()
-    );
+    use crate::store::{Location, PostgresStore, Signature, SqliteStore, Trusted};
+    let data = match store {
+        Location::Sqlite(dir) => {
+            anyhow::ensure!(
+                dir.join("plumb.db").exists(),
+                "{} holds no plumb store (plumb.db)",
+                dir.display()
+            );
+            Some(dir.as_path())
+        }
+        Location::Postgres(_) => None,
+    };
     let read_key = |given: &str| -> anyhow::Result<String> {
         let text = match std::fs::read_to_string(given) {
             Ok(t) => t,
@@ -31,9 +37,11 @@ pub(super) fn audit_verify(
     };
     let (public_key, from) = match public_key {
         Some(k) => (Some(read_key(k)?), "given"),
-        None => match std::fs::read_to_string(crate::store::public_path(&data.join("audit.key"))) {
-            Ok(t) => (Some(t.trim().to_ascii_lowercase()), "data directory"),
-            Err(_) => (None, "none"),
+        None => match data.and_then(|d| {
+            std::fs::read_to_string(crate::store::public_path(&d.join("audit.key"))).ok()
+        }) {
+            Some(t) => (Some(t.trim().to_ascii_lowercase()), "data directory"),
+            None => (None, "none"),
         },
     };
     let mut published = Vec::new();
@@ -49,13 +57,14 @@ pub(super) fn audit_verify(
         };
         published.push(head);
     }
-    let v = SqliteStore::verify_dir(
-        data,
-        &Trusted {
-            public_key,
-            published,
-        },
-    )?;
+    let trusted = Trusted {
+        public_key,
+        published,
+    };
+    let v = match store {
+        Location::Sqlite(dir) => SqliteStore::verify_dir(dir, &trusted)?,
+        Location::Postgres(url) => PostgresStore::verify_url(url, &trusted)?,
+    };
     let (signature, key) = match &v.signature {
         Signature::Valid(k) => ("valid", Some(k.as_str())),
         Signature::Invalid => ("invalid", None),
@@ -82,7 +91,7 @@ pub(super) fn audit_verify(
                     eprintln!(
                         "note: checked with the public key in {}; whoever can write there could replace it. \
                          Give --public-key from a copy you keep elsewhere",
-                        data.display()
+                        data.map(|d| d.display().to_string()).unwrap_or_default()
                     );
                 }
                 _ => eprintln!(
@@ -130,7 +139,7 @@ pub(super) fn certs(command: CertsCommand) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-pub(super) fn check(dir: &std::path::Path, format: Format) -> anyhow::Result<i32> {
+pub(super) fn check(dir: &Path, format: Format) -> anyhow::Result<i32> {
     let result = load_dir(dir);
     match (&result, format) {
         (Ok(set), Format::Table) => {

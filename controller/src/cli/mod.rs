@@ -128,11 +128,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Command::Certs(c) => return local::certs(c),
         Command::Audit(AuditCommand::Verify {
             data,
+            store,
             public_key,
             head,
             output,
         }) => {
-            return local::audit_verify(&data, public_key.as_deref(), &head, output);
+            let store = match (data, store) {
+                (Some(dir), _) => crate::store::Location::Sqlite(dir),
+                (None, Some(url)) => crate::store::Location::parse(&url)
+                    .map_err(|e| plumb_common::cli::UsageError(format!("--store: {e}")))?,
+                (None, None) => unreachable!("clap requires --data or --store"),
+            };
+            return local::audit_verify(&store, public_key.as_deref(), &head, output);
         }
         Command::Install(args) => {
             let service = serve::controller_service(Some(&args))?;

@@ -117,6 +117,44 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Verifies the log in the database at `url` without writing to it (no migration, no
+    /// first entry): the entries and the head as of one moment.
+    pub fn verify_url(url: &str, trusted: &Trusted) -> Result<Verification> {
+        let shown = redact(url);
+        let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+            path: shown.clone(),
+            source: Box::new(PgError(e)),
+        })?;
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let has_schema: bool = tx
+            .query_one("SELECT to_regclass('plumb_schema') IS NOT NULL", &[])?
+            .get(0);
+        if !has_schema {
+            return Err(StoreError::Corrupt(format!("{shown} holds no plumb store")));
+        }
+        let version: Option<i32> = tx
+            .query_opt("SELECT version FROM plumb_schema", &[])?
+            .map(|r| r.get(0));
+        match version {
+            Some(v) if v > schema::SCHEMA_VERSION => {
+                return Err(StoreError::Corrupt(format!(
+                    "schema version {v} is newer than this plumb's {}; use a newer plumb",
+                    schema::SCHEMA_VERSION
+                )));
+            }
+            Some(v) if v >= 1 => {}
+            _ => return Err(StoreError::Corrupt(format!("{shown} holds no plumb store"))),
+        }
+        let entries = chain::entries(&mut tx)?;
+        let head = chain::head(&mut tx)?;
+        tx.commit()?;
+        Ok(audit::verify(&entries, head, trusted))
+    }
+
     /// Signs the log's head with `key` from now on (at every append).
     pub fn with_audit_key(mut self, key: AuditKey) -> Self {
         self.key = Some(key);
