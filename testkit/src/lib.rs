@@ -84,6 +84,12 @@ impl Postgres {
         );
     }
 
+    /// The server's unix socket (a test may link to it from elsewhere, to make the server
+    /// appear there).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(".s.PGSQL.5432")
+    }
+
     /// The URL of database `name` on this server.
     pub fn url(&self, name: &str) -> String {
         let host = self.dir.display().to_string().replace('/', "%2F");

@@ -173,6 +173,69 @@ fn audit_verify_checks_the_chain_in_postgres() {
     );
 }
 
+/// A database that cannot be reached at start is said, and tried again until it can: the
+/// controller comes up once the server appears, with nothing lost.
+#[test]
+fn a_store_that_cannot_be_reached_yet_is_said_and_tried_again() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let name = pg.database().rsplit('/').next().expect("a name").to_owned();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // The server appears in this folder only when the test links its socket there.
+    let socket_dir = tmp.path().join("socket");
+    fs::create_dir_all(&socket_dir).expect("mkdir");
+    let url = format!(
+        "postgresql://plumb@{}/{name}",
+        socket_dir.display().to_string().replace('/', "%2F")
+    );
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(manifests.join("web.yaml"), MANIFEST).expect("write");
+    let mut cmd = std::process::Command::new(plumb_tests::bin("plumb"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--manifests"])
+        .arg(&manifests)
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .args(["--store", &url])
+        .env("RUST_LOG", "info");
+    let (proc, _) = plumb_tests::Proc::spawn(cmd, None);
+    let said = |what: &str| proc.stderr().contains(what);
+    plumb_tests::wait_for("the controller to say it cannot reach the store", || {
+        said("cannot reach the store; trying again").then_some(())
+    });
+    assert!(!said("listening on"), "it does not serve without its store");
+    std::os::unix::fs::symlink(pg.socket(), socket_dir.join(".s.PGSQL.5432")).expect("link");
+    plumb_tests::wait_for("the controller to come up once the store is there", || {
+        said("plumb: listening on").then_some(())
+    });
+}
+
+/// A database that refuses (here: it does not exist) is not waited for: one line says which,
+/// and the controller exits.
+#[test]
+fn a_database_that_is_not_there_is_said_at_once() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(plumb_tests::bin("plumb"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--manifests"])
+        .arg(tmp.path())
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .args(["--store", &pg.url("not_there")])
+        .output()
+        .expect("run plumb serve");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("database \"not_there\" does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("trying again"), "{stderr}");
+}
+
 /// A bad store URL is a usage error that says what is accepted, before anything starts.
 #[test]
 fn a_store_that_is_not_a_store_url_is_refused_with_what_is_accepted() {

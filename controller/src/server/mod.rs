@@ -32,6 +32,51 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 
 /// Largest message accepted from any peer; a Snapshot of 100,000 paths fits.
 const MAX_MESSAGE: usize = 64 << 20;
+/// Opens the store, signing with the audit key (made if missing). A database that cannot be
+/// reached yet is said, in the log and to systemd, and tried again with backoff until it can
+/// or the controller is stopped; one that refuses (a wrong password, no such database, a newer
+/// schema) is an error at once.
+async fn open_store(
+    location: Option<crate::store::Location>,
+    data: std::path::PathBuf,
+    key_path: std::path::PathBuf,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Box<dyn crate::store::Store>> {
+    const FIRST: Duration = Duration::from_millis(250);
+    const CAP: Duration = Duration::from_secs(30);
+    let mut delay = FIRST;
+    loop {
+        let (location, data, key_path) = (location.clone(), data.clone(), key_path.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            let (key, made) = AuditKey::load_or_create(&key_path)?;
+            if made {
+                tracing::warn!(key = %key_path.display(), public_key = %key.public_hex(), "made a new audit key; keep a copy of its public half (.pub) where the controller's host cannot change it");
+            }
+            let store: Box<dyn crate::store::Store> = match &location {
+                Some(location) => location.open(key)?,
+                None => Box::new(SqliteStore::open(&data)?.with_audit_key(key)),
+            };
+            Ok::<_, crate::store::StoreError>(store)
+        })
+        .await?;
+        match opened {
+            Ok(store) => return Ok(store),
+            Err(e) if crate::store::postgres::unreachable(&e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot reach the store; trying again");
+                plumb_common::systemd::status(&format!(
+                    "cannot reach the store ({e}); trying again in {delay:?}"
+                ));
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped before the store could be reached: {e}"),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(CAP);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// How long a graceful shutdown may take before connections are dropped.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -156,15 +201,8 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let heartbeat = cfg.heartbeat_interval;
     let webhooks = crate::webhook::start(cfg.webhooks.clone(), shutdown.clone())?;
     let key_path = cfg.audit_key.clone();
+    let store = open_store(location, data, key_path, &shutdown).await?;
     let fleet = tokio::task::spawn_blocking(move || -> anyhow::Result<Fleet> {
-        let (key, made) = AuditKey::load_or_create(&key_path)?;
-        if made {
-            tracing::warn!(key = %key_path.display(), public_key = %key.public_hex(), "made a new audit key; keep a copy of its public half (.pub) where the controller's host cannot change it");
-        }
-        let store = match &location {
-            Some(location) => location.open(key)?,
-            None => Box::new(SqliteStore::open(&data)?.with_audit_key(key)),
-        };
         Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
     })
     .await??;

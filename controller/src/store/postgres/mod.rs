@@ -51,6 +51,25 @@ impl std::fmt::Display for PgError {
 
 impl std::error::Error for PgError {}
 
+/// Whether `e` is a database that could not be reached (nothing listening, the network), which
+/// may come right by itself, rather than one that refused (a wrong password, no such database).
+pub(crate) fn unreachable(e: &StoreError) -> bool {
+    let StoreError::Open { source, .. } = e else {
+        return false;
+    };
+    let Some(PgError(pg)) = source.downcast_ref::<PgError>() else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(pg);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 pub struct PostgresStore {
     /// Reads take `&self` (the `Store` trait's), and a query needs the client mutably.
     client: RefCell<Client>,
