@@ -92,7 +92,13 @@ impl Postgres {
 
     /// The URL of database `name` on this server.
     pub fn url(&self, name: &str) -> String {
-        let host = self.dir.display().to_string().replace('/', "%2F");
+        self.url_via(&self.dir, name)
+    }
+
+    /// The URL of database `name` through a socket in `socket_dir`, where the server's socket
+    /// may be linked (or not yet).
+    pub fn url_via(&self, socket_dir: &Path, name: &str) -> String {
+        let host = socket_dir.display().to_string().replace('/', "%2F");
         format!("postgresql://{SUPERUSER}@{host}/{name}")
     }
 }

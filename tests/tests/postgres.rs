@@ -10,6 +10,20 @@ use serde_json::Value;
 const MANIFEST: &str =
     "name: web\nhosts: [\"web-*\"]\nfiles:\n  /etc/app.conf:\n    mode: \"0644\"\n";
 
+/// A temp dir with the manifest in `manifests/` and web-1's root in `web-root/`, whose
+/// `/etc/app.conf` has `mode`. Returns the dir and that file.
+fn site(mode: u32) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(manifests.join("web.yaml"), MANIFEST).expect("write");
+    let root = tmp.path().join("web-root");
+    write_tree(&root, &[("etc/app.conf", "a=1\n")]);
+    let app = root.join("etc/app.conf");
+    fs::set_permissions(&app, fs::Permissions::from_mode(mode)).expect("chmod");
+    (tmp, app)
+}
+
 /// Drift and its history live in the database, not in the controller: a controller started
 /// on the same database with a new, empty data directory knows them, with the drift's
 /// original `since`, and the agent that reconnects brings no second opening.
@@ -19,14 +33,8 @@ fn drift_and_history_live_in_postgres_across_controllers() {
         return;
     };
     let store = pg.database();
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let manifests = tmp.path().join("manifests");
-    fs::create_dir_all(&manifests).expect("mkdir");
-    fs::write(manifests.join("web.yaml"), MANIFEST).expect("write");
-    let root = tmp.path().join("web-root");
-    write_tree(&root, &[("etc/app.conf", "a=1\n")]);
-    let app = root.join("etc/app.conf");
-    fs::set_permissions(&app, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (tmp, app) = site(0o644);
+    let (manifests, root) = (tmp.path().join("manifests"), tmp.path().join("web-root"));
 
     let first_data = tmp.path().join("data-1");
     let controller = Controller::start_with(
@@ -97,14 +105,8 @@ fn audit_verify_checks_the_chain_in_postgres() {
         return;
     };
     let store = pg.database();
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let manifests = tmp.path().join("manifests");
-    fs::create_dir_all(&manifests).expect("mkdir");
-    fs::write(manifests.join("web.yaml"), MANIFEST).expect("write");
-    let root = tmp.path().join("web-root");
-    write_tree(&root, &[("etc/app.conf", "a=1\n")]);
-    let app = root.join("etc/app.conf");
-    fs::set_permissions(&app, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (tmp, _) = site(0o600);
+    let (manifests, root) = (tmp.path().join("manifests"), tmp.path().join("web-root"));
     let data = tmp.path().join("data");
     let controller = Controller::start_with(
         &manifests,
@@ -181,17 +183,12 @@ fn a_store_that_cannot_be_reached_yet_is_said_and_tried_again() {
         return;
     };
     let name = pg.database().rsplit('/').next().expect("a name").to_owned();
-    let tmp = tempfile::tempdir().expect("temp dir");
+    let (tmp, _) = site(0o644);
     // The server appears in this folder only when the test links its socket there.
     let socket_dir = tmp.path().join("socket");
     fs::create_dir_all(&socket_dir).expect("mkdir");
-    let url = format!(
-        "postgresql://plumb@{}/{name}",
-        socket_dir.display().to_string().replace('/', "%2F")
-    );
+    let url = pg.url_via(&socket_dir, &name);
     let manifests = tmp.path().join("manifests");
-    fs::create_dir_all(&manifests).expect("mkdir");
-    fs::write(manifests.join("web.yaml"), MANIFEST).expect("write");
     let mut cmd = std::process::Command::new(plumb_tests::bin("plumb"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--manifests"])
         .arg(&manifests)

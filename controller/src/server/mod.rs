@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{Command, Fleet};
 use crate::manifest::load::load;
-use crate::store::{AuditKey, SqliteStore};
+use crate::store::AuditKey;
 
 /// Where the controller listens unless told otherwise (loopback: anything else needs TLS).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -37,8 +37,7 @@ const MAX_MESSAGE: usize = 64 << 20;
 /// or the controller is stopped; one that refuses (a wrong password, no such database, a newer
 /// schema) is an error at once.
 async fn open_store(
-    location: Option<crate::store::Location>,
-    data: std::path::PathBuf,
+    location: crate::store::Location,
     key_path: std::path::PathBuf,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Box<dyn crate::store::Store>> {
@@ -46,22 +45,18 @@ async fn open_store(
     const CAP: Duration = Duration::from_secs(30);
     let mut delay = FIRST;
     loop {
-        let (location, data, key_path) = (location.clone(), data.clone(), key_path.clone());
+        let (location, key_path) = (location.clone(), key_path.clone());
         let opened = tokio::task::spawn_blocking(move || {
             let (key, made) = AuditKey::load_or_create(&key_path)?;
             if made {
                 tracing::warn!(key = %key_path.display(), public_key = %key.public_hex(), "made a new audit key; keep a copy of its public half (.pub) where the controller's host cannot change it");
             }
-            let store: Box<dyn crate::store::Store> = match &location {
-                Some(location) => location.open(key)?,
-                None => Box::new(SqliteStore::open(&data)?.with_audit_key(key)),
-            };
-            Ok::<_, crate::store::StoreError>(store)
+            location.open(key)
         })
         .await?;
         match opened {
             Ok(store) => return Ok(store),
-            Err(e) if crate::store::postgres::unreachable(&e) => {
+            Err(e) if e.unreachable() => {
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot reach the store; trying again");
                 plumb_common::systemd::status(&format!(
                     "cannot reach the store ({e}); trying again in {delay:?}"
@@ -196,12 +191,15 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     tracing::info!(dir = %cfg.manifests.display(), manifests = manifests.manifests().len(), "manifests loaded");
     let initial = manifests.clone();
 
-    let data = cfg.data.clone();
-    let location = cfg.store.clone();
+    // Without a store named, SQLite in the data directory.
+    let location = cfg
+        .store
+        .clone()
+        .unwrap_or_else(|| crate::store::Location::Sqlite(cfg.data.clone()));
     let heartbeat = cfg.heartbeat_interval;
     let webhooks = crate::webhook::start(cfg.webhooks.clone(), shutdown.clone())?;
     let key_path = cfg.audit_key.clone();
-    let store = open_store(location, data, key_path, &shutdown).await?;
+    let store = open_store(location, key_path, &shutdown).await?;
     let fleet = tokio::task::spawn_blocking(move || -> anyhow::Result<Fleet> {
         Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
     })

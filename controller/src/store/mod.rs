@@ -98,6 +98,14 @@ fn without_password(url: &str) -> String {
     }
 }
 
+impl StoreError {
+    /// Whether the store could not be reached (nothing listening yet, the network), which may
+    /// come right by itself, rather than refused or broken. Only a PostgreSQL store can be.
+    pub fn unreachable(&self) -> bool {
+        postgres::unreachable(self)
+    }
+}
+
 /// What the fleet and the queries ask of storage. Every write is atomic: its rows and its
 /// events are committed together, or nothing is (and the error says why); the events' ids
 /// follow the log's head without gaps, and the head moves only once they are committed.
@@ -317,13 +325,20 @@ impl Write {
     }
 }
 
+impl<'a> DriftChange<'a> {
+    /// The event it is logged as, and its record.
+    pub(crate) fn parts(&self) -> (EventKind, &'a DriftRecord) {
+        match *self {
+            DriftChange::Open { record, .. } => (EventKind::Opened, record),
+            DriftChange::Change { record, .. } => (EventKind::Changed, record),
+            DriftChange::Resolve { record } => (EventKind::Resolved, record),
+        }
+    }
+}
+
 impl Change {
     fn parts(&self) -> (EventKind, &DriftRecord) {
-        match self {
-            Change::Open { record, .. } => (EventKind::Opened, record),
-            Change::Change { record, .. } => (EventKind::Changed, record),
-            Change::Resolve { record } => (EventKind::Resolved, record),
-        }
+        self.borrowed().parts()
     }
 
     fn borrowed(&self) -> DriftChange<'_> {

@@ -118,11 +118,7 @@ impl PostgresStore {
     /// schema, and begins the log if it is new. Must not be called on an async runtime's
     /// thread (the connection runs a runtime of its own).
     pub fn open(url: &str) -> Result<Self> {
-        let shown = redact(url);
-        let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
-            path: shown.clone(),
-            source: Box::new(PgError(e)),
-        })?;
+        let mut client = connect(url)?;
         schema::migrate(&mut client)?;
         let statements = Statements::prepare(&mut client)?;
         let mut store = Self {
@@ -139,39 +135,18 @@ impl PostgresStore {
     /// Verifies the log in the database at `url` without writing to it (no migration, no
     /// first entry): the entries and the head as of one moment.
     pub fn verify_url(url: &str, trusted: &Trusted) -> Result<Verification> {
-        let shown = redact(url);
-        let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
-            path: shown.clone(),
-            source: Box::new(PgError(e)),
-        })?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let has_schema: bool = tx
-            .query_one("SELECT to_regclass('plumb_schema') IS NOT NULL", &[])?
-            .get(0);
-        if !has_schema {
-            return Err(StoreError::Corrupt(format!("{shown} holds no plumb store")));
-        }
-        let version: Option<i32> = tx
-            .query_opt("SELECT version FROM plumb_schema", &[])?
-            .map(|r| r.get(0));
-        match version {
-            Some(v) if v > schema::SCHEMA_VERSION => {
+        let mut client = connect(url)?;
+        match schema::version(&mut client)? {
+            Some(v) if v > schema::SCHEMA_VERSION => return Err(schema::newer(v)),
+            Some(v) if v >= 1 => {}
+            _ => {
                 return Err(StoreError::Corrupt(format!(
-                    "schema version {v} is newer than this plumb's {}; use a newer plumb",
-                    schema::SCHEMA_VERSION
+                    "{} holds no plumb store",
+                    redact(url)
                 )));
             }
-            Some(v) if v >= 1 => {}
-            _ => return Err(StoreError::Corrupt(format!("{shown} holds no plumb store"))),
         }
-        let entries = chain::entries(&mut tx)?;
-        let head = chain::head(&mut tx)?;
-        tx.commit()?;
-        Ok(audit::verify(&entries, head, trusted))
+        verify_snapshot(&mut client, trusted)
     }
 
     /// Signs the log's head with `key` from now on (at every append).
@@ -233,6 +208,28 @@ impl PostgresStore {
             item: item.cloned(),
         })
     }
+}
+
+/// A connection to `url`; a failure names the database as `redact` shows it.
+fn connect(url: &str) -> Result<Client> {
+    Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+        path: redact(url),
+        source: Box::new(PgError(e)),
+    })
+}
+
+/// Verifies the chain as of one moment: the entries and the head read in one read-only
+/// snapshot, so appends by other controllers meanwhile cannot make it look cut.
+fn verify_snapshot(client: &mut Client, trusted: &Trusted) -> Result<Verification> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let entries = chain::entries(&mut tx)?;
+    let head = chain::head(&mut tx)?;
+    tx.commit()?;
+    Ok(audit::verify(&entries, head, trusted))
 }
 
 /// `url` as messages show it: database, hosts and user, never the password.
@@ -374,17 +371,7 @@ impl Store for PostgresStore {
     }
 
     fn verify(&self, trusted: &Trusted) -> Result<Verification> {
-        let mut client = self.client.borrow_mut();
-        // One snapshot: the entries and the head as of the same moment.
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let entries = chain::entries(&mut tx)?;
-        let head = chain::head(&mut tx)?;
-        tx.commit()?;
-        Ok(audit::verify(&entries, head, trusted))
+        verify_snapshot(&mut self.client.borrow_mut(), trusted)
     }
 
     fn record(
@@ -412,8 +399,9 @@ impl Store for PostgresStore {
         }
         let mut events = Vec::with_capacity(changes.len());
         for change in changes {
-            let (kind, record) = match change {
-                DriftChange::Open { origin, record } | DriftChange::Change { origin, record } => {
+            let (kind, record) = change.parts();
+            match change {
+                DriftChange::Open { origin, .. } | DriftChange::Change { origin, .. } => {
                     tx.execute(
                         &st.upsert_drift,
                         &[
@@ -427,21 +415,14 @@ impl Store for PostgresStore {
                             &record.declared_at,
                         ],
                     )?;
-                    let kind = if matches!(change, DriftChange::Open { .. }) {
-                        EventKind::Opened
-                    } else {
-                        EventKind::Changed
-                    };
-                    (kind, *record)
                 }
-                DriftChange::Resolve { record } => {
+                DriftChange::Resolve { .. } => {
                     tx.execute(
                         &st.delete_drift,
                         &[&host_id, &record.resource, &record.attribute],
                     )?;
-                    (EventKind::Resolved, *record)
                 }
-            };
+            }
             let id = chain::append(
                 &mut tx,
                 &st.append,

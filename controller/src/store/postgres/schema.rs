@@ -2,7 +2,7 @@
 //! open, under an advisory lock so that controllers starting together migrate once; a store
 //! of a newer version is refused.
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 
 use crate::store::{Result, StoreError};
 
@@ -11,21 +11,39 @@ pub(super) const SCHEMA_VERSION: i32 = 1;
 /// The advisory lock that serialises migrations (an arbitrary constant: "plumb" in ASCII).
 pub(super) const MIGRATION_LOCK: i64 = 0x0070_6c75_6d62;
 
+/// The schema version written in the database; `None` where it holds no plumb store (yet).
+pub(super) fn version(client: &mut impl GenericClient) -> Result<Option<i32>> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('plumb_schema') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt("SELECT version FROM plumb_schema", &[])?
+        .map(|r| r.get(0)))
+}
+
+/// The refusal of a store written by a newer plumb.
+pub(super) fn newer(version: i32) -> StoreError {
+    StoreError::Corrupt(format!(
+        "schema version {version} is newer than this plumb's {SCHEMA_VERSION}; use a newer plumb"
+    ))
+}
+
 pub(super) fn migrate(client: &mut Client) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS plumb_schema (version INTEGER NOT NULL)")?;
-    let version: i32 = match tx.query_opt("SELECT version FROM plumb_schema", &[])? {
-        Some(row) => row.get(0),
+    let version = match version(&mut tx)? {
+        Some(v) => v,
         None => {
             tx.execute("INSERT INTO plumb_schema (version) VALUES (0)", &[])?;
             0
         }
     };
     if version > SCHEMA_VERSION {
-        return Err(StoreError::Corrupt(format!(
-            "schema version {version} is newer than this controller's {SCHEMA_VERSION}; use a newer plumb"
-        )));
+        return Err(newer(version));
     }
     if version < 1 {
         // What SQLite's schema 4 holds: the chain's ids given by the store, one after the

@@ -328,9 +328,9 @@ impl Store for SqliteStore {
                 "DELETE FROM drift WHERE host_id = ?1 AND resource = ?2 AND attribute = ?3",
             )?;
             for change in changes {
-                let (kind, record) = match change {
-                    DriftChange::Open { origin, record }
-                    | DriftChange::Change { origin, record } => {
+                let (kind, record) = change.parts();
+                match change {
+                    DriftChange::Open { origin, .. } | DriftChange::Change { origin, .. } => {
                         upsert.execute(params![
                             host_id,
                             record.resource,
@@ -341,18 +341,11 @@ impl Store for SqliteStore {
                             record.since_ms,
                             record.declared_at
                         ])?;
-                        let kind = if matches!(change, DriftChange::Open { .. }) {
-                            EventKind::Opened
-                        } else {
-                            EventKind::Changed
-                        };
-                        (kind, *record)
                     }
-                    DriftChange::Resolve { record } => {
+                    DriftChange::Resolve { .. } => {
                         delete.execute(params![host_id, record.resource, record.attribute])?;
-                        (EventKind::Resolved, *record)
                     }
-                };
+                }
                 let id = chain::append(&tx, &mut head, at_ms, host_id, kind, Some(record))?;
                 events.push(Event {
                     id,
