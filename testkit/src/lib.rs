@@ -1,8 +1,9 @@
 //! Throwaway servers for plumb's tests.
 //!
 //! [`Postgres::shared`] starts one PostgreSQL server per test process, from Debian's
-//! `postgresql` package (`/usr/lib/postgresql/VERSION/bin`), in a temp dir, listening only on
-//! a unix socket there: no system service, no port, and test processes run side by side.
+//! `postgresql` package (`/usr/lib/postgresql/VERSION/bin`), in a temp dir, listening on a
+//! unix socket there and on a free loopback port, with TLS from a CA of its own: no system
+//! service, and test processes run side by side.
 //! Each test takes a database of its own with [`Postgres::database`]. Where PostgreSQL is not
 //! installed, a test says so and leaves its step out; under CI (`CI` set, as `.ci/run` does)
 //! that is a failure instead, so nothing passes there by not running.
@@ -15,14 +16,22 @@ use std::time::{Duration, Instant};
 
 /// A running PostgreSQL server of this test process.
 pub struct Postgres {
-    /// Holds the data directory and the socket.
+    /// Holds the data directory, the socket and the TLS files.
     dir: PathBuf,
     bin: PathBuf,
+    port: u16,
     next: AtomicU32,
 }
 
 /// The superuser `initdb` makes, which the tests connect as.
 const SUPERUSER: &str = "plumb";
+/// A superuser who may log in over TLS only, with the client certificate `client_identity`
+/// gives (`cert` authentication).
+pub const CERT_USER: &str = "plumb_cert";
+/// A superuser who may log in over TLS only, with the password `SCRAM_PASSWORD`
+/// (`scram-sha-256`, so channel binding can be asked for).
+pub const SCRAM_USER: &str = "plumb_scram";
+pub const SCRAM_PASSWORD: &str = "correct horse";
 /// How long the server may take to accept connections.
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -52,9 +61,8 @@ impl Postgres {
     /// (`postgresql://plumb@%2Ftmp%2F…/test_N`).
     pub fn database(&self) -> String {
         let name = format!("test_{}", self.next.fetch_add(1, Ordering::Relaxed));
-        let out = Command::new(self.bin.join("createdb"))
-            .arg("--host")
-            .arg(&self.dir)
+        let out = self
+            .client(&self.bin.join("createdb"))
             .args(["--username", SUPERUSER, &name])
             .output()
             .expect("run createdb");
@@ -70,9 +78,8 @@ impl Postgres {
     /// could: to tamper with a store in the tests.
     pub fn psql(&self, url: &str, sql: &str) {
         let name = url.rsplit('/').next().unwrap_or_default();
-        let out = Command::new(self.bin.join("psql"))
-            .arg("--host")
-            .arg(&self.dir)
+        let out = self
+            .client(&self.bin.join("psql"))
             .args(["--username", SUPERUSER, "--dbname", name])
             .args(["--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--command", sql])
             .output()
@@ -84,10 +91,52 @@ impl Postgres {
         );
     }
 
+    /// A client program run against this server's socket.
+    fn client(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.arg("--host")
+            .arg(&self.dir)
+            .arg("--port")
+            .arg(self.port.to_string());
+        cmd
+    }
+
     /// The server's unix socket (a test may link to it from elsewhere, to make the server
-    /// appear there).
+    /// appear there, under `socket_name`).
     pub fn socket(&self) -> PathBuf {
-        self.dir.join(".s.PGSQL.5432")
+        self.dir.join(self.socket_name())
+    }
+
+    /// The socket's file name, which clients derive from the port.
+    pub fn socket_name(&self) -> String {
+        format!(".s.PGSQL.{}", self.port)
+    }
+
+    /// The loopback TCP port the server also listens on (TLS or not).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The CA that signed the server's certificate (for DNS name `localhost` only, not for
+    /// 127.0.0.1) and `CERT_USER`'s.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// A CA that signed nothing of this server's.
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.dir.join("other-ca.pem")
+    }
+
+    /// `CERT_USER`'s certificate and key.
+    pub fn client_identity(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("client.pem"), self.dir.join("client.key"))
+    }
+
+    /// The URL of database `name` over TCP to `host` (`localhost` or `127.0.0.1`) as `user`,
+    /// with `query` (`sslmode=…&…`) after it.
+    pub fn tcp_url(&self, host: &str, user: &str, name: &str, query: &str) -> String {
+        format!("postgresql://{user}@{host}:{}/{name}?{query}", self.port)
     }
 
     /// The URL of database `name` on this server.
@@ -99,7 +148,7 @@ impl Postgres {
     /// may be linked (or not yet).
     pub fn url_via(&self, socket_dir: &Path, name: &str) -> String {
         let host = socket_dir.display().to_string().replace('/', "%2F");
-        format!("postgresql://{SUPERUSER}@{host}/{name}")
+        format!("postgresql://{SUPERUSER}@{host}:{}/{name}", self.port)
     }
 }
 
@@ -191,27 +240,114 @@ fn start(bin: PathBuf) -> Postgres {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    spawn_server(&bin, &dir, &data, user);
-    wait_ready(&bin, &dir);
-    Postgres {
+    write_tls_files(&dir, user);
+    write_hba(&data);
+    let port = free_port();
+    spawn_server(&bin, &dir, &data, user, port);
+    wait_ready(&bin, &dir, port);
+    let server = Postgres {
         dir,
         bin,
+        port,
         next: AtomicU32::new(0),
-    }
+    };
+    server.psql(
+        &server.url("postgres"),
+        &format!(
+            "CREATE ROLE {CERT_USER} LOGIN SUPERUSER; \
+             CREATE ROLE {SCRAM_USER} LOGIN SUPERUSER PASSWORD '{SCRAM_PASSWORD}'"
+        ),
+    );
+    server
+}
+
+/// A loopback port nothing listens on now (the kernel's pick; the server binds it at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Who may connect how: the superuser as before (socket and plain TCP); the two TLS users
+/// only over TLS, each with its own method.
+fn write_hba(data: &Path) {
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        format!(
+            "local all all trust\n\
+             hostssl all {CERT_USER} 127.0.0.1/32 cert\n\
+             hostssl all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n\
+             host all {SUPERUSER} 127.0.0.1/32 trust\n"
+        ),
+    )
+    .expect("write pg_hba.conf");
+}
+
+/// A CA, the server's certificate and key (for `localhost`), `CERT_USER`'s, and a second CA
+/// that signed none of them. The server's key is its user's alone, as PostgreSQL insists.
+fn write_tls_files(dir: &Path, user: Option<(u32, u32)>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca = |name: &str| {
+        let mut params = CertificateParams::new(Vec::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("CA cert");
+        (params, cert, key)
+    };
+    let (ca_params, ca_cert, ca_key) = ca("plumb testkit CA");
+    let (_, other_cert, _) = ca("plumb testkit other CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>, common: &str| {
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, common);
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &issuer).expect("leaf cert");
+        (cert, key)
+    };
+    let (server_cert, server_key) = leaf(vec!["localhost".into()], "localhost");
+    let (client_cert, client_key) = leaf(Vec::new(), CERT_USER);
+    let write = |name: &str, text: String, private: bool| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write a TLS file");
+        if private {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod key");
+        }
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown a TLS file");
+        }
+    };
+    write("ca.pem", ca_cert.pem(), false);
+    write("other-ca.pem", other_cert.pem(), false);
+    write("server.pem", server_cert.pem(), false);
+    write("server.key", server_key.serialize_pem(), true);
+    write("client.pem", client_cert.pem(), false);
+    write("client.key", client_key.serialize_pem(), true);
 }
 
 /// Starts the server from a thread that lives as long as the test process. The server gets
 /// SIGKILL when that thread ends (the parent-death signal is tied to the thread that forked),
 /// so no server outlives the tests, however they end.
-fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>) {
+fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>, port: u16) {
     let mut cmd = server_command(&bin.join("postgres"), user, true);
+    let file = |name: &str| dir.join(name).display().to_string();
     cmd.arg("-D")
         .arg(data)
         .arg("-k")
         .arg(dir)
+        .arg("-p")
+        .arg(port.to_string())
+        .args(["-c", "ssl=on"])
+        .args(["-c", &format!("ssl_cert_file={}", file("server.pem"))])
+        .args(["-c", &format!("ssl_key_file={}", file("server.key"))])
+        .args(["-c", &format!("ssl_ca_file={}", file("ca.pem"))])
         .args([
             "-c",
-            "listen_addresses=",
+            "listen_addresses=127.0.0.1",
             "-c",
             "fsync=off",
             "-c",
@@ -242,13 +378,15 @@ fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>) {
         .expect("start the PostgreSQL server");
 }
 
-fn wait_ready(bin: &Path, dir: &Path) {
+fn wait_ready(bin: &Path, dir: &Path, port: u16) {
     let deadline = Instant::now() + STARTUP;
     let mut pause = Duration::from_millis(10);
     loop {
         let ready = Command::new(bin.join("pg_isready"))
             .arg("--host")
             .arg(dir)
+            .arg("--port")
+            .arg(port.to_string())
             .args(["--username", SUPERUSER, "--quiet"])
             .status()
             .is_ok_and(|s| s.success());

@@ -202,7 +202,7 @@ fn a_store_that_cannot_be_reached_yet_is_said_and_tried_again() {
         said("cannot reach the store; trying again").then_some(())
     });
     assert!(!said("listening on"), "it does not serve without its store");
-    std::os::unix::fs::symlink(pg.socket(), socket_dir.join(".s.PGSQL.5432")).expect("link");
+    std::os::unix::fs::symlink(pg.socket(), socket_dir.join(pg.socket_name())).expect("link");
     plumb_tests::wait_for("the controller to come up once the store is there", || {
         said("plumb: listening on").then_some(())
     });

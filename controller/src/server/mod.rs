@@ -44,6 +44,9 @@ async fn open_store(
     const FIRST: Duration = Duration::from_millis(250);
     const CAP: Duration = Duration::from_secs(30);
     let mut delay = FIRST;
+    if let Some(caveat) = location.caveat() {
+        tracing::warn!("{caveat}");
+    }
     loop {
         let (location, key_path) = (location.clone(), key_path.clone());
         let opened = tokio::task::spawn_blocking(move || {

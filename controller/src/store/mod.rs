@@ -57,8 +57,7 @@ impl Location {
     /// Reads a store URL; the error says what is accepted.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return text
-                .parse::<::postgres::Config>()
+            return postgres::check(text)
                 .map(|_| Location::Postgres(text.to_owned()))
                 .map_err(|e| {
                     format!("store URL {:?} does not parse: {e}", postgres::redact(text))
@@ -73,6 +72,15 @@ impl Location {
             "store {:?} is neither postgres://USER@HOST/DB nor sqlite:DIR",
             without_password(text)
         ))
+    }
+
+    /// What this store's connection leaves unproven (PostgreSQL over TCP without TLS, or
+    /// without checking the server's certificate), to be said at start.
+    pub fn caveat(&self) -> Option<String> {
+        match self {
+            Location::Sqlite(_) => None,
+            Location::Postgres(url) => postgres::unproven(url),
+        }
     }
 
     /// Opens it, signing the event log's head with `key`. Not on an async runtime's thread.

@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 
 use super::audit::{self, AuditKey, Head, Trusted, Verification};
 use super::{DriftChange, Result, Store, StoreError, StoredHost, ack_record, rows};
@@ -19,6 +19,7 @@ use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
 mod schema;
+mod tls;
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
@@ -44,7 +45,17 @@ impl std::fmt::Display for PgError {
                 }
                 Ok(())
             }
-            None => write!(f, "{}", self.0),
+            None => {
+                // tokio-postgres says only the kind ("error performing TLS handshake"); why
+                // is in its sources.
+                write!(f, "{}", self.0)?;
+                let mut cause = std::error::Error::source(&self.0);
+                while let Some(c) = cause {
+                    write!(f, ": {c}")?;
+                    cause = c.source();
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -210,12 +221,39 @@ impl PostgresStore {
     }
 }
 
-/// A connection to `url`; a failure names the database as `redact` shows it.
+/// A connection to `url`, over TLS as its `sslmode` asks (`tls.rs`); a failure names the
+/// database as `redact` shows it.
 fn connect(url: &str) -> Result<Client> {
-    Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+    let open_error = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
         path: redact(url),
-        source: Box::new(PgError(e)),
-    })
+        source,
+    };
+    let (url_for_pg, settings) = tls::split(url).map_err(|e| open_error(e.into()))?;
+    let connector = tls::connector(&settings).map_err(|e| open_error(e.into()))?;
+    Client::connect(&url_for_pg, connector).map_err(|e| open_error(Box::new(PgError(e))))
+}
+
+/// Checks that `url` is a store URL this backend can use, without connecting: the error says
+/// what is wrong, never with the password.
+pub(crate) fn check(url: &str) -> std::result::Result<(), String> {
+    let (url_for_pg, _) = tls::split(url)?;
+    url_for_pg
+        .parse::<postgres::Config>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// What `url`'s TLS settings leave unproven (not encrypted, or the server's certificate not
+/// checked), for the controller to say once at start. Nothing for a unix socket: it does not
+/// leave the machine, and PostgreSQL speaks no TLS over it.
+pub(crate) fn unproven(url: &str) -> Option<String> {
+    let (url_for_pg, settings) = tls::split(url).ok()?;
+    let config = url_for_pg.parse::<postgres::Config>().ok()?;
+    let local = config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, postgres::config::Host::Unix(_)));
+    if local { None } else { settings.unproven() }
 }
 
 /// Verifies the chain as of one moment: the entries and the head read in one read-only
@@ -234,8 +272,9 @@ fn verify_snapshot(client: &mut Client, trusted: &Trusted) -> Result<Verificatio
 
 /// `url` as messages show it: database, hosts and user, never the password.
 pub(crate) fn redact(url: &str) -> String {
-    match url.parse::<postgres::Config>() {
-        Ok(config) => {
+    let parsed = tls::split(url).map(|(u, _)| u);
+    match parsed.map(|u| u.parse::<postgres::Config>()) {
+        Ok(Ok(config)) => {
             let hosts: Vec<String> = config
                 .get_hosts()
                 .iter()
@@ -251,7 +290,7 @@ pub(crate) fn redact(url: &str) -> String {
                 config.get_user().unwrap_or_default()
             )
         }
-        Err(_) => "a PostgreSQL URL that does not parse".into(),
+        _ => "a PostgreSQL URL that does not parse".into(),
     }
 }
 

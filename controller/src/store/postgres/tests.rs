@@ -2,6 +2,8 @@
 //! conformance suite, and what only a shared database has.
 
 use super::*;
+use postgres::NoTls;
+
 use crate::store::{Change, Write};
 
 /// A new database on this test process's server, or `None` where PostgreSQL is missing
@@ -200,4 +202,95 @@ fn edited_removed_and_truncated_entries_are_named() {
             "the log ends at entry 5 but its head records entry 6: entries at the end were removed or replaced"
         ]
     );
+}
+
+/// Whether the session at `url` is encrypted, as the server sees it.
+fn encrypted(url: &str) -> std::result::Result<bool, String> {
+    let mut client = connect(url).map_err(|e| e.to_string())?;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
+#[test]
+fn tls_to_the_store_is_checked_as_sslmode_says() {
+    use plumb_testkit::{CERT_USER, SCRAM_PASSWORD, SCRAM_USER};
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let url = pg.database();
+    let name = url.rsplit('/').next().expect("a database name").to_owned();
+    let ca = pg.ca_file().display().to_string();
+    let (cert, key) = pg.client_identity();
+    let identity = format!("sslcert={}&sslkey={}", cert.display(), key.display());
+    let scram = format!("{SCRAM_USER}:{}", SCRAM_PASSWORD.replace(' ', "%20"));
+
+    // Proven server, client certificate; and SCRAM bound to the TLS session.
+    let full = pg.tcp_url(
+        "localhost",
+        CERT_USER,
+        &name,
+        &format!("sslmode=verify-full&sslrootcert={ca}&{identity}"),
+    );
+    assert_eq!(encrypted(&full), Ok(true));
+    let bound = pg.tcp_url(
+        "localhost",
+        &scram,
+        &name,
+        &format!("sslmode=verify-full&sslrootcert={ca}&channel_binding=require"),
+    );
+    assert_eq!(encrypted(&bound), Ok(true));
+    drop(PostgresStore::open(&bound).expect("a store over TLS"));
+
+    // The certificate names localhost, not 127.0.0.1: the chain holds, the name does not.
+    let by_address = |mode: &str, ca: &str| {
+        pg.tcp_url(
+            "127.0.0.1",
+            CERT_USER,
+            &name,
+            &format!("sslmode={mode}&sslrootcert={ca}&{identity}"),
+        )
+    };
+    let why = encrypted(&by_address("verify-full", &ca)).expect_err("refused");
+    assert!(
+        why.contains(r#"certificate not valid for name "127.0.0.1""#),
+        "{why}"
+    );
+    assert_eq!(encrypted(&by_address("verify-ca", &ca)), Ok(true));
+
+    // Signed by a CA it was not told to trust; the store is named, never the password.
+    let other = pg.other_ca_file().display().to_string();
+    let why = encrypted(&by_address("verify-ca", &other)).expect_err("refused");
+    assert!(
+        why.contains("invalid peer certificate: UnknownIssuer"),
+        "{why}"
+    );
+    assert!(why.contains(r#"PostgreSQL database "test_"#), "{why}");
+    let why = encrypted(&bound.replace(&ca, &other)).expect_err("refused");
+    assert!(!why.contains("horse"), "{why}");
+
+    // require without roots: encrypted, and said to be unproven.
+    let unchecked = pg.tcp_url(
+        "127.0.0.1",
+        CERT_USER,
+        &name,
+        &format!("sslmode=require&{identity}"),
+    );
+    assert_eq!(encrypted(&unchecked), Ok(true));
+    assert!(
+        unproven(&unchecked).is_some_and(|w| w.contains("not checked")),
+        "{:?}",
+        unproven(&unchecked)
+    );
+    assert_eq!(unproven(&full), None);
+    assert_eq!(unproven(&url), None, "a unix socket stays on the machine");
+
+    // This user may not log in without TLS, and the server's refusal is what is said.
+    let plain = pg.tcp_url("127.0.0.1", CERT_USER, &name, "sslmode=disable");
+    let why = encrypted(&plain).expect_err("refused");
+    assert!(why.contains("no pg_hba.conf entry"), "{why}");
 }
