@@ -164,6 +164,9 @@ pub(crate) fn drift_events_and_observations_survive_reopening(open: Opener<'_>) 
         [(Key::file("/etc/a"), observed(0o100600))]
     );
 
+    // The host's agent connects to the controller of the reopened store: it claims the host
+    // before writing for it, as the fleet does.
+    put_host(store.as_mut(), "web-1", 1600);
     let changed = record("mode", "0640", 1000);
     write_record(
         store.as_mut(),
@@ -215,6 +218,8 @@ pub(crate) fn drift_events_and_observations_survive_reopening(open: Opener<'_>) 
 
 pub(crate) fn history_is_newest_first_per_host_and_limited(open: Opener<'_>) {
     let mut store = open();
+    put_host(store.as_mut(), "web-1", 1);
+    put_host(store.as_mut(), "web-2", 1);
     for (i, id) in ["web-1", "web-2", "web-1"].iter().enumerate() {
         store
             .log(id, 10 + i as i64, EventKind::HostOnline, None)

@@ -7,7 +7,7 @@
 
 use crate::drift::Observation;
 use crate::key::Key;
-use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
+use crate::model::{Ack, Coverage, DriftRecord, Event, EventKind, HostInfo};
 
 mod audit;
 #[cfg(test)]
@@ -39,6 +39,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("audit key {path} {reason}")]
     Key { path: String, reason: String },
+    /// A write for a host whose stream another controller took since this one claimed it
+    /// (shared stores): refused, so the former owner never writes over the new one.
+    #[error(
+        "host {host}'s stream is held by another controller now; this controller's write for it was refused"
+    )]
+    Fenced { host: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -117,6 +123,10 @@ impl StoreError {
 /// What the fleet and the queries ask of storage. Every write is atomic: its rows and its
 /// events are committed together, or nothing is (and the error says why); the events' ids
 /// follow the log's head without gaps, and the head moves only once they are committed.
+///
+/// A host's own writes (its observations and drift, its entries, its state) are made by the
+/// controller that claimed it last with `upsert_host`, as its agent connected: a store that
+/// several controllers share refuses them from any other (`StoreError::Fenced`).
 pub trait Store: Send {
     /// The event log's head as last committed.
     fn head(&self) -> &Head;
@@ -159,6 +169,29 @@ pub trait Store: Send {
     /// Records an acknowledgement (replacing one for the same resource) and its event.
     fn put_ack(&mut self, ack: &Ack) -> Result<Event>;
 
+    /// This controller's id where several controllers share the store; `None` where it is
+    /// this controller's alone (then every host is its, and nothing is fenced).
+    fn controller_id(&self) -> Option<&str> {
+        None
+    }
+    /// One host as stored.
+    fn load_host(&self, host_id: &str) -> Result<Option<StoredHost>> {
+        Ok(self
+            .load_hosts()?
+            .into_iter()
+            .find(|h| h.info.host_id == host_id))
+    }
+    /// Records what this controller, holding `host_id`'s stream, knows of it beyond drift
+    /// (shared stores only; fenced like every write for the host).
+    fn put_state(&mut self, _host_id: &str, _state: &HostState) -> Result<()> {
+        Ok(())
+    }
+    /// Marks offline, with an event each, the hosts whose streams controller `id` held, and
+    /// forgets that controller: it stopped beating (shared stores only).
+    fn release_orphans(&mut self, _id: &str, _at_ms: i64) -> Result<Vec<Event>> {
+        Ok(Vec::new())
+    }
+
     /// Makes one write; returns the events it appended, with their ids.
     fn apply(&mut self, w: &Write) -> Result<Vec<Event>> {
         match w {
@@ -189,6 +222,10 @@ pub trait Store: Send {
                 Ok(Vec::new())
             }
             Write::DropAck { ack, at_ms, kind } => Ok(vec![self.delete_ack(ack, *at_ms, *kind)?]),
+            Write::State { host_id, state } => {
+                self.put_state(host_id, state)?;
+                Ok(Vec::new())
+            }
         }
     }
 
@@ -234,6 +271,30 @@ pub struct StoredHost {
     pub info: HostInfo,
     pub last_seen_ms: i64,
     pub drift: Vec<(Key, DriftRecord)>,
+    /// Who holds its stream (a shared store's; `Nobody` in one of a single controller).
+    pub holder: Holder,
+    /// What its holder says of it beyond drift.
+    pub state: HostState,
+}
+
+/// Which controller holds a host's stream, as a shared store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Holder {
+    /// No controller: the host is offline.
+    #[default]
+    Nobody,
+    /// This controller, under the claim it made last.
+    Me,
+    /// Another controller (its id), or this one under an older claim.
+    Other(String),
+}
+
+/// What a host's holder knows of it beyond its drift, kept in a shared store for the other
+/// controllers: whether a whole snapshot was evaluated, and the agent's coverage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostState {
+    pub evaluated: bool,
+    pub coverage: Option<Coverage>,
 }
 
 /// A change to one host's drift, to record atomically with its events.
@@ -277,6 +338,8 @@ pub enum Write {
         at_ms: i64,
         kind: EventKind,
     },
+    /// What the holder knows of a host beyond drift (`put_state`).
+    State { host_id: String, state: HostState },
 }
 
 /// An owned `DriftChange`.
@@ -294,6 +357,7 @@ impl Write {
             Write::Record { host_id, .. } | Write::Log { host_id, .. } => host_id,
             Write::Host { info, .. } => &info.host_id,
             Write::DropAck { ack, .. } => &ack.host_id,
+            Write::State { host_id, .. } => host_id,
         }
     }
 
@@ -325,7 +389,7 @@ impl Write {
                 kind,
                 item,
             } => vec![event(host_id, *at_ms, *kind, item.as_ref())],
-            Write::Host { .. } => Vec::new(),
+            Write::Host { .. } | Write::State { .. } => Vec::new(),
             Write::DropAck { ack, at_ms, kind } => {
                 vec![event(&ack.host_id, *at_ms, *kind, Some(&ack_record(ack)))]
             }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Result, StoreError};
+use super::{HostState, Result, StoreError};
 use crate::drift::{Digest, FileProblem, Installed, Kind, Observation, Observed, ObservedPackage};
 use crate::key::Key;
-use crate::model::{HostFacts, HostInfo};
+use crate::model::{Coverage, HostFacts, HostInfo};
 use crate::version::Manager;
 
 #[derive(Serialize, Deserialize)]
@@ -369,5 +369,67 @@ mod tests {
         let bad = FILE_ROW.replace("9f86d081", "zz86d081");
         let row: ObservationRow = serde_json::from_str(&bad).expect("json");
         assert!(row.into_observation().is_err());
+    }
+}
+
+/// What a shared store's `hosts.state` holds: the holder's word on a host beyond drift.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StateRow {
+    evaluated: bool,
+    coverage: Option<CoverageRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CoverageRow {
+    watches: u32,
+    watch_limit: u32,
+    polled: Vec<String>,
+    watch_errors: Vec<String>,
+    overflows: u64,
+    last_full_scan_ms: i64,
+    degraded_since_ms: Option<i64>,
+}
+
+impl From<&HostState> for StateRow {
+    fn from(s: &HostState) -> Self {
+        Self {
+            evaluated: s.evaluated,
+            coverage: s.coverage.as_ref().map(|c| CoverageRow {
+                watches: c.watches,
+                watch_limit: c.watch_limit,
+                polled: c.polled.clone(),
+                watch_errors: c.watch_errors.clone(),
+                overflows: c.overflows,
+                last_full_scan_ms: c.last_full_scan_ms,
+                degraded_since_ms: c.degraded_since_ms,
+            }),
+        }
+    }
+}
+
+impl From<StateRow> for HostState {
+    fn from(r: StateRow) -> Self {
+        Self {
+            evaluated: r.evaluated,
+            coverage: r.coverage.map(|c| Coverage {
+                watches: c.watches,
+                watch_limit: c.watch_limit,
+                polled: c.polled,
+                watch_errors: c.watch_errors,
+                overflows: c.overflows,
+                last_full_scan_ms: c.last_full_scan_ms,
+                degraded_since_ms: c.degraded_since_ms,
+            }),
+        }
+    }
+}
+
+/// A `hosts.state` column as read: empty (never written) is the default.
+pub(super) fn host_state(host_id: &str, json: Option<&str>) -> Result<HostState> {
+    match json {
+        None => Ok(HostState::default()),
+        Some(text) => serde_json::from_str::<StateRow>(text)
+            .map(HostState::from)
+            .map_err(|e| StoreError::Corrupt(format!("host {host_id}'s state: {e}"))),
     }
 }

@@ -39,19 +39,21 @@ fn head_of(r: &Row) -> Head {
     }
 }
 
-/// Appends one entry in `tx` with the next id, chained to `head`, and moves `head` (not yet
-/// its stored row: `store_head` does that once per transaction). Returns the new id.
 /// The `INSERT` of one entry, to prepare once per connection.
 pub(super) fn append_sql() -> String {
     format!(
-        "INSERT INTO events (id, at_ms, host_id, kind, {ITEM_COLUMNS}, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        "INSERT INTO events (id, at_ms, host_id, kind, {ITEM_COLUMNS}, prev_hash, hash, origin)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     )
 }
 
+/// Appends one entry in `tx` with the next id, chained to `head`, and moves `head` (not yet
+/// its stored row: `store_head` does that once per transaction). `origin` is the controller
+/// appending, outside the chain. Returns the new id.
 pub(super) fn append(
     tx: &mut Transaction<'_>,
     insert: &Statement,
+    origin: &str,
     head: &mut Head,
     at_ms: i64,
     host_id: &str,
@@ -79,6 +81,7 @@ pub(super) fn append(
             &r.map(|r| &r.declared_at),
             &head.hash,
             &hash,
+            &origin,
         ],
     )?;
     head.last_id = id;

@@ -8,11 +8,14 @@
 //! tokio-postgres on a runtime of its own), as the fleet thread that owns the store is.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use postgres::{Client, Statement};
 
 use super::audit::{self, AuditKey, Head, Trusted, Verification};
-use super::{DriftChange, Result, Store, StoreError, StoredHost, ack_record, rows};
+use super::{
+    DriftChange, Holder, HostState, Result, Store, StoreError, StoredHost, ack_record, rows,
+};
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
@@ -82,13 +85,33 @@ pub(crate) fn unreachable(e: &StoreError) -> bool {
 }
 
 pub struct PostgresStore {
-    /// Reads take `&self` (the `Store` trait's), and a query needs the client mutably.
-    client: RefCell<Client>,
+    url: String,
+    /// Reads take `&self` (the `Store` trait's), and a query needs the client mutably. A lost
+    /// connection is made again at the next use (a restarted server, a network cut).
+    session: RefCell<Session>,
     /// The event log's head as this controller last committed or read it.
     head: Head,
     /// Signs the head at every append; `None` only in tests and tools that do not append.
     key: Option<AuditKey>,
-    statements: Statements,
+    /// This controller, as other controllers on the database know it.
+    me: String,
+    /// The claim (epoch) under which this controller holds each host's stream: its writes for
+    /// a host are made only while the host's row still names it with this epoch.
+    held: HashMap<String, i64>,
+}
+
+/// A connection and the statements prepared on it.
+struct Session {
+    client: Client,
+    st: Statements,
+}
+
+impl Session {
+    fn open(url: &str) -> Result<Self> {
+        let mut client = connect(url)?;
+        let st = Statements::prepare(&mut client)?;
+        Ok(Self { client, st })
+    }
 }
 
 /// The statements every write uses, prepared once for the connection.
@@ -98,6 +121,9 @@ struct Statements {
     forget_observation: Statement,
     upsert_drift: Statement,
     delete_drift: Statement,
+    /// Checks a claim and, with `$4`, moves the host's version: no row, no claim.
+    fence: Statement,
+    notify: Statement,
 }
 
 impl Statements {
@@ -120,26 +146,33 @@ impl Statements {
             delete_drift: client.prepare(
                 "DELETE FROM drift WHERE host_id = $1 AND resource = $2 AND attribute = $3",
             )?,
+            fence: client.prepare(
+                "UPDATE hosts SET version = CASE WHEN $4 THEN nextval('host_versions') ELSE version END
+                 WHERE host_id = $1 AND owner = $2 AND epoch = $3",
+            )?,
+            notify: client.prepare(&format!("SELECT pg_notify('{}', '')", schema::CHANNEL))?,
         })
     }
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user@host/db`, or `key=value` pairs), migrates the
-    /// schema, and begins the log if it is new. Must not be called on an async runtime's
-    /// thread (the connection runs a runtime of its own).
+    /// Connects to `url` (`postgres://user@host/db`), migrates the schema, and begins the log
+    /// if it is new. Must not be called on an async runtime's thread (the connection runs a
+    /// runtime of its own).
     pub fn open(url: &str) -> Result<Self> {
         let mut client = connect(url)?;
         schema::migrate(&mut client)?;
-        let statements = Statements::prepare(&mut client)?;
+        let st = Statements::prepare(&mut client)?;
         let mut store = Self {
-            client: RefCell::new(client),
+            url: url.to_owned(),
+            session: RefCell::new(Session { client, st }),
             head: Head::default(),
             key: None,
-            statements,
+            me: controller_id(),
+            held: HashMap::new(),
         };
         store.begin_log()?;
-        store.head = chain::head(store.client.get_mut())?;
+        store.head = chain::head(&mut store.session.get_mut().client)?;
         Ok(store)
     }
 
@@ -166,10 +199,23 @@ impl PostgresStore {
         self
     }
 
+    /// The session, connected again first if the connection was lost.
+    fn session(&self) -> Result<std::cell::RefMut<'_, Session>> {
+        let mut session = self.session.borrow_mut();
+        if session.client.is_closed() {
+            *session = Session::open(&self.url)?;
+            tracing::info!(store = %redact(&self.url), "connected to the store again");
+        }
+        Ok(session)
+    }
+
     /// Every log begins with `LogCreated`, so an emptied log can never pass for a new one.
     /// Under the migration lock: two controllers opening a new database begin it once.
     fn begin_log(&mut self) -> Result<()> {
-        let mut tx = self.client.get_mut().transaction()?;
+        let (me, key) = (&self.me, self.key.as_ref());
+        let mut session = self.session()?;
+        let Session { client, st } = &mut *session;
+        let mut tx = client.transaction()?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1)",
             &[&schema::MIGRATION_LOCK],
@@ -178,38 +224,44 @@ impl PostgresStore {
         if events == 0 && chain::head(&mut tx)?.last_id == 0 {
             let mut head = Head::default();
             let now = crate::clock::now_ms();
-            let insert = &self.statements.append;
             chain::append(
                 &mut tx,
-                insert,
+                &st.append,
+                me,
                 &mut head,
                 now,
                 "",
                 EventKind::LogCreated,
                 None,
             )?;
-            chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
+            chain::store_head(&mut tx, &mut head, key)?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Appends one entry to the event log, after `before` (in the same transaction).
+    /// Appends one entry to the event log, after `before` (in the same transaction, under
+    /// the head's lock), and notifies the other controllers once committed.
     fn append_after(
         &mut self,
-        before: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<()>,
+        before: impl FnOnce(&mut postgres::Transaction<'_>, &Statements) -> Result<()>,
         host_id: &str,
         at_ms: i64,
         kind: EventKind,
         item: Option<&DriftRecord>,
     ) -> Result<Event> {
-        let insert = &self.statements.append;
-        let mut tx = self.client.get_mut().transaction()?;
+        let mut session = self.session()?;
+        let Session { client, st } = &mut *session;
+        let mut tx = client.transaction()?;
         let mut head = chain::lock_head(&mut tx)?;
-        before(&mut tx)?;
-        let id = chain::append(&mut tx, insert, &mut head, at_ms, host_id, kind, item)?;
+        before(&mut tx, st)?;
+        let id = chain::append(
+            &mut tx, &st.append, &self.me, &mut head, at_ms, host_id, kind, item,
+        )?;
         chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
+        tx.execute(&st.notify, &[])?;
         tx.commit()?;
+        drop(session);
         self.head = head;
         Ok(Event {
             id,
@@ -219,6 +271,50 @@ impl PostgresStore {
             item: item.cloned(),
         })
     }
+
+    /// The claim under which this controller holds `host_id`, or the refusal that it holds
+    /// none.
+    fn claim_of(&self, host_id: &str) -> Result<i64> {
+        self.held
+            .get(host_id)
+            .copied()
+            .ok_or_else(|| StoreError::Fenced {
+                host: host_id.to_owned(),
+            })
+    }
+}
+
+/// Checks in `tx` that this controller still holds `host_id` under `epoch` (moving the host's
+/// version if `moved`), or refuses.
+fn fence(
+    tx: &mut postgres::Transaction<'_>,
+    st: &Statements,
+    me: &str,
+    host_id: &str,
+    epoch: i64,
+    moved: bool,
+) -> Result<()> {
+    if tx.execute(&st.fence, &[&host_id, &me, &epoch, &moved])? == 0 {
+        return Err(StoreError::Fenced {
+            host: host_id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// An id for this controller that no other shares: its host name, process and a random part.
+fn controller_id() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut random = [0u8; 4];
+    let _ = ring::rand::SystemRandom::new().fill(&mut random);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "controller".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        crate::digest::to_hex(&random)
+    )
 }
 
 /// A connection to `url`, over TLS as its `sslmode` asks (`tls.rs`); a failure names the
@@ -311,21 +407,18 @@ impl Store for PostgresStore {
     }
 
     fn load_hosts(&self) -> Result<Vec<StoredHost>> {
-        let mut client = self.client.borrow_mut();
+        let mut session = self.session()?;
+        let client = &mut session.client;
         let mut hosts = Vec::new();
         for r in client.query(
-            "SELECT host_id, info, last_seen_ms FROM hosts ORDER BY host_id",
+            &format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY host_id"),
             &[],
         )? {
-            let (host_id, info): (String, String) = (r.get(0), r.get(1));
-            let info: HostInfo = serde_json::from_str::<rows::HostRow>(&info)
-                .map_err(|e| StoreError::Corrupt(format!("host {host_id}: {e}")))?
-                .into();
-            hosts.push(StoredHost {
-                info,
-                last_seen_ms: r.get(2),
-                drift: Vec::new(),
-            });
+            hosts.push(self.stored_host(&r)?);
+        }
+        let mut at: HashMap<String, usize> = HashMap::with_capacity(hosts.len());
+        for (i, h) in hosts.iter().enumerate() {
+            at.insert(h.info.host_id.clone(), i);
         }
         for r in client.query(
             "SELECT host_id, origin, resource, attribute, expected, actual, since_ms, declared_at
@@ -334,16 +427,28 @@ impl Store for PostgresStore {
         )? {
             let host_id: String = r.get(0);
             let origin: String = r.get(1);
-            if let Some(h) = hosts.iter_mut().find(|h| h.info.host_id == host_id) {
-                h.drift
+            if let Some(&i) = at.get(&host_id) {
+                hosts[i]
+                    .drift
                     .push((Key::from_stored(&origin), drift_record(&r, 2)));
             }
         }
         Ok(hosts)
     }
 
+    fn load_host(&self, host_id: &str) -> Result<Option<StoredHost>> {
+        let row = self.session()?.client.query_opt(
+            &format!("SELECT {HOST_COLUMNS} FROM hosts WHERE host_id = $1"),
+            &[&host_id],
+        )?;
+        let Some(row) = row else { return Ok(None) };
+        let mut host = self.stored_host(&row)?;
+        host.drift = self.load_drift(host_id)?;
+        Ok(Some(host))
+    }
+
     fn load_drift(&self, host_id: &str) -> Result<Vec<(Key, DriftRecord)>> {
-        let rows = self.client.borrow_mut().query(
+        let rows = self.session()?.client.query(
             "SELECT origin, resource, attribute, expected, actual, since_ms, declared_at
              FROM drift WHERE host_id = $1 ORDER BY resource, attribute",
             &[&host_id],
@@ -355,7 +460,7 @@ impl Store for PostgresStore {
     }
 
     fn load_observations(&self, host_id: &str) -> Result<Vec<(Key, Observation)>> {
-        let rows = self.client.borrow_mut().query(
+        let rows = self.session()?.client.query(
             "SELECT path, state FROM observations WHERE host_id = $1",
             &[&host_id],
         )?;
@@ -368,7 +473,7 @@ impl Store for PostgresStore {
     }
 
     fn load_acks(&self) -> Result<Vec<Ack>> {
-        let rows = self.client.borrow_mut().query(
+        let rows = self.session()?.client.query(
             "SELECT host_id, resource, reason, by_whom, at_ms, expires_ms FROM acks ORDER BY host_id, resource",
             &[],
         )?;
@@ -386,31 +491,18 @@ impl Store for PostgresStore {
     }
 
     fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
-        let rows = self.client.borrow_mut().query(
+        let rows = self.session()?.client.query(
             &format!(
                 "SELECT {} FROM events WHERE ($1::TEXT IS NULL OR host_id = $1) ORDER BY id DESC LIMIT $2",
                 chain::event_columns()
             ),
             &[&host_id, &i64::from(limit)],
         )?;
-        rows.iter()
-            .map(|r| {
-                let (id, kind): (i64, String) = (r.get(0), r.get(3));
-                let kind = EventKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
-                Ok(Event {
-                    id,
-                    at_ms: r.get(1),
-                    host_id: r.get(2),
-                    kind,
-                    item: chain::event_item(r),
-                })
-            })
-            .collect()
+        rows.iter().map(event_of).collect()
     }
 
     fn verify(&self, trusted: &Trusted) -> Result<Verification> {
-        verify_snapshot(&mut self.client.borrow_mut(), trusted)
+        verify_snapshot(&mut self.session()?.client, trusted)
     }
 
     fn record(
@@ -420,9 +512,12 @@ impl Store for PostgresStore {
         observations: &[(&Key, Option<&Observation>)],
         changes: &[DriftChange<'_>],
     ) -> Result<Vec<Event>> {
-        let st = &self.statements;
-        let mut tx = self.client.get_mut().transaction()?;
+        let epoch = self.claim_of(host_id)?;
+        let mut session = self.session()?;
+        let Session { client, st } = &mut *session;
+        let mut tx = client.transaction()?;
         let mut head = chain::lock_head(&mut tx)?;
+        fence(&mut tx, st, &self.me, host_id, epoch, !changes.is_empty())?;
         for (key, observed) in observations {
             let path = key.stored();
             match observed {
@@ -465,6 +560,7 @@ impl Store for PostgresStore {
             let id = chain::append(
                 &mut tx,
                 &st.append,
+                &self.me,
                 &mut head,
                 at_ms,
                 host_id,
@@ -481,12 +577,16 @@ impl Store for PostgresStore {
         }
         if !events.is_empty() {
             chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
+            tx.execute(&st.notify, &[])?;
         }
         tx.commit()?;
+        drop(session);
         self.head = head;
         Ok(events)
     }
 
+    /// A host's own entries are its holder's: `HostOffline` ends the claim, any other is made
+    /// only under it. The controller's own entries (no host) are anyone's.
     fn append_log(
         &mut self,
         host_id: &str,
@@ -494,13 +594,37 @@ impl Store for PostgresStore {
         kind: EventKind,
         item: Option<&DriftRecord>,
     ) -> Result<Event> {
-        self.append_after(|_| Ok(()), host_id, at_ms, kind, item)
+        if host_id.is_empty() {
+            return self.append_after(|_, _| Ok(()), host_id, at_ms, kind, item);
+        }
+        let epoch = self.claim_of(host_id)?;
+        let me = self.me.clone();
+        let event = self.append_after(
+            |tx, st| {
+                fence(tx, st, &me, host_id, epoch, true)?;
+                if kind == EventKind::HostOffline {
+                    tx.execute(
+                        "UPDATE hosts SET owner = NULL WHERE host_id = $1",
+                        &[&host_id],
+                    )?;
+                }
+                Ok(())
+            },
+            host_id,
+            at_ms,
+            kind,
+            item,
+        )?;
+        if kind == EventKind::HostOffline {
+            self.held.remove(host_id);
+        }
+        Ok(event)
     }
 
     fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
         let (host, resource) = (ack.host_id.clone(), ack.resource.clone());
         self.append_after(
-            |tx| {
+            |tx, _| {
                 tx.execute(
                     "DELETE FROM acks WHERE host_id = $1 AND resource = $2",
                     &[&host, &resource],
@@ -514,22 +638,45 @@ impl Store for PostgresStore {
         )
     }
 
+    /// Claims the host's stream for this controller: one more epoch, so that writes for it
+    /// under any earlier claim (another controller's, or this one's before) are refused.
     fn upsert_host(&mut self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
         let json = serde_json::to_string(&rows::HostRow::from(info))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.client.get_mut().execute(
-            "INSERT INTO hosts (host_id, info, last_seen_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (host_id) DO UPDATE SET info = excluded.info, last_seen_ms = excluded.last_seen_ms",
-            &[&info.host_id, &json, &last_seen_ms],
-        )?;
+        let mut session = self.session()?;
+        let Session { client, st } = &mut *session;
+        let mut tx = client.transaction()?;
+        // Under the head's lock, as every write: claims and fenced writes make one order.
+        chain::lock_head(&mut tx)?;
+        let epoch: i64 = tx
+            .query_one(
+                "INSERT INTO hosts (host_id, info, last_seen_ms, owner, epoch, version)
+                 VALUES ($1, $2, $3, $4, 1, nextval('host_versions'))
+                 ON CONFLICT (host_id) DO UPDATE SET info = excluded.info,
+                     last_seen_ms = excluded.last_seen_ms, owner = excluded.owner,
+                     epoch = hosts.epoch + 1, version = excluded.version, state = NULL
+                 RETURNING epoch",
+                &[&info.host_id, &json, &last_seen_ms, &self.me],
+            )?
+            .get(0);
+        tx.execute(&st.notify, &[])?;
+        tx.commit()?;
+        drop(session);
+        self.held.insert(info.host_id.clone(), epoch);
         Ok(())
     }
 
+    /// Only the hosts this controller holds: another's are its to write.
     fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
-        let mut tx = self.client.get_mut().transaction()?;
-        let stmt = tx.prepare("UPDATE hosts SET last_seen_ms = $2 WHERE host_id = $1")?;
+        let mut session = self.session()?;
+        let mut tx = session.client.transaction()?;
+        let stmt = tx.prepare(
+            "UPDATE hosts SET last_seen_ms = $2 WHERE host_id = $1 AND owner = $3 AND epoch = $4",
+        )?;
         for (host, at) in seen {
-            tx.execute(&stmt, &[host, at])?;
+            if let Some(epoch) = self.held.get(*host) {
+                tx.execute(&stmt, &[host, at, &self.me, epoch])?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -538,7 +685,7 @@ impl Store for PostgresStore {
     fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
         let a = ack.clone();
         self.append_after(
-            move |tx| {
+            move |tx, _| {
                 tx.execute(
                     "INSERT INTO acks (host_id, resource, reason, by_whom, at_ms, expires_ms)
                      VALUES ($1, $2, $3, $4, $5, $6)
@@ -562,6 +709,108 @@ impl Store for PostgresStore {
             Some(&ack_record(ack)),
         )
     }
+
+    fn controller_id(&self) -> Option<&str> {
+        Some(&self.me)
+    }
+
+    fn put_state(&mut self, host_id: &str, state: &HostState) -> Result<()> {
+        let epoch = self.claim_of(host_id)?;
+        let json = serde_json::to_string(&rows::StateRow::from(state))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut session = self.session()?;
+        let Session { client, st } = &mut *session;
+        let mut tx = client.transaction()?;
+        chain::lock_head(&mut tx)?;
+        fence(&mut tx, st, &self.me, host_id, epoch, true)?;
+        tx.execute(
+            "UPDATE hosts SET state = $2 WHERE host_id = $1",
+            &[&host_id, &json],
+        )?;
+        tx.execute(&st.notify, &[])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn release_orphans(&mut self, id: &str, at_ms: i64) -> Result<Vec<Event>> {
+        let mut session = self.session()?;
+        let Session { client, st } = &mut *session;
+        let mut tx = client.transaction()?;
+        let mut head = chain::lock_head(&mut tx)?;
+        let orphans: Vec<String> = tx
+            .query(
+                "UPDATE hosts SET owner = NULL, version = nextval('host_versions')
+                 WHERE owner = $1 RETURNING host_id",
+                &[&id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut events = Vec::with_capacity(orphans.len());
+        for host_id in orphans {
+            let kind = EventKind::HostOffline;
+            let event_id = chain::append(
+                &mut tx, &st.append, &self.me, &mut head, at_ms, &host_id, kind, None,
+            )?;
+            events.push(Event {
+                id: event_id,
+                at_ms,
+                host_id,
+                kind,
+                item: None,
+            });
+        }
+        tx.execute("DELETE FROM controllers WHERE id = $1", &[&id])?;
+        if !events.is_empty() {
+            chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
+            tx.execute(&st.notify, &[])?;
+        }
+        tx.commit()?;
+        drop(session);
+        self.head = head;
+        Ok(events)
+    }
+}
+
+/// The columns `stored_host` reads, in its order.
+const HOST_COLUMNS: &str = "host_id, info, last_seen_ms, owner, epoch, state";
+
+impl PostgresStore {
+    /// A host's row (without its drift), its holder as this controller sees it.
+    fn stored_host(&self, r: &postgres::Row) -> Result<StoredHost> {
+        let (host_id, info): (String, String) = (r.get(0), r.get(1));
+        let info: HostInfo = serde_json::from_str::<rows::HostRow>(&info)
+            .map_err(|e| StoreError::Corrupt(format!("host {host_id}: {e}")))?
+            .into();
+        let (owner, epoch): (Option<String>, i64) = (r.get(3), r.get(4));
+        let holder = match owner {
+            None => Holder::Nobody,
+            Some(o) if o == self.me && self.held.get(&host_id) == Some(&epoch) => Holder::Me,
+            Some(o) => Holder::Other(o),
+        };
+        let state: Option<String> = r.get(5);
+        Ok(StoredHost {
+            state: rows::host_state(&host_id, state.as_deref())?,
+            info,
+            last_seen_ms: r.get(2),
+            drift: Vec::new(),
+            holder,
+        })
+    }
+}
+
+/// An event as `chain::event_columns` lists it.
+pub(super) fn event_of(r: &postgres::Row) -> Result<Event> {
+    let (id, kind): (i64, String) = (r.get(0), r.get(3));
+    let kind = EventKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
+    Ok(Event {
+        id,
+        at_ms: r.get(1),
+        host_id: r.get(2),
+        kind,
+        item: chain::event_item(r),
+    })
 }
 
 #[cfg(test)]

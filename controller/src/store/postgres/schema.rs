@@ -6,10 +6,15 @@ use postgres::{Client, GenericClient};
 
 use crate::store::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock that serialises migrations (an arbitrary constant: "plumb" in ASCII).
 pub(super) const MIGRATION_LOCK: i64 = 0x0070_6c75_6d62;
+/// The advisory lock the controller doing the fleet's singleton work holds, for as long as
+/// its session lasts ("plumb1").
+pub(super) const SINGLETON_LOCK: i64 = 0x706c_756d_6231;
+/// The channel every write notifies, once committed.
+pub(super) const CHANNEL: &str = "plumb";
 
 /// The schema version written in the database; `None` where it holds no plumb store (yet).
 pub(super) fn version(client: &mut impl GenericClient) -> Result<Option<i32>> {
@@ -103,6 +108,30 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
                  PRIMARY KEY (host_id, resource)
              );
              UPDATE plumb_schema SET version = 1;",
+        )?;
+    }
+    if version < 2 {
+        // Several controllers: who holds each host's stream, under which claim (`epoch`, one
+        // more at every claim, for fencing); `version`, from one sequence under the head's
+        // lock, so others read what changed since they last looked, in commit order; the
+        // holder's word on the host (`state`); which controller appended each entry (not
+        // part of the chain: it routes, it proves nothing); and the controllers' beats.
+        tx.batch_execute(
+            "ALTER TABLE hosts
+                 ADD COLUMN owner TEXT,
+                 ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0,
+                 ADD COLUMN version BIGINT NOT NULL DEFAULT 0,
+                 ADD COLUMN state TEXT;
+             CREATE SEQUENCE host_versions;
+             CREATE INDEX hosts_by_version ON hosts (version);
+             CREATE INDEX hosts_by_owner ON hosts (owner);
+             ALTER TABLE events ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+             CREATE TABLE controllers (
+                 id TEXT PRIMARY KEY,
+                 started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                 beat_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             );
+             UPDATE plumb_schema SET version = 2;",
         )?;
     }
     tx.commit()?;

@@ -294,3 +294,127 @@ fn tls_to_the_store_is_checked_as_sslmode_says() {
     let why = encrypted(&plain).expect_err("refused");
     assert!(why.contains("no pg_hba.conf entry"), "{why}");
 }
+
+fn claim(store: &mut PostgresStore, host: &str) {
+    store
+        .apply(&Write::Host {
+            info: info(host),
+            last_seen_ms: 1,
+        })
+        .expect("claim");
+}
+
+fn open_drift(store: &mut PostgresStore, host: &str, attribute: &str) -> Result<Vec<Event>> {
+    store.apply(&Write::Record {
+        host_id: host.into(),
+        at_ms: 5,
+        observations: vec![(Key::file("/etc/a"), None)],
+        changes: vec![Change::Open {
+            origin: Key::file("/etc/a"),
+            record: record(attribute, 5),
+        }],
+    })
+}
+
+fn holder(store: &PostgresStore, host: &str) -> Holder {
+    store
+        .load_host(host)
+        .expect("load")
+        .expect("a stored host")
+        .holder
+}
+
+#[test]
+fn the_newest_claim_holds_a_host_and_the_former_holder_writes_nothing_for_it() {
+    let Some(url) = database() else { return };
+    let mut a = PostgresStore::open(&url).expect("open a");
+    let mut b = PostgresStore::open(&url).expect("open b");
+    assert_ne!(a.controller_id(), b.controller_id());
+    claim(&mut a, "web-1");
+    open_drift(&mut a, "web-1", "mode").expect("a holds web-1");
+    assert_eq!(holder(&a, "web-1"), Holder::Me);
+
+    // The host's stream moves to b: a's writes for it are refused from now on, whatever a's
+    // clock or memory says, and leave nothing behind.
+    claim(&mut b, "web-1");
+    assert_eq!(holder(&b, "web-1"), Holder::Me);
+    let b_id = b.controller_id().map(str::to_owned).expect("an id");
+    assert_eq!(holder(&a, "web-1"), Holder::Other(b_id.clone()));
+    let head = chain::head(&mut a.session().expect("session").client).expect("head");
+    for refused in [
+        open_drift(&mut a, "web-1", "owner").map(|_| ()),
+        a.append_log("web-1", 6, EventKind::HostOffline, None)
+            .map(|_| ()),
+        a.put_state("web-1", &HostState::default()),
+    ] {
+        assert!(
+            matches!(&refused, Err(StoreError::Fenced { host }) if host == "web-1"),
+            "{refused:?}"
+        );
+    }
+    a.touch_hosts(&[("web-1", 999)]).expect("touch skips it");
+    let after = chain::head(&mut a.session().expect("session").client).expect("head");
+    assert_eq!(after.last_id, head.last_id, "nothing appended");
+    let stored = b.load_host("web-1").expect("load").expect("host");
+    assert_eq!(stored.last_seen_ms, 1);
+    assert_eq!(stored.drift.len(), 1, "{:?}", stored.drift);
+
+    // Claiming again (a reconnect to a) takes it back; b is then the former holder.
+    claim(&mut a, "web-1");
+    assert!(matches!(
+        open_drift(&mut b, "web-1", "group"),
+        Err(StoreError::Fenced { .. })
+    ));
+    open_drift(&mut a, "web-1", "group").expect("a holds it again");
+
+    // Offline ends a claim: nobody holds the host.
+    a.append_log("web-1", 7, EventKind::HostOffline, None)
+        .expect("offline");
+    assert_eq!(holder(&b, "web-1"), Holder::Nobody);
+    assert!(matches!(
+        open_drift(&mut a, "web-1", "size"),
+        Err(StoreError::Fenced { .. })
+    ));
+
+    // A controller that stopped: a survivor marks its hosts offline, once each, in the chain.
+    claim(&mut b, "web-2");
+    claim(&mut b, "web-3");
+    let released = a.release_orphans(&b_id, 8).expect("release");
+    let mut hosts: Vec<(&str, EventKind)> = released
+        .iter()
+        .map(|e| (e.host_id.as_str(), e.kind))
+        .collect();
+    hosts.sort_by_key(|(h, _)| *h);
+    assert_eq!(
+        hosts,
+        [
+            ("web-2", EventKind::HostOffline),
+            ("web-3", EventKind::HostOffline)
+        ]
+    );
+    assert_eq!(holder(&a, "web-2"), Holder::Nobody);
+    assert!(matches!(
+        open_drift(&mut b, "web-2", "mode"),
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(a.release_orphans(&b_id, 9).expect("again").is_empty());
+}
+
+#[test]
+fn a_lost_connection_is_made_again_at_the_next_use() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let url = pg.database();
+    let mut store = PostgresStore::open(&url).expect("open");
+    claim(&mut store, "web-1");
+    pg.psql(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    // The first use after the cut may fail (the client learns of it then); the next works.
+    let _ = store.load_hosts();
+    open_drift(&mut store, "web-1", "mode").expect("written over a new connection");
+    assert_eq!(store.load_drift("web-1").expect("drift").len(), 1);
+}

@@ -162,6 +162,8 @@ impl Store for SqliteStore {
                 info,
                 last_seen_ms,
                 drift: Vec::new(),
+                holder: Default::default(),
+                state: Default::default(),
             });
         }
         let mut stmt = self.conn.prepare(
