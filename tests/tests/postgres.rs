@@ -276,3 +276,126 @@ fn events(list: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Two controllers on one database answer for the whole fleet: hosts and drift streaming to
+/// either are seen from both, a follower on one hears the other's events in the log's order,
+/// an acknowledgement made on one holds for a host streaming to the other, and a host that
+/// moves keeps its drift and its since, opened once.
+#[test]
+fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
+    use std::io::BufRead as _;
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let store = pg.database();
+    let (tmp, app1) = site(0o644);
+    let manifests = tmp.path().join("manifests");
+    let root1 = tmp.path().join("web-root");
+    let root2 = tmp.path().join("web-2-root");
+    write_tree(&root2, &[("etc/app.conf", "a=1\n")]);
+    let app2 = root2.join("etc/app.conf");
+    fs::set_permissions(&app2, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let key = tmp.path().join("audit.key");
+    let key = key.to_str().expect("utf-8");
+    let start = |name: &str| {
+        Controller::start_with(
+            &manifests,
+            &tmp.path().join(name),
+            "127.0.0.1:0",
+            &["--store", &store, "--audit-key", key],
+            "http",
+        )
+    };
+    let (a, b) = (start("data-a"), start("data-b"));
+    let mut agent1 = start_agent(&a.url, "web-1", &root1, &[]);
+    let _agent2 = start_agent(&b.url, "web-2", &root2, &[]);
+    for c in [&a, &b] {
+        c.expect_drift("web-1", &[]);
+        c.expect_drift("web-2", &[]);
+    }
+
+    // A follower on a hears web-2's drift, which b evaluates.
+    let mut follow = std::process::Command::new(plumb_tests::bin("plumb"));
+    follow.args(["drift", "--follow", "-o", "json", "--controller", &a.url]);
+    let mut follower = plumb_tests::Proc::spawn_reading(follow);
+    let mut lines = std::io::BufReader::new(follower.take_stdout()).lines();
+    fs::set_permissions(&app2, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let heard: Value = loop {
+        let line = lines.next().expect("a line").expect("read");
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        if v["host"] == "web-2" && v["event"] == "opened" {
+            break v;
+        }
+    };
+    assert_eq!(heard["attribute"], "mode", "{heard}");
+    assert!(heard["id"].as_i64().is_some_and(|id| id > 0), "{heard}");
+    let on_a = a.expect_drift("web-2", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    let on_b = b.expect_drift("web-2", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    assert_eq!(on_a["drift"][0]["since"], on_b["drift"][0]["since"]);
+
+    // Acknowledged on a, for the host b holds: b shows it, and a drift item it no longer fails.
+    let out = a.plumb(&[
+        "ack",
+        "web-2",
+        "file:/etc/app.conf",
+        "--reason",
+        "change 42",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plumb_tests::wait_for("b to hear of the acknowledgement", || {
+        let web2 = b.host_drift("web-2")?;
+        (web2["drift"][0]["acknowledged"]["reason"] == "change 42").then_some(())
+    });
+
+    // web-1 drifts on a, then its agent moves to b: the same drift, since unchanged, and
+    // opened once in the one log.
+    fs::set_permissions(&app1, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let before = a.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    agent1.signal("TERM");
+    agent1.wait();
+    let _agent1 = start_agent(&b.url, "web-1", &root1, &[]);
+    plumb_tests::wait_for("web-1 to stream to b, as a sees it", || {
+        let hosts = a.json(&["hosts"]);
+        let web1 = hosts["hosts"]
+            .as_array()?
+            .iter()
+            .find(|h| h["host"] == "web-1")?
+            .clone();
+        (web1["status"] == "drifted").then_some(())
+    });
+    let after = b.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    assert_eq!(after["drift"][0]["since"], before["drift"][0]["since"]);
+    fs::set_permissions(&app1, fs::Permissions::from_mode(0o644)).expect("chmod");
+    a.expect_drift("web-1", &[]);
+    let opened: Vec<String> = events(&a.json(&["history", "web-1"])["events"])
+        .into_iter()
+        .filter(|e| e.contains("mode"))
+        .collect();
+    assert_eq!(
+        opened,
+        [
+            "resolved file:/etc/app.conf mode",
+            "opened file:/etc/app.conf mode"
+        ]
+    );
+
+    // One chain for both, signed with the one key.
+    let out = a.plumb(&[
+        "audit",
+        "verify",
+        "--store",
+        &store,
+        "--public-key",
+        &format!("{key}.pub"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    drop(follower);
+}

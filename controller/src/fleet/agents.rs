@@ -1,7 +1,6 @@
 //! Agent streams: a connection and its plan, state messages evaluated against the desired
 //! state, and the end of a stream.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
@@ -35,6 +34,13 @@ impl Fleet {
             }));
             return Ok(());
         }
+        if self.shared
+            && let Some(warning) = self.writes.warning()
+        {
+            // Another controller may be able to write: the agent is sent there.
+            let _ = reply.send(Err(FleetError::StoreWaiting(warning)));
+            return Ok(());
+        }
         let conn = self.next_conn;
         self.next_conn += 1;
         let now = self.now();
@@ -42,24 +48,13 @@ impl Fleet {
         let host = self
             .hosts
             .entry(info.host_id.clone())
-            .or_insert_with(|| Host {
-                info: info.clone(),
-                last_seen_ms: now,
-                seen_stored_ms: now,
-                conn: None,
-                desired: desired.clone(),
-                generation: 0,
-                observed: HashMap::new(),
-                unstored: Default::default(),
-                evaluated: false,
-                drift: BTreeMap::new(),
-                coverage: None,
-            });
+            .or_insert_with(|| Host::new(info.clone(), desired.clone(), now));
         if let Some(old) = host.conn.take() {
             tracing::warn!(host = %info.host_id, "host connected again; replacing its previous stream");
             self.conn_host.remove(&old.id);
         }
         host.info = info;
+        host.remote = None;
         host.last_seen_ms = now;
         host.desired = desired;
         host.evaluated = false;
@@ -91,6 +86,11 @@ impl Fleet {
             }),
             None,
         );
+        if self.shared {
+            // Claimed: what the store says of the host (another controller may have held it
+            // until now) is what the agent's snapshot is judged against, so since survives.
+            self.load_stored(&id);
+        }
         let _ = reply.send(Ok(conn));
         self.send_plan(&id);
         Ok(())
@@ -171,6 +171,9 @@ impl Fleet {
             keys = host.keys_to_evaluate();
         }
         self.evaluate(&host_id, &keys, Some((conn, seq)));
+        if report == Report::Snapshot {
+            self.share_state(&host_id);
+        }
         Ok(())
     }
 
@@ -248,11 +251,18 @@ impl Fleet {
         let Some(id) = self.conn_host.remove(&conn) else {
             return Ok(());
         };
+        self.stream_ended(id, conn, why);
+        Ok(())
+    }
+
+    /// The end of stream `conn` of host `id` (already out of `conn_host`): the host is
+    /// offline, said in the log.
+    pub(super) fn stream_ended(&mut self, id: String, conn: u64, why: &str) {
         let Some(host) = self.hosts.get_mut(&id) else {
-            return Ok(());
+            return;
         };
         if host.conn.as_ref().is_none_or(|c| c.id != conn) {
-            return Ok(()); // an older stream of a host that has reconnected since
+            return; // an older stream of a host that has reconnected since
         }
         host.conn = None;
         tracing::warn!(host = %id, why, "agent offline; keeping its last known drift");
@@ -272,7 +282,6 @@ impl Fleet {
             }),
             None,
         );
-        Ok(())
     }
 
     /// How well the agent observes its plan; degraded coverage is dated from when it began.
@@ -290,7 +299,34 @@ impl Fleet {
         if coverage.degraded() && was.as_ref().is_none_or(|w| !w.degraded()) {
             tracing::warn!(host = %host.info.host_id, polled = coverage.polled.len(), errors = ?coverage.watch_errors, "coverage degraded");
         }
+        let changed = was.as_ref() != Some(&coverage);
         host.coverage = Some(coverage);
+        if changed {
+            let id = host.info.host_id.clone();
+            self.share_state(&id);
+        }
+    }
+
+    /// On a shared store, what this controller knows of a host beyond drift goes into the
+    /// store for the others.
+    fn share_state(&mut self, host_id: &str) {
+        if !self.shared {
+            return;
+        }
+        let Some(host) = self.hosts.get(host_id).filter(|h| h.conn.is_some()) else {
+            return;
+        };
+        let state = crate::store::HostState {
+            evaluated: host.evaluated,
+            coverage: host.coverage.clone(),
+        };
+        self.write(
+            Some(Write::State {
+                host_id: host_id.to_owned(),
+                state,
+            }),
+            None,
+        );
     }
 
     /// A heartbeat: the host is alive, and hears back that the controller is.

@@ -71,6 +71,8 @@ pub enum Report {
 }
 
 pub enum Command {
+    /// What the store's tail heard of the other controllers (a shared store).
+    Store(crate::store::Heard),
     Connect {
         info: HostInfo,
         out: mpsc::Sender<ToAgent>,
@@ -197,6 +199,11 @@ pub enum FleetError {
     ContentWithheld(String),
     #[error("{0} is offline; a diff needs the agent")]
     Offline(String),
+    /// On a shared store: the host's agent streams to another controller.
+    #[error(
+        "{host} streams to controller {controller}; ask that controller for the diff (plumb --controller its address)"
+    )]
+    Elsewhere { host: String, controller: String },
     #[error("{0} is not reading its stream")]
     NotReading(String),
     /// The agent would not or could not send the content (its deny list, the size limit).
@@ -231,6 +238,11 @@ impl FleetHandle {
     }
 
     /// Sends unless the queue is full (a tick: the next one comes soon).
+    /// Sends from a thread outside the runtime, waiting for room; false once the fleet is gone.
+    pub fn blocking_send(&self, cmd: Command) -> bool {
+        self.tx.blocking_send(cmd).is_ok()
+    }
+
     pub fn try_send(&self, cmd: Command) {
         let _ = self.tx.try_send(cmd);
     }

@@ -40,9 +40,35 @@ pub(super) struct Host {
     pub(super) drift: BTreeMap<Key, Vec<DriftRecord>>,
     /// The agent's last report of its coverage, for this connection.
     pub(super) coverage: Option<Coverage>,
+    /// The controller holding its stream, where that is another one on a shared store (what
+    /// this one knows of the host is then what the store says).
+    pub(super) remote: Option<String>,
 }
 
 impl Host {
+    /// A host as first known: offline, nothing observed, no drift.
+    pub(super) fn new(info: HostInfo, desired: Arc<DesiredState>, last_seen_ms: i64) -> Self {
+        Self {
+            info,
+            last_seen_ms,
+            seen_stored_ms: last_seen_ms,
+            conn: None,
+            desired,
+            generation: 0,
+            observed: HashMap::new(),
+            unstored: Default::default(),
+            evaluated: false,
+            drift: BTreeMap::new(),
+            coverage: None,
+            remote: None,
+        }
+    }
+
+    /// Whether its agent streams to a controller, this one or another.
+    pub(super) fn online(&self) -> bool {
+        self.conn.is_some() || self.remote.is_some()
+    }
+
     /// Every declared key, then those with drift that are no longer declared (their drift is
     /// resolved when they are evaluated).
     pub(super) fn keys_to_evaluate(&self) -> Vec<Key> {
@@ -63,7 +89,7 @@ impl Host {
     }
 
     pub(super) fn status(&self) -> HostStatus {
-        if self.conn.is_none() {
+        if !self.online() {
             HostStatus::Offline
         } else if !self.evaluated {
             HostStatus::Unknown

@@ -13,10 +13,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::rfc3339;
 pub use crate::clock::{Clock, now_ms};
-use crate::key::Key;
 use crate::manifest::ManifestSet;
-use crate::model::{DriftRecord, Event};
-use crate::store::{Store, StoreError};
+use crate::model::Event;
+use crate::store::{Holder, Store, StoreError};
 
 mod acks;
 mod agents;
@@ -28,6 +27,7 @@ mod operators;
 mod persist;
 mod queries;
 mod reconcile;
+mod shared;
 mod tick;
 mod writes;
 use acks::Acks;
@@ -48,7 +48,7 @@ pub const AGENT_QUEUE: usize = 64;
 /// Events buffered for each follower; a follower that falls further behind is told it lagged.
 const FOLLOWER_QUEUE: usize = 4096;
 /// A host is offline after this many missed heartbeats.
-const MISSED_HEARTBEATS: u32 = 3;
+pub const MISSED_HEARTBEATS: u32 = 3;
 /// A connected host's last-seen time is written to the store at most this often; connecting
 /// and disconnecting write it at once, so only a controller crash loses up to this much of
 /// it. Writing every host on every tick cost a 10,000-row transaction a second, and at 120,000
@@ -89,6 +89,13 @@ pub struct Fleet {
     max_pending: usize,
     /// Whether the store writes, for those outside the fleet thread (health, systemd).
     store_ok: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether other controllers share the store (`shared.rs`): followers then hear every
+    /// entry from the store's tail, and writes for a host may be refused as another's.
+    shared: bool,
+    /// Whether this controller does the fleet's singleton work (acknowledgement expiry,
+    /// releasing stopped controllers' hosts): always alone, on a shared store when the tail
+    /// holds its lock.
+    singleton: bool,
 }
 
 #[derive(PartialEq)]
@@ -114,33 +121,26 @@ impl Fleet {
     ) -> Result<Self, StoreError> {
         let mut hosts = BTreeMap::new();
         for stored in store.load_hosts()? {
-            let mut drift: BTreeMap<Key, Vec<DriftRecord>> = BTreeMap::new();
-            for (origin, record) in stored.drift {
-                drift.entry(origin).or_default().push(record);
-            }
+            let drift = shared::by_key(stored.drift);
             let observed = store
                 .load_observations(&stored.info.host_id)?
                 .into_iter()
                 .collect();
-            hosts.insert(
-                stored.info.host_id.clone(),
-                Host {
-                    desired: manifests.desired_for(&stored.info.identity()),
-                    info: stored.info,
-                    last_seen_ms: stored.last_seen_ms,
-                    seen_stored_ms: stored.last_seen_ms,
-                    conn: None,
-                    generation: 0,
-                    observed,
-                    unstored: Default::default(),
-                    evaluated: false,
-                    drift,
-                    coverage: None,
-                },
-            );
+            let desired = manifests.desired_for(&stored.info.identity());
+            let id = stored.info.host_id.clone();
+            let mut host = Host::new(stored.info, desired, stored.last_seen_ms);
+            host.observed = observed;
+            host.drift = drift;
+            if let Holder::Other(controller) = stored.holder {
+                host.remote = Some(controller);
+                host.evaluated = stored.state.evaluated;
+                host.coverage = stored.state.coverage;
+            }
+            hosts.insert(id, host);
         }
         let (events, _) = broadcast::channel(FOLLOWER_QUEUE);
         let store_acks = store.load_acks()?;
+        let shared = store.controller_id().is_some();
         Ok(Self {
             store,
             manifests,
@@ -163,6 +163,8 @@ impl Fleet {
             writes: Writes::default(),
             max_pending: MAX_PENDING,
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            shared,
+            singleton: !shared,
         })
     }
 
@@ -277,6 +279,7 @@ impl Fleet {
                 let _ = reply.send(self.acks.all());
             }
             Command::Content { conn, id, result } => self.content(conn, id, result),
+            Command::Store(heard) => self.hear(heard),
             Command::Shutdown => {}
         }
         Ok(())

@@ -46,6 +46,13 @@ impl Fleet {
             let _ = reply.send(Err(FleetError::ContentWithheld(why)));
             return;
         }
+        if let (None, Some(controller)) = (&host.conn, &host.remote) {
+            let _ = reply.send(Err(FleetError::Elsewhere {
+                host: host_id.to_owned(),
+                controller: controller.clone(),
+            }));
+            return;
+        }
         let (Some(desired), Some(conn)) = (decl.spec.desired_content.clone(), host.conn.as_ref())
         else {
             let _ = reply.send(Err(FleetError::Offline(host_id.to_owned())));

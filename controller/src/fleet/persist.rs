@@ -35,6 +35,12 @@ impl Fleet {
                     self.send_ack(ack);
                     return;
                 }
+                Err(StoreError::Fenced { host }) => {
+                    // Not a failure: the host is another controller's now, and so is writing
+                    // what its agent says.
+                    self.fenced(&host);
+                    return;
+                }
                 Err(e) => {
                     self.writes.failed(self.now(), &e);
                     self.store_ok
@@ -52,19 +58,31 @@ impl Fleet {
             if let Some(w) = &write {
                 self.writes.lose(w.host_id(), self.now());
             }
-            return;
+        } else {
+            self.writes.keep(Pending { write, ack });
         }
-        self.writes.keep(Pending { write, ack });
+        // Behind what waits, so the streams' ends are written after it.
+        self.step_aside();
     }
 
     /// Makes the waiting writes, in order, as far as the store lets them.
     pub(super) fn flush_writes(&mut self) {
         while let Some(p) = self.writes.pending.front() {
-            if let Some(w) = &p.write
-                && let Err(e) = self.store.apply(w)
-            {
-                self.writes.failed(self.now(), &e);
-                return;
+            if let Some(w) = &p.write {
+                match self.store.apply(w) {
+                    Ok(_) => {}
+                    Err(StoreError::Fenced { host }) => {
+                        // Taken by another controller meanwhile: what it waited to say is
+                        // that controller's to say now.
+                        self.writes.pending.pop_front();
+                        self.fenced(&host);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.writes.failed(self.now(), &e);
+                        return;
+                    }
+                }
             }
             if let Some(p) = self.writes.pending.pop_front() {
                 self.send_ack(p.ack);
@@ -129,6 +147,14 @@ impl Fleet {
     /// its agent for everything again: the snapshot is then judged against what the log says,
     /// so every difference is recorded, now.
     pub(super) fn reread(&mut self, host_id: &str) {
+        self.load_stored(host_id);
+        // A new plan makes the agent send everything again.
+        self.send_plan(host_id);
+    }
+
+    /// Takes a host's drift and observations from the store, for what the store says to be
+    /// what the agent's next snapshot is judged against.
+    pub(super) fn load_stored(&mut self, host_id: &str) {
         let stored = self
             .store
             .load_drift(host_id)
@@ -149,8 +175,33 @@ impl Fleet {
                 tracing::error!(host = host_id, error = %e, "cannot read back what the store holds of a host")
             }
         }
-        // A new plan makes the agent send everything again.
-        self.send_plan(host_id);
+    }
+
+    /// A write for `host_id` was refused: another controller holds its stream now.
+    fn fenced(&mut self, host_id: &str) {
+        self.let_go(host_id, &crate::store::Holder::Other(String::new()));
+        self.mirror(host_id);
+    }
+
+    /// On a shared store that cannot be written, this controller claims nothing: it closes
+    /// its agents' streams (they move to a controller that can write, or come back and are
+    /// refused until this one can) rather than hold changes only it knows of.
+    pub(super) fn step_aside(&mut self) {
+        if !self.shared || self.writes.failing.is_none() {
+            return;
+        }
+        // Taken out at once: each end writes (behind what waits), which comes back here.
+        let conns: Vec<(u64, String)> = self.conn_host.drain().collect();
+        if conns.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            streams = conns.len(),
+            "the shared store cannot be written: closing the agents' streams so they move to another controller"
+        );
+        for (conn, host) in conns {
+            self.stream_ended(host, conn, "the store cannot be written");
+        }
     }
 
     pub(super) fn send_ack(&self, ack: Option<(u64, u64)>) {
@@ -182,6 +233,8 @@ impl Fleet {
 
     /// Tells followers and webhooks, and counts the event. Webhooks get the log's head with an
     /// event the store holds (a copy of the head outside the store, for `audit verify --head`).
+    /// On a shared store, followers hear it from the store's tail instead, in the log's order
+    /// with every other controller's (`shared.rs`).
     pub(super) fn publish(&mut self, event: Event) {
         *self.counters.events.entry(event.kind.as_str()).or_default() += 1;
         if let Some(hooks) = &self.webhooks {
@@ -189,7 +242,9 @@ impl Fleet {
             let stored = event.id > 0 && head.last_id >= event.id;
             hooks.send(&event, stored.then_some(head));
         }
-        let _ = self.events.send(event);
+        if !self.shared {
+            let _ = self.events.send(event);
+        }
     }
 
     /// Says where the event log's head is, in the controller's own log: a copy outside the

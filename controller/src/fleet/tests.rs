@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::*;
 use crate::drift::{Kind, Observation, Observed};
+use crate::key::Key;
 use crate::manifest::load::load_dir;
 use crate::model::{EventKind, HostInfo, HostStatus};
 use crate::store::SqliteStore;

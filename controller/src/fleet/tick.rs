@@ -14,8 +14,15 @@ impl Fleet {
         }
         if self.writes.failing.is_some() {
             self.flush_writes();
+            self.step_aside();
         }
-        for ack in self.acks.take_expired(self.now()) {
+        // On a shared store one controller expires acknowledgements, for every host.
+        let expired = if self.singleton {
+            self.acks.take_expired(self.now())
+        } else {
+            Vec::new()
+        };
+        for ack in expired {
             tracing::info!(host = %ack.host_id, resource = %ack.resource, "acknowledgement expired; the drift counts again");
             let at_ms = self.now();
             self.write(

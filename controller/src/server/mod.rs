@@ -40,7 +40,7 @@ async fn open_store(
     location: crate::store::Location,
     key_path: std::path::PathBuf,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Box<dyn crate::store::Store>> {
+) -> anyhow::Result<(Box<dyn crate::store::Store>, Option<crate::store::Tail>)> {
     const FIRST: Duration = Duration::from_millis(250);
     const CAP: Duration = Duration::from_secs(30);
     let mut delay = FIRST;
@@ -202,13 +202,27 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let heartbeat = cfg.heartbeat_interval;
     let webhooks = crate::webhook::start(cfg.webhooks.clone(), shutdown.clone())?;
     let key_path = cfg.audit_key.clone();
-    let store = open_store(location, key_path, &shutdown).await?;
+    let (store, tail) = open_store(location, key_path, &shutdown).await?;
     let fleet = tokio::task::spawn_blocking(move || -> anyhow::Result<Fleet> {
         Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
     })
     .await??;
     let store_ok = fleet.store_ok();
     let (fleet, fleet_thread) = fleet.spawn().context("cannot start the fleet thread")?;
+    if let Some(tail) = tail {
+        // A controller whose beat stops for as long as an agent may miss heartbeats has
+        // stopped; the tail ends with the fleet.
+        let stopped_after = heartbeat * crate::fleet::MISSED_HEARTBEATS;
+        let fleet = fleet.clone();
+        std::thread::Builder::new()
+            .name("plumb-store-tail".into())
+            .spawn(move || {
+                tail.run(stopped_after, |heard| {
+                    fleet.blocking_send(Command::Store(heard))
+                })
+            })
+            .context("cannot start the store's tail")?;
+    }
     // The set in force at start goes into the event log, with its git commit.
     let source = crate::manifest::load::source_of(&cfg.manifests);
     let _ = fleet

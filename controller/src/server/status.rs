@@ -16,7 +16,8 @@ pub(crate) fn code(e: &FleetError) -> Code {
         FleetError::Offline(_)
         | FleetError::NotReading(_)
         | FleetError::Agent(_)
-        | FleetError::NoOpenDrift { .. } => Code::FailedPrecondition,
+        | FleetError::NoOpenDrift { .. }
+        | FleetError::Elsewhere { .. } => Code::FailedPrecondition,
         FleetError::StreamTaken { .. } => Code::AlreadyExists,
         FleetError::StoreWaiting(_) | FleetError::StoreCannotWrite(_) | FleetError::Stopped => {
             Code::Unavailable

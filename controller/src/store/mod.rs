@@ -17,7 +17,7 @@ mod rows;
 pub mod sqlite;
 
 pub use audit::{AuditKey, Head, Signature, Trusted, Verification, public_path};
-pub use postgres::PostgresStore;
+pub use postgres::{Heard, PostgresStore, Tail};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +89,17 @@ impl Location {
         }
     }
 
-    /// Opens it, signing the event log's head with `key`. Not on an async runtime's thread.
-    pub fn open(&self, key: AuditKey) -> Result<Box<dyn Store>> {
+    /// Opens it, signing the event log's head with `key`; with a tail where other
+    /// controllers may share it (`Tail`, to run once the fleet has loaded the store). Not on
+    /// an async runtime's thread.
+    pub fn open(&self, key: AuditKey) -> Result<(Box<dyn Store>, Option<Tail>)> {
         Ok(match self {
-            Location::Sqlite(dir) => Box::new(SqliteStore::open(dir)?.with_audit_key(key)),
-            Location::Postgres(url) => Box::new(PostgresStore::open(url)?.with_audit_key(key)),
+            Location::Sqlite(dir) => (Box::new(SqliteStore::open(dir)?.with_audit_key(key)), None),
+            Location::Postgres(url) => {
+                let store = PostgresStore::open(url)?.with_audit_key(key);
+                let tail = Tail::new(&store)?;
+                (Box::new(store), Some(tail))
+            }
         })
     }
 }

@@ -52,8 +52,7 @@ pub(super) fn append_sql() -> String {
 /// appending, outside the chain. Returns the new id.
 pub(super) fn append(
     tx: &mut Transaction<'_>,
-    insert: &Statement,
-    origin: &str,
+    (insert, origin): (&Statement, &str),
     head: &mut Head,
     at_ms: i64,
     host_id: &str,

@@ -22,7 +22,9 @@ use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
 mod schema;
+mod tail;
 mod tls;
+pub use tail::{Heard, Tail};
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
@@ -226,8 +228,7 @@ impl PostgresStore {
             let now = crate::clock::now_ms();
             chain::append(
                 &mut tx,
-                &st.append,
-                me,
+                (&st.append, me),
                 &mut head,
                 now,
                 "",
@@ -256,7 +257,13 @@ impl PostgresStore {
         let mut head = chain::lock_head(&mut tx)?;
         before(&mut tx, st)?;
         let id = chain::append(
-            &mut tx, &st.append, &self.me, &mut head, at_ms, host_id, kind, item,
+            &mut tx,
+            (&st.append, &self.me),
+            &mut head,
+            at_ms,
+            host_id,
+            kind,
+            item,
         )?;
         chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
         tx.execute(&st.notify, &[])?;
@@ -559,8 +566,7 @@ impl Store for PostgresStore {
             }
             let id = chain::append(
                 &mut tx,
-                &st.append,
-                &self.me,
+                (&st.append, &self.me),
                 &mut head,
                 at_ms,
                 host_id,
@@ -750,7 +756,13 @@ impl Store for PostgresStore {
         for host_id in orphans {
             let kind = EventKind::HostOffline;
             let event_id = chain::append(
-                &mut tx, &st.append, &self.me, &mut head, at_ms, &host_id, kind, None,
+                &mut tx,
+                (&st.append, &self.me),
+                &mut head,
+                at_ms,
+                &host_id,
+                kind,
+                None,
             )?;
             events.push(Event {
                 id: event_id,
