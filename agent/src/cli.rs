@@ -72,7 +72,8 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct InstallArgs {
-    /// The controller's URL (https:// with TLS).
+    /// The controller's URL (https:// with TLS); several, comma-separated, for controllers
+    /// sharing one store.
     #[arg(long, value_name = "URL")]
     controller: String,
     /// This host's identity in the fleet [default: the hostname, when the agent starts].
@@ -97,9 +98,16 @@ pub struct RunArgs {
     /// The configuration file [default: /etc/plumb/agent.yaml when it exists].
     #[arg(long, env = "PLUMB_AGENT_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The controller's URL (required here or in the configuration).
-    #[arg(long, env = "PLUMB_CONTROLLER", value_name = "URL")]
-    controller: Option<String>,
+    /// The controller's URL (required here or in the configuration). Several, comma-separated
+    /// or repeated, are controllers sharing one store: on a lost stream the agent tries the
+    /// next. A name with several addresses is tried address by address.
+    #[arg(
+        long,
+        env = "PLUMB_CONTROLLER",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    controller: Vec<String>,
     /// This host's identity in the fleet [default: the hostname].
     #[arg(long, env = "PLUMB_HOST_ID", value_name = "ID")]
     host_id: Option<String>,
@@ -200,11 +208,14 @@ fn agent_service(args: Option<&InstallArgs>) -> anyhow::Result<service::Service>
         let absolute = |p: &Option<PathBuf>| p.as_deref().map(service::existing_file).transpose();
         let tls = match &args.tls.ca {
             Some(_) => {
-                anyhow::ensure!(
-                    args.controller.starts_with("https://"),
-                    "with --ca the controller URL must be https://, not {}",
-                    args.controller
-                );
+                if let Some(plain) = args
+                    .controller
+                    .split(',')
+                    .map(str::trim)
+                    .find(|u| !u.starts_with("https://"))
+                {
+                    anyhow::bail!("with --ca the controller URL must be https://, not {plain}");
+                }
                 Some(TlsFile {
                     ca: absolute(&args.tls.ca)?,
                     cert: absolute(&args.tls.cert)?,
@@ -288,7 +299,9 @@ fn merge(args: RunArgs, file: AgentFile) -> AgentFile {
     let mut deny_content = file.deny_content;
     deny_content.extend(args.deny_content);
     AgentFile {
-        controller: args.controller.or(file.controller),
+        controller: (!args.controller.is_empty())
+            .then(|| args.controller.join(","))
+            .or(file.controller),
         host_id: args.host_id.or(file.host_id),
         root: args.root.or(file.root),
         labels,
@@ -441,6 +454,29 @@ mod tests {
         let tls = merged.tls.expect("TLS files");
         assert_eq!(tls.ca, Some(PathBuf::from("/flag/ca.pem")));
         assert_eq!(tls.cert, Some(PathBuf::from("/flag/agent.pem")));
+    }
+
+    #[test]
+    fn several_controllers_are_tried_in_the_order_given() {
+        for args in [
+            vec!["--controller", "http://a:7700,http://b:7700"],
+            vec![
+                "--controller",
+                "http://a:7700",
+                "--controller",
+                "http://b:7700",
+            ],
+        ] {
+            let merged = merge(run_args(&args), AgentFile::default());
+            let cfg = agent_config(&merged, None).expect("a configuration");
+            assert_eq!(cfg.controller_urls(), ["http://a:7700", "http://b:7700"]);
+        }
+        let file = AgentFile {
+            controller: Some("http://a:7700, http://b:7700".into()),
+            ..AgentFile::default()
+        };
+        let cfg = agent_config(&merge(run_args(&[]), file), None).expect("a configuration");
+        assert_eq!(cfg.controller_urls(), ["http://a:7700", "http://b:7700"]);
     }
 
     #[test]

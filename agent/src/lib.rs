@@ -28,7 +28,7 @@ use root::Root;
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// e.g. `http://127.0.0.1:7700`
+    /// e.g. `http://127.0.0.1:7700`; several, comma-separated, are tried in turn.
     pub controller: String,
     pub host_id: String,
     pub labels: BTreeMap<String, String>,
@@ -55,6 +55,16 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
+    /// The controllers to report to, in the order they are tried.
+    pub fn controller_urls(&self) -> Vec<String> {
+        self.controller
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn new(controller: impl Into<String>) -> Self {
         Self {
             controller: controller.into(),
@@ -104,19 +114,32 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// Runs the agent until `shutdown`: connects, streams, and reconnects with exponential backoff
 /// and jitter whenever the stream is lost.
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut endpoint = Endpoint::from_shared(cfg.controller.clone())
-        .with_context(|| format!("invalid controller URL {:?}", cfg.controller))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    if let Some(tls) = &cfg.tls {
-        endpoint = tls.apply(endpoint)?;
+    let mut endpoints = Vec::new();
+    for url in cfg.controller_urls() {
+        let mut endpoint = Endpoint::from_shared(url.clone())
+            .with_context(|| format!("invalid controller URL {url:?}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if let Some(tls) = &cfg.tls {
+            endpoint = tls.apply(endpoint)?;
+        }
+        endpoints.push((url, endpoint));
     }
+    anyhow::ensure!(
+        !endpoints.is_empty(),
+        "no controller URL in {:?}",
+        cfg.controller
+    );
     tracing::info!(controller = %cfg.controller, host_id = %cfg.host_id, "agent starting");
     let mut backoff = BACKOFF_FIRST;
+    // Which controller is tried next: the next one after each failure, round the list.
+    let mut next = 0;
     loop {
         let mut planned = false;
+        let (url, endpoint) = &endpoints[next % endpoints.len()];
+        next += 1;
         let result = match endpoint.connect().await {
             Ok(channel) => session::run(&cfg, channel, &shutdown, &mut planned).await,
             Err(e) => Err(anyhow::Error::new(e).context("cannot connect")),
@@ -128,10 +151,10 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
                     backoff = BACKOFF_FIRST;
                 }
                 let delay = jitter(backoff);
-                tracing::warn!(error = format!("{e:#}"), retry_in = ?delay, "lost the controller");
+                let then = &endpoints[next % endpoints.len()].0;
+                tracing::warn!(controller = %url, error = format!("{e:#}"), retry_in = ?delay, next = %then, "lost the controller");
                 plumb_common::systemd::status(&format!(
-                    "cannot reach {} ({e:#}); retrying in {delay:.1?}",
-                    cfg.controller
+                    "cannot reach {url} ({e:#}); trying {then} in {delay:.1?}"
                 ));
                 backoff = (backoff * 2).min(BACKOFF_CAP);
                 tokio::select! {

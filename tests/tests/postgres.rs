@@ -399,3 +399,126 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
     );
     drop(follower);
 }
+
+/// A controller killed with `kill -9`: its agents move to the next controller they were
+/// given and are judged there as before; a host whose agent does not come back is marked
+/// offline by the survivor, once, after three missed heartbeats.
+#[test]
+fn agents_move_to_the_next_controller_and_a_survivor_marks_the_rest_offline() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let store = pg.database();
+    let (tmp, app1) = site(0o644);
+    let manifests = tmp.path().join("manifests");
+    let root1 = tmp.path().join("web-root");
+    let root3 = tmp.path().join("web-3-root");
+    write_tree(&root3, &[("etc/app.conf", "a=1\n")]);
+    let key = tmp.path().join("audit.key");
+    let key = key.to_str().expect("utf-8");
+    let start = |name: &str| {
+        Controller::start_with(
+            &manifests,
+            &tmp.path().join(name),
+            "127.0.0.1:0",
+            &["--store", &store, "--audit-key", key],
+            "http",
+        )
+    };
+    let (mut a, b) = (start("data-a"), start("data-b"));
+    let both = format!("{},{}", a.url, b.url);
+    let _agent1 = start_agent(&both, "web-1", &root1, &[]);
+    let mut agent3 = start_agent(&a.url, "web-3", &root3, &[]);
+    let status_on_b = |host: &str| -> Option<String> {
+        let hosts = b.json(&["hosts"]);
+        hosts["hosts"]
+            .as_array()?
+            .iter()
+            .find(|h| h["host"] == host)
+            .and_then(|h| h["status"].as_str().map(str::to_owned))
+    };
+    plumb_tests::wait_for("both hosts in sync on a, as b sees it", || {
+        (status_on_b("web-1")? == "in_sync" && status_on_b("web-3")? == "in_sync").then_some(())
+    });
+
+    a.proc.signal("KILL");
+    a.proc.wait();
+    agent3.signal("KILL");
+    agent3.wait();
+    fs::set_permissions(&app1, fs::Permissions::from_mode(0o600)).expect("chmod");
+    b.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    plumb_tests::wait_for("b to mark web-3 offline", || {
+        (status_on_b("web-3")? == "offline").then_some(())
+    });
+    let offline = events(&b.json(&["history", "web-3"])["events"])
+        .into_iter()
+        .filter(|e| e == "host_offline")
+        .count();
+    assert_eq!(offline, 1, "{}", b.json(&["history", "web-3"]));
+    drop(a);
+}
+
+/// A controller cut from the database (a TCP proxy between them) claims nothing: it closes its
+/// agents' streams so they move to a controller that can write, and answers no host as in sync
+/// from memory. Once the database is back it knows the fleet again by itself.
+#[test]
+fn a_controller_cut_from_the_database_lets_its_agents_move_and_claims_nothing() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let store = pg.database();
+    let name = store.rsplit('/').next().expect("database name").to_owned();
+    let proxy =
+        plumb_tests::Proxy::start(format!("127.0.0.1:{}", pg.port()).parse().expect("addr"));
+    let via_proxy = pg
+        .tcp_url("127.0.0.1", "plumb", &name, "sslmode=disable")
+        .replace(
+            &format!(":{}/", pg.port()),
+            &format!(":{}/", proxy.addr.port()),
+        );
+    let (tmp, app) = site(0o644);
+    let manifests = tmp.path().join("manifests");
+    let root = tmp.path().join("web-root");
+    let key = tmp.path().join("audit.key");
+    let key = key.to_str().expect("utf-8");
+    let start = |name: &str, url: &str| {
+        Controller::start_with(
+            &manifests,
+            &tmp.path().join(name),
+            "127.0.0.1:0",
+            &["--store", url, "--audit-key", key],
+            "http",
+        )
+    };
+    let a = start("data-a", &via_proxy);
+    let b = start("data-b", &store);
+    let _agent = start_agent(&format!("{},{}", a.url, b.url), "web-1", &root, &[]);
+    let status = |c: &Controller| -> Option<String> {
+        let hosts = c.json(&["hosts"]);
+        hosts["hosts"]
+            .as_array()?
+            .iter()
+            .find(|h| h["host"] == "web-1")
+            .and_then(|h| h["status"].as_str().map(str::to_owned))
+    };
+    plumb_tests::wait_for("web-1 in sync on a", || {
+        (status(&a)? == "in_sync").then_some(())
+    });
+
+    proxy.cut();
+    plumb_tests::wait_for("a to say it does not know web-1", || {
+        (status(&a)? == "unknown").then_some(())
+    });
+    fs::set_permissions(&app, fs::Permissions::from_mode(0o600)).expect("chmod");
+    b.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    assert_eq!(
+        status(&a).as_deref(),
+        Some("unknown"),
+        "a still claims nothing"
+    );
+
+    proxy.restore();
+    plumb_tests::wait_for("a to know web-1's drift again", || {
+        (status(&a)? == "drifted").then_some(())
+    });
+}

@@ -53,6 +53,15 @@ impl Fleet {
                 }
                 self.singleton = now;
             }
+            Heard::Lost(error) => {
+                // Said as a failed write would say it; the tick tries the store again, and
+                // the first write that works ends the outage (with its entry in the log).
+                let e = crate::store::StoreError::Backend(error.into());
+                self.writes.failed(self.now(), &e);
+                self.store_ok
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                self.step_aside();
+            }
             Heard::Stopped(controller) => {
                 if !self.singleton {
                     return;

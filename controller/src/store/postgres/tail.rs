@@ -40,6 +40,9 @@ pub enum Heard {
     Singleton(bool),
     /// A controller that stopped beating: its hosts are to be released.
     Stopped(String),
+    /// The store cannot be reached (what the driver said): this controller must not claim
+    /// to know, nor hold streams it cannot write for, until it can write again.
+    Lost(String),
 }
 
 /// Where the tail starts: what the fleet has already loaded.
@@ -85,7 +88,7 @@ impl Tail {
                 Err(e) => e,
             };
             tracing::warn!(store = %redact(&self.url), error = %failure, "lost the store's notifications; connecting again");
-            if !hear(Heard::Singleton(false)) {
+            if !hear(Heard::Singleton(false)) || !hear(Heard::Lost(failure.to_string())) {
                 return;
             }
             std::thread::sleep(pause);
