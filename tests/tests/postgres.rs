@@ -522,3 +522,108 @@ fn a_controller_cut_from_the_database_lets_its_agents_move_and_claims_nothing() 
         (status(&a)? == "drifted").then_some(())
     });
 }
+
+/// `plumb store copy` moves an installation from SQLite to PostgreSQL: the copy's chain
+/// verifies under the same public key, a controller on it knows the drift (same since) and the
+/// acknowledgement, and a target that is not empty is refused unless told to replace it.
+#[test]
+fn store_copy_moves_an_installation_from_sqlite_with_its_chain_intact() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let target = pg.database();
+    let (tmp, _) = site(0o600);
+    let (manifests, root) = (tmp.path().join("manifests"), tmp.path().join("web-root"));
+    let data = tmp.path().join("data");
+    let mut sqlite = Controller::start_on(&manifests, &data, "127.0.0.1:0");
+    let mut agent = start_agent(&sqlite.url, "web-1", &root, &[]);
+    let before = sqlite.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    let out = sqlite.plumb(&["ack", "web-1", "file:/etc/app.conf", "--reason", "CHG-7"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent.signal("TERM");
+    agent.wait();
+    sqlite.proc.signal("TERM");
+    sqlite.proc.wait();
+
+    let copy = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(plumb_tests::bin("plumb"));
+        cmd.args(["store", "copy", "--from"])
+            .arg(format!("sqlite:{}", data.display()))
+            .args(["--to", &target])
+            .args(extra);
+        cmd.output().expect("run plumb store copy")
+    };
+    let out = copy(&[]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("copied 1 host(s)"), "{said}");
+    assert!(
+        said.contains("1 open drift item(s), 1 acknowledgement(s)"),
+        "{said}"
+    );
+    assert!(said.contains("the copy's log verifies"), "{said}");
+
+    let public = data.join("audit.key.pub");
+    let verify = sqlite.plumb(&[
+        "audit",
+        "verify",
+        "--store",
+        &target,
+        "--public-key",
+        public.to_str().expect("utf-8"),
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&verify.stdout).expect("JSON");
+    assert_eq!(verify.status.code(), Some(0), "{v}");
+    assert_eq!(
+        (v["intact"].clone(), v["signature"].clone()),
+        (true.into(), "valid".into())
+    );
+
+    // Not into a store that holds something, unless told to replace it.
+    let out = copy(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        why.contains("is not empty") && why.contains("--replace"),
+        "{why}"
+    );
+    let out = copy(&["--replace"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let key = data.join("audit.key");
+    let pg_controller = Controller::start_with(
+        &manifests,
+        &tmp.path().join("data-pg"),
+        "127.0.0.1:0",
+        &[
+            "--store",
+            &target,
+            "--audit-key",
+            key.to_str().expect("utf-8"),
+        ],
+        "http",
+    );
+    let _agent = start_agent(&pg_controller.url, "web-1", &root, &[]);
+    let after =
+        pg_controller.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    assert_eq!(after["drift"][0]["since"], before["drift"][0]["since"]);
+    assert_eq!(
+        after["drift"][0]["acknowledged"]["reason"], "CHG-7",
+        "{after}"
+    );
+    drop(sqlite);
+}

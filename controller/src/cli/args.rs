@@ -111,6 +111,9 @@ pub enum Command {
     /// The tamper-evident event log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Move an installation between stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print a shell completion script (e.g. `plumb completions bash > /etc/bash_completion.d/plumb`).
     Completions {
         #[arg(value_enum)]
@@ -186,6 +189,26 @@ pub enum AuditCommand {
         head: Vec<String>,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Copy a whole store into an empty PostgreSQL database: hosts, their observations and
+    /// open drift, acknowledgements, and the event log as it is, hashes and signed head
+    /// included, so `plumb audit verify --store` passes on the copy under the same public key.
+    /// Stop the controller first; one transaction, so a failed copy leaves the target as it
+    /// was. Example: plumb store copy --from sqlite:/var/lib/plumb --to postgres://plumb@db/plumb
+    Copy {
+        /// The store to copy: sqlite:DIR (a controller's data directory) or postgres://…
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The PostgreSQL database to copy into: postgres://USER@HOST/DB
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Delete what the target holds first, if anything (refused while a controller uses it).
+        #[arg(long)]
+        replace: bool,
     },
 }
 

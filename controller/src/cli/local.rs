@@ -183,3 +183,56 @@ pub(super) fn check(dir: &Path, format: Format) -> anyhow::Result<i32> {
         exit::ERROR
     })
 }
+
+/// `plumb store copy`: a controller's SQLite store into an empty PostgreSQL database, then
+/// that database's log verified as `audit verify --store` would.
+pub(super) fn store_copy(from: &str, to: &str, replace: bool) -> anyhow::Result<i32> {
+    use crate::store::{Location, PostgresStore, SqliteStore, Trusted};
+    use plumb_common::cli::UsageError;
+    let dir = match Location::parse(from).map_err(|e| UsageError(format!("--from: {e}")))? {
+        Location::Sqlite(dir) => dir,
+        Location::Postgres(_) => {
+            return Err(UsageError(
+                "--from: copies are made from a controller's SQLite store: give sqlite:DIR".into(),
+            )
+            .into());
+        }
+    };
+    let url = match Location::parse(to).map_err(|e| UsageError(format!("--to: {e}")))? {
+        Location::Postgres(url) => url,
+        Location::Sqlite(_) => {
+            return Err(UsageError(
+                "--to: copies go into PostgreSQL: give postgres://USER@HOST/DB".into(),
+            )
+            .into());
+        }
+    };
+    anyhow::ensure!(
+        dir.join("plumb.db").exists(),
+        "{} holds no plumb store (plumb.db)",
+        dir.display()
+    );
+    let source = SqliteStore::open(&dir)?;
+    let copied = PostgresStore::import(&url, &source, replace)?;
+    let check = PostgresStore::verify_url(&url, &Trusted::default())?;
+    println!(
+        "copied {} host(s), {} observation(s), {} open drift item(s), {} acknowledgement(s) and {} log entries into {}",
+        copied.hosts,
+        copied.observations,
+        copied.drift,
+        copied.acks,
+        copied.entries,
+        crate::store::postgres::redact(&url)
+    );
+    if !check.problems.is_empty() {
+        for p in &check.problems {
+            eprintln!("plumb: the copy's log does not verify: {p}");
+        }
+        return Ok(exit::ERROR);
+    }
+    println!(
+        "the copy's log verifies: {} entries, head {} {}, signed by {}",
+        check.entries, check.head_id, check.head, copied.head.public_key
+    );
+    Ok(exit::OK)
+}

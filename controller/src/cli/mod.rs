@@ -141,6 +141,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             };
             return local::audit_verify(&store, public_key.as_deref(), &head, output);
         }
+        Command::Store(StoreCommand::Copy { from, to, replace }) => {
+            return local::store_copy(&from, &to, replace);
+        }
         Command::Install(args) => {
             let service = serve::controller_service(Some(&args))?;
             plumb_common::service::install(&service, &args.target, &mut std::io::stdout().lock())?;
@@ -208,6 +211,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             | Command::Uninstall { .. }
             | Command::Certs(_)
             | Command::Audit(_)
+            | Command::Store(_)
             | Command::Completions { .. }
             | Command::Man => unreachable!("handled above"),
         }

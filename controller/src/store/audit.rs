@@ -194,6 +194,37 @@ pub struct Verification {
     pub problems: Vec<String>,
 }
 
+/// An entry's fields as stored, with its links: what `plumb store copy` carries over as it is
+/// (a kind this plumb does not know included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub id: i64,
+    pub at_ms: i64,
+    pub host_id: String,
+    pub kind: String,
+    pub item: Option<DriftRecord>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Logged {
+    /// The entry as verification reads it.
+    pub(super) fn entry(&self) -> Entry {
+        Entry {
+            id: self.id,
+            canonical: canonical(
+                self.id,
+                self.at_ms,
+                &self.host_id,
+                &self.kind,
+                self.item.as_ref(),
+            ),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        }
+    }
+}
+
 /// One entry as a backend reads it back: its id, its content as hashed (`canonical`), and the
 /// hashes stored with it.
 pub(super) struct Entry {

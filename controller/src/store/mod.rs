@@ -16,7 +16,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
-pub use audit::{AuditKey, Head, Signature, Trusted, Verification, public_path};
+pub use audit::{AuditKey, Head, Logged, Signature, Trusted, Verification, public_path};
 pub use postgres::{Heard, PostgresStore, Tail};
 pub use sqlite::SqliteStore;
 
@@ -37,6 +37,9 @@ pub enum StoreError {
     Backend(Box<dyn std::error::Error + Send + Sync>),
     #[error("store holds a value it cannot read: {0}")]
     Corrupt(String),
+    /// An operation the store's state does not allow (a copy into a store in use), said.
+    #[error("{0}")]
+    Refused(String),
     #[error("audit key {path} {reason}")]
     Key { path: String, reason: String },
     /// A write for a host whose stream another controller took since this one claimed it
@@ -149,6 +152,8 @@ pub trait Store: Send {
     /// Checks the hash chain from the first entry to the head, and the head against what is
     /// trusted.
     fn verify(&self, trusted: &Trusted) -> Result<Verification>;
+    /// Every entry of the log as stored, in id order (`plumb store copy`).
+    fn logged(&self) -> Result<Vec<Logged>>;
     /// Atomically: a host's new observations (`None`: forget it), its drift changes, and one
     /// event per change. Returns the events with their ids.
     fn record(

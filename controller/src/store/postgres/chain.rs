@@ -7,7 +7,7 @@ use postgres::{GenericClient, Row, Statement, Transaction};
 
 use crate::model::{DriftRecord, EventKind};
 use crate::store::Result;
-use crate::store::audit::{AuditKey, Entry, Head, canonical, chain};
+use crate::store::audit::{AuditKey, Entry, Head, Logged, canonical, chain};
 
 /// The columns every `SELECT` of an event's item lists, in this order, from `ITEM_AT`.
 const ITEM_COLUMNS: &str = "resource, attribute, expected, actual, since_ms, declared_at";
@@ -134,6 +134,11 @@ pub(super) fn event_item(r: &Row) -> Option<DriftRecord> {
 }
 
 pub(super) fn entries(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
+    Ok(logged(client)?.iter().map(Logged::entry).collect())
+}
+
+/// Every entry as stored, in id order.
+pub(super) fn logged(client: &mut impl GenericClient) -> Result<Vec<Logged>> {
     let rows = client.query(
         &format!(
             "SELECT {}, prev_hash, hash FROM events ORDER BY id",
@@ -143,16 +148,14 @@ pub(super) fn entries(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
     )?;
     Ok(rows
         .iter()
-        .map(|r| {
-            let item = event_item(r);
-            let (id, at_ms, host, kind): (i64, i64, String, String) =
-                (r.get(0), r.get(1), r.get(2), r.get(3));
-            Entry {
-                id,
-                canonical: canonical(id, at_ms, &host, &kind, item.as_ref()),
-                prev_hash: r.get(ITEM_AT + 6),
-                hash: r.get(ITEM_AT + 7),
-            }
+        .map(|r| Logged {
+            item: event_item(r),
+            id: r.get(0),
+            at_ms: r.get(1),
+            host_id: r.get(2),
+            kind: r.get(3),
+            prev_hash: r.get(ITEM_AT + 6),
+            hash: r.get(ITEM_AT + 7),
         })
         .collect())
 }

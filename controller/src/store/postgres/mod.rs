@@ -21,6 +21,8 @@ use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
+mod copy;
+pub use copy::Copied;
 mod schema;
 mod tail;
 mod tls;
@@ -409,6 +411,10 @@ fn drift_record(r: &postgres::Row, from: usize) -> DriftRecord {
 }
 
 impl Store for PostgresStore {
+    fn logged(&self) -> Result<Vec<super::Logged>> {
+        chain::logged(&mut self.session()?.client)
+    }
+
     fn head(&self) -> &Head {
         &self.head
     }

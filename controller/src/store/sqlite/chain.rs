@@ -5,7 +5,7 @@
 use rusqlite::{Connection, Transaction, params};
 
 use crate::model::{DriftRecord, EventKind};
-use crate::store::audit::{AuditKey, Entry, Head, canonical, chain};
+use crate::store::audit::{AuditKey, Entry, Head, Logged, canonical, chain};
 use crate::store::{Result, StoreError};
 
 /// Appends one entry in `tx` with the next id, chained to `head`, and moves `head` (not yet
@@ -141,17 +141,22 @@ pub(super) fn event_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Drift
 }
 
 pub(super) fn entries(conn: &Connection) -> Result<Vec<Entry>> {
+    Ok(logged(conn)?.iter().map(Logged::entry).collect())
+}
+
+/// Every entry as stored, in id order.
+pub(super) fn logged(conn: &Connection) -> Result<Vec<Logged>> {
     let mut stmt = conn.prepare(
         "SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, prev_hash, hash
          FROM events ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
-        let item = event_item(r)?;
-        let (id, at_ms, host, kind): (i64, i64, String, String) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        Ok(Entry {
-            id,
-            canonical: canonical(id, at_ms, &host, &kind, item.as_ref()),
+        Ok(Logged {
+            item: event_item(r)?,
+            id: r.get(0)?,
+            at_ms: r.get(1)?,
+            host_id: r.get(2)?,
+            kind: r.get(3)?,
             prev_hash: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
             hash: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
         })

@@ -137,6 +137,10 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn logged(&self) -> Result<Vec<super::Logged>> {
+        chain::logged(&self.conn)
+    }
+
     fn head(&self) -> &Head {
         &self.head
     }
