@@ -24,6 +24,67 @@ fn site(mode: u32) -> (tempfile::TempDir, std::path::PathBuf) {
     (tmp, app)
 }
 
+/// A site for several controllers on one database: `site`'s manifest and web-1's root, more
+/// hosts' roots on demand, and one audit key for every controller, as the README asks.
+struct Shared {
+    tmp: tempfile::TempDir,
+    /// web-1's `/etc/app.conf`.
+    app: std::path::PathBuf,
+    store: String,
+    key: String,
+}
+
+impl Shared {
+    fn new(pg: &plumb_testkit::Postgres) -> Self {
+        let (tmp, app) = site(0o644);
+        let key = tmp.path().join("audit.key").display().to_string();
+        Self {
+            tmp,
+            app,
+            store: pg.database(),
+            key,
+        }
+    }
+
+    /// The root of host `id` (web-1's is `site`'s; others get their own app.conf, mode 0644).
+    fn root(&self, id: &str) -> std::path::PathBuf {
+        if id == "web-1" {
+            return self.tmp.path().join("web-root");
+        }
+        let root = self.tmp.path().join(format!("{id}-root"));
+        write_tree(&root, &[("etc/app.conf", "a=1\n")]);
+        fs::set_permissions(root.join("etc/app.conf"), fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        root
+    }
+
+    /// A controller with data directory `name` on the store at `url` (this site's database
+    /// by another way, or `self.store`).
+    fn controller_on(&self, name: &str, url: &str) -> Controller {
+        Controller::start_with(
+            &self.tmp.path().join("manifests"),
+            &self.tmp.path().join(name),
+            "127.0.0.1:0",
+            &["--store", url, "--audit-key", &self.key],
+            "http",
+        )
+    }
+
+    fn controller(&self, name: &str) -> Controller {
+        self.controller_on(name, &self.store)
+    }
+}
+
+/// `host`'s status as controller `c` says it.
+fn status(c: &Controller, host: &str) -> Option<String> {
+    let hosts = c.json(&["hosts"]);
+    hosts["hosts"]
+        .as_array()?
+        .iter()
+        .find(|h| h["host"] == host)
+        .and_then(|h| h["status"].as_str().map(str::to_owned))
+}
+
 /// Drift and its history live in the database, not in the controller: a controller started
 /// on the same database with a new, empty data directory knows them, with the drift's
 /// original `since`, and the agent that reconnects brings no second opening.
@@ -287,26 +348,11 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
     let Some(pg) = plumb_testkit::Postgres::shared() else {
         return;
     };
-    let store = pg.database();
-    let (tmp, app1) = site(0o644);
-    let manifests = tmp.path().join("manifests");
-    let root1 = tmp.path().join("web-root");
-    let root2 = tmp.path().join("web-2-root");
-    write_tree(&root2, &[("etc/app.conf", "a=1\n")]);
-    let app2 = root2.join("etc/app.conf");
-    fs::set_permissions(&app2, fs::Permissions::from_mode(0o644)).expect("chmod");
-    let key = tmp.path().join("audit.key");
-    let key = key.to_str().expect("utf-8");
-    let start = |name: &str| {
-        Controller::start_with(
-            &manifests,
-            &tmp.path().join(name),
-            "127.0.0.1:0",
-            &["--store", &store, "--audit-key", key],
-            "http",
-        )
-    };
-    let (a, b) = (start("data-a"), start("data-b"));
+    let site = Shared::new(pg);
+    let (store, key) = (site.store.clone(), site.key.clone());
+    let (root1, root2) = (site.root("web-1"), site.root("web-2"));
+    let (app1, app2) = (site.app.clone(), root2.join("etc/app.conf"));
+    let (a, b) = (site.controller("data-a"), site.controller("data-b"));
     let mut agent1 = start_agent(&a.url, "web-1", &root1, &[]);
     let _agent2 = start_agent(&b.url, "web-2", &root2, &[]);
     for c in [&a, &b] {
@@ -319,10 +365,16 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
     follow.args(["drift", "--follow", "-o", "json", "--controller", &a.url]);
     let mut follower = plumb_tests::Proc::spawn_reading(follow);
     let mut lines = std::io::BufReader::new(follower.take_stdout()).lines();
+    let mut next_line = || -> Value {
+        let line = lines.next().expect("a line").expect("read");
+        serde_json::from_str(&line).expect("JSON")
+    };
+    // web-1 (on a) drifts first: once the follower prints it, it is listening.
+    fs::set_permissions(&app1, fs::Permissions::from_mode(0o600)).expect("chmod");
+    while next_line()["host"] != "web-1" {}
     fs::set_permissions(&app2, fs::Permissions::from_mode(0o600)).expect("chmod");
     let heard: Value = loop {
-        let line = lines.next().expect("a line").expect("read");
-        let v: Value = serde_json::from_str(&line).expect("JSON");
+        let v = next_line();
         if v["host"] == "web-2" && v["event"] == "opened" {
             break v;
         }
@@ -351,9 +403,8 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
         (web2["drift"][0]["acknowledged"]["reason"] == "change 42").then_some(())
     });
 
-    // web-1 drifts on a, then its agent moves to b: the same drift, since unchanged, and
+    // web-1 drifted on a; its agent moves to b: the same drift, since unchanged, and
     // opened once in the one log.
-    fs::set_permissions(&app1, fs::Permissions::from_mode(0o600)).expect("chmod");
     let before = a.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
     agent1.signal("TERM");
     agent1.wait();
@@ -408,47 +459,24 @@ fn agents_move_to_the_next_controller_and_a_survivor_marks_the_rest_offline() {
     let Some(pg) = plumb_testkit::Postgres::shared() else {
         return;
     };
-    let store = pg.database();
-    let (tmp, app1) = site(0o644);
-    let manifests = tmp.path().join("manifests");
-    let root1 = tmp.path().join("web-root");
-    let root3 = tmp.path().join("web-3-root");
-    write_tree(&root3, &[("etc/app.conf", "a=1\n")]);
-    let key = tmp.path().join("audit.key");
-    let key = key.to_str().expect("utf-8");
-    let start = |name: &str| {
-        Controller::start_with(
-            &manifests,
-            &tmp.path().join(name),
-            "127.0.0.1:0",
-            &["--store", &store, "--audit-key", key],
-            "http",
-        )
-    };
-    let (mut a, b) = (start("data-a"), start("data-b"));
+    let site = Shared::new(pg);
+    let (root1, root3) = (site.root("web-1"), site.root("web-3"));
+    let (mut a, b) = (site.controller("data-a"), site.controller("data-b"));
     let both = format!("{},{}", a.url, b.url);
     let _agent1 = start_agent(&both, "web-1", &root1, &[]);
     let mut agent3 = start_agent(&a.url, "web-3", &root3, &[]);
-    let status_on_b = |host: &str| -> Option<String> {
-        let hosts = b.json(&["hosts"]);
-        hosts["hosts"]
-            .as_array()?
-            .iter()
-            .find(|h| h["host"] == host)
-            .and_then(|h| h["status"].as_str().map(str::to_owned))
-    };
     plumb_tests::wait_for("both hosts in sync on a, as b sees it", || {
-        (status_on_b("web-1")? == "in_sync" && status_on_b("web-3")? == "in_sync").then_some(())
+        (status(&b, "web-1")? == "in_sync" && status(&b, "web-3")? == "in_sync").then_some(())
     });
 
     a.proc.signal("KILL");
     a.proc.wait();
     agent3.signal("KILL");
     agent3.wait();
-    fs::set_permissions(&app1, fs::Permissions::from_mode(0o600)).expect("chmod");
+    fs::set_permissions(&site.app, fs::Permissions::from_mode(0o600)).expect("chmod");
     b.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
     plumb_tests::wait_for("b to mark web-3 offline", || {
-        (status_on_b("web-3")? == "offline").then_some(())
+        (status(&b, "web-3")? == "offline").then_some(())
     });
     let offline = events(&b.json(&["history", "web-3"])["events"])
         .into_iter()
@@ -466,8 +494,13 @@ fn a_controller_cut_from_the_database_lets_its_agents_move_and_claims_nothing() 
     let Some(pg) = plumb_testkit::Postgres::shared() else {
         return;
     };
-    let store = pg.database();
-    let name = store.rsplit('/').next().expect("database name").to_owned();
+    let site = Shared::new(pg);
+    let name = site
+        .store
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
     let proxy =
         plumb_tests::Proxy::start(format!("127.0.0.1:{}", pg.port()).parse().expect("addr"));
     let via_proxy = pg
@@ -476,50 +509,29 @@ fn a_controller_cut_from_the_database_lets_its_agents_move_and_claims_nothing() 
             &format!(":{}/", pg.port()),
             &format!(":{}/", proxy.addr.port()),
         );
-    let (tmp, app) = site(0o644);
-    let manifests = tmp.path().join("manifests");
-    let root = tmp.path().join("web-root");
-    let key = tmp.path().join("audit.key");
-    let key = key.to_str().expect("utf-8");
-    let start = |name: &str, url: &str| {
-        Controller::start_with(
-            &manifests,
-            &tmp.path().join(name),
-            "127.0.0.1:0",
-            &["--store", url, "--audit-key", key],
-            "http",
-        )
-    };
-    let a = start("data-a", &via_proxy);
-    let b = start("data-b", &store);
+    let (app, root) = (site.app.clone(), site.root("web-1"));
+    let a = site.controller_on("data-a", &via_proxy);
+    let b = site.controller("data-b");
     let _agent = start_agent(&format!("{},{}", a.url, b.url), "web-1", &root, &[]);
-    let status = |c: &Controller| -> Option<String> {
-        let hosts = c.json(&["hosts"]);
-        hosts["hosts"]
-            .as_array()?
-            .iter()
-            .find(|h| h["host"] == "web-1")
-            .and_then(|h| h["status"].as_str().map(str::to_owned))
-    };
     plumb_tests::wait_for("web-1 in sync on a", || {
-        (status(&a)? == "in_sync").then_some(())
+        (status(&a, "web-1")? == "in_sync").then_some(())
     });
 
     proxy.cut();
     plumb_tests::wait_for("a to say it does not know web-1", || {
-        (status(&a)? == "unknown").then_some(())
+        (status(&a, "web-1")? == "unknown").then_some(())
     });
     fs::set_permissions(&app, fs::Permissions::from_mode(0o600)).expect("chmod");
     b.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
     assert_eq!(
-        status(&a).as_deref(),
+        status(&a, "web-1").as_deref(),
         Some("unknown"),
         "a still claims nothing"
     );
 
     proxy.restore();
     plumb_tests::wait_for("a to know web-1's drift again", || {
-        (status(&a)? == "drifted").then_some(())
+        (status(&a, "web-1")? == "drifted").then_some(())
     });
 }
 

@@ -267,9 +267,7 @@ impl PostgresStore {
             kind,
             item,
         )?;
-        chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
-        tx.execute(&st.notify, &[])?;
-        tx.commit()?;
+        commit(tx, st, &mut head, self.key.as_ref(), true)?;
         drop(session);
         self.head = head;
         Ok(Event {
@@ -308,6 +306,23 @@ fn fence(
             host: host_id.to_owned(),
         });
     }
+    Ok(())
+}
+
+/// Ends a write's transaction: if it appended, the head is stored (signed with `key`) and the
+/// other controllers notified, on commit.
+fn commit(
+    mut tx: postgres::Transaction<'_>,
+    st: &Statements,
+    head: &mut Head,
+    key: Option<&AuditKey>,
+    appended: bool,
+) -> Result<()> {
+    if appended {
+        chain::store_head(&mut tx, head, key)?;
+        tx.execute(&st.notify, &[])?;
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -587,11 +602,7 @@ impl Store for PostgresStore {
                 item: Some(record.clone()),
             });
         }
-        if !events.is_empty() {
-            chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
-            tx.execute(&st.notify, &[])?;
-        }
-        tx.commit()?;
+        commit(tx, st, &mut head, self.key.as_ref(), !events.is_empty())?;
         drop(session);
         self.head = head;
         Ok(events)
@@ -779,11 +790,7 @@ impl Store for PostgresStore {
             });
         }
         tx.execute("DELETE FROM controllers WHERE id = $1", &[&id])?;
-        if !events.is_empty() {
-            chain::store_head(&mut tx, &mut head, self.key.as_ref())?;
-            tx.execute(&st.notify, &[])?;
-        }
-        tx.commit()?;
+        commit(tx, st, &mut head, self.key.as_ref(), !events.is_empty())?;
         drop(session);
         self.head = head;
         Ok(events)

@@ -410,7 +410,8 @@ fn a_lost_connection_is_made_again_at_the_next_use() {
     claim(&mut store, "web-1");
     pg.psql(
         &url,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        // With a timeout, it returns once the backend is gone, not when it is told to go.
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     );
     // The first use after the cut may fail (the client learns of it then); the next works.
