@@ -59,34 +59,72 @@ pub(super) fn append(
     kind: EventKind,
     item: Option<&DriftRecord>,
 ) -> Result<i64> {
-    let r = item;
     let id = head.last_id + 1;
     let hash = chain(
         &head.hash,
         &canonical(id, at_ms, host_id, kind.as_str(), item),
     );
+    let entry = Logged {
+        id,
+        at_ms,
+        host_id: host_id.to_owned(),
+        kind: kind.as_str().to_owned(),
+        item: item.cloned(),
+        prev_hash: head.hash.clone(),
+        hash,
+    };
+    insert_entry(tx, insert, origin, &entry)?;
+    let hash = entry.hash;
+    head.last_id = id;
+    head.hash = hash;
+    head.signature.clear();
+    Ok(id)
+}
+
+/// Inserts one entry as it is, its links included (`append`, and `plumb store copy`).
+pub(super) fn insert_entry(
+    tx: &mut Transaction<'_>,
+    insert: &Statement,
+    origin: &str,
+    e: &Logged,
+) -> Result<()> {
+    let r = e.item.as_ref();
     tx.execute(
         insert,
         &[
-            &id,
-            &at_ms,
-            &host_id,
-            &kind.as_str(),
+            &e.id,
+            &e.at_ms,
+            &e.host_id,
+            &e.kind,
             &r.map(|r| &r.resource),
             &r.map(|r| &r.attribute),
             &r.map(|r| &r.expected),
             &r.map(|r| &r.actual),
             &r.map(|r| r.since_ms),
             &r.map(|r| &r.declared_at),
-            &head.hash,
-            &hash,
+            &e.prev_hash,
+            &e.hash,
             &origin,
         ],
     )?;
-    head.last_id = id;
-    head.hash = hash;
-    head.signature.clear();
-    Ok(id)
+    Ok(())
+}
+
+/// Ends a write's transaction: if it appended, the head is stored (signed with `key`) and
+/// the other controllers notified (`notify`), on commit.
+pub(super) fn commit(
+    mut tx: Transaction<'_>,
+    notify: &Statement,
+    head: &mut Head,
+    key: Option<&AuditKey>,
+    appended: bool,
+) -> Result<()> {
+    if appended {
+        store_head(&mut tx, head, key)?;
+        tx.execute(notify, &[])?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// Writes the head row for `head`, signed with `key` if there is one.

@@ -121,40 +121,11 @@ impl super::PostgresStore {
             }
         }
         for a in &acks {
-            tx.execute(
-                "INSERT INTO acks (host_id, resource, reason, by_whom, at_ms, expires_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &a.host_id,
-                    &a.resource,
-                    &a.reason,
-                    &a.by,
-                    &a.at_ms,
-                    &a.expires_ms,
-                ],
-            )?;
+            super::put_ack(&mut tx, a)?;
         }
         let append = tx.prepare(&super::chain::append_sql())?;
         for e in &logged {
-            let r = e.item.as_ref();
-            tx.execute(
-                &append,
-                &[
-                    &e.id,
-                    &e.at_ms,
-                    &e.host_id,
-                    &e.kind,
-                    &r.map(|r| &r.resource),
-                    &r.map(|r| &r.attribute),
-                    &r.map(|r| &r.expected),
-                    &r.map(|r| &r.actual),
-                    &r.map(|r| r.since_ms),
-                    &r.map(|r| &r.declared_at),
-                    &e.prev_hash,
-                    &e.hash,
-                    &"copy",
-                ],
-            )?;
+            super::chain::insert_entry(&mut tx, &append, "copy", e)?;
         }
         tx.execute(
             "INSERT INTO audit_head (id, last_id, hash, signature, public_key) VALUES (1, $1, $2, $3, $4)",

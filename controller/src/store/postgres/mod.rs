@@ -10,83 +10,25 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use postgres::{Client, Statement};
-
-use super::audit::{self, AuditKey, Head, Trusted, Verification};
-use super::{
-    DriftChange, Holder, HostState, Result, Store, StoreError, StoredHost, ack_record, rows,
-};
+use super::audit::{AuditKey, Head, Trusted, Verification};
+use super::{DriftChange, HostState, Result, Store, StoreError, StoredHost, ack_record, rows};
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
+mod connection;
 mod copy;
+mod read;
 pub use copy::Copied;
 mod schema;
 mod tail;
 mod tls;
 pub use tail::{Heard, Tail};
 
-impl From<postgres::Error> for StoreError {
-    fn from(e: postgres::Error) -> Self {
-        StoreError::Backend(Box::new(PgError(e)))
-    }
-}
-
-/// A PostgreSQL error in the server's own words (its message, detail and hint), where
-/// tokio-postgres alone says only "db error".
-#[derive(Debug)]
-struct PgError(postgres::Error);
-
-impl std::fmt::Display for PgError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.as_db_error() {
-            Some(db) => {
-                f.write_str(db.message())?;
-                if let Some(detail) = db.detail() {
-                    write!(f, " ({detail})")?;
-                }
-                if let Some(hint) = db.hint() {
-                    write!(f, "; hint: {hint}")?;
-                }
-                Ok(())
-            }
-            None => {
-                // tokio-postgres says only the kind ("error performing TLS handshake"); why
-                // is in its sources.
-                write!(f, "{}", self.0)?;
-                let mut cause = std::error::Error::source(&self.0);
-                while let Some(c) = cause {
-                    write!(f, ": {c}")?;
-                    cause = c.source();
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for PgError {}
-
-/// Whether `e` is a database that could not be reached (nothing listening, the network), which
-/// may come right by itself, rather than one that refused (a wrong password, no such database).
-pub(crate) fn unreachable(e: &StoreError) -> bool {
-    let StoreError::Open { source, .. } = e else {
-        return false;
-    };
-    let Some(PgError(pg)) = source.downcast_ref::<PgError>() else {
-        return false;
-    };
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(pg);
-    while let Some(c) = cause {
-        if c.is::<std::io::Error>() {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
-}
+use connection::{Session, Statements, connect, controller_id};
+pub(crate) use connection::{check, redact, unproven, unreachable};
+use read::{HOST_COLUMNS, drift_record, event_of, verify_snapshot};
 
 pub struct PostgresStore {
     url: String,
@@ -102,61 +44,6 @@ pub struct PostgresStore {
     /// The claim (epoch) under which this controller holds each host's stream: its writes for
     /// a host are made only while the host's row still names it with this epoch.
     held: HashMap<String, i64>,
-}
-
-/// A connection and the statements prepared on it.
-struct Session {
-    client: Client,
-    st: Statements,
-}
-
-impl Session {
-    fn open(url: &str) -> Result<Self> {
-        let mut client = connect(url)?;
-        let st = Statements::prepare(&mut client)?;
-        Ok(Self { client, st })
-    }
-}
-
-/// The statements every write uses, prepared once for the connection.
-struct Statements {
-    append: Statement,
-    put_observation: Statement,
-    forget_observation: Statement,
-    upsert_drift: Statement,
-    delete_drift: Statement,
-    /// Checks a claim and, with `$4`, moves the host's version: no row, no claim.
-    fence: Statement,
-    notify: Statement,
-}
-
-impl Statements {
-    fn prepare(client: &mut Client) -> Result<Self> {
-        Ok(Self {
-            append: client.prepare(&chain::append_sql())?,
-            put_observation: client.prepare(
-                "INSERT INTO observations (host_id, path, state) VALUES ($1, $2, $3)
-                 ON CONFLICT (host_id, path) DO UPDATE SET state = excluded.state",
-            )?,
-            forget_observation: client
-                .prepare("DELETE FROM observations WHERE host_id = $1 AND path = $2")?,
-            upsert_drift: client.prepare(
-                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (host_id, resource, attribute) DO UPDATE SET
-                     origin = excluded.origin, expected = excluded.expected, actual = excluded.actual,
-                     since_ms = excluded.since_ms, declared_at = excluded.declared_at",
-            )?,
-            delete_drift: client.prepare(
-                "DELETE FROM drift WHERE host_id = $1 AND resource = $2 AND attribute = $3",
-            )?,
-            fence: client.prepare(
-                "UPDATE hosts SET version = CASE WHEN $4 THEN nextval('host_versions') ELSE version END
-                 WHERE host_id = $1 AND owner = $2 AND epoch = $3",
-            )?,
-            notify: client.prepare(&format!("SELECT pg_notify('{}', '')", schema::CHANNEL))?,
-        })
-    }
 }
 
 impl PostgresStore {
@@ -267,7 +154,7 @@ impl PostgresStore {
             kind,
             item,
         )?;
-        commit(tx, st, &mut head, self.key.as_ref(), true)?;
+        chain::commit(tx, &st.notify, &mut head, self.key.as_ref(), true)?;
         drop(session);
         self.head = head;
         Ok(Event {
@@ -309,120 +196,24 @@ fn fence(
     Ok(())
 }
 
-/// Ends a write's transaction: if it appended, the head is stored (signed with `key`) and the
-/// other controllers notified, on commit.
-fn commit(
-    mut tx: postgres::Transaction<'_>,
-    st: &Statements,
-    head: &mut Head,
-    key: Option<&AuditKey>,
-    appended: bool,
-) -> Result<()> {
-    if appended {
-        chain::store_head(&mut tx, head, key)?;
-        tx.execute(&st.notify, &[])?;
-    }
-    tx.commit()?;
+/// Records `a`, replacing an acknowledgement of the same resource (`put_ack`, and the copy).
+fn put_ack(tx: &mut postgres::Transaction<'_>, a: &Ack) -> Result<()> {
+    tx.execute(
+        "INSERT INTO acks (host_id, resource, reason, by_whom, at_ms, expires_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason,
+             by_whom = excluded.by_whom, at_ms = excluded.at_ms,
+             expires_ms = excluded.expires_ms",
+        &[
+            &a.host_id,
+            &a.resource,
+            &a.reason,
+            &a.by,
+            &a.at_ms,
+            &a.expires_ms,
+        ],
+    )?;
     Ok(())
-}
-
-/// An id for this controller that no other shares: its host name, process and a random part.
-fn controller_id() -> String {
-    use ring::rand::SecureRandom as _;
-    let mut random = [0u8; 4];
-    let _ = ring::rand::SystemRandom::new().fill(&mut random);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "controller".into());
-    format!(
-        "{host}-{}-{}",
-        std::process::id(),
-        crate::digest::to_hex(&random)
-    )
-}
-
-/// A connection to `url`, over TLS as its `sslmode` asks (`tls.rs`); a failure names the
-/// database as `redact` shows it.
-fn connect(url: &str) -> Result<Client> {
-    let open_error = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
-        path: redact(url),
-        source,
-    };
-    let (url_for_pg, settings) = tls::split(url).map_err(|e| open_error(e.into()))?;
-    let connector = tls::connector(&settings).map_err(|e| open_error(e.into()))?;
-    Client::connect(&url_for_pg, connector).map_err(|e| open_error(Box::new(PgError(e))))
-}
-
-/// Checks that `url` is a store URL this backend can use, without connecting: the error says
-/// what is wrong, never with the password.
-pub(crate) fn check(url: &str) -> std::result::Result<(), String> {
-    let (url_for_pg, _) = tls::split(url)?;
-    url_for_pg
-        .parse::<postgres::Config>()
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// What `url`'s TLS settings leave unproven (not encrypted, or the server's certificate not
-/// checked), for the controller to say once at start. Nothing for a unix socket: it does not
-/// leave the machine, and PostgreSQL speaks no TLS over it.
-pub(crate) fn unproven(url: &str) -> Option<String> {
-    let (url_for_pg, settings) = tls::split(url).ok()?;
-    let config = url_for_pg.parse::<postgres::Config>().ok()?;
-    let local = config
-        .get_hosts()
-        .iter()
-        .all(|h| matches!(h, postgres::config::Host::Unix(_)));
-    if local { None } else { settings.unproven() }
-}
-
-/// Verifies the chain as of one moment: the entries and the head read in one read-only
-/// snapshot, so appends by other controllers meanwhile cannot make it look cut.
-fn verify_snapshot(client: &mut Client, trusted: &Trusted) -> Result<Verification> {
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()?;
-    let entries = chain::entries(&mut tx)?;
-    let head = chain::head(&mut tx)?;
-    tx.commit()?;
-    Ok(audit::verify(&entries, head, trusted))
-}
-
-/// `url` as messages show it: database, hosts and user, never the password.
-pub(crate) fn redact(url: &str) -> String {
-    let parsed = tls::split(url).map(|(u, _)| u);
-    match parsed.map(|u| u.parse::<postgres::Config>()) {
-        Ok(Ok(config)) => {
-            let hosts: Vec<String> = config
-                .get_hosts()
-                .iter()
-                .map(|h| match h {
-                    postgres::config::Host::Tcp(name) => name.clone(),
-                    postgres::config::Host::Unix(path) => path.display().to_string(),
-                })
-                .collect();
-            format!(
-                "PostgreSQL database {:?} on {} as {:?}",
-                config.get_dbname().unwrap_or_default(),
-                hosts.join(", "),
-                config.get_user().unwrap_or_default()
-            )
-        }
-        _ => "a PostgreSQL URL that does not parse".into(),
-    }
-}
-
-fn drift_record(r: &postgres::Row, from: usize) -> DriftRecord {
-    DriftRecord {
-        resource: r.get(from),
-        attribute: r.get(from + 1),
-        expected: r.get(from + 2),
-        actual: r.get(from + 3),
-        since_ms: r.get(from + 4),
-        declared_at: r.get(from + 5),
-    }
 }
 
 impl Store for PostgresStore {
@@ -602,7 +393,13 @@ impl Store for PostgresStore {
                 item: Some(record.clone()),
             });
         }
-        commit(tx, st, &mut head, self.key.as_ref(), !events.is_empty())?;
+        chain::commit(
+            tx,
+            &st.notify,
+            &mut head,
+            self.key.as_ref(),
+            !events.is_empty(),
+        )?;
         drop(session);
         self.head = head;
         Ok(events)
@@ -708,24 +505,7 @@ impl Store for PostgresStore {
     fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
         let a = ack.clone();
         self.append_after(
-            move |tx, _| {
-                tx.execute(
-                    "INSERT INTO acks (host_id, resource, reason, by_whom, at_ms, expires_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason,
-                         by_whom = excluded.by_whom, at_ms = excluded.at_ms,
-                         expires_ms = excluded.expires_ms",
-                    &[
-                        &a.host_id,
-                        &a.resource,
-                        &a.reason,
-                        &a.by,
-                        &a.at_ms,
-                        &a.expires_ms,
-                    ],
-                )?;
-                Ok(())
-            },
+            move |tx, _| put_ack(tx, &a),
             &ack.host_id,
             ack.at_ms,
             EventKind::Acknowledged,
@@ -790,52 +570,17 @@ impl Store for PostgresStore {
             });
         }
         tx.execute("DELETE FROM controllers WHERE id = $1", &[&id])?;
-        commit(tx, st, &mut head, self.key.as_ref(), !events.is_empty())?;
+        chain::commit(
+            tx,
+            &st.notify,
+            &mut head,
+            self.key.as_ref(),
+            !events.is_empty(),
+        )?;
         drop(session);
         self.head = head;
         Ok(events)
     }
-}
-
-/// The columns `stored_host` reads, in its order.
-const HOST_COLUMNS: &str = "host_id, info, last_seen_ms, owner, epoch, state";
-
-impl PostgresStore {
-    /// A host's row (without its drift), its holder as this controller sees it.
-    fn stored_host(&self, r: &postgres::Row) -> Result<StoredHost> {
-        let (host_id, info): (String, String) = (r.get(0), r.get(1));
-        let info: HostInfo = serde_json::from_str::<rows::HostRow>(&info)
-            .map_err(|e| StoreError::Corrupt(format!("host {host_id}: {e}")))?
-            .into();
-        let (owner, epoch): (Option<String>, i64) = (r.get(3), r.get(4));
-        let holder = match owner {
-            None => Holder::Nobody,
-            Some(o) if o == self.me && self.held.get(&host_id) == Some(&epoch) => Holder::Me,
-            Some(o) => Holder::Other(o),
-        };
-        let state: Option<String> = r.get(5);
-        Ok(StoredHost {
-            state: rows::host_state(&host_id, state.as_deref())?,
-            info,
-            last_seen_ms: r.get(2),
-            drift: Vec::new(),
-            holder,
-        })
-    }
-}
-
-/// An event as `chain::event_columns` lists it.
-pub(super) fn event_of(r: &postgres::Row) -> Result<Event> {
-    let (id, kind): (i64, String) = (r.get(0), r.get(3));
-    let kind = EventKind::parse(&kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
-    Ok(Event {
-        id,
-        at_ms: r.get(1),
-        host_id: r.get(2),
-        kind,
-        item: chain::event_item(r),
-    })
 }
 
 #[cfg(test)]

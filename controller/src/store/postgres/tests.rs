@@ -2,9 +2,9 @@
 //! conformance suite, and what only a shared database has.
 
 use super::*;
-use postgres::NoTls;
+use postgres::{Client, NoTls};
 
-use crate::store::{Change, Write};
+use crate::store::{Change, Holder, Write};
 
 /// A new database on this test process's server, or `None` where PostgreSQL is missing
 /// (said; under CI a failure).
