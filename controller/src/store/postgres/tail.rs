@@ -193,14 +193,20 @@ impl Tail {
                 break;
             }
         }
+        // Rows this controller holds changed because it wrote them: not heard again.
         let rows = client.query(
-            "SELECT host_id, version FROM hosts WHERE version > $1 ORDER BY version",
-            &[&self.last_version],
+            "SELECT host_id, version, owner IS NOT DISTINCT FROM $2 FROM hosts
+             WHERE version > $1 ORDER BY version",
+            &[&self.last_version, &self.me],
         )?;
         if let Some(last) = rows.last() {
             self.last_version = last.get(1);
-            let hosts = rows.iter().map(|r| r.get(0)).collect();
-            if !hear(Heard::Changed(hosts)) {
+            let hosts: Vec<String> = rows
+                .iter()
+                .filter(|r| !r.get::<_, bool>(2))
+                .map(|r| r.get(0))
+                .collect();
+            if !hosts.is_empty() && !hear(Heard::Changed(hosts)) {
                 return Ok(false);
             }
         }
