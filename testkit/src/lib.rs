@@ -77,11 +77,18 @@ impl Postgres {
     /// Runs `sql` in the database at `url` (one of this server's) with psql, as its owner
     /// could: to tamper with a store in the tests.
     pub fn psql(&self, url: &str, sql: &str) {
+        self.query(url, sql);
+    }
+
+    /// What `sql` returns in the database at `url`, unaligned, a line per row: to look at a
+    /// store as its owner could.
+    pub fn query(&self, url: &str, sql: &str) -> String {
         let name = url.rsplit('/').next().unwrap_or_default();
         let out = self
             .client(&self.bin.join("psql"))
             .args(["--username", SUPERUSER, "--dbname", name])
-            .args(["--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--command", sql])
+            .args(["--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--tuples-only"])
+            .args(["--no-align", "--command", sql])
             .output()
             .expect("run psql");
         assert!(
@@ -89,6 +96,7 @@ impl Postgres {
             "psql {sql:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// A client program run against this server's socket.

@@ -451,6 +451,71 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
     drop(follower);
 }
 
+/// `plumb diff` on one controller reaches a host whose stream another holds: the holder asks
+/// its agent and answers through the database, sealed so the database never holds the
+/// content; the holder's agent's refusal comes back in its words; a holder that does not
+/// answer is named.
+#[test]
+fn a_diff_reaches_the_host_through_the_controller_holding_its_stream() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let site = Shared::new(pg);
+    fs::write(
+        site.tmp.path().join("manifests/web.yaml"),
+        "name: web\nhosts: [\"web-*\"]\nfiles:\n  /etc/app.conf:\n    content: \"a=1\\nb=2\\n\"\n    diff: true\n  /etc/app.key:\n    content: \"k\\n\"\n    diff: true\n",
+    )
+    .expect("write");
+    let root = site.root("web-1");
+    fs::write(root.join("etc/app.conf"), "a=1\nb=secret-3\n").expect("write");
+    fs::write(root.join("etc/app.key"), "key\n").expect("write");
+    let (a, b) = (site.controller("data-a"), site.controller("data-b"));
+    let _agent = plumb_tests::start_agent_with(
+        std::process::Command::new(plumb_tests::bin("plumb-agent")),
+        &b.url,
+        "web-1",
+        &root,
+        &["--deny-content", "/etc/*.key"],
+    );
+    plumb_tests::wait_for("a to see web-1 drifted on b", || {
+        (status(&a, "web-1")? == "drifted").then_some(())
+    });
+
+    let out = a.plumb(&["diff", "web-1", "/etc/app.conf"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "--- /etc/app.conf (desired)\n+++ /etc/app.conf (actual)\n@@ -1,2 +1,2 @@\n a=1\n-b=2\n+b=secret-3\n"
+    );
+    assert_eq!(
+        pg.query(&site.store, "SELECT count(*) FROM content_requests"),
+        "0",
+        "the asker deletes the answer once read"
+    );
+
+    let out = a.plumb(&["diff", "web-1", "/etc/app.key"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("which holds web-1's stream: /etc/app.key is on this agent's local deny list"),
+        "{err}"
+    );
+
+    // The holder stopped (SIGSTOP: alive, silent): the asker names it rather than time out.
+    b.proc.signal("STOP");
+    let out = a.plumb(&["diff", "web-1", "/etc/app.conf"]);
+    b.proc.signal("CONT");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("did not answer within 8 s"), "{err}");
+    assert!(err.contains("which holds web-1's stream"), "{err}");
+}
+
 /// A controller killed with `kill -9`: its agents move to the next controller they were
 /// given and are judged there as before; a host whose agent does not come back is marked
 /// offline by the survivor, once, after three missed heartbeats.

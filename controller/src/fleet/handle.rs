@@ -199,11 +199,14 @@ pub enum FleetError {
     ContentWithheld(String),
     #[error("{0} is offline; a diff needs the agent")]
     Offline(String),
-    /// On a shared store: the host's agent streams to another controller.
-    #[error(
-        "{host} streams to controller {controller}; ask that controller for the diff (plumb --controller its address)"
-    )]
-    Elsewhere { host: String, controller: String },
+    /// On a shared store: the controller holding the host's stream could not give the
+    /// content (its word, or why it gave none).
+    #[error("controller {controller}, which holds {host}'s stream: {message}")]
+    Holder {
+        host: String,
+        controller: String,
+        message: String,
+    },
     #[error("{0} is not reading its stream")]
     NotReading(String),
     /// The agent would not or could not send the content (its deny list, the size limit).

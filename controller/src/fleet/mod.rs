@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::clock::rfc3339;
 pub use crate::clock::{Clock, now_ms};
@@ -19,6 +19,7 @@ use crate::store::{Holder, Store, StoreError};
 
 mod acks;
 mod agents;
+mod broker;
 mod handle;
 mod host;
 mod manifests;
@@ -75,6 +76,8 @@ pub struct Fleet {
     /// Diffs waiting for an agent's content: id -> (host, desired content, reply).
     pending_content: HashMap<u64, PendingContent>,
     next_content: u64,
+    /// Diffs asked of the controllers holding their hosts' streams, by request id.
+    brokered: HashMap<i64, broker::Brokered>,
     acks: Acks,
     /// Milliseconds since the epoch; replaceable so tests can move time.
     clock: Clock,
@@ -106,9 +109,8 @@ pub(super) enum ManifestOutcome {
 
 pub(super) struct PendingContent {
     conn: u64,
-    desired: Arc<Vec<u8>>,
     since: Instant,
-    reply: oneshot::Sender<Result<DiffContent, FleetError>>,
+    waiter: operators::Waiter,
 }
 
 impl Fleet {
@@ -154,6 +156,7 @@ impl Fleet {
             events,
             pending_content: HashMap::new(),
             next_content: 1,
+            brokered: HashMap::new(),
             acks: Acks::new(store_acks),
             clock: Arc::new(now_ms),
             counters: Counters::default(),

@@ -1,63 +1,79 @@
 //! What operators ask of the fleet that changes or reaches a host: a diff (brokered through
 //! the agent, where policy allows), acknowledgements and their end.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use super::{AckRequest, DIFF_MAX_BYTES, DiffContent, Fleet, FleetError, PendingContent, ToAgent};
 use crate::model::{Ack, EventKind};
-use crate::store::Write;
+use crate::store::{ContentAsk, Write};
 
 impl Fleet {
-    /// Checks the manifest's policy for a diff and asks the agent for the content; the agent
-    /// checks its own deny list again.
+    /// Checks the manifest's policy for a diff and asks the agent for the content (the agent
+    /// checks its own deny list again), or the controller holding its stream.
     pub(super) fn diff(
         &mut self,
         host_id: &str,
         path: &str,
         reply: oneshot::Sender<Result<DiffContent, FleetError>>,
     ) {
+        let (desired, source) = match self.content_source(host_id, path) {
+            Ok(found) => found,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        match source {
+            Source::Agent(conn) => {
+                self.request_content(host_id, path, conn, Waiter::Here { desired, reply })
+            }
+            Source::Elsewhere(controller) => {
+                self.diff_elsewhere(host_id, path, controller, desired, reply)
+            }
+        }
+    }
+
+    /// Where a diff of `path` on `host_id` may come from, with the desired content, or why it
+    /// may not be made.
+    pub(super) fn content_source(
+        &self,
+        host_id: &str,
+        path: &str,
+    ) -> Result<(Arc<Vec<u8>>, Source), FleetError> {
         let Some(host) = self.hosts.get(host_id) else {
-            let _ = reply.send(Err(FleetError::UnknownHost(host_id.to_owned())));
-            return;
+            return Err(FleetError::UnknownHost(host_id.to_owned()));
         };
         let Some(decl) = host.desired.files.get(path) else {
-            let _ = reply.send(Err(FleetError::NotDeclared {
+            return Err(FleetError::NotDeclared {
                 host: host_id.to_owned(),
                 path: path.to_owned(),
-            }));
-            return;
+            });
         };
-        let why_not = if decl.spec.sensitive {
-            Some(format!(
+        if decl.spec.sensitive {
+            return Err(FleetError::ContentWithheld(format!(
                 "{path} is declared sensitive ({}): its content never leaves the host",
                 decl.declared_at
-            ))
-        } else if !decl.spec.diff {
-            Some(format!(
+            )));
+        }
+        let Some(desired) = decl.spec.desired_content.clone().filter(|_| decl.spec.diff) else {
+            return Err(FleetError::ContentWithheld(format!(
                 "{path} is not declared with diff: true ({}); its content stays on the host",
                 decl.declared_at
-            ))
-        } else {
-            None
+            )));
         };
-        if let Some(why) = why_not {
-            let _ = reply.send(Err(FleetError::ContentWithheld(why)));
-            return;
+        match (&host.conn, &host.remote) {
+            (Some(conn), _) => Ok((desired, Source::Agent(conn.id))),
+            (None, Some(controller)) => Ok((desired, Source::Elsewhere(controller.clone()))),
+            (None, None) => Err(FleetError::Offline(host_id.to_owned())),
         }
-        if let (None, Some(controller)) = (&host.conn, &host.remote) {
-            let _ = reply.send(Err(FleetError::Elsewhere {
-                host: host_id.to_owned(),
-                controller: controller.clone(),
-            }));
-            return;
-        }
-        let (Some(desired), Some(conn)) = (decl.spec.desired_content.clone(), host.conn.as_ref())
-        else {
-            let _ = reply.send(Err(FleetError::Offline(host_id.to_owned())));
-            return;
-        };
+    }
+
+    /// Asks the agent on stream `conn` for the content, for `waiter` (told at once if the
+    /// request cannot be sent).
+    pub(super) fn request_content(&mut self, host_id: &str, path: &str, conn: u64, waiter: Waiter) {
         let id = self.next_content;
         self.next_content += 1;
         let request = ToAgent::ContentRequest {
@@ -65,17 +81,22 @@ impl Fleet {
             path: path.to_owned(),
             max_bytes: DIFF_MAX_BYTES,
         };
-        if conn.out.try_send(request).is_err() {
-            let _ = reply.send(Err(FleetError::NotReading(host_id.to_owned())));
+        let sent = self
+            .hosts
+            .get(host_id)
+            .and_then(|h| h.conn.as_ref())
+            .filter(|c| c.id == conn)
+            .is_some_and(|c| c.out.try_send(request).is_ok());
+        if !sent {
+            self.answer_content(waiter, Err(FleetError::NotReading(host_id.to_owned())));
             return;
         }
         self.pending_content.insert(
             id,
             PendingContent {
-                conn: conn.id,
-                desired,
+                conn,
                 since: Instant::now(),
-                reply,
+                waiter,
             },
         );
     }
@@ -173,14 +194,36 @@ impl Fleet {
     /// An agent's answer to a content request, handed to the diff waiting for it.
     pub(super) fn content(&mut self, conn: u64, id: u64, result: Result<Vec<u8>, String>) {
         if let Some(p) = self.pending_content.remove(&id).filter(|p| p.conn == conn) {
-            let _ = p.reply.send(
-                result
-                    .map(|actual| DiffContent {
-                        desired: p.desired,
-                        actual,
-                    })
-                    .map_err(FleetError::Agent),
-            );
+            self.answer_content(p.waiter, result.map_err(FleetError::Agent));
         }
     }
+
+    /// Gives a diff's waiter the content, or why there is none.
+    pub(super) fn answer_content(&mut self, waiter: Waiter, result: Result<Vec<u8>, FleetError>) {
+        match waiter {
+            Waiter::Here { desired, reply } => {
+                let _ = reply.send(result.map(|actual| DiffContent { desired, actual }));
+            }
+            Waiter::Broker(ask) => self.answer_broker(ask, result),
+        }
+    }
+}
+
+/// Where a diff's content comes from.
+pub(super) enum Source {
+    /// The agent on this stream, here.
+    Agent(u64),
+    /// The controller that holds the host's stream.
+    Elsewhere(String),
+}
+
+/// Who waits for a content request's answer.
+pub(super) enum Waiter {
+    /// An operator on this controller, with the manifest's desired content.
+    Here {
+        desired: Arc<Vec<u8>>,
+        reply: oneshot::Sender<Result<DiffContent, FleetError>>,
+    },
+    /// Another controller, through the store.
+    Broker(ContentAsk),
 }

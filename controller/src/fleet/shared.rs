@@ -62,6 +62,8 @@ impl Fleet {
                     .store(false, std::sync::atomic::Ordering::Relaxed);
                 self.step_aside();
             }
+            Heard::ContentAsked(asks) => self.asked(asks),
+            Heard::ContentAnswered(answers) => self.answered(answers),
             Heard::Stopped(controller) => {
                 if !self.singleton {
                     return;

@@ -37,6 +37,7 @@ impl Fleet {
         // Agents that never answered a content request: give up (the caller has timed out).
         self.pending_content
             .retain(|_, p| p.since.elapsed() < Duration::from_secs(30));
+        self.expire_brokered();
         let limit = self.heartbeat_interval * MISSED_HEARTBEATS;
         let silent: Vec<u64> = self
             .hosts

@@ -17,7 +17,7 @@ pub(crate) fn code(e: &FleetError) -> Code {
         | FleetError::NotReading(_)
         | FleetError::Agent(_)
         | FleetError::NoOpenDrift { .. }
-        | FleetError::Elsewhere { .. } => Code::FailedPrecondition,
+        | FleetError::Holder { .. } => Code::FailedPrecondition,
         FleetError::StreamTaken { .. } => Code::AlreadyExists,
         FleetError::StoreWaiting(_) | FleetError::StoreCannotWrite(_) | FleetError::Stopped => {
             Code::Unavailable

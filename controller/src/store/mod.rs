@@ -17,7 +17,7 @@ mod rows;
 pub mod sqlite;
 
 pub use audit::{AuditKey, Head, Logged, Signature, Trusted, Verification, public_path};
-pub use postgres::{Heard, PostgresStore, Tail};
+pub use postgres::{ContentAnswer, ContentAsk, Heard, PostgresStore, Tail};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +201,29 @@ pub trait Store: Send {
     /// forgets that controller: it stopped beating (shared stores only).
     fn release_orphans(&mut self, _id: &str, _at_ms: i64) -> Result<Vec<Event>> {
         Ok(Vec::new())
+    }
+    /// Asks controller `holder`, which holds `host_id`'s stream, for a file's content, sealed
+    /// to `public_key`; the answer comes back through the tail (shared stores only). The
+    /// request's id.
+    fn ask_content(
+        &mut self,
+        _holder: &str,
+        _host_id: &str,
+        _path: &str,
+        _max_bytes: u64,
+        _public_key: &[u8],
+    ) -> Result<i64> {
+        Err(StoreError::Refused(
+            "this store is one controller's: no other holds a stream".into(),
+        ))
+    }
+    /// Answers another controller's request (shared stores only).
+    fn answer_content(&mut self, _answer: &ContentAnswer) -> Result<()> {
+        Ok(())
+    }
+    /// Withdraws a request this controller gave up waiting for (shared stores only).
+    fn forget_content(&mut self, _id: i64) -> Result<()> {
+        Ok(())
     }
 
     /// Makes one write; returns the events it appended, with their ids.

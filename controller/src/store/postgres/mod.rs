@@ -18,6 +18,8 @@ use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
 mod connection;
+mod content;
+pub use content::{ContentAnswer, ContentAsk};
 mod copy;
 mod read;
 pub use copy::Copied;
@@ -533,6 +535,25 @@ impl Store for PostgresStore {
         tx.execute(&st.notify, &[])?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn ask_content(
+        &mut self,
+        holder: &str,
+        host_id: &str,
+        path: &str,
+        max_bytes: u64,
+        public_key: &[u8],
+    ) -> Result<i64> {
+        self.insert_request(holder, host_id, path, max_bytes, public_key)
+    }
+
+    fn answer_content(&mut self, answer: &ContentAnswer) -> Result<()> {
+        self.write_answer(answer)
+    }
+
+    fn forget_content(&mut self, id: i64) -> Result<()> {
+        self.delete_request(id)
     }
 
     fn release_orphans(&mut self, id: &str, at_ms: i64) -> Result<Vec<Event>> {

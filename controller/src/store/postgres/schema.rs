@@ -6,7 +6,7 @@ use postgres::{Client, GenericClient};
 
 use crate::store::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i32 = 2;
+pub(super) const SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock that serialises migrations (an arbitrary constant: "plumb" in ASCII).
 pub(super) const MIGRATION_LOCK: i64 = 0x0070_6c75_6d62;
@@ -132,6 +132,29 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
                  beat_at TIMESTAMPTZ NOT NULL DEFAULT now()
              );
              UPDATE plumb_schema SET version = 2;",
+        )?;
+    }
+    if version < 3 {
+        // Diffs across controllers (`content.rs`): a request names the controller holding
+        // the host's stream; the answer is sealed to the asker's key.
+        tx.batch_execute(
+            "CREATE TABLE content_requests (
+                 id BIGSERIAL PRIMARY KEY,
+                 asker TEXT NOT NULL,
+                 holder TEXT NOT NULL,
+                 host_id TEXT NOT NULL,
+                 path TEXT NOT NULL,
+                 max_bytes BIGINT NOT NULL,
+                 public_key BYTEA NOT NULL,
+                 asked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                 taken BOOLEAN NOT NULL DEFAULT false,
+                 answered BOOLEAN NOT NULL DEFAULT false,
+                 sealed BYTEA,
+                 error TEXT
+             );
+             CREATE INDEX content_requests_to_take ON content_requests (holder) WHERE NOT taken;
+             CREATE INDEX content_requests_answered ON content_requests (asker) WHERE answered;
+             UPDATE plumb_schema SET version = 3;",
         )?;
     }
     tx.commit()?;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator as _;
 
+use super::content::{self, ContentAnswer, ContentAsk};
 use super::{PostgresStore, chain, connect, event_of, redact, schema};
 use crate::model::Event;
 use crate::store::Result;
@@ -40,6 +41,10 @@ pub enum Heard {
     Singleton(bool),
     /// A controller that stopped beating: its hosts are to be released.
     Stopped(String),
+    /// Diffs other controllers ask of hosts whose streams this one holds.
+    ContentAsked(Vec<ContentAsk>),
+    /// Answers to the diffs this controller asked of others.
+    ContentAnswered(Vec<ContentAnswer>),
     /// The store cannot be reached (what the driver said): this controller must not claim
     /// to know, nor hold streams it cannot write for, until it can write again.
     Lost(String),
@@ -131,6 +136,11 @@ impl Tail {
                     }
                 }
                 if singleton {
+                    client.execute(
+                        "DELETE FROM content_requests
+                         WHERE asked_at < now() - make_interval(secs => $1)",
+                        &[&content::FORGOTTEN_AFTER_SECS],
+                    )?;
                     let stopped: Vec<String> = client
                         .query(
                             "SELECT id FROM controllers
@@ -209,6 +219,13 @@ impl Tail {
             if !hosts.is_empty() && !hear(Heard::Changed(hosts)) {
                 return Ok(false);
             }
+        }
+        let (asks, answers) = content::take(client, &self.me)?;
+        if !asks.is_empty() && !hear(Heard::ContentAsked(asks)) {
+            return Ok(false);
+        }
+        if !answers.is_empty() && !hear(Heard::ContentAnswered(answers)) {
+            return Ok(false);
         }
         Ok(true)
     }
