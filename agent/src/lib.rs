@@ -146,6 +146,14 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         };
         match result {
             Ok(session::Ended::Shutdown) => return Ok(()),
+            Ok(session::Ended::GoAway(reason)) => {
+                // Not a failure: the controller rebalances its streams. The next controller
+                // given (or the same address, which a load balancer may send elsewhere), on
+                // a new connection, without waiting.
+                backoff = BACKOFF_FIRST;
+                let then = &endpoints[next % endpoints.len()].0;
+                tracing::info!(controller = %url, reason, next = %then, "the controller asked for a new stream; connecting again");
+            }
             Err(e) => {
                 if planned {
                     backoff = BACKOFF_FIRST;

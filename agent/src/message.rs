@@ -91,5 +91,7 @@ pub enum Incoming {
         path: String,
         max_bytes: u64,
     },
+    /// The controller asks for a new stream now (its maximum connection age), and says why.
+    GoAway(String),
     Heartbeat,
 }

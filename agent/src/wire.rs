@@ -38,6 +38,7 @@ pub fn incoming_from_proto(m: v1::ControllerMessage) -> Result<Incoming, Malform
             path: req.path,
             max_bytes: req.max_bytes,
         },
+        Some(In::GoAway(g)) => Incoming::GoAway(g.reason),
         Some(In::Heartbeat(_)) | None => Incoming::Heartbeat,
     })
 }

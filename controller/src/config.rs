@@ -39,6 +39,12 @@ pub struct ControllerFile {
     pub audit_key: Option<PathBuf>,
     #[serde(default, with = "duration", skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval: Option<Duration>,
+    /// Streams older than this are asked to go, so they spread over controllers [default: never].
+    #[serde(default, with = "duration", skip_serializing_if = "Option::is_none")]
+    pub max_connection_age: Option<Duration>,
+    /// How long a stream asked to go may stay [default: 30s].
+    #[serde(default, with = "duration", skip_serializing_if = "Option::is_none")]
+    pub max_connection_age_grace: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ServerTlsFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,10 +94,12 @@ mod tests {
     #[test]
     fn every_option_parses_and_round_trips() {
         let text = "listen: 0.0.0.0:7700\nmanifests: /etc/plumb/manifests\ndata: /var/lib/plumb\n\
-                    heartbeat_interval: 10s\ntls: {cert: /etc/plumb/controller.pem, key: /etc/plumb/controller-key.pem, ca: /etc/plumb/ca.pem}\n\
+                    heartbeat_interval: 10s\nmax_connection_age: 1h\nmax_connection_age_grace: 30s\ntls: {cert: /etc/plumb/controller.pem, key: /etc/plumb/controller-key.pem, ca: /etc/plumb/ca.pem}\n\
                     metrics_listen: 127.0.0.1:9700\ninsecure_plaintext: false\nlog_format: json\n";
         let file = parse(text, Path::new("controller.yaml")).expect("valid");
         assert_eq!(file.heartbeat_interval, Some(Duration::from_secs(10)));
+        assert_eq!(file.max_connection_age, Some(Duration::from_secs(3600)));
+        assert_eq!(file.max_connection_age_grace, Some(Duration::from_secs(30)));
         assert_eq!(file.listen, Some("0.0.0.0:7700".parse().expect("valid")));
         let again = parse(&file.render(), Path::new("x")).expect("valid");
         assert_eq!(again, file);

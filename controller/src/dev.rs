@@ -101,6 +101,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
         heartbeat_interval: Duration::from_secs(5),
         max_connections: None,
         handshake_timeout: server::HANDSHAKE_TIMEOUT,
+        max_connection_age: None,
     };
     let controller = server::start(cfg, shutdown.clone()).await.map_err(|e| {
         if e.chain().any(|c| {

@@ -10,6 +10,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running) {
+    controller_with(|_| {}).await
+}
+
+/// A controller on one manifest (`/etc/motd` for every host), with `change` made to its
+/// configuration first.
+async fn controller_with(
+    change: impl FnOnce(&mut ServeConfig),
+) -> (tempfile::TempDir, CancellationToken, server::Running) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let manifests = tmp.path().join("manifests");
     std::fs::create_dir_all(&manifests).expect("mkdir");
@@ -33,7 +41,10 @@ async fn controller() -> (tempfile::TempDir, CancellationToken, server::Running)
         heartbeat_interval: Duration::from_secs(5),
         max_connections: None,
         handshake_timeout: server::HANDSHAKE_TIMEOUT,
+        max_connection_age: None,
     };
+    let mut cfg = cfg;
+    change(&mut cfg);
     let running = server::start(cfg, shutdown.clone())
         .await
         .expect("controller starts");
@@ -454,4 +465,118 @@ async fn refusals_carry_the_code_that_says_what_was_wrong() {
         )
     );
     shutdown.cancel();
+}
+
+/// An agent that does not act on `GoAway` (an older one): its stream, past the maximum age,
+/// still serves for the grace period, then the controller closes it; the host is not offline
+/// at once (its agent may be connecting elsewhere), but only once three heartbeats pass with
+/// no stream for it.
+#[tokio::test]
+async fn a_stream_past_its_age_is_asked_to_go_then_closed_and_its_host_offline_only_later() {
+    use v1::controller_message::Msg as In;
+    let heartbeat = Duration::from_secs(2);
+    let (_tmp, shutdown, running) = controller_with(|cfg| {
+        cfg.heartbeat_interval = heartbeat;
+        cfg.max_connection_age = Some(plumb_controller::fleet::ConnectionAge {
+            age: Duration::from_secs(1),
+            grace: Duration::from_secs(1),
+        });
+    })
+    .await;
+    let ch = channel(&running).await;
+    let mut client = v1::agent_service_client::AgentServiceClient::new(ch.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(v1::AgentMessage {
+        msg: Some(hello("h1", plumb_proto::PROTOCOL_VERSION)),
+    })
+    .await
+    .expect("send");
+    let mut inbound = client
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("accepted")
+        .into_inner();
+    // Heartbeats all along, so that only the age ends this stream.
+    let beating = tx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(300));
+        loop {
+            every.tick().await;
+            let beat = Msg::Heartbeat(v1::Heartbeat { sent_at_ms: 1 });
+            if beating
+                .send(v1::AgentMessage { msg: Some(beat) })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let reason = loop {
+        match next(&mut inbound)
+            .await
+            .expect("ok")
+            .expect("a message")
+            .msg
+        {
+            Some(In::GoAway(g)) => break g.reason,
+            Some(In::Plan(_) | In::Heartbeat(_)) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(reason.contains("maximum connection age (1s)"), "{reason}");
+    // The grace period: the stream still serves (heartbeats answered), then ends.
+    match next(&mut inbound).await.expect("ok").expect("served").msg {
+        Some(In::Heartbeat(_)) => {}
+        other => panic!("expected a heartbeat in the grace period, got {other:?}"),
+    }
+    while let Ok(Some(_)) = next(&mut inbound).await {}
+    let mut query = v1::query_service_client::QueryServiceClient::new(ch);
+    let kinds = |history: v1::GetHistoryResponse| -> Vec<i32> {
+        history.events.iter().map(|e| e.kind).collect()
+    };
+    let offline = v1::DriftEventKind::HostOffline as i32;
+    let history = query
+        .get_history(v1::GetHistoryRequest {
+            host_id: "h1".into(),
+            limit: 100,
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    assert!(
+        !kinds(history).contains(&offline),
+        "not offline the moment its retired stream ends"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let history = query
+            .get_history(v1::GetHistoryRequest {
+                host_id: "h1".into(),
+                limit: 100,
+            })
+            .await
+            .expect("history")
+            .into_inner();
+        if kinds(history).contains(&offline) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "h1 never went offline though no stream came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tx);
+    shutdown.cancel();
+    running.wait().await.expect("clean stop");
+}
+
+/// The next message on an agent stream, within a deadline.
+async fn next(
+    inbound: &mut tonic::Streaming<v1::ControllerMessage>,
+) -> Result<Option<v1::ControllerMessage>, tonic::Status> {
+    tokio::time::timeout(Duration::from_secs(20), inbound.message())
+        .await
+        .expect("the controller speaks in time")
 }

@@ -516,6 +516,54 @@ fn a_diff_reaches_the_host_through_the_controller_holding_its_stream() {
     assert!(err.contains("which holds web-1's stream"), "{err}");
 }
 
+/// A maximum connection age spreads streams: a controller asks its old streams to go, and an
+/// agent given two controllers moves to the next, at once, without its host going offline.
+#[test]
+fn streams_past_the_maximum_age_move_to_the_next_controller() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let site = Shared::new(pg);
+    let root = site.root("web-1");
+    let a = Controller::start_with(
+        &site.tmp.path().join("manifests"),
+        &site.tmp.path().join("data-a"),
+        "127.0.0.1:0",
+        &[
+            "--store",
+            &site.store,
+            "--audit-key",
+            &site.key,
+            "--max-connection-age",
+            "2s",
+        ],
+        "http",
+    );
+    let b = site.controller("data-b");
+    let owner = || {
+        pg.query(
+            &site.store,
+            "SELECT owner FROM hosts WHERE host_id = 'web-1'",
+        )
+    };
+    let _agent = start_agent(&format!("{},{}", a.url, b.url), "web-1", &root, &[]);
+    let on_a = plumb_tests::wait_for("web-1 to stream to a", || {
+        let o = owner();
+        (!o.is_empty()).then_some(o)
+    });
+    plumb_tests::wait_for("web-1 to move to b, in sync there", || {
+        let o = owner();
+        (!o.is_empty() && o != on_a && status(&b, "web-1")? == "in_sync").then_some(())
+    });
+    let kinds = b.event_kinds("web-1");
+    assert!(
+        !kinds.iter().any(|k| k == "host_offline"),
+        "a moved stream is not an offline host: {kinds:?}"
+    );
+    fs::set_permissions(&site.app, fs::Permissions::from_mode(0o600)).expect("chmod");
+    a.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+}
+
 /// A controller killed with `kill -9`: its agents move to the next controller they were
 /// given and are judged there as before; a host whose agent does not come back is marked
 /// offline by the survivor, once, after three missed heartbeats.

@@ -406,3 +406,58 @@ fn sigterm_drains_and_exits_cleanly() {
     agent.signal("TERM");
     assert_eq!(agent.wait(), Some(0), "agent: {}", agent.stderr());
 }
+
+/// Fault: none; the controller retires every stream after about a second
+/// (`--max-connection-age 1s`). Checked: the agent connects again at once each time, so the
+/// host is never offline for it (no `host_offline` in its history after several moves), and a
+/// change made after the moves is still detected.
+#[test]
+fn streams_past_the_maximum_age_move_without_the_host_going_offline() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let m = manifests(
+        tmp.path(),
+        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/app.conf:\n    mode: \"0644\"\n",
+    );
+    let root = tmp.path().join("root");
+    write_tree(&root, &[("etc/app.conf", "a=1\n")]);
+    let app = root.join("etc/app.conf");
+    fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let c = Controller::start_with(
+        &m,
+        &tmp.path().join("data"),
+        "127.0.0.1:0",
+        &[
+            "--max-connection-age",
+            "1s",
+            "--max-connection-age-grace",
+            "1s",
+        ],
+        "http",
+    );
+    let _agent = start_agent_with(
+        Command::new(bin("plumb-agent")),
+        &c.url,
+        "web-1",
+        &root,
+        &[],
+    );
+    wait_for("three streams, two of them retired", || {
+        let online = c
+            .event_kinds("web-1")
+            .iter()
+            .filter(|k| *k == "host_online")
+            .count();
+        (online >= 3).then_some(())
+    });
+    let kinds = c.event_kinds("web-1");
+    assert!(
+        !kinds.iter().any(|k| k == "host_offline"),
+        "a retired stream is not an offline host: {kinds:?}"
+    );
+    fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    c.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    assert!(
+        c.proc.stderr().contains("asked the agent to connect again"),
+        "the controller says why streams end"
+    );
+}

@@ -51,6 +51,8 @@ const MISSED_HEARTBEATS: u32 = 3;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Ended {
     Shutdown,
+    /// The controller asked for a new stream (its reason): connect again at once.
+    GoAway(String),
 }
 
 /// Runs one session until shutdown or an error. `planned` is set once a plan was applied, so
@@ -162,6 +164,7 @@ async fn converse(
                     }
                     Incoming::Ack { seq } => s.acknowledged(seq),
                     Incoming::ContentRequest { id, path, max_bytes } => s.answer_content(id, path, max_bytes).await?,
+                    Incoming::GoAway(reason) => return Ok(Ended::GoAway(reason)),
                     Incoming::Heartbeat => {}
                 }
             }

@@ -289,3 +289,18 @@ async fn the_session_ends_with_an_error_when_the_controller_closes_or_sends_garb
         "rejected a malformed message from the controller: plan path \"/etc/../root/.ssh/id_rsa\" is not a normalized absolute path"
     );
 }
+
+#[tokio::test]
+async fn a_go_away_ends_the_session_so_the_agent_connects_again() {
+    let mut s = Session::start(|_| {});
+    s.write("/etc/a.conf", "a\n");
+    s.tell(Incoming::Plan(plan(1, &[("/etc/a.conf", false)])))
+        .await;
+    let _ = s.snapshot_part().await;
+    s.tell(Incoming::GoAway("too old".into())).await;
+    let ended = s.ended.await.expect("the session task");
+    assert_eq!(
+        ended.expect("not a failure"),
+        Ended::GoAway("too old".into())
+    );
+}

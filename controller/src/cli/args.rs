@@ -308,6 +308,15 @@ pub struct ServeArgs {
     /// How often agents send heartbeats; three missed ones make a host offline [default: 5s].
     #[arg(long, env = "PLUMB_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat_interval: Option<Duration>,
+    /// Ask an agent's stream to go once it is this old (each stream 10% either side), so that
+    /// streams spread over controllers added since (behind a load balancer, or as the next in
+    /// the agents' --controller lists); the agent connects again at once, and its host is not
+    /// offline for it [default: never].
+    #[arg(long, env = "PLUMB_MAX_CONNECTION_AGE", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_connection_age: Option<Duration>,
+    /// How long a stream asked to go may stay before it is closed [default: 30s].
+    #[arg(long, env = "PLUMB_MAX_CONNECTION_AGE_GRACE", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_connection_age_grace: Option<Duration>,
     /// The controller's certificate (mutual TLS; with --tls-key and --tls-ca).
     #[arg(long, env = "PLUMB_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,

@@ -28,6 +28,10 @@ fn merge(args: ServeArgs, file: ControllerFile) -> ControllerFile {
         store: args.store.or(file.store),
         audit_key: args.audit_key.or(file.audit_key),
         heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
+        max_connection_age: args.max_connection_age.or(file.max_connection_age),
+        max_connection_age_grace: args
+            .max_connection_age_grace
+            .or(file.max_connection_age_grace),
         tls: (tls != Default::default()).then_some(tls),
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
         max_connections: args.max_connections.or(file.max_connections),
@@ -75,6 +79,26 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
             "TLS needs the certificate, the key and the CA together\nhint: give --tls-cert, --tls-key and --tls-ca (or `tls: {{cert, key, ca}}` in {source})"
         ),
     };
+    let max_connection_age = match (merged.max_connection_age, merged.max_connection_age_grace) {
+        (Some(age), grace) if age >= Duration::from_secs(1) => Some(crate::fleet::ConnectionAge {
+            age,
+            grace: grace.unwrap_or(Duration::from_secs(30)),
+        }),
+        (Some(age), _) => {
+            return Err(plumb_common::cli::UsageError(format!(
+                "a maximum connection age of {} would close every stream as it opens\nhint: give at least 1s; an hour or more rebalances without costing the agents rescans",
+                humantime::format_duration(age)
+            ))
+            .into());
+        }
+        (None, Some(_)) => {
+            return Err(plumb_common::cli::UsageError(format!(
+                "a grace period needs a maximum connection age\nhint: give --max-connection-age (or `max_connection_age:` in {source}) as well"
+            ))
+            .into());
+        }
+        (None, None) => None,
+    };
     for (i, hook) in merged.webhooks.iter().enumerate() {
         hook.validate(&format!("{source}: webhooks[{i}]"))?;
     }
@@ -94,6 +118,7 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
         data,
         store,
         heartbeat_interval: merged.heartbeat_interval.unwrap_or(Duration::from_secs(5)),
+        max_connection_age,
     })
 }
 
@@ -229,4 +254,52 @@ pub(super) fn controller_service(
         ],
         dirs: vec![manifests],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_age(age: Option<&str>, grace: Option<&str>) -> anyhow::Result<ServeConfig> {
+        let d = |s: &str| humantime::parse_duration(s).expect("a duration");
+        let file = ControllerFile {
+            manifests: Some("/m".into()),
+            data: Some("/d".into()),
+            max_connection_age: age.map(d),
+            max_connection_age_grace: grace.map(d),
+            ..Default::default()
+        };
+        serve_config(file, "controller.yaml")
+    }
+
+    #[test]
+    fn a_maximum_connection_age_is_checked_and_its_grace_defaults_to_30_s() {
+        let cfg = with_age(Some("1h"), None).expect("valid");
+        assert_eq!(
+            cfg.max_connection_age,
+            Some(crate::fleet::ConnectionAge {
+                age: Duration::from_secs(3600),
+                grace: Duration::from_secs(30),
+            })
+        );
+        assert_eq!(
+            with_age(None, None).expect("valid").max_connection_age,
+            None
+        );
+        let e = with_age(None, Some("10s"))
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("a grace period needs a maximum connection age"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`max_connection_age:` in controller.yaml"),
+            "{e}"
+        );
+        let e = with_age(Some("100ms"), None)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("would close every stream as it opens"), "{e}");
+    }
 }

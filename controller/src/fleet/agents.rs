@@ -55,6 +55,7 @@ impl Fleet {
         }
         host.info = info;
         host.remote = None;
+        host.moving_since = None;
         host.last_seen_ms = now;
         host.desired = desired;
         host.evaluated = false;
@@ -64,6 +65,8 @@ impl Fleet {
             out,
             last_heard: Instant::now(),
             since_ms: now,
+            retire_at: self.max_age.map(|limit| Instant::now() + limit.jittered()),
+            asked_to_go: None,
         });
         self.conn_host.insert(conn, host.info.host_id.clone());
         host.seen_stored_ms = now;
@@ -256,7 +259,8 @@ impl Fleet {
     }
 
     /// The end of stream `conn` of host `id` (already out of `conn_host`): the host is
-    /// offline, said in the log.
+    /// offline, said in the log; unless the stream was asked to go for its age, when it is
+    /// offline only if it does not connect again (`retire.rs`).
     pub(super) fn stream_ended(&mut self, id: String, conn: u64, why: &str) {
         let Some(host) = self.hosts.get_mut(&id) else {
             return;
@@ -264,13 +268,21 @@ impl Fleet {
         if host.conn.as_ref().is_none_or(|c| c.id != conn) {
             return; // an older stream of a host that has reconnected since
         }
-        host.conn = None;
-        tracing::warn!(host = %id, why, "agent offline; keeping its last known drift");
+        let retired = host.conn.take().is_some_and(|c| c.asked_to_go.is_some());
         let seen = host.last_seen_ms;
+        if retired {
+            tracing::info!(host = %id, why, "retired stream ended; the agent is to connect again");
+            host.moving_since = Some(Instant::now());
+        } else {
+            tracing::warn!(host = %id, why, "agent offline; keeping its last known drift");
+        }
         if self.touch(&[(&id, seen)])
             && let Some(host) = self.hosts.get_mut(&id)
         {
             host.seen_stored_ms = seen;
+        }
+        if retired {
+            return;
         }
         let at_ms = self.now();
         self.write(

@@ -38,6 +38,10 @@ pub enum ToAgent {
         path: String,
         max_bytes: u64,
     },
+    /// End this stream and connect again at once: it is older than the maximum age.
+    GoAway {
+        reason: String,
+    },
 }
 
 /// What an operator asks to acknowledge.

@@ -19,6 +19,10 @@ pub(super) struct Conn {
     pub(super) last_heard: Instant,
     /// When this stream connected.
     pub(super) since_ms: i64,
+    /// When it is to be asked to go (the maximum connection age, jittered), if ever.
+    pub(super) retire_at: Option<Instant>,
+    /// When it was asked to go: it is closed after the grace period.
+    pub(super) asked_to_go: Option<Instant>,
 }
 
 pub(super) struct Host {
@@ -43,6 +47,9 @@ pub(super) struct Host {
     /// The controller holding its stream, where that is another one on a shared store (what
     /// this one knows of the host is then what the store says).
     pub(super) remote: Option<String>,
+    /// Since when its stream, retired for its age, has not connected again: offline if it
+    /// stays away for three heartbeats (`retire.rs`).
+    pub(super) moving_since: Option<Instant>,
 }
 
 impl Host {
@@ -61,6 +68,7 @@ impl Host {
             drift: BTreeMap::new(),
             coverage: None,
             remote: None,
+            moving_since: None,
         }
     }
 

@@ -28,6 +28,7 @@ mod operators;
 mod persist;
 mod queries;
 mod reconcile;
+mod retire;
 mod shared;
 mod tick;
 mod writes;
@@ -38,6 +39,7 @@ pub use handle::{
 };
 use host::Host;
 use metrics::Counters;
+pub use retire::ConnectionAge;
 use writes::{MAX_PENDING, Writes};
 
 /// Commands waiting for the fleet thread. A full queue makes senders wait: agents are slowed
@@ -99,6 +101,8 @@ pub struct Fleet {
     /// releasing stopped controllers' hosts): always alone, on a shared store when the tail
     /// holds its lock.
     singleton: bool,
+    /// Streams older than this are asked to go (`retire.rs`); none if `None`.
+    max_age: Option<ConnectionAge>,
 }
 
 #[derive(PartialEq)]
@@ -168,6 +172,7 @@ impl Fleet {
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             shared,
             singleton: !shared,
+            max_age: None,
         })
     }
 
@@ -181,6 +186,12 @@ impl Fleet {
     #[cfg(test)]
     pub(crate) fn with_max_pending(mut self, n: usize) -> Self {
         self.max_pending = n;
+        self
+    }
+
+    /// Asks streams older than `limit` to go, so they spread over controllers added since.
+    pub fn with_max_age(mut self, limit: Option<ConnectionAge>) -> Self {
+        self.max_age = limit;
         self
     }
 

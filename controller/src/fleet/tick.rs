@@ -52,6 +52,8 @@ impl Fleet {
         for conn in silent {
             self.disconnected(conn, "missed heartbeats")?;
         }
+        self.retire_old_streams()?;
+        self.moved_nowhere();
         let seen: Vec<(String, i64)> = self
             .hosts
             .values()

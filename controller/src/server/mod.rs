@@ -103,6 +103,8 @@ pub struct ServeConfig {
     pub max_connections: Option<usize>,
     /// A connection that has sent nothing by then is closed.
     pub handshake_timeout: Duration,
+    /// Agents' streams older than this are asked to go (`--max-connection-age`).
+    pub max_connection_age: Option<crate::fleet::ConnectionAge>,
 }
 
 /// How long a new connection may take to begin speaking.
@@ -202,9 +204,12 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let heartbeat = cfg.heartbeat_interval;
     let webhooks = crate::webhook::start(cfg.webhooks.clone(), shutdown.clone())?;
     let key_path = cfg.audit_key.clone();
+    let max_age = cfg.max_connection_age;
     let (store, tail) = open_store(location, key_path, &shutdown).await?;
     let fleet = tokio::task::spawn_blocking(move || -> anyhow::Result<Fleet> {
-        Ok(Fleet::new(store, manifests, heartbeat)?.with_webhooks(webhooks))
+        Ok(Fleet::new(store, manifests, heartbeat)?
+            .with_webhooks(webhooks)
+            .with_max_age(max_age))
     })
     .await??;
     let store_ok = fleet.store_ok();

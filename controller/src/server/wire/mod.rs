@@ -294,6 +294,7 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
             path,
             max_bytes,
         }),
+        ToAgent::GoAway { reason } => Msg::GoAway(v1::GoAway { reason }),
     };
     v1::ControllerMessage { msg: Some(msg) }
 }
