@@ -21,6 +21,10 @@ pub struct Postgres {
     bin: PathBuf,
     port: u16,
     next: AtomicU32,
+    /// The postmaster's process id, as last started.
+    pid: AtomicU32,
+    /// Who runs it (`None`: this user).
+    user: Option<(u32, u32)>,
 }
 
 /// The superuser `initdb` makes, which the tests connect as.
@@ -55,6 +59,45 @@ impl Postgres {
                 Some(start(bin))
             })
             .as_ref()
+    }
+
+    /// A server of the caller's own, which it may stop and start again without disturbing the
+    /// tests that share `shared`'s; stopped when dropped. `None` as `shared` says.
+    pub fn own() -> Option<Postgres> {
+        Self::shared()?;
+        bin_dir().map(start)
+    }
+
+    /// Stops the server as `pg_ctl stop -m fast` would (every session ended, a clean
+    /// shutdown); `start` starts it again on the same port and data. Together, what a restart
+    /// of the database looks like to its clients.
+    pub fn stop(&self) {
+        let pid = self.pid.load(Ordering::SeqCst);
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + STARTUP;
+        // Gone once its pid file is: the postmaster removes it last.
+        while self.dir.join("data/postmaster.pid").exists() {
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not stop within {STARTUP:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a server `stop` stopped.
+    pub fn start(&self) {
+        let pid = spawn_server(
+            &self.bin,
+            &self.dir,
+            &self.dir.join("data"),
+            self.user,
+            self.port,
+        );
+        self.pid.store(pid, Ordering::SeqCst);
+        wait_ready(&self.bin, &self.dir, self.port);
     }
 
     /// A new, empty database on this server; its connection URL
@@ -251,13 +294,15 @@ fn start(bin: PathBuf) -> Postgres {
     write_tls_files(&dir, user);
     write_hba(&data);
     let port = free_port();
-    spawn_server(&bin, &dir, &data, user, port);
+    let pid = spawn_server(&bin, &dir, &data, user, port);
     wait_ready(&bin, &dir, port);
     let server = Postgres {
         dir,
         bin,
         port,
         next: AtomicU32::new(0),
+        pid: AtomicU32::new(pid),
+        user,
     };
     server.psql(
         &server.url("postgres"),
@@ -339,8 +384,8 @@ fn write_tls_files(dir: &Path, user: Option<(u32, u32)>) {
 
 /// Starts the server from a thread that lives as long as the test process. The server gets
 /// SIGKILL when that thread ends (the parent-death signal is tied to the thread that forked),
-/// so no server outlives the tests, however they end.
-fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>, port: u16) {
+/// so no server outlives the tests, however they end. Its process id (setpriv execs it).
+fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>, port: u16) -> u32 {
     let mut cmd = server_command(&bin.join("postgres"), user, true);
     let file = |name: &str| dir.join(name).display().to_string();
     cmd.arg("-D")
@@ -373,7 +418,7 @@ fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>, p
         .name("plumb-testkit-postgres".into())
         .spawn(move || match cmd.spawn() {
             Ok(mut child) => {
-                let _ = tx.send(Ok(()));
+                let _ = tx.send(Ok(child.id()));
                 let _ = child.wait();
             }
             Err(e) => {
@@ -383,7 +428,18 @@ fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>, p
         .expect("server thread");
     rx.recv()
         .expect("server thread")
-        .expect("start the PostgreSQL server");
+        .expect("start the PostgreSQL server")
+}
+
+impl Drop for Postgres {
+    /// Only an `own` server is ever dropped (`shared`'s lives in a static).
+    fn drop(&mut self) {
+        let pid = self.pid.load(Ordering::SeqCst);
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn wait_ready(bin: &Path, dir: &Path, port: u16) {

@@ -60,6 +60,26 @@ pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `wait_for` with a deadline of the caller's, for what takes longer than `DEADLINE` by design
+/// (a fleet recovering from a killed controller).
+pub fn wait_for_within<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A child process killed when dropped; its stderr is kept for failure messages.
 pub struct Proc {
     child: Child,

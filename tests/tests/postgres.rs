@@ -752,3 +752,297 @@ fn store_copy_moves_an_installation_from_sqlite_with_its_chain_intact() {
     );
     drop(sqlite);
 }
+
+/// PostgreSQL restarted under two controllers (every session ended, a fast shutdown): both
+/// recover by themselves, with no one touching them, and a change made while the database was
+/// down is seen from both; the one chain still verifies.
+#[test]
+fn a_restarted_database_is_taken_up_again_by_every_controller() {
+    let Some(pg) = plumb_testkit::Postgres::own() else {
+        return;
+    };
+    let site = Shared::new(&pg);
+    let (root1, root2) = (site.root("web-1"), site.root("web-2"));
+    let (a, b) = (site.controller("data-a"), site.controller("data-b"));
+    let both = format!("{},{}", a.url, b.url);
+    let _agent1 = start_agent(&both, "web-1", &root1, &[]);
+    let _agent2 = start_agent(&format!("{},{}", b.url, a.url), "web-2", &root2, &[]);
+    for c in [&a, &b] {
+        plumb_tests::wait_for("both hosts in sync", || {
+            (status(c, "web-1")? == "in_sync" && status(c, "web-2")? == "in_sync").then_some(())
+        });
+    }
+
+    pg.stop();
+    fs::set_permissions(&site.app, fs::Permissions::from_mode(0o600)).expect("chmod");
+    fs::set_permissions(
+        root2.join("etc/app.conf"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .expect("chmod");
+    pg.start();
+    for c in [&a, &b] {
+        c.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+        c.expect_drift("web-2", &[("file:/etc/app.conf", "mode", "0644", "0640")]);
+    }
+    let out = a.plumb(&[
+        "audit",
+        "verify",
+        "--store",
+        &site.store,
+        "--public-key",
+        &format!("{}.pub", site.key),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Three controllers on one database, twenty agents spread over them (each given all three,
+/// starting at a different one), and a burst of changes to every host during which one
+/// controller is killed with `kill -9`. Once the burst is over, checked against the truth:
+/// every host's drift, as each survivor says it, is what the files hold (their sha256 against
+/// the declared content); the log holds each host's changes of state once and in order (no
+/// drift opened twice without a resolve between, nothing resolved or changed that was not
+/// open, and what is open at the end is the drift shown); a follower on a survivor heard every
+/// entry after it began, in order, none twice; and the one chain verifies.
+#[test]
+fn three_controllers_twenty_agents_and_one_killed_mid_burst() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::io::BufRead as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const HOSTS: usize = 20;
+    const FILES: usize = 3;
+    const ROUNDS: usize = 24;
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let site = Shared::new(pg);
+    let mut manifest = String::from("name: web\nhosts: [\"web-*\"]\nfiles:\n");
+    for f in 0..FILES {
+        manifest.push_str(&format!("  /etc/burst/f{f}:\n    content: \"v0\\n\"\n"));
+    }
+    fs::write(site.tmp.path().join("manifests/web.yaml"), manifest).expect("write");
+    let hosts: Vec<String> = (1..=HOSTS).map(|i| format!("web-{i:02}")).collect();
+    let roots: Vec<std::path::PathBuf> = hosts
+        .iter()
+        .map(|h| {
+            let root = site.tmp.path().join(format!("{h}-root"));
+            let files: Vec<(String, &str)> = (0..FILES)
+                .map(|f| (format!("etc/burst/f{f}"), "v0\n"))
+                .collect();
+            let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+            write_tree(&root, &refs);
+            root
+        })
+        .collect();
+    let mut controllers: Vec<Controller> = (0..3)
+        .map(|i| site.controller(&format!("data-{i}")))
+        .collect();
+    let urls: Vec<String> = controllers.iter().map(|c| c.url.clone()).collect();
+    let _agents: Vec<plumb_tests::Proc> = hosts
+        .iter()
+        .zip(&roots)
+        .enumerate()
+        .map(|(i, (h, root))| {
+            let list: Vec<&str> = (0..3).map(|k| urls[(i + k) % 3].as_str()).collect();
+            start_agent(&list.join(","), h, root, &[])
+        })
+        .collect();
+    let (victim, survivors) = (0, [1, 2]);
+    plumb_tests::wait_for_within(
+        "every host in sync",
+        std::time::Duration::from_secs(60),
+        || {
+            hosts
+                .iter()
+                .all(|h| status(&controllers[1], h).as_deref() == Some("in_sync"))
+                .then_some(())
+        },
+    );
+
+    // A follower on a survivor, listening before the burst begins.
+    let mut follow = std::process::Command::new(plumb_tests::bin("plumb"));
+    follow.args(["drift", "--follow", "-o", "json", "--controller", &urls[1]]);
+    let mut follower = plumb_tests::Proc::spawn_reading(follow);
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let lines = std::io::BufReader::new(follower.take_stdout()).lines();
+    let into = heard.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                into.lock().expect("lock").push(v);
+            }
+        }
+    });
+    // Listening once it prints, as an entry, a change made now (a change made before it
+    // listened is printed as current drift, id 0): everything from that entry on is heard.
+    let first_id = (0..30)
+        .find_map(|k| {
+            fs::write(roots[0].join("etc/burst/f0"), format!("warming up {k}\n")).expect("write");
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while std::time::Instant::now() < until {
+                let entry = heard.lock().expect("lock").iter().find_map(|e| {
+                    let id = e["id"].as_i64().filter(|id| *id > 0)?;
+                    (e["host"] == "web-01").then_some(id)
+                });
+                if entry.is_some() {
+                    return entry;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            None
+        })
+        .expect("the follower hears a change as it is logged")
+        - 1;
+
+    // The burst: every host's files rewritten round after round (some back to the declared
+    // content), the victim killed half way.
+    let written = std::sync::Arc::new(AtomicUsize::new(0));
+    let writers: Vec<std::thread::JoinHandle<()>> = roots
+        .iter()
+        .enumerate()
+        .map(|(i, root)| {
+            let (root, written) = (root.clone(), written.clone());
+            std::thread::spawn(move || {
+                for r in 1..=ROUNDS {
+                    let f = (i + r) % FILES;
+                    let content = if (i + r) % 4 == 0 {
+                        "v0\n".to_owned()
+                    } else {
+                        format!("v{r} of host {i}\n")
+                    };
+                    fs::write(root.join(format!("etc/burst/f{f}")), content).expect("write");
+                    written.fetch_add(1, Ordering::SeqCst);
+                    // The burst's pace (about 400 changes a second over the fleet), not a wait
+                    // for anything.
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        })
+        .collect();
+    plumb_tests::wait_for("half the burst", || {
+        (written.load(Ordering::SeqCst) >= HOSTS * ROUNDS / 2).then_some(())
+    });
+    // web-01's agent was given the victim first: the victim's id is its owner.
+    let victim_id = pg.query(
+        &site.store,
+        "SELECT owner FROM hosts WHERE host_id = 'web-01'",
+    );
+    let held = |owner: &str| {
+        pg.query(
+            &site.store,
+            &format!("SELECT count(*) FROM hosts WHERE owner IS NOT DISTINCT FROM {owner}"),
+        )
+    };
+    assert_ne!(
+        held(&format!("'{victim_id}'")),
+        "0",
+        "the victim holds hosts"
+    );
+    controllers[victim].proc.signal("KILL");
+    controllers[victim].proc.wait();
+    for w in writers {
+        w.join().expect("writer");
+    }
+
+    // The truth on disk: which declared files differ from their content.
+    let mut truth: BTreeSet<(String, String)> = BTreeSet::new();
+    for (h, root) in hosts.iter().zip(&roots) {
+        for f in 0..FILES {
+            let actual = fs::read(root.join(format!("etc/burst/f{f}"))).expect("read");
+            if plumb_tests::sha256(&actual) != plumb_tests::sha256(b"v0\n") {
+                truth.insert((h.clone(), format!("file:/etc/burst/f{f}")));
+            }
+        }
+    }
+    assert!(!truth.is_empty(), "the burst leaves drift behind");
+    let drift_of = |c: &Controller| -> Option<BTreeSet<(String, String)>> {
+        let drift = c.json(&["drift"]);
+        let mut shown = BTreeSet::new();
+        for host in drift["hosts"].as_array()? {
+            if host["status"] == "offline" || host["status"] == "unknown" {
+                return None;
+            }
+            for d in host["drift"].as_array()? {
+                shown.insert((
+                    host["host"].as_str()?.to_owned(),
+                    d["resource"].as_str()?.to_owned(),
+                ));
+            }
+        }
+        Some(shown)
+    };
+    for s in survivors {
+        let c = &controllers[s];
+        plumb_tests::wait_for_within(
+            "each survivor's drift to be the truth on disk",
+            std::time::Duration::from_secs(90),
+            || (drift_of(c)? == truth).then_some(()),
+        );
+    }
+
+    assert_eq!(
+        (held(&format!("'{victim_id}'")), held("NULL")),
+        ("0".to_owned(), "0".to_owned()),
+        "every host streams to a survivor"
+    );
+
+    // The log: each host's changes of state once, in order, ending in what is shown.
+    let history = controllers[1].json(&["history", "--limit", "100000"]);
+    let mut events: Vec<Value> = history["events"].as_array().expect("events").clone();
+    events.sort_by_key(|e| e["id"].as_i64());
+    let ids: Vec<i64> = events.iter().filter_map(|e| e["id"].as_i64()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "the log's ids follow each other"
+    );
+    let mut open: BTreeMap<(String, String), ()> = BTreeMap::new();
+    for e in &events {
+        let key = (
+            e["host"].as_str().unwrap_or_default().to_owned(),
+            e["resource"].as_str().unwrap_or_default().to_owned(),
+        );
+        match e["event"].as_str().unwrap_or_default() {
+            "opened" => assert!(open.insert(key, ()).is_none(), "opened twice: {e}"),
+            "resolved" => assert!(open.remove(&key).is_some(), "resolved, not open: {e}"),
+            "changed" => assert!(open.contains_key(&key), "changed, not open: {e}"),
+            _ => {}
+        }
+    }
+    let logged: BTreeSet<(String, String)> = open.into_keys().collect();
+    assert_eq!(logged, truth, "what the log leaves open is the truth");
+
+    // The follower heard every entry since it began, in order, none twice.
+    let last_id = *ids.last().expect("an entry");
+    plumb_tests::wait_for("the follower to hear the last entry", || {
+        let heard = heard.lock().expect("lock");
+        (heard.last()?["id"].as_i64()? >= last_id).then_some(())
+    });
+    let heard_ids: Vec<i64> = heard
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|e| e["id"].as_i64())
+        .filter(|id| *id > first_id)
+        .collect();
+    let expected: Vec<i64> = ids.iter().copied().filter(|id| *id > first_id).collect();
+    assert_eq!(heard_ids, expected, "the follower heard the log as it is");
+
+    let out = controllers[2].plumb(&[
+        "audit",
+        "verify",
+        "--store",
+        &site.store,
+        "--public-key",
+        &format!("{}.pub", site.key),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    drop(follower);
+}
