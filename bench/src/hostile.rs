@@ -33,8 +33,15 @@ pub(crate) async fn run(
         manifests.join("churn.yaml"),
         "name: churn\nhosts: [\"churn\"]\nfiles:\n  /etc/churn.d:\n    exclusive: true\n",
     )?;
-    let mut fleet =
-        SimulatedFleet::start(&manifests, &tmp.path().join("data"), agents, 1, files).await?;
+    let mut fleet = SimulatedFleet::start(
+        &manifests,
+        &tmp.path().join("data"),
+        agents,
+        1,
+        files,
+        &Default::default(),
+    )
+    .await?;
     println!(
         "hostile: {agents} simulated agents in sync after {:.1} s",
         fleet.ramp.as_secs_f64()

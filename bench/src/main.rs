@@ -6,6 +6,7 @@
 //! It builds and runs the release binaries (`plumb`, `plumb-agent`) as real processes on
 //! loopback, in a temporary directory.
 
+mod failover;
 mod fixture;
 mod footprint;
 mod hostile;
@@ -66,6 +67,32 @@ enum Command {
         /// How long changes are made.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         duration: Duration,
+        /// Where the controllers keep their state (comma-separated list): sqlite, postgres (a
+        /// throwaway server of this machine's PostgreSQL, with its default durability), or a
+        /// postgres:// URL of an empty database.
+        #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+        store: Vec<String>,
+        /// Controllers sharing each PostgreSQL store (comma-separated list); agent i streams
+        /// to controller i mod K, and queries go to the first.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        controllers: Vec<usize>,
+        /// Then 10 s spells at 500, 1000, 2000… changes/s until p99 passes 1 s.
+        #[arg(long)]
+        sweep: bool,
+    },
+    /// Failover: N simulated agents spread over K controllers on one PostgreSQL store; the
+    /// first controller is killed (SIGKILL); the time until each of its agents streams to
+    /// another and is in sync there.
+    Failover {
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        #[arg(long, default_value_t = 100)]
+        files: usize,
+        #[arg(long, default_value_t = 2)]
+        controllers: usize,
+        /// postgres (a throwaway server) or a postgres:// URL of an empty database.
+        #[arg(long, default_value = "postgres")]
+        store: String,
     },
     /// A hostile host: N simulated agents make changes, alone and then while one real
     /// agent's exclusive directory churns through E entries, created and removed over and
@@ -136,7 +163,16 @@ fn main() -> anyhow::Result<()> {
                 Some((vec![1000, 10_000], Duration::from_secs(60))),
                 Some((vec![1000, 10_000], 5)),
                 Some(1000),
-                Some((vec![1000, 10_000], 1, 100, 200, Duration::from_secs(30))),
+                Some(scale::Options {
+                    agents: vec![1000, 10_000],
+                    streams_per_connection: 1,
+                    files: 100,
+                    rate: 200,
+                    duration: Duration::from_secs(30),
+                    stores: vec!["sqlite".into()],
+                    controllers: vec![1],
+                    sweep: false,
+                }),
             )
         }
         Command::Footprint { files, idle } => (Some((files, idle)), None, None, None),
@@ -148,12 +184,37 @@ fn main() -> anyhow::Result<()> {
             files,
             rate,
             duration,
+            store,
+            controllers,
+            sweep,
         } => (
             None,
             None,
             None,
-            Some((agents, streams_per_connection, files, rate, duration)),
+            Some(scale::Options {
+                agents,
+                streams_per_connection,
+                files,
+                rate,
+                duration,
+                stores: store,
+                controllers,
+                sweep,
+            }),
         ),
+        Command::Failover {
+            agents,
+            files,
+            controllers,
+            store,
+        } => {
+            let store = scale::Store::parse(&store)?;
+            summary.insert(
+                "failover".into(),
+                runtime.block_on(failover::run(agents, files, controllers, &store))?,
+            );
+            (None, None, None, None)
+        }
     };
     if let Some((files, idle)) = footprint {
         summary.insert(
@@ -167,11 +228,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(changes) = latency {
         summary.insert("latency".into(), runtime.block_on(latency::run(changes))?);
     }
-    if let Some((agents, per_connection, files, rate, duration)) = scale {
-        summary.insert(
-            "scale".into(),
-            runtime.block_on(scale::run(&agents, per_connection, files, rate, duration))?,
-        );
+    if let Some(opts) = scale {
+        summary.insert("scale".into(), runtime.block_on(scale::run(opts))?);
     }
     if let Some((agents, entries, rate, duration)) = hostile {
         summary.insert(

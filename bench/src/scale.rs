@@ -61,54 +61,132 @@ struct Change {
     drifted: bool,
 }
 
-/// One simulated agent: Hello, a Snapshot of its plan in sync, then Deltas as told and
-/// heartbeats, reading everything the controller sends.
+/// One simulated agent: Hello, a Snapshot of its plan (in sync but for the files told to
+/// drift), then Deltas as told and heartbeats, reading everything the controller sends. Given
+/// several controllers, it starts at `first` and moves to the next when its stream is lost, as
+/// the real agent does (after a pause of 125 to 250 ms), and says in `resynced` when a
+/// controller it moved to acknowledged its snapshot. With one, a lost stream ends it.
 async fn agent(
-    channel: tonic::transport::Channel,
+    channels: Vec<tonic::transport::Channel>,
+    first: usize,
     host: String,
     facts: Arc<Facts>,
     mut changes: mpsc::Receiver<Change>,
     connected: Arc<AtomicUsize>,
+    resynced: Arc<std::sync::Mutex<Vec<Instant>>>,
 ) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::channel(16);
-    tx.send(Outgoing::Hello(Hello {
-        host_id: host,
-        labels: BTreeMap::new(),
-        facts: Facts::clone(&facts),
-    }))
-    .await?;
-    let mut inbound = v1::agent_service_client::AgentServiceClient::new(channel)
-        .connect(ReceiverStream::new(rx).map(wire::outgoing_to_proto))
-        .await?
-        .into_inner();
-    connected.fetch_add(1, Ordering::Relaxed);
-    let mut seq = 0;
-    let mut plan: Option<Plan> = None;
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+    let mut drifted: std::collections::BTreeSet<usize> = Default::default();
+    let mut at = first;
+    let mut moved = false;
     loop {
-        tokio::select! {
-            m = inbound.message() => {
-                let Some(m) = m? else { return Ok(()) };
-                if let Incoming::Plan(p) = wire::incoming_from_proto(m)? {
-                    if p.heartbeat_interval_secs > 0 {
-                        heartbeat = tokio::time::interval(Duration::from_secs(p.heartbeat_interval_secs.into()));
+        let channel = channels[at % channels.len()].clone();
+        let session = Session {
+            host: &host,
+            facts: &facts,
+            connected: (!moved).then_some(&connected),
+            resynced: moved.then_some(&resynced),
+        };
+        match session.run(channel, &mut changes, &mut drifted).await {
+            Ok(()) => return Ok(()),
+            Err(e) if channels.len() == 1 => return Err(e),
+            Err(_) => {
+                at += 1;
+                moved = true;
+                let seed = host
+                    .bytes()
+                    .fold(at as u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
+                let pause = 125 + fixture::Rng::new(seed).next() % 125;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+    }
+}
+
+/// One stream of a simulated agent.
+struct Session<'a> {
+    host: &'a str,
+    facts: &'a Facts,
+    /// Counted once the stream is open (an agent's first).
+    connected: Option<&'a AtomicUsize>,
+    /// Told when its snapshot is acknowledged (a stream after a move).
+    resynced: Option<&'a std::sync::Mutex<Vec<Instant>>>,
+}
+
+impl Session<'_> {
+    /// Until the controller ends the stream (`Err`), or the agent is no longer told changes.
+    async fn run(
+        self,
+        channel: tonic::transport::Channel,
+        changes: &mut mpsc::Receiver<Change>,
+        drifted: &mut std::collections::BTreeSet<usize>,
+    ) -> anyhow::Result<()> {
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(Outgoing::Hello(Hello {
+            host_id: self.host.to_owned(),
+            labels: BTreeMap::new(),
+            facts: self.facts.clone(),
+        }))
+        .await?;
+        let mut inbound = v1::agent_service_client::AgentServiceClient::new(channel)
+            .connect(ReceiverStream::new(rx).map(wire::outgoing_to_proto))
+            .await?
+            .into_inner();
+        if let Some(c) = self.connected {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut seq = 0;
+        let mut snapshot_seq = None;
+        let mut plan: Option<Plan> = None;
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+        let digest = |drifted: &std::collections::BTreeSet<usize>, f: usize| {
+            if drifted.contains(&f) {
+                DRIFTED
+            } else {
+                IN_SYNC
+            }
+        };
+        loop {
+            tokio::select! {
+                m = inbound.message() => {
+                    let m = m?.ok_or_else(|| anyhow::anyhow!("the controller ended the stream"))?;
+                    match wire::incoming_from_proto(m)? {
+                        Incoming::Plan(p) => {
+                            if p.heartbeat_interval_secs > 0 {
+                                heartbeat = tokio::time::interval(Duration::from_secs(p.heartbeat_interval_secs.into()));
+                            }
+                            seq += 1;
+                            let files = p.requests.iter().enumerate()
+                                .map(|(f, r)| observation(&r.path, digest(drifted, f)))
+                                .collect();
+                            let report = Report { generation: p.generation, seq, files, packages: Vec::new() };
+                            tx.send(Outgoing::Snapshot { report, more: false }).await?;
+                            snapshot_seq = Some(seq);
+                            plan = Some(p);
+                        }
+                        Incoming::Ack { seq: acked } => {
+                            if let (Some(r), Some(s)) = (self.resynced, snapshot_seq)
+                                && acked >= s
+                            {
+                                r.lock().expect("lock").push(Instant::now());
+                                snapshot_seq = None;
+                            }
+                        }
+                        Incoming::GoAway(_) => anyhow::bail!("asked to go"),
+                        _ => {}
                     }
-                    seq += 1;
-                    let files = p.requests.iter().map(|r| observation(&r.path, IN_SYNC)).collect();
-                    let report = Report { generation: p.generation, seq, files, packages: Vec::new() };
-                    tx.send(Outgoing::Snapshot { report, more: false }).await?;
-                    plan = Some(p);
                 }
-            }
-            Some(c) = changes.recv() => {
-                let Some(p) = &plan else { continue };
-                let Some(r) = p.requests.get(c.file) else { continue };
-                seq += 1;
-                let file = observation(&r.path, if c.drifted { DRIFTED } else { IN_SYNC });
-                tx.send(Outgoing::Delta(Report { generation: p.generation, seq, files: vec![file], packages: Vec::new() })).await?;
-            }
-            _ = heartbeat.tick() => {
-                tx.send(Outgoing::Heartbeat { sent_at_ms: 0 }).await?;
+                c = changes.recv() => {
+                    let Some(c) = c else { return Ok(()) };
+                    if c.drifted { drifted.insert(c.file); } else { drifted.remove(&c.file); }
+                    let Some(p) = &plan else { continue };
+                    let Some(r) = p.requests.get(c.file) else { continue };
+                    seq += 1;
+                    let file = observation(&r.path, digest(drifted, c.file));
+                    tx.send(Outgoing::Delta(Report { generation: p.generation, seq, files: vec![file], packages: Vec::new() })).await?;
+                }
+                _ = heartbeat.tick() => {
+                    tx.send(Outgoing::Heartbeat { sent_at_ms: 0 }).await?;
+                }
             }
         }
     }
@@ -159,13 +237,22 @@ fn cli_ms(url: &str, args: &[&str]) -> anyhow::Result<(f64, usize)> {
     Ok((fixture::median(times), size))
 }
 
-/// N simulated agents of M files each, connected and in sync, against a controller on
+/// Where the controllers of a simulated fleet keep their state, and how many there are.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Site {
+    /// `--store` (a PostgreSQL URL); `None`: SQLite in each data directory.
+    pub(crate) store: Option<String>,
+    /// Controllers on it (more than one only on a shared store); agent i starts at i % K.
+    pub(crate) controllers: usize,
+}
+
+/// N simulated agents of M files each, connected and in sync, against controllers on
 /// `manifests` (which must hold `manifest(files)` as `load.yaml`).
 pub(crate) struct SimulatedFleet {
-    /// Held: the controller stops when the fleet is dropped.
-    _controller: fixture::Proc,
+    /// Held: the controllers stop when the fleet is dropped. The first answers queries.
+    pub(crate) controllers: Vec<fixture::Proc>,
+    pub(crate) urls: Vec<String>,
     pub(crate) url: String,
-    pub(crate) pid: u32,
     pub(crate) client: v1::query_service_client::QueryServiceClient<tonic::transport::Channel>,
     senders: Vec<mpsc::Sender<Change>>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -174,12 +261,17 @@ pub(crate) struct SimulatedFleet {
     pub(crate) ramp: Duration,
     rng: fixture::Rng,
     drifted: Vec<bool>,
+    /// When agents that moved to another controller had their snapshot acknowledged there.
+    pub(crate) resynced: Arc<std::sync::Mutex<Vec<Instant>>>,
 }
 
 /// What a spell of changes found.
 pub(crate) struct Changes {
     /// Delta sent → event seen, sorted, in ms.
     pub(crate) latencies: Vec<f64>,
+    /// Those of hosts streaming to another controller than the one watched: what the store's
+    /// tail adds.
+    pub(crate) remote: Vec<f64>,
     pub(crate) total: usize,
     /// Changes whose event never came.
     pub(crate) unseen: usize,
@@ -193,49 +285,70 @@ impl Changes {
 }
 
 impl SimulatedFleet {
+    /// The controllers' process ids.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.controllers.iter().map(|c| c.pid()).collect()
+    }
+
     pub(crate) async fn start(
         manifests: &std::path::Path,
         data: &std::path::Path,
         n: usize,
         streams_per_connection: usize,
         files: usize,
+        site: &Site,
     ) -> anyhow::Result<Self> {
         let facts = Arc::new(plumb_agent::collect::facts::collect(
             &plumb_agent::root::Root::new(None),
         ));
-        let (controller, url) = fixture::controller(manifests, data, &[])?;
-        let pid = controller.pid();
+        let key = data.join("audit.key").display().to_string();
+        let mut controllers = Vec::new();
+        let mut urls = Vec::new();
+        for k in 0..site.controllers.max(1) {
+            let extra: Vec<&str> = match &site.store {
+                Some(url) => vec!["--store", url, "--audit-key", &key],
+                None => Vec::new(),
+            };
+            let (proc, url) = fixture::controller(manifests, &data.join(format!("c{k}")), &extra)?;
+            controllers.push(proc);
+            urls.push(url);
+        }
         // Connect everyone, a few hundred at a time, as a fleet after a controller restart.
         let start = Instant::now();
         let connected = Arc::new(AtomicUsize::new(0));
+        let resynced: Arc<std::sync::Mutex<Vec<Instant>>> = Default::default();
         let mut senders = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
-        let mut channel = None;
+        let mut channels = Vec::new();
         for i in 0..n {
             if i % streams_per_connection.max(1) == 0 {
-                // Connected by its first stream; the next K-1 agents share it.
-                channel = Some(
-                    tonic::transport::Endpoint::from_shared(url.clone())?
-                        .tcp_nodelay(true)
-                        .connect_timeout(Duration::from_secs(30))
-                        .connect_lazy(),
-                );
+                // Connected by its first stream; the next K-1 agents share them.
+                channels = urls
+                    .iter()
+                    .map(|url| {
+                        Ok(tonic::transport::Endpoint::from_shared(url.clone())?
+                            .tcp_nodelay(true)
+                            .connect_timeout(Duration::from_secs(30))
+                            .connect_lazy())
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
             }
-            let channel = channel.clone().expect("set for the first agent");
             let (tx, rx) = mpsc::channel(64);
             senders.push(tx);
             tasks.push(tokio::spawn(agent(
-                channel,
+                channels.clone(),
+                i % urls.len(),
                 format!("load-{i:05}"),
                 facts.clone(),
                 rx,
                 connected.clone(),
+                resynced.clone(),
             )));
             while i + 1 - connected.load(Ordering::Relaxed) > 256 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
-        let mut client = fixture::query(&url).await?;
+        let mut client = fixture::query(&urls[0]).await?;
         loop {
             if in_sync_count(&mut client).await? >= n {
                 break;
@@ -251,9 +364,9 @@ impl SimulatedFleet {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(Self {
-            _controller: controller,
-            url,
-            pid,
+            url: urls[0].clone(),
+            controllers,
+            urls,
             client,
             senders,
             tasks,
@@ -261,6 +374,7 @@ impl SimulatedFleet {
             ramp: start.elapsed(),
             rng: fixture::Rng::new(n as u64),
             drifted: vec![false; n * files],
+            resynced,
         })
     }
 
@@ -280,21 +394,32 @@ impl SimulatedFleet {
             .await?
             .into_inner();
         let pending = sent.clone();
-        let seen: Arc<Mutex<Vec<f64>>> = Default::default();
+        // (ms, whether the host streams to another controller than the one watched)
+        let seen: Arc<Mutex<Vec<(f64, bool)>>> = Default::default();
         let latencies = seen.clone();
+        let k = self.urls.len();
         let collector = tokio::spawn(async move {
             while let Some(Ok(e)) = events.next().await {
                 let Some(item) = e.item else { continue };
+                let remote = e
+                    .host_id
+                    .strip_prefix("load-")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| i % k != 0);
                 if let Some(t0) = pending.lock().await.remove(&(e.host_id, item.resource)) {
                     latencies
                         .lock()
                         .await
-                        .push(t0.elapsed().as_secs_f64() * 1e3);
+                        .push((t0.elapsed().as_secs_f64() * 1e3, remote));
                 }
             }
         });
         let total = (rate as f64 * duration.as_secs_f64()) as usize;
-        let cpu0 = fixture::cpu_time(self.pid)?;
+        let pids = self.pids();
+        let cpu = |pids: &[u32]| -> anyhow::Result<Duration> {
+            pids.iter().map(|p| fixture::cpu_time(*p)).sum()
+        };
+        let cpu0 = cpu(&pids)?;
         let changes_start = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -323,14 +448,22 @@ impl SimulatedFleet {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let busy = changes_start.elapsed();
-        let cpu_percent =
-            (fixture::cpu_time(self.pid)? - cpu0).as_secs_f64() / busy.as_secs_f64() * 100.0;
+        let cpu_percent = (cpu(&pids)? - cpu0).as_secs_f64() / busy.as_secs_f64() * 100.0;
         let unseen = sent.lock().await.len();
         collector.abort();
-        let mut latencies = std::mem::take(&mut *seen.lock().await);
-        latencies.sort_by(f64::total_cmp);
+        let seen = std::mem::take(&mut *seen.lock().await);
+        let sorted = |keep: &dyn Fn(bool) -> bool| {
+            let mut v: Vec<f64> = seen
+                .iter()
+                .filter(|(_, r)| keep(*r))
+                .map(|(ms, _)| *ms)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
         Ok(Changes {
-            latencies,
+            latencies: sorted(&|_| true),
+            remote: sorted(&|r| r),
             total,
             unseen,
             cpu_percent,
@@ -346,83 +479,234 @@ impl Drop for SimulatedFleet {
     }
 }
 
-pub(crate) async fn run(
-    sizes: &[usize],
-    streams_per_connection: usize,
-    files: usize,
-    rate: u32,
-    duration: Duration,
-) -> anyhow::Result<Value> {
-    let mut results = Vec::new();
-    for &n in sizes {
-        let tmp = tempfile::tempdir()?;
-        let manifests = tmp.path().join("manifests");
-        std::fs::create_dir_all(&manifests)?;
-        std::fs::write(manifests.join("load.yaml"), manifest(files))?;
-        let mut fleet = SimulatedFleet::start(
-            &manifests,
-            &tmp.path().join("data"),
-            n,
-            streams_per_connection,
-            files,
-        )
-        .await?;
-        let (pid, url) = (fleet.pid, fleet.url.clone());
+/// What `plumb-bench scale` runs.
+pub(crate) struct Options {
+    pub(crate) agents: Vec<usize>,
+    pub(crate) streams_per_connection: usize,
+    pub(crate) files: usize,
+    pub(crate) rate: u32,
+    pub(crate) duration: Duration,
+    /// `sqlite`, `postgres` (a throwaway server of this machine's PostgreSQL, with its default
+    /// durability), or a `postgres://` URL.
+    pub(crate) stores: Vec<String>,
+    /// Controllers on each shared store.
+    pub(crate) controllers: Vec<usize>,
+    /// After the spell at `rate`, spells at rising rates until p99 passes 1 s.
+    pub(crate) sweep: bool,
+}
 
-        // At rest: heartbeats only.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let cpu0 = fixture::cpu_time(pid)?;
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let rest_cpu = (fixture::cpu_time(pid)? - cpu0).as_secs_f64() / 10.0;
-        let rest = fixture::memory(pid)?;
-        let (drift_ms, drift_bytes) = cli_ms(&url, &["drift"])?;
-        let (hosts_ms, hosts_bytes) = cli_ms(&url, &["hosts"])?;
+/// A store a benchmark runs on, and how to ask it its size.
+pub(crate) enum Store {
+    Sqlite,
+    Throwaway(plumb_testkit::Postgres),
+    Url(String),
+}
 
-        let c = fleet.changes(rate, duration).await?;
-        let under_load = fixture::memory(pid)?;
-        let ramp = fleet.ramp;
-        drop(fleet);
-        let mib = |kib: u64| kib as f64 / 1024.0;
-        let per = if streams_per_connection > 1 {
-            format!(" ({streams_per_connection} per connection)")
-        } else {
-            String::new()
+impl Store {
+    pub(crate) fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "sqlite" => Self::Sqlite,
+            "postgres" => {
+                Self::Throwaway(plumb_testkit::Postgres::own_durable().ok_or_else(|| {
+                    anyhow::anyhow!("--store postgres needs Debian's postgresql package here")
+                })?)
+            }
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Self::Url(url.to_owned())
+            }
+            other => anyhow::bail!("--store {other:?}: sqlite, postgres or a postgres:// URL"),
+        })
+    }
+
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Throwaway(_) | Self::Url(_) => "PostgreSQL",
+        }
+    }
+
+    /// A new, empty place for one run: `None` for SQLite (each controller's data directory).
+    /// A URL given is used as it is (it must be empty).
+    pub(crate) fn fresh(&self) -> Option<String> {
+        match self {
+            Self::Sqlite => None,
+            Self::Throwaway(pg) => Some(pg.database()),
+            Self::Url(url) => Some(url.clone()),
+        }
+    }
+
+    /// The database's size in bytes, where it can be asked.
+    pub(crate) fn size(&self, url: &str) -> Option<u64> {
+        self.count(url, "SELECT pg_database_size(current_database())")
+    }
+
+    /// The one number `sql` returns in the database at `url`, where it can be asked.
+    pub(crate) fn count(&self, url: &str, sql: &str) -> Option<u64> {
+        self.text(url, sql)?.parse().ok()
+    }
+
+    /// What `sql` returns in the database at `url` (one value), where it can be asked.
+    pub(crate) fn text(&self, url: &str, sql: &str) -> Option<String> {
+        let text = match self {
+            Self::Sqlite => return None,
+            Self::Throwaway(pg) => pg.query(url, sql),
+            Self::Url(_) => {
+                let out = Command::new("psql")
+                    .args([url, "--no-psqlrc", "--tuples-only", "--no-align"])
+                    .args(["--command", sql])
+                    .output()
+                    .ok()?;
+                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            }
         };
-        println!(
-            "scale: {n} agents{per} x {files} files: all in sync after {:.1} s; at rest: RSS {:.0} MiB, CPU {:.1}%; \
-             plumb drift -o json {drift_ms:.0} ms ({} KiB), plumb hosts -o json {hosts_ms:.0} ms ({} KiB); \
-             {rate} changes/s: detection p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} unseen; CPU {:.1}%, RSS {:.0} MiB",
-            ramp.as_secs_f64(),
-            mib(rest.rss),
-            rest_cpu * 100.0,
-            drift_bytes / 1024,
-            hosts_bytes / 1024,
-            c.q(0.5),
-            c.q(0.99),
-            c.q(1.0),
-            c.unseen,
-            c.cpu_percent,
-            mib(under_load.rss),
-        );
-        results.push(json!({
-            "agents": n,
-            "streams_per_connection": streams_per_connection.max(1),
-            "files_per_agent": files,
-            "all_in_sync_s": ramp.as_secs_f64(),
-            "rest_rss_mib": mib(rest.rss),
-            "rest_cpu_percent": rest_cpu * 100.0,
-            "drift_json_ms": drift_ms,
-            "hosts_json_ms": hosts_ms,
-            "changes_per_s": rate,
-            "changes": c.total,
-            "detection_p50_ms": c.q(0.5),
-            "detection_p99_ms": c.q(0.99),
-            "detection_max_ms": c.q(1.0),
-            "unseen": c.unseen,
-            "busy_cpu_percent": c.cpu_percent,
-            "busy_rss_mib": mib(under_load.rss),
-            "peak_rss_mib": mib(under_load.peak),
-        }));
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+pub(crate) async fn run(opts: Options) -> anyhow::Result<Value> {
+    let mut results = Vec::new();
+    for store in &opts.stores {
+        let store = Store::parse(store)?;
+        for &k in &opts.controllers {
+            if matches!(store, Store::Sqlite) && k != 1 {
+                println!("scale: SQLite is one controller's; --controllers {k} is left out for it");
+                continue;
+            }
+            for &n in &opts.agents {
+                results.push(run_one(&opts, &store, k, n).await?);
+            }
+        }
     }
     Ok(json!({ "results": results }))
+}
+
+async fn run_one(opts: &Options, store: &Store, k: usize, n: usize) -> anyhow::Result<Value> {
+    let (files, rate, streams_per_connection) =
+        (opts.files, opts.rate, opts.streams_per_connection);
+    let tmp = tempfile::tempdir()?;
+    let manifests = tmp.path().join("manifests");
+    std::fs::create_dir_all(&manifests)?;
+    std::fs::write(manifests.join("load.yaml"), manifest(files))?;
+    let site = Site {
+        store: store.fresh(),
+        controllers: k,
+    };
+    let mut fleet = SimulatedFleet::start(
+        &manifests,
+        &tmp.path().join("data"),
+        n,
+        streams_per_connection,
+        files,
+        &site,
+    )
+    .await?;
+    let pids = fleet.pids();
+    let urls = fleet.urls.clone();
+
+    // At rest: heartbeats only.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = |pids: &[u32]| -> anyhow::Result<Duration> {
+        pids.iter().map(|p| fixture::cpu_time(*p)).sum()
+    };
+    let cpu0 = cpu(&pids)?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rest_cpu = (cpu(&pids)? - cpu0).as_secs_f64() / 10.0;
+    let rest: Vec<fixture::Memory> = pids
+        .iter()
+        .map(|p| fixture::memory(*p))
+        .collect::<anyhow::Result<_>>()?;
+    let mut drift = Vec::new();
+    for url in &urls {
+        drift.push(cli_ms(url, &["drift"])?);
+    }
+    let drift_bytes = drift[0].1;
+    let (hosts_ms, hosts_bytes) = cli_ms(&urls[0], &["hosts"])?;
+    let db_bytes = site.store.as_deref().and_then(|url| store.size(url));
+
+    let c = fleet.changes(rate, opts.duration).await?;
+    let mut sustained = None;
+    if opts.sweep {
+        for r in [500, 1000, 2000, 4000, 8000] {
+            let s = fleet.changes(r, Duration::from_secs(10)).await?;
+            println!(
+                "scale: sweep {r} changes/s: p50 {:.1} ms, p99 {:.1} ms, {} unseen, CPU {:.0}%",
+                s.q(0.5),
+                s.q(0.99),
+                s.unseen,
+                s.cpu_percent
+            );
+            if s.q(0.99) > 1000.0 || s.unseen > 0 {
+                break;
+            }
+            sustained = Some(r);
+        }
+    }
+    let under_load: Vec<fixture::Memory> = pids
+        .iter()
+        .map(|p| fixture::memory(*p))
+        .collect::<anyhow::Result<_>>()?;
+    let ramp = fleet.ramp;
+    drop(fleet);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let rss = |m: &[fixture::Memory]| m.iter().map(|m| mib(m.rss)).collect::<Vec<f64>>();
+    let per = if streams_per_connection > 1 {
+        format!(" ({streams_per_connection} per connection)")
+    } else {
+        String::new()
+    };
+    let remote_p99 = fixture::quantile(&c.remote, 0.99);
+    let drift_each: Vec<String> = drift.iter().map(|(ms, _)| format!("{ms:.0}")).collect();
+    println!(
+        "scale: {} x{k}, {n} agents{per} x {files} files: all in sync after {:.1} s; at rest: RSS {:?} MiB, CPU {:.1}%; \
+         plumb drift -o json {} ms ({} KiB), plumb hosts -o json {hosts_ms:.0} ms ({} KiB); database {}; \
+         {rate} changes/s: detection p50 {:.1} ms, p99 {:.1} ms (hosts on other controllers: p99 {remote_p99:.1} ms), max {:.1} ms, {} unseen; CPU {:.1}%, RSS {:?} MiB{}",
+        store.label(),
+        ramp.as_secs_f64(),
+        rss(&rest).iter().map(|r| r.round()).collect::<Vec<_>>(),
+        rest_cpu * 100.0,
+        drift_each.join(" / "),
+        drift_bytes / 1024,
+        hosts_bytes / 1024,
+        db_bytes.map_or("-".to_owned(), |b| format!(
+            "{} MiB, {:.1} KiB per host",
+            b >> 20,
+            b as f64 / 1024.0 / n as f64
+        )),
+        c.q(0.5),
+        c.q(0.99),
+        c.q(1.0),
+        c.unseen,
+        c.cpu_percent,
+        rss(&under_load)
+            .iter()
+            .map(|r| r.round())
+            .collect::<Vec<_>>(),
+        sustained.map_or(String::new(), |r| format!(
+            "; sustained up to {r} changes/s with p99 under 1 s"
+        )),
+    );
+    Ok(json!({
+        "store": store.label(),
+        "controllers": k,
+        "agents": n,
+        "streams_per_connection": streams_per_connection.max(1),
+        "files_per_agent": files,
+        "all_in_sync_s": ramp.as_secs_f64(),
+        "rest_rss_mib": rss(&rest),
+        "rest_cpu_percent": rest_cpu * 100.0,
+        "drift_json_ms": drift.iter().map(|(ms, _)| *ms).collect::<Vec<f64>>(),
+        "hosts_json_ms": hosts_ms,
+        "database_bytes": db_bytes,
+        "changes_per_s": rate,
+        "changes": c.total,
+        "detection_p50_ms": c.q(0.5),
+        "detection_p99_ms": c.q(0.99),
+        "detection_p99_other_controllers_ms": remote_p99,
+        "detection_max_ms": c.q(1.0),
+        "unseen": c.unseen,
+        "busy_cpu_percent": c.cpu_percent,
+        "busy_rss_mib": rss(&under_load),
+        "sustained_changes_per_s": sustained,
+        "peak_rss_mib": under_load.iter().map(|m| mib(m.peak)).collect::<Vec<f64>>(),
+    }))
 }

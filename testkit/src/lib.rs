@@ -25,6 +25,8 @@ pub struct Postgres {
     pid: AtomicU32,
     /// Who runs it (`None`: this user).
     user: Option<(u32, u32)>,
+    /// Whether commits wait for the disk (PostgreSQL's defaults), or not (tests').
+    durable: bool,
 }
 
 /// The superuser `initdb` makes, which the tests connect as.
@@ -45,27 +47,20 @@ impl Postgres {
     pub fn shared() -> Option<&'static Postgres> {
         static SERVER: OnceLock<Option<Postgres>> = OnceLock::new();
         SERVER
-            .get_or_init(|| {
-                let Some(bin) = bin_dir() else {
-                    assert!(
-                        std::env::var_os("CI").is_none(),
-                        "CI must provide PostgreSQL (Debian's postgresql package), but this machine lacks it"
-                    );
-                    eprintln!(
-                        "PostgreSQL missing (no /usr/lib/postgresql/*/bin/postgres): the PostgreSQL tests are left out"
-                    );
-                    return None;
-                };
-                Some(start(bin))
-            })
+            .get_or_init(|| available().map(|bin| start(bin, false)))
             .as_ref()
     }
 
     /// A server of the caller's own, which it may stop and start again without disturbing the
     /// tests that share `shared`'s; stopped when dropped. `None` as `shared` says.
     pub fn own() -> Option<Postgres> {
-        Self::shared()?;
-        bin_dir().map(start)
+        available().map(|bin| start(bin, false))
+    }
+
+    /// A server of the caller's own with PostgreSQL's default durability (fsync, synchronous
+    /// commits, full page writes), where the tests' trade it for speed: for benchmarks.
+    pub fn own_durable() -> Option<Postgres> {
+        available().map(|bin| start(bin, true))
     }
 
     /// Stops the server as `pg_ctl stop -m fast` would (every session ended, a clean
@@ -89,12 +84,14 @@ impl Postgres {
 
     /// Starts a server `stop` stopped.
     pub fn start(&self) {
+        let data = self.dir.join("data");
         let pid = spawn_server(
             &self.bin,
             &self.dir,
-            &self.dir.join("data"),
+            &data,
             self.user,
             self.port,
+            self.durable,
         );
         self.pid.store(pid, Ordering::SeqCst);
         wait_ready(&self.bin, &self.dir, self.port);
@@ -203,6 +200,22 @@ impl Postgres {
     }
 }
 
+/// The newest installed server's bin directory, or `None` (said on stderr) where PostgreSQL
+/// is not installed; under CI that panics instead.
+fn available() -> Option<PathBuf> {
+    let bin = bin_dir();
+    if bin.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide PostgreSQL (Debian's postgresql package), but this machine lacks it"
+        );
+        eprintln!(
+            "PostgreSQL missing (no /usr/lib/postgresql/*/bin/postgres): the PostgreSQL tests are left out"
+        );
+    }
+    bin
+}
+
 /// The newest installed server's bin directory.
 fn bin_dir() -> Option<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -257,7 +270,7 @@ fn server_command(program: &Path, user: Option<(u32, u32)>, die_with_us: bool) -
     cmd
 }
 
-fn start(bin: PathBuf) -> Postgres {
+fn start(bin: PathBuf, durable: bool) -> Postgres {
     remove_stale_dirs();
     let dir = tempfile::Builder::new()
         .prefix(&format!("plumb-pg-{}-", std::process::id()))
@@ -294,7 +307,7 @@ fn start(bin: PathBuf) -> Postgres {
     write_tls_files(&dir, user);
     write_hba(&data);
     let port = free_port();
-    let pid = spawn_server(&bin, &dir, &data, user, port);
+    let pid = spawn_server(&bin, &dir, &data, user, port, durable);
     wait_ready(&bin, &dir, port);
     let server = Postgres {
         dir,
@@ -303,6 +316,7 @@ fn start(bin: PathBuf) -> Postgres {
         next: AtomicU32::new(0),
         pid: AtomicU32::new(pid),
         user,
+        durable,
     };
     server.psql(
         &server.url("postgres"),
@@ -385,7 +399,14 @@ fn write_tls_files(dir: &Path, user: Option<(u32, u32)>) {
 /// Starts the server from a thread that lives as long as the test process. The server gets
 /// SIGKILL when that thread ends (the parent-death signal is tied to the thread that forked),
 /// so no server outlives the tests, however they end. Its process id (setpriv execs it).
-fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>, port: u16) -> u32 {
+fn spawn_server(
+    bin: &Path,
+    dir: &Path,
+    data: &Path,
+    user: Option<(u32, u32)>,
+    port: u16,
+    durable: bool,
+) -> u32 {
     let mut cmd = server_command(&bin.join("postgres"), user, true);
     let file = |name: &str| dir.join(name).display().to_string();
     cmd.arg("-D")
@@ -402,15 +423,13 @@ fn spawn_server(bin: &Path, dir: &Path, data: &Path, user: Option<(u32, u32)>, p
             "-c",
             "listen_addresses=127.0.0.1",
             "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
             "max_connections=300",
-        ])
-        .stdin(Stdio::null())
+        ]);
+    if !durable {
+        cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .args(["-c", "full_page_writes=off"]);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("server.log")).expect("server log"));
     let (tx, rx) = std::sync::mpsc::channel();

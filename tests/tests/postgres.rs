@@ -1046,3 +1046,77 @@ fn three_controllers_twenty_agents_and_one_killed_mid_burst() {
     );
     drop(follower);
 }
+
+/// One controller name with two addresses (as DNS would give, here an /etc/hosts the agent
+/// sees in a mount namespace of its own): the agent tries the addresses in turn, so when the
+/// controller it streams to dies it reaches the other under the same name.
+#[test]
+fn an_agent_given_one_name_with_two_addresses_moves_to_the_other() {
+    if !plumb_tests::have_or_skip(
+        plumb_tests::is_root(),
+        "root (a mount namespace for the agent's own /etc/hosts)",
+    ) {
+        return;
+    }
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let site = Shared::new(pg);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let on = |name: &str, ip: &str| {
+        Controller::start_with(
+            &site.tmp.path().join("manifests"),
+            &site.tmp.path().join(name),
+            &format!("{ip}:{port}"),
+            &["--store", &site.store, "--audit-key", &site.key],
+            "http",
+        )
+    };
+    let mut controllers = [on("data-a", "127.0.0.1"), on("data-b", "127.0.0.2")];
+    let hosts = site.tmp.path().join("hosts");
+    fs::write(
+        &hosts,
+        "127.0.0.1 plumb-controllers\n127.0.0.2 plumb-controllers\n",
+    )
+    .expect("write");
+    let mut agent = std::process::Command::new("unshare");
+    agent
+        .args(["--mount", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#)
+        .arg("sh")
+        .arg(&hosts)
+        .arg(plumb_tests::bin("plumb-agent"));
+    let root = site.root("web-1");
+    let _agent = plumb_tests::start_agent_with(
+        agent,
+        &format!("http://plumb-controllers:{port}"),
+        "web-1",
+        &root,
+        &[],
+    );
+    let owner = || {
+        pg.query(
+            &site.store,
+            "SELECT owner FROM hosts WHERE host_id = 'web-1'",
+        )
+    };
+    plumb_tests::wait_for("web-1 in sync", || {
+        (status(&controllers[1], "web-1")? == "in_sync").then_some(())
+    });
+    let first = owner();
+    // Which address it reached first is the resolver's choice: kill that controller (a
+    // controller's id holds its process id).
+    let victim = controllers
+        .iter()
+        .position(|c| first.contains(&format!("-{}-", c.proc.pid())))
+        .expect("web-1 streams to one of the two");
+    controllers[victim].proc.signal("KILL");
+    controllers[victim].proc.wait();
+    let survivor = &controllers[1 - victim];
+    fs::set_permissions(&site.app, fs::Permissions::from_mode(0o600)).expect("chmod");
+    survivor.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
+    assert_ne!(owner(), first, "web-1 streams to the other address now");
+}

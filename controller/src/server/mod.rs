@@ -206,6 +206,12 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     let key_path = cfg.audit_key.clone();
     let max_age = cfg.max_connection_age;
     let (store, tail) = open_store(location, key_path, &shutdown).await?;
+    if let Some(id) = store.controller_id() {
+        tracing::info!(
+            controller_id = id,
+            "on a shared store, as this id (the `owner` of the hosts it holds)"
+        );
+    }
     let fleet = tokio::task::spawn_blocking(move || -> anyhow::Result<Fleet> {
         Ok(Fleet::new(store, manifests, heartbeat)?
             .with_webhooks(webhooks)
