@@ -84,8 +84,9 @@ impl Session {
 /// The statements every write uses, prepared once for the connection.
 pub(super) struct Statements {
     pub(super) append: Statement,
-    pub(super) put_observation: Statement,
-    pub(super) forget_observation: Statement,
+    /// `$2` paths with `$3` states, of host `$1`.
+    pub(super) put_observations: Statement,
+    pub(super) forget_observations: Statement,
     pub(super) upsert_drift: Statement,
     pub(super) delete_drift: Statement,
     /// Checks a claim and, with `$4`, moves the host's version: no row, no claim.
@@ -97,12 +98,14 @@ impl Statements {
     pub(super) fn prepare(client: &mut Client) -> Result<Self> {
         Ok(Self {
             append: client.prepare(&chain::append_sql())?,
-            put_observation: client.prepare(
-                "INSERT INTO observations (host_id, path, state) VALUES ($1, $2, $3)
+            put_observations: client.prepare(
+                "INSERT INTO observations (host_id, path, state)
+                 SELECT $1, path, state FROM unnest($2::text[], $3::text[]) AS t(path, state)
                  ON CONFLICT (host_id, path) DO UPDATE SET state = excluded.state",
             )?,
-            forget_observation: client
-                .prepare("DELETE FROM observations WHERE host_id = $1 AND path = $2")?,
+            forget_observations: client.prepare(
+                "DELETE FROM observations WHERE host_id = $1 AND path = ANY($2::text[])",
+            )?,
             upsert_drift: client.prepare(
                 "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

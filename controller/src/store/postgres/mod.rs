@@ -8,7 +8,7 @@
 //! tokio-postgres on a runtime of its own), as the fleet thread that owns the store is.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::audit::{AuditKey, Head, Trusted, Verification};
 use super::{DriftChange, HostState, Result, Store, StoreError, StoredHost, ack_record, rows};
@@ -339,18 +339,32 @@ impl Store for PostgresStore {
         let mut tx = client.transaction()?;
         let mut head = chain::lock_head(&mut tx)?;
         fence(&mut tx, st, &self.me, host_id, epoch, !changes.is_empty())?;
+        // One statement each for what is kept and what is gone, whatever their number: a
+        // snapshot is hundreds of rows, and a round trip each more than halved how fast a
+        // fleet came into sync (BENCHMARKS.md).
+        // The last word on a path wins, as it would row by row.
+        let mut last: BTreeMap<std::borrow::Cow<'_, str>, Option<&Observation>> = BTreeMap::new();
         for (key, observed) in observations {
-            let path = key.stored();
+            last.insert(key.stored(), *observed);
+        }
+        let (mut paths, mut states, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+        for (path, observed) in &last {
             match observed {
                 Some(o) => {
-                    let json = serde_json::to_string(&rows::ObservationRow::from(*o))
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    tx.execute(&st.put_observation, &[&host_id, &path.as_ref(), &json])?;
+                    paths.push(path.as_ref());
+                    states.push(
+                        serde_json::to_string(&rows::ObservationRow::from(*o))
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    );
                 }
-                None => {
-                    tx.execute(&st.forget_observation, &[&host_id, &path.as_ref()])?;
-                }
+                None => gone.push(path.as_ref()),
             }
+        }
+        if !paths.is_empty() {
+            tx.execute(&st.put_observations, &[&host_id, &paths, &states])?;
+        }
+        if !gone.is_empty() {
+            tx.execute(&st.forget_observations, &[&host_id, &gone])?;
         }
         let mut events = Vec::with_capacity(changes.len());
         for change in changes {
@@ -488,19 +502,26 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    /// Only the hosts this controller holds: another's are its to write.
+    /// Only the hosts this controller holds: another's are its to write. One statement for
+    /// all of them: row by row, a round trip each held the fleet thread (BENCHMARKS.md).
     fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
-        let mut session = self.session()?;
-        let mut tx = session.client.transaction()?;
-        let stmt = tx.prepare(
-            "UPDATE hosts SET last_seen_ms = $2 WHERE host_id = $1 AND owner = $3 AND epoch = $4",
-        )?;
+        let (mut hosts, mut ats, mut epochs) = (Vec::new(), Vec::new(), Vec::new());
         for (host, at) in seen {
             if let Some(epoch) = self.held.get(*host) {
-                tx.execute(&stmt, &[host, at, &self.me, epoch])?;
+                hosts.push(*host);
+                ats.push(*at);
+                epochs.push(*epoch);
             }
         }
-        tx.commit()?;
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        self.session()?.client.execute(
+            "UPDATE hosts AS h SET last_seen_ms = t.at
+             FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS t(host_id, at, epoch)
+             WHERE h.host_id = t.host_id AND h.owner = $4 AND h.epoch = t.epoch",
+            &[&hosts, &ats, &epochs, &self.me],
+        )?;
         Ok(())
     }
 
