@@ -623,17 +623,44 @@ fn a_controller_cut_from_the_database_lets_its_agents_move_and_claims_nothing() 
             &format!(":{}/", proxy.addr.port()),
         );
     let (app, root) = (site.app.clone(), site.root("web-1"));
-    let a = site.controller_on("data-a", &via_proxy);
+    let a = Controller::start_with(
+        &site.tmp.path().join("manifests"),
+        &site.tmp.path().join("data-a"),
+        "127.0.0.1:0",
+        &[
+            "--store",
+            &via_proxy,
+            "--audit-key",
+            &site.key,
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        "http",
+    );
+    let metrics = plumb_tests::wait_for("a's metrics address", || {
+        a.proc.stderr().lines().find_map(|l| {
+            l.strip_prefix("plumb: metrics on http://")
+                .map(|r| r.trim_end_matches("/metrics").to_owned())
+        })
+    });
+    let writable = || {
+        plumb_tests::scrape(&metrics)
+            .get("plumb_store_writable")
+            .copied()
+    };
     let b = site.controller("data-b");
     let _agent = start_agent(&format!("{},{}", a.url, b.url), "web-1", &root, &[]);
     plumb_tests::wait_for("web-1 in sync on a", || {
         (status(&a, "web-1")? == "in_sync").then_some(())
     });
 
+    assert_eq!(writable(), Some(1.0));
     proxy.cut();
     plumb_tests::wait_for("a to say it does not know web-1", || {
         (status(&a, "web-1")? == "unknown").then_some(())
     });
+    // What monitoring reads says so too (the gRPC health service follows the same flag).
+    assert_eq!(writable(), Some(0.0), "the store is down, as /metrics says");
     fs::set_permissions(&app, fs::Permissions::from_mode(0o600)).expect("chmod");
     b.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
     assert_eq!(
@@ -645,6 +672,9 @@ fn a_controller_cut_from_the_database_lets_its_agents_move_and_claims_nothing() 
     proxy.restore();
     plumb_tests::wait_for("a to know web-1's drift again", || {
         (status(&a, "web-1")? == "drifted").then_some(())
+    });
+    plumb_tests::wait_for("a's store to write again, as /metrics says", || {
+        (writable()? == 1.0).then_some(())
     });
 }
 
