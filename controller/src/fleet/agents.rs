@@ -73,22 +73,7 @@ impl Fleet {
         tracing::info!(host = %host.info.host_id, manifests = ?host.desired.manifests, "agent connected");
         let id = host.info.host_id.clone();
         let info = host.info.clone();
-        self.write(
-            Some(Write::Host {
-                info,
-                last_seen_ms: now,
-            }),
-            None,
-        );
-        self.write(
-            Some(Write::Log {
-                host_id: id.clone(),
-                at_ms: now,
-                kind: EventKind::HostOnline,
-                item: None,
-            }),
-            None,
-        );
+        self.write(Some(Write::Online { info, at_ms: now }), None);
         if self.shared {
             // Claimed: what the store says of the host (another controller may have held it
             // until now) is what the agent's snapshot is judged against, so since survives.

@@ -323,6 +323,10 @@ pub(crate) fn a_write_appends_the_events_it_says_it_will(open: Opener<'_>) {
             at_ms: 6,
             kind: EventKind::AckExpired,
         },
+        Write::Online {
+            info: host("web-2"),
+            at_ms: 7,
+        },
     ];
     for w in &writes {
         let said: Vec<_> = w.events();
@@ -337,6 +341,17 @@ pub(crate) fn a_write_appends_the_events_it_says_it_will(open: Opener<'_>) {
         }
         assert_eq!(made.last().map(|e| e.id), Some(store.head().last_id));
     }
+    // A stream's beginning stores the host too, and (on a shared store) claims it, so that
+    // its writes are made.
+    let web2 = store.load_host("web-2").expect("read").expect("stored");
+    assert_eq!((web2.info, web2.last_seen_ms), (host("web-2"), 7));
+    write_record(
+        store.as_mut(),
+        "web-2",
+        8,
+        vec![("/etc/a", Some(observed(0o644)))],
+        vec![],
+    );
 }
 
 pub(crate) fn a_removed_observation_is_gone_and_others_stay(open: Opener<'_>) {

@@ -180,6 +180,14 @@ pub trait Store: Send {
     /// Records an acknowledgement (replacing one for the same resource) and its event.
     fn put_ack(&mut self, ack: &Ack) -> Result<Event>;
 
+    /// A host's stream begins here: its identity and last-seen time (`upsert_host`; on a
+    /// shared store, this controller's claim) and its `HostOnline` entry. A backend that can
+    /// makes both one transaction (one commit instead of two, for every agent that connects).
+    fn host_online(&mut self, info: &HostInfo, at_ms: i64) -> Result<Event> {
+        self.upsert_host(info, at_ms)?;
+        self.append_log(&info.host_id, at_ms, EventKind::HostOnline, None)
+    }
+
     /// This controller's id where several controllers share the store; `None` where it is
     /// this controller's alone (then every host is its, and nothing is fenced).
     fn controller_id(&self) -> Option<&str> {
@@ -255,6 +263,7 @@ pub trait Store: Send {
                 self.upsert_host(info, *last_seen_ms)?;
                 Ok(Vec::new())
             }
+            Write::Online { info, at_ms } => Ok(vec![self.host_online(info, *at_ms)?]),
             Write::DropAck { ack, at_ms, kind } => Ok(vec![self.delete_ack(ack, *at_ms, *kind)?]),
             Write::State { host_id, state } => {
                 self.put_state(host_id, state)?;
@@ -366,6 +375,8 @@ pub enum Write {
     },
     /// A host's identity and last-seen time (`upsert_host`).
     Host { info: HostInfo, last_seen_ms: i64 },
+    /// A host's stream begins: `Host` and its `HostOnline` entry, at once (`host_online`).
+    Online { info: HostInfo, at_ms: i64 },
     /// An acknowledgement ended by the fleet (`drop_ack`).
     DropAck {
         ack: Ack,
@@ -389,7 +400,7 @@ impl Write {
     pub fn host_id(&self) -> &str {
         match self {
             Write::Record { host_id, .. } | Write::Log { host_id, .. } => host_id,
-            Write::Host { info, .. } => &info.host_id,
+            Write::Host { info, .. } | Write::Online { info, .. } => &info.host_id,
             Write::DropAck { ack, .. } => &ack.host_id,
             Write::State { host_id, .. } => host_id,
         }
@@ -423,6 +434,9 @@ impl Write {
                 kind,
                 item,
             } => vec![event(host_id, *at_ms, *kind, item.as_ref())],
+            Write::Online { info, at_ms } => {
+                vec![event(&info.host_id, *at_ms, EventKind::HostOnline, None)]
+            }
             Write::Host { .. } | Write::State { .. } => Vec::new(),
             Write::DropAck { ack, at_ms, kind } => {
                 vec![event(&ack.host_id, *at_ms, *kind, Some(&ack_record(ack)))]

@@ -168,6 +168,60 @@ impl PostgresStore {
         })
     }
 
+    /// Claims `info`'s host for this controller (one more epoch, under the head's lock: claims
+    /// and fenced writes make one order), with its `HostOnline` entry if `online`.
+    fn claim(&mut self, info: &HostInfo, at_ms: i64, online: bool) -> Result<Option<Event>> {
+        let json = serde_json::to_string(&rows::HostRow::from(info))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut session = self.session()?;
+        let Session { client, st } = &mut *session;
+        let mut tx = client.transaction()?;
+        let mut head = chain::lock_head(&mut tx)?;
+        let epoch: i64 = tx
+            .query_one(
+                "INSERT INTO hosts (host_id, info, last_seen_ms, owner, epoch, version)
+                 VALUES ($1, $2, $3, $4, 1, nextval('host_versions'))
+                 ON CONFLICT (host_id) DO UPDATE SET info = excluded.info,
+                     last_seen_ms = excluded.last_seen_ms, owner = excluded.owner,
+                     epoch = hosts.epoch + 1, version = excluded.version, state = NULL
+                 RETURNING epoch",
+                &[&info.host_id, &json, &at_ms, &self.me],
+            )?
+            .get(0);
+        let event = if online {
+            let kind = EventKind::HostOnline;
+            let id = chain::append(
+                &mut tx,
+                (&st.append, &self.me),
+                &mut head,
+                at_ms,
+                &info.host_id,
+                kind,
+                None,
+            )?;
+            Some(Event {
+                id,
+                at_ms,
+                host_id: info.host_id.clone(),
+                kind,
+                item: None,
+            })
+        } else {
+            None
+        };
+        if !online {
+            // Nothing appended, but the row moved: the others hear of the claim.
+            tx.execute(&st.notify, &[])?;
+        }
+        chain::commit(tx, &st.notify, &mut head, self.key.as_ref(), online)?;
+        drop(session);
+        self.held.insert(info.host_id.clone(), epoch);
+        if online {
+            self.head = head;
+        }
+        Ok(event)
+    }
+
     /// The claim under which this controller holds `host_id`, or the refusal that it holds
     /// none.
     fn claim_of(&self, host_id: &str) -> Result<i64> {
@@ -477,29 +531,13 @@ impl Store for PostgresStore {
     /// Claims the host's stream for this controller: one more epoch, so that writes for it
     /// under any earlier claim (another controller's, or this one's before) are refused.
     fn upsert_host(&mut self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
-        let json = serde_json::to_string(&rows::HostRow::from(info))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut session = self.session()?;
-        let Session { client, st } = &mut *session;
-        let mut tx = client.transaction()?;
-        // Under the head's lock, as every write: claims and fenced writes make one order.
-        chain::lock_head(&mut tx)?;
-        let epoch: i64 = tx
-            .query_one(
-                "INSERT INTO hosts (host_id, info, last_seen_ms, owner, epoch, version)
-                 VALUES ($1, $2, $3, $4, 1, nextval('host_versions'))
-                 ON CONFLICT (host_id) DO UPDATE SET info = excluded.info,
-                     last_seen_ms = excluded.last_seen_ms, owner = excluded.owner,
-                     epoch = hosts.epoch + 1, version = excluded.version, state = NULL
-                 RETURNING epoch",
-                &[&info.host_id, &json, &last_seen_ms, &self.me],
-            )?
-            .get(0);
-        tx.execute(&st.notify, &[])?;
-        tx.commit()?;
-        drop(session);
-        self.held.insert(info.host_id.clone(), epoch);
-        Ok(())
+        self.claim(info, last_seen_ms, false).map(|_| ())
+    }
+
+    /// The claim and its `HostOnline` entry in one transaction.
+    fn host_online(&mut self, info: &HostInfo, at_ms: i64) -> Result<Event> {
+        self.claim(info, at_ms, true)?
+            .ok_or_else(|| StoreError::Corrupt("a claim with its entry appended none".into()))
     }
 
     /// Only the hosts this controller holds: another's are its to write. One statement for
