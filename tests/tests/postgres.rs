@@ -434,6 +434,17 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
         ]
     );
 
+    // A report from either is the fleet's: web-1's incident (a's, then b's) and web-2's.
+    for c in [&a, &b] {
+        let report = c.json_raw(&["report", "--since", "1h"]);
+        let hosts: Vec<&str> = report["hosts"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|h| h["host"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(hosts, ["web-1", "web-2"], "{report}");
+        assert_eq!(report["summary"]["resolved"], 1, "{report}");
+    }
+
     // One chain for both, signed with the one key.
     let out = a.plumb(&[
         "audit",

@@ -289,6 +289,17 @@ fn tls_to_the_store_is_checked_as_sslmode_says() {
     assert_eq!(unproven(&full), None);
     assert_eq!(unproven(&url), None, "a unix socket stays on the machine");
 
+    // A wrong password: the server's one line, naming the user, never the password.
+    let wrong = bound.replace(&SCRAM_PASSWORD.replace(' ', "%20"), "wrong%20staple");
+    let why = encrypted(&wrong).expect_err("refused");
+    assert!(
+        why.contains(&format!(
+            r#"password authentication failed for user "{SCRAM_USER}""#
+        )),
+        "{why}"
+    );
+    assert!(!why.contains("staple"), "{why}");
+
     // This user may not log in without TLS, and the server's refusal is what is said.
     let plain = pg.tcp_url("127.0.0.1", CERT_USER, &name, "sslmode=disable");
     let why = encrypted(&plain).expect_err("refused");
