@@ -170,6 +170,29 @@ async fn connect_with(ch: Channel, first: Msg) -> tonic::Status {
     }
 }
 
+/// An agent stream for `host_id`, its Hello sent: what to send on, and what comes back.
+async fn agent_stream(
+    ch: Channel,
+    host_id: &str,
+) -> (
+    tokio::sync::mpsc::Sender<v1::AgentMessage>,
+    tonic::Streaming<v1::ControllerMessage>,
+) {
+    let mut client = v1::agent_service_client::AgentServiceClient::new(ch);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(v1::AgentMessage {
+        msg: Some(hello(host_id, plumb_proto::PROTOCOL_VERSION)),
+    })
+    .await
+    .expect("send");
+    let inbound = client
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("accepted")
+        .into_inner();
+    (tx, inbound)
+}
+
 fn hello(host_id: &str, protocol_version: u32) -> Msg {
     Msg::Hello(v1::Hello {
         host_id: host_id.into(),
@@ -226,18 +249,7 @@ async fn malformed_agent_streams_are_rejected() {
 async fn a_malformed_state_ends_the_stream_and_is_not_recorded() {
     let (_tmp, shutdown, running) = controller().await;
     let ch = channel(&running).await;
-    let mut client = v1::agent_service_client::AgentServiceClient::new(ch.clone());
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(v1::AgentMessage {
-        msg: Some(hello("h1", plumb_proto::PROTOCOL_VERSION)),
-    })
-    .await
-    .expect("send");
-    let mut inbound = client
-        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("accepted")
-        .into_inner();
+    let (tx, mut inbound) = agent_stream(ch.clone(), "h1").await;
     let plan = match inbound.message().await.expect("ok").expect("a plan").msg {
         Some(v1::controller_message::Msg::Plan(p)) => p,
         other => panic!("expected a plan, got {other:?}"),
@@ -484,18 +496,7 @@ async fn a_stream_past_its_age_is_asked_to_go_then_closed_and_its_host_offline_o
     })
     .await;
     let ch = channel(&running).await;
-    let mut client = v1::agent_service_client::AgentServiceClient::new(ch.clone());
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(v1::AgentMessage {
-        msg: Some(hello("h1", plumb_proto::PROTOCOL_VERSION)),
-    })
-    .await
-    .expect("send");
-    let mut inbound = client
-        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("accepted")
-        .into_inner();
+    let (tx, mut inbound) = agent_stream(ch.clone(), "h1").await;
     // Heartbeats all along, so that only the age ends this stream.
     let beating = tx.clone();
     tokio::spawn(async move {

@@ -46,18 +46,8 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Polls `check` until it returns `Some`, or fails the test after `DEADLINE` with `what`.
-pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_for_within(what, DEADLINE, check)
 }
 
 /// `wait_for` with a deadline of the caller's, for what takes longer than `DEADLINE` by design
@@ -76,7 +66,7 @@ pub fn wait_for_within<T>(
             start.elapsed() < deadline,
             "timed out after {deadline:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

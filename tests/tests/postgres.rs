@@ -73,6 +73,24 @@ impl Shared {
     fn controller(&self, name: &str) -> Controller {
         self.controller_on(name, &self.store)
     }
+
+    /// `plumb audit verify` of this site's one chain, through `c`, under the site's key.
+    fn assert_verifies(&self, c: &Controller) {
+        let public = format!("{}.pub", self.key);
+        let out = c.plumb(&[
+            "audit",
+            "verify",
+            "--store",
+            &self.store,
+            "--public-key",
+            &public,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }
 
 /// `host`'s status as controller `c` says it.
@@ -349,7 +367,6 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
         return;
     };
     let site = Shared::new(pg);
-    let (store, key) = (site.store.clone(), site.key.clone());
     let (root1, root2) = (site.root("web-1"), site.root("web-2"));
     let (app1, app2) = (site.app.clone(), root2.join("etc/app.conf"));
     let (a, b) = (site.controller("data-a"), site.controller("data-b"));
@@ -446,19 +463,7 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
     }
 
     // One chain for both, signed with the one key.
-    let out = a.plumb(&[
-        "audit",
-        "verify",
-        "--store",
-        &store,
-        "--public-key",
-        &format!("{key}.pub"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    site.assert_verifies(&a);
     drop(follower);
 }
 
@@ -826,19 +831,7 @@ fn a_restarted_database_is_taken_up_again_by_every_controller() {
         c.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
         c.expect_drift("web-2", &[("file:/etc/app.conf", "mode", "0644", "0640")]);
     }
-    let out = a.plumb(&[
-        "audit",
-        "verify",
-        "--store",
-        &site.store,
-        "--public-key",
-        &format!("{}.pub", site.key),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    site.assert_verifies(&a);
 }
 
 /// Three controllers on one database, twenty agents spread over them (each given all three,
@@ -1072,19 +1065,7 @@ fn three_controllers_twenty_agents_and_one_killed_mid_burst() {
     let expected: Vec<i64> = ids.iter().copied().filter(|id| *id > first_id).collect();
     assert_eq!(heard_ids, expected, "the follower heard the log as it is");
 
-    let out = controllers[2].plumb(&[
-        "audit",
-        "verify",
-        "--store",
-        &site.store,
-        "--public-key",
-        &format!("{}.pub", site.key),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    site.assert_verifies(&controllers[2]);
     drop(follower);
 }
 
