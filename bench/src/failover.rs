@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fixture;
-use crate::scale::{SimulatedFleet, Site, Store, manifest};
+use crate::scale::{SimulatedFleet, Site, manifest};
+use crate::store::Store;
 
 pub(crate) async fn run(n: usize, files: usize, k: usize, store: &Store) -> anyhow::Result<Value> {
     anyhow::ensure!(k >= 2, "failover needs at least two controllers");

@@ -14,6 +14,8 @@ mod latency;
 mod peers;
 mod scale;
 mod scan;
+mod simulated;
+mod store;
 
 use std::time::Duration;
 
@@ -208,7 +210,7 @@ fn main() -> anyhow::Result<()> {
             controllers,
             store,
         } => {
-            let store = scale::Store::parse(&store)?;
+            let store = store::Store::parse(&store)?;
             summary.insert(
                 "failover".into(),
                 runtime.block_on(failover::run(agents, files, controllers, &store))?,

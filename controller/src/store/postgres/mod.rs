@@ -17,6 +17,7 @@ use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
 
 mod chain;
+mod claims;
 mod connection;
 mod content;
 pub use content::{ContentAnswer, ContentAsk};
@@ -28,6 +29,7 @@ mod tail;
 mod tls;
 pub use tail::{Heard, Tail};
 
+use claims::fence;
 use connection::{Session, Statements, connect, controller_id};
 pub(crate) use connection::{check, redact, unproven, unreachable};
 use read::{HOST_COLUMNS, drift_record, event_of, verify_snapshot};
@@ -167,89 +169,6 @@ impl PostgresStore {
             item: item.cloned(),
         })
     }
-
-    /// Claims `info`'s host for this controller (one more epoch, under the head's lock: claims
-    /// and fenced writes make one order), with its `HostOnline` entry if `online`.
-    fn claim(&mut self, info: &HostInfo, at_ms: i64, online: bool) -> Result<Option<Event>> {
-        let json = serde_json::to_string(&rows::HostRow::from(info))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut session = self.session()?;
-        let Session { client, st } = &mut *session;
-        let mut tx = client.transaction()?;
-        let mut head = chain::lock_head(&mut tx)?;
-        let epoch: i64 = tx
-            .query_one(
-                "INSERT INTO hosts (host_id, info, last_seen_ms, owner, epoch, version)
-                 VALUES ($1, $2, $3, $4, 1, nextval('host_versions'))
-                 ON CONFLICT (host_id) DO UPDATE SET info = excluded.info,
-                     last_seen_ms = excluded.last_seen_ms, owner = excluded.owner,
-                     epoch = hosts.epoch + 1, version = excluded.version, state = NULL
-                 RETURNING epoch",
-                &[&info.host_id, &json, &at_ms, &self.me],
-            )?
-            .get(0);
-        let event = if online {
-            let kind = EventKind::HostOnline;
-            let id = chain::append(
-                &mut tx,
-                (&st.append, &self.me),
-                &mut head,
-                at_ms,
-                &info.host_id,
-                kind,
-                None,
-            )?;
-            Some(Event {
-                id,
-                at_ms,
-                host_id: info.host_id.clone(),
-                kind,
-                item: None,
-            })
-        } else {
-            None
-        };
-        if !online {
-            // Nothing appended, but the row moved: the others hear of the claim.
-            tx.execute(&st.notify, &[])?;
-        }
-        chain::commit(tx, &st.notify, &mut head, self.key.as_ref(), online)?;
-        drop(session);
-        self.held.insert(info.host_id.clone(), epoch);
-        if online {
-            self.head = head;
-        }
-        Ok(event)
-    }
-
-    /// The claim under which this controller holds `host_id`, or the refusal that it holds
-    /// none.
-    fn claim_of(&self, host_id: &str) -> Result<i64> {
-        self.held
-            .get(host_id)
-            .copied()
-            .ok_or_else(|| StoreError::Fenced {
-                host: host_id.to_owned(),
-            })
-    }
-}
-
-/// Checks in `tx` that this controller still holds `host_id` under `epoch` (moving the host's
-/// version if `moved`), or refuses.
-fn fence(
-    tx: &mut postgres::Transaction<'_>,
-    st: &Statements,
-    me: &str,
-    host_id: &str,
-    epoch: i64,
-    moved: bool,
-) -> Result<()> {
-    if tx.execute(&st.fence, &[&host_id, &me, &epoch, &moved])? == 0 {
-        return Err(StoreError::Fenced {
-            host: host_id.to_owned(),
-        });
-    }
-    Ok(())
 }
 
 /// Records `a`, replacing an acknowledgement of the same resource (`put_ack`, and the copy).
@@ -540,29 +459,6 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::Corrupt("a claim with its entry appended none".into()))
     }
 
-    /// Only the hosts this controller holds: another's are its to write. One statement for
-    /// all of them: row by row, a round trip each held the fleet thread (BENCHMARKS.md).
-    fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
-        let (mut hosts, mut ats, mut epochs) = (Vec::new(), Vec::new(), Vec::new());
-        for (host, at) in seen {
-            if let Some(epoch) = self.held.get(*host) {
-                hosts.push(*host);
-                ats.push(*at);
-                epochs.push(*epoch);
-            }
-        }
-        if hosts.is_empty() {
-            return Ok(());
-        }
-        self.session()?.client.execute(
-            "UPDATE hosts AS h SET last_seen_ms = t.at
-             FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS t(host_id, at, epoch)
-             WHERE h.host_id = t.host_id AND h.owner = $4 AND h.epoch = t.epoch",
-            &[&hosts, &ats, &epochs, &self.me],
-        )?;
-        Ok(())
-    }
-
     fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
         let a = ack.clone();
         self.append_after(
@@ -574,26 +470,20 @@ impl Store for PostgresStore {
         )
     }
 
-    fn controller_id(&self) -> Option<&str> {
-        Some(&self.me)
+    fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()> {
+        self.touch_held(seen)
     }
 
     fn put_state(&mut self, host_id: &str, state: &HostState) -> Result<()> {
-        let epoch = self.claim_of(host_id)?;
-        let json = serde_json::to_string(&rows::StateRow::from(state))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut session = self.session()?;
-        let Session { client, st } = &mut *session;
-        let mut tx = client.transaction()?;
-        chain::lock_head(&mut tx)?;
-        fence(&mut tx, st, &self.me, host_id, epoch, true)?;
-        tx.execute(
-            "UPDATE hosts SET state = $2 WHERE host_id = $1",
-            &[&host_id, &json],
-        )?;
-        tx.execute(&st.notify, &[])?;
-        tx.commit()?;
-        Ok(())
+        self.write_state(host_id, state)
+    }
+
+    fn release_orphans(&mut self, id: &str, at_ms: i64) -> Result<Vec<Event>> {
+        self.release(id, at_ms)
+    }
+
+    fn controller_id(&self) -> Option<&str> {
+        Some(&self.me)
     }
 
     fn ask_content(
@@ -613,53 +503,6 @@ impl Store for PostgresStore {
 
     fn forget_content(&mut self, id: i64) -> Result<()> {
         self.delete_request(id)
-    }
-
-    fn release_orphans(&mut self, id: &str, at_ms: i64) -> Result<Vec<Event>> {
-        let mut session = self.session()?;
-        let Session { client, st } = &mut *session;
-        let mut tx = client.transaction()?;
-        let mut head = chain::lock_head(&mut tx)?;
-        let orphans: Vec<String> = tx
-            .query(
-                "UPDATE hosts SET owner = NULL, version = nextval('host_versions')
-                 WHERE owner = $1 RETURNING host_id",
-                &[&id],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut events = Vec::with_capacity(orphans.len());
-        for host_id in orphans {
-            let kind = EventKind::HostOffline;
-            let event_id = chain::append(
-                &mut tx,
-                (&st.append, &self.me),
-                &mut head,
-                at_ms,
-                &host_id,
-                kind,
-                None,
-            )?;
-            events.push(Event {
-                id: event_id,
-                at_ms,
-                host_id,
-                kind,
-                item: None,
-            });
-        }
-        tx.execute("DELETE FROM controllers WHERE id = $1", &[&id])?;
-        chain::commit(
-            tx,
-            &st.notify,
-            &mut head,
-            self.key.as_ref(),
-            !events.is_empty(),
-        )?;
-        drop(session);
-        self.head = head;
-        Ok(events)
     }
 }
 
