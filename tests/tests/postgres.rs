@@ -590,7 +590,13 @@ fn agents_move_to_the_next_controller_and_a_survivor_marks_the_rest_offline() {
     };
     let site = Shared::new(pg);
     let (root1, root3) = (site.root("web-1"), site.root("web-3"));
-    let (mut a, b) = (site.controller("data-a"), site.controller("data-b"));
+    // a does the singleton work (expiry, releasing orphans) before b exists.
+    let singleton = "this controller does the fleet's singleton work now";
+    let mut a = site.controller("data-a");
+    plumb_tests::wait_for("a to do the singleton work", || {
+        a.proc.stderr().contains(singleton).then_some(())
+    });
+    let b = site.controller("data-b");
     let both = format!("{},{}", a.url, b.url);
     let _agent1 = start_agent(&both, "web-1", &root1, &[]);
     let mut agent3 = start_agent(&a.url, "web-3", &root3, &[]);
@@ -598,10 +604,15 @@ fn agents_move_to_the_next_controller_and_a_survivor_marks_the_rest_offline() {
         (status(&b, "web-1")? == "in_sync" && status(&b, "web-3")? == "in_sync").then_some(())
     });
 
+    assert!(!b.proc.stderr().contains(singleton), "one at a time");
     a.proc.signal("KILL");
     a.proc.wait();
     agent3.signal("KILL");
     agent3.wait();
+    // The singleton work moves to the survivor with the dead one's session.
+    plumb_tests::wait_for("b to take the singleton work", || {
+        b.proc.stderr().contains(singleton).then_some(())
+    });
     fs::set_permissions(&site.app, fs::Permissions::from_mode(0o600)).expect("chmod");
     b.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
     plumb_tests::wait_for("b to mark web-3 offline", || {
