@@ -7,6 +7,7 @@
 
 mod apk;
 mod dpkg;
+pub mod history;
 mod pacman;
 mod rpm;
 mod verify;
