@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::{AckRequest, DIFF_MAX_BYTES, DiffContent, Fleet, FleetError, PendingContent, ToAgent};
 use crate::model::{Ack, EventKind};
-use crate::store::{ContentAsk, Write};
+use crate::store::{ContentAsk, StoreError, Write};
 
 impl Fleet {
     /// Checks the manifest's policy for a diff and asks the agent for the content (the agent
@@ -151,6 +151,11 @@ impl Fleet {
             Ok(event) => {
                 self.publish(event);
                 Ok(())
+            }
+            Err(StoreError::AlreadyEnded { host, resource }) => {
+                // Another controller ended it a moment ago (and logged it).
+                self.reload_acks();
+                Err(FleetError::NoAck { host, resource })
             }
             Err(e) => {
                 self.acks.put(ack);

@@ -41,6 +41,11 @@ impl Fleet {
                     self.fenced(&host);
                     return;
                 }
+                Err(StoreError::AlreadyEnded { .. }) => {
+                    // Not a failure: another controller ended it, and said so in the log.
+                    self.reload_acks();
+                    return;
+                }
                 Err(e) => {
                     self.writes.failed(self.now(), &e);
                     self.store_ok
@@ -76,6 +81,12 @@ impl Fleet {
                         // that controller's to say now.
                         self.writes.pending.pop_front();
                         self.fenced(&host);
+                        continue;
+                    }
+                    Err(StoreError::AlreadyEnded { .. }) => {
+                        // Ended meanwhile by another controller, which logged it.
+                        self.writes.pending.pop_front();
+                        self.reload_acks();
                         continue;
                     }
                     Err(e) => {

@@ -26,12 +26,7 @@ impl Fleet {
                     let _ = self.events.send(event);
                 }
                 if acks_moved {
-                    match self.store.load_acks() {
-                        Ok(acks) => self.acks = super::Acks::new(acks),
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot read the acknowledgements other controllers made")
-                        }
-                    }
+                    self.reload_acks();
                 }
             }
             Heard::Changed(hosts) => {
@@ -79,6 +74,16 @@ impl Fleet {
                         tracing::error!(%controller, error = %e, "cannot release the hosts of a stopped controller")
                     }
                 }
+            }
+        }
+    }
+
+    /// Reads the acknowledgements again from the store: others made or ended some.
+    pub(super) fn reload_acks(&mut self) {
+        match self.store.load_acks() {
+            Ok(acks) => self.acks = super::Acks::new(acks),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the acknowledgements other controllers made")
             }
         }
     }

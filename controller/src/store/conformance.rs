@@ -456,6 +456,20 @@ pub(crate) fn acknowledgements_are_kept_replaced_and_dropped_with_their_events(o
         .expect("drop");
     assert_eq!((e.kind, e.at_ms), (EventKind::AckRevoked, 30));
     assert!(store.load_acks().expect("acks").is_empty());
+    // Ended once: ending it again (another controller's expiry racing this one's) appends
+    // nothing and says so.
+    let head = store.head().clone();
+    let again = store.drop_ack(&replaced, 40, EventKind::AckExpired);
+    assert!(
+        matches!(again, Err(crate::store::StoreError::AlreadyEnded { .. })),
+        "{again:?}"
+    );
+    drop(store);
+    assert_eq!(
+        open().head(),
+        &head,
+        "no entry for an acknowledgement already ended"
+    );
 }
 
 pub(crate) fn last_seen_times_are_written_for_many_hosts_at_once(open: Opener<'_>) {

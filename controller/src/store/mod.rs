@@ -48,6 +48,10 @@ pub enum StoreError {
         "host {host}'s stream is held by another controller now; this controller's write for it was refused"
     )]
     Fenced { host: String },
+    /// An acknowledgement to end that is not in the store (another controller ended it):
+    /// nothing is appended, so it ends once in the log.
+    #[error("the acknowledgement for {resource} on {host} has already ended")]
+    AlreadyEnded { host: String, resource: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -434,10 +434,16 @@ impl Store for PostgresStore {
         let (host, resource) = (ack.host_id.clone(), ack.resource.clone());
         self.append_after(
             |tx, _| {
-                tx.execute(
+                let deleted = tx.execute(
                     "DELETE FROM acks WHERE host_id = $1 AND resource = $2",
                     &[&host, &resource],
                 )?;
+                if deleted == 0 {
+                    return Err(StoreError::AlreadyEnded {
+                        host: host.clone(),
+                        resource: resource.clone(),
+                    });
+                }
                 Ok(())
             },
             &ack.host_id,

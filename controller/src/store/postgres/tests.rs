@@ -430,3 +430,40 @@ fn a_lost_connection_is_made_again_at_the_next_use() {
     open_drift(&mut store, "web-1", "mode").expect("written over a new connection");
     assert_eq!(store.load_drift("web-1").expect("drift").len(), 1);
 }
+
+/// Two controllers end the same acknowledgement at once (an expiry during the singleton
+/// work's hand-over, a revocation on one while it expires on the other): one entry, and the
+/// other is told it had already ended.
+#[test]
+fn an_acknowledgement_ends_once_whichever_controllers_end_it() {
+    let Some(url) = database() else { return };
+    let mut a = PostgresStore::open(&url).expect("open a");
+    let mut b = PostgresStore::open(&url).expect("open b");
+    claim(&mut a, "web-1");
+    let ack = crate::model::Ack {
+        host_id: "web-1".into(),
+        resource: "file:/etc/a".into(),
+        reason: "change 42".into(),
+        by: "alice".into(),
+        at_ms: 10,
+        expires_ms: Some(20),
+    };
+    a.put_ack(&ack).expect("ack");
+    let ended = a
+        .drop_ack(&ack, 20, EventKind::AckExpired)
+        .expect("ended by a");
+    let again = b.drop_ack(&ack, 20, EventKind::AckExpired);
+    assert!(
+        matches!(again, Err(StoreError::AlreadyEnded { .. })),
+        "{again:?}"
+    );
+    let expired = a
+        .history(Some("web-1"), 100)
+        .expect("history")
+        .into_iter()
+        .filter(|e| e.kind == EventKind::AckExpired)
+        .count();
+    assert_eq!(expired, 1);
+    let now = PostgresStore::open(&url).expect("open again");
+    assert_eq!(now.head().last_id, ended.id, "nothing after a's entry");
+}

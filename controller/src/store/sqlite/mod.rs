@@ -396,10 +396,16 @@ impl Store for SqliteStore {
 
     fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
         self.writable()?;
-        self.conn.execute(
+        let deleted = self.conn.execute(
             "DELETE FROM acks WHERE host_id = ?1 AND resource = ?2",
             params![ack.host_id, ack.resource],
         )?;
+        if deleted == 0 {
+            return Err(StoreError::AlreadyEnded {
+                host: ack.host_id.clone(),
+                resource: ack.resource.clone(),
+            });
+        }
         self.append_log(&ack.host_id, at_ms, kind, Some(&ack_record(ack)))
     }
 
