@@ -25,6 +25,7 @@ pub fn host(h: &HostView, drift_count: usize) -> Value {
         "agent_version": h.info.agent_version,
         "manifests": h.manifests,
         "coverage": h.coverage.as_ref().map(coverage),
+        "controller": h.controller,
     })
 }
 

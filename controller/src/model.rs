@@ -215,4 +215,7 @@ pub struct HostView {
     pub coverage: Option<Coverage>,
     /// Acknowledgements in force for this host's resources.
     pub acks: Vec<Ack>,
+    /// The controller holding its stream (its id), where several share the store; `None`
+    /// where the store is one controller's, or no controller holds it.
+    pub controller: Option<String>,
 }

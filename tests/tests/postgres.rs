@@ -376,6 +376,29 @@ fn two_controllers_on_one_database_answer_for_the_whole_fleet() {
         c.expect_drift("web-1", &[]);
         c.expect_drift("web-2", &[]);
     }
+    // Either says which controller holds each host's stream (a controller's id holds its
+    // process id).
+    let holder = |c: &Controller, host: &str| -> Option<String> {
+        let hosts = c.json(&["hosts"]);
+        let h = hosts["hosts"]
+            .as_array()?
+            .iter()
+            .find(|h| h["host"] == host)?;
+        h["controller"].as_str().map(str::to_owned)
+    };
+    for c in [&a, &b] {
+        let (one, two) = (holder(c, "web-1"), holder(c, "web-2"));
+        assert!(
+            one.as_deref()
+                .is_some_and(|id| id.contains(&format!("-{}-", a.proc.pid()))),
+            "{one:?}"
+        );
+        assert!(
+            two.as_deref()
+                .is_some_and(|id| id.contains(&format!("-{}-", b.proc.pid()))),
+            "{two:?}"
+        );
+    }
 
     // A follower on a hears web-2's drift, which b evaluates.
     let mut follow = std::process::Command::new(plumb_tests::bin("plumb"));

@@ -329,6 +329,7 @@ mod tests {
             manifests: Vec::new(),
             coverage: None,
             acks: Vec::new(),
+            controller: None,
         }];
         let r = build(events, 900, 10_000, &hosts);
         type Row<'a> = (&'a str, i64, Option<i64>, Option<&'a str>, &'a str);

@@ -63,6 +63,7 @@ fn host(id: &str, status: HostStatus) -> HostView {
             ..Default::default()
         }),
         acks: Vec::new(),
+        controller: None,
     }
 }
 

@@ -121,6 +121,7 @@ impl Host {
             manifests: self.desired.manifests.clone(),
             coverage: self.coverage.clone(),
             acks: Vec::new(),
+            controller: self.remote.clone(),
         }
     }
 }

@@ -88,6 +88,9 @@ impl Fleet {
     fn view(&self, host: &Host) -> HostView {
         let mut view = host.view();
         view.acks = self.acks.of_host(&host.info.host_id);
+        if host.conn.is_some() {
+            view.controller = self.store.controller_id().map(str::to_owned);
+        }
         if self.shared && self.writes.failing.is_some() && host.conn.is_none() {
             // What the other controllers did since the store was lost is not known here:
             // no "in sync" or "offline" from memory that may be stale.

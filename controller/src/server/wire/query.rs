@@ -33,6 +33,7 @@ pub(crate) fn host_to_proto(h: &HostView) -> v1::Host {
             last_full_scan_ms: c.last_full_scan_ms,
             degraded_since_ms: c.degraded_since_ms.unwrap_or(0),
         }),
+        controller: h.controller.clone().unwrap_or_default(),
     }
 }
 
@@ -125,6 +126,7 @@ pub(crate) fn host_from_proto(h: v1::Host) -> (HostView, usize) {
             degraded_since_ms: (c.degraded_since_ms > 0).then_some(c.degraded_since_ms),
         }),
         acks: Vec::new(),
+        controller: (!h.controller.is_empty()).then_some(h.controller),
     };
     (view, drift_count)
 }
@@ -312,12 +314,14 @@ mod tests {
                     ..Default::default()
                 }),
                 acks: vec![ack.clone()],
+                controller: Some("c1-42-00ff".into()),
             };
             let (listed, count) = host_from_proto(host_to_proto(&view));
             assert_eq!(count, 1);
             assert_eq!(listed.status, status);
             assert_eq!(listed.info, view.info);
             assert_eq!(listed.coverage, view.coverage);
+            assert_eq!(listed.controller, view.controller);
             let with_drift = host_drift_from_proto(v1::HostDrift {
                 host: Some(host_to_proto(&view)),
                 drift: view.drift.iter().map(drift_to_proto).collect(),
