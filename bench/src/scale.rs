@@ -427,11 +427,16 @@ async fn run_one(opts: &Options, store: &Store, k: usize, n: usize) -> anyhow::R
         String::new()
     };
     let remote_p99 = fixture::quantile(&c.remote, 0.99);
+    let remote = if k > 1 {
+        format!(" (hosts on other controllers: p99 {remote_p99:.1} ms)")
+    } else {
+        String::new()
+    };
     let drift_each: Vec<String> = drift.iter().map(|(ms, _)| format!("{ms:.0}")).collect();
     println!(
         "scale: {} x{k}, {n} agents{per} x {files} files: all in sync after {:.1} s; at rest: RSS {:?} MiB, CPU {:.1}%; \
          plumb drift -o json {} ms ({} KiB), plumb hosts -o json {hosts_ms:.0} ms ({} KiB); database {}; \
-         {rate} changes/s: detection p50 {:.1} ms, p99 {:.1} ms (hosts on other controllers: p99 {remote_p99:.1} ms), max {:.1} ms, {} unseen; CPU {:.1}%, RSS {:?} MiB{}",
+         {rate} changes/s: detection p50 {:.1} ms, p99 {:.1} ms{remote}, max {:.1} ms, {} unseen; CPU {:.1}%, RSS {:?} MiB{}",
         store.label(),
         ramp.as_secs_f64(),
         rss(&rest).iter().map(|r| r.round()).collect::<Vec<_>>(),

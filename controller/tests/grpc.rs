@@ -533,35 +533,12 @@ async fn a_stream_past_its_age_is_asked_to_go_then_closed_and_its_host_offline_o
     }
     while let Ok(Some(_)) = next(&mut inbound).await {}
     let mut query = v1::query_service_client::QueryServiceClient::new(ch);
-    let kinds = |history: v1::GetHistoryResponse| -> Vec<i32> {
-        history.events.iter().map(|e| e.kind).collect()
-    };
-    let offline = v1::DriftEventKind::HostOffline as i32;
-    let history = query
-        .get_history(v1::GetHistoryRequest {
-            host_id: "h1".into(),
-            limit: 100,
-        })
-        .await
-        .expect("history")
-        .into_inner();
     assert!(
-        !kinds(history).contains(&offline),
+        !offline_logged(&mut query, "h1").await,
         "not offline the moment its retired stream ends"
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let history = query
-            .get_history(v1::GetHistoryRequest {
-                host_id: "h1".into(),
-                limit: 100,
-            })
-            .await
-            .expect("history")
-            .into_inner();
-        if kinds(history).contains(&offline) {
-            break;
-        }
+    while !offline_logged(&mut query, "h1").await {
         assert!(
             tokio::time::Instant::now() < deadline,
             "h1 never went offline though no stream came back"
@@ -580,4 +557,21 @@ async fn next(
     tokio::time::timeout(Duration::from_secs(20), inbound.message())
         .await
         .expect("the controller speaks in time")
+}
+
+/// Whether `host`'s history holds a `host_offline` entry.
+async fn offline_logged(
+    query: &mut v1::query_service_client::QueryServiceClient<Channel>,
+    host: &str,
+) -> bool {
+    let history = query
+        .get_history(v1::GetHistoryRequest {
+            host_id: host.into(),
+            limit: 100,
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    let offline = v1::DriftEventKind::HostOffline as i32;
+    history.events.iter().any(|e| e.kind == offline)
 }

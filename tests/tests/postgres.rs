@@ -536,6 +536,31 @@ fn a_diff_reaches_the_host_through_the_controller_holding_its_stream() {
         "0",
         "the asker deletes the answer once read"
     );
+    // An asker's smaller limit is the holder's too (a request written as another controller
+    // would, asking for at most 4 bytes): the agent refuses the 17-byte file.
+    let holder = pg.query(
+        &site.store,
+        "SELECT owner FROM hosts WHERE host_id = 'web-1'",
+    );
+    pg.psql(
+        &site.store,
+        &format!(
+            "INSERT INTO content_requests (asker, holder, host_id, path, max_bytes, public_key)
+             VALUES ('a-test', '{holder}', 'web-1', '/etc/app.conf', 4, '\\x00');
+             NOTIFY plumb, 'content'"
+        ),
+    );
+    let refused = plumb_tests::wait_for("the holder's answer to a 4-byte request", || {
+        let error = pg.query(
+            &site.store,
+            "SELECT error FROM content_requests WHERE asker = 'a-test' AND answered",
+        );
+        (!error.is_empty()).then_some(error)
+    });
+    assert!(
+        refused.contains("more than the 4-byte diff limit"),
+        "{refused}"
+    );
 
     let out = a.plumb(&["diff", "web-1", "/etc/app.key"]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -76,10 +76,15 @@ impl Fleet {
     pub(super) fn request_content(&mut self, host_id: &str, path: &str, conn: u64, waiter: Waiter) {
         let id = self.next_content;
         self.next_content += 1;
+        // Another controller's limit, where smaller; never more than this one's.
+        let max_bytes = match &waiter {
+            Waiter::Broker(ask) => ask.max_bytes.min(DIFF_MAX_BYTES),
+            Waiter::Here { .. } => DIFF_MAX_BYTES,
+        };
         let request = ToAgent::ContentRequest {
             id,
             path: path.to_owned(),
-            max_bytes: DIFF_MAX_BYTES,
+            max_bytes,
         };
         let sent = self
             .hosts

@@ -66,15 +66,17 @@ impl Fleet {
     /// heartbeats: offline now, said in the log.
     pub(super) fn moved_nowhere(&mut self) {
         let limit = self.heartbeat_interval * MISSED_HEARTBEATS;
-        let gone: Vec<String> = self
-            .hosts
-            .values_mut()
-            .filter(|h| h.conn.is_none() && h.moving_since.is_some_and(|t| t.elapsed() > limit))
-            .filter_map(|h| {
-                h.moving_since = None;
-                h.remote.is_none().then(|| h.info.host_id.clone())
-            })
-            .collect();
+        let mut gone = Vec::new();
+        for h in self.hosts.values_mut() {
+            if h.conn.is_some() || h.moving_since.is_none_or(|t| t.elapsed() <= limit) {
+                continue;
+            }
+            h.moving_since = None;
+            // Claimed elsewhere meanwhile: that controller holds it, online.
+            if h.remote.is_none() {
+                gone.push(h.info.host_id.clone());
+            }
+        }
         for host_id in gone {
             tracing::warn!(host = %host_id, "a retired stream's agent did not connect again; offline");
             let at_ms = self.now();

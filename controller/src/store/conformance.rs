@@ -87,12 +87,7 @@ fn observed(mode: u32) -> Observation {
 }
 
 fn put_host(store: &mut dyn Store, id: &str, last_seen_ms: i64) {
-    store
-        .apply(&Write::Host {
-            info: host(id),
-            last_seen_ms,
-        })
-        .expect("host");
+    store.upsert_host(&host(id), last_seen_ms).expect("host");
 }
 
 fn write_record(
@@ -498,12 +493,7 @@ pub(crate) fn a_host_written_again_keeps_one_row_with_its_new_identity(open: Ope
     let mut info = host("web-1");
     info.labels.insert("tier".into(), "1".into());
     info.facts.os_id = "debian".into();
-    store
-        .apply(&Write::Host {
-            info: info.clone(),
-            last_seen_ms: 2,
-        })
-        .expect("host again");
+    store.upsert_host(&info, 2).expect("host again");
     let hosts = store.load_hosts().expect("hosts");
     assert_eq!(hosts.len(), 1);
     assert_eq!((&hosts[0].info, hosts[0].last_seen_ms), (&info, 2));

@@ -138,7 +138,7 @@ impl StoreError {
 /// follow the log's head without gaps, and the head moves only once they are committed.
 ///
 /// A host's own writes (its observations and drift, its entries, its state) are made by the
-/// controller that claimed it last with `upsert_host`, as its agent connected: a store that
+/// controller that claimed it last (`host_online`, as its agent connected): a store that
 /// several controllers share refuses them from any other (`StoreError::Fenced`).
 pub trait Store: Send {
     /// The event log's head as last committed.
@@ -263,10 +263,6 @@ pub trait Store: Send {
                 *kind,
                 item.as_ref(),
             )?]),
-            Write::Host { info, last_seen_ms } => {
-                self.upsert_host(info, *last_seen_ms)?;
-                Ok(Vec::new())
-            }
             Write::Online { info, at_ms } => Ok(vec![self.host_online(info, *at_ms)?]),
             Write::DropAck { ack, at_ms, kind } => Ok(vec![self.delete_ack(ack, *at_ms, *kind)?]),
             Write::State { host_id, state } => {
@@ -377,8 +373,6 @@ pub enum Write {
         kind: EventKind,
         item: Option<DriftRecord>,
     },
-    /// A host's identity and last-seen time (`upsert_host`).
-    Host { info: HostInfo, last_seen_ms: i64 },
     /// A host's stream begins: `Host` and its `HostOnline` entry, at once (`host_online`).
     Online { info: HostInfo, at_ms: i64 },
     /// An acknowledgement ended by the fleet (`drop_ack`).
@@ -404,7 +398,7 @@ impl Write {
     pub fn host_id(&self) -> &str {
         match self {
             Write::Record { host_id, .. } | Write::Log { host_id, .. } => host_id,
-            Write::Host { info, .. } | Write::Online { info, .. } => &info.host_id,
+            Write::Online { info, .. } => &info.host_id,
             Write::DropAck { ack, .. } => &ack.host_id,
             Write::State { host_id, .. } => host_id,
         }
@@ -441,7 +435,7 @@ impl Write {
             Write::Online { info, at_ms } => {
                 vec![event(&info.host_id, *at_ms, EventKind::HostOnline, None)]
             }
-            Write::Host { .. } | Write::State { .. } => Vec::new(),
+            Write::State { .. } => Vec::new(),
             Write::DropAck { ack, at_ms, kind } => {
                 vec![event(&ack.host_id, *at_ms, *kind, Some(&ack_record(ack)))]
             }

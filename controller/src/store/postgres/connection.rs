@@ -92,6 +92,8 @@ pub(super) struct Statements {
     /// Checks a claim and, with `$4`, moves the host's version: no row, no claim.
     pub(super) fence: Statement,
     pub(super) notify: Statement,
+    /// Wakes the others' tails to look at diff requests and answers.
+    pub(super) notify_content: Statement,
 }
 
 impl Statements {
@@ -121,6 +123,11 @@ impl Statements {
                  WHERE host_id = $1 AND owner = $2 AND epoch = $3",
             )?,
             notify: client.prepare(&format!("SELECT pg_notify('{}', '')", schema::CHANNEL))?,
+            notify_content: client.prepare(&format!(
+                "SELECT pg_notify('{}', '{}')",
+                schema::CHANNEL,
+                schema::CONTENT
+            ))?,
         })
     }
 }

@@ -56,7 +56,7 @@ impl PostgresStore {
                 ],
             )?
             .get(0);
-        tx.execute(&st.notify, &[])?;
+        tx.execute(&st.notify_content, &[])?;
         tx.commit()?;
         Ok(id)
     }
@@ -75,7 +75,7 @@ impl PostgresStore {
              WHERE id = $1 AND holder = $4",
             &[&answer.id, &sealed, &error, &self.me],
         )?;
-        tx.execute(&st.notify, &[])?;
+        tx.execute(&st.notify_content, &[])?;
         tx.commit()?;
         Ok(())
     }

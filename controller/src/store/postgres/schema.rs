@@ -15,6 +15,8 @@ pub(super) const MIGRATION_LOCK: i64 = 0x0070_6c75_6d62;
 pub(super) const SINGLETON_LOCK: i64 = 0x706c_756d_6231;
 /// The channel every write notifies, once committed.
 pub(super) const CHANNEL: &str = "plumb";
+/// The payload of a notification about a diff request or its answer (others have none).
+pub(super) const CONTENT: &str = "content";
 
 /// The schema version written in the database; `None` where it holds no plumb store (yet).
 pub(super) fn version(client: &mut impl GenericClient) -> Result<Option<i32>> {

@@ -113,6 +113,10 @@ impl Tail {
         // Stopped controllers said, and when: said again if still there (a release failed).
         let mut reported: HashMap<String, Instant> = HashMap::new();
         let mut last_beat: Option<Instant> = None;
+        // Diff requests and answers are looked for when one was notified, and every `POLL`
+        // in case a notification was missed: not at every write's (two more round trips).
+        let mut content_due = true;
+        let mut content_read = Instant::now();
         loop {
             if last_beat.is_none_or(|t| t.elapsed() >= BEAT) {
                 last_beat = Some(Instant::now());
@@ -164,21 +168,39 @@ impl Tail {
                     }
                 }
             }
-            if !self.read(client, hear)? {
+            content_due |= content_read.elapsed() >= POLL;
+            if content_due {
+                content_read = Instant::now();
+            }
+            if !self.read(client, hear, content_due)? {
                 return Ok(());
             }
             // Woken by a notification or by the poll, whichever comes first; the rest of a
             // burst of notifications is taken at once, and read as one.
             let mut notifications = client.notifications();
-            let woken = notifications.timeout_iter(POLL).next()?;
-            if woken.is_some() {
-                while notifications.iter().next()?.is_some() {}
-            }
+            let about_content = |n: &postgres::Notification| n.payload() == schema::CONTENT;
+            let first = notifications.timeout_iter(POLL).next()?;
+            content_due = match first {
+                None => false,
+                Some(first) => {
+                    let mut due = about_content(&first);
+                    while let Some(n) = notifications.iter().next()? {
+                        due |= about_content(&n);
+                    }
+                    due
+                }
+            };
         }
     }
 
-    /// Reads what is new; false once the fleet is gone.
-    fn read(&mut self, client: &mut Client, hear: &mut impl FnMut(Heard) -> bool) -> Result<bool> {
+    /// Reads what is new (diff requests and answers too if `content`); false once the fleet
+    /// is gone.
+    fn read(
+        &mut self,
+        client: &mut Client,
+        hear: &mut impl FnMut(Heard) -> bool,
+        content: bool,
+    ) -> Result<bool> {
         loop {
             let rows = client.query(
                 &format!(
@@ -219,6 +241,9 @@ impl Tail {
             if !hosts.is_empty() && !hear(Heard::Changed(hosts)) {
                 return Ok(false);
             }
+        }
+        if !content {
+            return Ok(true);
         }
         let (asks, answers) = content::take(client, &self.me)?;
         if !asks.is_empty() && !hear(Heard::ContentAsked(asks)) {

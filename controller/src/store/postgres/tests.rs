@@ -116,12 +116,7 @@ fn controllers_appending_at_once_make_one_chain() {
                 .0;
             std::thread::spawn(move || {
                 let mut store = PostgresStore::open(&url).expect("open").with_audit_key(key);
-                store
-                    .apply(&Write::Host {
-                        info: info(name),
-                        last_seen_ms: 0,
-                    })
-                    .expect("host");
+                store.upsert_host(&info(name), 0).expect("host");
                 let mut ids = Vec::new();
                 for i in 0..EACH {
                     if i % 2 == 0 {
@@ -170,12 +165,7 @@ fn edited_removed_and_truncated_entries_are_named() {
         let (key, _) = AuditKey::load_or_create(&dir.path().join("audit.key")).expect("key");
         let public = key.public_hex();
         let mut store = PostgresStore::open(&url).expect("open").with_audit_key(key);
-        store
-            .apply(&Write::Host {
-                info: info("web-1"),
-                last_seen_ms: 1,
-            })
-            .expect("host");
+        store.upsert_host(&info("web-1"), 1).expect("host");
         for at in 2..=6 {
             log(&mut store, "web-1", at);
         }
@@ -307,12 +297,7 @@ fn tls_to_the_store_is_checked_as_sslmode_says() {
 }
 
 fn claim(store: &mut PostgresStore, host: &str) {
-    store
-        .apply(&Write::Host {
-            info: info(host),
-            last_seen_ms: 1,
-        })
-        .expect("claim");
+    store.upsert_host(&info(host), 1).expect("claim");
 }
 
 fn open_drift(store: &mut PostgresStore, host: &str, attribute: &str) -> Result<Vec<Event>> {
