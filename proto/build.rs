@@ -3,7 +3,11 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["plumb/v1/agent.proto", "plumb/v1/query.proto"];
+    let protos = [
+        "plumb/v1/evidence.proto",
+        "plumb/v1/agent.proto",
+        "plumb/v1/query.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

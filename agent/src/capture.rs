@@ -115,6 +115,7 @@ fn collect(
                 contains: vec![],
                 list_entries: false,
                 allow_content: false,
+                sensitive: false,
             },
             names,
             &files::Requests::default(),

@@ -13,6 +13,7 @@ use plumb_common::{service, signals, systemd};
 use tokio_util::sync::CancellationToken;
 
 use crate::AgentConfig;
+use crate::attribute::Source;
 use crate::config::{AGENT_CONFIG, AgentFile};
 use crate::root::Root;
 
@@ -84,6 +85,10 @@ pub struct InstallArgs {
     labels: Vec<(String, String)>,
     #[command(flatten)]
     tls: cli::TlsArgs,
+    /// Name who makes each change (`fanotify`): the unit is then given CAP_SYS_ADMIN and the
+    /// fanotify system calls, which attribution needs, and nothing else more.
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    attribution: Option<Source>,
     /// The binary the unit runs [default: this one].
     #[arg(long, value_name = "PATH")]
     bin: Option<PathBuf>,
@@ -146,6 +151,17 @@ pub struct RunArgs {
         value_name = "GLOB"
     )]
     deny_content: Vec<String>,
+    /// Name who made each change: the process, its user, the login user behind sudo, its
+    /// session, terminal, unit or container, and whether a package manager or configuration
+    /// tool made it. `fanotify` needs CAP_SYS_ADMIN (`plumb-agent install --attribution
+    /// fanotify` gives the unit it); without it the agent says so and runs on without
+    /// attribution [default: off].
+    #[arg(long, env = "PLUMB_ATTRIBUTION", value_enum, value_name = "SOURCE")]
+    attribution: Option<Source>,
+    /// With attribution, also send the writer's command line. Command lines may hold secrets:
+    /// never sent for paths a manifest marks sensitive or the deny list holds.
+    #[arg(long, env = "PLUMB_ATTRIBUTION_COMMAND_LINES")]
+    attribution_command_lines: bool,
     #[command(flatten)]
     tls: cli::TlsArgs,
     /// Check the configuration, print the options in force (file, environment and flags
@@ -229,6 +245,7 @@ fn agent_service(args: Option<&InstallArgs>) -> anyhow::Result<service::Service>
             host_id: args.host_id.clone(),
             labels: args.labels.iter().cloned().collect(),
             tls,
+            attribution: args.attribution,
             ..AgentFile::default()
         };
         files.push(service::File {
@@ -238,6 +255,9 @@ fn agent_service(args: Option<&InstallArgs>) -> anyhow::Result<service::Service>
         });
         let binary = service::binary(args.bin.as_deref())?;
         unit = service::unit_for(UNIT, "/usr/bin/plumb-agent", &binary);
+        if args.attribution == Some(Source::Fanotify) {
+            unit = with_attribution(&unit);
+        }
     } else {
         files.push(service::File {
             path: AGENT_CONFIG.into(),
@@ -256,6 +276,32 @@ fn agent_service(args: Option<&InstallArgs>) -> anyhow::Result<service::Service>
         files,
         dirs: Vec::new(),
     })
+}
+
+/// The unit, allowed what fanotify attribution needs: CAP_SYS_ADMIN (fanotify_init refuses
+/// without it) and the two fanotify system calls (in systemd's @privileged set, which the
+/// unit otherwise denies). Nothing else changes: no new privileges, a read-only system.
+fn with_attribution(unit: &str) -> String {
+    let mut out = String::new();
+    for line in unit.lines() {
+        match line {
+            "AmbientCapabilities=CAP_DAC_READ_SEARCH"
+            | "CapabilityBoundingSet=CAP_DAC_READ_SEARCH" => {
+                out.push_str("# CAP_SYS_ADMIN: fanotify, to name who changes each file (--attribution fanotify).\n");
+                out.push_str(line);
+                out.push_str(" CAP_SYS_ADMIN\n");
+            }
+            "SystemCallFilter=~@privileged @resources" => {
+                out.push_str(line);
+                out.push_str("\n# fanotify_init and fanotify_mark are @privileged: attribution needs them.\nSystemCallFilter=fanotify_init fanotify_mark\n");
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Prints the manifest; a closed pipe ends the output quietly.
@@ -312,6 +358,11 @@ fn merge(args: RunArgs, file: AgentFile) -> AgentFile {
         deny_content,
         tls: (tls != TlsFile::default()).then_some(tls),
         log_format: file.log_format,
+        attribution: args.attribution.or(file.attribution),
+        attribution_command_lines: args
+            .attribution_command_lines
+            .then_some(true)
+            .or(file.attribution_command_lines),
     }
 }
 
@@ -356,6 +407,8 @@ fn agent_config(merged: &AgentFile, ack_deadline: Option<Duration>) -> anyhow::R
     cfg.max_watches = merged.max_watches;
     cfg.tls = tls;
     cfg.deny_content.extend(merged.deny_content.iter().cloned());
+    cfg.attribution = merged.attribution.unwrap_or_default();
+    cfg.attribution_command_lines = merged.attribution_command_lines.unwrap_or(false);
     Ok(cfg)
 }
 

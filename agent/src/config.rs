@@ -39,6 +39,10 @@ pub struct AgentFile {
     pub tls: Option<TlsFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<crate::attribute::Source>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution_command_lines: Option<bool>,
 }
 
 impl AgentFile {

@@ -3,6 +3,7 @@
 //! The agent never evaluates policy: it reports what it sees (attributes, digests, which line
 //! patterns match) and the controller decides what is drift. File content never leaves the host.
 
+pub mod attribute;
 pub mod capture;
 /// The command line of `plumb-agent`.
 pub mod cli;
@@ -52,6 +53,11 @@ pub struct AgentConfig {
     /// A state message the controller has not acknowledged (stored) for this long, with no
     /// acknowledgement in between, makes the agent send its whole state again.
     pub ack_deadline: Duration,
+    /// Who made each change: off, or fanotify.
+    pub attribution: attribute::Source,
+    /// With attribution, also send the writer's command line (never for sensitive or
+    /// deny-listed paths): it may hold secrets.
+    pub attribution_command_lines: bool,
 }
 
 impl AgentConfig {
@@ -79,6 +85,8 @@ impl AgentConfig {
             deny_content: DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
             coalesce: Duration::from_millis(50),
             ack_deadline: Duration::from_secs(120),
+            attribution: attribute::Source::Off,
+            attribution_command_lines: false,
         }
     }
 }
@@ -133,6 +141,13 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         cfg.controller
     );
     tracing::info!(controller = %cfg.controller, host_id = %cfg.host_id, "agent starting");
+    // Once for the agent's life: a change made while it reconnects is still named.
+    let attribution = attribute::Attribution::start(
+        cfg.attribution,
+        &cfg.root,
+        cfg.attribution_command_lines,
+        cfg.deny_content.clone(),
+    );
     let mut backoff = BACKOFF_FIRST;
     // Which controller is tried next: the next one after each failure, round the list.
     let mut next = 0;
@@ -141,7 +156,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         let (url, endpoint) = &endpoints[next % endpoints.len()];
         next += 1;
         let result = match endpoint.connect().await {
-            Ok(channel) => session::run(&cfg, channel, &shutdown, &mut planned).await,
+            Ok(channel) => session::run(&cfg, channel, &shutdown, &mut planned, &attribution).await,
             Err(e) => Err(anyhow::Error::new(e).context("cannot connect")),
         };
         match result {

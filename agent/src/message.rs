@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::attribute::Who;
 use crate::collect::facts::Facts;
 use crate::collect::files::{Observation, Requests};
 use crate::collect::packages::{PackageObservation, PackageRequest};
@@ -48,6 +49,9 @@ pub struct Report {
     pub seq: u64,
     pub files: Vec<Observation>,
     pub packages: Vec<PackageObservation>,
+    /// Who made the changes shown, by path (files) or name (packages); only where known or
+    /// where attribution is on (then an unknown writer says why).
+    pub who: BTreeMap<String, Who>,
 }
 
 /// How well the plan is observed.
@@ -65,6 +69,8 @@ pub struct Coverage {
     pub overflows: u64,
     pub last_full_scan_ms: i64,
     pub poll_interval: Duration,
+    /// `fanotify`, or `off: ` and why.
+    pub attribution: String,
 }
 
 /// A plan, validated: every path absolute and every pattern compiled.

@@ -242,6 +242,11 @@ impl Watch {
         self.armed.len()
     }
 
+    /// The directories watched (paths on this machine).
+    pub fn armed_dirs(&self) -> &BTreeSet<PathBuf> {
+        &self.armed
+    }
+
     fn wanted(&self) -> BTreeSet<PathBuf> {
         self.needs().into_keys().collect()
     }

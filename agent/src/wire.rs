@@ -4,6 +4,7 @@
 use plumb_proto::names::NotCanonical;
 use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg as In};
 
+use crate::attribute::Who;
 use crate::collect::facts::Facts;
 use crate::collect::files::{Kind, Matcher, Observation, Request, Requests};
 use crate::collect::packages::{PackageObservation, PackageRequest};
@@ -85,12 +86,60 @@ pub fn outgoing_to_proto(m: Outgoing) -> v1::AgentMessage {
 }
 
 fn report_to_proto(r: Report) -> (u64, u64, Vec<v1::PathState>, Vec<v1::PackageState>) {
-    (
-        r.generation,
-        r.seq,
-        r.files.into_iter().map(state_to_proto).collect(),
-        r.packages.iter().map(package_to_proto).collect(),
-    )
+    let mut who = r.who;
+    let mut with_who = |name: &str| who.remove(name).map(who_to_proto);
+    let files = r
+        .files
+        .into_iter()
+        .map(|o| {
+            let who = with_who(&o.path);
+            v1::PathState {
+                who,
+                ..state_to_proto(o)
+            }
+        })
+        .collect();
+    let packages = r
+        .packages
+        .iter()
+        .map(|p| v1::PackageState {
+            who: with_who(&p.name),
+            ..package_to_proto(p)
+        })
+        .collect();
+    (r.generation, r.seq, files, packages)
+}
+
+fn who_to_proto(w: Who) -> v1::Who {
+    let who = match w {
+        Who::Process(p) => v1::who::Who::Process(v1::ProcessIdentity {
+            origin: p.origin,
+            action: p.action,
+            pid: p.pid,
+            name: p.name,
+            exe: p.exe,
+            uid: p.uid,
+            user: p.user,
+            login_uid: p.login_uid,
+            login_user: p.login_user,
+            session: p.session,
+            tty: p.tty,
+            unit: p.unit,
+            container: p.container,
+            parents: p.parents,
+            command_line: p.command_line,
+        }),
+        Who::Package(t) => v1::who::Who::Package(v1::PackageTransaction {
+            manager: t.manager,
+            started: t.started,
+            user: t.user,
+            uid: t.uid,
+            command: t.command,
+            action: t.action,
+        }),
+        Who::Unknown(why) => v1::who::Who::Unknown(why),
+    };
+    v1::Who { who: Some(who) }
 }
 
 fn coverage_to_proto(c: Coverage) -> v1::Coverage {
@@ -102,6 +151,7 @@ fn coverage_to_proto(c: Coverage) -> v1::Coverage {
         overflows: c.overflows,
         last_full_scan_ms: c.last_full_scan_ms,
         poll_interval_secs: c.poll_interval.as_secs().try_into().unwrap_or(u32::MAX),
+        attribution: c.attribution,
     }
 }
 
@@ -144,6 +194,7 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
             contains,
             list_entries: spec.list_entries,
             allow_content: spec.allow_content,
+            sensitive: spec.sensitive,
         });
     }
     let mut packages = Vec::with_capacity(p.packages.len());
@@ -184,6 +235,7 @@ pub fn package_to_proto(o: &PackageObservation) -> v1::PackageState {
             })
             .collect(),
         error: o.error.clone().unwrap_or_default(),
+        who: None,
         problems: o
             .problems
             .iter()
@@ -213,6 +265,7 @@ pub fn state_to_proto(o: Observation) -> v1::PathState {
         entries: o.entries,
         entries_total: o.entries_total,
         error: o.error.unwrap_or_default(),
+        who: None,
     }
 }
 
@@ -344,6 +397,7 @@ mod tests {
             overflows: 2,
             last_full_scan_ms: 99,
             poll_interval: Duration::from_secs(2),
+            attribution: "off: not asked for".into(),
         };
         let Some(Out::Coverage(c)) = outgoing_to_proto(Outgoing::Coverage(coverage)).msg else {
             panic!("not a coverage");
@@ -354,6 +408,7 @@ mod tests {
         );
         assert_eq!((c.polled.len(), c.watch_errors.len()), (1, 1));
         assert_eq!(c.poll_interval_secs, 2);
+        assert_eq!(c.attribution, "off: not asked for");
 
         let refused = Outgoing::Content {
             id: 5,
@@ -367,11 +422,26 @@ mod tests {
             (5, true, "denied")
         );
 
+        let package = |name: &str| PackageObservation {
+            name: name.into(),
+            instances: Vec::new(),
+            error: None,
+            problems: Vec::new(),
+        };
+        let writer = crate::attribute::Identity {
+            origin: "manual".into(),
+            pid: 42,
+            uid: Some(0),
+            login_uid: Some(1000),
+            login_user: "alice".into(),
+            ..Default::default()
+        };
         let report = Report {
             generation: 4,
             seq: 9,
             files: Vec::new(),
-            packages: Vec::new(),
+            packages: vec![package("nginx"), package("curl")],
+            who: [("nginx".to_owned(), Who::Process(writer.clone()))].into(),
         };
         let Some(Out::Snapshot(s)) =
             outgoing_to_proto(Outgoing::Snapshot { report, more: true }).msg
@@ -379,6 +449,14 @@ mod tests {
             panic!("not a snapshot");
         };
         assert_eq!((s.plan_generation, s.seq, s.more), (4, 9, true));
+        let Some(v1::who::Who::Process(p)) = s.packages[0].who.clone().and_then(|w| w.who) else {
+            panic!("nginx carries who changed it: {:?}", s.packages[0]);
+        };
+        assert_eq!(
+            (p.pid, p.uid, p.login_uid, p.login_user.as_str()),
+            (42, Some(0), Some(1000), "alice")
+        );
+        assert_eq!(s.packages[1].who, None, "curl has none");
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn plumb(root: &Path, paths: &[PathBuf]) -> anyhow::Result<f64> {
                 contains: Vec::new(),
                 list_entries: false,
                 allow_content: false,
+                sensitive: false,
             })
         })
         .collect::<anyhow::Result<_>>()?;

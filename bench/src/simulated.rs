@@ -145,7 +145,7 @@ impl Session<'_> {
                             let files = p.requests.iter().enumerate()
                                 .map(|(f, r)| observation(&r.path, digest(drifted, f)))
                                 .collect();
-                            let report = Report { generation: p.generation, seq, files, packages: Vec::new() };
+                            let report = Report { generation: p.generation, seq, files, packages: Vec::new(), who: Default::default() };
                             tx.send(Outgoing::Snapshot { report, more: false }).await?;
                             snapshot_seq = Some(seq);
                             plan = Some(p);
@@ -169,7 +169,7 @@ impl Session<'_> {
                     let Some(r) = p.requests.get(c.file) else { continue };
                     seq += 1;
                     let file = observation(&r.path, digest(drifted, c.file));
-                    tx.send(Outgoing::Delta(Report { generation: p.generation, seq, files: vec![file], packages: Vec::new() })).await?;
+                    tx.send(Outgoing::Delta(Report { generation: p.generation, seq, files: vec![file], packages: Vec::new(), who: Default::default() })).await?;
                 }
                 _ = heartbeat.tick() => {
                     tx.send(Outgoing::Heartbeat { sent_at_ms: 0 }).await?;

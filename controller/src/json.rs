@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
+use crate::evidence::{Authorisation, Evidence, Resolution, Who};
 use crate::model::{Ack, Coverage, DriftRecord, Event, HostView};
 use crate::store::Head;
 
@@ -39,6 +40,7 @@ pub fn coverage(c: &Coverage) -> Value {
         "overflows": c.overflows,
         "last_full_scan": rfc3339(c.last_full_scan_ms, true),
         "degraded_since": c.degraded_since_ms.and_then(|m| rfc3339(m, true)),
+        "attribution": (!c.attribution.is_empty()).then_some(&c.attribution),
     })
 }
 
@@ -62,16 +64,70 @@ pub fn acknowledgement_of<'a>(h: &'a HostView, d: &DriftRecord) -> Option<&'a Ac
     h.acks.iter().find(|a| a.resource == d.resource)
 }
 
-/// One drift item.
+/// One drift item, with its evidence (`who`, `origin`, `authorised`, `change`,
+/// `resolution`; `null` where nothing is known).
 pub fn drift(d: &DriftRecord) -> Value {
-    json!({
+    let mut v = json!({
         "resource": d.resource,
         "attribute": d.attribute,
         "expected": d.expected,
         "actual": d.actual,
         "since": rfc3339(d.since_ms, true),
         "declared_at": d.declared_at,
-    })
+    });
+    if let Some(map) = v.as_object_mut() {
+        map.extend(evidence(&d.evidence));
+    }
+    v
+}
+
+/// Who made a change, whether it was authorised, how it resolved: `origin` is the one word a
+/// report groups by; `authorised` is `null` for drift recorded before authorisation existed.
+pub fn evidence(e: &Evidence) -> serde_json::Map<String, Value> {
+    let who = e.who.as_ref().map(|w| match w {
+        Who::Process(p) => json!({
+            "origin": p.origin, "action": p.action, "pid": p.pid, "process": p.name,
+            "exe": p.exe, "user": p.user, "uid": p.uid, "login_user": p.login_user,
+            "login_uid": p.login_uid, "session": p.session, "tty": p.tty, "unit": p.unit,
+            "container": p.container, "parents": p.parents,
+            "command_line": (!p.command_line.is_empty()).then_some(&p.command_line),
+            "text": w.to_string(),
+        }),
+        Who::Package(t) => json!({
+            "origin": t.manager, "package_manager": t.manager, "started": t.started,
+            "user": t.user, "uid": t.uid, "command": t.command, "action": t.action,
+            "text": w.to_string(),
+        }),
+        Who::Unknown(why) => json!({"origin": "unknown", "unknown": why, "text": w.to_string()}),
+    });
+    let (authorised, change) = match &e.authorisation {
+        Some(Authorisation::Authorised { change }) => (Some(true), Some(change.as_str())),
+        Some(Authorisation::Unauthorised) => (Some(false), None),
+        None => (None, None),
+    };
+    let resolution = e.resolution.as_ref().map(|r| match r {
+        Resolution::Reverted => json!({"how": "reverted", "text": r.to_string()}),
+        Resolution::ManifestChanged { commit } => {
+            json!({"how": "manifest_changed", "commit": commit, "text": r.to_string()})
+        }
+        Resolution::PackageChanged => json!({"how": "package_changed", "text": r.to_string()}),
+    });
+    let mut map = serde_json::Map::new();
+    map.insert(
+        "origin".into(),
+        e.who
+            .as_ref()
+            .map(Who::origin)
+            .map_or(Value::Null, Value::from),
+    );
+    map.insert("who".into(), who.unwrap_or(Value::Null));
+    map.insert(
+        "authorised".into(),
+        authorised.map_or(Value::Null, Value::from),
+    );
+    map.insert("change".into(), change.map_or(Value::Null, Value::from));
+    map.insert("resolution".into(), resolution.unwrap_or(Value::Null));
+    map
 }
 
 /// One event of the log: its id, when, which host, what happened, and the item's fields.

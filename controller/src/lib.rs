@@ -7,6 +7,7 @@ pub mod config;
 pub mod dev;
 pub mod digest;
 pub mod drift;
+pub mod evidence;
 pub mod fleet;
 pub mod json;
 pub mod key;

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::evidence::Evidence;
 use crate::manifest::HostIdentity;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +78,7 @@ impl HostStatus {
 }
 
 /// An open drift item, or the one an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriftRecord {
     pub resource: String,
     pub attribute: String,
@@ -85,6 +86,10 @@ pub struct DriftRecord {
     pub actual: String,
     pub since_ms: i64,
     pub declared_at: String,
+    /// Who made the change and whether it was authorised (open items and their events), how
+    /// it was put right (resolved events). Not part of what the item says about the host:
+    /// two records alike but for their evidence are the same drift.
+    pub evidence: Evidence,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +181,9 @@ pub struct Coverage {
     pub last_full_scan_ms: i64,
     /// When coverage last became degraded.
     pub degraded_since_ms: Option<i64>,
+    /// Who made changes, and how the agent can tell: `fanotify`, or `off: ` and why; empty
+    /// from an agent that does not say.
+    pub attribution: String,
 }
 
 impl Coverage {

@@ -11,6 +11,8 @@ pub struct PathRequest {
     pub list_entries: bool,
     /// The manifest allows a diff: the agent may send this file's content when asked.
     pub allow_content: bool,
+    /// The manifest marks it sensitive: who changed it is sent without a command line.
+    pub sensitive: bool,
 }
 
 /// The packages to report: (name, whether to verify its files).
@@ -40,6 +42,7 @@ pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {
                     .collect(),
                 list_entries: spec.exclusive && spec.kind == Some(FileType::Directory),
                 allow_content: spec.diff && !spec.sensitive,
+                sensitive: spec.sensitive,
             }
         })
         .collect()

@@ -158,6 +158,20 @@ pub fn slack_json(e: &Event) -> Value {
         if !d.declared_at.is_empty() {
             text.push_str(&format!(" (declared at {})", esc(&d.declared_at)));
         }
+        let e = &d.evidence;
+        if let Some(r) = &e.resolution {
+            text.push_str(&format!(", {}", esc(&r.to_string())));
+        }
+        if let Some(who) = &e.who {
+            text.push_str(&format!(", by `{}`", esc(&who.to_string())));
+        }
+        match &e.authorisation {
+            Some(crate::evidence::Authorisation::Unauthorised) => text.push_str(" *unauthorised*"),
+            Some(crate::evidence::Authorisation::Authorised { change }) => {
+                text.push_str(&format!(", authorised by {}", esc(change)))
+            }
+            None => {}
+        }
     }
     json!({ "text": text })
 }
@@ -404,6 +418,7 @@ mod tests {
                 actual: "def".into(),
                 since_ms: 1_764_000_000_000,
                 declared_at: "app.yaml:3".into(),
+                evidence: Default::default(),
             }),
         }
     }

@@ -179,6 +179,7 @@ fn observe_tree(nodes: &[Node]) {
             ],
             list_entries: true,
             allow_content: false,
+            sensitive: false,
         })
         .collect();
     let observed = within_deadline("observing a file tree", move || {

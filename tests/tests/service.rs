@@ -359,6 +359,48 @@ fn install_dry_run_writes_hardened_units_that_systemd_accepts() {
     ] {
         assert!(!unit.contains(hiding), "{hiding} in the agent's unit");
     }
+    assert!(!unit.contains("CAP_SYS_ADMIN"), "not without attribution");
+
+    // With attribution: CAP_SYS_ADMIN and the two fanotify calls, nothing else more.
+    let attributing = run_out(Command::new(bin("plumb-agent")).args([
+        "install",
+        "--controller",
+        "http://plumb.example:7700",
+        "--attribution",
+        "fanotify",
+        "--dry-run",
+    ]));
+    let files = dry_run_files(&attributing);
+    assert!(
+        files[0].1.contains("attribution: fanotify\n"),
+        "{}",
+        files[0].1
+    );
+    let with = &files[1].1;
+    check_unit(
+        tmp.path(),
+        "plumb-agent.service",
+        with,
+        &[
+            &exec,
+            "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_ADMIN",
+            "AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_ADMIN",
+            "SystemCallFilter=fanotify_init fanotify_mark",
+        ],
+    );
+    let added: Vec<&str> = with
+        .lines()
+        .filter(|l| !l.starts_with('#') && !unit.lines().any(|u| u == *l))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            "AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_ADMIN",
+            "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_ADMIN",
+            "SystemCallFilter=fanotify_init fanotify_mark",
+        ],
+        "{with}"
+    );
 
     let pki = tmp.path().join("pki");
     run_out(

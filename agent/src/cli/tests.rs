@@ -57,6 +57,22 @@ fn flags_beat_the_file_and_lists_add_to_it() {
     assert_eq!(merged.labels["tier"], "1", "the file's other keys stay");
     assert_eq!(merged.deny_content, ["/etc/secret/*", "/srv/keys/*"]);
     assert_eq!(merged.poll_interval, Some(Duration::from_secs(9)));
+    assert_eq!(
+        (merged.attribution, merged.attribution_command_lines),
+        (None, None)
+    );
+    let on = merge(
+        run_args(&["--attribution", "fanotify", "--attribution-command-lines"]),
+        AgentFile {
+            attribution: Some(Source::Off),
+            ..AgentFile::default()
+        },
+    );
+    assert_eq!(
+        (on.attribution, on.attribution_command_lines),
+        (Some(Source::Fanotify), Some(true)),
+        "the flag beats the file"
+    );
     let tls = merged.tls.expect("TLS files");
     assert_eq!(tls.ca, Some(PathBuf::from("/flag/ca.pem")));
     assert_eq!(tls.cert, Some(PathBuf::from("/flag/agent.pem")));
@@ -200,6 +216,29 @@ fn install_writes_the_configuration_and_a_unit_for_this_binary() {
         "{}",
         unit.content
     );
+
+    assert!(!unit.content.contains("CAP_SYS_ADMIN"));
+    let attributing = install_args(&[
+        "--controller",
+        "http://x",
+        "--attribution",
+        "fanotify",
+        "--bin",
+        &bin.to_string_lossy(),
+    ]);
+    let service = agent_service(Some(&attributing)).expect("valid");
+    let written: AgentFile =
+        plumb_common::config::parse(&service.files[0].content, &service.files[0].path)
+            .expect("it reads back");
+    assert_eq!(written.attribution, Some(Source::Fanotify));
+    let unit = &service.files[1].content;
+    for line in [
+        "AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_ADMIN",
+        "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_ADMIN",
+        "SystemCallFilter=fanotify_init fanotify_mark",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
+    }
 
     let plain = install_args(&["--controller", "http://x", "--ca", &ca.to_string_lossy()]);
     let e = agent_service(Some(&plain)).expect_err("TLS needs https");

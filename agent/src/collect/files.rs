@@ -80,6 +80,8 @@ pub struct Request {
     pub list_entries: bool,
     /// The manifest allows this file's content to be sent for a diff.
     pub allow_content: bool,
+    /// The manifest marks it sensitive: who changed it goes without a command line.
+    pub sensitive: bool,
 }
 
 /// The plan's paths, sorted and each once: the agent's only copy of what is declared, shared

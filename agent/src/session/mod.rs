@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::AgentConfig;
+use crate::attribute::{Attribution, Who};
 use crate::collect::IdCache;
 use crate::collect::files::{Observation, Requests, observe};
 use crate::collect::packages::PackageObservation;
@@ -62,6 +63,7 @@ pub(crate) async fn run(
     channel: Channel,
     shutdown: &CancellationToken,
     planned: &mut bool,
+    attribution: &Attribution,
 ) -> anyhow::Result<Ended> {
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(OUTBOUND);
     let root = cfg.root.clone();
@@ -83,7 +85,7 @@ pub(crate) async fn run(
         .context("controller refused the stream")?
         .into_inner()
         .map(incoming);
-    converse(cfg, inbound, out_tx, shutdown, planned).await
+    converse(cfg, inbound, out_tx, shutdown, planned, attribution.clone()).await
 }
 
 /// A message from the stream in the session's terms; a malformed one ends the session.
@@ -99,6 +101,7 @@ async fn converse(
     out: mpsc::Sender<Outgoing>,
     shutdown: &CancellationToken,
     planned: &mut bool,
+    attribution: Attribution,
 ) -> anyhow::Result<Ended> {
     let mut inbound = std::pin::pin!(inbound);
     let (watch_tx, mut watch_rx) = mpsc::channel(QUEUE);
@@ -126,6 +129,7 @@ async fn converse(
         unacked_since: None,
         summaries: Summaries::default(),
         held_until: None,
+        attribution,
     };
     let mut poll = tokio::time::interval(cfg.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -225,6 +229,7 @@ async fn converse(
                 // failed are tried again.
                 if !s.watch.failures.is_empty() {
                     s.watch.rearm(&[]);
+                    s.follow_watches();
                     let polled = s.watch.unwatched();
                     s.dirty.extend(polled);
                     s.coverage_due = true;
@@ -272,6 +277,8 @@ struct State {
     summaries: Summaries,
     /// When the first held listing is due.
     held_until: Option<Instant>,
+    /// Who made each change, where the agent can tell.
+    attribution: Attribution,
 }
 
 impl State {
@@ -295,6 +302,9 @@ impl State {
     async fn apply_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
         self.generation = plan.generation;
         self.requests = Arc::new(plan.requests);
+        if let Some(a) = self.attribution.attributor() {
+            a.plan(self.requests.clone());
+        }
         let n = self.requests.len();
         self.last_sent = vec![None; n].into_boxed_slice();
         self.summaries.clear();
@@ -318,6 +328,8 @@ impl State {
                 } else {
                     std::mem::take(&mut packages)
                 },
+                // The state as found, not a change seen: no one to name.
+                who: Default::default(),
             };
             send(&self.out, Outgoing::Snapshot { report, more }).await?;
             if !more {
@@ -371,6 +383,14 @@ impl State {
     fn rewatch(&mut self) {
         self.watch
             .set_paths(self.requests.clone(), self.packages.watch_paths());
+        self.follow_watches();
+    }
+
+    /// Attribution marks what is watched.
+    fn follow_watches(&self) {
+        if let Some(a) = self.attribution.attributor() {
+            a.follow(self.watch.armed_dirs());
+        }
     }
 
     fn note(&mut self, msg: WatchMsg) {
@@ -415,6 +435,7 @@ impl State {
             overflows: self.overflows,
             last_full_scan_ms: self.last_full_scan_ms,
             poll_interval: self.cfg.poll_interval,
+            attribution: self.attribution.status(),
         };
         if self.coverage_sent.as_ref() == Some(&coverage) {
             return Ok(());
@@ -439,6 +460,7 @@ impl State {
         if self.rescan || !self.touched.is_empty() {
             let touched = std::mem::take(&mut self.touched);
             self.watch.rearm(&touched);
+            self.follow_watches();
             self.coverage_due = true;
         }
         if self.rescan {
@@ -462,9 +484,28 @@ impl State {
         // A part at a time: a rescan holds PART observations, not the whole plan.
         for part in which.chunks(PART) {
             let mut changed: Vec<(usize, Observation)> = Vec::new();
-            for (i, o) in self.observe(part.to_vec()).await? {
+            let observed = self.observe(part.to_vec()).await?;
+            // Every change these observations show happened before they were made, so its
+            // event is queued by now.
+            let attributor = self.attribution.attributor();
+            if let Some(a) = attributor {
+                a.sync();
+            }
+            let mut who = std::collections::BTreeMap::new();
+            for (i, o) in observed {
+                // Taken whether or not it changed: a writer that changed nothing (a touch, the
+                // same bytes) is not kept for a later change by someone else.
+                let writer = attributor.map(|a| {
+                    a.take(
+                        &o.path,
+                        self.requests.get(i).is_some_and(|r| r.list_entries),
+                    )
+                });
                 if self.last_sent[i] == Some(self.fingerprint(&o)) {
                     continue;
+                }
+                if let Some(writer) = writer {
+                    who.insert(o.path.clone(), writer);
                 }
                 if let Some(until) = self.summaries.hold(i, self.summary_rest(&o), now) {
                     self.dirty.insert(o.path);
@@ -475,11 +516,16 @@ impl State {
             }
             if !changed.is_empty() {
                 let packages = std::mem::take(&mut packages);
-                self.send_delta(changed, packages).await?;
+                who.retain(|path, _| changed.iter().any(|(_, o)| &o.path == path));
+                self.send_delta(changed, packages, who).await?;
             }
         }
+        if let Some(a) = self.attribution.attributor() {
+            a.end_batch();
+        }
         if !packages.is_empty() {
-            self.send_delta(Vec::new(), packages).await?;
+            self.send_delta(Vec::new(), packages, Default::default())
+                .await?;
         }
         Ok(())
     }
@@ -498,6 +544,7 @@ impl State {
         &mut self,
         changed: Vec<(usize, Observation)>,
         packages: Vec<PackageObservation>,
+        who: std::collections::BTreeMap<String, Who>,
     ) -> anyhow::Result<()> {
         let count = changed.len();
         let files = self.sent(changed);
@@ -508,6 +555,7 @@ impl State {
             seq,
             files,
             packages,
+            who,
         };
         send(&self.out, Outgoing::Delta(report)).await
     }

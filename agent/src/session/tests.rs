@@ -43,6 +43,7 @@ impl Session {
                 out,
                 &token,
                 &mut planned,
+                crate::attribute::Attribution::off("not asked for"),
             )
             .await
         });
@@ -101,6 +102,7 @@ fn plan(generation: u64, paths: &[(&str, bool)]) -> Plan {
                     contains: Vec::new(),
                     list_entries: false,
                     allow_content,
+                    sensitive: false,
                 })
                 .collect(),
         ),

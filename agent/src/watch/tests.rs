@@ -25,6 +25,7 @@ fn requests(paths: &[(&str, bool)]) -> Arc<Requests> {
                 contains: Vec::new(),
                 list_entries,
                 allow_content: false,
+                sensitive: false,
             })
             .collect(),
     ))

@@ -113,6 +113,8 @@ pub(crate) fn drift_table(hosts: &[HostView]) -> String {
                 cell(&d.actual),
                 rfc3339(d.since_ms, false).unwrap_or_default(),
                 d.declared_at.clone(),
+                cell(&d.evidence.who_line()),
+                d.evidence.authorisation_cell(),
                 json::acknowledgement_of(h, d)
                     .map(|a| format!("by {}", a.by))
                     .unwrap_or_default(),
@@ -129,6 +131,8 @@ pub(crate) fn drift_table(hosts: &[HostView]) -> String {
             "ACTUAL",
             "SINCE",
             "DECLARED AT",
+            "WHO",
+            "CHANGE",
             "ACK",
         ],
         &rows,
@@ -155,17 +159,34 @@ pub(crate) fn event_line(e: &Event) -> String {
     let at = rfc3339(e.at_ms, false).unwrap_or_default();
     match &e.item {
         Some(d) => format!(
-            "{at}  {:<8}  {}  {}  {}  expected {}, actual {}  ({})\n",
+            "{at}  {:<8}  {}  {}  {}  expected {}, actual {}  ({}){}\n",
             e.kind.as_str(),
             e.host_id,
             cell(&d.resource),
             cell(&d.attribute),
             cell(&d.expected),
             cell(&d.actual),
-            d.declared_at
+            d.declared_at,
+            evidence_suffix(&d.evidence)
         ),
         None => format!("{at}  {:<8}  {}\n", e.kind.as_str(), e.host_id),
     }
+}
+
+/// What a `--follow` line adds of an event's evidence: `  by WHO`, `  [unauthorised]` or
+/// `  [CHG-1]`, `  resolved: HOW`; nothing for what is not known.
+fn evidence_suffix(e: &crate::evidence::Evidence) -> String {
+    let mut s = String::new();
+    if let Some(r) = &e.resolution {
+        s.push_str(&format!("  {r}"));
+    }
+    if let Some(who) = &e.who {
+        s.push_str(&format!("  by {}", cell(&who.to_string())));
+    }
+    if e.authorisation.is_some() {
+        s.push_str(&format!("  [{}]", e.authorisation_cell()));
+    }
+    s
 }
 
 /// `plumb history -o json`.
@@ -193,6 +214,20 @@ pub(crate) fn history_table(events: &[Event]) -> String {
                 item(|d| &d.attribute),
                 item(|d| &d.expected),
                 item(|d| &d.actual),
+                e.item
+                    .as_ref()
+                    .map(|d| match &d.evidence.resolution {
+                        Some(r) if d.evidence.who.is_some() => {
+                            cell(&format!("{r}, by {}", d.evidence.who_line()))
+                        }
+                        Some(r) => r.to_string(),
+                        None => cell(&d.evidence.who_line()),
+                    })
+                    .unwrap_or_default(),
+                e.item
+                    .as_ref()
+                    .map(|d| d.evidence.authorisation_cell())
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -205,6 +240,8 @@ pub(crate) fn history_table(events: &[Event]) -> String {
             "ATTRIBUTE",
             "EXPECTED",
             "ACTUAL",
+            "WHO",
+            "CHANGE",
         ],
         &rows,
     )

@@ -296,6 +296,7 @@ mod tests {
                 actual: actual.into(),
                 since_ms: at_ms,
                 declared_at: "m.yaml:4".into(),
+                evidence: Default::default(),
             }),
         }
     }

@@ -7,6 +7,7 @@ use clap::CommandFactory as _;
 
 use super::render;
 use super::report;
+use crate::evidence::{Authorisation, Evidence, Process, Resolution, Transaction, Who};
 use crate::model::{
     Ack, Coverage, DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView,
 };
@@ -22,7 +23,38 @@ fn item(resource: &str, attribute: &str, expected: &str, actual: &str) -> DriftR
         actual: actual.into(),
         since_ms: T + 1_500,
         declared_at: "/etc/plumb/manifests/baseline.yaml:6:3".into(),
+        evidence: Default::default(),
     }
+}
+
+/// alice, logged in, became root and ran `tool` on pts/1.
+fn alice(tool: &str, action: &str) -> Who {
+    Who::Process(Box::new(Process {
+        origin: "manual".into(),
+        action: action.into(),
+        pid: 31337,
+        name: tool.into(),
+        exe: format!("/usr/bin/{tool}"),
+        uid: Some(0),
+        user: "root".into(),
+        login_uid: Some(1000),
+        login_user: "alice".into(),
+        session: Some(7),
+        tty: "pts/1".into(),
+        unit: "session-7.scope".into(),
+        container: String::new(),
+        parents: vec!["sudo".into(), "bash".into(), "sshd".into()],
+        command_line: String::new(),
+    }))
+}
+
+fn with(mut d: DriftRecord, who: Option<Who>, authorisation: Option<Authorisation>) -> DriftRecord {
+    d.evidence = Evidence {
+        who,
+        authorisation,
+        resolution: None,
+    };
+    d
 }
 
 fn ack() -> Ack {
@@ -71,23 +103,46 @@ fn host(id: &str, status: HostStatus) -> HostView {
 fn fleet() -> Vec<HostView> {
     let mut web1 = host("web-1", HostStatus::Drifted);
     web1.drift = vec![
-        item(
-            "file:/etc/ssh/sshd_config",
-            "contains:!X11Forwarding yes",
-            "absent",
-            "present",
+        with(
+            item(
+                "file:/etc/ssh/sshd_config",
+                "contains:!X11Forwarding yes",
+                "absent",
+                "present",
+            ),
+            Some(alice("vim", "rename")),
+            Some(Authorisation::Unauthorised),
         ),
-        item(
-            "file:/etc/sudoers.d/backdoor",
-            "undeclared",
-            "absent (exclusive directory /etc/sudoers.d)",
-            "present",
+        with(
+            item(
+                "file:/etc/sudoers.d/backdoor",
+                "undeclared",
+                "absent (exclusive directory /etc/sudoers.d)",
+                "present",
+            ),
+            Some(Who::Unknown(
+                "the writer exited before it could be identified; it ran /usr/bin/cp".into(),
+            )),
+            Some(Authorisation::Unauthorised),
         ),
-        item(
-            "package:openssh-server",
-            "version",
-            ">= 1:9.2p1",
-            "1:8.4p1-5",
+        with(
+            item(
+                "package:openssh-server",
+                "version",
+                ">= 1:9.2p1",
+                "1:8.4p1-5",
+            ),
+            Some(Who::Package(Box::new(Transaction {
+                manager: "apt".into(),
+                started: "2025-11-24  16:00:01".into(),
+                user: "bob".into(),
+                uid: Some(1001),
+                command: "apt-get install openssh-server=1:8.4p1-5".into(),
+                action: "downgrade 1:9.2p1-2 -> 1:8.4p1-5".into(),
+            }))),
+            Some(Authorisation::Authorised {
+                change: "CHG-42".into(),
+            }),
         ),
     ];
     web1.acks = vec![ack()];
@@ -101,6 +156,7 @@ fn fleet() -> Vec<HostView> {
         overflows: 1,
         last_full_scan_ms: T,
         degraded_since_ms: Some(T + 30_000),
+        attribution: "off: not asked for (--attribution fanotify)".into(),
     });
     let mut new = host("new-1", HostStatus::Unknown);
     new.last_seen_ms = 0;
@@ -126,12 +182,22 @@ fn events() -> Vec<Event> {
         kind,
         item,
     };
-    let sshd = item(
-        "file:/etc/ssh/sshd_config",
-        "contains:!X11Forwarding yes",
-        "absent",
-        "present",
+    let sshd = with(
+        item(
+            "file:/etc/ssh/sshd_config",
+            "contains:!X11Forwarding yes",
+            "absent",
+            "present",
+        ),
+        Some(alice("vim", "rename")),
+        Some(Authorisation::Unauthorised),
     );
+    let mut reverted = sshd.clone();
+    reverted.evidence = Evidence {
+        who: Some(alice("sed", "rename")),
+        authorisation: None,
+        resolution: Some(Resolution::Reverted),
+    };
     let set = DriftRecord {
         resource: "manifests".into(),
         attribute: "set".into(),
@@ -139,6 +205,7 @@ fn events() -> Vec<Event> {
         actual: "2 manifests in force".into(),
         since_ms: T,
         declared_at: "/etc/plumb/manifests".into(),
+        evidence: Default::default(),
     };
     let ack = DriftRecord {
         resource: "file:/etc/ssh/sshd_config".into(),
@@ -147,15 +214,10 @@ fn events() -> Vec<Event> {
         actual: "CHG-42".into(),
         since_ms: 0,
         declared_at: String::new(),
+        evidence: Default::default(),
     };
     vec![
-        e(
-            6,
-            T + 9_000,
-            "web-1",
-            EventKind::Resolved,
-            Some(sshd.clone()),
-        ),
+        e(6, T + 9_000, "web-1", EventKind::Resolved, Some(reverted)),
         e(5, T + 5_000, "web-1", EventKind::Acknowledged, Some(ack)),
         e(4, T + 2_000, "web-1", EventKind::Opened, Some(sshd)),
         e(3, T + 1_000, "web-1", EventKind::HostOnline, None),

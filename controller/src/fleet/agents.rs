@@ -9,10 +9,19 @@ use super::host::{Conn, Host};
 use super::reconcile::reconcile;
 use super::{Fleet, FleetError, Report, ToAgent, rfc3339};
 use crate::drift::{self, Observation};
+use crate::evidence::{Evidence, Resolution};
 use crate::key::Key;
 use crate::model::{Coverage, DriftRecord, EventKind, HostInfo};
 use crate::plan;
 use crate::store::{Change, StoreError, Write};
+
+/// Why a host's keys are evaluated: what its resolved drift is put down to.
+pub(super) enum Cause {
+    /// What its agent said.
+    Agent,
+    /// A new manifest set.
+    Manifests,
+}
 
 impl Fleet {
     pub(super) fn connect(
@@ -119,7 +128,7 @@ impl Fleet {
         report: Report,
         generation: u64,
         seq: u64,
-        states: Vec<(Key, Observation)>,
+        states: Vec<super::Stated>,
     ) -> Result<(), StoreError> {
         let now = self.now();
         let Some(host) = self.host_of(conn) else {
@@ -136,9 +145,13 @@ impl Fleet {
         }
         let host_id = host.info.host_id.clone();
         let mut keys: Vec<Key> = Vec::with_capacity(states.len());
-        for (key, observed) in states {
+        for (key, observed, who) in states {
             if host.desired.contains_key(&key) {
                 keys.push(key.clone());
+                match who {
+                    Some(who) => host.who.insert(key.clone(), who),
+                    None => host.who.remove(&key),
+                };
                 if host.observed.get(&key) != Some(&observed) {
                     host.unstored.insert(key.clone());
                 }
@@ -158,7 +171,7 @@ impl Fleet {
             host.evaluated = true;
             keys = host.keys_to_evaluate();
         }
-        self.evaluate(&host_id, &keys, Some((conn, seq)));
+        self.evaluate(&host_id, &keys, Some((conn, seq)), Cause::Agent);
         if report == Report::Snapshot {
             self.share_state(&host_id);
         }
@@ -166,10 +179,17 @@ impl Fleet {
     }
 
     /// Re-evaluates the given declared paths of one host, records what changed (with the
-    /// observations that differ from the stored ones) and tells followers; `ack` is the agent
-    /// message to acknowledge once that is in the store.
-    pub(super) fn evaluate(&mut self, host_id: &str, keys: &[Key], ack: Option<(u64, u64)>) {
+    /// observations that differ from the stored ones, and the evidence of each change) and
+    /// tells followers; `ack` is the agent message to acknowledge once that is in the store.
+    pub(super) fn evaluate(
+        &mut self,
+        host_id: &str,
+        keys: &[Key],
+        ack: Option<(u64, u64)>,
+        cause: Cause,
+    ) {
         let now = self.now();
+        let commit = self.manifest_source.clone();
         let Some(host) = self.hosts.get_mut(host_id) else {
             return;
         };
@@ -178,7 +198,9 @@ impl Fleet {
         let mut resolved: Vec<DriftRecord> = Vec::new();
         let mut observations: Vec<(Key, Option<Observation>)> = Vec::new();
         for key in keys {
-            let new = if !host.desired.contains_key(key) {
+            let declared = host.desired.contains_key(key);
+            let who = host.who.remove(key);
+            let new = if !declared {
                 // No longer declared: its drift is resolved.
                 Vec::new()
             } else {
@@ -195,7 +217,39 @@ impl Fleet {
                 observations.push((key.clone(), observed.cloned()));
             }
             let old = host.drift.remove(key).unwrap_or_default();
-            let r = reconcile(old, new, now);
+            let mut r = reconcile(old, new, now);
+            // A new or changed item is the work of whoever made this change; what resolved
+            // says how.
+            let made = Evidence {
+                who: who.clone(),
+                ..Evidence::default()
+            };
+            let resolution = match (&cause, declared, key) {
+                (Cause::Manifests, _, _) | (Cause::Agent, false, _) => {
+                    Resolution::ManifestChanged {
+                        commit: commit.clone(),
+                    }
+                }
+                (Cause::Agent, true, Key::Package(_)) => Resolution::PackageChanged,
+                (Cause::Agent, true, Key::File(_)) => Resolution::Reverted,
+            };
+            for d in r.opened.iter_mut().chain(r.changed.iter_mut()) {
+                d.evidence = made.clone();
+                if let Some(open) = r
+                    .open
+                    .iter_mut()
+                    .find(|o| o.resource == d.resource && o.attribute == d.attribute)
+                {
+                    open.evidence = made.clone();
+                }
+            }
+            for d in &mut r.resolved {
+                d.evidence = Evidence {
+                    who: matches!(cause, Cause::Agent).then(|| who.clone()).flatten(),
+                    authorisation: None,
+                    resolution: Some(resolution.clone()),
+                };
+            }
             opened.extend(r.opened.into_iter().map(|d| (key.clone(), d)));
             changed.extend(r.changed.into_iter().map(|d| (key.clone(), d)));
             resolved.extend(r.resolved);

@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::metrics::Metrics;
 use crate::drift::Observation;
+use crate::evidence::Who;
 use crate::key::Key;
 use crate::manifest::{Diagnostic, ManifestSet};
 use crate::model::{Ack, Coverage, Event, HostInfo, HostView};
@@ -45,6 +46,10 @@ pub enum ToAgent {
 }
 
 /// What an operator asks to acknowledge.
+/// What an agent says of one path or package: its key, what it observed, and who made the
+/// change it shows, where the agent can tell.
+pub type Stated = (Key, Observation, Option<Who>);
+
 pub struct AckRequest {
     pub host: String,
     pub resource: String,
@@ -91,7 +96,7 @@ pub enum Command {
         report: Report,
         generation: u64,
         seq: u64,
-        states: Vec<(Key, Observation)>,
+        states: Vec<Stated>,
         /// Held until the fleet has handled the message (see `Turn`).
         turn: Turn,
     },

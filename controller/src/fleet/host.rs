@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::ToAgent;
 use crate::drift::Observation;
+use crate::evidence::Who;
 use crate::key::Key;
 use crate::manifest::DesiredState;
 use crate::model::{Coverage, DriftRecord, HostInfo, HostStatus, HostView};
@@ -42,6 +43,9 @@ pub(super) struct Host {
     pub(super) evaluated: bool,
     /// Open drift, by the declared key whose evaluation produced it.
     pub(super) drift: BTreeMap<Key, Vec<DriftRecord>>,
+    /// Who made the change each observed key shows, as its agent said, until the key is
+    /// evaluated (the evidence of what that evaluation opens, changes or resolves).
+    pub(super) who: HashMap<Key, Who>,
     /// The agent's last report of its coverage, for this connection.
     pub(super) coverage: Option<Coverage>,
     /// The controller holding its stream, where that is another one on a shared store (what
@@ -66,6 +70,7 @@ impl Host {
             unstored: Default::default(),
             evaluated: false,
             drift: BTreeMap::new(),
+            who: HashMap::new(),
             coverage: None,
             remote: None,
             moving_since: None,

@@ -1,6 +1,7 @@
 //! A (re)loaded manifest set: logged once per outcome, and where it is accepted, each host
 //! whose desired state changed is evaluated against it and sent a new plan.
 
+use super::agents::Cause;
 use super::{Fleet, ManifestOutcome};
 use crate::manifest::{Diagnostic, ManifestSet};
 use crate::model::{DriftRecord, EventKind};
@@ -20,6 +21,7 @@ impl Fleet {
             actual: summary,
             since_ms: now,
             declared_at: source.to_owned(),
+            evidence: Default::default(),
         };
         let set = match result {
             Ok(set) => set,
@@ -72,6 +74,7 @@ impl Fleet {
             None,
         );
         self.manifests_logged = Some(ManifestOutcome::Accepted);
+        self.manifest_source = source.to_owned();
         tracing::info!(manifests = set.manifests().len(), "manifest set in force");
         self.manifest_errors.clear();
         if unchanged {
@@ -94,7 +97,7 @@ impl Fleet {
             // snapshot for the new plan then brings the rest.
             let keys = host.keys_to_evaluate();
             host.forget_undeclared();
-            self.evaluate(&id, &keys, None);
+            self.evaluate(&id, &keys, None, Cause::Manifests);
             self.send_plan(&id);
         }
         Ok(())

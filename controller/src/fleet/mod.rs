@@ -35,7 +35,7 @@ mod writes;
 use acks::Acks;
 pub use handle::{
     AckRequest, Command, DIFF_MAX_BYTES, DiffContent, FleetError, FleetHandle, Overview, Report,
-    ToAgent, Turn,
+    Stated, ToAgent, Turn,
 };
 use host::Host;
 use metrics::Counters;
@@ -69,6 +69,9 @@ pub struct Fleet {
     /// same again is not logged again (a reloader woken by unrelated writes filled the audit
     /// log with identical `manifests_accepted` entries, seven a second).
     manifests_logged: Option<ManifestOutcome>,
+    /// Where the manifest set in force came from (its git commit, or its folder): what a
+    /// resolution by a manifest change names.
+    manifest_source: String,
     hosts: BTreeMap<String, Host>,
     conn_host: HashMap<u64, String>,
     next_conn: u64,
@@ -152,6 +155,7 @@ impl Fleet {
             manifests,
             manifest_errors: Vec::new(),
             manifests_logged: None,
+            manifest_source: String::new(),
             hosts,
             conn_host: HashMap::new(),
             next_conn: 1,

@@ -131,6 +131,7 @@ impl Fleet {
             actual: summary.clone(),
             since_ms: since,
             declared_at: String::new(),
+            evidence: Default::default(),
         };
         match self
             .store

@@ -35,6 +35,12 @@ pub(super) fn reconcile(old: Vec<DriftRecord>, new: Vec<DriftItem>, now_ms: i64)
         let previous = old.remove(&key);
         let record = DriftRecord {
             since_ms: previous.as_ref().map_or(now_ms, |p| p.since_ms),
+            // Kept while the drift stays as it is; the caller gives a new or changed item its
+            // own.
+            evidence: previous
+                .as_ref()
+                .map(|p| p.evidence.clone())
+                .unwrap_or_default(),
             resource: key.0.clone(),
             attribute: key.1.clone(),
             expected: item.expected,
@@ -81,6 +87,7 @@ mod tests {
             actual: i.actual,
             since_ms,
             declared_at: i.declared_at,
+            evidence: Default::default(),
         }
     }
 

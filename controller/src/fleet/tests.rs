@@ -102,7 +102,7 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
             report,
             generation,
             seq,
-            states: vec![(Key::file("/etc/a"), file(mode))],
+            states: vec![(Key::file("/etc/a"), file(mode), None)],
             turn: Default::default(),
         };
         fleet
@@ -244,7 +244,7 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
             report,
             generation,
             seq,
-            states: vec![(Key::file(path), file(0o100600))],
+            states: vec![(Key::file(path), file(0o100600), None)],
             turn: Default::default(),
         };
 
@@ -323,7 +323,7 @@ fn a_file_named_like_a_package_key_is_not_the_package() {
         };
         fleet
             .send(state(
-                vec![(Key::package("nginx"), absent)],
+                vec![(Key::package("nginx"), absent, None)],
                 1,
                 Report::Snapshot,
             ))
@@ -334,7 +334,7 @@ fn a_file_named_like_a_package_key_is_not_the_package() {
         };
         assert_eq!(drift().await, ["package:nginx version"]);
 
-        let impostor = vec![(Key::file("package:nginx"), file(0o100644))];
+        let impostor = vec![(Key::file("package:nginx"), file(0o100644), None)];
         fleet
             .send(state(impostor, 2, Report::Delta))
             .await
@@ -415,7 +415,7 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
                 report: Report::Snapshot,
                 generation,
                 seq: 1,
-                states: vec![(Key::file("/etc/a"), file(0o100600))],
+                states: vec![(Key::file("/etc/a"), file(0o100600), None)],
                 turn: Default::default(),
             })
             .await
@@ -504,7 +504,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
             report,
             generation,
             seq,
-            states: vec![(Key::file("/etc/a"), file(mode))],
+            states: vec![(Key::file("/etc/a"), file(mode), None)],
             turn: Default::default(),
         };
         // A round trip through the fleet: whatever it sent before is in `rx` now.
@@ -579,7 +579,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
                 report: Report::Snapshot,
                 generation,
                 seq: 9,
-                states: vec![(Key::file("/etc/a"), file(0o100644))],
+                states: vec![(Key::file("/etc/a"), file(0o100644), None)],
                 turn: Default::default(),
             })
             .await
@@ -614,6 +614,138 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
             outage.actual.contains("4 write(s) were made late, in order; 3 could not be kept, so these hosts were read again: h"),
             "{}",
             outage.actual
+        );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
+
+/// Who made each change goes with the drift it opened or changed, and what put it right with
+/// its resolution: the host put back (by whom), or a manifest change (its commit).
+#[test]
+fn who_made_a_change_stays_with_its_drift_and_its_resolution_says_how() {
+    use crate::evidence::{Process, Resolution, Who};
+    let Harness {
+        dir,
+        time: _time,
+        fleet,
+        thread,
+        runtime,
+    } = harness(MANIFEST);
+    let by = |name: &str| {
+        Who::Process(Box::new(Process {
+            origin: "manual".into(),
+            name: name.into(),
+            uid: Some(0),
+            login_uid: Some(1000),
+            ..Default::default()
+        }))
+    };
+    runtime.block_on(async {
+        let (conn, generation, _rx) = connect(&fleet).await;
+        let state = |mode, seq, report, who: Option<Who>| Command::State {
+            conn,
+            report,
+            generation,
+            seq,
+            states: vec![(Key::file("/etc/a"), file(mode), who)],
+            turn: Default::default(),
+        };
+        let history = || {
+            let f = fleet.clone();
+            async move {
+                f.ask(|reply| Command::History {
+                    host: Some("h".into()),
+                    limit: 100,
+                    reply,
+                })
+                .await
+                .expect("fleet")
+                .expect("history")
+                .0
+            }
+        };
+        let open_drift = || {
+            let f = fleet.clone();
+            async move {
+                f.ask(|reply| Command::Hosts { reply })
+                    .await
+                    .expect("fleet")
+                    .hosts
+                    .into_iter()
+                    .flat_map(|h| h.drift)
+                    .collect::<Vec<_>>()
+            }
+        };
+        fleet
+            .send(state(0o100644, 1, Report::Snapshot, None))
+            .await
+            .expect("send");
+        fleet
+            .send(state(0o100600, 2, Report::Delta, Some(by("chmod"))))
+            .await
+            .expect("send");
+        let open = open_drift().await;
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].evidence.who, Some(by("chmod")));
+        fleet
+            .send(state(0o100640, 3, Report::Delta, Some(by("install"))))
+            .await
+            .expect("send");
+        assert_eq!(
+            open_drift().await[0].evidence.who,
+            Some(by("install")),
+            "changed again: the latest writer"
+        );
+        fleet
+            .send(state(0o100644, 4, Report::Delta, Some(by("sed"))))
+            .await
+            .expect("send");
+        // Drifted again, then made desired by the manifests.
+        fleet
+            .send(state(0o100600, 5, Report::Delta, Some(by("chmod"))))
+            .await
+            .expect("send");
+        std::fs::write(dir.path().join("m.yaml"), MANIFEST.replace("0644", "0600")).expect("write");
+        let set = load_dir(dir.path()).expect("valid");
+        fleet
+            .send(Command::Manifests {
+                result: Ok(set),
+                source: "commit 0123abc".into(),
+            })
+            .await
+            .expect("send");
+        let events = history().await;
+        let said: Vec<(&str, Option<String>, Option<Resolution>)> = events
+            .iter()
+            .rev()
+            .filter_map(|e| {
+                let d = e.item.as_ref()?;
+                Some((
+                    e.kind.as_str(),
+                    d.evidence.who.as_ref().map(|w| match w {
+                        Who::Process(p) => p.name.clone(),
+                        other => format!("{other:?}"),
+                    }),
+                    d.evidence.resolution.clone(),
+                ))
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                ("opened", Some("chmod".into()), None),
+                ("changed", Some("install".into()), None),
+                ("resolved", Some("sed".into()), Some(Resolution::Reverted)),
+                ("opened", Some("chmod".into()), None),
+                (
+                    "resolved",
+                    None,
+                    Some(Resolution::ManifestChanged {
+                        commit: "commit 0123abc".into()
+                    })
+                ),
+            ]
         );
         fleet.send(Command::Shutdown).await.expect("shutdown");
     });

@@ -185,7 +185,7 @@ pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, Refuse
 fn states(
     files: Vec<v1::PathState>,
     packages: Vec<v1::PackageState>,
-) -> Result<Vec<(crate::key::Key, crate::drift::Observation)>, wire::Malformed> {
+) -> Result<Vec<crate::fleet::Stated>, wire::Malformed> {
     files
         .into_iter()
         .map(wire::state_from_proto)

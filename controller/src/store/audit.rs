@@ -14,12 +14,15 @@ use crate::digest::{hex_sha256, to_hex};
 use crate::model::DriftRecord;
 
 /// One entry as hashed: every column, each length-prefixed so that no two entries encode alike.
+/// `evidence` is the entry's evidence column as stored; an entry without one hashes as every
+/// entry did before evidence existed, so logs written then still verify.
 pub(super) fn canonical(
     id: i64,
     at_ms: i64,
     host_id: &str,
     kind: &str,
     item: Option<&DriftRecord>,
+    evidence: Option<&str>,
 ) -> String {
     let mut s = String::new();
     let mut field = |v: &str| {
@@ -43,6 +46,11 @@ pub(super) fn canonical(
         ] {
             field(v);
         }
+    }
+    if let Some(evidence) = evidence {
+        // A name first: no entry without evidence can encode as one with it.
+        field("evidence");
+        field(evidence);
     }
     s
 }
@@ -152,6 +160,38 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logs written before evidence existed verify only while an entry without it hashes as
+    /// it did then: this is that encoding, pinned.
+    #[test]
+    fn an_entry_without_evidence_encodes_as_before_it_existed() {
+        let item = DriftRecord {
+            resource: "file:/etc/a".into(),
+            attribute: "mode".into(),
+            expected: "0644".into(),
+            actual: "0600".into(),
+            since_ms: 5,
+            declared_at: "m.yaml:4".into(),
+            evidence: Default::default(),
+        };
+        assert_eq!(
+            canonical(7, 9, "web-1", "opened", Some(&item), None),
+            "1:7|1:9|5:web-1|6:opened|11:file:/etc/a|4:mode|4:0644|4:0600|1:5|8:m.yaml:4|"
+        );
+        assert_eq!(
+            canonical(7, 9, "web-1", "opened", Some(&item), Some("{}")),
+            "1:7|1:9|5:web-1|6:opened|11:file:/etc/a|4:mode|4:0644|4:0600|1:5|8:m.yaml:4|8:evidence|2:{}|"
+        );
+        assert_eq!(
+            canonical(1, 2, "", "log_created", None, None),
+            "1:1|1:2|0:|11:log_created|"
+        );
+    }
+}
+
 fn from_hex(hex: &str) -> Option<Vec<u8>> {
     let hex = hex.trim();
     if !hex.len().is_multiple_of(2) {
@@ -203,6 +243,8 @@ pub struct Logged {
     pub host_id: String,
     pub kind: String,
     pub item: Option<DriftRecord>,
+    /// The evidence column as stored (hashed as it is).
+    pub evidence: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -218,6 +260,7 @@ impl Logged {
                 &self.host_id,
                 &self.kind,
                 self.item.as_ref(),
+                self.evidence.as_deref(),
             ),
             prev_hash: self.prev_hash.clone(),
             hash: self.hash.clone(),

@@ -31,6 +31,7 @@ macro_rules! suite {
                 last_seen_times_are_written_for_many_hosts_at_once,
                 a_host_written_again_keeps_one_row_with_its_new_identity,
                 an_untouched_log_verifies,
+                evidence_is_kept_with_open_drift_and_its_events,
             );
         }
     };
@@ -65,6 +66,7 @@ fn record(attribute: &str, actual: &str, since_ms: i64) -> DriftRecord {
         actual: actual.into(),
         since_ms,
         declared_at: "m.yaml:4:3".into(),
+        evidence: Default::default(),
     }
 }
 
@@ -497,6 +499,103 @@ pub(crate) fn a_host_written_again_keeps_one_row_with_its_new_identity(open: Ope
     let hosts = store.load_hosts().expect("hosts");
     assert_eq!(hosts.len(), 1);
     assert_eq!((&hosts[0].info, hosts[0].last_seen_ms), (&info, 2));
+}
+
+pub(crate) fn evidence_is_kept_with_open_drift_and_its_events(open: Opener<'_>) {
+    use crate::evidence::{Authorisation, Evidence, Process, Resolution, Transaction, Who};
+    let mut opened = record("mode", "0600", 2);
+    opened.evidence = Evidence {
+        who: Some(Who::Process(Box::new(Process {
+            origin: "manual".into(),
+            action: "attributes".into(),
+            pid: 42,
+            name: "chmod".into(),
+            uid: Some(0),
+            login_uid: Some(1000),
+            login_user: "alice".into(),
+            parents: vec!["bash".into(), "sshd".into()],
+            ..Default::default()
+        }))),
+        authorisation: Some(Authorisation::Authorised {
+            change: "CHG-7".into(),
+        }),
+        resolution: None,
+    };
+    let mut package = record("version", "1.1", 2);
+    package.resource = "package:nginx".into();
+    package.evidence = Evidence {
+        who: Some(Who::Package(Box::new(Transaction {
+            manager: "apt".into(),
+            user: "bob".into(),
+            uid: Some(1001),
+            command: "apt-get install nginx".into(),
+            ..Default::default()
+        }))),
+        authorisation: Some(Authorisation::Unauthorised),
+        resolution: None,
+    };
+    let mut resolved = record("owner", "bob", 1);
+    resolved.evidence = Evidence {
+        who: Some(Who::Unknown(
+            "the writer exited before it could be identified".into(),
+        )),
+        authorisation: None,
+        resolution: Some(Resolution::Reverted),
+    };
+    {
+        let mut store = open();
+        put_host(store.as_mut(), "web-1", 1);
+        write_record(
+            store.as_mut(),
+            "web-1",
+            1,
+            vec![],
+            vec![open_change("/etc/a", &record("owner", "bob", 1))],
+        );
+        let events = write_record(
+            store.as_mut(),
+            "web-1",
+            2,
+            vec![],
+            vec![
+                open_change("/etc/a", &opened),
+                open_change("package:nginx", &package),
+                Change::Resolve {
+                    record: resolved.clone(),
+                },
+            ],
+        );
+        let said: Vec<_> = events.iter().filter_map(|e| e.item.clone()).collect();
+        assert_eq!(said, [opened.clone(), package.clone(), resolved.clone()]);
+    }
+    let store = open();
+    let mut drift: Vec<DriftRecord> = store
+        .load_drift("web-1")
+        .expect("drift")
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    drift.sort_by(|a, b| a.resource.cmp(&b.resource));
+    assert_eq!(
+        drift,
+        [opened.clone(), package.clone()],
+        "open drift keeps who and why"
+    );
+    let hosts = store.load_hosts().expect("hosts");
+    assert!(
+        hosts[0].drift.iter().any(|(_, d)| d == &package),
+        "and so does loading every host"
+    );
+    let history: Vec<DriftRecord> = store
+        .history(Some("web-1"), 3)
+        .expect("history")
+        .into_iter()
+        .rev()
+        .filter_map(|e| e.item)
+        .collect();
+    assert_eq!(history, [opened, package, resolved]);
+    let v = store.verify(&Trusted::default()).expect("verify");
+    assert_eq!(v.problems, Vec::<String>::new());
 }
 
 pub(crate) fn an_untouched_log_verifies(open: Opener<'_>) {

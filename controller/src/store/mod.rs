@@ -12,6 +12,7 @@ use crate::model::{Ack, Coverage, DriftRecord, Event, EventKind, HostInfo};
 mod audit;
 #[cfg(test)]
 pub(crate) mod conformance;
+mod evidence;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -478,6 +479,7 @@ fn ack_record(ack: &Ack) -> DriftRecord {
         actual: ack.reason.clone(),
         since_ms: ack.expires_ms.unwrap_or(0),
         declared_at: String::new(),
+        evidence: Default::default(),
     }
 }
 

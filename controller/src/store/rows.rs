@@ -388,6 +388,9 @@ struct CoverageRow {
     overflows: u64,
     last_full_scan_ms: i64,
     degraded_since_ms: Option<i64>,
+    /// Rows written before agents said it lack it.
+    #[serde(default)]
+    attribution: String,
 }
 
 impl From<&HostState> for StateRow {
@@ -402,6 +405,7 @@ impl From<&HostState> for StateRow {
                 overflows: c.overflows,
                 last_full_scan_ms: c.last_full_scan_ms,
                 degraded_since_ms: c.degraded_since_ms,
+                attribution: c.attribution.clone(),
             }),
         }
     }
@@ -419,6 +423,7 @@ impl From<StateRow> for HostState {
                 overflows: c.overflows,
                 last_full_scan_ms: c.last_full_scan_ms,
                 degraded_since_ms: c.degraded_since_ms,
+                attribution: c.attribution,
             }),
         }
     }

@@ -12,6 +12,7 @@ fn req(path: &str) -> Request {
         contains: vec![],
         list_entries: false,
         allow_content: false,
+        sensitive: false,
     }
 }
 

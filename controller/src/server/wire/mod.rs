@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use plumb_proto::v1;
 
 use crate::drift::{FileProblem, Installed, Kind, Observation, Observed, ObservedPackage};
-use crate::fleet::ToAgent;
+use crate::fleet::{Stated, ToAgent};
 use crate::key::Key;
 use crate::model::{Coverage, HostFacts, HostInfo};
 use crate::version::Manager;
 
+mod evidence;
 mod query;
+pub(crate) use evidence::{evidence_from_proto, evidence_to_proto};
 pub(crate) use query::*;
 
 /// Limits on what an agent may claim; beyond them a message is malformed.
@@ -68,6 +70,8 @@ pub(crate) enum Malformed {
     CoverageTooLong { polled: usize, errors: usize },
     #[error("a coverage entry is too long")]
     CoverageEntry,
+    #[error("{0}: who made the change is said at too great a length")]
+    Who(String),
 }
 
 pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, Malformed> {
@@ -127,7 +131,7 @@ fn intern(name: &str) -> std::sync::Arc<str> {
     new
 }
 
-pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(Key, Observation), Malformed> {
+pub(crate) fn state_from_proto(s: v1::PathState) -> Result<Stated, Malformed> {
     let kind = |k: i32, what: &'static str| match v1::FileKind::try_from(k) {
         Ok(v1::FileKind::Absent) => Ok(Kind::Absent),
         Ok(v1::FileKind::File) => Ok(Kind::File),
@@ -142,6 +146,7 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(Key, Observation), M
         }),
     };
     let some = |s: String| (!s.is_empty()).then_some(s);
+    let who = evidence::who_from_agent(s.who, &s.path)?;
     let sha256 = match s.sha256.as_str() {
         "" => None,
         hex => Some(
@@ -177,13 +182,14 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<(Key, Observation), M
         entries_total: s.entries_total,
         error: some(s.error),
     };
-    Ok((Key::File(s.path.into()), Observation::File(observed)))
+    Ok((Key::File(s.path.into()), Observation::File(observed), who))
 }
 
-pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(Key, Observation), Malformed> {
+pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<Stated, Malformed> {
     if p.name.is_empty() || p.name.len() > 256 {
         return Err(Malformed::PackageName);
     }
+    let who = evidence::who_from_agent(p.who, &p.name)?;
     let instances = p
         .instances
         .into_iter()
@@ -223,6 +229,7 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<(Key, Observatio
             error,
             problems,
         }),
+        who,
     ))
 }
 
@@ -238,6 +245,7 @@ pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Result<Coverage, Malformed
     if c.polled
         .iter()
         .chain(&c.watch_errors)
+        .chain([&c.attribution])
         .any(|s| s.len() > MAX_TEXT)
     {
         return Err(Malformed::CoverageEntry);
@@ -250,6 +258,7 @@ pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Result<Coverage, Malformed
         overflows: c.overflows,
         last_full_scan_ms: c.last_full_scan_ms,
         degraded_since_ms: None,
+        attribution: c.attribution,
     })
 }
 
@@ -280,6 +289,7 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
                         .collect(),
                     list_entries: p.list_entries,
                     allow_content: p.allow_content,
+                    sensitive: p.sensitive,
                 })
                 .collect(),
         }),

@@ -32,6 +32,7 @@ pub(crate) fn host_to_proto(h: &HostView) -> v1::Host {
             overflows: c.overflows,
             last_full_scan_ms: c.last_full_scan_ms,
             degraded_since_ms: c.degraded_since_ms.unwrap_or(0),
+            attribution: c.attribution.clone(),
         }),
         controller: h.controller.clone().unwrap_or_default(),
     }
@@ -55,6 +56,7 @@ pub(crate) fn drift_to_proto(d: &DriftRecord) -> v1::DriftItem {
         actual: d.actual.clone(),
         since_ms: d.since_ms,
         declared_at: d.declared_at.clone(),
+        evidence: super::evidence_to_proto(&d.evidence),
     }
 }
 
@@ -124,6 +126,7 @@ pub(crate) fn host_from_proto(h: v1::Host) -> (HostView, usize) {
             overflows: c.overflows,
             last_full_scan_ms: c.last_full_scan_ms,
             degraded_since_ms: (c.degraded_since_ms > 0).then_some(c.degraded_since_ms),
+            attribution: c.attribution,
         }),
         acks: Vec::new(),
         controller: (!h.controller.is_empty()).then_some(h.controller),
@@ -158,6 +161,7 @@ pub(crate) fn drift_from_proto(d: v1::DriftItem) -> DriftRecord {
         actual: d.actual,
         since_ms: d.since_ms,
         declared_at: d.declared_at,
+        evidence: super::evidence_from_proto(d.evidence),
     }
 }
 
@@ -236,6 +240,7 @@ mod tests {
             actual: "0600".into(),
             since_ms: 1_000,
             declared_at: "m.yaml:4:3".into(),
+            evidence: Default::default(),
         }
     }
 

@@ -6,11 +6,11 @@
 use postgres::{GenericClient, Row, Statement, Transaction};
 
 use crate::model::{DriftRecord, EventKind};
-use crate::store::Result;
 use crate::store::audit::{AuditKey, Entry, Head, Logged, canonical, chain};
+use crate::store::{Result, evidence};
 
 /// The columns every `SELECT` of an event's item lists, in this order, from `ITEM_AT`.
-const ITEM_COLUMNS: &str = "resource, attribute, expected, actual, since_ms, declared_at";
+const ITEM_COLUMNS: &str = "resource, attribute, expected, actual, since_ms, declared_at, evidence";
 
 /// Locks the head for this transaction and returns it as committed, whoever wrote it last.
 pub(super) fn lock_head(tx: &mut Transaction<'_>) -> Result<Head> {
@@ -43,7 +43,7 @@ fn head_of(r: &Row) -> Head {
 pub(super) fn append_sql() -> String {
     format!(
         "INSERT INTO events (id, at_ms, host_id, kind, {ITEM_COLUMNS}, prev_hash, hash, origin)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )
 }
 
@@ -60,9 +60,13 @@ pub(super) fn append(
     item: Option<&DriftRecord>,
 ) -> Result<i64> {
     let id = head.last_id + 1;
+    let evidence = item
+        .map(|r| evidence::to_text(&r.evidence))
+        .transpose()?
+        .flatten();
     let hash = chain(
         &head.hash,
-        &canonical(id, at_ms, host_id, kind.as_str(), item),
+        &canonical(id, at_ms, host_id, kind.as_str(), item, evidence.as_deref()),
     );
     let entry = Logged {
         id,
@@ -70,6 +74,7 @@ pub(super) fn append(
         host_id: host_id.to_owned(),
         kind: kind.as_str().to_owned(),
         item: item.cloned(),
+        evidence,
         prev_hash: head.hash.clone(),
         hash,
     };
@@ -102,6 +107,7 @@ pub(super) fn insert_entry(
             &r.map(|r| &r.actual),
             &r.map(|r| r.since_ms),
             &r.map(|r| &r.declared_at),
+            &e.evidence,
             &e.prev_hash,
             &e.hash,
             &origin,
@@ -158,17 +164,24 @@ pub(super) fn event_columns() -> String {
 const ITEM_AT: usize = 4;
 
 /// An event row's item; `None` where the event has none.
-pub(super) fn event_item(r: &Row) -> Option<DriftRecord> {
-    let resource: Option<String> = r.get(ITEM_AT);
+pub(super) fn event_item(r: &Row) -> Result<Option<DriftRecord>> {
+    let Some(resource) = r.get::<_, Option<String>>(ITEM_AT) else {
+        return Ok(None);
+    };
     let text = |i: usize| r.get::<_, Option<String>>(ITEM_AT + i).unwrap_or_default();
-    Some(DriftRecord {
-        resource: resource?,
+    let id: i64 = r.get(0);
+    Ok(Some(DriftRecord {
+        resource,
         attribute: text(1),
         expected: text(2),
         actual: text(3),
         since_ms: r.get::<_, Option<i64>>(ITEM_AT + 4).unwrap_or_default(),
         declared_at: text(5),
-    })
+        evidence: evidence::from_text(
+            r.get::<_, Option<&str>>(ITEM_AT + 6),
+            &format_args!("event {id}"),
+        )?,
+    }))
 }
 
 pub(super) fn entries(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
@@ -184,16 +197,18 @@ pub(super) fn logged(client: &mut impl GenericClient) -> Result<Vec<Logged>> {
         ),
         &[],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| Logged {
-            item: event_item(r),
-            id: r.get(0),
-            at_ms: r.get(1),
-            host_id: r.get(2),
-            kind: r.get(3),
-            prev_hash: r.get(ITEM_AT + 6),
-            hash: r.get(ITEM_AT + 7),
+    rows.iter()
+        .map(|r| {
+            Ok(Logged {
+                item: event_item(r)?,
+                evidence: r.get(ITEM_AT + 6),
+                id: r.get(0),
+                at_ms: r.get(1),
+                host_id: r.get(2),
+                kind: r.get(3),
+                prev_hash: r.get(ITEM_AT + 7),
+                hash: r.get(ITEM_AT + 8),
+            })
         })
-        .collect())
+        .collect()
 }

@@ -109,11 +109,12 @@ impl Statements {
                 "DELETE FROM observations WHERE host_id = $1 AND path = ANY($2::text[])",
             )?,
             upsert_drift: client.prepare(
-                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at, evidence)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (host_id, resource, attribute) DO UPDATE SET
                      origin = excluded.origin, expected = excluded.expected, actual = excluded.actual,
-                     since_ms = excluded.since_ms, declared_at = excluded.declared_at",
+                     since_ms = excluded.since_ms, declared_at = excluded.declared_at,
+                     evidence = excluded.evidence",
             )?,
             delete_drift: client.prepare(
                 "DELETE FROM drift WHERE host_id = $1 AND resource = $2 AND attribute = $3",

@@ -89,8 +89,8 @@ impl super::PostgresStore {
         let put_observation =
             tx.prepare("INSERT INTO observations (host_id, path, state) VALUES ($1, $2, $3)")?;
         let put_drift = tx.prepare(
-            "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at, evidence)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )?;
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
         for host in &hosts {
@@ -104,6 +104,7 @@ impl super::PostgresStore {
                 copied.observations += 1;
             }
             for (origin, d) in &host.drift {
+                let evidence = super::super::evidence::to_text(&d.evidence)?;
                 tx.execute(
                     &put_drift,
                     &[
@@ -115,6 +116,7 @@ impl super::PostgresStore {
                         &d.actual,
                         &d.since_ms,
                         &d.declared_at,
+                        &evidence,
                     ],
                 )?;
                 copied.drift += 1;

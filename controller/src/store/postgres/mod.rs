@@ -29,10 +29,11 @@ mod tail;
 mod tls;
 pub use tail::{Heard, Tail};
 
+use crate::store::evidence;
 use claims::fence;
 use connection::{Session, Statements, connect, controller_id};
 pub(crate) use connection::{check, redact, unproven, unreachable};
-use read::{HOST_COLUMNS, drift_record, event_of, verify_snapshot};
+use read::{DRIFT_COLUMNS, HOST_COLUMNS, drift_row, event_of, verify_snapshot};
 
 pub struct PostgresStore {
     url: String,
@@ -215,16 +216,15 @@ impl Store for PostgresStore {
             at.insert(h.info.host_id.clone(), i);
         }
         for r in client.query(
-            "SELECT host_id, origin, resource, attribute, expected, actual, since_ms, declared_at
-             FROM drift ORDER BY host_id, resource, attribute",
+            &format!(
+                "SELECT host_id, {DRIFT_COLUMNS} FROM drift ORDER BY host_id, resource, attribute"
+            ),
             &[],
         )? {
             let host_id: String = r.get(0);
-            let origin: String = r.get(1);
             if let Some(&i) = at.get(&host_id) {
-                hosts[i]
-                    .drift
-                    .push((Key::from_stored(&origin), drift_record(&r, 2)));
+                let drift = drift_row(&r, 1, &host_id)?;
+                hosts[i].drift.push(drift);
             }
         }
         Ok(hosts)
@@ -243,14 +243,12 @@ impl Store for PostgresStore {
 
     fn load_drift(&self, host_id: &str) -> Result<Vec<(Key, DriftRecord)>> {
         let rows = self.session()?.client.query(
-            "SELECT origin, resource, attribute, expected, actual, since_ms, declared_at
-             FROM drift WHERE host_id = $1 ORDER BY resource, attribute",
+            &format!(
+                "SELECT {DRIFT_COLUMNS} FROM drift WHERE host_id = $1 ORDER BY resource, attribute"
+            ),
             &[&host_id],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| (Key::from_stored(r.get(0)), drift_record(r, 1)))
-            .collect())
+        rows.iter().map(|r| drift_row(r, 0, host_id)).collect()
     }
 
     fn load_observations(&self, host_id: &str) -> Result<Vec<(Key, Observation)>> {
@@ -355,6 +353,7 @@ impl Store for PostgresStore {
                             &record.actual,
                             &record.since_ms,
                             &record.declared_at,
+                            &evidence::to_text(&record.evidence)?,
                         ],
                     )?;
                 }

@@ -3,19 +3,38 @@
 use postgres::Client;
 
 use super::{PostgresStore, chain, rows};
+use crate::key::Key;
 use crate::model::{DriftRecord, Event, EventKind, HostInfo};
 use crate::store::audit::{self, Trusted, Verification};
-use crate::store::{Holder, Result, StoreError, StoredHost};
+use crate::store::{Holder, Result, StoreError, StoredHost, evidence};
 
-pub(super) fn drift_record(r: &postgres::Row, from: usize) -> DriftRecord {
-    DriftRecord {
-        resource: r.get(from),
-        attribute: r.get(from + 1),
-        expected: r.get(from + 2),
-        actual: r.get(from + 3),
-        since_ms: r.get(from + 4),
-        declared_at: r.get(from + 5),
-    }
+/// The columns `drift_row` reads, in its order.
+pub(super) const DRIFT_COLUMNS: &str =
+    "origin, resource, attribute, expected, actual, since_ms, declared_at, evidence";
+
+/// A `drift` row's key and record, from column `from` on (`DRIFT_COLUMNS`).
+pub(super) fn drift_row(
+    r: &postgres::Row,
+    from: usize,
+    host_id: &str,
+) -> Result<(Key, DriftRecord)> {
+    let resource: String = r.get(from + 1);
+    let evidence = evidence::from_text(
+        r.get::<_, Option<&str>>(from + 7),
+        &format_args!("drift {resource} on {host_id}"),
+    )?;
+    Ok((
+        Key::from_stored(r.get(from)),
+        DriftRecord {
+            resource,
+            attribute: r.get(from + 2),
+            expected: r.get(from + 3),
+            actual: r.get(from + 4),
+            since_ms: r.get(from + 5),
+            declared_at: r.get(from + 6),
+            evidence,
+        },
+    ))
 }
 
 /// The columns `stored_host` reads, in its order.
@@ -55,7 +74,7 @@ pub(super) fn event_of(r: &postgres::Row) -> Result<Event> {
         at_ms: r.get(1),
         host_id: r.get(2),
         kind,
-        item: chain::event_item(r),
+        item: chain::event_item(r)?,
     })
 }
 

@@ -6,7 +6,7 @@ use postgres::{Client, GenericClient};
 
 use crate::store::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i32 = 3;
+pub(super) const SCHEMA_VERSION: i32 = 4;
 
 /// The advisory lock that serialises migrations (an arbitrary constant: "plumb" in ASCII).
 pub(super) const MIGRATION_LOCK: i64 = 0x0070_6c75_6d62;
@@ -157,6 +157,15 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
              CREATE INDEX content_requests_to_take ON content_requests (holder) WHERE NOT taken;
              CREATE INDEX content_requests_answered ON content_requests (asker) WHERE answered;
              UPDATE plumb_schema SET version = 3;",
+        )?;
+    }
+    if version < 4 {
+        // Evidence: who made a change, whether it was authorised, how it resolved (JSON,
+        // `store/evidence.rs`); NULL for everything before.
+        tx.batch_execute(
+            "ALTER TABLE events ADD COLUMN evidence TEXT;
+             ALTER TABLE drift ADD COLUMN evidence TEXT;
+             UPDATE plumb_schema SET version = 4;",
         )?;
     }
     tx.commit()?;

@@ -33,6 +33,7 @@ fn record(attribute: &str, since_ms: i64) -> DriftRecord {
         actual: "x".into(),
         since_ms,
         declared_at: "m.yaml:4:3".into(),
+        evidence: Default::default(),
     }
 }
 
@@ -178,6 +179,13 @@ fn edited_removed_and_truncated_entries_are_named() {
     assert_eq!(
         problems_after("UPDATE events SET host_id = 'innocent' WHERE id = 4"),
         ["entry 4 was edited: its content does not match its hash"]
+    );
+    assert_eq!(
+        problems_after(
+            r#"UPDATE events SET evidence = '{"authorisation":{"kind":"unauthorised"}}' WHERE id = 4"#
+        ),
+        ["entry 4 was edited: its content does not match its hash"],
+        "evidence is part of its entry"
     );
     assert_eq!(
         problems_after("DELETE FROM events WHERE id = 4"),

@@ -6,7 +6,7 @@ use rusqlite::{Connection, Transaction, params};
 
 use crate::model::{DriftRecord, EventKind};
 use crate::store::audit::{AuditKey, Entry, Head, Logged, canonical, chain};
-use crate::store::{Result, StoreError};
+use crate::store::{Result, evidence};
 
 /// Appends one entry in `tx` with the next id, chained to `head`, and moves `head` (not yet
 /// its stored row: `store_head` does that once per transaction). Returns the new id.
@@ -20,13 +20,17 @@ pub(super) fn append(
 ) -> Result<i64> {
     let r = item;
     let id = head.last_id + 1;
+    let evidence = item
+        .map(|r| evidence::to_text(&r.evidence))
+        .transpose()?
+        .flatten();
     let hash = chain(
         &head.hash,
-        &canonical(id, at_ms, host_id, kind.as_str(), item),
+        &canonical(id, at_ms, host_id, kind.as_str(), item, evidence.as_deref()),
     );
     tx.prepare_cached(
-        "INSERT INTO events (id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO events (id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, evidence, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         id,
@@ -39,6 +43,7 @@ pub(super) fn append(
         r.map(|r| &r.actual),
         r.map(|r| r.since_ms),
         r.map(|r| &r.declared_at),
+        evidence,
         head.hash,
         hash,
     ])?;
@@ -124,12 +129,16 @@ pub(super) fn chain_existing(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-/// An event row's item, from its columns 4 to 9 (`resource` to `declared_at`, as every
-/// `SELECT` of `events` here lists them); `None` where the event has none.
-pub(super) fn event_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<DriftRecord>> {
+/// The columns every `SELECT` of an event lists, in this order: `event_item` reads 4 to 10.
+pub(super) const EVENT_COLUMNS: &str = "id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, evidence";
+
+/// An event row's item, from its columns 4 to 10 (`resource` to `evidence`, as
+/// `EVENT_COLUMNS` lists them); `None` where the event has none.
+pub(super) fn event_item(r: &rusqlite::Row<'_>) -> Result<Option<DriftRecord>> {
     let Some(resource) = r.get::<_, Option<String>>(4)? else {
         return Ok(None);
     };
+    let id: i64 = r.get(0)?;
     Ok(Some(DriftRecord {
         resource,
         attribute: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
@@ -137,6 +146,10 @@ pub(super) fn event_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Drift
         actual: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
         since_ms: r.get::<_, Option<i64>>(8)?.unwrap_or_default(),
         declared_at: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+        evidence: evidence::from_text(
+            r.get::<_, Option<String>>(10)?.as_deref(),
+            &format_args!("event {id}"),
+        )?,
     }))
 }
 
@@ -146,21 +159,28 @@ pub(super) fn entries(conn: &Connection) -> Result<Vec<Entry>> {
 
 /// Every entry as stored, in id order.
 pub(super) fn logged(conn: &Connection) -> Result<Vec<Logged>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, prev_hash, hash
-         FROM events ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Logged {
+    // A log being chained on upgrade (schema 1) has no evidence yet.
+    let columns = if has_column(conn, "events", "evidence")? {
+        EVENT_COLUMNS.to_owned()
+    } else {
+        EVENT_COLUMNS.replace(", evidence", ", NULL")
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {columns}, prev_hash, hash FROM events ORDER BY id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut logged = Vec::new();
+    while let Some(r) = rows.next()? {
+        logged.push(Logged {
             item: event_item(r)?,
+            evidence: r.get(10)?,
             id: r.get(0)?,
             at_ms: r.get(1)?,
             host_id: r.get(2)?,
             kind: r.get(3)?,
-            prev_hash: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-            hash: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-        })
-    })?;
-    rows.collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(StoreError::from)
+            prev_hash: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+            hash: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+        });
+    }
+    Ok(logged)
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use rusqlite::{Connection, params};
 
 use super::audit::{self, AuditKey, Head, Trusted, Verification};
-use super::{DriftChange, Result, Store, StoreError, StoredHost, ack_record, rows};
+use super::{DriftChange, Result, Store, StoreError, StoredHost, ack_record, evidence, rows};
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
@@ -170,53 +170,30 @@ impl Store for SqliteStore {
                 state: Default::default(),
             });
         }
-        let mut stmt = self.conn.prepare(
-            "SELECT host_id, origin, resource, attribute, expected, actual, since_ms, declared_at
-             FROM drift ORDER BY host_id, resource, attribute",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                DriftRecord {
-                    resource: r.get(2)?,
-                    attribute: r.get(3)?,
-                    expected: r.get(4)?,
-                    actual: r.get(5)?,
-                    since_ms: r.get(6)?,
-                    declared_at: r.get(7)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (host_id, origin, record) = row?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT host_id, {DRIFT_COLUMNS} FROM drift ORDER BY host_id, resource, attribute"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let host_id: String = r.get(0)?;
+            let drift = drift_row(r, 1, &host_id)?;
             if let Some(h) = hosts.iter_mut().find(|h| h.info.host_id == host_id) {
-                h.drift.push((Key::from_stored(&origin), record));
+                h.drift.push(drift);
             }
         }
         Ok(hosts)
     }
 
     fn load_drift(&self, host_id: &str) -> Result<Vec<(Key, DriftRecord)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT origin, resource, attribute, expected, actual, since_ms, declared_at
-             FROM drift WHERE host_id = ?1 ORDER BY resource, attribute",
-        )?;
-        let rows = stmt.query_map([host_id], |r| {
-            Ok((
-                Key::from_stored(&r.get::<_, String>(0)?),
-                DriftRecord {
-                    resource: r.get(1)?,
-                    attribute: r.get(2)?,
-                    expected: r.get(3)?,
-                    actual: r.get(4)?,
-                    since_ms: r.get(5)?,
-                    declared_at: r.get(6)?,
-                },
-            ))
-        })?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(StoreError::from)
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {DRIFT_COLUMNS} FROM drift WHERE host_id = ?1 ORDER BY resource, attribute"
+        ))?;
+        let mut rows = stmt.query([host_id])?;
+        let mut drift = Vec::new();
+        while let Some(r) = rows.next()? {
+            drift.push(drift_row(r, 0, host_id)?);
+        }
+        Ok(drift)
     }
 
     fn load_observations(&self, host_id: &str) -> Result<Vec<(Key, Observation)>> {
@@ -253,31 +230,22 @@ impl Store for SqliteStore {
     }
 
     fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at
-             FROM events WHERE (?1 IS NULL OR host_id = ?1) ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![host_id, limit], |r| {
-            let item = chain::event_item(r)?;
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                item,
-            ))
-        })?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM events WHERE (?1 IS NULL OR host_id = ?1) ORDER BY id DESC LIMIT ?2",
+            chain::EVENT_COLUMNS
+        ))?;
+        let mut rows = stmt.query(params![host_id, limit])?;
         let mut events = Vec::new();
-        for row in rows {
-            let (id, at_ms, host_id, kind, item) = row?;
+        while let Some(r) = rows.next()? {
+            let (id, kind): (i64, String) = (r.get(0)?, r.get(3)?);
             let kind = EventKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
             events.push(Event {
                 id,
-                at_ms,
-                host_id,
+                at_ms: r.get(1)?,
+                host_id: r.get(2)?,
                 kind,
-                item,
+                item: chain::event_item(r)?,
             });
         }
         Ok(events)
@@ -324,11 +292,12 @@ impl Store for SqliteStore {
                 }
             }
             let mut upsert = tx.prepare_cached(
-                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO drift (host_id, resource, attribute, origin, expected, actual, since_ms, declared_at, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (host_id, resource, attribute) DO UPDATE SET
                      origin = excluded.origin, expected = excluded.expected, actual = excluded.actual,
-                     since_ms = excluded.since_ms, declared_at = excluded.declared_at",
+                     since_ms = excluded.since_ms, declared_at = excluded.declared_at,
+                     evidence = excluded.evidence",
             )?;
             let mut delete = tx.prepare_cached(
                 "DELETE FROM drift WHERE host_id = ?1 AND resource = ?2 AND attribute = ?3",
@@ -345,7 +314,8 @@ impl Store for SqliteStore {
                             record.expected,
                             record.actual,
                             record.since_ms,
-                            record.declared_at
+                            record.declared_at,
+                            evidence::to_text(&record.evidence)?,
                         ])?;
                     }
                     DriftChange::Resolve { .. } => {
@@ -450,6 +420,31 @@ impl Store for SqliteStore {
             Some(&ack_record(ack)),
         )
     }
+}
+
+/// The columns `drift_row` reads, in its order.
+const DRIFT_COLUMNS: &str =
+    "origin, resource, attribute, expected, actual, since_ms, declared_at, evidence";
+
+/// A `drift` row's key and record, from column `from` on (`DRIFT_COLUMNS`).
+fn drift_row(r: &rusqlite::Row<'_>, from: usize, host_id: &str) -> Result<(Key, DriftRecord)> {
+    let record = DriftRecord {
+        resource: r.get(from + 1)?,
+        attribute: r.get(from + 2)?,
+        expected: r.get(from + 3)?,
+        actual: r.get(from + 4)?,
+        since_ms: r.get(from + 5)?,
+        declared_at: r.get(from + 6)?,
+        evidence: Default::default(),
+    };
+    let evidence = evidence::from_text(
+        r.get::<_, Option<String>>(from + 7)?.as_deref(),
+        &format_args!("drift {} on {host_id}", record.resource),
+    )?;
+    Ok((
+        Key::from_stored(&r.get::<_, String>(from)?),
+        DriftRecord { evidence, ..record },
+    ))
 }
 
 /// A store file of 0 bytes is not a new store: something emptied it, and starting over would

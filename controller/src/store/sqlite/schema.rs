@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::chain;
 use crate::store::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -99,6 +99,17 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
              PRAGMA user_version = 4;",
         )?;
         tx.commit()?;
+    }
+    if version < 5 {
+        // Evidence: who made a change, whether it was authorised, how it resolved (JSON,
+        // `store/evidence.rs`); NULL for everything before.
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE events ADD COLUMN evidence TEXT;
+             ALTER TABLE drift ADD COLUMN evidence TEXT;
+             PRAGMA user_version = 5;
+             COMMIT;",
+        )?;
     }
     Ok(())
 }

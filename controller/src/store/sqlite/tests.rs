@@ -27,6 +27,7 @@ fn record(attribute: &str, actual: &str, since_ms: i64) -> DriftRecord {
         actual: actual.into(),
         since_ms,
         declared_at: "m.yaml:4".into(),
+        evidence: Default::default(),
     }
 }
 
@@ -59,7 +60,10 @@ fn log_with_events() -> (tempfile::TempDir, usize, String) {
         .append_log("web-1", 10, EventKind::HostOnline, None)
         .expect("event");
     for (i, attr) in ["mode", "owner", "group"].iter().enumerate() {
-        let r = record(attr, "x", 20 + i as i64);
+        let mut r = record(attr, "x", 20 + i as i64);
+        if *attr == "group" {
+            r.evidence = evidence();
+        }
         store
             .record(
                 "web-1",
@@ -76,6 +80,23 @@ fn log_with_events() -> (tempfile::TempDir, usize, String) {
         .append_log("web-1", 50, EventKind::HostOffline, None)
         .expect("event");
     (dir, 6, public)
+}
+
+/// What entry 5 of `log_with_events` carries.
+fn evidence() -> crate::evidence::Evidence {
+    use crate::evidence::{Authorisation, Evidence, Process, Who};
+    Evidence {
+        who: Some(Who::Process(Box::new(Process {
+            origin: "manual".into(),
+            name: "chgrp".into(),
+            uid: Some(0),
+            login_uid: Some(1000),
+            login_user: "alice".into(),
+            ..Default::default()
+        }))),
+        authorisation: Some(Authorisation::Unauthorised),
+        resolution: None,
+    }
 }
 
 fn trusting(public_key: &str) -> Trusted {
@@ -194,51 +215,11 @@ fn a_chain_recomputed_after_an_edit_is_found_by_the_signature() {
     conn.execute("UPDATE events SET actual = 'innocent' WHERE id = 4", [])
         .expect("edit");
     // What an attacker with the database (not the key) does: rechain everything after it.
-    let rows: Vec<(i64, i64, String, String, Option<DriftRecord>)> = {
-        let mut stmt = conn
-            .prepare("SELECT id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at FROM events ORDER BY id")
-            .expect("prepare");
-        stmt.query_map([], |r| {
-            let item = r.get::<_, Option<String>>(4)?.map(|resource| DriftRecord {
-                resource,
-                attribute: r
-                    .get::<_, Option<String>>(5)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-                expected: r
-                    .get::<_, Option<String>>(6)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-                actual: r
-                    .get::<_, Option<String>>(7)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-                since_ms: r
-                    .get::<_, Option<i64>>(8)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-                declared_at: r
-                    .get::<_, Option<String>>(9)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-            });
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, item))
-        })
-        .expect("query")
-        .collect::<std::result::Result<_, _>>()
-        .expect("rows")
-    };
+    let rows = chain::logged(&conn).expect("rows");
     let mut prev = String::new();
-    for (id, at, host, kind, item) in rows {
-        let hash = audit::chain(
-            &prev,
-            &audit::canonical(id, at, &host, &kind, item.as_ref()),
-        );
+    for e in rows {
+        let id = e.id;
+        let hash = audit::chain(&prev, &e.entry().canonical);
         conn.execute(
             "UPDATE events SET prev_hash = ?2, hash = ?3 WHERE id = ?1",
             params![id, prev, hash],
@@ -352,13 +333,78 @@ fn a_store_file_of_zero_bytes_is_refused() {
 }
 
 #[test]
+fn evidence_is_part_of_its_entry() {
+    let (dir, _, _) = log_with_events();
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let events = store.history(None, 100).expect("history");
+    let group = events.iter().find(|e| e.id == 5).expect("entry 5");
+    assert_eq!(group.item.as_ref().map(|d| &d.evidence), Some(&evidence()));
+    let drift = store.load_drift("web-1").expect("drift");
+    let open = drift
+        .iter()
+        .find(|(_, d)| d.attribute == "group")
+        .expect("open");
+    assert_eq!(open.1.evidence, evidence(), "open drift keeps its evidence");
+    drop(store);
+    let edited = ["entry 5 was edited: its content does not match its hash"];
+    assert_eq!(
+        problems_after(
+            "UPDATE events SET evidence = replace(evidence, 'alice', 'mallory') WHERE id = 5"
+        ),
+        edited
+    );
+    assert_eq!(
+        problems_after("UPDATE events SET evidence = NULL WHERE id = 5"),
+        edited,
+        "evidence removed"
+    );
+    assert_eq!(
+        problems_after(
+            r#"UPDATE events SET evidence = '{"authorisation":{"kind":"authorised","change":"CHG-1"}}' WHERE id = 4"#
+        ),
+        ["entry 4 was edited: its content does not match its hash"],
+        "evidence added"
+    );
+}
+
+/// Entries written before evidence existed (schema 4) still verify, and entries with it follow.
+#[test]
+fn a_log_from_before_evidence_verifies_and_grows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = SqliteStore::open(dir.path()).expect("open");
+    store.upsert_host(&info("web-1"), 1).expect("host");
+    let r = record("mode", "0600", 2);
+    let open = [DriftChange::Open {
+        origin: &Key::file("/etc/a"),
+        record: &r,
+    }];
+    store.record("web-1", 2, &[], &open).expect("record");
+    drop(store);
+    tamper(
+        dir.path(),
+        "ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 4;",
+    );
+    let mut store = SqliteStore::open(dir.path()).expect("upgrade");
+    let mut changed = record("mode", "0640", 2);
+    changed.evidence = evidence();
+    let change = [DriftChange::Change {
+        origin: &Key::file("/etc/a"),
+        record: &changed,
+    }];
+    store.record("web-1", 3, &[], &change).expect("record");
+    let v = store.verify(&Trusted::default()).expect("verify");
+    assert_eq!((v.entries, v.problems), (3, Vec::<String>::new()));
+}
+
+#[test]
 fn an_unchained_log_is_chained_on_upgrade() {
     let (dir, n, _) = log_with_events();
     Connection::open(dir.path().join("plumb.db"))
         .expect("raw open")
         .execute_batch(
             "UPDATE events SET prev_hash = '', hash = ''; DROP TABLE audit_head; DROP TABLE acks;
-             ALTER TABLE events DROP COLUMN prev_hash; ALTER TABLE events DROP COLUMN hash; PRAGMA user_version = 1;",
+             ALTER TABLE events DROP COLUMN prev_hash; ALTER TABLE events DROP COLUMN hash;
+             ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 1;",
         )
         .expect("downgrade to version 1");
     let mut store = SqliteStore::open(dir.path()).expect("upgrade");
