@@ -183,6 +183,16 @@ pub(crate) fn controller(
 
 /// `plumb-agent run` reading under `root`.
 pub(crate) fn agent(url: &str, host: &str, root: &Path) -> anyhow::Result<Proc> {
+    agent_with(url, host, root, &[])
+}
+
+/// `agent`, with more arguments for `run`.
+pub(crate) fn agent_with(
+    url: &str,
+    host: &str,
+    root: &Path,
+    extra: &[&str],
+) -> anyhow::Result<Proc> {
     // A profiler can wrap the agent: PLUMB_BENCH_AGENT_WRAPPER="heaptrack -o /tmp/agent".
     let wrapper = std::env::var("PLUMB_BENCH_AGENT_WRAPPER").unwrap_or_default();
     let mut words = wrapper.split_whitespace();
@@ -197,6 +207,7 @@ pub(crate) fn agent(url: &str, host: &str, root: &Path) -> anyhow::Result<Proc> 
     let child = command
         .args(["run", "--controller", url, "--host-id", host, "--root"])
         .arg(root)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -6,6 +6,7 @@
 //! It builds and runs the release binaries (`plumb`, `plumb-agent`) as real processes on
 //! loopback, in a temporary directory.
 
+mod attribution;
 mod failover;
 mod fixture;
 mod footprint;
@@ -124,6 +125,13 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         files: usize,
     },
+    /// Who made each change: the share of short-lived writers named (sed -i, a shell writing
+    /// in place), with and without `--attribution fanotify`, its latency, CPU and RSS. Root.
+    Attribution {
+        /// Changes per writer.
+        #[arg(long, default_value_t = 1000)]
+        changes: usize,
+    },
     /// Write to a declared file → drift event on the query service's watch.
     Latency {
         /// Changes per kind of write (in place, rename-save).
@@ -145,6 +153,13 @@ fn main() -> anyhow::Result<()> {
             entries,
             rounds,
         } => return hostile::churn(&dir, entries, &rounds),
+        Command::Attribution { changes } => {
+            summary.insert(
+                "attribution".into(),
+                runtime.block_on(attribution::run(changes))?,
+            );
+            (None, None, None, None)
+        }
         Command::Peers { files } => {
             peers = Some(files);
             (None, None, None, None)

@@ -10,6 +10,7 @@ use crate::clock::rfc3339;
 use crate::evidence::{Authorisation, Evidence, Resolution, Who};
 use crate::model::{Ack, Coverage, DriftRecord, Event, HostView};
 use crate::store::Head;
+use crate::window::ChangeWindow;
 
 /// A host as `plumb hosts -o json` lists it; `drift_count` is its open drift (a listing does
 /// not carry the items themselves).
@@ -140,6 +141,30 @@ pub fn event(e: &Event) -> Value {
         map.extend(item);
     }
     v
+}
+
+/// Whether an event is about drift no change window authorised (opened, changed, resolved):
+/// what `--unauthorised` followers and `unauthorised_only` webhooks hear.
+pub fn unauthorised_drift_event(e: &Event) -> bool {
+    use crate::model::EventKind;
+    matches!(
+        e.kind,
+        EventKind::Opened | EventKind::Changed | EventKind::Resolved
+    ) && e.item.as_ref().is_some_and(|d| d.evidence.unauthorised())
+}
+
+/// A change window as `plumb change list -o json` shows it.
+pub fn window(w: &ChangeWindow) -> Value {
+    json!({
+        "ticket": w.ticket,
+        "hosts": w.scope.hosts, "labels": w.scope.labels, "paths": w.scope.paths,
+        "packages": w.scope.packages, "scope": w.scope_text(),
+        "from": rfc3339(w.from_ms, true), "until": rfc3339(w.until_ms, true),
+        "opened_by": w.opened_by, "reason": w.reason,
+        "closed": w.closed.as_ref().and_then(|(at, _)| rfc3339(*at, true)),
+        "closed_by": w.closed.as_ref().map(|(_, by)| by),
+        "ended": w.ended,
+    })
 }
 
 /// An acknowledgement; `expires` is `null` until revoked.

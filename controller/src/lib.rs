@@ -19,3 +19,4 @@ pub mod server;
 pub mod store;
 pub mod version;
 pub mod webhook;
+pub mod window;

@@ -113,6 +113,13 @@ pub enum EventKind {
     LogCreated,
     /// The store could not write for a while (a full disk): what was delayed, what was lost.
     StoreOutage,
+    /// A change window was opened (resource `change:TICKET`, `expected` its scope, `actual`
+    /// why, `since_ms` its end, `declared_at` who opened it).
+    ChangeOpened,
+    /// A change window was closed before its end (`declared_at` who closed it).
+    ChangeClosed,
+    /// A change window ended (`actual` says what it authorised that is still drifted).
+    ChangeEnded,
 }
 
 impl EventKind {
@@ -130,6 +137,9 @@ impl EventKind {
             EventKind::AckExpired => "ack_expired",
             EventKind::LogCreated => "log_created",
             EventKind::StoreOutage => "store_outage",
+            EventKind::ChangeOpened => "change_opened",
+            EventKind::ChangeClosed => "change_closed",
+            EventKind::ChangeEnded => "change_ended",
         }
     }
 
@@ -147,6 +157,9 @@ impl EventKind {
             Self::AckExpired,
             Self::LogCreated,
             Self::StoreOutage,
+            Self::ChangeOpened,
+            Self::ChangeClosed,
+            Self::ChangeEnded,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -38,11 +38,15 @@ pub struct WebhookConfig {
     /// `json` (plumb's event, as `plumb drift --follow -o json` prints it) or `slack`.
     #[serde(default)]
     pub format: Format,
-    /// Which events: `opened`, `resolved` by default; also `changed`, `acknowledged`,
-    /// `ack_revoked`, `ack_expired`, `host_online`, `host_offline`, `manifests_accepted`,
-    /// `manifests_rejected`.
+    /// Which events: `opened`, `resolved` and `change_ended` by default; also `changed`,
+    /// `acknowledged`, `ack_revoked`, `ack_expired`, `host_online`, `host_offline`,
+    /// `manifests_accepted`, `manifests_rejected`, `change_opened`, `change_closed`.
     #[serde(default = "default_events")]
     pub events: Vec<EventKind>,
+    /// Only drift no change window authorised (of `opened`, `changed` and `resolved`);
+    /// other kinds of event as `events` says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unauthorised_only: bool,
     /// Extra request headers (e.g. `Authorization`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
@@ -65,7 +69,11 @@ pub struct WebhookConfig {
 }
 
 fn default_events() -> Vec<EventKind> {
-    vec![EventKind::Opened, EventKind::Resolved]
+    vec![
+        EventKind::Opened,
+        EventKind::Resolved,
+        EventKind::ChangeEnded,
+    ]
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
@@ -136,6 +144,9 @@ pub fn slack_json(e: &Event) -> Value {
         EventKind::HostOffline => ":red_circle: host offline",
         EventKind::ManifestsAccepted => ":scroll: manifests accepted",
         EventKind::ManifestsRejected => ":x: manifests rejected",
+        EventKind::ChangeOpened => ":unlock: change window opened",
+        EventKind::ChangeClosed => ":lock: change window closed early",
+        EventKind::ChangeEnded => ":lock: change window ended",
     };
     // Slack's mrkdwn: escape &, <, > and keep values in code spans.
     let esc = |s: &str| {
@@ -196,6 +207,7 @@ pub struct Sink {
 #[derive(Clone)]
 struct Queue {
     kinds: Vec<EventKind>,
+    unauthorised_only: bool,
     tx: mpsc::Sender<(Event, Option<Head>)>,
     counters: Arc<Counters>,
 }
@@ -205,7 +217,13 @@ impl Sink {
     /// yet), for every webhook that wants it; never waits.
     pub fn send(&self, event: &Event, head: Option<&Head>) {
         for q in &self.queues {
-            if q.kinds.contains(&event.kind)
+            let drift = matches!(
+                event.kind,
+                EventKind::Opened | EventKind::Changed | EventKind::Resolved
+            );
+            let wanted = q.kinds.contains(&event.kind)
+                && !(q.unauthorised_only && drift && !crate::json::unauthorised_drift_event(event));
+            if wanted
                 && let Err(mpsc::error::TrySendError::Full(_)) =
                     q.tx.try_send((event.clone(), head.cloned()))
             {
@@ -279,6 +297,7 @@ pub fn start(
         let counters = Arc::new(Counters::default());
         queues.push(Queue {
             kinds: hook.events.clone(),
+            unauthorised_only: hook.unauthorised_only,
             tx,
             counters: counters.clone(),
         });
@@ -460,7 +479,15 @@ mod tests {
         let hook: WebhookConfig =
             serde_yaml::from_str("url: https://hooks.example/T/B/secret\n").expect("valid");
         assert_eq!(hook.format, Format::Json);
-        assert_eq!(hook.events, [EventKind::Opened, EventKind::Resolved]);
+        assert_eq!(
+            hook.events,
+            [
+                EventKind::Opened,
+                EventKind::Resolved,
+                EventKind::ChangeEnded
+            ]
+        );
+        assert!(!hook.unauthorised_only);
         assert_eq!(hook.timeout, Duration::from_secs(10));
         assert_eq!(hook.attempts, 10);
         hook.validate("webhooks[0]").expect("valid");

@@ -406,7 +406,9 @@ fn a_file_a_package_installs_is_attributed_to_dpkg() {
     let path = format!("/etc/{PACKAGE}.conf");
     fs::write(
         manifests.join("m.yaml"),
-        format!("name: m\nhosts: [\"*\"]\nfiles:\n  {path}:\n    content: \"ours\\n\"\n"),
+        format!(
+            "name: m\nhosts: [\"*\"]\nfiles:\n  {path}:\n    content: \"ours\\n\"\npackages:\n  {PACKAGE}: absent\n"
+        ),
     )
     .expect("write");
     let c = Controller::start(&manifests, &tmp.path().join("data"));
@@ -434,4 +436,24 @@ fn a_file_a_package_installs_is_attributed_to_dpkg() {
     });
     assert_eq!(item["who"]["process"], "dpkg", "{item:#}");
     assert_eq!(item["origin"], "dpkg", "{item:#}");
+    // The package's own drift names the transaction, from dpkg's log: no capability needed.
+    let package = format!("package:{PACKAGE}");
+    let version = wait_for("the package's drift attributed", || {
+        let h = c.host_drift("real-host")?;
+        h["drift"]
+            .as_array()?
+            .iter()
+            .find(|d| d["resource"] == package && !d["who"].is_null())
+            .cloned()
+    });
+    assert_eq!(version["actual"], "1.0-1", "{version:#}");
+    assert_eq!(
+        (
+            &version["who"]["package_manager"],
+            &version["who"]["action"]
+        ),
+        (&Value::from("dpkg"), &Value::from("install 1.0-1")),
+        "{version:#}"
+    );
+    assert_eq!(version["origin"], "dpkg");
 }

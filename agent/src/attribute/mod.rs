@@ -108,8 +108,10 @@ pub const LOST: &str = "fanotify lost events (its queue overflowed)";
 /// A change no event named a writer for.
 pub const UNSEEN: &str = "no writer was seen for this change";
 
-/// Processes identified at exec, kept for writers that exit before their change is read.
-const PROCESSES: usize = 4096;
+/// Processes identified at exec, kept for writers that exit before their change is read
+/// (read within milliseconds): a busy host starts thousands a second, and each kept costs a
+/// few hundred bytes of an agent meant to stay under 10 MiB.
+const PROCESSES: usize = 1024;
 /// Changes kept until the session takes them.
 const RECENT: usize = 8192;
 

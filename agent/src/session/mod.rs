@@ -478,6 +478,23 @@ impl State {
                 .collect()
         };
         let mut packages = self.poll_packages().await?;
+        // Who changed each package, from the package managers' own logs: no capability needed.
+        let mut package_who = if packages.is_empty() {
+            std::collections::BTreeMap::new()
+        } else {
+            let (root, changed) = (self.cfg.root.clone(), packages.clone());
+            tokio::task::spawn_blocking(move || {
+                changed
+                    .iter()
+                    .map(|p| {
+                        let who =
+                            crate::collect::packages::changed_by::who(&root, &p.name, &p.instances);
+                        (p.name.clone(), who)
+                    })
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            })
+            .await?
+        };
         // What waits is observed again when it is due: it stays dirty.
         self.held_until = None;
         let now = Instant::now();
@@ -517,6 +534,7 @@ impl State {
             if !changed.is_empty() {
                 let packages = std::mem::take(&mut packages);
                 who.retain(|path, _| changed.iter().any(|(_, o)| &o.path == path));
+                who.append(&mut package_who);
                 self.send_delta(changed, packages, who).await?;
             }
         }
@@ -524,8 +542,7 @@ impl State {
             a.end_batch();
         }
         if !packages.is_empty() {
-            self.send_delta(Vec::new(), packages, Default::default())
-                .await?;
+            self.send_delta(Vec::new(), packages, package_who).await?;
         }
         Ok(())
     }

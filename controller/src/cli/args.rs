@@ -44,13 +44,21 @@ pub enum Command {
     Serve(ServeArgs),
     /// List the hosts the controller knows, with their status.
     Hosts(QueryArgs),
-    /// Show drift: what differs from the manifests, on which host, since when (exit 2 if any).
+    /// Show drift: what differs from the manifests, on which host, since when, who made it and
+    /// whether a change window authorised it (exit 2 if any is unacknowledged).
     Drift {
         /// Only these hosts (host ids).
         hosts: Vec<String>,
         /// Keep printing drift events as they happen (JSON: one object per line).
         #[arg(long, short)]
         follow: bool,
+        /// Only drift no change window authorised.
+        #[arg(long)]
+        unauthorised: bool,
+        /// What makes the exit code 2: any unacknowledged drift, or only unauthorised drift
+        /// (authorised drift is then shown but expected).
+        #[arg(long, value_enum, default_value = "any", value_name = "WHICH")]
+        fail_on: FailOn,
         #[command(flatten)]
         query: QueryArgs,
     },
@@ -75,6 +83,12 @@ pub enum Command {
     /// Acknowledge a resource's drift: it stays visible but no longer fails `plumb drift`,
     /// until it expires, is revoked, or resolves. `plumb ack list`, `plumb ack revoke`.
     Ack(AckArgs),
+    /// Change windows: a ticket's approval to change some hosts (and paths, packages) for a
+    /// while. Drift that opens or changes inside an open window that covers it is authorised,
+    /// with the ticket; any other is unauthorised. When a window ends with drift it authorised
+    /// still open, the log and the webhooks say so.
+    #[command(subcommand)]
+    Change(ChangeCommand),
     /// Drift incidents over a period, per host: opened, resolved, how long, acknowledged,
     /// declared where; with the hosts in sync and the mean time to resolve.
     Report {
@@ -142,6 +156,67 @@ pub struct AckArgs {
     pub expires: Option<Duration>,
     #[command(flatten)]
     pub query: QueryArgs,
+}
+
+/// Which drift makes `plumb drift` exit 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Any unacknowledged drift.
+    Any,
+    /// Only unacknowledged drift no change window authorised.
+    Unauthorised,
+}
+
+#[derive(Subcommand)]
+pub enum ChangeCommand {
+    /// Open a change window: now (or --from), for --for DURATION or --until TIME. Prints it.
+    ///
+    /// e.g. plumb change open CHG-1234 --hosts 'web-*' --paths '/etc/nginx/**' --for 2h
+    /// --reason "nginx 1.26 rollout"
+    Open {
+        /// The ticket, e.g. CHG-1234 (letters, digits, - _ . : / #).
+        ticket: String,
+        /// Hosts it covers, by glob (repeatable, or comma-separated) [default: every host].
+        #[arg(long = "hosts", value_delimiter = ',', value_name = "GLOB")]
+        hosts: Vec<String>,
+        /// Only hosts with this label (repeatable).
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = plumb_common::cli::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Only these paths, by glob: `*` within a name, `**` any depth (e.g. '/etc/nginx/**').
+        /// Without --paths and --packages, everything on the hosts.
+        #[arg(long = "paths", value_delimiter = ',', value_name = "GLOB")]
+        paths: Vec<String>,
+        /// Only these packages, by glob (e.g. 'nginx*').
+        #[arg(long = "packages", value_delimiter = ',', value_name = "GLOB")]
+        packages: Vec<String>,
+        /// How long it stays open (e.g. 2h, 45m).
+        #[arg(long = "for", value_parser = humantime::parse_duration, value_name = "DURATION", conflicts_with = "until", required_unless_present = "until")]
+        duration: Option<Duration>,
+        /// When it ends (RFC 3339, e.g. 2026-12-06T18:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// When it begins (RFC 3339) [default: now].
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// What the change is (recorded with your name).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// List the change windows open or to come (with --all, closed and ended ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Close a change window now, before its end.
+    Close {
+        ticket: String,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
 }
 
 #[derive(Subcommand)]

@@ -4,6 +4,7 @@
 //! and maps the result to an exit code.
 
 mod args;
+mod change;
 mod local;
 pub mod output;
 pub(crate) mod query;
@@ -186,13 +187,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             Command::Drift {
                 hosts,
                 follow: true,
+                unauthorised,
                 query,
-            } => query::follow(&query, hosts, query.output).await,
+                ..
+            } => query::follow(&query, hosts, unauthorised, query.output).await,
             Command::Drift {
                 hosts,
                 follow: false,
+                unauthorised,
+                fail_on,
                 query,
-            } => query::drift(&query, hosts, query.output).await,
+            } => query::drift(&query, hosts, unauthorised, fail_on, query.output).await,
+            Command::Change(command) => change::run(command).await,
             Command::History { host, limit, query } => {
                 query::history(&query, host, limit, query.output).await
             }

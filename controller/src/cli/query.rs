@@ -109,6 +109,8 @@ pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> 
 pub(super) async fn drift(
     q: &QueryArgs,
     hosts: Vec<String>,
+    unauthorised: bool,
+    fail_on: super::FailOn,
     format: Format,
 ) -> anyhow::Result<i32> {
     let resp = client(&q.conn)
@@ -120,14 +122,19 @@ pub(super) async fn drift(
     let errors = messages(resp.manifest_errors);
     warn(&resp.warnings);
     warn_manifest_errors(&errors);
-    let hosts: Vec<HostView> = resp
+    let mut hosts: Vec<HostView> = resp
         .hosts
         .into_iter()
         .map(wire::host_drift_from_proto)
         .collect();
+    if unauthorised {
+        for h in &mut hosts {
+            h.drift.retain(|d| d.evidence.unauthorised());
+        }
+    }
     warn(&render::degraded_warnings(&hosts));
-    // Acknowledged drift is shown but does not fail the command.
-    let drifted = render::unacknowledged_drift(&hosts);
+    // Acknowledged drift is shown but does not fail the command; nor, if asked, authorised.
+    let drifted = render::failing_drift(&hosts, fail_on == super::FailOn::Unauthorised);
     match format {
         Format::Json => emit(&pretty(&render::drift_json(
             &hosts,
@@ -145,6 +152,7 @@ pub(super) async fn drift(
 pub(super) async fn follow(
     q: &QueryArgs,
     hosts: Vec<String>,
+    unauthorised: bool,
     format: Format,
 ) -> anyhow::Result<i32> {
     let mut stream = client(&q.conn)
@@ -166,6 +174,9 @@ pub(super) async fn follow(
             return Err(anyhow!("the controller closed the stream"));
         };
         let e = wire::event_from_proto(e)?;
+        if unauthorised && !crate::json::unauthorised_drift_event(&e) {
+            continue;
+        }
         let line = match format {
             Format::Json => serde_json::to_string(&crate::json::event(&e))? + "\n",
             Format::Table => render::event_line(&e),
@@ -356,7 +367,7 @@ pub(super) async fn diff(
     })
 }
 
-fn status_error(s: tonic::Status) -> anyhow::Error {
+pub(super) fn status_error(s: tonic::Status) -> anyhow::Error {
     match s.code() {
         // The controller's refusals say what is wrong in words meant for the operator.
         tonic::Code::NotFound

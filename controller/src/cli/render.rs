@@ -74,12 +74,14 @@ pub(crate) fn coverage_summary(h: &HostView) -> String {
     }
 }
 
-/// Whether any host has drift no acknowledgement covers (`plumb drift` then exits 2).
-pub(crate) fn unacknowledged_drift(hosts: &[HostView]) -> bool {
+/// Whether any host has drift no acknowledgement covers, and (`only_unauthorised`) no change
+/// window authorised: `plumb drift` then exits 2.
+pub(crate) fn failing_drift(hosts: &[HostView], only_unauthorised: bool) -> bool {
     hosts.iter().any(|h| {
-        h.drift
-            .iter()
-            .any(|d| json::acknowledgement_of(h, d).is_none())
+        h.drift.iter().any(|d| {
+            json::acknowledgement_of(h, d).is_none()
+                && (!only_unauthorised || d.evidence.unauthorised())
+        })
     })
 }
 

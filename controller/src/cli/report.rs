@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::output::rfc3339;
+use crate::evidence::{Authorisation, Who};
 use crate::model::{Event, EventKind, HostStatus, HostView};
 use crate::store::Head;
 
@@ -30,6 +31,25 @@ pub(super) struct Incident {
     pub(super) resolved_ms: Option<i64>,
     /// "by WHO: WHY" of an acknowledgement given while it was open.
     pub(super) acknowledged: Option<String>,
+    /// Who made it (its latest change), where known.
+    pub(super) who: Option<Who>,
+    /// Whether a change window authorised it (its latest change); `None` before
+    /// authorisation existed.
+    pub(super) authorisation: Option<Authorisation>,
+    /// How it resolved, and by whom where known.
+    pub(super) resolution: Option<String>,
+}
+
+impl Incident {
+    /// Unauthorised: no change window covered it (drift from before windows existed counts).
+    pub(super) fn unauthorised(&self) -> bool {
+        !matches!(self.authorisation, Some(Authorisation::Authorised { .. }))
+    }
+
+    /// One word for where it came from (`unknown` where nothing says).
+    pub(super) fn origin(&self) -> &str {
+        self.who.as_ref().map_or("unknown", Who::origin)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,17 +107,31 @@ pub(super) fn build(
                         opened_ms: e.at_ms,
                         resolved_ms: None,
                         acknowledged: None,
+                        who: item.evidence.who.clone(),
+                        authorisation: item.evidence.authorisation.clone(),
+                        resolution: None,
                     },
                 );
             }
             EventKind::Changed => {
                 if let Some(i) = open.get_mut(&key) {
                     i.actual = item.actual.clone();
+                    if item.evidence.who.is_some() {
+                        i.who = item.evidence.who.clone();
+                    }
+                    if item.evidence.authorisation.is_some() {
+                        i.authorisation = item.evidence.authorisation.clone();
+                    }
                 }
             }
             EventKind::Resolved => {
                 if let Some(mut i) = open.remove(&key) {
                     i.resolved_ms = Some(e.at_ms);
+                    let ev = &item.evidence;
+                    i.resolution = ev.resolution.as_ref().map(|r| match &ev.who {
+                        Some(who) => format!("{r}, by {who}"),
+                        None => r.to_string(),
+                    });
                     done.push(i);
                 }
             }
@@ -147,6 +181,17 @@ fn duration(i: &Incident) -> Option<f64> {
     Some((i.resolved_ms? - i.opened_ms) as f64 / 1000.0)
 }
 
+/// Unauthorised incidents counted per host and per origin: the numbers an operations lead
+/// is asked for.
+pub(super) fn unauthorised_counts(r: &Report) -> (BTreeMap<&str, usize>, BTreeMap<&str, usize>) {
+    let (mut by_host, mut by_origin) = (BTreeMap::new(), BTreeMap::new());
+    for i in r.incidents.iter().filter(|i| i.unauthorised()) {
+        *by_host.entry(i.host.as_str()).or_default() += 1;
+        *by_origin.entry(i.origin()).or_default() += 1;
+    }
+    (by_host, by_origin)
+}
+
 pub(super) fn json(r: &Report) -> Value {
     let mut by_host: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for i in &r.incidents {
@@ -154,8 +199,13 @@ pub(super) fn json(r: &Report) -> Value {
             "resource": i.resource, "attribute": i.attribute, "expected": i.expected, "actual": i.actual,
             "opened": rfc3339(i.opened_ms, true), "resolved": i.resolved_ms.and_then(|m| rfc3339(m, true)),
             "duration_seconds": duration(i), "acknowledged": i.acknowledged, "declared_at": i.declared_at,
+            "origin": i.origin(), "who": i.who.as_ref().map(ToString::to_string),
+            "authorised": i.authorisation.as_ref().map(|a| matches!(a, Authorisation::Authorised { .. })),
+            "change": match &i.authorisation { Some(Authorisation::Authorised { change }) => Some(change), _ => None },
+            "resolution": i.resolution,
         }));
     }
+    let (unauthorised_by_host, unauthorised_by_origin) = unauthorised_counts(r);
     json!({
         "since": rfc3339(r.since_ms, true),
         "until": rfc3339(r.until_ms, true),
@@ -165,13 +215,16 @@ pub(super) fn json(r: &Report) -> Value {
             "incidents": r.incidents.len(),
             "resolved": r.incidents.iter().filter(|i| i.resolved_ms.is_some()).count(),
             "mean_time_to_resolve_seconds": r.mttr_seconds(),
+            "unauthorised": r.incidents.iter().filter(|i| i.unauthorised()).count(),
+            "unauthorised_by_host": unauthorised_by_host,
+            "unauthorised_by_origin": unauthorised_by_origin,
         },
         "hosts": by_host.into_iter().map(|(h, i)| json!({"host": h, "incidents": i})).collect::<Vec<_>>(),
         "audit_head": r.audit_head.as_ref().map(head_json),
     })
 }
 
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 15] = [
     "host",
     "resource",
     "attribute",
@@ -182,9 +235,14 @@ const COLUMNS: [&str; 10] = [
     "duration_seconds",
     "acknowledged",
     "declared_at",
+    "origin",
+    "who",
+    "authorised",
+    "change",
+    "resolution",
 ];
 
-fn row(i: &Incident) -> [String; 10] {
+fn row(i: &Incident) -> [String; 15] {
     [
         i.host.clone(),
         i.resource.clone(),
@@ -198,6 +256,18 @@ fn row(i: &Incident) -> [String; 10] {
         duration(i).map(|d| format!("{d:.3}")).unwrap_or_default(),
         i.acknowledged.clone().unwrap_or_default(),
         i.declared_at.clone(),
+        i.origin().to_owned(),
+        i.who.as_ref().map(ToString::to_string).unwrap_or_default(),
+        match &i.authorisation {
+            Some(Authorisation::Authorised { .. }) => "yes".into(),
+            Some(Authorisation::Unauthorised) => "no".into(),
+            None => String::new(),
+        },
+        match &i.authorisation {
+            Some(Authorisation::Authorised { change }) => change.clone(),
+            _ => String::new(),
+        },
+        i.resolution.clone().unwrap_or_default(),
     ]
 }
 
@@ -241,6 +311,19 @@ pub(super) fn html(r: &Report) -> String {
     let mttr = r
         .mttr_seconds()
         .map_or("n/a".into(), |s| format!("{s:.1} s"));
+    let (by_host, by_origin) = unauthorised_counts(r);
+    let counts = |m: &BTreeMap<&str, usize>| {
+        m.iter()
+            .map(|(k, n)| format!("<tr><td>{}</td><td>{n}</td></tr>", esc(k)))
+            .collect::<String>()
+    };
+    let unauthorised = format!(
+        "<h2>Unauthorised changes: {}</h2>\n<table class=\"summary\"><tr><th>Host</th><th>Count</th></tr>{}</table>\n\
+         <table class=\"summary\"><tr><th>Origin</th><th>Count</th></tr>{}</table>\n",
+        r.incidents.iter().filter(|i| i.unauthorised()).count(),
+        counts(&by_host),
+        counts(&by_origin)
+    );
     let mut rows = String::new();
     for i in &r.incidents {
         rows.push_str("<tr>");
@@ -260,7 +343,7 @@ pub(super) fn html(r: &Report) -> String {
          .summary td{{border:none;padding:0.1em 1em 0.1em 0}}</style></head>\n<body>\n<h1>Drift report</h1>\n<p>{}</p>\n\
          <table class=\"summary\"><tr><td>Hosts</td><td>{}</td></tr><tr><td>Hosts in sync now</td><td>{}</td></tr>\
          <tr><td>Incidents</td><td>{}</td></tr><tr><td>Mean time to resolve</td><td>{}</td></tr></table>\n\
-         <h2>Incidents</h2>\n<table>\n<tr>{head}</tr>\n{rows}</table>\n{}</body></html>\n",
+         {unauthorised}<h2>Incidents</h2>\n<table>\n<tr>{head}</tr>\n{rows}</table>\n{}</body></html>\n",
         esc(&period),
         r.hosts,
         r.hosts_in_sync,
@@ -301,12 +384,40 @@ mod tests {
         }
     }
 
+    fn with(mut e: Event, evidence: crate::evidence::Evidence) -> Event {
+        if let Some(item) = e.item.as_mut() {
+            item.evidence = evidence;
+        }
+        e
+    }
+
     #[test]
     fn incidents_from_a_scripted_history() {
+        use crate::evidence::{Evidence, Process, Resolution, Transaction};
         use EventKind as K;
+        let alice = Who::Process(Box::new(Process {
+            origin: "manual".into(),
+            name: "vim".into(),
+            user: "alice".into(),
+            ..Default::default()
+        }));
         let events = vec![
-            event(4, 4_000, K::Resolved, "mode", "0600"),
-            event(1, 1_000, K::Opened, "mode", "0600"),
+            with(
+                event(4, 4_000, K::Resolved, "mode", "0600"),
+                Evidence {
+                    who: Some(alice.clone()),
+                    authorisation: Some(Authorisation::Unauthorised),
+                    resolution: Some(Resolution::Reverted),
+                },
+            ),
+            with(
+                event(1, 1_000, K::Opened, "mode", "0600"),
+                Evidence {
+                    who: Some(alice.clone()),
+                    authorisation: Some(Authorisation::Unauthorised),
+                    resolution: None,
+                },
+            ),
             event(
                 2,
                 2_000,
@@ -315,7 +426,19 @@ mod tests {
                 "change <window> \"CHG-1\"",
             ),
             event(3, 3_000, K::Changed, "mode", "0640"),
-            event(5, 5_000, K::Opened, "owner", "bob"),
+            with(
+                event(5, 5_000, K::Opened, "owner", "bob"),
+                Evidence {
+                    who: Some(Who::Package(Box::new(Transaction {
+                        manager: "apt".into(),
+                        ..Default::default()
+                    }))),
+                    authorisation: Some(Authorisation::Authorised {
+                        change: "CHG-1".into(),
+                    }),
+                    resolution: None,
+                },
+            ),
             event(6, 500, K::Opened, "group", "adm"),
             event(7, 600, K::Resolved, "group", "adm"),
         ];
@@ -381,6 +504,28 @@ mod tests {
         );
         let j = json(&r);
         assert_eq!(j["summary"]["mean_time_to_resolve_seconds"], 3.0);
+        assert_eq!(j["summary"]["unauthorised"], 1, "{j:#}");
+        assert_eq!(j["summary"]["unauthorised_by_host"], json!({"web-1": 1}));
+        assert_eq!(j["summary"]["unauthorised_by_origin"], json!({"manual": 1}));
+        let first = &j["hosts"][0]["incidents"][0];
+        assert_eq!(
+            (&first["origin"], &first["authorised"], &first["resolution"]),
+            (
+                &json!("manual"),
+                &json!(false),
+                &json!("reverted on the host, by alice: vim")
+            )
+        );
+        assert_eq!(j["hosts"][0]["incidents"][1]["change"], "CHG-1");
+        assert!(
+            html.contains("Unauthorised changes: 1") && html.contains("<td>manual</td><td>1</td>"),
+            "{html}"
+        );
+        assert!(
+            csv.lines()
+                .next()
+                .is_some_and(|h| h.ends_with(",origin,who,authorised,change,resolution"))
+        );
         assert_eq!(j["hosts"][0]["incidents"][0]["duration_seconds"], 3.0);
         assert_eq!(j["hosts"][0]["incidents"][1]["resolved"], Value::Null);
     }

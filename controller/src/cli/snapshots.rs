@@ -260,7 +260,11 @@ fn drift() {
         "drift_degraded_warnings",
         render::degraded_warnings(&fleet).join("\n")
     );
-    assert!(render::unacknowledged_drift(&fleet));
+    assert!(render::failing_drift(&fleet, false));
+    assert!(
+        render::failing_drift(&fleet, true),
+        "the sshd_config item is unauthorised and unacknowledged"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::host::{Conn, Host};
 use super::reconcile::reconcile;
 use super::{Fleet, FleetError, Report, ToAgent, rfc3339};
 use crate::drift::{self, Observation};
-use crate::evidence::{Evidence, Resolution};
+use crate::evidence::{Authorisation, Evidence, Resolution};
 use crate::key::Key;
 use crate::model::{Coverage, DriftRecord, EventKind, HostInfo};
 use crate::plan;
@@ -190,9 +190,11 @@ impl Fleet {
     ) {
         let now = self.now();
         let commit = self.manifest_source.clone();
+        let windows = &self.windows;
         let Some(host) = self.hosts.get_mut(host_id) else {
             return;
         };
+        let identity = (!windows.is_empty()).then(|| host.info.identity());
         let mut opened: Vec<(Key, DriftRecord)> = Vec::new();
         let mut changed: Vec<(Key, DriftRecord)> = Vec::new();
         let mut resolved: Vec<DriftRecord> = Vec::new();
@@ -234,19 +236,27 @@ impl Fleet {
                 (Cause::Agent, true, Key::File(_)) => Resolution::Reverted,
             };
             for d in r.opened.iter_mut().chain(r.changed.iter_mut()) {
-                d.evidence = made.clone();
+                d.evidence = Evidence {
+                    authorisation: Some(match &identity {
+                        Some(host) => crate::window::authorise(windows, host, &d.resource, now),
+                        None => Authorisation::Unauthorised,
+                    }),
+                    ..made.clone()
+                };
                 if let Some(open) = r
                     .open
                     .iter_mut()
                     .find(|o| o.resource == d.resource && o.attribute == d.attribute)
                 {
-                    open.evidence = made.clone();
+                    open.evidence = d.evidence.clone();
                 }
             }
             for d in &mut r.resolved {
+                // Who put it right and how; whether the drift was authorised stays with it,
+                // so that its end can be counted with its kind.
                 d.evidence = Evidence {
                     who: matches!(cause, Cause::Agent).then(|| who.clone()).flatten(),
-                    authorisation: None,
+                    authorisation: d.evidence.authorisation.take(),
                     resolution: Some(resolution.clone()),
                 };
             }

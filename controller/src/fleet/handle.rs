@@ -15,6 +15,7 @@ use crate::manifest::{Diagnostic, ManifestSet};
 use crate::model::{Ack, Coverage, Event, HostInfo, HostView};
 use crate::plan::PathRequest;
 use crate::store::{Head, StoreError};
+use crate::window::ChangeWindow;
 
 /// What the controller sends an agent, before conversion to the wire.
 #[derive(Debug, Clone)]
@@ -147,6 +148,22 @@ pub enum Command {
     ListAcks {
         reply: oneshot::Sender<Vec<Ack>>,
     },
+    /// Opens a change window (`from_ms` 0: now), until its `until_ms` or for `for_ms` from
+    /// its start.
+    OpenWindow {
+        window: ChangeWindow,
+        for_ms: Option<i64>,
+        reply: oneshot::Sender<Result<ChangeWindow, FleetError>>,
+    },
+    CloseWindow {
+        ticket: String,
+        /// The operator's name, or "local".
+        by: String,
+        reply: oneshot::Sender<Result<ChangeWindow, FleetError>>,
+    },
+    ListWindows {
+        reply: oneshot::Sender<Vec<ChangeWindow>>,
+    },
     /// Answered at once: the fleet thread is alive (the systemd watchdog asks).
     Ping {
         reply: oneshot::Sender<()>,
@@ -227,6 +244,9 @@ pub enum FleetError {
     NoAck { host: String, resource: String },
     #[error("the expiry is in the past")]
     ExpiryInPast,
+    /// A change window that cannot be opened or closed as asked, and why.
+    #[error("{0}")]
+    BadWindow(String),
     /// Without TLS a host id proves nothing: the live stream is kept, the newcomer refused.
     #[error(
         "host {host:?} already has a live stream (connected {since}); without TLS the first is kept. \
@@ -329,6 +349,32 @@ impl FleetHandle {
 
     pub async fn acks(&self) -> Result<Vec<Ack>, FleetError> {
         self.ask(|reply| Command::ListAcks { reply }).await
+    }
+
+    pub async fn open_window(
+        &self,
+        window: ChangeWindow,
+        for_ms: Option<i64>,
+    ) -> Result<ChangeWindow, FleetError> {
+        self.ask(|reply| Command::OpenWindow {
+            window,
+            for_ms,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn close_window(
+        &self,
+        ticket: String,
+        by: String,
+    ) -> Result<ChangeWindow, FleetError> {
+        self.ask(|reply| Command::CloseWindow { ticket, by, reply })
+            .await?
+    }
+
+    pub async fn windows(&self) -> Result<Vec<ChangeWindow>, FleetError> {
+        self.ask(|reply| Command::ListWindows { reply }).await
     }
 
     pub async fn metrics(&self) -> Result<Metrics, FleetError> {

@@ -31,6 +31,7 @@ mod reconcile;
 mod retire;
 mod shared;
 mod tick;
+mod windows;
 mod writes;
 use acks::Acks;
 pub use handle::{
@@ -84,6 +85,8 @@ pub struct Fleet {
     /// Diffs asked of the controllers holding their hosts' streams, by request id.
     brokered: HashMap<i64, broker::Brokered>,
     acks: Acks,
+    /// Change windows, open, closed and ended (`windows.rs`): what authorises drift.
+    windows: Vec<crate::window::ChangeWindow>,
     /// Milliseconds since the epoch; replaceable so tests can move time.
     clock: Clock,
     counters: Counters,
@@ -149,6 +152,7 @@ impl Fleet {
         }
         let (events, _) = broadcast::channel(FOLLOWER_QUEUE);
         let store_acks = store.load_acks()?;
+        let windows = store.load_windows()?;
         let shared = store.controller_id().is_some();
         Ok(Self {
             store,
@@ -166,6 +170,7 @@ impl Fleet {
             next_content: 1,
             brokered: HashMap::new(),
             acks: Acks::new(store_acks),
+            windows,
             clock: Arc::new(now_ms),
             counters: Counters::default(),
             webhooks: None,
@@ -295,6 +300,19 @@ impl Fleet {
             }
             Command::ListAcks { reply } => {
                 let _ = reply.send(self.acks.all());
+            }
+            Command::OpenWindow {
+                window,
+                for_ms,
+                reply,
+            } => {
+                let _ = reply.send(self.open_window(window, for_ms));
+            }
+            Command::CloseWindow { ticket, by, reply } => {
+                let _ = reply.send(self.close_window(&ticket, &by));
+            }
+            Command::ListWindows { reply } => {
+                let _ = reply.send(self.list_windows());
             }
             Command::Content { conn, id, result } => self.content(conn, id, result),
             Command::Store(heard) => self.hear(heard),

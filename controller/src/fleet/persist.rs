@@ -44,6 +44,7 @@ impl Fleet {
                 Err(StoreError::AlreadyEnded { .. }) => {
                     // Not a failure: another controller ended it, and said so in the log.
                     self.reload_acks();
+                    self.reload_windows();
                     return;
                 }
                 Err(e) => {
@@ -87,6 +88,7 @@ impl Fleet {
                         // Ended meanwhile by another controller, which logged it.
                         self.writes.pending.pop_front();
                         self.reload_acks();
+                        self.reload_windows();
                         continue;
                     }
                     Err(e) => {

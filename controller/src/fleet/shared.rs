@@ -16,17 +16,21 @@ impl Fleet {
     pub(super) fn hear(&mut self, heard: Heard) {
         match heard {
             Heard::Logged(events) => {
-                let mut acks_moved = false;
+                let (mut acks_moved, mut windows_moved) = (false, false);
                 for (event, mine) in events {
                     acks_moved |= !mine
                         && matches!(
                             event.kind,
                             EventKind::Acknowledged | EventKind::AckRevoked | EventKind::AckExpired
                         );
+                    windows_moved |= !mine && Fleet::window_entry(event.kind);
                     let _ = self.events.send(event);
                 }
                 if acks_moved {
                     self.reload_acks();
+                }
+                if windows_moved {
+                    self.reload_windows();
                 }
             }
             Heard::Changed(hosts) => {

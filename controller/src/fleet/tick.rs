@@ -34,6 +34,7 @@ impl Fleet {
                 None,
             );
         }
+        self.end_windows();
         // Agents that never answered a content request: give up (the caller has timed out).
         self.pending_content
             .retain(|_, p| p.since.elapsed() < Duration::from_secs(30));

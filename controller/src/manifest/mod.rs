@@ -2,7 +2,7 @@
 //! controller can rely on, and selected per host. Pure: reading files is `load`'s job, and
 //! the content of `source:` files is handed in by the caller.
 
-mod glob;
+pub(crate) mod glob;
 pub mod load;
 mod locate;
 mod raw;

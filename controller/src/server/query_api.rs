@@ -24,6 +24,18 @@ pub(crate) struct QueryApi {
 }
 
 impl QueryApi {
+    /// The operator asking (from its certificate), or "local" without TLS; refused for any
+    /// other peer, saying it may not `what`.
+    fn operator<T>(&self, request: &Request<T>, what: &str) -> Result<String, Status> {
+        match self.auth.peer(request)? {
+            None => Ok("local".to_owned()),
+            Some(Peer::Operator(name)) => Ok(name),
+            Some(_) => Err(Status::permission_denied(format!(
+                "only operator certificates may {what}"
+            ))),
+        }
+    }
+
     /// The controller's own warnings, then the fleet's (the store cannot write).
     fn warnings_with(&self, overview: &crate::fleet::Overview) -> Vec<String> {
         self.warnings
@@ -208,6 +220,56 @@ impl QueryService for QueryApi {
         let r = request.into_inner();
         self.fleet.revoke_ack(r.host_id, r.resource).await?;
         Ok(Response::new(v1::RevokeAckResponse {}))
+    }
+
+    async fn open_change(
+        &self,
+        request: Request<v1::OpenChangeRequest>,
+    ) -> Result<Response<v1::ChangeWindow>, Status> {
+        let by = self.operator(&request, "open change windows")?;
+        let r = request.into_inner();
+        if r.reason.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "a change window needs a reason (what the change is)",
+            ));
+        }
+        let window = crate::window::ChangeWindow {
+            ticket: r.ticket,
+            scope: wire::scope_from_proto(r.scope),
+            // The fleet's clock decides what "now" is.
+            from_ms: r.from_ms,
+            until_ms: if r.duration_ms > 0 { 0 } else { r.until_ms },
+            opened_by: by,
+            reason: r.reason,
+            closed: None,
+            ended: false,
+        };
+        let w = self
+            .fleet
+            .open_window(window, (r.duration_ms > 0).then_some(r.duration_ms))
+            .await?;
+        Ok(Response::new(wire::window_to_proto(&w)))
+    }
+
+    async fn close_change(
+        &self,
+        request: Request<v1::CloseChangeRequest>,
+    ) -> Result<Response<v1::ChangeWindow>, Status> {
+        let by = self.operator(&request, "close change windows")?;
+        let ticket = request.into_inner().ticket;
+        let w = self.fleet.close_window(ticket, by).await?;
+        Ok(Response::new(wire::window_to_proto(&w)))
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<v1::ListChangesRequest>,
+    ) -> Result<Response<v1::ListChangesResponse>, Status> {
+        self.auth.require_operator(&request)?;
+        let windows = self.fleet.windows().await?;
+        Ok(Response::new(v1::ListChangesResponse {
+            changes: windows.iter().map(wire::window_to_proto).collect(),
+        }))
     }
 
     async fn list_acks(

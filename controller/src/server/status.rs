@@ -11,7 +11,7 @@ pub(crate) fn code(e: &FleetError) -> Code {
         FleetError::UnknownHost(_) | FleetError::NotDeclared { .. } | FleetError::NoAck { .. } => {
             Code::NotFound
         }
-        FleetError::ExpiryInPast => Code::InvalidArgument,
+        FleetError::ExpiryInPast | FleetError::BadWindow(_) => Code::InvalidArgument,
         FleetError::ContentWithheld(_) => Code::PermissionDenied,
         FleetError::Offline(_)
         | FleetError::NotReading(_)
@@ -41,6 +41,10 @@ mod tests {
         let cases = [
             (FleetError::UnknownHost("web-9".into()), Code::NotFound),
             (FleetError::ExpiryInPast, Code::InvalidArgument),
+            (
+                FleetError::BadWindow("change CHG-1 exists already".into()),
+                Code::InvalidArgument,
+            ),
             (
                 FleetError::ContentWithheld("/etc/shadow is declared sensitive".into()),
                 Code::PermissionDenied,

@@ -32,6 +32,7 @@ macro_rules! suite {
                 a_host_written_again_keeps_one_row_with_its_new_identity,
                 an_untouched_log_verifies,
                 evidence_is_kept_with_open_drift_and_its_events,
+                change_windows_open_close_and_end_once_with_their_entries,
             );
         }
     };
@@ -594,6 +595,95 @@ pub(crate) fn evidence_is_kept_with_open_drift_and_its_events(open: Opener<'_>) 
         .filter_map(|e| e.item)
         .collect();
     assert_eq!(history, [opened, package, resolved]);
+    let v = store.verify(&Trusted::default()).expect("verify");
+    assert_eq!(v.problems, Vec::<String>::new());
+}
+
+pub(crate) fn change_windows_open_close_and_end_once_with_their_entries(open: Opener<'_>) {
+    use crate::store::StoreError;
+    use crate::window::{ChangeWindow, Scope};
+    let window = |ticket: &str| ChangeWindow {
+        ticket: ticket.into(),
+        scope: Scope {
+            hosts: vec!["web-*".into()],
+            labels: [("zone".to_owned(), "a".to_owned())].into(),
+            paths: vec!["/etc/nginx/**".into()],
+            packages: vec!["nginx".into()],
+        },
+        from_ms: 100,
+        until_ms: 7_300,
+        opened_by: "alice".into(),
+        reason: "nginx upgrade".into(),
+        closed: None,
+        ended: false,
+    };
+    {
+        let mut store = open();
+        let e = store.open_window(&window("CHG-1"), 100).expect("open");
+        assert_eq!(e.kind, EventKind::ChangeOpened);
+        let item = e.item.as_ref().expect("item");
+        assert_eq!(
+            (
+                item.resource.as_str(),
+                item.actual.as_str(),
+                item.declared_at.as_str()
+            ),
+            ("change:CHG-1", "nginx upgrade", "alice")
+        );
+        assert!(matches!(
+            store.open_window(&window("CHG-1"), 101),
+            Err(StoreError::Refused(_))
+        ));
+        store.open_window(&window("CHG-2"), 102).expect("open");
+        let mut closed = window("CHG-2");
+        closed.closed = Some((200, "bob".into()));
+        let e = store.close_window(&closed).expect("close");
+        assert_eq!(e.kind, EventKind::ChangeClosed);
+        assert!(
+            matches!(store.close_window(&closed), Err(StoreError::Refused(_))),
+            "closed once"
+        );
+        let e = store
+            .end_window(
+                &window("CHG-1"),
+                7_300,
+                "change CHG-1 ended with 1 item still drifted",
+            )
+            .expect("end");
+        assert_eq!(e.kind, EventKind::ChangeEnded);
+        assert!(
+            matches!(
+                store.end_window(&window("CHG-1"), 7_301, "again"),
+                Err(StoreError::AlreadyEnded { .. })
+            ),
+            "ended once, whoever ends it"
+        );
+    }
+    let store = open();
+    let windows = store.load_windows().expect("windows");
+    let mut first = window("CHG-1");
+    first.ended = true;
+    let mut second = window("CHG-2");
+    second.closed = Some((200, "bob".into()));
+    assert_eq!(windows, [first, second]);
+    let kinds: Vec<EventKind> = store
+        .history(None, 10)
+        .expect("history")
+        .into_iter()
+        .rev()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::LogCreated,
+            EventKind::ChangeOpened,
+            EventKind::ChangeOpened,
+            EventKind::ChangeClosed,
+            EventKind::ChangeEnded
+        ],
+        "refusals append nothing"
+    );
     let v = store.verify(&Trusted::default()).expect("verify");
     assert_eq!(v.problems, Vec::<String>::new());
 }

@@ -8,6 +8,7 @@
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, Coverage, DriftRecord, Event, EventKind, HostInfo};
+use crate::window::ChangeWindow;
 
 mod audit;
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod evidence;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod windows;
 
 pub use audit::{AuditKey, Head, Logged, Signature, Trusted, Verification, public_path};
 pub use postgres::{ContentAnswer, ContentAsk, Heard, PostgresStore, Tail};
@@ -184,6 +186,17 @@ pub trait Store: Send {
     fn touch_hosts(&mut self, seen: &[(&str, i64)]) -> Result<()>;
     /// Records an acknowledgement (replacing one for the same resource) and its event.
     fn put_ack(&mut self, ack: &Ack) -> Result<Event>;
+    /// Every change window, open, closed or ended, by ticket.
+    fn load_windows(&self) -> Result<Vec<ChangeWindow>>;
+    /// Records a new change window and its `ChangeOpened` entry; `Refused` where its ticket
+    /// exists already.
+    fn open_window(&mut self, window: &ChangeWindow, at_ms: i64) -> Result<Event>;
+    /// Records a window closed early (`window.closed` says when and by whom) and its
+    /// `ChangeClosed` entry; `Refused` where it is closed or ended already.
+    fn close_window(&mut self, window: &ChangeWindow) -> Result<Event>;
+    /// Records a window's end once, with its `ChangeEnded` entry saying `text`; `AlreadyEnded`
+    /// where another controller recorded it first.
+    fn end_window(&mut self, window: &ChangeWindow, at_ms: i64, text: &str) -> Result<Event>;
 
     /// A host's stream begins here: its identity and last-seen time (`upsert_host`; on a
     /// shared store, this controller's claim) and its `HostOnline` entry. A backend that can
@@ -270,6 +283,11 @@ pub trait Store: Send {
                 self.put_state(host_id, state)?;
                 Ok(Vec::new())
             }
+            Write::EndWindow {
+                window,
+                at_ms,
+                text,
+            } => Ok(vec![self.end_window(window, *at_ms, text)?]),
         }
     }
 
@@ -384,6 +402,12 @@ pub enum Write {
     },
     /// What the holder knows of a host beyond drift (`put_state`).
     State { host_id: String, state: HostState },
+    /// A change window's end, with what it left drifted (`end_window`).
+    EndWindow {
+        window: ChangeWindow,
+        at_ms: i64,
+        text: String,
+    },
 }
 
 /// An owned `DriftChange`.
@@ -402,6 +426,7 @@ impl Write {
             Write::Online { info, .. } => &info.host_id,
             Write::DropAck { ack, .. } => &ack.host_id,
             Write::State { host_id, .. } => host_id,
+            Write::EndWindow { .. } => "",
         }
     }
 
@@ -440,6 +465,16 @@ impl Write {
             Write::DropAck { ack, at_ms, kind } => {
                 vec![event(&ack.host_id, *at_ms, *kind, Some(&ack_record(ack)))]
             }
+            Write::EndWindow {
+                window,
+                at_ms,
+                text,
+            } => vec![event(
+                "",
+                *at_ms,
+                EventKind::ChangeEnded,
+                Some(&windows::record(window, text.clone(), "")),
+            )],
         }
     }
 }

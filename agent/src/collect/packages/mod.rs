@@ -6,6 +6,7 @@
 //! `read` says `Unsettled` then, and the caller reads again a little later.
 
 mod apk;
+pub(crate) mod changed_by;
 mod dpkg;
 pub mod history;
 mod pacman;

@@ -8,6 +8,7 @@ use crate::model::{
     Ack, Coverage, DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView,
 };
 use crate::store::Head;
+use crate::window::{ChangeWindow, Scope};
 
 pub(crate) fn host_to_proto(h: &HostView) -> v1::Host {
     v1::Host {
@@ -74,6 +75,9 @@ pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
         EventKind::AckExpired => v1::DriftEventKind::AckExpired,
         EventKind::LogCreated => v1::DriftEventKind::LogCreated,
         EventKind::StoreOutage => v1::DriftEventKind::StoreOutage,
+        EventKind::ChangeOpened => v1::DriftEventKind::ChangeOpened,
+        EventKind::ChangeClosed => v1::DriftEventKind::ChangeClosed,
+        EventKind::ChangeEnded => v1::DriftEventKind::ChangeEnded,
     };
     v1::DriftEvent {
         id: e.id,
@@ -81,6 +85,53 @@ pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
         host_id: e.host_id.clone(),
         kind: kind as i32,
         item: e.item.as_ref().map(drift_to_proto),
+    }
+}
+
+pub(crate) fn window_to_proto(w: &ChangeWindow) -> v1::ChangeWindow {
+    let (closed_ms, closed_by) = w.closed.clone().unwrap_or_default();
+    v1::ChangeWindow {
+        ticket: w.ticket.clone(),
+        scope: Some(scope_to_proto(&w.scope)),
+        from_ms: w.from_ms,
+        until_ms: w.until_ms,
+        opened_by: w.opened_by.clone(),
+        reason: w.reason.clone(),
+        closed_ms,
+        closed_by,
+        ended: w.ended,
+    }
+}
+
+pub(crate) fn scope_to_proto(s: &Scope) -> v1::ChangeScope {
+    v1::ChangeScope {
+        hosts: s.hosts.clone(),
+        labels: s.labels.clone().into_iter().collect(),
+        paths: s.paths.clone(),
+        packages: s.packages.clone(),
+    }
+}
+
+pub(crate) fn scope_from_proto(s: Option<v1::ChangeScope>) -> Scope {
+    let s = s.unwrap_or_default();
+    Scope {
+        hosts: s.hosts,
+        labels: s.labels.into_iter().collect(),
+        paths: s.paths,
+        packages: s.packages,
+    }
+}
+
+pub(crate) fn window_from_proto(w: v1::ChangeWindow) -> ChangeWindow {
+    ChangeWindow {
+        ticket: w.ticket,
+        scope: scope_from_proto(w.scope),
+        from_ms: w.from_ms,
+        until_ms: w.until_ms,
+        opened_by: w.opened_by,
+        reason: w.reason,
+        closed: (w.closed_ms > 0).then_some((w.closed_ms, w.closed_by)),
+        ended: w.ended,
     }
 }
 
@@ -192,6 +243,9 @@ pub(crate) fn event_from_proto(e: v1::DriftEvent) -> Result<Event, UnknownEvent>
         Ok(K::AckExpired) => EventKind::AckExpired,
         Ok(K::LogCreated) => EventKind::LogCreated,
         Ok(K::StoreOutage) => EventKind::StoreOutage,
+        Ok(K::ChangeOpened) => EventKind::ChangeOpened,
+        Ok(K::ChangeClosed) => EventKind::ChangeClosed,
+        Ok(K::ChangeEnded) => EventKind::ChangeEnded,
         Ok(K::Unspecified) | Err(_) => {
             return Err(UnknownEvent {
                 id: e.id,

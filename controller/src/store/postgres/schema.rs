@@ -6,7 +6,7 @@ use postgres::{Client, GenericClient};
 
 use crate::store::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i32 = 4;
+pub(super) const SCHEMA_VERSION: i32 = 5;
 
 /// The advisory lock that serialises migrations (an arbitrary constant: "plumb" in ASCII).
 pub(super) const MIGRATION_LOCK: i64 = 0x0070_6c75_6d62;
@@ -166,6 +166,23 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
             "ALTER TABLE events ADD COLUMN evidence TEXT;
              ALTER TABLE drift ADD COLUMN evidence TEXT;
              UPDATE plumb_schema SET version = 4;",
+        )?;
+    }
+    if version < 5 {
+        // Change windows (`window.rs`): a ticket's approval, its scope as JSON.
+        tx.batch_execute(
+            "CREATE TABLE windows (
+                 ticket TEXT PRIMARY KEY,
+                 scope TEXT NOT NULL,
+                 from_ms BIGINT NOT NULL,
+                 until_ms BIGINT NOT NULL,
+                 opened_by TEXT NOT NULL,
+                 reason TEXT NOT NULL,
+                 closed_ms BIGINT,
+                 closed_by TEXT,
+                 ended BOOLEAN NOT NULL DEFAULT false
+             );
+             UPDATE plumb_schema SET version = 5;",
         )?;
     }
     tx.commit()?;

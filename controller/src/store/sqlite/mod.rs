@@ -13,10 +13,13 @@ use std::path::Path;
 use rusqlite::{Connection, params};
 
 use super::audit::{self, AuditKey, Head, Trusted, Verification};
-use super::{DriftChange, Result, Store, StoreError, StoredHost, ack_record, evidence, rows};
+use super::{
+    DriftChange, Result, Store, StoreError, StoredHost, ack_record, evidence, rows, windows,
+};
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
+use crate::window::ChangeWindow;
 
 mod chain;
 mod schema;
@@ -133,6 +136,35 @@ impl SqliteStore {
             chain::head(&conn)?,
             trusted,
         ))
+    }
+}
+
+impl SqliteStore {
+    /// Makes `before`'s rows and one entry in one transaction: both, or neither (`before`'s
+    /// refusal included). The head moves only once they are committed.
+    fn append_after(
+        &mut self,
+        before: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+        host_id: &str,
+        at_ms: i64,
+        kind: EventKind,
+        item: Option<&DriftRecord>,
+    ) -> Result<Event> {
+        self.writable()?;
+        let mut head = self.head.clone();
+        let tx = self.conn.transaction()?;
+        before(&tx)?;
+        let id = chain::append(&tx, &mut head, at_ms, host_id, kind, item)?;
+        chain::store_head(&tx, &mut head, self.key.as_ref())?;
+        tx.commit()?;
+        self.head = head;
+        Ok(Event {
+            id,
+            at_ms,
+            host_id: host_id.to_owned(),
+            kind,
+            item: item.cloned(),
+        })
     }
 }
 
@@ -347,36 +379,128 @@ impl Store for SqliteStore {
         kind: EventKind,
         item: Option<&DriftRecord>,
     ) -> Result<Event> {
-        self.writable()?;
-        // The head moves only once the entry is committed.
-        let mut head = self.head.clone();
-        let tx = self.conn.transaction()?;
-        let id = chain::append(&tx, &mut head, at_ms, host_id, kind, item)?;
-        chain::store_head(&tx, &mut head, self.key.as_ref())?;
-        tx.commit()?;
-        self.head = head;
-        Ok(Event {
-            id,
-            at_ms,
-            host_id: host_id.to_owned(),
-            kind,
-            item: item.cloned(),
-        })
+        self.append_after(|_| Ok(()), host_id, at_ms, kind, item)
     }
 
-    fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
-        self.writable()?;
-        let deleted = self.conn.execute(
-            "DELETE FROM acks WHERE host_id = ?1 AND resource = ?2",
-            params![ack.host_id, ack.resource],
-        )?;
-        if deleted == 0 {
-            return Err(StoreError::AlreadyEnded {
-                host: ack.host_id.clone(),
-                resource: ack.resource.clone(),
-            });
+    fn load_windows(&self) -> Result<Vec<ChangeWindow>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {} FROM windows ORDER BY ticket",
+            windows::COLUMNS
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let closed = match (r.get::<_, Option<i64>>(6)?, r.get::<_, Option<String>>(7)?) {
+                (Some(at), by) => Some((at, by.unwrap_or_default())),
+                _ => None,
+            };
+            out.push(windows::window_of(
+                r.get(0)?,
+                &r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                closed,
+                r.get::<_, i64>(8)? != 0,
+            )?);
         }
-        self.append_log(&ack.host_id, at_ms, kind, Some(&ack_record(ack)))
+        Ok(out)
+    }
+
+    fn open_window(&mut self, w: &ChangeWindow, at_ms: i64) -> Result<Event> {
+        let scope = windows::scope_text(&w.scope)?;
+        let record = windows::record(w, w.reason.clone(), &w.opened_by);
+        self.append_after(
+            |tx| {
+                let inserted = tx.execute(
+                    "INSERT INTO windows (ticket, scope, from_ms, until_ms, opened_by, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (ticket) DO NOTHING",
+                    params![
+                        w.ticket,
+                        scope,
+                        w.from_ms,
+                        w.until_ms,
+                        w.opened_by,
+                        w.reason
+                    ],
+                )?;
+                if inserted == 0 {
+                    return Err(windows::exists(&w.ticket));
+                }
+                Ok(())
+            },
+            "",
+            at_ms,
+            EventKind::ChangeOpened,
+            Some(&record),
+        )
+    }
+
+    fn close_window(&mut self, w: &ChangeWindow) -> Result<Event> {
+        let (at_ms, by) = w.closed.clone().unwrap_or_default();
+        let record = windows::record(w, format!("closed early by {by}"), &by);
+        self.append_after(
+            |tx| {
+                let closed = tx.execute(
+                    "UPDATE windows SET closed_ms = ?2, closed_by = ?3
+                     WHERE ticket = ?1 AND closed_ms IS NULL AND ended = 0",
+                    params![w.ticket, at_ms, by],
+                )?;
+                if closed == 0 {
+                    return Err(windows::not_open(&w.ticket));
+                }
+                Ok(())
+            },
+            "",
+            at_ms,
+            EventKind::ChangeClosed,
+            Some(&record),
+        )
+    }
+
+    fn end_window(&mut self, w: &ChangeWindow, at_ms: i64, text: &str) -> Result<Event> {
+        let record = windows::record(w, text.to_owned(), "");
+        self.append_after(
+            |tx| {
+                let ended = tx.execute(
+                    "UPDATE windows SET ended = 1 WHERE ticket = ?1 AND ended = 0",
+                    params![w.ticket],
+                )?;
+                if ended == 0 {
+                    return Err(StoreError::AlreadyEnded {
+                        host: String::new(),
+                        resource: format!("change:{}", w.ticket),
+                    });
+                }
+                Ok(())
+            },
+            "",
+            at_ms,
+            EventKind::ChangeEnded,
+            Some(&record),
+        )
+    }
+    fn delete_ack(&mut self, ack: &Ack, at_ms: i64, kind: EventKind) -> Result<Event> {
+        self.append_after(
+            |tx| {
+                let deleted = tx.execute(
+                    "DELETE FROM acks WHERE host_id = ?1 AND resource = ?2",
+                    params![ack.host_id, ack.resource],
+                )?;
+                if deleted == 0 {
+                    return Err(StoreError::AlreadyEnded {
+                        host: ack.host_id.clone(),
+                        resource: ack.resource.clone(),
+                    });
+                }
+                Ok(())
+            },
+            &ack.host_id,
+            at_ms,
+            kind,
+            Some(&ack_record(ack)),
+        )
     }
 
     fn upsert_host(&mut self, info: &HostInfo, last_seen_ms: i64) -> Result<()> {
@@ -406,14 +530,16 @@ impl Store for SqliteStore {
     }
 
     fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
-        self.writable()?;
-        self.conn.execute(
-            "INSERT INTO acks (host_id, resource, reason, by, at_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason, by = excluded.by,
-                 at_ms = excluded.at_ms, expires_ms = excluded.expires_ms",
-            params![ack.host_id, ack.resource, ack.reason, ack.by, ack.at_ms, ack.expires_ms],
-        )?;
-        self.append_log(
+        self.append_after(
+            |tx| {
+                tx.execute(
+                    "INSERT INTO acks (host_id, resource, reason, by, at_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (host_id, resource) DO UPDATE SET reason = excluded.reason, by = excluded.by,
+                         at_ms = excluded.at_ms, expires_ms = excluded.expires_ms",
+                    params![ack.host_id, ack.resource, ack.reason, ack.by, ack.at_ms, ack.expires_ms],
+                )?;
+                Ok(())
+            },
             &ack.host_id,
             ack.at_ms,
             EventKind::Acknowledged,

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::chain;
 use crate::store::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -108,6 +108,25 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
              ALTER TABLE events ADD COLUMN evidence TEXT;
              ALTER TABLE drift ADD COLUMN evidence TEXT;
              PRAGMA user_version = 5;
+             COMMIT;",
+        )?;
+    }
+    if version < 6 {
+        // Change windows (`window.rs`): a ticket's approval, its scope as JSON.
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE windows (
+                 ticket TEXT PRIMARY KEY,
+                 scope TEXT NOT NULL,
+                 from_ms INTEGER NOT NULL,
+                 until_ms INTEGER NOT NULL,
+                 opened_by TEXT NOT NULL,
+                 reason TEXT NOT NULL,
+                 closed_ms INTEGER,
+                 closed_by TEXT,
+                 ended INTEGER NOT NULL DEFAULT 0
+             );
+             PRAGMA user_version = 6;
              COMMIT;",
         )?;
     }

@@ -382,7 +382,7 @@ fn a_log_from_before_evidence_verifies_and_grows() {
     drop(store);
     tamper(
         dir.path(),
-        "ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 4;",
+        "DROP TABLE windows; ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 4;",
     );
     let mut store = SqliteStore::open(dir.path()).expect("upgrade");
     let mut changed = record("mode", "0640", 2);
@@ -404,7 +404,7 @@ fn an_unchained_log_is_chained_on_upgrade() {
         .execute_batch(
             "UPDATE events SET prev_hash = '', hash = ''; DROP TABLE audit_head; DROP TABLE acks;
              ALTER TABLE events DROP COLUMN prev_hash; ALTER TABLE events DROP COLUMN hash;
-             ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 1;",
+             DROP TABLE windows; ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 1;",
         )
         .expect("downgrade to version 1");
     let mut store = SqliteStore::open(dir.path()).expect("upgrade");
