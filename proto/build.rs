@@ -24,6 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Smaller per-stream buffers than tonic's 8 KiB: a controller holds one stream per
         // agent (see `codec.rs`).
         .codec_path("crate::codec::Codec")
+        // Who changed a path: absent from most states (and from every one without
+        // attribution), but a large message; boxed, an absent one costs a pointer, not the
+        // size of a process's identity in every state of a snapshot.
+        .boxed(".plumb.v1.PathState.who")
+        .boxed(".plumb.v1.PackageState.who")
+        .boxed(".plumb.v1.DriftItem.evidence")
         .compile_fds(fds)?;
     Ok(())
 }

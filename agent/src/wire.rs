@@ -87,7 +87,7 @@ pub fn outgoing_to_proto(m: Outgoing) -> v1::AgentMessage {
 
 fn report_to_proto(r: Report) -> (u64, u64, Vec<v1::PathState>, Vec<v1::PackageState>) {
     let mut who = r.who;
-    let mut with_who = |name: &str| who.remove(name).map(who_to_proto);
+    let mut with_who = |name: &str| who.remove(name).map(|w| Box::new(who_to_proto(w)));
     let files = r
         .files
         .into_iter()

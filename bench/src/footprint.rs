@@ -7,7 +7,16 @@ use serde_json::{Value, json};
 
 use crate::fixture;
 
-pub(crate) async fn run(sizes: &[usize], idle: Duration) -> anyhow::Result<Value> {
+pub(crate) async fn run(
+    sizes: &[usize],
+    idle: Duration,
+    attribution: bool,
+) -> anyhow::Result<Value> {
+    let extra: &[&str] = if attribution {
+        &["--attribution", "fanotify"]
+    } else {
+        &[]
+    };
     let mut results = Vec::new();
     for &n in sizes {
         let tmp = tempfile::tempdir()?;
@@ -20,7 +29,7 @@ pub(crate) async fn run(sizes: &[usize], idle: Duration) -> anyhow::Result<Value
             fixture::manifest(&root, &paths)?,
         )?;
         let (_controller, url) = fixture::controller(&manifests, &tmp.path().join("data"), &[])?;
-        let agent = fixture::agent(&url, "bench", &root)?;
+        let agent = fixture::agent_with(&url, "bench", &root, extra)?;
         let synced = fixture::wait_in_sync(&url, "bench", Duration::from_secs(300)).await?;
         // Let the first scan's buffers be returned before measuring rest.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -32,7 +41,8 @@ pub(crate) async fn run(sizes: &[usize], idle: Duration) -> anyhow::Result<Value
         let mib = |kib: u64| kib as f64 / 1024.0;
         let cpu = cpu1.saturating_sub(cpu0);
         println!(
-            "footprint: {n} files: first sync {:.2} s; idle {:?}: RSS {:.1} MiB = {:.1} own (heap, stacks) + {:.1} binary and libraries; at start {:.1}, peak {:.1}; CPU {} ms",
+            "footprint: {n} files{}: first sync {:.2} s; idle {:?}: RSS {:.1} MiB = {:.1} own (heap, stacks) + {:.1} binary and libraries; at start {:.1}, peak {:.1}; CPU {} ms",
+            if attribution { ", attribution on" } else { "" },
             synced.as_secs_f64(),
             idle,
             mib(m.rss),
@@ -44,6 +54,7 @@ pub(crate) async fn run(sizes: &[usize], idle: Duration) -> anyhow::Result<Value
         );
         results.push(json!({
             "files": n,
+            "attribution": attribution,
             "first_sync_s": synced.as_secs_f64(),
             "idle_s": idle.as_secs_f64(),
             "rss_mib": mib(m.rss),

@@ -42,6 +42,9 @@ enum Command {
         /// How long the agent is watched at rest.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         idle: Duration,
+        /// With `--attribution fanotify` (root).
+        #[arg(long)]
+        attribution: bool,
     },
     /// The agent's hashing of a generated tree against `sha256sum` over the same files.
     Scan {
@@ -147,6 +150,7 @@ fn main() -> anyhow::Result<()> {
     let mut summary = serde_json::Map::new();
     let mut peers = None;
     let mut hostile = None;
+    let mut attribution = None;
     let (footprint, scan, latency, scale) = match args.command {
         Command::Churn {
             dir,
@@ -154,10 +158,7 @@ fn main() -> anyhow::Result<()> {
             rounds,
         } => return hostile::churn(&dir, entries, &rounds),
         Command::Attribution { changes } => {
-            summary.insert(
-                "attribution".into(),
-                runtime.block_on(attribution::run(changes))?,
-            );
+            attribution = Some(changes);
             (None, None, None, None)
         }
         Command::Peers { files } => {
@@ -175,9 +176,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::All => {
             peers = Some(10_000);
+            attribution = Some(1000);
             hostile = Some((1000, 100_000, 200, Duration::from_secs(20)));
             (
-                Some((vec![1000, 10_000], Duration::from_secs(60))),
+                Some((vec![1000, 10_000], Duration::from_secs(60), false)),
                 Some((vec![1000, 10_000], 5)),
                 Some(1000),
                 Some(scale::Options {
@@ -192,7 +194,11 @@ fn main() -> anyhow::Result<()> {
                 }),
             )
         }
-        Command::Footprint { files, idle } => (Some((files, idle)), None, None, None),
+        Command::Footprint {
+            files,
+            idle,
+            attribution,
+        } => (Some((files, idle, attribution)), None, None, None),
         Command::Scan { files, runs } => (None, Some((files, runs)), None, None),
         Command::Latency { changes } => (None, None, Some(changes), None),
         Command::Scale {
@@ -233,10 +239,10 @@ fn main() -> anyhow::Result<()> {
             (None, None, None, None)
         }
     };
-    if let Some((files, idle)) = footprint {
+    if let Some((files, idle, attribution)) = footprint {
         summary.insert(
             "footprint".into(),
-            runtime.block_on(footprint::run(&files, idle))?,
+            runtime.block_on(footprint::run(&files, idle, attribution))?,
         );
     }
     if let Some((files, runs)) = scan {
@@ -252,6 +258,12 @@ fn main() -> anyhow::Result<()> {
         summary.insert(
             "hostile".into(),
             runtime.block_on(hostile::run(agents, entries, rate, duration))?,
+        );
+    }
+    if let Some(changes) = attribution {
+        summary.insert(
+            "attribution".into(),
+            runtime.block_on(attribution::run(changes))?,
         );
     }
     if let Some(files) = peers {

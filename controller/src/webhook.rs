@@ -475,6 +475,63 @@ mod tests {
     }
 
     #[test]
+    fn slack_text_says_who_how_and_whether_authorised() {
+        use crate::evidence::{Authorisation, Evidence, Process, Resolution, Who};
+        let mut e = event(EventKind::Opened);
+        let who = Who::Process(Box::new(Process {
+            origin: "manual".into(),
+            name: "vim<".into(),
+            uid: Some(0),
+            user: "root".into(),
+            login_uid: Some(1000),
+            login_user: "alice".into(),
+            ..Default::default()
+        }));
+        if let Some(d) = e.item.as_mut() {
+            d.evidence = Evidence {
+                who: Some(who.clone()),
+                authorisation: Some(Authorisation::Unauthorised),
+                resolution: None,
+            };
+        }
+        assert!(
+            slack_json(&e)["text"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(", by `alice as root: vim&lt;` *unauthorised*")),
+            "{}",
+            slack_json(&e)["text"]
+        );
+        let mut r = event(EventKind::Resolved);
+        if let Some(d) = r.item.as_mut() {
+            d.evidence = Evidence {
+                who: Some(who),
+                authorisation: Some(Authorisation::Authorised {
+                    change: "CHG-1".into(),
+                }),
+                resolution: Some(Resolution::Reverted),
+            };
+        }
+        assert!(
+            slack_json(&r)["text"].as_str().is_some_and(|t| t.ends_with(
+                ", reverted on the host, by `alice as root: vim&lt;`, authorised by CHG-1"
+            )),
+            "{}",
+            slack_json(&r)["text"]
+        );
+        let ended = Event {
+            kind: EventKind::ChangeEnded,
+            ..event(EventKind::Opened)
+        };
+        assert!(
+            slack_json(&ended)["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(":lock: change window ended")),
+            "{}",
+            slack_json(&ended)["text"]
+        );
+    }
+
+    #[test]
     fn configuration_defaults_and_checks() {
         let hook: WebhookConfig =
             serde_yaml::from_str("url: https://hooks.example/T/B/secret\n").expect("valid");

@@ -68,8 +68,8 @@ fn attributed(c: &Controller, host: &str, resource: &str) -> Value {
 
 /// Makes a change with `script` and returns its drift item once a process is named. A writer
 /// gone within a millisecond can beat the agent to it (BENCHMARKS.md measures how often):
-/// then the agent must say so, naming the program, and the change is put back and made again,
-/// at most a few times.
+/// then the agent must say so, naming the program, and the change is put back (that file
+/// alone) and made again, at most a few times.
 fn named(c: &Controller, root: &Path, resource: &str, program: &str, script: &str) -> Value {
     for _ in 0..4 {
         as_alice(script);
@@ -83,8 +83,16 @@ fn named(c: &Controller, root: &Path, resource: &str, program: &str, script: &st
                 && why.contains(program),
             "an unknown writer is said, never guessed: {item:#}"
         );
-        restore(root);
-        c.expect_drift("h1", &[]);
+        let path = resource.trim_start_matches("file:/");
+        match DESIRED.iter().find(|(p, _)| *p == path) {
+            Some((p, content)) => fs::write(root.join(p), content).expect("write"),
+            None => fs::remove_file(root.join(path)).expect("remove"),
+        }
+        wait_for(&format!("{resource} put back"), || {
+            let h = c.host_drift("h1")?;
+            let items = h["drift"].as_array()?;
+            (!items.iter().any(|d| d["resource"] == resource)).then_some(())
+        });
     }
     panic!("{program} was never named in four changes")
 }

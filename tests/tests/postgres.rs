@@ -1201,3 +1201,65 @@ fn an_agent_given_one_name_with_two_addresses_moves_to_the_other() {
     survivor.expect_drift("web-1", &[("file:/etc/app.conf", "mode", "0644", "0600")]);
     assert_ne!(owner(), first, "web-1 streams to the other address now");
 }
+
+/// A change window is the fleet's, whichever controller it was opened on: opened on one, it
+/// authorises drift on a host another evaluates; closed on that other, its end is recorded
+/// once, by the controller doing the singleton work.
+#[test]
+fn a_change_window_opened_on_one_controller_authorises_drift_on_another() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let site = Shared::new(pg);
+    let root2 = site.root("web-2");
+    let app2 = root2.join("etc/app.conf");
+    let (a, b) = (site.controller("data-a"), site.controller("data-b"));
+    let _agent2 = start_agent(&b.url, "web-2", &root2, &[]);
+    b.expect_drift("web-2", &[]);
+    let open = a.plumb(&[
+        "change", "open", "CHG-9", "--hosts", "web-*", "--for", "1h", "--reason", "rollout",
+    ]);
+    assert!(
+        open.status.success(),
+        "{}",
+        String::from_utf8_lossy(&open.stderr)
+    );
+    plumb_tests::wait_for("b to know the window", || {
+        let list = b.json(&["change", "list"]);
+        (list["changes"][0]["ticket"] == "CHG-9").then_some(())
+    });
+    fs::set_permissions(&app2, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let item = plumb_tests::wait_for("web-2's drift", || {
+        let h = a.host_drift("web-2")?;
+        h["drift"].as_array()?.first().cloned()
+    });
+    assert_eq!(
+        (&item["authorised"], &item["change"]),
+        (&Value::from(true), &Value::from("CHG-9")),
+        "{item:#}"
+    );
+    let close = b.plumb(&["change", "close", "CHG-9"]);
+    assert!(
+        close.status.success(),
+        "{}",
+        String::from_utf8_lossy(&close.stderr)
+    );
+    let ended = plumb_tests::wait_for("the window's end in the log", || {
+        let history = a.json(&["history", "--limit", "1000"]);
+        let ends: Vec<Value> = history["events"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["event"] == "change_ended")
+            .cloned()
+            .collect();
+        (!ends.is_empty()).then_some(ends)
+    });
+    assert_eq!(
+        ended[0]["actual"],
+        "change CHG-9 ended with 1 item still drifted: update the manifests or revert (web-2 file:/etc/app.conf)"
+    );
+    // Recorded once however many controllers see it end: the store ends a window once
+    // (`end_window`, in the conformance suite), and only the singleton tries.
+    assert_eq!(ended.len(), 1, "{ended:#?}");
+    site.assert_verifies(&a);
+}

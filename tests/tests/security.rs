@@ -220,6 +220,45 @@ fn mutual_tls_identities_and_who_may_do_what() {
         .filter_map(|h| h["host"].as_str())
         .collect();
     assert_eq!(hosts, ["web-1"]);
+
+    // A change window opened by the operator carries the operator's name; an agent's
+    // certificate may not open one.
+    let opened = c.json(&[
+        "change",
+        "open",
+        "CHG-7",
+        "--for",
+        "1h",
+        "--reason",
+        "maintenance",
+    ]);
+    assert_eq!(opened["opened_by"], "alice", "{opened:#}");
+    let out = Command::new(bin("plumb"))
+        .args([
+            "change",
+            "open",
+            "CHG-8",
+            "--for",
+            "1h",
+            "--reason",
+            "x",
+            "--controller",
+            &c.url,
+        ])
+        .envs([
+            ("PLUMB_CA", p("ca.pem")),
+            ("PLUMB_CERT", p("agent-web-1.pem")),
+            ("PLUMB_KEY", p("agent-web-1-key.pem")),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("only operator certificates may open change windows"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

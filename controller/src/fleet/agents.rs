@@ -219,45 +219,33 @@ impl Fleet {
                 observations.push((key.clone(), observed.cloned()));
             }
             let old = host.drift.remove(key).unwrap_or_default();
-            let mut r = reconcile(old, new, now);
-            // A new or changed item is the work of whoever made this change; what resolved
-            // says how.
-            let made = Evidence {
+            // A new or changed item is the work of whoever made this change, authorised or
+            // not; what resolved says how.
+            let mut r = reconcile(old, new, now, |resource| Evidence {
                 who: who.clone(),
-                ..Evidence::default()
-            };
+                authorisation: Some(match &identity {
+                    Some(host) => crate::window::authorise(windows, host, resource, now),
+                    None => Authorisation::Unauthorised,
+                }),
+                resolution: None,
+            });
             let resolution = match (&cause, declared, key) {
+                _ if r.resolved.is_empty() => None,
                 (Cause::Manifests, _, _) | (Cause::Agent, false, _) => {
-                    Resolution::ManifestChanged {
+                    Some(Resolution::ManifestChanged {
                         commit: commit.clone(),
-                    }
+                    })
                 }
-                (Cause::Agent, true, Key::Package(_)) => Resolution::PackageChanged,
-                (Cause::Agent, true, Key::File(_)) => Resolution::Reverted,
+                (Cause::Agent, true, Key::Package(_)) => Some(Resolution::PackageChanged),
+                (Cause::Agent, true, Key::File(_)) => Some(Resolution::Reverted),
             };
-            for d in r.opened.iter_mut().chain(r.changed.iter_mut()) {
-                d.evidence = Evidence {
-                    authorisation: Some(match &identity {
-                        Some(host) => crate::window::authorise(windows, host, &d.resource, now),
-                        None => Authorisation::Unauthorised,
-                    }),
-                    ..made.clone()
-                };
-                if let Some(open) = r
-                    .open
-                    .iter_mut()
-                    .find(|o| o.resource == d.resource && o.attribute == d.attribute)
-                {
-                    open.evidence = d.evidence.clone();
-                }
-            }
             for d in &mut r.resolved {
                 // Who put it right and how; whether the drift was authorised stays with it,
                 // so that its end can be counted with its kind.
                 d.evidence = Evidence {
                     who: matches!(cause, Cause::Agent).then(|| who.clone()).flatten(),
                     authorisation: d.evidence.authorisation.take(),
-                    resolution: Some(resolution.clone()),
+                    resolution: resolution.clone(),
                 };
             }
             opened.extend(r.opened.into_iter().map(|d| (key.clone(), d)));

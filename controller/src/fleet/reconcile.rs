@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::drift::DriftItem;
+use crate::evidence::Evidence;
 use crate::model::DriftRecord;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,8 +20,15 @@ pub(super) struct Reconciled {
 
 /// New items open at `now_ms`; items still present keep the time they opened; items gone are
 /// resolved. An item is identified by its resource and attribute; of two new items alike (a
-/// hostile agent listing one name twice) the first counts.
-pub(super) fn reconcile(old: Vec<DriftRecord>, new: Vec<DriftItem>, now_ms: i64) -> Reconciled {
+/// hostile agent listing one name twice) the first counts. A new or changed item gets the
+/// evidence `fresh` gives for its resource (who made this change, whether it was authorised);
+/// one that stays as it was keeps its own.
+pub(super) fn reconcile(
+    old: Vec<DriftRecord>,
+    new: Vec<DriftItem>,
+    now_ms: i64,
+    mut fresh: impl FnMut(&str) -> Evidence,
+) -> Reconciled {
     let mut r = Reconciled::default();
     let mut old: HashMap<(String, String), DriftRecord> = old
         .into_iter()
@@ -33,26 +41,25 @@ pub(super) fn reconcile(old: Vec<DriftRecord>, new: Vec<DriftItem>, now_ms: i64)
             continue;
         }
         let previous = old.remove(&key);
-        let record = DriftRecord {
+        let mut record = DriftRecord {
             since_ms: previous.as_ref().map_or(now_ms, |p| p.since_ms),
-            // Kept while the drift stays as it is; the caller gives a new or changed item its
-            // own.
-            evidence: previous
-                .as_ref()
-                .map(|p| p.evidence.clone())
-                .unwrap_or_default(),
             resource: key.0.clone(),
             attribute: key.1.clone(),
             expected: item.expected,
             actual: item.actual,
             declared_at: item.declared_at,
+            evidence: Evidence::default(),
         };
         match previous {
-            None => r.opened.push(record.clone()),
-            Some(p) if p.expected != record.expected || p.actual != record.actual => {
-                r.changed.push(record.clone())
+            None => {
+                record.evidence = fresh(&record.resource);
+                r.opened.push(record.clone());
             }
-            Some(_) => {}
+            Some(p) if p.expected != record.expected || p.actual != record.actual => {
+                record.evidence = fresh(&record.resource);
+                r.changed.push(record.clone());
+            }
+            Some(p) => record.evidence = p.evidence,
         }
         r.open.push(record);
         kept.insert(key);
@@ -103,7 +110,7 @@ mod tests {
             item("owner", "eve"),
             item("sha256", "abc"),
         ];
-        let r = reconcile(old, new, 99);
+        let r = reconcile(old, new, 99, |_| Evidence::default());
         assert_eq!(r.opened, [record("sha256", "abc", 99)]);
         assert_eq!(
             r.changed,
@@ -131,7 +138,7 @@ mod tests {
             .map(|i| item(&format!("a{}", i + n / 2), "x"))
             .collect();
         let started = std::time::Instant::now();
-        let r = reconcile(old, new, 2);
+        let r = reconcile(old, new, 2, |_| Evidence::default());
         let took = started.elapsed();
         assert_eq!(
             (r.opened.len(), r.resolved.len(), r.open.len()),
@@ -143,15 +150,61 @@ mod tests {
     }
 
     #[test]
+    fn new_and_changed_items_get_fresh_evidence_and_kept_ones_keep_theirs() {
+        use crate::evidence::Who;
+        let said = |why: &str| Evidence {
+            who: Some(Who::Unknown(why.into())),
+            ..Evidence::default()
+        };
+        let mut kept = record("mode", "0600", 10);
+        kept.evidence = said("earlier");
+        let mut was = record("owner", "bob", 20);
+        was.evidence = said("earlier");
+        let r = reconcile(
+            vec![kept, was],
+            vec![
+                item("mode", "0600"),
+                item("owner", "eve"),
+                item("group", "adm"),
+            ],
+            99,
+            |_| said("now"),
+        );
+        let evidence = |list: &[DriftRecord]| -> Vec<(String, Evidence)> {
+            list.iter()
+                .map(|d| (d.attribute.clone(), d.evidence.clone()))
+                .collect()
+        };
+        assert_eq!(evidence(&r.opened), [("group".into(), said("now"))]);
+        assert_eq!(evidence(&r.changed), [("owner".into(), said("now"))]);
+        assert_eq!(
+            evidence(&r.open),
+            [
+                ("mode".into(), said("earlier")),
+                ("owner".into(), said("now")),
+                ("group".into(), said("now"))
+            ],
+            "what is open says the latest change"
+        );
+    }
+
+    #[test]
     fn an_item_listed_twice_opens_once() {
-        let r = reconcile(vec![], vec![item("mode", "1"), item("mode", "2")], 5);
+        let r = reconcile(
+            vec![],
+            vec![item("mode", "1"), item("mode", "2")],
+            5,
+            |_| Evidence::default(),
+        );
         assert_eq!(r.opened, [record("mode", "1", 5)]);
         assert_eq!(r.open, [record("mode", "1", 5)]);
     }
 
     #[test]
     fn nothing_new_resolves_everything() {
-        let r = reconcile(vec![record("mode", "0600", 10)], vec![], 99);
+        let r = reconcile(vec![record("mode", "0600", 10)], vec![], 99, |_| {
+            Evidence::default()
+        });
         assert_eq!(r.resolved, [record("mode", "0600", 10)]);
         assert!(r.open.is_empty() && r.opened.is_empty() && r.changed.is_empty());
     }

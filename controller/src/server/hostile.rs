@@ -54,17 +54,19 @@ fn path_state() -> impl Strategy<Value = v1::PathState> {
                     size: u64::from(mode),
                     sha256,
                     contains,
-                    who: (mode % 3 == 0).then(|| v1::Who {
-                        who: Some(match mode % 2 {
-                            0 => v1::who::Who::Unknown(text.into()),
-                            _ => v1::who::Who::Process(v1::ProcessIdentity {
-                                name: text.into(),
-                                pid: mode,
-                                uid: Some(uid),
-                                parents: entries.clone(),
-                                ..Default::default()
+                    who: (mode % 3 == 0).then(|| {
+                        Box::new(v1::Who {
+                            who: Some(match mode % 2 {
+                                0 => v1::who::Who::Unknown(text.into()),
+                                _ => v1::who::Who::Process(v1::ProcessIdentity {
+                                    name: text.into(),
+                                    pid: mode,
+                                    uid: Some(uid),
+                                    parents: entries.clone(),
+                                    ..Default::default()
+                                }),
                             }),
-                        }),
+                        })
                     }),
                     entries_total: if total % 3 == 0 {
                         total

@@ -146,7 +146,7 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<Stated, Malformed> {
         }),
     };
     let some = |s: String| (!s.is_empty()).then_some(s);
-    let who = evidence::who_from_agent(s.who, &s.path)?;
+    let who = evidence::who_from_agent(s.who.map(|w| *w), &s.path)?;
     let sha256 = match s.sha256.as_str() {
         "" => None,
         hex => Some(
@@ -189,7 +189,7 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<Stated, Malforme
     if p.name.is_empty() || p.name.len() > 256 {
         return Err(Malformed::PackageName);
     }
-    let who = evidence::who_from_agent(p.who, &p.name)?;
+    let who = evidence::who_from_agent(p.who.map(|w| *w), &p.name)?;
     let instances = p
         .instances
         .into_iter()

@@ -57,7 +57,7 @@ pub(crate) fn drift_to_proto(d: &DriftRecord) -> v1::DriftItem {
         actual: d.actual.clone(),
         since_ms: d.since_ms,
         declared_at: d.declared_at.clone(),
-        evidence: super::evidence_to_proto(&d.evidence),
+        evidence: super::evidence_to_proto(&d.evidence).map(Box::new),
     }
 }
 
@@ -212,7 +212,7 @@ pub(crate) fn drift_from_proto(d: v1::DriftItem) -> DriftRecord {
         actual: d.actual,
         since_ms: d.since_ms,
         declared_at: d.declared_at,
-        evidence: super::evidence_from_proto(d.evidence),
+        evidence: super::evidence_from_proto(d.evidence.map(|e| *e)),
     }
 }
 
