@@ -92,9 +92,26 @@ fn an_rpm_package_installed_tampered_upgraded_and_erased() {
     run_ok(rpm(&root).args(["-U", "--nodeps"]).arg(&v2));
     c.expect_drift("rpm-host", &[]);
 
+    // Erased as dnf would, which says so in its log: the drift names that transaction.
+    fs::create_dir_all(root.join("var/log")).expect("mkdir");
+    fs::write(
+        root.join("var/log/dnf.rpm.log"),
+        "2026-12-06T09:00:00+0000 SUBDEBUG Erase: plumb-hello-1.1-1.noarch\n",
+    )
+    .expect("dnf.rpm.log");
     run_ok(rpm(&root).args(["-e", "plumb-hello"]));
-    c.expect_drift(
+    let host = c.expect_drift(
         "rpm-host",
         &[("package:plumb-hello", "version", ">= 1.0", "absent")],
+    );
+    let who = &host["drift"][0]["who"];
+    assert_eq!(
+        (&who["package_manager"], &who["action"], &who["started"]),
+        (
+            &serde_json::Value::from("dnf"),
+            &serde_json::Value::from("remove 1.1-1"),
+            &serde_json::Value::from("2026-12-06T09:00:00+0000")
+        ),
+        "{host:#}"
     );
 }

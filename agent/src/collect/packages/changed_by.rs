@@ -1,7 +1,8 @@
 //! Who changed a package, without any capability: the newest transaction in the package
 //! managers' own logs (under the root, rotated and compressed ones included) that left it as it
-//! is now. apt's `history.log` names the user and the command; `dpkg.log` and `pacman.log`
-//! only what was done and when. A change no log names is said to be unknown, and why.
+//! is now. apt's `history.log` names the user and the command; `dpkg.log`, `pacman.log`,
+//! `dnf.rpm.log` and `yum.log` only what was done and when (pacman's the command too). apk keeps
+//! no history. A change no log names is said to be unknown, and why.
 
 use std::io::Read as _;
 
@@ -16,28 +17,51 @@ const ROTATIONS: usize = 8;
 
 /// Who left package `name` as `instances` say it is now (none: removed).
 pub(crate) fn who(root: &Root, name: &str, instances: &[Instance]) -> Who {
-    let first = instances.first();
-    let version = first.map(|i| i.version.as_str());
-    let arch = first.map_or("", |i| i.arch.as_str());
-    match first.map_or("dpkg", |i| i.manager) {
-        "dpkg" => {
-            if let Some(who) = newest(root, "/var/log/apt/history.log", |text| {
-                let log = history::apt_history(text);
-                history::apt_transaction_for(&log, name, arch, version).map(|(t, p)| Transaction {
-                    manager: "apt".into(),
-                    started: t.start.map(time).unwrap_or_default(),
-                    user: t
-                        .requested_by
-                        .as_ref()
-                        .map(|r| r.0.clone())
-                        .unwrap_or_default(),
-                    uid: t.requested_by.as_ref().map(|r| r.1),
-                    command: t.commandline.clone().unwrap_or_default(),
-                    action: action(p.action, p.from.as_deref(), p.to.as_deref()),
-                })
-            }) {
-                return who;
-            }
+    let Some(first) = instances.first() else {
+        // Removed: whichever manager's log says so.
+        return ["dpkg", "rpm", "pacman"]
+            .into_iter()
+            .find_map(|manager| search(root, manager, name, None, ""))
+            .unwrap_or_else(|| Who::Unknown("no package manager's log names this removal".into()));
+    };
+    let version = Some(first.version.as_str());
+    search(root, first.manager, name, version, &first.arch).unwrap_or_else(|| {
+        Who::Unknown(match first.manager {
+            "dpkg" => "neither apt's history.log nor dpkg.log names this change".into(),
+            "rpm" => "neither dnf.rpm.log nor yum.log names this change".into(),
+            "pacman" => "pacman.log does not name this change".into(),
+            "apk" => "apk keeps no history of its transactions".into(),
+            manager => format!("{manager}'s history is not read by this agent"),
+        })
+    })
+}
+
+/// The newest transaction in `manager`'s logs that left `name` at `version` (`None`:
+/// removed), of `arch` where given.
+fn search(
+    root: &Root,
+    manager: &str,
+    name: &str,
+    version: Option<&str>,
+    arch: &str,
+) -> Option<Who> {
+    match manager {
+        "dpkg" => newest(root, "/var/log/apt/history.log", |text| {
+            let log = history::apt_history(text);
+            history::apt_transaction_for(&log, name, arch, version).map(|(t, p)| Transaction {
+                manager: "apt".into(),
+                started: t.start.map(time).unwrap_or_default(),
+                user: t
+                    .requested_by
+                    .as_ref()
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default(),
+                uid: t.requested_by.as_ref().map(|r| r.1),
+                command: t.commandline.clone().unwrap_or_default(),
+                action: action(p.action, p.from.as_deref(), p.to.as_deref()),
+            })
+        })
+        .or_else(|| {
             newest(root, "/var/log/dpkg.log", |text| {
                 history::dpkg_log(text)
                     .into_iter()
@@ -54,17 +78,19 @@ pub(crate) fn who(root: &Root, name: &str, instances: &[Instance]) -> Who {
                         ..Transaction::default()
                     })
             })
-            .unwrap_or_else(|| {
-                Who::Unknown("neither apt's history.log nor dpkg.log names this change".into())
-            })
-        }
+        }),
         "pacman" => newest(root, "/var/log/pacman.log", |text| {
             pacman_change(text, name, version)
+        }),
+        "rpm" => newest(root, "/var/log/dnf.rpm.log", |text| {
+            rpm_change(text, "dnf", name, version, arch)
         })
-        .unwrap_or_else(|| Who::Unknown("pacman.log does not name this change".into())),
-        manager => Who::Unknown(format!(
-            "{manager}'s history is not read by this agent (apt, dpkg and pacman logs are)"
-        )),
+        .or_else(|| {
+            newest(root, "/var/log/yum.log", |text| {
+                rpm_change(text, "yum", name, version, arch)
+            })
+        }),
+        _ => None,
     }
 }
 
@@ -168,6 +194,89 @@ fn pacman_change(text: &str, name: &str, version: Option<&str>) -> Option<Transa
         }
     }
     found
+}
+
+/// The newest change to `name` in dnf's `dnf.rpm.log` or yum's `yum.log` that left it at
+/// `evr` (`[E:]V-R`, as the rpm database gives it; `None`: removed), of `arch` where given.
+/// dnf writes `2026-11-30T10:12:46+0000 SUBDEBUG Upgrade: nginx-1:1.24.0-1.el9.x86_64` (the
+/// name, then the epoch on the version); yum `Nov 30 10:12:46 Updated: 1:nginx-1.24.0-1.el7.x86_64`
+/// (the epoch before the name) and, for a removal, the name alone.
+fn rpm_change(
+    text: &str,
+    manager: &str,
+    name: &str,
+    evr: Option<&str>,
+    arch: &str,
+) -> Option<Transaction> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some((stamp, rest)) = line.split_once(": ").and_then(|(head, nevra)| {
+            let (stamp, verb) = head.rsplit_once(' ')?;
+            Some((stamp, (verb, nevra.trim())))
+        }) else {
+            continue;
+        };
+        let (verb, nevra) = rest;
+        let stamp = stamp
+            .trim_end_matches(" SUBDEBUG")
+            .trim_end_matches(" INFO");
+        // dnf names the version left behind too (`Upgraded:`, `Downgraded:`): not a change
+        // that left the package as it is.
+        let (action, kept) = match (verb, manager) {
+            ("Installed" | "Install", _) => (Action::Install, true),
+            ("Upgrade" | "Updated", _) => (Action::Upgrade, true),
+            ("Downgrade", _) | ("Downgraded", "yum") => (Action::Downgrade, true),
+            ("Reinstall" | "Reinstalled", _) => (Action::Reinstall, true),
+            ("Erase" | "Erased" | "Obsoleted", _) => (Action::Remove, false),
+            _ => continue,
+        };
+        let Some((n, e, a)) = nevra_of(nevra) else {
+            continue;
+        };
+        let arch_ok = arch.is_empty() || a.is_empty() || a == arch;
+        let matches = n == name
+            && arch_ok
+            && if kept {
+                evr == Some(e.as_str())
+            } else {
+                evr.is_none()
+            };
+        if matches {
+            found = Some(Transaction {
+                manager: manager.into(),
+                started: stamp.to_owned(),
+                action: self::action(
+                    action,
+                    (!kept && !e.is_empty()).then_some(e.as_str()),
+                    kept.then_some(e.as_str()),
+                ),
+                ..Transaction::default()
+            });
+        }
+    }
+    found
+}
+
+/// (name, `[E:]V-R`, arch) of `name-[E:]V-R.arch` (dnf) or `[E:]name-V-R.arch` (yum); a bare
+/// name (yum's removals) has no version or arch.
+fn nevra_of(text: &str) -> Option<(String, String, String)> {
+    let (epoch, rest) = match text.split_once(':') {
+        // yum: the epoch first, before the name.
+        Some((e, rest)) if e.bytes().all(|b| b.is_ascii_digit()) && !e.is_empty() => {
+            (Some(e), rest)
+        }
+        _ => (None, text),
+    };
+    let Some((nvr, arch)) = rest.rsplit_once('.') else {
+        return Some((rest.to_owned(), String::new(), String::new()));
+    };
+    let (nv, release) = nvr.rsplit_once('-')?;
+    let (name, version) = nv.rsplit_once('-')?;
+    let evr = match epoch {
+        Some(e) if e != "0" => format!("{e}:{version}-{release}"),
+        _ => format!("{version}-{release}"),
+    };
+    Some((name.to_owned(), evr, arch.to_owned()))
 }
 
 #[cfg(test)]
@@ -288,8 +397,64 @@ mod tests {
             })
         );
         assert!(matches!(
-            who(&root, "bash", &[instance("rpm", "5.2")]),
-            Who::Unknown(why) if why.starts_with("rpm's history is not read")
+            who(&root, "bash", &[instance("apk", "5.2-r0")]),
+            Who::Unknown(why) if why == "apk keeps no history of its transactions"
+        ));
+    }
+
+    #[test]
+    fn dnf_and_yum_logs_name_rpm_changes() {
+        let rpm = |version: &str| Instance {
+            manager: "rpm",
+            arch: "x86_64".into(),
+            version: version.into(),
+            state: "installed".into(),
+        };
+        let (_dir, root) = tree(&[
+            (
+                "/var/log/dnf.rpm.log",
+                b"2026-11-30T10:12:45+0000 SUBDEBUG Upgrade: nginx-1:1.24.0-1.el9.x86_64
+                  2026-11-30T10:12:45+0000 SUBDEBUG Upgraded: nginx-1:1.20.1-13.el9.x86_64
+                  2026-11-30T10:12:46+0000 SUBDEBUG Erase: telnet-0.17-85.el9.x86_64
+" as &[u8],
+            ),
+            (
+                "/var/log/yum.log",
+                b"Nov 29 09:00:01 Installed: curl-7.76.1-26.el9.x86_64
+Nov 29 09:00:02 Updated: 2:vim-8.2-1.el9.x86_64
+",
+            ),
+        ]);
+        assert_eq!(
+            who(&root, "nginx", &[rpm("1:1.24.0-1.el9")]),
+            Who::Package(Transaction {
+                manager: "dnf".into(),
+                started: "2026-11-30T10:12:45+0000".into(),
+                action: "upgrade 1:1.24.0-1.el9".into(),
+                ..Transaction::default()
+            })
+        );
+        let Who::Package(t) = who(&root, "telnet", &[]) else {
+            panic!("a removal is found in dnf's log")
+        };
+        assert_eq!(
+            (t.manager.as_str(), t.action.as_str()),
+            ("dnf", "remove 0.17-85.el9")
+        );
+        let Who::Package(t) = who(&root, "curl", &[rpm("7.76.1-26.el9")]) else {
+            panic!("found in yum's log")
+        };
+        assert_eq!(
+            (t.manager.as_str(), t.started.as_str(), t.action.as_str()),
+            ("yum", "Nov 29 09:00:01", "install 7.76.1-26.el9")
+        );
+        let Who::Package(t) = who(&root, "vim", &[rpm("2:8.2-1.el9")]) else {
+            panic!("yum's epoch before the name")
+        };
+        assert_eq!(t.action, "upgrade 2:8.2-1.el9");
+        assert!(matches!(
+            who(&root, "nginx", &[rpm("1:9.9-1.el9")]),
+            Who::Unknown(why) if why == "neither dnf.rpm.log nor yum.log names this change"
         ));
     }
 }
