@@ -284,23 +284,13 @@ pub(super) fn marks_in_fdinfo(text: &str) -> HashMap<(u64, u64), (i32, Vec<u8>)>
             hex(field("ino:")),
             hex(field("sdev:")),
             field("fhandle-type:").and_then(|t| t.parse::<i32>().ok()),
-            field("f_handle:").and_then(|h| from_hex(&h)),
+            field("f_handle:").and_then(|h| plumb_common::hex::decode(&h)),
         ) else {
             continue;
         };
         marks.insert((ino, sdev), (handle_type, handle));
     }
     marks
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A device number as `stat` gives it (glibc's encoding), as the kernel writes it in fdinfo

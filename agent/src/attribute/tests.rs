@@ -7,6 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use super::engine::{action, evict_oldest};
 use super::*;
 use crate::collect::files::Request;
 
@@ -174,7 +177,7 @@ fn a_writer_still_running_is_named_with_its_command_line() {
         .expect("sh runs");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let key = path(dir.path(), "live.conf");
-    while !a.engine().recent.contains_key(&key) {
+    while !a.engine().holds(&key) {
         assert!(
             std::time::Instant::now() < deadline,
             "the write was never heard"
@@ -290,9 +293,8 @@ fn undeclared_names_are_not_kept_and_listed_directories_hear_their_entries() {
             a.sync();
             let engine = a.engine();
             assert!(
-                !engine.recent.contains_key(&path(dir.path(), "undeclared")),
-                "{:?}",
-                engine.recent.keys()
+                !engine.holds(&path(dir.path(), "undeclared")),
+                "a temporary file is not kept"
             );
             drop(engine);
             a.take(&path(dir.path(), "sudoers.d"), true)

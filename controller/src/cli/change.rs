@@ -47,17 +47,15 @@ pub(super) async fn run(command: ChangeCommand) -> anyhow::Result<i32> {
                 .map_err(status_error)?
                 .into_inner();
             let w = wire::window_from_proto(w);
-            match query.output {
-                Format::Json => emit(&pretty(&crate::json::window(&w)))?,
-                Format::Table => eprintln!(
+            said(query.output, &w, || {
+                format!(
                     "opened change {} ({}) from {} until {}",
                     w.ticket,
                     w.scope_text(),
                     rfc3339(w.from_ms, false).unwrap_or_default(),
                     rfc3339(w.until_ms, false).unwrap_or_default()
-                ),
-            }
-            Ok(exit::OK)
+                )
+            })
         }
         ChangeCommand::Close { ticket, query } => {
             let w = client(&query.conn)
@@ -67,11 +65,7 @@ pub(super) async fn run(command: ChangeCommand) -> anyhow::Result<i32> {
                 .map_err(status_error)?
                 .into_inner();
             let w = wire::window_from_proto(w);
-            match query.output {
-                Format::Json => emit(&pretty(&crate::json::window(&w)))?,
-                Format::Table => eprintln!("closed change {}", w.ticket),
-            }
-            Ok(exit::OK)
+            said(query.output, &w, || format!("closed change {}", w.ticket))
         }
         ChangeCommand::List { all, query } => {
             let now = crate::clock::now_ms();
@@ -103,6 +97,15 @@ pub(super) async fn run(command: ChangeCommand) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+/// What an opened or closed window is: its JSON on stdout, or a line for a person on stderr.
+fn said(format: Format, w: &ChangeWindow, line: impl FnOnce() -> String) -> anyhow::Result<i32> {
+    match format {
+        Format::Json => emit(&pretty(&crate::json::window(w)))?,
+        Format::Table => eprintln!("{}", line()),
+    }
+    Ok(exit::OK)
 }
 
 /// The windows for a person: ticket, state, from, until, scope, by, why.

@@ -96,7 +96,8 @@ impl AuditKey {
                     .map(str::trim)
                     .find(|l| !l.is_empty() && !l.starts_with('#'))
                     .ok_or_else(|| fail("holds no key".into()))?;
-                let der = from_hex(hex).ok_or_else(|| fail("is not a plumb audit key".into()))?;
+                let der = plumb_common::hex::decode(hex)
+                    .ok_or_else(|| fail("is not a plumb audit key".into()))?;
                 let pair = Ed25519KeyPair::from_pkcs8(&der)
                     .map_err(|e| fail(format!("is not an Ed25519 key: {e}")))?;
                 Ok((Self { pair }, false))
@@ -158,49 +159,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Logs written before evidence existed verify only while an entry without it hashes as
-    /// it did then: this is that encoding, pinned.
-    #[test]
-    fn an_entry_without_evidence_encodes_as_before_it_existed() {
-        let item = DriftRecord {
-            resource: "file:/etc/a".into(),
-            attribute: "mode".into(),
-            expected: "0644".into(),
-            actual: "0600".into(),
-            since_ms: 5,
-            declared_at: "m.yaml:4".into(),
-            evidence: Default::default(),
-        };
-        assert_eq!(
-            canonical(7, 9, "web-1", "opened", Some(&item), None),
-            "1:7|1:9|5:web-1|6:opened|11:file:/etc/a|4:mode|4:0644|4:0600|1:5|8:m.yaml:4|"
-        );
-        assert_eq!(
-            canonical(7, 9, "web-1", "opened", Some(&item), Some("{}")),
-            "1:7|1:9|5:web-1|6:opened|11:file:/etc/a|4:mode|4:0644|4:0600|1:5|8:m.yaml:4|8:evidence|2:{}|"
-        );
-        assert_eq!(
-            canonical(1, 2, "", "log_created", None, None),
-            "1:1|1:2|0:|11:log_created|"
-        );
-    }
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    let hex = hex.trim();
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// What a verification trusts beyond the database itself.
@@ -368,9 +326,9 @@ fn check_signature(public_key: &str, head: &Head) -> std::result::Result<(), Str
             head.last_id
         ));
     }
-    let key =
-        from_hex(public_key).ok_or_else(|| format!("{public_key:?} is not a public key in hex"))?;
-    let signature = from_hex(&head.signature).unwrap_or_default();
+    let key = plumb_common::hex::decode(public_key)
+        .ok_or_else(|| format!("{public_key:?} is not a public key in hex"))?;
+    let signature = plumb_common::hex::decode(&head.signature).unwrap_or_default();
     UnparsedPublicKey::new(&ED25519, key)
         .verify(signed_text(head.last_id, &head.hash).as_bytes(), &signature)
         .map_err(|_| {
@@ -385,4 +343,36 @@ fn check_signature(public_key: &str, head: &Head) -> std::result::Result<(), Str
                 )
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logs written before evidence existed verify only while an entry without it hashes as
+    /// it did then: this is that encoding, pinned.
+    #[test]
+    fn an_entry_without_evidence_encodes_as_before_it_existed() {
+        let item = DriftRecord {
+            resource: "file:/etc/a".into(),
+            attribute: "mode".into(),
+            expected: "0644".into(),
+            actual: "0600".into(),
+            since_ms: 5,
+            declared_at: "m.yaml:4".into(),
+            evidence: Default::default(),
+        };
+        assert_eq!(
+            canonical(7, 9, "web-1", "opened", Some(&item), None),
+            "1:7|1:9|5:web-1|6:opened|11:file:/etc/a|4:mode|4:0644|4:0600|1:5|8:m.yaml:4|"
+        );
+        assert_eq!(
+            canonical(7, 9, "web-1", "opened", Some(&item), Some("{}")),
+            "1:7|1:9|5:web-1|6:opened|11:file:/etc/a|4:mode|4:0644|4:0600|1:5|8:m.yaml:4|8:evidence|2:{}|"
+        );
+        assert_eq!(
+            canonical(1, 2, "", "log_created", None, None),
+            "1:1|1:2|0:|11:log_created|"
+        );
+    }
 }
