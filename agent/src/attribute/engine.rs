@@ -197,21 +197,19 @@ impl Engine {
             tracing::warn!(error = %e, "cannot read attribution events");
         }
         self.buf = buf;
-        let mut execs_read_again = false;
+        if !records.is_empty() {
+            // Every program start before these changes is queued by now (a process starts
+            // before it writes): read them, so that a writer gone already is known from its
+            // start. Whether it is gone cannot be told from /proc: a zombie is still there.
+            self.read_execs(inner);
+        }
         for record in records.drain(..) {
             match record {
                 Record::Overflow => {
                     tracing::warn!("attribution events were lost: the kernel's queue overflowed");
                     self.lost = true;
                 }
-                Record::Change(change) => {
-                    if !execs_read_again && !self.alive_or_known(change.pid) {
-                        // Its exec may be queued still: read it before giving up on it.
-                        self.read_execs(inner);
-                        execs_read_again = true;
-                    }
-                    self.changed(change);
-                }
+                Record::Change(change) => self.changed(change),
             }
         }
         self.records = records;
@@ -268,10 +266,6 @@ impl Engine {
         if self.processes.len() > PROCESSES {
             evict_oldest(&mut self.processes);
         }
-    }
-
-    fn alive_or_known(&self, pid: u32) -> bool {
-        self.processes.contains_key(&pid) || Path::new(&format!("/proc/{pid}")).exists()
     }
 
     fn read_process(
