@@ -27,9 +27,10 @@ pub use copy::Copied;
 mod schema;
 mod tail;
 mod tls;
+mod windows;
 pub use tail::{Heard, Tail};
 
-use crate::store::{evidence, windows};
+use crate::store::evidence;
 use crate::window::ChangeWindow;
 use claims::fence;
 use connection::{Session, Statements, connect, controller_id};
@@ -466,101 +467,19 @@ impl Store for PostgresStore {
     }
 
     fn load_windows(&self) -> Result<Vec<ChangeWindow>> {
-        let rows = self.session()?.client.query(
-            &format!("SELECT {} FROM windows ORDER BY ticket", windows::COLUMNS),
-            &[],
-        )?;
-        rows.iter()
-            .map(|r| {
-                let closed = r
-                    .get::<_, Option<i64>>(6)
-                    .map(|at| (at, r.get::<_, Option<String>>(7).unwrap_or_default()));
-                windows::window_of(
-                    r.get(0),
-                    r.get(1),
-                    r.get(2),
-                    r.get(3),
-                    r.get(4),
-                    r.get(5),
-                    closed,
-                    r.get(8),
-                )
-            })
-            .collect()
+        self.read_windows()
     }
 
     fn open_window(&mut self, w: &ChangeWindow, at_ms: i64) -> Result<Event> {
-        let scope = windows::scope_text(&w.scope)?;
-        let record = windows::record(w, w.reason.clone(), &w.opened_by);
-        self.append_after(
-            |tx, _| {
-                let inserted = tx.execute(
-                    "INSERT INTO windows (ticket, scope, from_ms, until_ms, opened_by, reason)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ticket) DO NOTHING",
-                    &[
-                        &w.ticket,
-                        &scope,
-                        &w.from_ms,
-                        &w.until_ms,
-                        &w.opened_by,
-                        &w.reason,
-                    ],
-                )?;
-                if inserted == 0 {
-                    return Err(windows::exists(&w.ticket));
-                }
-                Ok(())
-            },
-            "",
-            at_ms,
-            EventKind::ChangeOpened,
-            Some(&record),
-        )
+        self.open_window_row(w, at_ms)
     }
 
     fn close_window(&mut self, w: &ChangeWindow) -> Result<Event> {
-        let (at_ms, by) = w.closed.clone().unwrap_or_default();
-        let record = windows::record(w, format!("closed early by {by}"), &by);
-        self.append_after(
-            |tx, _| {
-                let closed = tx.execute(
-                    "UPDATE windows SET closed_ms = $2, closed_by = $3
-                     WHERE ticket = $1 AND closed_ms IS NULL AND NOT ended",
-                    &[&w.ticket, &at_ms, &by],
-                )?;
-                if closed == 0 {
-                    return Err(windows::not_open(&w.ticket));
-                }
-                Ok(())
-            },
-            "",
-            at_ms,
-            EventKind::ChangeClosed,
-            Some(&record),
-        )
+        self.close_window_row(w)
     }
 
     fn end_window(&mut self, w: &ChangeWindow, at_ms: i64, text: &str) -> Result<Event> {
-        let record = windows::record(w, text.to_owned(), "");
-        self.append_after(
-            |tx, _| {
-                let ended = tx.execute(
-                    "UPDATE windows SET ended = true WHERE ticket = $1 AND NOT ended",
-                    &[&w.ticket],
-                )?;
-                if ended == 0 {
-                    return Err(StoreError::AlreadyEnded {
-                        host: String::new(),
-                        resource: format!("change:{}", w.ticket),
-                    });
-                }
-                Ok(())
-            },
-            "",
-            at_ms,
-            EventKind::ChangeEnded,
-            Some(&record),
-        )
+        self.end_window_row(w, at_ms, text)
     }
 
     fn put_ack(&mut self, ack: &Ack) -> Result<Event> {
