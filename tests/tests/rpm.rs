@@ -89,8 +89,68 @@ fn an_rpm_package_installed_tampered_upgraded_and_erased() {
     fs::write(&data, "one\n").expect("restore (a new mtime is not drift)");
     c.expect_drift("rpm-host", &[]);
 
-    run_ok(rpm(&root).args(["-U", "--nodeps"]).arg(&v2));
+    // Upgraded as dnf would, which keeps who ran it in its history database: a drifted
+    // package then names that transaction, with the user from the host's own passwd. (A
+    // manifest that allows only what is installed makes the upgrade drift.)
+    fs::create_dir_all(root.join("var/lib/dnf")).expect("mkdir");
+    fs::create_dir_all(root.join("etc")).expect("mkdir");
+    fs::write(root.join("etc/passwd"), "carol:x:1002:1002::/:/bin/sh\n").expect("passwd");
+    rusqlite::Connection::open(root.join("var/lib/dnf/history.sqlite"))
+        .expect("history")
+        .execute_batch(
+            "CREATE TABLE trans (id INTEGER PRIMARY KEY AUTOINCREMENT, dt_begin INTEGER NOT NULL, dt_end INTEGER, rpmdb_version_begin TEXT, rpmdb_version_end TEXT, releasever TEXT NOT NULL, user_id INTEGER NOT NULL, cmdline TEXT, state INTEGER NOT NULL);
+             CREATE TABLE item (id INTEGER PRIMARY KEY, item_type INTEGER NOT NULL);
+             CREATE TABLE trans_item (id INTEGER PRIMARY KEY AUTOINCREMENT, trans_id INTEGER, item_id INTEGER, repo_id INTEGER, action INTEGER NOT NULL, reason INTEGER NOT NULL, state INTEGER NOT NULL);
+             CREATE TABLE rpm (item_id INTEGER UNIQUE NOT NULL, name TEXT NOT NULL, epoch INTEGER NOT NULL, version TEXT NOT NULL, release TEXT NOT NULL, arch TEXT NOT NULL);
+             INSERT INTO trans VALUES (1, 1764662401, 1764662409, '', '', '9', 1002, 'dnf upgrade plumb-hello', 1);
+             INSERT INTO item VALUES (1, 1);
+             INSERT INTO rpm VALUES (1, 'plumb-hello', 0, '1.1', '1', 'noarch');
+             INSERT INTO trans_item VALUES (1, 1, 1, NULL, 6, 2, 1);",
+        )
+        .expect("dnf's schema");
+    fs::write(
+        manifests.join("rpm.yaml"),
+        "name: rpm\nhosts: [\"*\"]\npackages:\n  plumb-hello: {version: \"< 1.1\", manager: rpm, verify_files: true}\n",
+    )
+    .expect("write");
+    plumb_tests::wait_for("the new manifest in force", || {
+        let history = c.json(&["history", "--limit", "100"]);
+        let accepted = history["events"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["event"] == "manifests_accepted")
+            .count();
+        (accepted >= 2).then_some(())
+    });
     c.expect_drift("rpm-host", &[]);
+    run_ok(rpm(&root).args(["-U", "--nodeps"]).arg(&v2));
+    let host = c.expect_drift(
+        "rpm-host",
+        &[("package:plumb-hello", "version", "< 1.1", "1.1-1")],
+    );
+    let who = &host["drift"][0]["who"];
+    assert_eq!(
+        (
+            &who["package_manager"],
+            &who["user"],
+            &who["uid"],
+            &who["command"]
+        ),
+        (
+            &serde_json::Value::from("dnf"),
+            &serde_json::Value::from("carol"),
+            &serde_json::Value::from(1002),
+            &serde_json::Value::from("dnf upgrade plumb-hello")
+        ),
+        "{host:#}"
+    );
+    fs::write(
+        manifests.join("rpm.yaml"),
+        "name: rpm\nhosts: [\"*\"]\npackages:\n  plumb-hello: {version: \">= 1.0\", manager: rpm, verify_files: true}\n",
+    )
+    .expect("write");
+    c.expect_drift("rpm-host", &[]);
+    fs::remove_file(root.join("var/lib/dnf/history.sqlite")).expect("rm");
 
     // Erased as dnf would, which says so in its log: the drift names that transaction.
     fs::create_dir_all(root.join("var/log")).expect("mkdir");

@@ -58,6 +58,10 @@ pub(super) struct Engine {
     /// taken: its sequence number, and who made it.
     recent: HashMap<String, (u64, Recent)>,
     seq: u64,
+    /// The package databases' declared paths (directories: whether their entries are it).
+    databases: Vec<(String, bool)>,
+    /// Who last wrote one of them.
+    package_writer: Option<Who>,
     /// Events were lost since the last batch of takes.
     lost: bool,
     ids: IdCache,
@@ -80,6 +84,8 @@ impl Engine {
             processes: HashMap::new(),
             recent: HashMap::new(),
             seq: 0,
+            databases: Vec::new(),
+            package_writer: None,
             lost: false,
             ids: IdCache::default(),
             buf: vec![0; 64 * 1024],
@@ -93,6 +99,18 @@ impl Engine {
     pub(super) fn plan(&mut self, requests: Arc<Requests>) {
         self.requests = requests;
         self.recent.clear();
+    }
+
+    /// The package databases' declared paths (and whether a path is a directory whose entries
+    /// are the database): their writer is who changed packages.
+    pub(super) fn databases(&mut self, databases: Vec<(String, bool)>) {
+        self.databases = databases;
+        self.package_writer = None;
+    }
+
+    /// Who last wrote a package database, if anyone was seen to.
+    pub(super) fn package_writer(&self) -> Option<Who> {
+        self.package_writer.clone()
     }
 
     /// A lost event no longer stands for what comes next.
@@ -297,7 +315,11 @@ impl Engine {
         let listed_parent = parent
             .and_then(|p| self.requests.find(p))
             .is_some_and(|r| r.list_entries);
-        if self.requests.index(&path).is_none() && !listed_parent {
+        let database = self
+            .databases
+            .iter()
+            .any(|(d, dir)| *d == path || (*dir && parent == Some(d.as_str())));
+        if self.requests.index(&path).is_none() && !listed_parent && !database {
             return; // a temporary file, an editor's swap file: not declared
         }
         let live = match self.processes.get(&change.pid) {
@@ -342,6 +364,12 @@ impl Engine {
             }
             other => other,
         };
+        if database {
+            self.package_writer = Some(who.clone());
+            if self.requests.index(&path).is_none() {
+                return;
+            }
+        }
         self.seq += 1;
         let recent = Recent {
             pid: change.pid,

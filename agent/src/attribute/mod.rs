@@ -265,6 +265,17 @@ impl Attributor {
         engine.plan(requests);
     }
 
+    /// The package databases' declared paths (directories: whether their entries are it): who
+    /// writes them is who changes packages.
+    pub fn databases(&self, databases: Vec<(String, bool)>) {
+        self.engine().databases(databases);
+    }
+
+    /// Who last wrote a package database, if anyone was seen to.
+    pub fn package_writer(&self) -> Option<Who> {
+        self.engine().package_writer()
+    }
+
     /// Marks exactly these directories (the watcher's), so attribution covers what is watched.
     pub fn follow(&self, dirs: &BTreeSet<PathBuf>) {
         self.engine().follow(&self.inner.changes, dirs);

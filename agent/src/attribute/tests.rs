@@ -349,3 +349,54 @@ fn the_oldest_half_goes_when_full() {
     kept.sort_unstable();
     assert_eq!(kept, [5, 6, 7, 8, 9]);
 }
+
+#[test]
+fn whoever_writes_a_package_database_is_who_changed_packages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("local")).expect("mkdir");
+    let Some(a) = started(dir.path(), &[], Vec::new()) else {
+        return;
+    };
+    a.databases(vec![
+        (path(dir.path(), "status"), false),
+        (path(dir.path(), "local"), true),
+    ]);
+    let mut dirs = BTreeSet::new();
+    dirs.insert(dir.path().to_path_buf());
+    dirs.insert(dir.path().join("local"));
+    a.follow(&dirs);
+    assert_eq!(a.package_writer(), None);
+    let writer = named(
+        "dash",
+        || {
+            as_login(
+                5,
+                &format!("sh -c 'echo installed > {}'", path(dir.path(), "status")),
+            )
+        },
+        || {
+            a.sync();
+            a.package_writer().unwrap_or(Who::Unknown(EXITED.into()))
+        },
+    );
+    assert_eq!(writer.login_uid, Some(5), "{writer:?}");
+    // An entry of a database directory (pacman's local/) counts too.
+    let entry = named(
+        "mkdir",
+        || {
+            let entry = path(dir.path(), "local/nginx-1.24");
+            let _ = std::fs::remove_dir(&entry);
+            as_login(6, &format!("mkdir {entry}"))
+        },
+        || {
+            a.sync();
+            a.package_writer().unwrap_or(Who::Unknown(EXITED.into()))
+        },
+    );
+    assert_eq!(entry.login_uid, Some(6));
+    assert_eq!(
+        a.take(&path(dir.path(), "status"), false),
+        Who::Unknown(UNSEEN.into()),
+        "a database is no declared path: nothing kept for the files' deltas"
+    );
+}

@@ -309,6 +309,9 @@ impl State {
         self.last_sent = vec![None; n].into_boxed_slice();
         self.summaries.clear();
         self.packages.set(plan.packages, &self.cfg.root);
+        if let Some(a) = self.attribution.attributor() {
+            a.databases(self.packages.databases());
+        }
         // Watches first: a change during the scan then shows up as an event afterwards.
         self.rewatch();
         // Empty while a package database is mid-transaction; a Delta follows once it settles.
@@ -495,6 +498,25 @@ impl State {
             })
             .await?
         };
+        // Where a log names no one (dpkg.log, dnf.rpm.log, pacman.log, apk's none), the
+        // process that wrote the package database, if attribution saw it: who ran the manager.
+        if let Some(a) = self.attribution.attributor()
+            && !package_who.is_empty()
+        {
+            a.sync();
+            if let Some(writer) = a.package_writer() {
+                for who in package_who.values_mut() {
+                    let nameless = match who {
+                        Who::Unknown(_) => true,
+                        Who::Package(t) => t.user.is_empty() && t.uid.is_none(),
+                        Who::Process(_) => false,
+                    };
+                    if nameless {
+                        *who = writer.clone();
+                    }
+                }
+            }
+        }
         // What waits is observed again when it is due: it stays dirty.
         self.held_until = None;
         let now = Instant::now();

@@ -48,6 +48,15 @@ impl Packages {
         };
     }
 
+    /// The package databases' declared paths, and whether each is a directory whose entries
+    /// are the database.
+    pub(super) fn databases(&self) -> Vec<(String, bool)> {
+        self.databases
+            .iter()
+            .map(|(p, dir)| ((*p).to_owned(), *dir))
+            .collect()
+    }
+
     /// Paths to watch for packages: (declared path, whether its entries matter).
     pub(super) fn watch_paths(&self) -> impl Iterator<Item = (&str, bool)> {
         self.databases

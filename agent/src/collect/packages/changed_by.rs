@@ -82,8 +82,18 @@ fn search(
         "pacman" => newest(root, "/var/log/pacman.log", |text| {
             pacman_change(text, name, version)
         }),
-        "rpm" => newest(root, "/var/log/dnf.rpm.log", |text| {
-            rpm_change(text, "dnf", name, version, arch)
+        "rpm" => super::dnf_history::transaction(
+            root,
+            &crate::collect::IdNames::load(root),
+            name,
+            version,
+            arch,
+        )
+        .map(Who::Package)
+        .or_else(|| {
+            newest(root, "/var/log/dnf.rpm.log", |text| {
+                rpm_change(text, "dnf", name, version, arch)
+            })
         })
         .or_else(|| {
             newest(root, "/var/log/yum.log", |text| {

@@ -7,6 +7,7 @@
 
 mod apk;
 pub(crate) mod changed_by;
+mod dnf_history;
 mod dpkg;
 pub mod history;
 mod pacman;
