@@ -1,7 +1,7 @@
 //! `plumb certs`: a small private CA for plumb's mutual TLS, and the certificates it issues.
 //!
 //! Identities live in URI SANs: `plumb://agent/HOST`, `plumb://operator/NAME`,
-//! `plumb://controller`. The controller reads them from the peer's certificate
+//! `plumb://controller`; an operator's role in `plumb://role/ROLE`. The controller reads them from the peer's certificate
 //! (`server::identity`); the common name is for people.
 
 use std::fs::{self, OpenOptions};
@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
+
+use crate::role::Role;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, date_time_ymd,
@@ -24,7 +26,7 @@ pub const CA_KEY: &str = "ca-key.pem";
 pub enum Kind {
     /// A client certificate an agent presents; it can only ever report for HOST.
     Agent,
-    /// A client certificate for the CLI; it can read the fleet.
+    /// A client certificate for the CLI and the console, for a person with a role.
     Operator,
     /// The controller's server certificate, for the DNS names and IP addresses given.
     Controller,
@@ -79,6 +81,7 @@ pub fn issue(
     dir: &Path,
     kind: Kind,
     names: &[String],
+    role: Option<Role>,
     days: u32,
     not_after: Option<&str>,
 ) -> anyhow::Result<Vec<Written>> {
@@ -89,6 +92,15 @@ pub fn issue(
         Issuer::from_ca_cert_pem(&ca_cert, ca_key).context("the CA certificate does not parse")?;
 
     let mut params = CertificateParams::default();
+    match (kind, role) {
+        (Kind::Operator, None) => bail!(
+            "give the operator's role: --role viewer|operator|auditor|admin (see `plumb certs issue --help`)"
+        ),
+        (Kind::Agent | Kind::Controller, Some(_)) => {
+            bail!("--role is for operator certificates only")
+        }
+        _ => {}
+    }
     let (stem, uses) = match kind {
         Kind::Agent | Kind::Operator => {
             let [id] = names else {
@@ -99,6 +111,11 @@ pub fn issue(
             params.subject_alt_names = vec![SanType::URI(
                 format!("plumb://{}/{id}", kind_name(kind)).try_into()?,
             )];
+            if let Some(role) = role {
+                params
+                    .subject_alt_names
+                    .push(SanType::URI(format!("plumb://role/{role}").try_into()?));
+            }
             (
                 format!("{}-{id}", kind_name(kind)),
                 ExtendedKeyUsagePurpose::ClientAuth,

@@ -120,6 +120,12 @@ pub enum EventKind {
     ChangeClosed,
     /// A change window ended (`actual` says what it authorised that is still drifted).
     ChangeEnded,
+    /// A person read a file's content through a diff (`resource` the file, `expected` who and
+    /// their role, `actual` what was shown).
+    ContentRead,
+    /// A person read the event log (`resource` "audit-log", `expected` who and their role,
+    /// `actual` what they asked for).
+    LogRead,
 }
 
 impl EventKind {
@@ -140,6 +146,8 @@ impl EventKind {
             EventKind::ChangeOpened => "change_opened",
             EventKind::ChangeClosed => "change_closed",
             EventKind::ChangeEnded => "change_ended",
+            EventKind::ContentRead => "content_read",
+            EventKind::LogRead => "log_read",
         }
     }
 
@@ -160,6 +168,8 @@ impl EventKind {
             Self::ChangeOpened,
             Self::ChangeClosed,
             Self::ChangeEnded,
+            Self::ContentRead,
+            Self::LogRead,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -147,6 +147,8 @@ pub fn slack_json(e: &Event) -> Value {
         EventKind::ChangeOpened => ":unlock: change window opened",
         EventKind::ChangeClosed => ":lock: change window closed early",
         EventKind::ChangeEnded => ":lock: change window ended",
+        EventKind::ContentRead => ":eyes: file content read",
+        EventKind::LogRead => ":eyes: event log read",
     };
     // Slack's mrkdwn: escape &, <, > and keep values in code spans.
     let esc = |s: &str| {

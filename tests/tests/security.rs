@@ -24,7 +24,8 @@ fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A CA with a controller certificate for 127.0.0.1, agents web-1 and web-2, operator alice.
+/// A CA with a controller certificate for 127.0.0.1, agents web-1 and web-2, and operators
+/// alice (admin), vic (viewer), oscar (operator) and ann (auditor).
 fn pki(dir: &Path) -> PathBuf {
     let d = dir.to_str().expect("utf-8 path");
     let out = ok(plumb(&["certs", "init", "--dir", d]));
@@ -41,12 +42,17 @@ fn pki(dir: &Path) -> PathBuf {
         "--dir",
         d,
     ]));
-    for (kind, name) in [
-        ("agent", "web-1"),
-        ("agent", "web-2"),
-        ("operator", "alice"),
+    for (kind, name, role) in [
+        ("agent", "web-1", None),
+        ("agent", "web-2", None),
+        ("operator", "alice", Some("admin")),
+        ("operator", "vic", Some("viewer")),
+        ("operator", "oscar", Some("operator")),
+        ("operator", "ann", Some("auditor")),
     ] {
-        let out = ok(plumb(&["certs", "issue", kind, name, "--dir", d]));
+        let mut args = vec!["certs", "issue", kind, name, "--dir", d];
+        args.extend(role.iter().flat_map(|r| ["--role", r]));
+        let out = ok(plumb(&args));
         assert!(
             out.contains(&format!("{kind}-{name}.pem")) && out.contains("mode 0600"),
             "{out}"
@@ -163,7 +169,9 @@ fn mutual_tls_identities_and_who_may_do_what() {
     let other = tmp.path().join("other-pki");
     let o = other.to_str().expect("utf-8");
     ok(plumb(&["certs", "init", "--dir", o]));
-    ok(plumb(&["certs", "issue", "operator", "eve", "--dir", o]));
+    ok(plumb(&[
+        "certs", "issue", "operator", "eve", "--role", "admin", "--dir", o,
+    ]));
     let out = query(&[
         ("PLUMB_CA", p("ca.pem")),
         (
@@ -195,6 +203,8 @@ fn mutual_tls_identities_and_who_may_do_what() {
         "issue",
         "operator",
         "old",
+        "--role",
+        "admin",
         "--dir",
         d,
         "--not-after",
@@ -255,7 +265,134 @@ fn mutual_tls_identities_and_who_may_do_what() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("only operator certificates may open change windows"),
+            .contains("only operator certificates may open or close change windows"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Each role does what it may and is refused the rest, saying which role would do; reads of
+/// content and of the log are entries of the log, naming who read.
+#[test]
+fn roles_decide_who_may_do_what_and_reads_are_recorded() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let pki = pki(&tmp.path().join("pki"));
+    let m = tmp.path().join("manifests");
+    fs::create_dir_all(&m).expect("mkdir");
+    fs::write(
+        m.join("m.yaml"),
+        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n    diff: true\n",
+    )
+    .expect("write");
+    let root = tmp.path().join("root");
+    write_tree(&root, &[("etc/motd", "changed\n")]);
+    let c = Controller::start_tls(&m, &tmp.path().join("data"), &pki, "alice");
+    let args = agent_tls(&pki, "web-1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _web1 = start_agent_with(
+        Command::new(bin("plumb-agent")),
+        &c.url,
+        "web-1",
+        &root,
+        &args,
+    );
+    c.expect_content_drift("web-1", "/etc/motd", b"hi\n", b"changed\n");
+
+    let p = |f: &str| pki.join(f).display().to_string();
+    let as_ = |who: &str, args: &[&str]| {
+        Command::new(bin("plumb"))
+            .args(args)
+            .args(["--controller", &c.url])
+            .env("PLUMB_CA", p("ca.pem"))
+            .env("PLUMB_CERT", p(&format!("operator-{who}.pem")))
+            .env("PLUMB_KEY", p(&format!("operator-{who}-key.pem")))
+            .output()
+            .expect("run plumb")
+    };
+    let refused = |out: Output, says: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "wanted {says:?} in: {err}");
+    };
+    let ack = [
+        "ack",
+        "web-1",
+        "file:/etc/motd",
+        "--reason",
+        "known, ticket OPS-1",
+    ];
+
+    // A viewer reads the fleet, and nothing else.
+    let hosts = ok(as_("vic", &["hosts", "-o", "json"]));
+    assert!(hosts.contains("\"drifted\""), "{hosts}");
+    refused(
+        as_("vic", &ack),
+        "vic (viewer) may not acknowledge drift or revoke an acknowledgement: that needs the operator or admin role",
+    );
+    refused(
+        as_("vic", &["history"]),
+        "vic (viewer) may not read the event log: that needs the operator, auditor or admin role",
+    );
+    refused(
+        as_("vic", &["diff", "web-1", "/etc/motd"]),
+        "may not read file content (diff): that needs the operator or admin role",
+    );
+    // An auditor reads the log, never content, and acts on nothing.
+    ok(as_("ann", &["history", "-o", "json"]));
+    refused(
+        as_("ann", &["diff", "web-1", "/etc/motd"]),
+        "ann (auditor) may not read file content (diff): that needs the operator or admin role",
+    );
+    refused(as_("ann", &ack), "ann (auditor) may not acknowledge drift");
+    // An operator diffs and acknowledges, but approves no change.
+    let out = as_("oscar", &["diff", "web-1", "/etc/motd"]);
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the content differs: exit 2, as for drift"
+    );
+    assert!(diff.contains("-hi") && diff.contains("+changed"), "{diff}");
+    ok(as_("oscar", &ack));
+    refused(
+        as_(
+            "oscar",
+            &["change", "open", "CHG-1", "--for", "1h", "--reason", "x"],
+        ),
+        "oscar (operator) may not open or close change windows: that needs the admin role",
+    );
+    ok(as_("oscar", &["ack", "revoke", "web-1", "file:/etc/motd"]));
+
+    // The log names each read and each action with the person behind it.
+    let history = c.json(&["history", "--limit", "50"]);
+    let events = history["events"].as_array().expect("events");
+    let entry = |kind: &str, expected: &str| {
+        events.iter().find(|e| {
+            e["event"] == kind && e["expected"].as_str().is_some_and(|x| x.contains(expected))
+        })
+    };
+    let read = entry("content_read", "oscar (operator)").unwrap_or_else(|| panic!("{history:#}"));
+    assert_eq!(read["host"], "web-1");
+    assert_eq!(read["resource"], "/etc/motd");
+    assert!(entry("log_read", "ann (auditor)").is_some(), "{history:#}");
+    assert!(entry("acknowledged", "oscar").is_some(), "{history:#}");
+    assert!(entry("ack_revoked", "oscar").is_some(), "{history:#}");
+    assert!(
+        entry("content_read", "ann").is_none() && entry("log_read", "vic").is_none(),
+        "a refused read is not a read: {history:#}"
+    );
+    // An operator certificate must say its role.
+    let out = plumb(&[
+        "certs",
+        "issue",
+        "operator",
+        "nobody",
+        "--dir",
+        pki.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--role viewer|operator|auditor|admin"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -297,12 +297,18 @@ pub enum CertsCommand {
         #[arg(long, default_value_t = 3650)]
         days: u32,
     },
-    /// Issue a certificate: `agent HOST`, `operator NAME`, or `controller DNSNAME|IP...`.
+    /// Issue a certificate: `agent HOST`, `operator NAME --role ROLE`, or
+    /// `controller DNSNAME|IP...`. Example: plumb certs issue operator alice --role auditor
     Issue {
         #[arg(value_enum)]
         kind: crate::certs::Kind,
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+        /// What an operator may do (required for operators): viewer reads the fleet;
+        /// operator also reads the event log and diffs and acknowledges; auditor reads the
+        /// event log and reports, no content; admin everything, change windows too.
+        #[arg(long, value_enum)]
+        role: Option<crate::role::Role>,
         #[arg(long, default_value = "plumb-pki", value_name = "DIR")]
         dir: PathBuf,
         /// Validity in days.

@@ -122,10 +122,11 @@ pub(super) fn certs(command: CertsCommand) -> anyhow::Result<i32> {
         CertsCommand::Issue {
             kind,
             names,
+            role,
             dir,
             days,
             not_after,
-        } => crate::certs::issue(&dir, kind, &names, days, not_after.as_deref())?,
+        } => crate::certs::issue(&dir, kind, &names, role, days, not_after.as_deref())?,
     };
     let mut out = String::new();
     for w in &written {

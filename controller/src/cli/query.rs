@@ -381,7 +381,7 @@ pub(super) fn status_error(s: tonic::Status) -> anyhow::Error {
             anyhow!("the controller is unavailable: {}", s.message())
         }
         tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Unavailable => anyhow!(
-            "the connection to the controller failed ({}: {})\nhint: a TLS controller needs an operator certificate its CA signed and still valid (--cert/--key, from `plumb certs issue operator NAME`)",
+            "the connection to the controller failed ({}: {})\nhint: a TLS controller needs an operator certificate its CA signed and still valid (--cert/--key, from `plumb certs issue operator NAME --role ROLE`)",
             s.code(),
             s.message()
         ),

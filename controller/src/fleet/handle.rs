@@ -51,6 +51,20 @@ pub enum ToAgent {
 /// change it shows, where the agent can tell.
 pub type Stated = (Key, Observation, Option<Who>);
 
+/// A read the audit log keeps: who read what, when (`EventKind::ContentRead` or `LogRead`).
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub kind: crate::model::EventKind,
+    /// The host whose content was read; "" for the log.
+    pub host: String,
+    /// The file read, or "audit-log".
+    pub resource: String,
+    /// Who, with their role: "alice (operator)".
+    pub by: String,
+    /// What was shown or asked for.
+    pub what: String,
+}
+
 pub struct AckRequest {
     pub host: String,
     pub resource: String,
@@ -143,6 +157,8 @@ pub enum Command {
     RevokeAck {
         host: String,
         resource: String,
+        /// Who revokes it (recorded in the `ack_revoked` entry).
+        by: String,
         reply: oneshot::Sender<Result<(), FleetError>>,
     },
     ListAcks {
@@ -163,6 +179,11 @@ pub enum Command {
     },
     ListWindows {
         reply: oneshot::Sender<Vec<ChangeWindow>>,
+    },
+    /// A person read content or the log: recorded before they are shown it.
+    RecordRead {
+        read: Read,
+        reply: oneshot::Sender<Result<(), FleetError>>,
     },
     /// Answered at once: the fleet thread is alive (the systemd watchdog asks).
     Ping {
@@ -338,10 +359,16 @@ impl FleetHandle {
         self.ask(|reply| Command::Ack { req, reply }).await?
     }
 
-    pub async fn revoke_ack(&self, host: String, resource: String) -> Result<(), FleetError> {
+    pub async fn revoke_ack(
+        &self,
+        host: String,
+        resource: String,
+        by: String,
+    ) -> Result<(), FleetError> {
         self.ask(|reply| Command::RevokeAck {
             host,
             resource,
+            by,
             reply,
         })
         .await?
@@ -375,6 +402,13 @@ impl FleetHandle {
 
     pub async fn windows(&self) -> Result<Vec<ChangeWindow>, FleetError> {
         self.ask(|reply| Command::ListWindows { reply }).await
+    }
+
+    /// Records a read in the event log; refused (and nothing is to be shown) when the store
+    /// cannot write it.
+    pub async fn record_read(&self, read: Read) -> Result<(), FleetError> {
+        self.ask(|reply| Command::RecordRead { read, reply })
+            .await?
     }
 
     pub async fn metrics(&self) -> Result<Metrics, FleetError> {

@@ -35,8 +35,8 @@ mod windows;
 mod writes;
 use acks::Acks;
 pub use handle::{
-    AckRequest, Command, DIFF_MAX_BYTES, DiffContent, FleetError, FleetHandle, Overview, Report,
-    Stated, ToAgent, Turn,
+    AckRequest, Command, DIFF_MAX_BYTES, DiffContent, FleetError, FleetHandle, Overview, Read,
+    Report, Stated, ToAgent, Turn,
 };
 use host::Host;
 use metrics::Counters;
@@ -288,9 +288,10 @@ impl Fleet {
             Command::RevokeAck {
                 host,
                 resource,
+                by,
                 reply,
             } => {
-                let _ = reply.send(self.revoke_now(&host, &resource));
+                let _ = reply.send(self.revoke_now(&host, &resource, by));
             }
             Command::Metrics { reply } => {
                 let _ = reply.send(self.metrics());
@@ -307,6 +308,9 @@ impl Fleet {
                 reply,
             } => {
                 let _ = reply.send(self.open_window(window, for_ms));
+            }
+            Command::RecordRead { read, reply } => {
+                let _ = reply.send(self.record_read(read));
             }
             Command::CloseWindow { ticket, by, reply } => {
                 let _ = reply.send(self.close_window(&ticket, &by));

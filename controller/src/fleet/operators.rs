@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::{AckRequest, DIFF_MAX_BYTES, DiffContent, Fleet, FleetError, PendingContent, ToAgent};
-use crate::model::{Ack, EventKind};
+use super::{
+    AckRequest, DIFF_MAX_BYTES, DiffContent, Fleet, FleetError, PendingContent, Read, ToAgent,
+};
+use crate::model::{Ack, DriftRecord, EventKind};
 use crate::store::{ContentAsk, StoreError, Write};
 
 impl Fleet {
@@ -106,6 +108,28 @@ impl Fleet {
         );
     }
 
+    /// A person's read of content or of the log, in the event log before they see it.
+    pub(super) fn record_read(&mut self, read: Read) -> Result<(), FleetError> {
+        self.refuse_while_failing()?;
+        let now = self.now();
+        let record = DriftRecord {
+            resource: read.resource,
+            attribute: "read".into(),
+            expected: read.by,
+            actual: read.what,
+            since_ms: now,
+            declared_at: String::new(),
+            evidence: Default::default(),
+        };
+        match self.store.log(&read.host, now, read.kind, Some(&record)) {
+            Ok(event) => {
+                self.publish(event);
+                Ok(())
+            }
+            Err(e) => Err(self.cannot_write(e)),
+        }
+    }
+
     /// An operator's acknowledgement: made in the store at once, or refused.
     pub(super) fn acknowledge(&mut self, req: AckRequest) -> Result<Ack, FleetError> {
         self.refuse_while_failing()?;
@@ -144,7 +168,14 @@ impl Fleet {
     }
 
     /// An operator's revocation: made in the store at once, or refused.
-    pub(super) fn revoke_now(&mut self, host: &str, resource: &str) -> Result<(), FleetError> {
+    /// Ends an acknowledgement at `by`'s word: its `ack_revoked` entry names them (`expected`)
+    /// and keeps the acknowledgement's own reason.
+    pub(super) fn revoke_now(
+        &mut self,
+        host: &str,
+        resource: &str,
+        by: String,
+    ) -> Result<(), FleetError> {
         self.refuse_while_failing()?;
         let Some(ack) = self.acks.remove(host, resource) else {
             return Err(FleetError::NoAck {
@@ -152,7 +183,11 @@ impl Fleet {
                 resource: resource.to_owned(),
             });
         };
-        match self.store.drop_ack(&ack, self.now(), EventKind::AckRevoked) {
+        let revoked = Ack { by, ..ack.clone() };
+        match self
+            .store
+            .drop_ack(&revoked, self.now(), EventKind::AckRevoked)
+        {
             Ok(event) => {
                 self.publish(event);
                 Ok(())

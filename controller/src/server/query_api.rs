@@ -7,9 +7,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::identity::{Auth, Peer};
+use super::identity::Auth;
 use super::wire;
-use crate::fleet::{AckRequest, FleetHandle};
+use crate::fleet::{AckRequest, FleetHandle, Read};
+use crate::model::EventKind;
+use crate::role::Action;
 
 const DEFAULT_HISTORY: u32 = 1000;
 /// How long an agent has to send a file's content for a diff.
@@ -24,18 +26,6 @@ pub(crate) struct QueryApi {
 }
 
 impl QueryApi {
-    /// The operator asking (from its certificate), or "local" without TLS; refused for any
-    /// other peer, saying it may not `what`.
-    fn operator<T>(&self, request: &Request<T>, what: &str) -> Result<String, Status> {
-        match self.auth.peer(request)? {
-            None => Ok("local".to_owned()),
-            Some(Peer::Operator(name)) => Ok(name),
-            Some(_) => Err(Status::permission_denied(format!(
-                "only operator certificates may {what}"
-            ))),
-        }
-    }
-
     /// The controller's own warnings, then the fleet's (the store cannot write).
     fn warnings_with(&self, overview: &crate::fleet::Overview) -> Vec<String> {
         self.warnings
@@ -54,7 +44,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::ListHostsRequest>,
     ) -> Result<Response<v1::ListHostsResponse>, Status> {
-        self.auth.require_operator(&request)?;
+        self.auth.person(&request, Action::Read)?;
         let overview = self.fleet.overview().await?;
         Ok(Response::new(v1::ListHostsResponse {
             hosts: overview.hosts.iter().map(wire::host_to_proto).collect(),
@@ -71,7 +61,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::GetDriftRequest>,
     ) -> Result<Response<v1::GetDriftResponse>, Status> {
-        self.auth.require_operator(&request)?;
+        self.auth.person(&request, Action::Read)?;
         let wanted = request.into_inner().hosts;
         let overview = self.fleet.overview().await?;
         let warnings = self.warnings_with(&overview);
@@ -109,7 +99,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::WatchDriftRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        self.auth.require_operator(&request)?;
+        self.auth.person(&request, Action::Read)?;
         let hosts = request.into_inner().hosts;
         let (current, mut rx) = self.fleet.follow(hosts.clone()).await?;
         let stream = async_stream(move |tx| async move {
@@ -142,14 +132,27 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::GetHistoryRequest>,
     ) -> Result<Response<v1::GetHistoryResponse>, Status> {
-        self.auth.require_operator(&request)?;
+        let person = self.auth.person(&request, Action::ReadLog)?;
         let r = request.into_inner();
         let limit = match r.limit {
             0 => DEFAULT_HISTORY,
             n => n.min(MAX_HISTORY),
         };
         let host = (!r.host_id.is_empty()).then_some(r.host_id);
+        let what = match &host {
+            Some(h) => format!("the last {limit} entries of {h}"),
+            None => format!("the last {limit} entries"),
+        };
         let (events, head) = self.fleet.history(host, limit).await?;
+        self.fleet
+            .record_read(Read {
+                kind: EventKind::LogRead,
+                host: String::new(),
+                resource: "audit-log".into(),
+                by: person.to_string(),
+                what,
+            })
+            .await?;
         Ok(Response::new(v1::GetHistoryResponse {
             events: events.iter().map(wire::event_to_proto).collect(),
             audit_head: Some(v1::AuditHead {
@@ -165,7 +168,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::GetDiffRequest>,
     ) -> Result<Response<v1::GetDiffResponse>, Status> {
-        self.auth.require_operator(&request)?;
+        let person = self.auth.person(&request, Action::ReadContent)?;
         let r = request.into_inner();
         let (host, path) = (r.host_id.clone(), r.path.clone());
         let content = tokio::time::timeout(DIFF_TIMEOUT, self.fleet.diff(host, path))
@@ -174,6 +177,19 @@ impl QueryService for QueryApi {
                 Status::deadline_exceeded("the agent did not send the content in time")
             })??;
         let identical = content.desired.as_slice() == content.actual.as_slice();
+        self.fleet
+            .record_read(Read {
+                kind: EventKind::ContentRead,
+                host: r.host_id.clone(),
+                resource: r.path.clone(),
+                by: person.to_string(),
+                what: if identical {
+                    "a diff: identical".into()
+                } else {
+                    "a diff of desired and actual content".into()
+                },
+            })
+            .await?;
         let diff = if identical {
             String::new()
         } else {
@@ -186,15 +202,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::AcknowledgeRequest>,
     ) -> Result<Response<v1::Acknowledgement>, Status> {
-        let by = match self.auth.peer(&request)? {
-            None => "local".to_owned(),
-            Some(Peer::Operator(name)) => name,
-            Some(_) => {
-                return Err(Status::permission_denied(
-                    "only operator certificates may acknowledge drift",
-                ));
-            }
-        };
+        let by = self.auth.person(&request, Action::Acknowledge)?.name;
         let r = request.into_inner();
         if r.reason.trim().is_empty() {
             return Err(Status::invalid_argument(
@@ -216,9 +224,9 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::RevokeAckRequest>,
     ) -> Result<Response<v1::RevokeAckResponse>, Status> {
-        self.auth.require_operator(&request)?;
+        let by = self.auth.person(&request, Action::Acknowledge)?.name;
         let r = request.into_inner();
-        self.fleet.revoke_ack(r.host_id, r.resource).await?;
+        self.fleet.revoke_ack(r.host_id, r.resource, by).await?;
         Ok(Response::new(v1::RevokeAckResponse {}))
     }
 
@@ -226,7 +234,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::OpenChangeRequest>,
     ) -> Result<Response<v1::ChangeWindow>, Status> {
-        let by = self.operator(&request, "open change windows")?;
+        let by = self.auth.person(&request, Action::ManageChanges)?.name;
         let r = request.into_inner();
         if r.reason.trim().is_empty() {
             return Err(Status::invalid_argument(
@@ -255,7 +263,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::CloseChangeRequest>,
     ) -> Result<Response<v1::ChangeWindow>, Status> {
-        let by = self.operator(&request, "close change windows")?;
+        let by = self.auth.person(&request, Action::ManageChanges)?.name;
         let ticket = request.into_inner().ticket;
         let w = self.fleet.close_window(ticket, by).await?;
         Ok(Response::new(wire::window_to_proto(&w)))
@@ -265,7 +273,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::ListChangesRequest>,
     ) -> Result<Response<v1::ListChangesResponse>, Status> {
-        self.auth.require_operator(&request)?;
+        self.auth.person(&request, Action::Read)?;
         let windows = self.fleet.windows().await?;
         Ok(Response::new(v1::ListChangesResponse {
             changes: windows.iter().map(wire::window_to_proto).collect(),
@@ -276,7 +284,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::ListAcksRequest>,
     ) -> Result<Response<v1::ListAcksResponse>, Status> {
-        self.auth.require_operator(&request)?;
+        self.auth.person(&request, Action::Read)?;
         let acks = self.fleet.acks().await?;
         Ok(Response::new(v1::ListAcksResponse {
             acks: acks.iter().map(wire::ack_to_proto).collect(),

@@ -78,6 +78,8 @@ pub(crate) fn event_to_proto(e: &Event) -> v1::DriftEvent {
         EventKind::ChangeOpened => v1::DriftEventKind::ChangeOpened,
         EventKind::ChangeClosed => v1::DriftEventKind::ChangeClosed,
         EventKind::ChangeEnded => v1::DriftEventKind::ChangeEnded,
+        EventKind::ContentRead => v1::DriftEventKind::ContentRead,
+        EventKind::LogRead => v1::DriftEventKind::LogRead,
     };
     v1::DriftEvent {
         id: e.id,
@@ -246,6 +248,8 @@ pub(crate) fn event_from_proto(e: v1::DriftEvent) -> Result<Event, UnknownEvent>
         Ok(K::ChangeOpened) => EventKind::ChangeOpened,
         Ok(K::ChangeClosed) => EventKind::ChangeClosed,
         Ok(K::ChangeEnded) => EventKind::ChangeEnded,
+        Ok(K::ContentRead) => EventKind::ContentRead,
+        Ok(K::LogRead) => EventKind::LogRead,
         Ok(K::Unspecified) | Err(_) => {
             return Err(UnknownEvent {
                 id: e.id,
