@@ -16,6 +16,30 @@ pub fn now_ms() -> i64 {
 
 /// Milliseconds since the epoch as RFC 3339 (UTC), to the second or the millisecond; `None`
 /// for "never" (0 or less).
+/// A time as a person gives it: RFC 3339 (`2026-11-01T00:00:00Z`), a date (`2026-11-01`, its
+/// midnight UTC), or a duration ago (`7d`); in milliseconds since the epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let full = if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    let t = match humantime::parse_rfc3339_weak(&full) {
+        Ok(t) => t,
+        Err(_) => {
+            let ago = humantime::parse_duration(s).map_err(|_| {
+                format!("invalid time {s:?}; hint: RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01) or a duration ago (7d)")
+            })?;
+            std::time::SystemTime::now()
+                .checked_sub(ago)
+                .ok_or_else(|| format!("{s} ago is before the epoch"))?
+        }
+    };
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64))
+}
+
 pub fn rfc3339(ms: i64, millis: bool) -> Option<String> {
     if ms <= 0 {
         return None;

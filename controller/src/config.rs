@@ -58,6 +58,9 @@ pub struct ControllerFile {
     /// Where drift events are POSTed (only in the file: there is no flag for a list).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<crate::webhook::WebhookConfig>,
+    /// The web console: where it listens, its sessions, an authenticating proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<crate::server::console::WebFile>,
 }
 
 impl ControllerFile {

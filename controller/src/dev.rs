@@ -62,6 +62,9 @@ pub struct DevArgs {
     /// Use these manifests instead of the built-in examples.
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
+    /// Loopback address of the web console (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:7780", value_name = "ADDR")]
+    pub web_listen: SocketAddr,
 }
 
 pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
@@ -87,7 +90,17 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
 
     let reload_now = std::sync::Arc::new(tokio::sync::Notify::new());
     plumb_common::signals::notify_on_sighup(reload_now.clone());
+    ensure!(
+        args.web_listen.ip().is_loopback(),
+        "plumb dev serves the console on loopback only; {} is not",
+        args.web_listen
+    );
     let cfg = ServeConfig {
+        web: Some(server::console::WebConfig {
+            listen: args.web_listen,
+            session: server::console::DEFAULT_SESSION,
+            proxy: None,
+        }),
         tls: None,
         insecure_plaintext: false,
         metrics: None,
@@ -123,7 +136,8 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
     let host = agent_cfg.host_id.clone();
     let agent = tokio::spawn(plumb_agent::run(agent_cfg, shutdown.clone()));
 
-    print_banner(&url, &host, &root, &manifests);
+    let console = controller.web_url.clone().unwrap_or_default();
+    print_banner(&url, &console, &host, &root, &manifests);
     let agent_result = agent.await.context("agent task failed")?;
     controller.wait().await?;
     agent_result?;
@@ -159,11 +173,13 @@ fn seed_demo_root(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(url: &str, host: &str, root: &Path, manifests: &Path) {
+fn print_banner(url: &str, console: &str, host: &str, root: &Path, manifests: &Path) {
     let r = root.display();
     println!(
         "\
 plumb dev: controller on {url}, agent {host:?} watching a demo tree (in sync to start with)
+
+  web console      {console}   (open it: it updates live as you try what follows)
 
   demo host files  {r}        (the agent reads /etc/... from here)
   manifests        {m}   (edit them: the controller reloads)

@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod problem;
+pub mod report;
 pub mod role;
 pub mod server;
 pub mod store;

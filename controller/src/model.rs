@@ -120,8 +120,8 @@ pub enum EventKind {
     ChangeClosed,
     /// A change window ended (`actual` says what it authorised that is still drifted).
     ChangeEnded,
-    /// A person read a file's content through a diff (`resource` the file, `expected` who and
-    /// their role, `actual` what was shown).
+    /// A person read a file's content through a diff (`resource` `HOST:PATH`, `expected` who
+    /// and their role, `actual` what was shown). Reads are the controller's own entries.
     ContentRead,
     /// A person read the event log (`resource` "audit-log", `expected` who and their role,
     /// `actual` what they asked for).

@@ -5,15 +5,29 @@
 use std::fmt;
 
 /// What a person may do, by the role their identity carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+///
+/// Ordered by what they allow: each role may do all that the ones before it may.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads the fleet: hosts, drift, acknowledgements, change windows, live events.
     Viewer,
+    /// Reads, and audits: the event log, reports, the chain's verification; no content.
+    Auditor,
     /// Reads, and acts on drift: the event log, diffs of content the manifests allow,
     /// acknowledgements and their revocation.
     Operator,
-    /// Reads, and audits: the event log, reports, the chain's verification; no content.
-    Auditor,
     /// Everything, and change windows (the approvals that make drift authorised).
     Admin,
 }

@@ -42,6 +42,7 @@ async fn controller_with(
         max_connections: None,
         handshake_timeout: server::HANDSHAKE_TIMEOUT,
         max_connection_age: None,
+        web: None,
     };
     let mut cfg = cfg;
     change(&mut cfg);

@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: builds and starts the real `plumb` and `plumb-agent`
 //! binaries, talks to them through the real CLI, and waits for conditions with deadlines.
 
+pub mod browser;
 pub mod hooks;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

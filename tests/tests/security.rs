@@ -372,8 +372,8 @@ fn roles_decide_who_may_do_what_and_reads_are_recorded() {
         })
     };
     let read = entry("content_read", "oscar (operator)").unwrap_or_else(|| panic!("{history:#}"));
-    assert_eq!(read["host"], "web-1");
-    assert_eq!(read["resource"], "/etc/motd");
+    assert_eq!(read["host"], "", "the controller's own entry");
+    assert_eq!(read["resource"], "web-1:/etc/motd");
     assert!(entry("log_read", "ann (auditor)").is_some(), "{history:#}");
     assert!(entry("acknowledged", "oscar").is_some(), "{history:#}");
     assert!(entry("ack_revoked", "oscar").is_some(), "{history:#}");

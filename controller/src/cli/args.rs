@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
 use super::output::Format;
-use super::report;
 
 pub const DEFAULT_CONTROLLER: &str = "http://127.0.0.1:7700";
 
@@ -99,7 +98,7 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
         #[arg(short, long, value_enum, default_value = "json")]
-        output: report::ReportFormat,
+        output: crate::report::ReportFormat,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -410,6 +409,12 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "PLUMB_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the web console at ADDR (off unless given). With --tls-cert it is HTTPS and asks
+    /// browsers for operator certificates (their role decides what each person may do);
+    /// without TLS, loopback only: behind an authenticating proxy (`web: proxy:` in
+    /// controller.yaml), or as the local admin.
+    #[arg(long, env = "PLUMB_WEB_LISTEN", value_name = "ADDR")]
+    pub web_listen: Option<SocketAddr>,
     /// Listen on a non-loopback address without TLS. Anyone who reaches it can report as any
     /// host and read the fleet.
     #[arg(long, env = "PLUMB_INSECURE_PLAINTEXT")]

@@ -9,7 +9,7 @@ mod local;
 pub mod output;
 pub(crate) mod query;
 mod render;
-mod report;
+
 mod serve;
 #[cfg(test)]
 mod snapshots;
@@ -303,7 +303,7 @@ mod tests {
         }
         match parse("plumb -o csv --controller http://c:1 report").map(|a| a.command) {
             Ok(Command::Report { output, conn, .. }) => {
-                assert_eq!(output, report::ReportFormat::Csv);
+                assert_eq!(output, crate::report::ReportFormat::Csv);
                 assert_eq!(conn.controller, "http://c:1");
             }
             other => panic!("{:?}", other.err()),

@@ -283,27 +283,16 @@ pub(super) async fn ack(args: super::AckArgs) -> anyhow::Result<i32> {
 
 /// Milliseconds since the epoch for RFC 3339 or a duration ago.
 fn parse_time(s: &str) -> anyhow::Result<i64> {
-    let t = match humantime::parse_rfc3339_weak(s) {
-        Ok(t) => t,
-        Err(_) => {
-            let ago = humantime::parse_duration(s)
-                .map_err(|_| anyhow!("invalid time {s:?}; hint: RFC 3339 (2026-11-01T00:00:00Z) or a duration ago (7d)"))?;
-            std::time::SystemTime::now()
-                .checked_sub(ago)
-                .ok_or_else(|| anyhow!("{s} ago is before the epoch"))?
-        }
-    };
-    Ok(t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64))
+    crate::clock::parse_time(s).map_err(|e| anyhow!(e))
 }
 
 pub(super) async fn report(
     conn: &super::ConnArgs,
     since: Option<String>,
     until: Option<String>,
-    format: super::report::ReportFormat,
+    format: crate::report::ReportFormat,
 ) -> anyhow::Result<i32> {
-    use super::report::{self as r, ReportFormat};
+    use crate::report::{self as r, ReportFormat};
     let since_ms = since.as_deref().map(parse_time).transpose()?.unwrap_or(0);
     let until_ms = match until.as_deref() {
         Some(t) => parse_time(t)?,

@@ -38,6 +38,13 @@ fn merge(args: ServeArgs, file: ControllerFile) -> ControllerFile {
         insecure_plaintext: args.insecure_plaintext || file.insecure_plaintext,
         log_format: file.log_format,
         webhooks: file.webhooks,
+        web: match (args.web_listen, file.web) {
+            (None, web) => web,
+            (Some(listen), web) => Some(crate::server::console::WebFile {
+                listen: Some(listen),
+                ..web.unwrap_or_default()
+            }),
+        },
     }
 }
 
@@ -102,7 +109,24 @@ fn serve_config(merged: ControllerFile, source: &str) -> anyhow::Result<ServeCon
     for (i, hook) in merged.webhooks.iter().enumerate() {
         hook.validate(&format!("{source}: webhooks[{i}]"))?;
     }
+    let web = match merged.web {
+        Some(w) => match w.listen {
+            Some(listen) => Some(server::console::WebConfig {
+                listen,
+                session: w.session.unwrap_or(server::console::DEFAULT_SESSION),
+                proxy: w.proxy,
+            }),
+            None => {
+                return Err(plumb_common::cli::UsageError(format!(
+                    "the console's settings name no address to listen on\nhint: give --web-listen ADDR, or `web: {{listen: ADDR}}` in {source}"
+                ))
+                .into());
+            }
+        },
+        None => None,
+    };
     Ok(ServeConfig {
+        web,
         webhooks: merged.webhooks,
         tls,
         insecure_plaintext: merged.insecure_plaintext,
@@ -150,6 +174,9 @@ pub(super) async fn serve(
     eprintln!("plumb: listening on {}", running.addr);
     if let Some(m) = running.metrics_addr {
         eprintln!("plumb: metrics on http://{m}/metrics");
+    }
+    if let Some(w) = &running.web_url {
+        eprintln!("plumb: console on {w}");
     }
     systemd::ready(&format!("listening on {}", running.addr));
     systemd::watchdog(running.alive(), shutdown.clone());

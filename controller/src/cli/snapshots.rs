@@ -6,11 +6,11 @@
 use clap::CommandFactory as _;
 
 use super::render;
-use super::report;
 use crate::evidence::{Authorisation, Evidence, Process, Resolution, Transaction, Who};
 use crate::model::{
     Ack, Coverage, DriftRecord, Event, EventKind, HostFacts, HostInfo, HostStatus, HostView,
 };
+use crate::report;
 use crate::store::Head;
 
 const T: i64 = 1_764_000_000_000;

@@ -30,6 +30,10 @@ impl Acks {
         self.by_key.remove(&(host.to_owned(), resource.to_owned()))
     }
 
+    pub(super) fn get(&self, host: &str, resource: &str) -> Option<&Ack> {
+        self.by_key.get(&(host.to_owned(), resource.to_owned()))
+    }
+
     pub(super) fn of_host(&self, host: &str) -> Vec<Ack> {
         self.by_key
             .values()

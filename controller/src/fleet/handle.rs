@@ -52,12 +52,12 @@ pub enum ToAgent {
 pub type Stated = (Key, Observation, Option<Who>);
 
 /// A read the audit log keeps: who read what, when (`EventKind::ContentRead` or `LogRead`).
+/// It is the controller's own entry (no host): on a shared store the controller that answers
+/// a diff need not be the one holding the host, and only that one writes the host's entries.
 #[derive(Debug, Clone)]
 pub struct Read {
     pub kind: crate::model::EventKind,
-    /// The host whose content was read; "" for the log.
-    pub host: String,
-    /// The file read, or "audit-log".
+    /// What was read: `HOST:PATH` for a file's content, "audit-log" for the log.
     pub resource: String,
     /// Who, with their role: "alice (operator)".
     pub by: String,
@@ -179,6 +179,24 @@ pub enum Command {
     },
     ListWindows {
         reply: oneshot::Sender<Vec<ChangeWindow>>,
+    },
+    /// The console's overview.
+    Summary {
+        reply: oneshot::Sender<Result<super::console::Summary, FleetError>>,
+    },
+    /// A page of open drift under a filter.
+    DriftPage {
+        filter: super::console::DriftFilter,
+        reply: oneshot::Sender<super::console::DriftPage>,
+    },
+    HostDetail {
+        host: String,
+        reply: oneshot::Sender<Result<super::console::HostDetail, FleetError>>,
+    },
+    /// A page of the event log, and the head when it was read.
+    LogPage {
+        query: crate::store::LogQuery,
+        reply: oneshot::Sender<Result<(Vec<Event>, Head), FleetError>>,
     },
     /// A person read content or the log: recorded before they are shown it.
     RecordRead {
@@ -402,6 +420,32 @@ impl FleetHandle {
 
     pub async fn windows(&self) -> Result<Vec<ChangeWindow>, FleetError> {
         self.ask(|reply| Command::ListWindows { reply }).await
+    }
+
+    pub async fn summary(&self) -> Result<super::console::Summary, FleetError> {
+        self.ask(|reply| Command::Summary { reply }).await?
+    }
+
+    pub async fn drift_page(
+        &self,
+        filter: super::console::DriftFilter,
+    ) -> Result<super::console::DriftPage, FleetError> {
+        self.ask(|reply| Command::DriftPage { filter, reply }).await
+    }
+
+    pub async fn host_detail(
+        &self,
+        host: String,
+    ) -> Result<super::console::HostDetail, FleetError> {
+        self.ask(|reply| Command::HostDetail { host, reply })
+            .await?
+    }
+
+    pub async fn log_page(
+        &self,
+        query: crate::store::LogQuery,
+    ) -> Result<(Vec<Event>, Head), FleetError> {
+        self.ask(|reply| Command::LogPage { query, reply }).await?
     }
 
     /// Records a read in the event log; refused (and nothing is to be shown) when the store

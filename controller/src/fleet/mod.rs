@@ -20,6 +20,7 @@ use crate::store::{Holder, Store, StoreError};
 mod acks;
 mod agents;
 mod broker;
+pub mod console;
 mod handle;
 mod host;
 mod manifests;
@@ -109,6 +110,9 @@ pub struct Fleet {
     singleton: bool,
     /// Streams older than this are asked to go (`retire.rs`); none if `None`.
     max_age: Option<ConnectionAge>,
+    /// Drift opened and resolved per day, for the console; read from the store when first
+    /// asked for (`console.rs`).
+    trend: Option<console::Trend>,
 }
 
 #[derive(PartialEq)]
@@ -182,6 +186,7 @@ impl Fleet {
             shared,
             singleton: !shared,
             max_age: None,
+            trend: None,
         })
     }
 
@@ -308,6 +313,18 @@ impl Fleet {
                 reply,
             } => {
                 let _ = reply.send(self.open_window(window, for_ms));
+            }
+            Command::Summary { reply } => {
+                let _ = reply.send(self.summary());
+            }
+            Command::DriftPage { filter, reply } => {
+                let _ = reply.send(self.drift_page(&filter));
+            }
+            Command::HostDetail { host, reply } => {
+                let _ = reply.send(self.host_detail(&host));
+            }
+            Command::LogPage { query, reply } => {
+                let _ = reply.send(self.log_page(&query));
             }
             Command::RecordRead { read, reply } => {
                 let _ = reply.send(self.record_read(read));

@@ -121,7 +121,7 @@ impl Fleet {
             declared_at: String::new(),
             evidence: Default::default(),
         };
-        match self.store.log(&read.host, now, read.kind, Some(&record)) {
+        match self.store.log("", now, read.kind, Some(&record)) {
             Ok(event) => {
                 self.publish(event);
                 Ok(())

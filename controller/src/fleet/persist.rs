@@ -251,6 +251,9 @@ impl Fleet {
     /// with every other controller's (`shared.rs`).
     pub(super) fn publish(&mut self, event: Event) {
         *self.counters.events.entry(event.kind.as_str()).or_default() += 1;
+        if !self.shared {
+            self.count_trend(&event);
+        }
         if let Some(hooks) = &self.webhooks {
             let head = self.store.head();
             let stored = event.id > 0 && head.last_id >= event.id;

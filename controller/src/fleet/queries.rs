@@ -85,17 +85,32 @@ impl Fleet {
         }
     }
 
-    fn view(&self, host: &Host) -> HostView {
+    pub(super) fn view(&self, host: &Host) -> HostView {
         let mut view = host.view();
         view.acks = self.acks.of_host(&host.info.host_id);
         if host.conn.is_some() {
             view.controller = self.store.controller_id().map(str::to_owned);
         }
+        view.status = self.status_of(host);
+        view
+    }
+
+    /// A host's status as the queries say it.
+    pub(super) fn status_of(&self, host: &Host) -> crate::model::HostStatus {
         if self.shared && self.writes.failing.is_some() && host.conn.is_none() {
             // What the other controllers did since the store was lost is not known here:
             // no "in sync" or "offline" from memory that may be stale.
-            view.status = crate::model::HostStatus::Unknown;
+            return crate::model::HostStatus::Unknown;
         }
-        view
+        host.status()
+    }
+
+    /// A page of the log, and its head when it was read.
+    pub(super) fn log_page(
+        &self,
+        q: &crate::store::LogQuery,
+    ) -> Result<(Vec<Event>, Head), FleetError> {
+        let events = self.store.page(q)?;
+        Ok((events, self.store.head().clone()))
     }
 }

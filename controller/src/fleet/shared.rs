@@ -24,6 +24,7 @@ impl Fleet {
                             EventKind::Acknowledged | EventKind::AckRevoked | EventKind::AckExpired
                         );
                     windows_moved |= !mine && Fleet::window_entry(event.kind);
+                    self.count_trend(&event);
                     let _ = self.events.send(event);
                 }
                 if acks_moved {

@@ -3,6 +3,7 @@
 //! manifests when their directory changes.
 
 mod agent_api;
+pub mod console;
 #[cfg(test)]
 mod hostile;
 mod identity;
@@ -105,6 +106,8 @@ pub struct ServeConfig {
     pub handshake_timeout: Duration,
     /// Agents' streams older than this are asked to go (`--max-connection-age`).
     pub max_connection_age: Option<crate::fleet::ConnectionAge>,
+    /// The web console, if it is served.
+    pub web: Option<console::WebConfig>,
 }
 
 /// How long a new connection may take to begin speaking.
@@ -123,6 +126,8 @@ pub struct TlsFiles {
 pub struct Running {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    /// The console's URL, where it is served.
+    pub web_url: Option<String>,
     fleet: crate::fleet::FleetHandle,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -245,6 +250,27 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
 
     let metrics_addr = match cfg.metrics {
         Some(a) => Some(metrics::serve(a, fleet.clone(), shutdown.clone()).await?),
+        None => None,
+    };
+    let web_url = match cfg.web.clone() {
+        Some(web) => {
+            let store = cfg
+                .store
+                .clone()
+                .unwrap_or_else(|| crate::store::Location::Sqlite(cfg.data.clone()));
+            let addr = console::serve(
+                web,
+                cfg.tls.as_ref(),
+                fleet.clone(),
+                cfg.manifests.clone(),
+                store,
+                cfg.audit_key.clone(),
+                shutdown.clone(),
+            )
+            .await?;
+            let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+            Some(format!("{scheme}://{addr}/"))
+        }
         None => None,
     };
     let listener = TcpListener::bind(cfg.listen)
@@ -389,6 +415,7 @@ pub async fn start(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     Ok(Running {
         addr,
         metrics_addr,
+        web_url,
         fleet: handle,
         task,
     })

@@ -15,7 +15,7 @@ use crate::role::Action;
 
 const DEFAULT_HISTORY: u32 = 1000;
 /// How long an agent has to send a file's content for a diff.
-const DIFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(super) const DIFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_HISTORY: u32 = 100_000;
 
 pub(crate) struct QueryApi {
@@ -147,7 +147,6 @@ impl QueryService for QueryApi {
         self.fleet
             .record_read(Read {
                 kind: EventKind::LogRead,
-                host: String::new(),
                 resource: "audit-log".into(),
                 by: person.to_string(),
                 what,
@@ -180,8 +179,7 @@ impl QueryService for QueryApi {
         self.fleet
             .record_read(Read {
                 kind: EventKind::ContentRead,
-                host: r.host_id.clone(),
-                resource: r.path.clone(),
+                resource: format!("{}:{}", r.host_id, r.path),
                 by: person.to_string(),
                 what: if identical {
                     "a diff: identical".into()
@@ -305,7 +303,7 @@ where
 }
 
 /// Desired against actual, as `diff -u` prints it; binary content only says that it differs.
-fn unified_diff(path: &str, desired: &[u8], actual: &[u8]) -> String {
+pub(super) fn unified_diff(path: &str, desired: &[u8], actual: &[u8]) -> String {
     match (std::str::from_utf8(desired), std::str::from_utf8(actual)) {
         (Ok(a), Ok(b)) => similar::TextDiff::from_lines(a, b)
             .unified_diff()

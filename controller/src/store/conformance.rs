@@ -23,6 +23,7 @@ macro_rules! suite {
                 a_new_store_begins_its_log_with_log_created,
                 drift_events_and_observations_survive_reopening,
                 history_is_newest_first_per_host_and_limited,
+                the_log_pages_by_id_host_and_kind_and_the_trend_counts_recent_drift,
                 ids_follow_the_head_without_gaps_and_the_head_moves_only_with_events,
                 a_write_appends_the_events_it_says_it_will,
                 a_removed_observation_is_gone_and_others_stay,
@@ -250,6 +251,65 @@ pub(crate) fn history_is_newest_first_per_host_and_limited(open: Opener<'_>) {
     assert_eq!(two.len(), 2, "the limit applies");
     assert_eq!(two[0].host_id, "", "the controller's own entries too");
     assert_eq!(two[0].item.as_ref().map(|i| i.actual.as_str()), Some("2"));
+}
+
+pub(crate) fn the_log_pages_by_id_host_and_kind_and_the_trend_counts_recent_drift(
+    open: Opener<'_>,
+) {
+    use crate::store::LogQuery;
+    let mut store = open();
+    put_host(store.as_mut(), "web-1", 1);
+    put_host(store.as_mut(), "web-2", 1);
+    for i in 0..10 {
+        let (id, kind) = match i % 3 {
+            0 => ("web-1", EventKind::Opened),
+            1 => ("web-2", EventKind::Resolved),
+            _ => ("web-1", EventKind::HostOnline),
+        };
+        let item = (kind != EventKind::HostOnline).then(|| record("/etc/a", "x", 0));
+        store.log(id, 1_000 * i, kind, item.as_ref()).expect("log");
+    }
+    let first = store
+        .page(&LogQuery {
+            limit: 4,
+            ..Default::default()
+        })
+        .expect("page");
+    assert_eq!(first.len(), 4);
+    let second = store
+        .page(&LogQuery {
+            limit: 4,
+            before: first.last().map(|e| e.id),
+            ..Default::default()
+        })
+        .expect("page");
+    assert!(
+        second.iter().all(|e| e.id < first[3].id) && second.len() == 4,
+        "the next page follows on"
+    );
+    let web1_opened = store
+        .page(&LogQuery {
+            host: Some("web-1".into()),
+            kind: Some(EventKind::Opened),
+            limit: 100,
+            ..Default::default()
+        })
+        .expect("page");
+    assert_eq!(
+        web1_opened.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
+        [9_000, 6_000, 3_000, 0]
+    );
+    let mut trend = store.trend(4_000).expect("trend");
+    trend.sort_by_key(|(at, _)| *at);
+    assert_eq!(
+        trend,
+        [
+            (4_000, EventKind::Resolved),
+            (6_000, EventKind::Opened),
+            (7_000, EventKind::Resolved),
+            (9_000, EventKind::Opened)
+        ]
+    );
 }
 
 pub(crate) fn ids_follow_the_head_without_gaps_and_the_head_moves_only_with_events(

@@ -156,6 +156,12 @@ pub trait Store: Send {
     fn load_acks(&self) -> Result<Vec<Ack>>;
     /// The most recent events first, for one host or all, at most `limit`.
     fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>>;
+    /// A page of the log, newest first: entries before `q.before` (an id), of one host and
+    /// one kind where given (the console pages a large log with it).
+    fn page(&self, q: &LogQuery) -> Result<Vec<Event>>;
+    /// When each `opened` and `resolved` entry since `since_ms` was made (a trend): read back
+    /// from the newest, so a long log costs only its recent part.
+    fn trend(&self, since_ms: i64) -> Result<Vec<(i64, EventKind)>>;
     /// Checks the hash chain from the first entry to the head, and the head against what is
     /// trusted.
     fn verify(&self, trusted: &Trusted) -> Result<Verification>;
@@ -373,6 +379,20 @@ pub enum DriftChange<'a> {
         record: &'a DriftRecord,
     },
 }
+
+/// Which entries of the log `Store::page` gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    pub host: Option<String>,
+    pub kind: Option<EventKind>,
+    /// Only entries with a smaller id (the last id of the page before).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// How far a trend read goes past its start, for entries made out of order (a controller's
+/// clock is not the log's order on a shared store).
+pub(crate) const TREND_SLACK_MS: i64 = 3_600_000;
 
 /// A write of the fleet's, owned: what it could not make when it happened (the disk was full)
 /// and makes, in the same order, once the store can write again.

@@ -11,7 +11,9 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use super::audit::{AuditKey, Head, Trusted, Verification};
-use super::{DriftChange, HostState, Result, Store, StoreError, StoredHost, ack_record, rows};
+use super::{
+    DriftChange, HostState, LogQuery, Result, Store, StoreError, StoredHost, ack_record, rows,
+};
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
@@ -293,6 +295,31 @@ impl Store for PostgresStore {
             &[&host_id, &i64::from(limit)],
         )?;
         rows.iter().map(event_of).collect()
+    }
+
+    fn page(&self, q: &LogQuery) -> Result<Vec<Event>> {
+        let kind = q.kind.map(EventKind::as_str);
+        let rows = self.session()?.client.query(
+            &format!(
+                "SELECT {} FROM events WHERE ($1::TEXT IS NULL OR host_id = $1) \
+                 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::BIGINT IS NULL OR id < $3) \
+                 ORDER BY id DESC LIMIT $4",
+                chain::event_columns()
+            ),
+            &[&q.host, &kind, &q.before, &i64::from(q.limit)],
+        )?;
+        rows.iter().map(event_of).collect()
+    }
+
+    fn trend(&self, since_ms: i64) -> Result<Vec<(i64, EventKind)>> {
+        let rows = self.session()?.client.query(
+            "SELECT at_ms, kind FROM events WHERE at_ms >= $1 AND kind IN ('opened', 'resolved')",
+            &[&since_ms],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.get(0), EventKind::parse(r.get(1))?)))
+            .collect())
     }
 
     fn verify(&self, trusted: &Trusted) -> Result<Verification> {

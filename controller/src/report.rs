@@ -1,11 +1,11 @@
-//! `plumb report`: drift incidents over a period, from the event log. Building the report is
+//! Pure: `plumb report` and the console's report page: drift incidents over a period, from the event log. Building the report is
 //! pure (events in, incidents out); rendering gives JSON, CSV, or one self-contained HTML page.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::output::rfc3339;
+use crate::clock::rfc3339;
 use crate::evidence::{Authorisation, Who};
 use crate::model::{Event, EventKind, HostStatus, HostView};
 use crate::store::Head;
@@ -20,53 +20,53 @@ pub enum ReportFormat {
 
 /// One drift from opened to resolved (or still open).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Incident {
-    pub(super) host: String,
-    pub(super) resource: String,
-    pub(super) attribute: String,
-    pub(super) expected: String,
-    pub(super) actual: String,
-    pub(super) declared_at: String,
-    pub(super) opened_ms: i64,
-    pub(super) resolved_ms: Option<i64>,
+pub(crate) struct Incident {
+    pub(crate) host: String,
+    pub(crate) resource: String,
+    pub(crate) attribute: String,
+    pub(crate) expected: String,
+    pub(crate) actual: String,
+    pub(crate) declared_at: String,
+    pub(crate) opened_ms: i64,
+    pub(crate) resolved_ms: Option<i64>,
     /// "by WHO: WHY" of an acknowledgement given while it was open.
-    pub(super) acknowledged: Option<String>,
+    pub(crate) acknowledged: Option<String>,
     /// Who made it (its latest change), where known.
-    pub(super) who: Option<Who>,
+    pub(crate) who: Option<Who>,
     /// Whether a change window authorised it (its latest change); `None` before
     /// authorisation existed.
-    pub(super) authorisation: Option<Authorisation>,
+    pub(crate) authorisation: Option<Authorisation>,
     /// How it resolved, and by whom where known.
-    pub(super) resolution: Option<String>,
+    pub(crate) resolution: Option<String>,
 }
 
 impl Incident {
     /// Unauthorised: no change window covered it (drift from before windows existed counts).
-    pub(super) fn unauthorised(&self) -> bool {
+    pub(crate) fn unauthorised(&self) -> bool {
         !matches!(self.authorisation, Some(Authorisation::Authorised { .. }))
     }
 
     /// One word for where it came from (`unknown` where nothing says).
-    pub(super) fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         self.who.as_ref().map_or("unknown", Who::origin)
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Report {
-    pub(super) since_ms: i64,
-    pub(super) until_ms: i64,
-    pub(super) incidents: Vec<Incident>,
-    pub(super) hosts: usize,
-    pub(super) hosts_in_sync: usize,
+pub(crate) struct Report {
+    pub(crate) since_ms: i64,
+    pub(crate) until_ms: i64,
+    pub(crate) incidents: Vec<Incident>,
+    pub(crate) hosts: usize,
+    pub(crate) hosts_in_sync: usize,
     /// The event log's head the report was read at: keep it, and `plumb audit verify --head`
     /// proves later that the log still holds what the report was made from.
-    pub(super) audit_head: Option<Head>,
+    pub(crate) audit_head: Option<Head>,
 }
 
 impl Report {
     /// Mean time to resolve, over the incidents resolved in the period.
-    pub(super) fn mttr_seconds(&self) -> Option<f64> {
+    pub(crate) fn mttr_seconds(&self) -> Option<f64> {
         let done: Vec<i64> = self
             .incidents
             .iter()
@@ -77,7 +77,7 @@ impl Report {
 }
 
 /// Incidents that overlap `[since, until)`, from events in any order.
-pub(super) fn build(
+pub(crate) fn build(
     mut events: Vec<Event>,
     since_ms: i64,
     until_ms: i64,
@@ -183,7 +183,7 @@ fn duration(i: &Incident) -> Option<f64> {
 
 /// Unauthorised incidents counted per host and per origin: the numbers an operations lead
 /// is asked for.
-pub(super) fn unauthorised_counts(r: &Report) -> (BTreeMap<&str, usize>, BTreeMap<&str, usize>) {
+pub(crate) fn unauthorised_counts(r: &Report) -> (BTreeMap<&str, usize>, BTreeMap<&str, usize>) {
     let (mut by_host, mut by_origin) = (BTreeMap::new(), BTreeMap::new());
     for i in r.incidents.iter().filter(|i| i.unauthorised()) {
         *by_host.entry(i.host.as_str()).or_default() += 1;
@@ -192,7 +192,7 @@ pub(super) fn unauthorised_counts(r: &Report) -> (BTreeMap<&str, usize>, BTreeMa
     (by_host, by_origin)
 }
 
-pub(super) fn json(r: &Report) -> Value {
+pub(crate) fn json(r: &Report) -> Value {
     let mut by_host: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for i in &r.incidents {
         by_host.entry(&i.host).or_default().push(json!({
@@ -272,7 +272,7 @@ fn row(i: &Incident) -> [String; 15] {
 }
 
 /// RFC 4180: fields with commas, quotes or line breaks are quoted, quotes doubled.
-pub(super) fn csv(r: &Report) -> String {
+pub(crate) fn csv(r: &Report) -> String {
     let field = |f: &str| {
         if f.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", f.replace('"', "\"\""))
@@ -302,7 +302,7 @@ fn esc(s: &str) -> String {
 }
 
 /// One self-contained page: inline style, no scripts, nothing fetched.
-pub(super) fn html(r: &Report) -> String {
+pub(crate) fn html(r: &Report) -> String {
     let period = format!(
         "{} to {}",
         rfc3339(r.since_ms, false).unwrap_or_else(|| "the beginning".into()),
