@@ -23,6 +23,7 @@ pub(crate) async fn run(n: usize, files: usize, k: usize, store: &Store) -> anyh
     let site = Site {
         store: Some(url.clone()),
         controllers: k,
+        extra: Vec::new(),
     };
     let mut fleet =
         SimulatedFleet::start(&manifests, &tmp.path().join("data"), n, 1, files, &site).await?;

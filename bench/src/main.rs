@@ -7,6 +7,7 @@
 //! loopback, in a temporary directory.
 
 mod attribution;
+mod console;
 mod failover;
 mod fixture;
 mod footprint;
@@ -85,6 +86,20 @@ enum Command {
         /// Then 10 s spells at 500, 1000, 2000… changes/s until p99 passes 1 s.
         #[arg(long)]
         sweep: bool,
+    },
+    /// The web console over a big fleet: N simulated agents of M files, some drifted; each
+    /// page's time from request to whole answer over loopback (median and p99) and size.
+    Console {
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 100)]
+        files: usize,
+        /// Changes a second for 5 s, spread over random hosts and files, to drift them.
+        #[arg(long, default_value_t = 400)]
+        drift_rate: u32,
+        /// Requests per page.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
     },
     /// Failover: N simulated agents spread over K controllers on one PostgreSQL store; the
     /// first controller is killed (SIGKILL); the time until each of its agents streams to
@@ -225,6 +240,18 @@ fn main() -> anyhow::Result<()> {
                 sweep,
             }),
         ),
+        Command::Console {
+            agents,
+            files,
+            drift_rate,
+            runs,
+        } => {
+            summary.insert(
+                "console".into(),
+                runtime.block_on(console::run(agents, files, drift_rate, runs))?,
+            );
+            (None, None, None, None)
+        }
         Command::Failover {
             agents,
             files,

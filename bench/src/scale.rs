@@ -84,6 +84,8 @@ pub(crate) struct Site {
     pub(crate) store: Option<String>,
     /// Controllers on it (more than one only on a shared store); agent i starts at i % K.
     pub(crate) controllers: usize,
+    /// More `plumb serve` arguments, for every controller.
+    pub(crate) extra: Vec<String>,
 }
 
 /// N simulated agents of M files each, connected and in sync, against controllers on
@@ -145,10 +147,11 @@ impl SimulatedFleet {
         let mut controllers = Vec::new();
         let mut urls = Vec::new();
         for k in 0..site.controllers.max(1) {
-            let extra: Vec<&str> = match &site.store {
+            let mut extra: Vec<&str> = match &site.store {
                 Some(url) => vec!["--store", url, "--audit-key", &key],
                 None => Vec::new(),
             };
+            extra.extend(site.extra.iter().map(String::as_str));
             let (proc, url) = fixture::controller(manifests, &data.join(format!("c{k}")), &extra)?;
             controllers.push(proc);
             urls.push(url);
@@ -362,6 +365,7 @@ async fn run_one(opts: &Options, store: &Store, k: usize, n: usize) -> anyhow::R
     let site = Site {
         store: store.fresh(),
         controllers: k,
+        extra: Vec::new(),
     };
     let mut fleet = SimulatedFleet::start(
         &manifests,

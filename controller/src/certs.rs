@@ -163,6 +163,17 @@ pub fn issue(
     ])
 }
 
+/// How to give a browser an operator's identity for the console: a PKCS#12 file, made with
+/// the openssl tool (its password protects the key in transit; import it into the browser).
+pub fn browser_hint(dir: &Path, name: &str) -> String {
+    let d = dir.display();
+    format!(
+        "for the web console, export it for a browser (asks for a password) and import the .p12 there:\n  \
+         openssl pkcs12 -export -in {d}/operator-{name}.pem -inkey {d}/operator-{name}-key.pem \\\n    \
+         -certfile {d}/{CA_CERT} -name plumb-{name} -out operator-{name}.p12\n"
+    )
+}
+
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Agent => "agent",

@@ -122,8 +122,8 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<i
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
         }) {
             e.context(format!(
-                "hint: something already listens on {}; try --listen 127.0.0.1:7701",
-                args.listen
+                "hint: something already listens on {} or {}; try --listen 127.0.0.1:7701 or --web-listen 127.0.0.1:7781",
+                args.listen, args.web_listen
             ))
         } else {
             e

@@ -389,6 +389,26 @@ fn in_a_browser_drift_arrives_live_is_acknowledged_and_a_viewer_cannot() {
     });
     assert!(b.count("table#log tbody tr") > 0, "its timeline");
     b.screenshot("host");
+    b.click("a[href^=\"/hosts/web-1/diff\"]");
+    wait_for("the diff", || {
+        b.text("main")?
+            .contains("The content is as declared")
+            .then_some(())
+    });
+    b.screenshot("diff");
+    b.goto(&format!("{base}/drift"));
+    // The row's link to the line that declares it.
+    let link = b.eval(
+        "return document.querySelector('a[href^=\"/manifests/\"]').href;",
+        json!([]),
+    );
+    let link = link.as_str().expect("a link to the manifest").to_owned();
+    assert!(link.ends_with("/manifests/m.yaml#L7"), "{link}");
+    b.goto(&link);
+    wait_for("the manifest, at the line", || {
+        (b.count("tr#L7:target") == 1).then_some(())
+    });
+    b.screenshot("manifest");
     b.goto(&format!("{base}/history"));
     wait_for("the history page", || {
         (b.count("table#log tbody tr") > 0).then_some(())
@@ -445,6 +465,8 @@ fn in_a_browser_drift_arrives_live_is_acknowledged_and_a_viewer_cannot() {
         "overview",
         "drift",
         "host",
+        "diff",
+        "manifest",
         "history",
         "report",
         "drift-as-viewer",

@@ -12,15 +12,21 @@ use serde_json::Value;
 #[test]
 fn dev_starts_in_sync_and_shows_an_edit_as_drift() {
     let mut dev = Command::new(bin("plumb"))
-        .args(["dev", "--listen", "127.0.0.1:0"])
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn plumb dev");
     let mut lines = BufReader::new(dev.stdout.take().expect("stdout")).lines();
-    let (mut url, mut root) = (None, None);
+    let (mut url, mut root, mut console) = (None, None, None);
     let start = Instant::now();
-    while url.is_none() || root.is_none() {
+    while url.is_none() || root.is_none() || console.is_none() {
         assert!(start.elapsed() < DEADLINE, "banner incomplete");
         let line = lines.next().expect("banner line").expect("utf-8");
         if let Some(rest) = line.strip_prefix("plumb dev: controller on ") {
@@ -29,8 +35,21 @@ fn dev_starts_in_sync_and_shows_an_edit_as_drift() {
         if let Some(rest) = line.trim_start().strip_prefix("demo host files") {
             root = rest.split_whitespace().next().map(PathBuf::from);
         }
+        if let Some(rest) = line.trim_start().strip_prefix("web console") {
+            console = rest.split_whitespace().next().map(str::to_owned);
+        }
     }
     let (url, root) = (url.expect("url"), root.expect("root"));
+    // The console is on, on loopback, for the local user.
+    let console: std::net::SocketAddr = console
+        .as_deref()
+        .and_then(|c| c.strip_prefix("http://"))
+        .and_then(|c| c.trim_end_matches('/').parse().ok())
+        .expect("the console's URL in the banner");
+    assert!(console.ip().is_loopback());
+    let page = plumb_tests::browser::http(console, "GET", "/", &[], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("local · admin"), "{}", page.body);
     let drift = || -> Value {
         let out = Command::new(bin("plumb"))
             .args(["drift", "-o", "json", "--controller", &url])

@@ -398,6 +398,146 @@ fn roles_decide_who_may_do_what_and_reads_are_recorded() {
     );
 }
 
+/// The console over TLS knows each person by the operator certificate their browser presents,
+/// exported as PKCS#12 as `plumb certs issue` says; anyone else is told how to sign in.
+#[test]
+fn the_console_over_tls_knows_operators_by_their_certificates() {
+    let tools = ["curl", "openssl"].iter().all(|t| {
+        Command::new(t)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            || Command::new(t)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+    });
+    if !plumb_tests::have_or_skip(tools, "curl and openssl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let pki = pki(&tmp.path().join("pki"));
+    let m = tmp.path().join("manifests");
+    fs::create_dir_all(&m).expect("mkdir");
+    fs::write(m.join("m.yaml"), "name: m\nhosts: [\"*\"]\n").expect("write");
+    let p = |f: &str| pki.join(f).display().to_string();
+    let c = Controller::start_with(
+        &m,
+        &tmp.path().join("data"),
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            &p("controller.pem"),
+            "--tls-key",
+            &p("controller-key.pem"),
+            "--tls-ca",
+            &p("ca.pem"),
+            "--web-listen",
+            "127.0.0.1:0",
+        ],
+        "https",
+    );
+    let url = wait_for("the console's address", || {
+        let err = c.proc.stderr();
+        let line = err.lines().find(|l| l.starts_with("plumb: console on "))?;
+        Some(line.trim_start_matches("plumb: console on ").to_owned())
+    });
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let curl = |cert: &[&str], path: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert", &p("ca.pem"), "-w", "\n%{http_code}"])
+            .args(cert)
+            .arg(format!("{}{path}", url.trim_end_matches('/')))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+        (code.to_owned(), body.to_owned())
+    };
+    // The certificate exported for a browser, as `plumb certs issue` says.
+    let issued = ok(plumb(&[
+        "certs",
+        "issue",
+        "operator",
+        "pia",
+        "--role",
+        "auditor",
+        "--dir",
+        &pki.display().to_string(),
+    ]));
+    let export: Vec<String> = issued
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("openssl pkcs12"))
+        .flat_map(|l| {
+            l.trim()
+                .trim_end_matches('\\')
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        export.first().map(String::as_str),
+        Some("openssl"),
+        "{issued}"
+    );
+    let p12 = tmp.path().join("operator-pia.p12");
+    let made = Command::new("openssl")
+        .args(&export[1..])
+        .args(["-passout", "pass:secret"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(p12.exists());
+    let (code, body) = curl(
+        &[
+            "--cert-type",
+            "P12",
+            "--cert",
+            &format!("{}:secret", p12.display()),
+        ],
+        "/history",
+    );
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("pia · auditor"), "{body}");
+
+    let pem = |who: &str| {
+        vec![
+            "--cert".to_owned(),
+            p(&format!("{who}.pem")),
+            "--key".to_owned(),
+            p(&format!("{who}-key.pem")),
+        ]
+    };
+    let vic = pem("operator-vic");
+    let vic: Vec<&str> = vic.iter().map(String::as_str).collect();
+    let (code, body) = curl(&vic, "/");
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("vic · viewer"), "{body}");
+    let (code, body) = curl(&vic, "/history");
+    assert_eq!(code, "403");
+    assert!(
+        body.contains("vic (viewer) may not read the event log"),
+        "{body}"
+    );
+    let (code, body) = curl(&[], "/");
+    assert_eq!(code, "401");
+    assert!(body.contains("present your operator certificate"), "{body}");
+    let agent = pem("agent-web-1");
+    let agent: Vec<&str> = agent.iter().map(String::as_str).collect();
+    let (code, body) = curl(&agent, "/");
+    assert_eq!(code, "403");
+    assert!(
+        body.contains("only operator certificates may use the console"),
+        "{body}"
+    );
+}
+
 #[test]
 fn no_plaintext_on_a_non_loopback_address_unless_asked() {
     let tmp = tempfile::tempdir().expect("temp dir");

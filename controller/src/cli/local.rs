@@ -117,6 +117,7 @@ pub(super) fn audit_verify(
 }
 
 pub(super) fn certs(command: CertsCommand) -> anyhow::Result<i32> {
+    let mut browser = None;
     let written = match command {
         CertsCommand::Init { dir, days } => crate::certs::init(&dir, days)?,
         CertsCommand::Issue {
@@ -126,7 +127,14 @@ pub(super) fn certs(command: CertsCommand) -> anyhow::Result<i32> {
             dir,
             days,
             not_after,
-        } => crate::certs::issue(&dir, kind, &names, role, days, not_after.as_deref())?,
+        } => {
+            let written =
+                crate::certs::issue(&dir, kind, &names, role, days, not_after.as_deref())?;
+            if kind == crate::certs::Kind::Operator {
+                browser = Some(crate::certs::browser_hint(&dir, &names[0]));
+            }
+            written
+        }
     };
     let mut out = String::new();
     for w in &written {
@@ -135,6 +143,9 @@ pub(super) fn certs(command: CertsCommand) -> anyhow::Result<i32> {
             w.path.display(),
             w.what
         ));
+    }
+    if let Some(hint) = browser {
+        out.push_str(&hint);
     }
     emit(&out)?;
     Ok(exit::OK)

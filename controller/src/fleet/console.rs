@@ -15,6 +15,8 @@ const DAY_MS: i64 = 86_400_000;
 const STALE_SHOWN: usize = 10;
 /// Unauthorised drift rows the overview shows (the drift page has them all).
 const TOP_DRIFT: usize = 10;
+/// Drift items a host's page shows (the drift page pages through them all).
+pub const HOST_DRIFT_SHOWN: usize = 200;
 
 /// The overview page's figures.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +78,10 @@ pub struct DriftPage {
 /// asked for.
 #[derive(Debug, Clone)]
 pub struct HostDetail {
+    /// The query API's view, its drift cut to the first `HOST_DRIFT_SHOWN` items.
     pub view: HostView,
+    /// The host's open drift items in all.
+    pub drift_total: usize,
     pub diffable: Vec<String>,
     pub now_ms: i64,
 }
@@ -253,8 +258,12 @@ impl Fleet {
             })
             .map(|(path, _)| path.clone())
             .collect();
+        let mut view = self.view(h);
+        let drift_total = view.drift.len();
+        view.drift.truncate(HOST_DRIFT_SHOWN);
         Ok(HostDetail {
-            view: self.view(h),
+            view,
+            drift_total,
             diffable,
             now_ms: self.now(),
         })

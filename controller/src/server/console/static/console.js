@@ -73,4 +73,7 @@
     if (e.event !== "log_read" && e.event !== "content_read") schedule();
   };
   source.addEventListener("reload", () => window.location.reload());
+  // A browser keeps few connections to one server over HTTP/1.1: give this one back as the
+  // page goes, rather than when the browser gets round to it.
+  window.addEventListener("pagehide", () => source.close());
 })();
