@@ -82,6 +82,7 @@ pub fn issue(
     kind: Kind,
     names: &[String],
     role: Option<Role>,
+    scope: &[(&str, String)],
     days: u32,
     not_after: Option<&str>,
 ) -> anyhow::Result<Vec<Written>> {
@@ -101,6 +102,16 @@ pub fn issue(
         }
         _ => {}
     }
+    ensure!(
+        scope.is_empty() || kind == Kind::Operator,
+        "--hosts and --label are for operator certificates only"
+    );
+    for (what, value) in scope {
+        if *what == "hosts" {
+            crate::manifest::glob::Glob::new(value)
+                .map_err(|p| anyhow::anyhow!("--hosts {value:?}: {p}"))?;
+        }
+    }
     let (stem, uses) = match kind {
         Kind::Agent | Kind::Operator => {
             let [id] = names else {
@@ -115,6 +126,11 @@ pub fn issue(
                 params
                     .subject_alt_names
                     .push(SanType::URI(format!("plumb://role/{role}").try_into()?));
+            }
+            for (what, value) in scope {
+                params.subject_alt_names.push(SanType::URI(
+                    format!("plumb://scope/{what}/{}", escape(value)).try_into()?,
+                ));
             }
             (
                 format!("{}-{id}", kind_name(kind)),
@@ -172,6 +188,38 @@ pub fn browser_hint(dir: &Path, name: &str) -> String {
          openssl pkcs12 -export -in {d}/operator-{name}.pem -inkey {d}/operator-{name}-key.pem \\\n    \
          -certfile {d}/{CA_CERT} -name plumb-{name} -out operator-{name}.p12\n"
     )
+}
+
+/// A value in a URI SAN: unreserved characters, `*`, `?` and `=` as they are, the rest
+/// percent-encoded.
+fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~*?=".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `escape` undone; `None` for a malformed escape or text that is not UTF-8.
+pub fn unescape(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn kind_name(kind: Kind) -> &'static str {

@@ -2,7 +2,10 @@
 //! the header an authenticating proxy sets for the console), and each request names the
 //! `Action` it needs; a refusal says which roles may.
 
+use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::manifest::glob::Glob;
 
 /// What a person may do, by the role their identity carries.
 ///
@@ -108,11 +111,67 @@ impl Action {
     }
 }
 
-/// Someone asking: a name and a role.
+/// Someone asking: a name, a role, and the hosts they may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
     pub name: String,
     pub role: Role,
+    pub scope: Scope,
+}
+
+/// The hosts a person may see: the whole fleet, or those any of its selectors selects. Hosts
+/// outside it do not exist for them: not listed, not followed, not read, not acted on, and
+/// the controller's own entries (manifest sets, change windows, reads) are not theirs either.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub selectors: Vec<Selector>,
+}
+
+/// Hosts by id glob (any of them; none: every id) and labels (all of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    pub hosts: Vec<Glob>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Selector {
+    fn selects(&self, host_id: &str, labels: &BTreeMap<String, String>) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|g| g.matches(host_id)))
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+impl Scope {
+    /// The whole fleet.
+    pub fn whole(&self) -> bool {
+        self.selectors.is_empty()
+    }
+
+    pub fn sees(&self, host_id: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.whole() || self.selectors.iter().any(|s| s.selects(host_id, labels))
+    }
+
+    /// As a person reads it: "hosts web-*, label role=web; or hosts db-*".
+    pub fn describe(&self) -> String {
+        if self.whole() {
+            return "every host".to_owned();
+        }
+        self.selectors
+            .iter()
+            .map(|s| {
+                let mut parts = Vec::new();
+                if !s.hosts.is_empty() {
+                    let globs: Vec<&str> = s.hosts.iter().map(Glob::as_str).collect();
+                    parts.push(format!("hosts {}", globs.join(" ")));
+                }
+                for (k, v) in &s.labels {
+                    parts.push(format!("label {k}={v}"));
+                }
+                parts.join(", ")
+            })
+            .collect::<Vec<_>>()
+            .join("; or ")
+    }
 }
 
 impl Person {
@@ -122,6 +181,7 @@ impl Person {
         Person {
             name: "local".to_owned(),
             role: Role::Admin,
+            scope: Scope::default(),
         }
     }
 
@@ -176,6 +236,7 @@ mod tests {
         let viewer = Person {
             name: "vic".into(),
             role: Role::Viewer,
+            scope: Scope::default(),
         };
         let e = viewer.allow(Action::Acknowledge).expect_err("refused");
         assert_eq!(
@@ -185,6 +246,7 @@ mod tests {
         let auditor = Person {
             name: "ann".into(),
             role: Role::Auditor,
+            scope: Scope::default(),
         };
         assert_eq!(
             auditor
@@ -199,5 +261,42 @@ mod tests {
         );
         assert_eq!(Action::ManageChanges.roles(), "the admin role");
         assert!(Person::local().allow(Action::ManageChanges).is_ok());
+    }
+
+    #[test]
+    fn a_scope_selects_hosts_by_glob_or_label() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let scope = Scope {
+            selectors: vec![
+                Selector {
+                    hosts: vec![Glob::new("web-*").expect("glob")],
+                    labels: labels(&[("env", "prod")]),
+                },
+                Selector {
+                    hosts: Vec::new(),
+                    labels: labels(&[("role", "db")]),
+                },
+            ],
+        };
+        assert!(scope.sees("web-1", &labels(&[("env", "prod")])));
+        assert!(
+            !scope.sees("web-1", &labels(&[("env", "dev")])),
+            "labels must all hold"
+        );
+        assert!(!scope.sees("api-1", &labels(&[("env", "prod")])));
+        assert!(
+            scope.sees("anything", &labels(&[("role", "db")])),
+            "either selector"
+        );
+        assert_eq!(
+            scope.describe(),
+            "hosts web-*, label env=prod; or label role=db"
+        );
+        assert!(Scope::default().sees("x", &BTreeMap::new()));
     }
 }

@@ -13,7 +13,8 @@ use serde_json::json;
 
 /// Operators come through an authenticating proxy on loopback: `ops` are operators, `staff`
 /// viewers, `audit` auditors.
-const CONFIG: &str = "web:\n  proxy:\n    trusted: [127.0.0.1]\n    roles: {ops: operator, staff: viewer, audit: auditor}\n";
+/// `dbs` are operators of the database hosts only.
+const CONFIG: &str = "web:\n  proxy:\n    trusted: [127.0.0.1]\n    roles: {ops: operator, staff: viewer, audit: auditor, dbs: operator}\n    scopes: {dbs: {hosts: [\"db-*\"]}}\n";
 
 const MANIFEST: &str = "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/motd:\n    content: \"hi\\n\"\n    diff: true\n  /etc/app.conf:\n    content: \"port=80\\n\"\n";
 
@@ -322,6 +323,46 @@ fn the_console_knows_who_asks_and_allows_each_only_what_their_role_does() {
     assert!(read("content_read", "olga (operator)"), "{history:#}");
     assert!(read("log_read", "ann (auditor)"), "{history:#}");
     assert!(!read("content_read", "ann"), "a refused read is no read");
+
+    // A person limited to other hosts: web-1 does not exist for them.
+    let dora = as_("dora", "dbs");
+    let page = get(&site, &dora, "/", None);
+    says(&page, 200, "dora · operator · hosts db-*");
+    assert!(
+        page.body.contains("<b id=\"host-count\">0</b>"),
+        "{}",
+        page.body
+    );
+    says(
+        &get(&site, &dora, "/drift", None),
+        200,
+        "0</span> items match",
+    );
+    says(
+        &get(&site, &dora, "/hosts/web-1", None),
+        404,
+        "no host &quot;web-1&quot;",
+    );
+    let history = get(&site, &dora, "/history", None);
+    assert_eq!(history.status, 200);
+    assert!(
+        history.body.contains("<tbody></tbody>"),
+        "neither web-1's entries nor the controller's: {}",
+        history.body
+    );
+    let (dora_cookie, dora_csrf) = session(&page);
+    says(
+        &post(
+            &site,
+            &dora,
+            "/actions/revoke",
+            Some(&dora_cookie),
+            &[],
+            &ack(&dora_csrf),
+        ),
+        404,
+        "no host &quot;web-1&quot;",
+    );
 
     // The manifest line a row links to; nothing outside the manifest directory.
     let m = get(&site, &olga, "/manifests/m.yaml", None);

@@ -25,7 +25,8 @@ fn ok(out: Output) -> String {
 }
 
 /// A CA with a controller certificate for 127.0.0.1, agents web-1 and web-2, and operators
-/// alice (admin), vic (viewer), oscar (operator) and ann (auditor).
+/// alice (admin), vic (viewer), oscar (operator), ann (auditor), and sam (admin of the hosts
+/// labelled role=web only).
 fn pki(dir: &Path) -> PathBuf {
     let d = dir.to_str().expect("utf-8 path");
     let out = ok(plumb(&["certs", "init", "--dir", d]));
@@ -49,9 +50,14 @@ fn pki(dir: &Path) -> PathBuf {
         ("operator", "vic", Some("viewer")),
         ("operator", "oscar", Some("operator")),
         ("operator", "ann", Some("auditor")),
+        ("operator", "sam", Some("admin")),
     ] {
         let mut args = vec!["certs", "issue", kind, name, "--dir", d];
         args.extend(role.iter().flat_map(|r| ["--role", r]));
+        if name == "sam" {
+            // Only the hosts labelled role=web.
+            args.extend(["--label", "role=web"]);
+        }
         let out = ok(plumb(&args));
         assert!(
             out.contains(&format!("{kind}-{name}.pem")) && out.contains("mode 0600"),
@@ -288,7 +294,8 @@ fn roles_decide_who_may_do_what_and_reads_are_recorded() {
     write_tree(&root, &[("etc/motd", "changed\n")]);
     let c = Controller::start_tls(&m, &tmp.path().join("data"), &pki, "alice");
     let args = agent_tls(&pki, "web-1");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--label=role=web");
     let _web1 = start_agent_with(
         Command::new(bin("plumb-agent")),
         &c.url,
@@ -381,6 +388,58 @@ fn roles_decide_who_may_do_what_and_reads_are_recorded() {
         entry("content_read", "ann").is_none() && entry("log_read", "vic").is_none(),
         "a refused read is not a read: {history:#}"
     );
+    // A person limited to some hosts: the others do not exist for them.
+    let root2 = tmp.path().join("root2");
+    write_tree(&root2, &[("etc/motd", "hi\n")]);
+    let args2 = agent_tls(&pki, "web-2");
+    let mut args2: Vec<&str> = args2.iter().map(String::as_str).collect();
+    args2.push("--label=role=db");
+    let _web2 = start_agent_with(
+        Command::new(bin("plumb-agent")),
+        &c.url,
+        "web-2",
+        &root2,
+        &args2,
+    );
+    c.expect_drift("web-2", &[]);
+    let hosts = ok(as_("sam", &["hosts", "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&hosts).expect("json");
+    let seen: Vec<&str> = v["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(seen, ["web-1"], "{v}");
+    refused(
+        as_("sam", &["drift", "web-2"]),
+        "no host \"web-2\" is known to this controller",
+    );
+    refused(
+        as_("sam", &["history", "web-2"]),
+        "no host \"web-2\" is known to this controller",
+    );
+    let history: serde_json::Value =
+        serde_json::from_str(&ok(as_("sam", &["history", "-o", "json"]))).expect("json");
+    let hosts: std::collections::BTreeSet<&str> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["host"].as_str())
+        .collect();
+    assert_eq!(
+        hosts,
+        ["web-1"].into(),
+        "web-1's entries, neither web-2's nor the controller's own: {history:#}"
+    );
+    refused(
+        as_(
+            "sam",
+            &["change", "open", "CHG-2", "--for", "1h", "--reason", "x"],
+        ),
+        "sam (admin) is limited to label role=web: change windows are for those who see the whole fleet",
+    );
+
     // An operator certificate must say its role.
     let out = plumb(&[
         "certs",

@@ -308,6 +308,14 @@ pub enum CertsCommand {
         /// event log and reports, no content; admin everything, change windows too.
         #[arg(long, value_enum)]
         role: Option<crate::role::Role>,
+        /// Limit an operator to hosts whose id matches GLOB (repeat: any of them). Hosts
+        /// outside their scope do not exist for them, in the CLI and the console.
+        #[arg(long = "hosts", value_name = "GLOB")]
+        scope_hosts: Vec<String>,
+        /// Limit an operator to hosts with this label (repeat: all of them), with --hosts or
+        /// alone.
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        scope_labels: Vec<String>,
         #[arg(long, default_value = "plumb-pki", value_name = "DIR")]
         dir: PathBuf,
         /// Validity in days.

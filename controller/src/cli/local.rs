@@ -124,12 +124,23 @@ pub(super) fn certs(command: CertsCommand) -> anyhow::Result<i32> {
             kind,
             names,
             role,
+            scope_hosts,
+            scope_labels,
             dir,
             days,
             not_after,
         } => {
+            let mut scope: Vec<(&str, String)> =
+                scope_hosts.into_iter().map(|g| ("hosts", g)).collect();
+            for label in scope_labels {
+                anyhow::ensure!(
+                    label.split_once('=').is_some_and(|(k, _)| !k.is_empty()),
+                    "--label {label:?}: expected KEY=VALUE, e.g. role=web"
+                );
+                scope.push(("label", label));
+            }
             let written =
-                crate::certs::issue(&dir, kind, &names, role, days, not_after.as_deref())?;
+                crate::certs::issue(&dir, kind, &names, role, &scope, days, not_after.as_deref())?;
             if kind == crate::certs::Kind::Operator {
                 browser = Some(crate::certs::browser_hint(&dir, &names[0]));
             }

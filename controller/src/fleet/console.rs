@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::{Fleet, FleetError};
 use crate::manifest::glob::Glob;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostStatus, HostView};
+use crate::role::Scope;
 
 /// Days the overview's trend covers.
 pub const TREND_DAYS: i64 = 14;
@@ -65,6 +66,8 @@ pub struct DriftFilter {
     pub unauthorised_only: bool,
     pub offset: usize,
     pub limit: usize,
+    /// The asker's hosts; no other host's rows are looked at.
+    pub scope: Scope,
 }
 
 /// A page of drift rows, and how many match in all.
@@ -115,7 +118,18 @@ impl Fleet {
         }
     }
 
-    pub(super) fn summary(&mut self) -> Result<Summary, FleetError> {
+    /// The ids of the hosts `scope` sees.
+    pub(super) fn visible(&self, scope: &Scope) -> std::collections::HashSet<String> {
+        self.hosts
+            .values()
+            .filter(|h| scope.sees(&h.info.host_id, &h.info.labels))
+            .map(|h| h.info.host_id.clone())
+            .collect()
+    }
+
+    /// The overview's figures over the hosts `scope` sees. The trend counts the whole fleet's
+    /// drift, so a scoped person gets none (it would tell of hosts they may not see).
+    pub(super) fn summary(&mut self, scope: &Scope) -> Result<Summary, FleetError> {
         let now = self.now();
         let first_day = (now.div_euclid(DAY_MS) - (TREND_DAYS - 1)) * DAY_MS;
         if self.trend.is_none() {
@@ -134,7 +148,7 @@ impl Fleet {
             })
             .collect();
         let mut s = Summary {
-            hosts: self.hosts.len(),
+            hosts: 0,
             manifest_errors: self.manifest_errors.clone(),
             warnings: self.writes.warning().into_iter().collect(),
             trend,
@@ -145,7 +159,15 @@ impl Fleet {
         let quiet_ms = (self.heartbeat_interval * super::MISSED_HEARTBEATS).as_millis() as i64;
         let mut stale = Vec::new();
         let mut unauthorised = Vec::new();
-        for h in self.hosts.values() {
+        if !scope.whole() {
+            s.trend.clear();
+        }
+        for h in self
+            .hosts
+            .values()
+            .filter(|h| scope.sees(&h.info.host_id, &h.info.labels))
+        {
+            s.hosts += 1;
             let status = self.status_of(h);
             *by_status.entry(status.as_str()).or_default() += 1;
             if now - h.last_seen_ms > quiet_ms {
@@ -205,7 +227,7 @@ impl Fleet {
                 Some((k, v)) => h.info.labels.get(k.trim()).is_some_and(|x| x == v.trim()),
                 None => f.label.is_empty() || h.info.labels.contains_key(f.label.trim()),
             };
-            if !host_ok || !label_ok {
+            if !host_ok || !label_ok || !f.scope.sees(id, &h.info.labels) {
                 continue;
             }
             let status = self.status_of(h);
@@ -244,10 +266,12 @@ impl Fleet {
         }
     }
 
-    pub(super) fn host_detail(&self, id: &str) -> Result<HostDetail, FleetError> {
+    /// One host, if `scope` sees it (else it is unknown, as a host that does not exist).
+    pub(super) fn host_detail(&self, id: &str, scope: &Scope) -> Result<HostDetail, FleetError> {
         let h = self
             .hosts
             .get(id)
+            .filter(|h| scope.sees(id, &h.info.labels))
             .ok_or_else(|| FleetError::UnknownHost(id.to_owned()))?;
         let diffable = h
             .desired

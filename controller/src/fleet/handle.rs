@@ -182,7 +182,13 @@ pub enum Command {
     },
     /// The console's overview.
     Summary {
+        scope: crate::role::Scope,
         reply: oneshot::Sender<Result<super::console::Summary, FleetError>>,
+    },
+    /// The ids of the hosts a scope sees.
+    Visible {
+        scope: crate::role::Scope,
+        reply: oneshot::Sender<std::collections::HashSet<String>>,
     },
     /// A page of open drift under a filter.
     DriftPage {
@@ -191,6 +197,7 @@ pub enum Command {
     },
     HostDetail {
         host: String,
+        scope: crate::role::Scope,
         reply: oneshot::Sender<Result<super::console::HostDetail, FleetError>>,
     },
     /// A page of the event log, and the head when it was read.
@@ -422,8 +429,18 @@ impl FleetHandle {
         self.ask(|reply| Command::ListWindows { reply }).await
     }
 
-    pub async fn summary(&self) -> Result<super::console::Summary, FleetError> {
-        self.ask(|reply| Command::Summary { reply }).await?
+    pub async fn summary(
+        &self,
+        scope: crate::role::Scope,
+    ) -> Result<super::console::Summary, FleetError> {
+        self.ask(|reply| Command::Summary { scope, reply }).await?
+    }
+
+    pub async fn visible(
+        &self,
+        scope: crate::role::Scope,
+    ) -> Result<std::collections::HashSet<String>, FleetError> {
+        self.ask(|reply| Command::Visible { scope, reply }).await
     }
 
     pub async fn drift_page(
@@ -436,8 +453,9 @@ impl FleetHandle {
     pub async fn host_detail(
         &self,
         host: String,
+        scope: crate::role::Scope,
     ) -> Result<super::console::HostDetail, FleetError> {
-        self.ask(|reply| Command::HostDetail { host, reply })
+        self.ask(|reply| Command::HostDetail { host, scope, reply })
             .await?
     }
 

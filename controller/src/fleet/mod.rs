@@ -314,14 +314,17 @@ impl Fleet {
             } => {
                 let _ = reply.send(self.open_window(window, for_ms));
             }
-            Command::Summary { reply } => {
-                let _ = reply.send(self.summary());
+            Command::Summary { scope, reply } => {
+                let _ = reply.send(self.summary(&scope));
+            }
+            Command::Visible { scope, reply } => {
+                let _ = reply.send(self.visible(&scope));
             }
             Command::DriftPage { filter, reply } => {
                 let _ = reply.send(self.drift_page(&filter));
             }
-            Command::HostDetail { host, reply } => {
-                let _ = reply.send(self.host_detail(&host));
+            Command::HostDetail { host, scope, reply } => {
+                let _ = reply.send(self.host_detail(&host, &scope));
             }
             Command::LogPage { query, reply } => {
                 let _ = reply.send(self.log_page(&query));

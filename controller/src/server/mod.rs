@@ -11,6 +11,7 @@ mod incoming;
 pub mod metrics;
 mod query_api;
 mod reload;
+pub(crate) mod scope;
 mod status;
 pub(crate) mod wire;
 

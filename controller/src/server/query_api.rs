@@ -8,10 +8,12 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::identity::Auth;
+use super::scope::{self, Seen};
 use super::wire;
 use crate::fleet::{AckRequest, FleetHandle, Read};
 use crate::model::EventKind;
-use crate::role::Action;
+use crate::role::{Action, Person};
+use crate::store::LogQuery;
 
 const DEFAULT_HISTORY: u32 = 1000;
 /// How long an agent has to send a file's content for a diff.
@@ -26,6 +28,30 @@ pub(crate) struct QueryApi {
 }
 
 impl QueryApi {
+    /// Refuses a request about a host outside the person's scope as about one that does not
+    /// exist.
+    async fn in_scope(&self, person: &Person, host: &str) -> Result<Seen, Status> {
+        let seen = Seen::of(&self.fleet, &person.scope).await?;
+        if seen.host(host) {
+            Ok(seen)
+        } else {
+            Err(Status::not_found(format!(
+                "no host {host:?} is known to this controller"
+            )))
+        }
+    }
+
+    /// Change windows approve changes fleet-wide: not for a person limited to some hosts.
+    fn fleet_wide(person: &Person) -> Result<(), Status> {
+        if person.scope.whole() {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "{person} is limited to {}: change windows are for those who see the whole fleet",
+                person.scope.describe()
+            )))
+        }
+    }
     /// The controller's own warnings, then the fleet's (the store cannot write).
     fn warnings_with(&self, overview: &crate::fleet::Overview) -> Vec<String> {
         self.warnings
@@ -44,10 +70,15 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::ListHostsRequest>,
     ) -> Result<Response<v1::ListHostsResponse>, Status> {
-        self.auth.person(&request, Action::Read)?;
+        let person = self.auth.person(&request, Action::Read)?;
         let overview = self.fleet.overview().await?;
         Ok(Response::new(v1::ListHostsResponse {
-            hosts: overview.hosts.iter().map(wire::host_to_proto).collect(),
+            hosts: overview
+                .hosts
+                .iter()
+                .filter(|h| person.scope.sees(&h.info.host_id, &h.info.labels))
+                .map(wire::host_to_proto)
+                .collect(),
             warnings: self.warnings_with(&overview),
             manifest_errors: overview
                 .manifest_errors
@@ -61,11 +92,13 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::GetDriftRequest>,
     ) -> Result<Response<v1::GetDriftResponse>, Status> {
-        self.auth.person(&request, Action::Read)?;
+        let person = self.auth.person(&request, Action::Read)?;
         let wanted = request.into_inner().hosts;
         let overview = self.fleet.overview().await?;
         let warnings = self.warnings_with(&overview);
-        let (hosts, errors) = (overview.hosts, overview.manifest_errors);
+        let (mut hosts, errors) = (overview.hosts, overview.manifest_errors);
+        // Hosts outside the person's scope do not exist for them.
+        hosts.retain(|h| person.scope.sees(&h.info.host_id, &h.info.labels));
         if let Some(missing) = wanted
             .iter()
             .find(|w| !hosts.iter().any(|h| &h.info.host_id == *w))
@@ -99,18 +132,23 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::WatchDriftRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        self.auth.person(&request, Action::Read)?;
+        let person = self.auth.person(&request, Action::Read)?;
         let hosts = request.into_inner().hosts;
+        let mut seen = Seen::of(&self.fleet, &person.scope).await?;
         let (current, mut rx) = self.fleet.follow(hosts.clone()).await?;
+        let fleet = self.fleet.clone();
         let stream = async_stream(move |tx| async move {
-            for e in &current {
+            for e in current.iter().filter(|e| seen.event(e)) {
                 if tx.send(Ok(wire::event_to_proto(e))).await.is_err() {
                     return;
                 }
             }
             loop {
                 let item = match rx.recv().await {
-                    Ok(e) if hosts.is_empty() || hosts.contains(&e.host_id) => {
+                    Ok(e)
+                        if (hosts.is_empty() || hosts.contains(&e.host_id))
+                            && seen.follows(&fleet, &e).await =>
+                    {
                         Ok(wire::event_to_proto(&e))
                     }
                     Ok(_) => continue,
@@ -143,7 +181,21 @@ impl QueryService for QueryApi {
             Some(h) => format!("the last {limit} entries of {h}"),
             None => format!("the last {limit} entries"),
         };
-        let (events, head) = self.fleet.history(host, limit).await?;
+        let seen = match &host {
+            Some(h) => self.in_scope(&person, h).await?,
+            None => Seen::of(&self.fleet, &person.scope).await?,
+        };
+        let (events, head) = if seen.whole() {
+            self.fleet.history(host, limit).await?
+        } else {
+            let q = LogQuery {
+                host,
+                limit,
+                ..LogQuery::default()
+            };
+            let (events, head, _) = scope::log_page(&self.fleet, &seen, q).await?;
+            (events, head)
+        };
         self.fleet
             .record_read(Read {
                 kind: EventKind::LogRead,
@@ -169,6 +221,7 @@ impl QueryService for QueryApi {
     ) -> Result<Response<v1::GetDiffResponse>, Status> {
         let person = self.auth.person(&request, Action::ReadContent)?;
         let r = request.into_inner();
+        self.in_scope(&person, &r.host_id).await?;
         let (host, path) = (r.host_id.clone(), r.path.clone());
         let content = tokio::time::timeout(DIFF_TIMEOUT, self.fleet.diff(host, path))
             .await
@@ -200,8 +253,10 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::AcknowledgeRequest>,
     ) -> Result<Response<v1::Acknowledgement>, Status> {
-        let by = self.auth.person(&request, Action::Acknowledge)?.name;
+        let person = self.auth.person(&request, Action::Acknowledge)?;
         let r = request.into_inner();
+        self.in_scope(&person, &r.host_id).await?;
+        let by = person.name;
         if r.reason.trim().is_empty() {
             return Err(Status::invalid_argument(
                 "an acknowledgement needs a reason",
@@ -222,9 +277,12 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::RevokeAckRequest>,
     ) -> Result<Response<v1::RevokeAckResponse>, Status> {
-        let by = self.auth.person(&request, Action::Acknowledge)?.name;
+        let person = self.auth.person(&request, Action::Acknowledge)?;
         let r = request.into_inner();
-        self.fleet.revoke_ack(r.host_id, r.resource, by).await?;
+        self.in_scope(&person, &r.host_id).await?;
+        self.fleet
+            .revoke_ack(r.host_id, r.resource, person.name)
+            .await?;
         Ok(Response::new(v1::RevokeAckResponse {}))
     }
 
@@ -232,7 +290,9 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::OpenChangeRequest>,
     ) -> Result<Response<v1::ChangeWindow>, Status> {
-        let by = self.auth.person(&request, Action::ManageChanges)?.name;
+        let person = self.auth.person(&request, Action::ManageChanges)?;
+        Self::fleet_wide(&person)?;
+        let by = person.name;
         let r = request.into_inner();
         if r.reason.trim().is_empty() {
             return Err(Status::invalid_argument(
@@ -261,7 +321,9 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::CloseChangeRequest>,
     ) -> Result<Response<v1::ChangeWindow>, Status> {
-        let by = self.auth.person(&request, Action::ManageChanges)?.name;
+        let person = self.auth.person(&request, Action::ManageChanges)?;
+        Self::fleet_wide(&person)?;
+        let by = person.name;
         let ticket = request.into_inner().ticket;
         let w = self.fleet.close_window(ticket, by).await?;
         Ok(Response::new(wire::window_to_proto(&w)))
@@ -282,10 +344,15 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::ListAcksRequest>,
     ) -> Result<Response<v1::ListAcksResponse>, Status> {
-        self.auth.person(&request, Action::Read)?;
+        let person = self.auth.person(&request, Action::Read)?;
+        let seen = Seen::of(&self.fleet, &person.scope).await?;
         let acks = self.fleet.acks().await?;
         Ok(Response::new(v1::ListAcksResponse {
-            acks: acks.iter().map(wire::ack_to_proto).collect(),
+            acks: acks
+                .iter()
+                .filter(|a| seen.host(&a.host_id))
+                .map(wire::ack_to_proto)
+                .collect(),
         }))
     }
 }

@@ -116,6 +116,7 @@ pub(super) async fn acknowledge(
     Form(f): Form<AckForm>,
 ) -> Result<Response, Refused> {
     let person = act(&c, &conn, &headers, &f.csrf, Action::Acknowledge)?;
+    c.in_scope(&person, &f.host).await?;
     if f.reason.trim().is_empty() {
         return Err(problem(
             StatusCode::BAD_REQUEST,
@@ -154,6 +155,7 @@ pub(super) async fn revoke(
     Form(f): Form<AckForm>,
 ) -> Result<Response, Refused> {
     let person = act(&c, &conn, &headers, &f.csrf, Action::Acknowledge)?;
+    c.in_scope(&person, &f.host).await?;
     c.fleet
         .revoke_ack(f.host, f.resource, person.name)
         .await

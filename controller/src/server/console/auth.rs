@@ -78,15 +78,17 @@ pub(super) fn person(
             .get(proxy.groups_header.as_str())
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        let groups: Vec<&str> = groups.split(',').map(str::trim).collect();
         let role = groups
-            .split(',')
-            .filter_map(|g| proxy.roles.get(g.trim()).copied())
+            .iter()
+            .filter_map(|g| proxy.roles.get(*g).copied())
             .max()
             .or(proxy.default_role);
         return match role {
             Some(role) => Ok(Person {
                 name: user.to_owned(),
                 role,
+                scope: proxy.scope_of(&groups),
             }),
             None => Err(problem(
                 StatusCode::FORBIDDEN,

@@ -40,7 +40,8 @@ use self::session::Sessions;
 use super::TlsFiles;
 use super::identity::{Peer, peer_of};
 use crate::fleet::FleetHandle;
-use crate::role::Role;
+use crate::manifest::glob::Glob;
+use crate::role::{Role, Scope, Selector};
 use crate::store::Location;
 
 /// Drift rows per page.
@@ -88,6 +89,58 @@ pub struct ProxyAuth {
     /// The role of a person in none of those groups; without it they are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_role: Option<Role>,
+    /// Group → the hosts its people may see. A person sees the hosts of every group of
+    /// theirs with a role or a scope; a group with a role and no scope: every host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scopes: BTreeMap<String, ScopeFile>,
+}
+
+/// A group's hosts: ids matching any of `hosts` (none: any id) with all of `labels`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeFile {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ScopeFile {
+    fn selector(&self) -> Result<Selector, String> {
+        Ok(Selector {
+            hosts: self
+                .hosts
+                .iter()
+                .map(|g| Glob::new(g).map_err(|p| format!("{g:?}: {p}")))
+                .collect::<Result<_, _>>()?,
+            labels: self.labels.clone(),
+        })
+    }
+}
+
+impl ProxyAuth {
+    /// Checks every group's scope (at start, so a bad glob is said then, not per request).
+    pub fn check(&self) -> Result<(), String> {
+        for (group, scope) in &self.scopes {
+            scope
+                .selector()
+                .map_err(|e| format!("web.proxy.scopes.{group}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The hosts a person in `groups` sees.
+    fn scope_of(&self, groups: &[&str]) -> Scope {
+        let mut selectors = Vec::new();
+        for g in groups {
+            match self.scopes.get(*g) {
+                Some(s) => selectors.extend(s.selector().ok()),
+                None if self.roles.contains_key(*g) => return Scope::default(),
+                None => {}
+            }
+        }
+        Scope { selectors }
+    }
 }
 
 fn default_user_header() -> String {
@@ -144,6 +197,9 @@ pub(crate) async fn serve(
              or listen on loopback behind an authenticating proxy (web.proxy in controller.yaml)",
             cfg.listen
         );
+    }
+    if let Some(proxy) = &cfg.proxy {
+        proxy.check().map_err(anyhow::Error::msg)?;
     }
     let acceptor = tls.map(acceptor).transpose()?;
     let listener = TcpListener::bind(cfg.listen)

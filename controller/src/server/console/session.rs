@@ -138,10 +138,12 @@ mod tests {
         let alice = Person {
             name: "alice".into(),
             role: Role::Operator,
+            scope: Default::default(),
         };
         let bob = Person {
             name: "bob".into(),
             role: Role::Operator,
+            scope: Default::default(),
         };
         let mut s = Sessions::new(Duration::from_secs(60));
         let (csrf, token) = s.enter(None, &alice, 0);

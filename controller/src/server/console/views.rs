@@ -17,6 +17,7 @@ use crate::fleet::Read;
 use crate::fleet::console::DriftFilter;
 use crate::model::EventKind;
 use crate::role::{Action, Person};
+use crate::server::scope::{self, Seen};
 use crate::store::LogQuery;
 
 #[derive(Deserialize, Default)]
@@ -32,7 +33,11 @@ pub(super) async fn overview(
     Query(p): Query<Part>,
 ) -> Result<Response, Refused> {
     let v = visit(&c, &conn, &headers)?;
-    let s = c.fleet.summary().await.map_err(fleet_problem)?;
+    let s = c
+        .fleet
+        .summary(v.person.scope.clone())
+        .await
+        .map_err(fleet_problem)?;
     let body = if p.part == "live" {
         pages::overview_live(&v.viewer(), &s)
     } else {
@@ -89,6 +94,7 @@ pub(super) async fn drift(
         unauthorised_only: !q.unauthorised.is_empty(),
         offset: q.offset,
         limit: PAGE_ROWS,
+        scope: v.person.scope.clone(),
     };
     let page = c
         .fleet
@@ -118,7 +124,7 @@ pub(super) async fn host(
     let v = visit(&c, &conn, &headers)?;
     let detail = c
         .fleet
-        .host_detail(id.clone())
+        .host_detail(id.clone(), v.person.scope.clone())
         .await
         .map_err(fleet_problem)?;
     if p.part == "live" {
@@ -131,10 +137,8 @@ pub(super) async fn host(
             limit: TIMELINE_ROWS,
             ..LogQuery::default()
         };
-        Some(
-            c.read_log(&v.person, q, format!("the timeline of {id} in the console"))
-                .await?,
-        )
+        let what = format!("the timeline of {id} in the console");
+        Some(c.read_log(&v.person, q, what).await?.0)
     } else {
         None
     };
@@ -148,14 +152,34 @@ pub(super) async fn host(
 }
 
 impl Console {
-    /// A page of the log, recorded as read by `person` first (refused when it cannot be).
+    /// Refuses a host outside `person`'s scope as one that does not exist.
+    pub(super) async fn in_scope(&self, person: &Person, host: &str) -> Result<(), Refused> {
+        let seen = Seen::of(&self.fleet, &person.scope)
+            .await
+            .map_err(fleet_problem)?;
+        if seen.host(host) {
+            Ok(())
+        } else {
+            Err(fleet_problem(crate::fleet::FleetError::UnknownHost(
+                host.to_owned(),
+            )))
+        }
+    }
+
+    /// A page of the log, of the entries `person` sees, and the id the next page goes on
+    /// before; recorded as read by them (refused when it cannot be).
     async fn read_log(
         &self,
         person: &Person,
         q: LogQuery,
         what: String,
-    ) -> Result<Vec<crate::model::Event>, Refused> {
-        let (events, _) = self.fleet.log_page(q).await.map_err(fleet_problem)?;
+    ) -> Result<(Vec<crate::model::Event>, Option<i64>), Refused> {
+        let seen = Seen::of(&self.fleet, &person.scope)
+            .await
+            .map_err(fleet_problem)?;
+        let (events, _, next) = scope::log_page(&self.fleet, &seen, q)
+            .await
+            .map_err(fleet_problem)?;
         self.fleet
             .record_read(Read {
                 kind: EventKind::LogRead,
@@ -165,7 +189,7 @@ impl Console {
             })
             .await
             .map_err(fleet_problem)?;
-        Ok(events)
+        Ok((events, next))
     }
 }
 
@@ -183,6 +207,7 @@ pub(super) async fn diff(
 ) -> Result<Response, Refused> {
     let v = visit(&c, &conn, &headers)?;
     v.allow(Action::ReadContent)?;
+    c.in_scope(&v.person, &id).await?;
     let asked = tokio::time::timeout(
         crate::server::query_api::DIFF_TIMEOUT,
         c.fleet.diff(id.clone(), q.path.clone()),
@@ -276,10 +301,7 @@ pub(super) async fn history(
             .map(|b| format!(", before entry {b}"))
             .unwrap_or_else(|| ", with live entries".into())
     );
-    let events = c.read_log(&v.person, query, what).await?;
-    let older = (events.len() == LOG_ROWS as usize)
-        .then(|| events.last().map(|e| e.id))
-        .flatten();
+    let (events, older) = c.read_log(&v.person, query, what).await?;
     let body = {
         let verified = c.verified.lock().unwrap_or_else(|p| p.into_inner());
         pages::layout(
@@ -335,12 +357,18 @@ async fn build_report(
     let (since, until) = p
         .resolve()
         .map_err(|e| problem(StatusCode::BAD_REQUEST, "Bad period", &e))?;
-    let (events, head) = c
-        .fleet
-        .history(None, 100_000)
+    let seen = Seen::of(&c.fleet, &person.scope)
         .await
         .map_err(fleet_problem)?;
-    let hosts = c.fleet.overview().await.map_err(fleet_problem)?.hosts;
+    let q = LogQuery {
+        limit: 100_000,
+        ..LogQuery::default()
+    };
+    let (events, head, _) = scope::log_page(&c.fleet, &seen, q)
+        .await
+        .map_err(fleet_problem)?;
+    let mut hosts = c.fleet.overview().await.map_err(fleet_problem)?.hosts;
+    hosts.retain(|h| seen.host(&h.info.host_id));
     c.fleet
         .record_read(Read {
             kind: EventKind::LogRead,
@@ -473,24 +501,35 @@ pub(super) async fn events(
 ) -> Result<Response, Refused> {
     let person = person(&c, &conn, &headers)?;
     let full = person.role.may(Action::ReadLog);
-    let rx = match c.fleet.follow(Vec::new()).await {
-        Ok((_, rx)) => rx,
-        Err(e) => return Err(fleet_problem(e)),
-    };
-    use tokio_stream::StreamExt as _;
-    let stream = tokio_stream::wrappers::BroadcastStream::new(rx).map(move |item| {
-        Ok::<_, std::convert::Infallible>(match item {
-            Ok(e) => {
-                let data = if full {
-                    crate::json::event(&e)
-                } else {
-                    serde_json::json!({"event": e.kind.as_str(), "host": e.host_id})
-                };
-                sse::Event::default().data(data.to_string())
+    let mut seen = Seen::of(&c.fleet, &person.scope)
+        .await
+        .map_err(fleet_problem)?;
+    let (_, mut rx) = c.fleet.follow(Vec::new()).await.map_err(fleet_problem)?;
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<sse::Event, std::convert::Infallible>>(16);
+    let fleet = c.fleet.clone();
+    tokio::spawn(async move {
+        loop {
+            let event = match rx.recv().await {
+                Ok(e) if !seen.follows(&fleet, &e).await => continue,
+                Ok(e) => {
+                    let data = if full {
+                        crate::json::event(&e)
+                    } else {
+                        serde_json::json!({"event": e.kind.as_str(), "host": e.host_id})
+                    };
+                    sse::Event::default().data(data.to_string())
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    sse::Event::default().event("reload").data("behind")
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if tx.send(Ok(event)).await.is_err() {
+                return;
             }
-            Err(_) => sse::Event::default().event("reload").data("behind"),
-        })
+        }
     });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(out);
     Ok(Sse::new(stream)
         .keep_alive(sse::KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

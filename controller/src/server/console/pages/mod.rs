@@ -57,7 +57,7 @@ pub(crate) fn layout(v: &Viewer<'_>, page: &str, title: &str, body: &str) -> Str
          <title>{} · plumb</title><link rel=\"stylesheet\" href=\"/static/console.css\">\
          <script src=\"/static/console.js\" defer></script></head>\
          <body data-page=\"{page}\" data-log=\"{}\"><header><a class=\"brand\" href=\"/\">plumb</a><nav>{nav}</nav>\
-         <span class=\"who\" title=\"your role\">{} · {}</span>\
+         <span class=\"who\" title=\"your role\">{} · {}{}</span>\
          <span id=\"live-state\" class=\"live\" title=\"updates as events arrive\">connecting</span></header>\
          <main>{body}</main></body></html>",
         esc(v.csrf),
@@ -65,6 +65,11 @@ pub(crate) fn layout(v: &Viewer<'_>, page: &str, title: &str, body: &str) -> Str
         u8::from(v.may(Action::ReadLog)),
         esc(&v.person.name),
         v.person.role,
+        if v.person.scope.whole() {
+            String::new()
+        } else {
+            format!(" · {}", esc(&v.person.scope.describe()))
+        },
     )
 }
 
