@@ -268,6 +268,16 @@ impl Controller {
             .expect("run plumb")
     }
 
+    /// The web console's URL, as `plumb serve --web-listen` said it.
+    pub fn console_url(&self) -> String {
+        wait_for("the console's address", || {
+            let err = self.proc.stderr();
+            err.lines()
+                .find_map(|l| l.strip_prefix("plumb: console on "))
+                .map(str::to_owned)
+        })
+    }
+
     /// `plumb <args> -o json`, parsed.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();

@@ -50,14 +50,12 @@ fn site() -> Site {
         ],
         "http",
     );
-    let console = wait_for("the console's address", || {
-        let err = c.proc.stderr();
-        let line = err.lines().find(|l| l.starts_with("plumb: console on "))?;
-        line.trim_start_matches("plumb: console on http://")
-            .trim_end_matches('/')
-            .parse()
-            .ok()
-    });
+    let console = c
+        .console_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("a loopback address");
     let agent = start_agent(&c.url, "web-1", &root, &["role=web"]);
     c.expect_drift("web-1", &[]);
     Site {

@@ -496,11 +496,7 @@ fn the_console_over_tls_knows_operators_by_their_certificates() {
         ],
         "https",
     );
-    let url = wait_for("the console's address", || {
-        let err = c.proc.stderr();
-        let line = err.lines().find(|l| l.starts_with("plumb: console on "))?;
-        Some(line.trim_start_matches("plumb: console on ").to_owned())
-    });
+    let url = c.console_url();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let curl = |cert: &[&str], path: &str| {
         let out = Command::new("curl")
@@ -578,6 +574,33 @@ fn the_console_over_tls_knows_operators_by_their_certificates() {
     let (code, body) = curl(&vic, "/");
     assert_eq!(code, "200", "{body}");
     assert!(body.contains("vic · viewer"), "{body}");
+    // HTTP/2 where the client offers it: every open page's live stream on one connection.
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--http2", "-w", "%{http_version}"])
+        .args(["--cacert", &p("ca.pem")])
+        .args(&vic)
+        .arg(&url)
+        .output()
+        .expect("run curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2");
+    // Over HTTP/2 there is no Host header: a form from elsewhere is refused all the same.
+    let out = Command::new("curl")
+        .args(["-sS", "--http2", "--cacert", &p("ca.pem")])
+        .args(&vic)
+        .args([
+            "-H",
+            "Origin: https://evil.example",
+            "--data",
+            "csrf=x&host=web-1&resource=r",
+        ])
+        .arg(format!("{}actions/ack", url))
+        .output()
+        .expect("run curl");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("a form from another origin was refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let (code, body) = curl(&vic, "/history");
     assert_eq!(code, "403");
     assert!(

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Extension, Form, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -28,9 +28,17 @@ pub(super) async fn verify(
     State(c): State<Arc<Console>>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
+    uri: Uri,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Refused> {
-    let person = act(&c, &conn, &headers, &f.csrf, Action::ReadLog)?;
+    let person = act(
+        &c,
+        &conn,
+        &headers,
+        uri.authority().map(|a| a.as_str()),
+        &f.csrf,
+        Action::ReadLog,
+    )?;
     *c.verified.lock().unwrap_or_else(|p| p.into_inner()) = Verified::Running;
     let (store, key) = (c.store.clone(), c.audit_key.clone());
     let outcome = tokio::task::spawn_blocking(move || verify_store(&store, &key)).await;
@@ -113,9 +121,17 @@ pub(super) async fn acknowledge(
     State(c): State<Arc<Console>>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
+    uri: Uri,
     Form(f): Form<AckForm>,
 ) -> Result<Response, Refused> {
-    let person = act(&c, &conn, &headers, &f.csrf, Action::Acknowledge)?;
+    let person = act(
+        &c,
+        &conn,
+        &headers,
+        uri.authority().map(|a| a.as_str()),
+        &f.csrf,
+        Action::Acknowledge,
+    )?;
     c.in_scope(&person, &f.host).await?;
     if f.reason.trim().is_empty() {
         return Err(problem(
@@ -152,9 +168,17 @@ pub(super) async fn revoke(
     State(c): State<Arc<Console>>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
+    uri: Uri,
     Form(f): Form<AckForm>,
 ) -> Result<Response, Refused> {
-    let person = act(&c, &conn, &headers, &f.csrf, Action::Acknowledge)?;
+    let person = act(
+        &c,
+        &conn,
+        &headers,
+        uri.authority().map(|a| a.as_str()),
+        &f.csrf,
+        Action::Acknowledge,
+    )?;
     c.in_scope(&person, &f.host).await?;
     c.fleet
         .revoke_ack(f.host, f.resource, person.name)

@@ -167,10 +167,12 @@ pub(super) fn visit(console: &Console, conn: &Conn, headers: &HeaderMap) -> Resu
 }
 
 /// An action's checks: a person whose session is current, its token, and a same-origin form.
+/// `authority`: the request's own (HTTP/2 carries it in the URI, HTTP/1.1 in `Host`).
 pub(super) fn act(
     console: &Console,
     conn: &Conn,
     headers: &HeaderMap,
+    authority: Option<&str>,
     csrf: &str,
     action: Action,
 ) -> Result<Person, Refused> {
@@ -184,12 +186,13 @@ pub(super) fn act(
             "a form from another site was refused",
         ));
     }
-    if let (Some(origin), Some(host)) = (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or(authority);
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let scheme = if console.tls { "https" } else { "http" };
-        if origin != format!("{scheme}://{host}") {
+        if host.is_none_or(|host| origin != format!("{scheme}://{host}")) {
             return Err(problem(
                 StatusCode::FORBIDDEN,
                 "Refused",

@@ -261,16 +261,21 @@ pub(crate) async fn serve(
     Ok(addr)
 }
 
-/// Serves one connection's requests (HTTP/1.1) until it closes or the controller stops.
+/// Serves one connection's requests until it closes or the controller stops: HTTP/2 where the
+/// browser chose it (over TLS), so the live stream of every open page shares one connection;
+/// else HTTP/1.1, where a browser keeps six connections to a server.
 async fn connection<IO>(io: IO, app: Router, stop: CancellationToken)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper_util::service::TowerToHyperService::new(app);
-    let conn = hyper::server::conn::http1::Builder::new()
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Some(HANDSHAKE))
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        .header_read_timeout(Some(HANDSHAKE));
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -307,7 +312,7 @@ fn acceptor(tls: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .context("the controller's certificate and key do not match")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
