@@ -424,6 +424,8 @@ fn install_dry_run_writes_hardened_units_that_systemd_accepts() {
         &p("controller-key.pem"),
         "--tls-ca",
         &p("ca.pem"),
+        "--web-listen",
+        "0.0.0.0:7780",
         "--dry-run",
     ]));
     let files = dry_run_files(&controller);
@@ -457,6 +459,10 @@ fn install_dry_run_writes_hardened_units_that_systemd_accepts() {
     );
     assert!(merged.contains("listen: 0.0.0.0:7700\n"), "{merged}");
     assert!(
+        merged.contains("web:\n  listen: 0.0.0.0:7780\n"),
+        "the console, served over HTTPS: {merged}"
+    );
+    assert!(
         merged.contains(&format!("key: {}\n", p("controller-key.pem"))),
         "{merged}"
     );
@@ -468,6 +474,16 @@ fn install_dry_run_writes_hardened_units_that_systemd_accepts() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs TLS"));
+    let out = Command::new(bin("plumb"))
+        .args(["install", "--web-listen", "0.0.0.0:7780", "--dry-run"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a console on 0.0.0.0:7780 needs TLS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

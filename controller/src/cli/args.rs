@@ -454,6 +454,9 @@ pub struct InstallArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the web console at ADDR (HTTPS with the TLS files; without them, loopback only).
+    #[arg(long, value_name = "ADDR")]
+    pub web_listen: Option<SocketAddr>,
     /// Listen on a non-loopback address without TLS.
     #[arg(long)]
     pub insecure_plaintext: bool,

@@ -231,6 +231,14 @@ pub(super) fn controller_service(
             "a controller on {listen} needs TLS\nhint: give --tls-cert, --tls-key and --tls-ca (`plumb certs` makes them), or --insecure-plaintext"
         );
     }
+    if let Some(web) = args.web_listen
+        && !web.ip().is_loopback()
+        && tls.is_none()
+    {
+        anyhow::bail!(
+            "a console on {web} needs TLS: anyone who reached it would be admin\nhint: give --tls-cert, --tls-key and --tls-ca, or a loopback address behind an authenticating proxy (`web: proxy:` in the controller.yaml it writes)"
+        );
+    }
     let manifests = std::path::absolute(&args.manifests)?;
     let file = ControllerFile {
         listen: args.listen,
@@ -239,6 +247,12 @@ pub(super) fn controller_service(
         tls: tls.clone(),
         metrics_listen: args.metrics_listen,
         insecure_plaintext: args.insecure_plaintext,
+        web: args
+            .web_listen
+            .map(|listen| crate::server::console::WebFile {
+                listen: Some(listen),
+                ..Default::default()
+            }),
         ..ControllerFile::default()
     };
     let binary = service::binary(args.bin.as_deref())?;
