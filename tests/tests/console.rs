@@ -274,6 +274,37 @@ fn the_console_knows_who_asks_and_allows_each_only_what_their_role_does() {
     assert_eq!(acks["acks"][0]["by"], "olga", "{acks}");
     assert_eq!(acks["acks"][0]["reason"], "known: ticket OPS-7");
 
+    // The drift page's filters, each way.
+    let matches = |query: &str| -> String {
+        let page = get(&site, &olga, &format!("/drift?{query}"), None);
+        assert_eq!(page.status, 200, "{}", page.body);
+        page.body
+            .split("<span id=\"drift-total\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .expect("a count")
+            .to_owned()
+    };
+    for (query, n) in [
+        ("host=web-*", "1"),
+        ("host=web", "1"),
+        ("host=db-*", "0"),
+        ("label=role%3Dweb", "1"),
+        ("label=role%3Ddb", "0"),
+        ("manifest=m.yaml", "1"),
+        ("manifest=other.yaml", "0"),
+        ("resource=file%3A%2Fetc%2Fmotd", "1"),
+        ("resource=package%3A", "0"),
+        ("attribute=sha256", "1"),
+        ("attribute=mode", "0"),
+        ("acknowledged=yes", "1"),
+        ("acknowledged=no", "0"),
+        ("unauthorised=1", "1"),
+        ("host=web-*&attribute=sha256&acknowledged=yes", "1"),
+    ] {
+        assert_eq!(matches(query), n, "/drift?{query}");
+    }
+
     // Content: an operator's diff, escaped; an auditor may not.
     says(
         &get(&site, &ann, "/hosts/web-1/diff?path=%2Fetc%2Fmotd", None),

@@ -428,3 +428,73 @@ pub(crate) fn drift_live(v: &Viewer<'_>, f: &DriftFilter, page: &DriftPage) -> S
     out.push_str("</nav>");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DriftRecord;
+    use crate::role::Role;
+
+    fn row(i: usize) -> DriftRow {
+        DriftRow {
+            host: format!("web-{i}"),
+            status: HostStatus::Drifted,
+            record: DriftRecord {
+                resource: "file:/etc/<x>".into(),
+                attribute: "mode".into(),
+                expected: "0644".into(),
+                actual: "0666".into(),
+                since_ms: 1,
+                declared_at: "/srv/m/web.yaml:3".into(),
+                evidence: Default::default(),
+            },
+            ack: None,
+        }
+    }
+
+    #[test]
+    fn the_drift_page_pages_and_escapes() {
+        let person = Person {
+            name: "vic".into(),
+            role: Role::Viewer,
+            scope: Default::default(),
+        };
+        let v = Viewer {
+            person: &person,
+            csrf: "t",
+            manifests: "/srv/m",
+        };
+        let f = DriftFilter {
+            host: "web-*".into(),
+            offset: 100,
+            limit: 100,
+            ..DriftFilter::default()
+        };
+        let page = DriftPage {
+            rows: (100..200).map(row).collect(),
+            total: 250,
+        };
+        let html = drift_live(&v, &f, &page);
+        assert!(
+            html.contains("250</span> items match; showing 101–200."),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"/drift?host=web-%2A\">← newer</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"/drift?host=web-%2A&offset=200\" rel=\"next\">older →</a>"),
+            "{html}"
+        );
+        assert!(html.contains("file:/etc/&lt;x&gt;") && !html.contains("<x>"));
+        assert!(html.contains("<a href=\"/manifests/web.yaml#L3\">web.yaml:3</a>"));
+        assert!(!html.contains("/actions/ack"), "a viewer gets no form");
+        let last = DriftPage {
+            rows: (200..250).map(row).collect(),
+            total: 250,
+        };
+        let html = drift_live(&v, &DriftFilter { offset: 200, ..f }, &last);
+        assert!(!html.contains("older →"), "the last page");
+    }
+}
