@@ -50,30 +50,26 @@ pub(super) fn fleet_problem(e: crate::fleet::FleetError) -> Refused {
     problem(status, "Not done", &e.to_string())
 }
 
-/// The person behind a request, or the page that says why there is none.
+/// The person behind a request, or the page that says why there is none: the proxy's word
+/// where it comes from a trusted address and names a user, else the client certificate, else
+/// (plain loopback, no proxy) the local admin.
 pub(super) fn person(
     console: &Console,
     conn: &Conn,
     headers: &HeaderMap,
 ) -> Result<Person, Refused> {
-    if let Some(proxy) = &console.proxy
-        && proxy.trusted.contains(&conn.remote)
-    {
+    let named = console.proxy.as_ref().and_then(|proxy| {
         let user = headers
             .get(proxy.user_header.as_str())
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
-            .filter(|u| !u.is_empty());
-        let Some(user) = user else {
-            return Err(problem(
-                StatusCode::UNAUTHORIZED,
-                "Not signed in",
-                &format!(
-                    "the proxy sent no {} header: sign in through it",
-                    proxy.user_header
-                ),
-            ));
-        };
+            .filter(|u| !u.is_empty())?;
+        proxy
+            .trusted
+            .contains(&conn.remote)
+            .then_some((proxy, user))
+    });
+    if let Some((proxy, user)) = named {
         let groups = headers
             .get(proxy.groups_header.as_str())
             .and_then(|v| v.to_str().ok())
@@ -110,11 +106,20 @@ pub(super) fn person(
         None => Err(problem(
             StatusCode::UNAUTHORIZED,
             "Not signed in",
-            if console.tls {
-                "present your operator certificate: import it into the browser as PKCS#12 \
-                 (see `plumb certs issue --help`), or come through the authenticating proxy"
-            } else {
-                "come through the authenticating proxy"
+            &match (&console.proxy, console.tls) {
+                (Some(proxy), true) => format!(
+                    "present your operator certificate (import it into the browser as PKCS#12, \
+                     as `plumb certs issue` says), or come through the authenticating proxy \
+                     (it names you in {})",
+                    proxy.user_header
+                ),
+                (Some(proxy), false) => format!(
+                    "come through the authenticating proxy (it names you in {})",
+                    proxy.user_header
+                ),
+                (None, _) => "present your operator certificate (import it into the browser \
+                              as PKCS#12, as `plumb certs issue` says)"
+                    .to_owned(),
             },
         )),
     }
