@@ -203,6 +203,7 @@ async fn events_of(
         .get_history(v1::GetHistoryRequest {
             host_id: id.to_owned(),
             limit: 100_000,
+            ..Default::default()
         })
         .await?
         .into_inner()

@@ -569,6 +569,7 @@ async fn offline_logged(
         .get_history(v1::GetHistoryRequest {
             host_id: host.into(),
             limit: 100,
+            ..Default::default()
         })
         .await
         .expect("history")

@@ -588,3 +588,75 @@ fn report_of_a_scripted_history() {
         "a bad time is an error"
     );
 }
+
+/// A long log is read a page at a time, and by kind: `--before` the last entry of a page gives
+/// the next one, nothing twice and nothing skipped.
+#[test]
+fn history_pages_by_entry_and_filters_by_kind() {
+    let (_tmp, c, root, _agent) = with_agent("hi\n");
+    c.expect_drift("h1", &[]);
+    for i in 0..3 {
+        fs::write(root.join("etc/motd"), format!("edit {i}\n")).expect("write");
+        wait_for("the drift", || {
+            (code(&c.plumb(&["drift"])) == 2).then_some(())
+        });
+        fs::write(root.join("etc/motd"), "hi\n").expect("write");
+        wait_for("the revert", || {
+            (code(&c.plumb(&["drift"])) == 0).then_some(())
+        });
+    }
+    let ids = |v: &serde_json::Value| -> Vec<i64> {
+        v["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["id"].as_i64())
+            .collect()
+    };
+    // h1's entries only: each read adds an entry, but the controller's own.
+    let all = c.json(&["history", "h1", "--limit", "1000"]);
+    let all = ids(&all);
+    assert_eq!(
+        all.len(),
+        7,
+        "online, and three opened and resolved: {all:?}"
+    );
+    let mut paged = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let mut args = vec!["history", "h1", "--limit", "3"];
+        let b = before.map(|b| b.to_string());
+        if let Some(b) = &b {
+            args.extend(["--before", b]);
+        }
+        let page = ids(&c.json(&args));
+        assert!(page.len() <= 3);
+        match page.last() {
+            Some(last) => before = Some(*last),
+            None => break,
+        }
+        paged.extend(page);
+    }
+    assert_eq!(paged, all, "the pages, one after another, are the log");
+    let out = c.plumb(&["history", "h1", "--limit", "3"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("older entries: plumb history --before"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opened = c.json(&["history", "--kind", "opened"]);
+    let kinds: Vec<&str> = opened["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(kinds, ["opened"; 3]);
+    let out = c.plumb(&["history", "--kind", "opend"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no event is called \"opend\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

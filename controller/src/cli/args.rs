@@ -68,6 +68,14 @@ pub enum Command {
         /// At most this many events, most recent first.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Only entries before this one (its id): the next page of a long log.
+        #[arg(long, value_name = "ENTRY")]
+        before: Option<i64>,
+        /// Only entries of this kind: opened, changed, resolved, acknowledged, ack_revoked,
+        /// ack_expired, host_online, host_offline, manifests_accepted, manifests_rejected,
+        /// change_opened, change_closed, change_ended, content_read, log_read, store_outage.
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
         #[command(flatten)]
         query: QueryArgs,
     },

@@ -199,9 +199,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 query,
             } => query::drift(&query, hosts, unauthorised, fail_on, query.output).await,
             Command::Change(command) => change::run(command).await,
-            Command::History { host, limit, query } => {
-                query::history(&query, host, limit, query.output).await
-            }
+            Command::History {
+                host,
+                limit,
+                before,
+                kind,
+                query,
+            } => query::history(&query, host, limit, before, kind, query.output).await,
             Command::Diff { host, path, query } => {
                 query::diff(&query, &host, &path, query.output).await
             }

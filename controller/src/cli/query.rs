@@ -191,6 +191,8 @@ pub(super) async fn history(
     q: &QueryArgs,
     host: Option<String>,
     limit: u32,
+    before: Option<i64>,
+    kind: Option<String>,
     format: Format,
 ) -> anyhow::Result<i32> {
     let resp = client(&q.conn)
@@ -198,6 +200,8 @@ pub(super) async fn history(
         .get_history(v1::GetHistoryRequest {
             host_id: host.unwrap_or_default(),
             limit,
+            before: before.unwrap_or(0),
+            kind: kind.unwrap_or_default(),
         })
         .await
         .map_err(status_error)?
@@ -205,8 +209,13 @@ pub(super) async fn history(
     let events = events(resp.events)?;
     match format {
         Format::Json => emit(&pretty(&render::history_json(&events)))?,
-        Format::Table if events.is_empty() => eprintln!("no events yet"),
-        Format::Table => emit(&render::history_table(&events))?,
+        Format::Table if events.is_empty() => eprintln!("no events"),
+        Format::Table => {
+            emit(&render::history_table(&events))?;
+            if let Some(last) = events.last().filter(|_| events.len() == limit as usize) {
+                eprintln!("older entries: plumb history --before {}", last.id);
+            }
+        }
     }
     Ok(exit::OK)
 }
@@ -304,6 +313,7 @@ pub(super) async fn report(
         .get_history(v1::GetHistoryRequest {
             host_id: String::new(),
             limit: 100_000,
+            ..Default::default()
         })
         .await
         .map_err(status_error)?

@@ -177,25 +177,36 @@ impl QueryService for QueryApi {
             n => n.min(MAX_HISTORY),
         };
         let host = (!r.host_id.is_empty()).then_some(r.host_id);
-        let what = match &host {
-            Some(h) => format!("the last {limit} entries of {h}"),
-            None => format!("the last {limit} entries"),
+        let kind = match r.kind.as_str() {
+            "" => None,
+            k => Some(EventKind::parse(k).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "no event is called {k:?}; the kinds are those `plumb history` shows, e.g. opened, resolved, acknowledged, content_read"
+                ))
+            })?),
         };
+        let before = (r.before > 0).then_some(r.before);
+        let what = format!(
+            "{limit} entries{}{}{}",
+            host.as_deref()
+                .map(|h| format!(" of {h}"))
+                .unwrap_or_default(),
+            kind.map(|k| format!(", {k} only")).unwrap_or_default(),
+            before
+                .map(|b| format!(", before entry {b}"))
+                .unwrap_or_else(|| ", the latest".into()),
+        );
         let seen = match &host {
             Some(h) => self.in_scope(&person, h).await?,
             None => Seen::of(&self.fleet, &person.scope).await?,
         };
-        let (events, head) = if seen.whole() {
-            self.fleet.history(host, limit).await?
-        } else {
-            let q = LogQuery {
-                host,
-                limit,
-                ..LogQuery::default()
-            };
-            let (events, head, _) = scope::log_page(&self.fleet, &seen, q).await?;
-            (events, head)
+        let q = LogQuery {
+            host,
+            kind,
+            before,
+            limit,
         };
+        let (events, head, _) = scope::log_page(&self.fleet, &seen, q).await?;
         self.fleet
             .record_read(Read {
                 kind: EventKind::LogRead,
