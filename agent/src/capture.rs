@@ -22,7 +22,25 @@ pub struct CaptureRequest {
     pub all_packages: bool,
     /// Mark captured directories exclusive: entries added later are drift.
     pub exclusive: bool,
+    /// Capture volatile files too, and write no `ignore:` for them.
+    pub no_default_ignores: bool,
 }
+
+/// Names of volatile files (editor swaps and backups, `-` backups of passwd and friends,
+/// package managers' leftovers, caches): not captured, and ignored in captured exclusive
+/// directories unless `--no-default-ignores`.
+pub const DEFAULT_IGNORES: &[&str] = &[
+    "*~",
+    "*-",
+    "*.swp",
+    "*.dpkg-*",
+    "*.ucf-*",
+    "*.rpmnew",
+    "*.rpmsave",
+    "*.rpmorig",
+    "ld.so.cache",
+    "__pycache__",
+];
 
 /// Why a capture could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +63,15 @@ pub enum CaptureError {
 /// The manifest text, or why it could not be captured.
 pub fn capture(root: &Root, req: &CaptureRequest) -> Result<String, CaptureError> {
     let names = IdNames::load(root);
+    let ignores: &[&str] = if req.no_default_ignores {
+        &[]
+    } else {
+        DEFAULT_IGNORES
+    };
     let mut files: BTreeMap<String, Observation> = BTreeMap::new();
     for path in &req.paths {
         let path = normalize(path)?;
-        collect(root, &names, &path, &mut files)?;
+        collect(root, &names, &path, ignores, &mut files)?;
     }
     let packages = capture_packages(root, req)?;
 
@@ -65,6 +88,16 @@ pub fn capture(root: &Root, req: &CaptureRequest) -> Result<String, CaptureError
     );
     let _ = writeln!(out, "name: {}", quote(&format!("captured-{}", req.host_id)));
     let _ = writeln!(out, "hosts: [{}]", quote(&req.host_id));
+    let exclusive_dirs = req.exclusive && files.values().any(|o| o.kind == Kind::Directory);
+    if exclusive_dirs && !ignores.is_empty() {
+        out.push_str(
+            "# Volatile files (editor swaps and backups, `-` backups, package managers' leftovers,\n\
+             # caches) are never drift in the exclusive directories below. Edit as you see fit;\n\
+             # `plumb-agent capture --no-default-ignores` leaves this out.\n",
+        );
+        let list: Vec<String> = ignores.iter().map(|g| quote(g)).collect();
+        let _ = writeln!(out, "ignore: [{}]", list.join(", "));
+    }
     if !files.is_empty() {
         out.push_str("files:\n");
         for (path, o) in &files {
@@ -93,11 +126,13 @@ fn normalize(path: &str) -> Result<String, CaptureError> {
     }
 }
 
-/// Observes `path` and, for a directory, everything below it.
+/// Observes `path` and, for a directory, everything below it but entries named as `ignores`
+/// says.
 fn collect(
     root: &Root,
     names: &IdNames,
     path: &str,
+    ignores: &[&str],
     out: &mut BTreeMap<String, Observation>,
 ) -> Result<(), CaptureError> {
     let mut pending = vec![path.to_owned()];
@@ -116,6 +151,7 @@ fn collect(
                 list_entries: false,
                 allow_content: false,
                 sensitive: false,
+                ignore: Default::default(),
             },
             names,
             &files::Requests::default(),
@@ -132,6 +168,12 @@ fn collect(
                     let name = plumb_proto::names::escape(std::os::unix::ffi::OsStrExt::as_bytes(
                         entry.file_name().as_os_str(),
                     ));
+                    if ignores
+                        .iter()
+                        .any(|g| plumb_common::glob::name_matches(g, &name))
+                    {
+                        continue;
+                    }
                     pending.push(format!("{}/{name}", p.trim_end_matches('/')));
                 }
             }
@@ -253,6 +295,58 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volatile_files_are_left_out_and_ignored_unless_asked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join("etc/app")).expect("mkdir");
+        for name in [
+            "app.conf",
+            "app.conf~",
+            ".app.conf.swp",
+            "passwd-",
+            "x.dpkg-old",
+        ] {
+            fs::write(dir.path().join("etc/app").join(name), "x\n").expect("write");
+        }
+        let root = Root::new(Some(dir.path().to_path_buf()));
+        let req = CaptureRequest {
+            host_id: "h1".into(),
+            paths: vec!["/etc/app".into()],
+            exclusive: true,
+            ..Default::default()
+        };
+        let text = capture(&root, &req).expect("captured");
+        assert!(
+            text.contains("\nignore: [\"*~\", \"*-\", \"*.swp\", "),
+            "{text}"
+        );
+        assert!(text.contains("\"/etc/app/app.conf\":"), "{text}");
+        for volatile in ["app.conf~", ".app.conf.swp", "passwd-", "x.dpkg-old"] {
+            assert!(!text.contains(volatile), "{volatile} captured:\n{text}");
+        }
+        let all = capture(
+            &root,
+            &CaptureRequest {
+                no_default_ignores: true,
+                ..req.clone()
+            },
+        )
+        .expect("captured");
+        assert!(!all.contains("ignore:") && all.contains("passwd-"), "{all}");
+        let files_only = capture(
+            &root,
+            &CaptureRequest {
+                paths: vec!["/etc/app/app.conf".into()],
+                ..req
+            },
+        )
+        .expect("captured");
+        assert!(
+            !files_only.contains("ignore:"),
+            "no exclusive directory to ignore in"
+        );
+    }
 
     #[test]
     fn quoting() {

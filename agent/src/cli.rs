@@ -62,6 +62,10 @@ pub enum Command {
         /// Mark captured directories exclusive: entries added later are drift.
         #[arg(long)]
         exclusive: bool,
+        /// Capture volatile files too (`*~`, `*-`, `*.swp`, `*.dpkg-*`, `*.rpmnew`…), and write
+        /// no `ignore:` for them in exclusive directories.
+        #[arg(long)]
+        no_default_ignores: bool,
         /// The host id the manifest selects [default: the hostname].
         #[arg(long, value_name = "ID")]
         host_id: Option<String>,
@@ -206,11 +210,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             packages,
             all_packages,
             exclusive,
+            no_default_ignores,
             host_id,
             root,
         } => {
             cli::init_logging(verbose, log_format.unwrap_or_default());
-            capture(paths, packages, all_packages, exclusive, host_id, root)
+            let req = crate::capture::CaptureRequest {
+                host_id: host_id.unwrap_or_else(crate::collect::facts::hostname),
+                paths,
+                packages,
+                all_packages,
+                exclusive,
+                no_default_ignores,
+            };
+            capture(req, root)
         }
     }
 }
@@ -305,26 +318,12 @@ fn with_attribution(unit: &str) -> String {
 }
 
 /// Prints the manifest; a closed pipe ends the output quietly.
-fn capture(
-    paths: Vec<String>,
-    packages: Vec<String>,
-    all_packages: bool,
-    exclusive: bool,
-    host_id: Option<String>,
-    root: Option<PathBuf>,
-) -> anyhow::Result<()> {
+fn capture(req: crate::capture::CaptureRequest, root: Option<PathBuf>) -> anyhow::Result<()> {
     use std::io::Write;
     anyhow::ensure!(
-        !paths.is_empty() || !packages.is_empty() || all_packages,
+        !req.paths.is_empty() || !req.packages.is_empty() || req.all_packages,
         "nothing to capture; hint: give paths, --package NAME or --all-packages"
     );
-    let req = crate::capture::CaptureRequest {
-        host_id: host_id.unwrap_or_else(crate::collect::facts::hostname),
-        paths,
-        packages,
-        all_packages,
-        exclusive,
-    };
     let text = crate::capture::capture(&Root::new(root), &req)?;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -26,7 +26,13 @@ pub enum Malformed {
     Pattern { path: String, source: regex::Error },
     #[error("plan package name {0:?} is malformed")]
     PackageName(String),
+    #[error("plan ignore pattern {pattern:?} for {path} is malformed")]
+    Ignore { path: String, pattern: String },
 }
+
+/// Ignore patterns per listed directory, and the length of each, at most.
+const MAX_IGNORES: usize = 256;
+const MAX_IGNORE_LEN: usize = 1024;
 
 /// A message from the controller in the agent's terms. A message this agent does not know
 /// (from a newer controller) reads as a heartbeat: it proves the controller alive.
@@ -174,6 +180,17 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
                 source,
             });
         }
+        if let Some(bad) = spec.ignore.iter().enumerate().find(|(i, g)| {
+            *i >= MAX_IGNORES
+                || g.is_empty()
+                || g.len() > MAX_IGNORE_LEN
+                || (g.contains('/') && !g.starts_with('/'))
+        }) {
+            return Err(Malformed::Ignore {
+                pattern: bad.1.clone(),
+                path: spec.path,
+            });
+        }
         let contains = match spec
             .contains
             .iter()
@@ -195,6 +212,12 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
             list_entries: spec.list_entries,
             allow_content: spec.allow_content,
             sensitive: spec.sensitive,
+            ignore: crate::collect::files::Ignore::new(
+                spec.ignore
+                    .into_iter()
+                    .map(String::into_boxed_str)
+                    .collect(),
+            ),
         });
     }
     let mut packages = Vec::with_capacity(p.packages.len());
@@ -379,6 +402,16 @@ mod tests {
         });
         let err = plan_from_proto(bad_regex).expect_err("refused");
         assert!(matches!(err, Malformed::Pattern { .. }), "{err}");
+        for pattern in ["etc/*.swp", ""] {
+            let mut bad_ignore = plan_of(&["/etc/a"], &[]);
+            bad_ignore.paths[0].list_entries = true;
+            bad_ignore.paths[0].ignore.push(pattern.into());
+            let err = plan_from_proto(bad_ignore).expect_err("refused");
+            assert_eq!(
+                err.to_string(),
+                format!("plan ignore pattern {pattern:?} for /etc/a is malformed")
+            );
+        }
         let many: Vec<String> = (0..=MAX_PLAN_PATHS).map(|i| format!("/p{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(

@@ -60,6 +60,7 @@ fn plumb(root: &Path, paths: &[PathBuf]) -> anyhow::Result<f64> {
                 list_entries: false,
                 allow_content: false,
                 sensitive: false,
+                ignore: Default::default(),
             })
         })
         .collect::<anyhow::Result<_>>()?;

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod glob;
 pub mod hex;
 pub mod service;
 pub mod signals;

@@ -266,10 +266,21 @@ fn undeclared_entries(
         // An entry leading to a declared path deeper down is declared too.
         .filter_map(|rest| rest.split('/').next())
         .collect();
+    // An agent from before ignore patterns lists ignored entries too: they are dropped here
+    // (though its count of unlisted ones may still hold some).
+    let ignored = |name: &str| {
+        decl.spec.ignore.iter().any(|g| {
+            if g.contains('/') {
+                plumb_common::glob::path_matches(g, &format!("{}/{name}", decl.path))
+            } else {
+                plumb_common::glob::name_matches(g, name)
+            }
+        })
+    };
     let listed: Vec<&String> = observed
         .entries
         .iter()
-        .filter(|e| !declared.contains(e.as_str()))
+        .filter(|e| !declared.contains(e.as_str()) && !ignored(e))
         .collect();
     // The agent lists only what its plan does not declare, at most a fixed number of names;
     // the rest it counts.

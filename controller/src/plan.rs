@@ -13,6 +13,8 @@ pub struct PathRequest {
     pub allow_content: bool,
     /// The manifest marks it sensitive: who changed it is sent without a command line.
     pub sensitive: bool,
+    /// Of a listed directory: entries the agent neither lists nor counts.
+    pub ignore: Vec<String>,
 }
 
 /// The packages to report: (name, whether to verify its files).
@@ -43,6 +45,7 @@ pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {
                 list_entries: spec.exclusive && spec.kind == Some(FileType::Directory),
                 allow_content: spec.diff && !spec.sensitive,
                 sensitive: spec.sensitive,
+                ignore: spec.ignore.clone(),
             }
         })
         .collect()

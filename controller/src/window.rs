@@ -154,19 +154,7 @@ pub fn check_scope(scope: &Scope) -> Result<(), String> {
 /// Whether path glob `glob` matches `path`: `*` and `?` within one name, `**` any number of
 /// names (none included).
 pub fn path_glob_matches(glob: &str, path: &str) -> bool {
-    let g: Vec<&str> = glob.split('/').filter(|s| !s.is_empty()).collect();
-    let p: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    components_match(&g, &p)
-}
-
-fn components_match(g: &[&str], p: &[&str]) -> bool {
-    match g.split_first() {
-        None => p.is_empty(),
-        Some((&"**", rest)) => (0..=p.len()).any(|i| components_match(rest, &p[i..])),
-        Some((first, rest)) => p.split_first().is_some_and(|(name, tail)| {
-            Glob::new(first).is_ok_and(|g| g.matches(name)) && components_match(rest, tail)
-        }),
-    }
+    plumb_common::glob::path_matches(glob, path)
 }
 
 /// A summary of drift a window authorised that is still open when it ends, for its

@@ -180,6 +180,7 @@ fn observe_tree(nodes: &[Node]) {
             list_entries: true,
             allow_content: false,
             sensitive: false,
+            ignore: Default::default(),
         })
         .collect();
     let observed = within_deadline("observing a file tree", move || {

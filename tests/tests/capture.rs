@@ -71,3 +71,56 @@ fn capture_without_anything_to_capture_is_an_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to capture"));
 }
+
+/// A captured exclusive directory with volatile files in it: they are not declared, the
+/// default ignores keep them (and new ones) from being drift, and a real newcomer still is.
+#[test]
+fn a_capture_with_default_ignores_leaves_volatile_files_alone() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    plumb_tests::write_tree(
+        &root,
+        &[
+            ("etc/app/app.conf", "x=1\n"),
+            ("etc/app/app.conf~", "x=0\n"),
+            ("etc/app/.app.conf.swp", "swap"),
+            ("etc/app/app.conf.dpkg-old", "x=-1\n"),
+        ],
+    );
+    let out = Command::new(bin("plumb-agent"))
+        .args([
+            "capture",
+            "/etc/app",
+            "--exclusive",
+            "--host-id",
+            "h1",
+            "--root",
+        ])
+        .arg(&root)
+        .output()
+        .expect("run capture");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(manifest.contains("\nignore: ["), "{manifest}");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(manifests.join("captured.yaml"), &manifest).expect("write");
+    let c = Controller::start(&manifests, &tmp.path().join("data"));
+    let _agent = plumb_tests::start_agent(&c.url, "h1", &root, &[]);
+    c.expect_drift("h1", &[]);
+    fs::write(root.join("etc/app/app.conf.swp"), "").expect("write");
+    fs::write(root.join("etc/app/rogue"), "").expect("write");
+    c.expect_drift(
+        "h1",
+        &[(
+            "file:/etc/app/rogue",
+            "undeclared",
+            "absent (exclusive directory /etc/app)",
+            "present",
+        )],
+    );
+}

@@ -51,6 +51,7 @@ fn started(dir: &Path, declared: &[(&str, bool)], deny: Vec<String>) -> Option<S
             list_entries: *list_entries,
             allow_content: false,
             sensitive: name.contains("secret"),
+            ignore: Default::default(),
         })
         .collect();
     a.plan(Arc::new(Requests::new(requests)));

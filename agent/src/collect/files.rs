@@ -82,6 +82,37 @@ pub struct Request {
     pub allow_content: bool,
     /// The manifest marks it sensitive: who changed it goes without a command line.
     pub sensitive: bool,
+    /// Of a listed directory: entries never listed nor counted (name globs, or absolute path
+    /// globs matched against the entry's path).
+    pub ignore: Ignore,
+}
+
+/// Ignore patterns, one pointer wide when there are none (most paths): a plan holds a
+/// request per declared path, and the agent stays small at 100,000 of them.
+#[derive(Debug, Clone, Default)]
+pub struct Ignore(Option<Box<Box<[Box<str>]>>>);
+
+impl Ignore {
+    pub fn new(patterns: Vec<Box<str>>) -> Self {
+        Ignore((!patterns.is_empty()).then(|| Box::new(patterns.into_boxed_slice())))
+    }
+
+    pub fn patterns(&self) -> &[Box<str>] {
+        self.0.as_deref().map_or(&[], |p| p)
+    }
+}
+
+impl Request {
+    /// Whether the entry `name` of this (listed) directory is ignored.
+    pub fn ignores(&self, name: &str) -> bool {
+        self.ignore.patterns().iter().any(|g| {
+            if g.contains('/') {
+                plumb_common::glob::path_matches(g, &format!("{}/{name}", self.path))
+            } else {
+                plumb_common::glob::name_matches(g, name)
+            }
+        })
+    }
 }
 
 /// The plan's paths, sorted and each once: the agent's only copy of what is declared, shared
@@ -267,7 +298,8 @@ pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> 
             Err(e) => o.error = Some(format!("cannot read content: {}", describe(&e))),
         },
         Kind::Directory if req.list_entries => {
-            match list(&path, |name| plan.leads_to_declared(&req.path, name)) {
+            let skip = |name: &str| plan.leads_to_declared(&req.path, name) || req.ignores(name);
+            match list(&path, skip) {
                 Ok((entries, total)) => {
                     o.entries = entries;
                     o.entries_total = total;
@@ -399,7 +431,7 @@ fn scan_content(path: &Path, req: &Request) -> io::Result<Scan> {
 }
 
 /// The first `MAX_LISTED_ENTRIES` names (in byte order) of the entries of `path` that are not
-/// `declared`, and how many such entries there are. Memory stays bounded by the limit, not by
+/// `declared` (nor ignored), and how many such entries there are. Memory stays bounded by the limit, not by
 /// the directory: a host with 100,000 undeclared entries sends 100 names and a count.
 fn list(path: &Path, declared: impl Fn(&str) -> bool) -> io::Result<(Vec<String>, u64)> {
     use std::collections::BinaryHeap;

@@ -103,6 +103,7 @@ fn plan(generation: u64, paths: &[(&str, bool)]) -> Plan {
                     list_entries: false,
                     allow_content,
                     sensitive: false,
+                    ignore: Default::default(),
                 })
                 .collect(),
         ),

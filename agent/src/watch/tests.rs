@@ -26,6 +26,7 @@ fn requests(paths: &[(&str, bool)]) -> Arc<Requests> {
                 list_entries,
                 allow_content: false,
                 sensitive: false,
+                ignore: Default::default(),
             })
             .collect(),
     ))

@@ -31,27 +31,7 @@ impl Glob {
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        let name: Vec<char> = name.chars().collect();
-        // Classic two-pointer wildcard match with backtracking to the last `*`.
-        let (p, n) = (&self.chars, &name);
-        let (mut i, mut j) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while j < n.len() {
-            if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
-                i += 1;
-                j += 1;
-            } else if i < p.len() && p[i] == '*' {
-                star = Some((i, j));
-                i += 1;
-            } else if let Some((si, sj)) = star {
-                i = si + 1;
-                j = sj + 1;
-                star = Some((si, sj + 1));
-            } else {
-                return false;
-            }
-        }
-        p[i..].iter().all(|&c| c == '*')
+        plumb_common::glob::wildcard(&self.chars, name)
     }
 
     /// Whether some name is matched by both globs.

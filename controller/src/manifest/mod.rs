@@ -102,6 +102,10 @@ pub struct FileSpec {
     /// Content must never leave the host, not even for a diff.
     pub sensitive: bool,
     /// The declared content, kept only when a diff is allowed.
+    /// On an exclusive directory: what of its entries is never drift, its own names and the
+    /// manifest's patterns, each a name glob (`*.swp`) or an absolute path glob
+    /// (`/etc/**/*.dpkg-*`). A declared path is never ignored.
+    pub ignore: Vec<String>,
     pub desired_content: Option<Arc<Vec<u8>>>,
 }
 

@@ -33,6 +33,10 @@ pub(crate) struct RawManifest {
     pub(crate) files: Entries<Option<RawFile>>,
     #[serde(default)]
     pub(crate) packages: Entries<RawPackage>,
+    /// Entries of this manifest's exclusive directories that are never drift: names
+    /// (`*.swp`) or absolute path globs (`/etc/**/*.dpkg-*`).
+    #[serde(default)]
+    pub(crate) ignore: Vec<String>,
 }
 
 /// A mapping as written, every key kept in order: a key written twice is an error the parser
@@ -188,6 +192,9 @@ pub(crate) struct RawFile {
     pub(crate) diff: bool,
     #[serde(default)]
     pub(crate) sensitive: bool,
+    /// On an exclusive directory: names of its entries that are never drift.
+    #[serde(default)]
+    pub(crate) ignore: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -125,6 +125,7 @@ files:
             exclusive: false,
             diff: false,
             sensitive: false,
+            ignore: vec![],
             desired_content: None,
         }
     );
@@ -199,7 +200,7 @@ const ERROR_CASES: &[(&str, &[&str])] = &[
     (
         "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    onwer: root\n",
         &[
-            "m.yaml:5:5: files./etc/a: unknown field `onwer`, expected one of `absent`, `type`, `sha256`, `content`, `source`, `mode`, `owner`, `group`, `target`, `contains`, `exclusive`, `diff`, `sensitive`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+            "m.yaml:5:5: files./etc/a: unknown field `onwer`, expected one of `absent`, `type`, `sha256`, `content`, `source`, `mode`, `owner`, `group`, `target`, `contains`, `exclusive`, `diff`, `sensitive`, `ignore`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
         ],
     ),
     (
@@ -264,7 +265,7 @@ const ERROR_CASES: &[(&str, &[&str])] = &[
     (
         "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\nservices:\n  nginx: running\n",
         &[
-            "m.yaml:5:1: unknown field `services`, expected one of `name`, `hosts`, `labels`, `facts`, `files`, `packages`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+            "m.yaml:5:1: unknown field `services`, expected one of `name`, `hosts`, `labels`, `facts`, `files`, `packages`, `ignore`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
         ],
     ),
     (
@@ -629,4 +630,39 @@ fn paths_are_written_in_the_one_form_agents_report_names_in() {
             "{bad}: {e:?}"
         );
     }
+}
+
+#[test]
+fn ignores_join_their_exclusive_directories_and_mistakes_are_placed() {
+    let m = ok(
+        "name: x\nhosts: [\"*\"]\nignore: [\"*.swp\", \"/etc/sudoers.d/*~\"]\nfiles:\n  /etc/sudoers.d:\n    exclusive: true\n    ignore: [\"*.dpkg-*\"]\n  /etc/cron.d:\n    exclusive: true\n",
+    );
+    assert_eq!(
+        spec(&m, "/etc/sudoers.d").ignore,
+        ["*.dpkg-*", "*.swp", "/etc/sudoers.d/*~"],
+        "its own names, then the manifest's patterns that can reach it"
+    );
+    assert_eq!(spec(&m, "/etc/cron.d").ignore, ["*.swp"]);
+    assert!(super::validate::could_match_below(
+        "/var/**/cache",
+        "/var/lib"
+    ));
+    assert!(!super::validate::could_match_below("/etc/*/x", "/etc/a/b"));
+    assert_eq!(
+        errors(
+            "name: x\nhosts: [\"*\"]\nignore: [\"/opt/*.swp\", \"etc/*\"]\nfiles:\n  /etc/d:\n    exclusive: true\n  /etc/f:\n    ignore: [\"a/b\"]\n"
+        ),
+        [
+            "m.yaml:3:1: ignore \"/opt/*.swp\" can never match: it names no entry of this manifest's exclusive directories (/etc/d)\n  hint: an exclusive directory's own entries are what is listed; deeper paths are declared on their own",
+            "m.yaml:3:1: ignore \"etc/*\": a path pattern must be absolute\n  hint: write /etc/**/*.swp for a path, or *.swp for a name anywhere",
+            "m.yaml:7:3: /etc/f: ignore applies to the entries of an exclusive directory\n  hint: add exclusive: true, or drop ignore",
+            "m.yaml:7:3: /etc/f: ignore \"a/b\" is not a name of the directory's entries\n  hint: write names such as *.swp or *.dpkg-*; path globs go in the manifest's top-level ignore",
+        ]
+    );
+    assert_eq!(
+        errors("name: x\nhosts: [\"*\"]\nignore: [\"*.swp\"]\n"),
+        [
+            "m.yaml:3:1: ignore \"*.swp\" can never match: this manifest declares no exclusive directory\n  hint: ignore applies to the entries of exclusive directories (exclusive: true)"
+        ]
+    );
 }

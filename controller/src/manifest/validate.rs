@@ -82,6 +82,9 @@ pub fn parse(
         );
     }
 
+    let manifest_ignores = check_ignores(&raw, &mut errors, |e| {
+        Diagnostic::at(file, top("ignore"), e)
+    });
     let mut files = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (path, raw_file) in raw.files.0 {
@@ -92,14 +95,22 @@ pub fn parse(
         let pos = key_position(text, "files", &path);
         let at = |problem: Problem| Diagnostic::at(file, Some(pos), problem);
         match validate_file(&path, raw_file.unwrap_or_default(), read_source) {
-            Ok(spec) => files.push(FileDecl {
-                path,
-                spec,
-                declared_at: Location {
-                    file: file.to_owned(),
-                    line: pos.line,
-                },
-            }),
+            Ok(mut spec) => {
+                if spec.exclusive {
+                    let applies = manifest_ignores
+                        .iter()
+                        .filter(|g| could_match_below(g, &path));
+                    spec.ignore.extend(applies.cloned());
+                }
+                files.push(FileDecl {
+                    path,
+                    spec,
+                    declared_at: Location {
+                        file: file.to_owned(),
+                        line: pos.line,
+                    },
+                })
+            }
             Err(messages) => errors.extend(messages.into_iter().map(at)),
         }
     }
@@ -292,6 +303,24 @@ fn validate_file(
             Some(_) => {}
         }
     }
+    if !raw.ignore.is_empty() && !raw.exclusive {
+        errors.push(
+            Problem::new(format!(
+                "{path}: ignore applies to the entries of an exclusive directory"
+            ))
+            .hint("add exclusive: true, or drop ignore"),
+        );
+    }
+    for g in &raw.ignore {
+        if g.trim().is_empty() || g.contains('/') {
+            errors.push(
+                Problem::new(format!(
+                    "{path}: ignore {g:?} is not a name of the directory's entries"
+                ))
+                .hint("write names such as *.swp or *.dpkg-*; path globs go in the manifest's top-level ignore"),
+            );
+        }
+    }
     if raw.target.as_deref() == Some("") {
         errors.push(Problem::new(format!("{path}: target cannot be empty")));
     }
@@ -320,10 +349,83 @@ fn validate_file(
             exclusive: raw.exclusive,
             diff: raw.diff,
             sensitive: raw.sensitive,
+            ignore: raw.ignore,
             desired_content: desired_content.filter(|_| raw.diff).map(Arc::new),
         })
     } else {
         Err(errors)
+    }
+}
+
+/// The manifest's own `ignore:` patterns, checked: a name glob (no `/`) or an absolute path
+/// glob, each able to match an entry of one of the manifest's exclusive directories.
+fn check_ignores(
+    raw: &RawManifest,
+    errors: &mut Vec<Diagnostic>,
+    at: impl Fn(Problem) -> Diagnostic,
+) -> Vec<String> {
+    let exclusive: Vec<&str> = raw
+        .files
+        .0
+        .iter()
+        .filter(|(_, f)| f.as_ref().is_some_and(|f| f.exclusive))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let mut kept = Vec::new();
+    for g in &raw.ignore {
+        let problem = if g.trim().is_empty() {
+            Some(Problem::new("an ignore pattern cannot be empty"))
+        } else if g.contains('/') && !g.starts_with('/') {
+            Some(
+                Problem::new(format!("ignore {g:?}: a path pattern must be absolute"))
+                    .hint("write /etc/**/*.swp for a path, or *.swp for a name anywhere"),
+            )
+        } else if exclusive.is_empty() {
+            Some(
+                Problem::new(format!(
+                    "ignore {g:?} can never match: this manifest declares no exclusive directory"
+                ))
+                .hint("ignore applies to the entries of exclusive directories (exclusive: true)"),
+            )
+        } else if !exclusive.iter().any(|d| could_match_below(g, d)) {
+            Some(
+                Problem::new(format!(
+                    "ignore {g:?} can never match: it names no entry of this manifest's exclusive directories ({})",
+                    exclusive.join(", ")
+                ))
+                .hint("an exclusive directory's own entries are what is listed; deeper paths are declared on their own"),
+            )
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => errors.push(at(p)),
+            None => kept.push(g.clone()),
+        }
+    }
+    kept
+}
+
+/// Whether ignore pattern `glob` can match an entry of directory `dir`: a name glob always
+/// can; a path glob when some `dir/NAME` fits it.
+pub(crate) fn could_match_below(glob: &str, dir: &str) -> bool {
+    if !glob.contains('/') {
+        return true;
+    }
+    let g: Vec<&str> = glob.split('/').filter(|s| !s.is_empty()).collect();
+    let mut s: Vec<Option<&str>> = dir.split('/').filter(|s| !s.is_empty()).map(Some).collect();
+    s.push(None);
+    fits(&g, &s)
+}
+
+/// `g` against names where `None` is any name at all.
+fn fits(g: &[&str], s: &[Option<&str>]) -> bool {
+    match g.split_first() {
+        None => s.is_empty(),
+        Some((&"**", rest)) => (0..=s.len()).any(|i| fits(rest, &s[i..])),
+        Some((first, rest)) => s.split_first().is_some_and(|(name, tail)| {
+            name.is_none_or(|n| plumb_common::glob::name_matches(first, n)) && fits(rest, tail)
+        }),
     }
 }
 

@@ -13,6 +13,7 @@ fn req(path: &str) -> Request {
         list_entries: false,
         allow_content: false,
         sensitive: false,
+        ignore: Default::default(),
     }
 }
 
@@ -181,6 +182,32 @@ fn a_listed_directory_reports_only_entries_that_lead_to_no_declared_path() {
     assert_eq!(
         (o.entries, o.entries_total),
         (vec!["rogue".to_owned(), "zz".into()], 2)
+    );
+}
+
+#[test]
+fn ignored_entries_are_neither_listed_nor_counted_and_a_declared_one_still_counts_as_declared() {
+    let (dir, root) = setup();
+    fs::create_dir_all(dir.path().join("etc/d")).expect("mkdir");
+    for i in 0..150 {
+        write(dir.path(), &format!("etc/d/v{i:03}.swp"), b"");
+    }
+    for name in ["passwd-", "ld.so.cache", "rogue", "kept.swp"] {
+        write(dir.path(), &format!("etc/d/{name}"), b"");
+    }
+    let listed = Request {
+        list_entries: true,
+        ignore: Ignore::new(vec!["*.swp".into(), "*-".into(), "/etc/d/ld.so.*".into()]),
+        ..req("/etc/d")
+    };
+    // kept.swp is declared: the plan wins over an ignore (it is neither listed nor
+    // undeclared, as any declared entry).
+    let plan = Requests::new(vec![listed.clone(), req("/etc/d/kept.swp")]);
+    let o = observe(&root, &listed, &IdNames::default(), &plan);
+    assert_eq!(
+        (o.entries, o.entries_total),
+        (vec!["rogue".to_owned()], 1),
+        "150 ignored names do not crowd out the one that matters"
     );
 }
 

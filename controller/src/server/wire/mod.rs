@@ -290,6 +290,7 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
                     list_entries: p.list_entries,
                     allow_content: p.allow_content,
                     sensitive: p.sensitive,
+                    ignore: p.ignore,
                 })
                 .collect(),
         }),
