@@ -184,7 +184,7 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
             *i >= MAX_IGNORES
                 || g.is_empty()
                 || g.len() > MAX_IGNORE_LEN
-                || (g.contains('/') && !g.starts_with('/'))
+                || (g.contains('/') && !g.starts_with('/') && !g.starts_with("**/"))
         }) {
             return Err(Malformed::Ignore {
                 pattern: bad.1.clone(),

@@ -635,14 +635,22 @@ fn paths_are_written_in_the_one_form_agents_report_names_in() {
 #[test]
 fn ignores_join_their_exclusive_directories_and_mistakes_are_placed() {
     let m = ok(
-        "name: x\nhosts: [\"*\"]\nignore: [\"*.swp\", \"/etc/sudoers.d/*~\"]\nfiles:\n  /etc/sudoers.d:\n    exclusive: true\n    ignore: [\"*.dpkg-*\"]\n  /etc/cron.d:\n    exclusive: true\n",
+        "name: x\nhosts: [\"*\"]\nignore: [\"*.swp\", \"/etc/sudoers.d/*~\", \"**/__pycache__/**\"]\nfiles:\n  /etc/sudoers.d:\n    exclusive: true\n    ignore: [\"*.dpkg-*\"]\n  /etc/cron.d:\n    exclusive: true\n",
     );
     assert_eq!(
         spec(&m, "/etc/sudoers.d").ignore,
-        ["*.dpkg-*", "*.swp", "/etc/sudoers.d/*~"],
+        [
+            "*.dpkg-*",
+            "*.swp",
+            "/etc/sudoers.d/*~",
+            "**/__pycache__/**"
+        ],
         "its own names, then the manifest's patterns that can reach it"
     );
-    assert_eq!(spec(&m, "/etc/cron.d").ignore, ["*.swp"]);
+    assert_eq!(
+        spec(&m, "/etc/cron.d").ignore,
+        ["*.swp", "**/__pycache__/**"]
+    );
     assert!(super::validate::could_match_below(
         "/var/**/cache",
         "/var/lib"
@@ -654,7 +662,7 @@ fn ignores_join_their_exclusive_directories_and_mistakes_are_placed() {
         ),
         [
             "m.yaml:3:1: ignore \"/opt/*.swp\" can never match: it names no entry of this manifest's exclusive directories (/etc/d)\n  hint: an exclusive directory's own entries are what is listed; deeper paths are declared on their own",
-            "m.yaml:3:1: ignore \"etc/*\": a path pattern must be absolute\n  hint: write /etc/**/*.swp for a path, or *.swp for a name anywhere",
+            "m.yaml:3:1: ignore \"etc/*\": a path pattern must be absolute or begin with **/\n  hint: write /etc/**/*.swp or **/__pycache__/** for paths, or *.swp for a name anywhere",
             "m.yaml:7:3: /etc/f: ignore applies to the entries of an exclusive directory\n  hint: add exclusive: true, or drop ignore",
             "m.yaml:7:3: /etc/f: ignore \"a/b\" is not a name of the directory's entries\n  hint: write names such as *.swp or *.dpkg-*; path globs go in the manifest's top-level ignore",
         ]

@@ -375,10 +375,12 @@ fn check_ignores(
     for g in &raw.ignore {
         let problem = if g.trim().is_empty() {
             Some(Problem::new("an ignore pattern cannot be empty"))
-        } else if g.contains('/') && !g.starts_with('/') {
+        } else if g.contains('/') && !g.starts_with('/') && !g.starts_with("**/") {
             Some(
-                Problem::new(format!("ignore {g:?}: a path pattern must be absolute"))
-                    .hint("write /etc/**/*.swp for a path, or *.swp for a name anywhere"),
+                Problem::new(format!(
+                    "ignore {g:?}: a path pattern must be absolute or begin with **/"
+                ))
+                .hint("write /etc/**/*.swp or **/__pycache__/** for paths, or *.swp for a name anywhere"),
             )
         } else if exclusive.is_empty() {
             Some(

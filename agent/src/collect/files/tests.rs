@@ -192,12 +192,18 @@ fn ignored_entries_are_neither_listed_nor_counted_and_a_declared_one_still_count
     for i in 0..150 {
         write(dir.path(), &format!("etc/d/v{i:03}.swp"), b"");
     }
+    fs::create_dir_all(dir.path().join("etc/d/__pycache__")).expect("mkdir");
     for name in ["passwd-", "ld.so.cache", "rogue", "kept.swp"] {
         write(dir.path(), &format!("etc/d/{name}"), b"");
     }
     let listed = Request {
         list_entries: true,
-        ignore: Ignore::new(vec!["*.swp".into(), "*-".into(), "/etc/d/ld.so.*".into()]),
+        ignore: Ignore::new(vec![
+            "*.swp".into(),
+            "*-".into(),
+            "/etc/d/ld.so.*".into(),
+            "**/__pycache__/**".into(),
+        ]),
         ..req("/etc/d")
     };
     // kept.swp is declared: the plan wins over an ignore (it is neither listed nor
