@@ -9,6 +9,7 @@ pub mod digest;
 pub mod drift;
 pub mod evidence;
 pub mod fleet;
+pub mod html;
 pub mod json;
 pub mod key;
 pub mod manifest;

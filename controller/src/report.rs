@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
 use crate::evidence::{Authorisation, Who};
+use crate::html::esc;
 use crate::model::{Event, EventKind, HostStatus, HostView};
 use crate::store::Head;
 
@@ -292,13 +293,6 @@ pub(crate) fn csv(r: &Report) -> String {
         out.push_str("\r\n");
     }
     out
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// One self-contained page: inline style, no scripts, nothing fetched.

@@ -76,16 +76,26 @@ fn as_(user: &str, groups: &str) -> Vec<(&'static str, String)> {
 }
 
 fn get(site: &Site, who: &[(&'static str, String)], path: &str, cookie: Option<&str>) -> Answer {
-    let mut headers: Vec<(&str, &str)> = who.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let cookie = cookie.map(|c| format!("plumb_session={c}"));
-    if let Some(c) = &cookie {
-        headers.push(("Cookie", c));
-    }
-    http(site.console, "GET", path, &headers, "")
+    send(site, "GET", who, path, cookie, &[], "")
 }
 
 fn post(
     site: &Site,
+    who: &[(&'static str, String)],
+    path: &str,
+    cookie: Option<&str>,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut extra = extra.to_vec();
+    extra.push(("Content-Type", "application/x-www-form-urlencoded"));
+    send(site, "POST", who, path, cookie, &extra, body)
+}
+
+/// One request to the console as `who`, with the session `cookie` and `extra` headers.
+fn send(
+    site: &Site,
+    method: &str,
     who: &[(&'static str, String)],
     path: &str,
     cookie: Option<&str>,
@@ -97,9 +107,8 @@ fn post(
     if let Some(c) = &cookie {
         headers.push(("Cookie", c));
     }
-    headers.push(("Content-Type", "application/x-www-form-urlencoded"));
     headers.extend_from_slice(extra);
-    http(site.console, "POST", path, &headers, body)
+    http(site.console, method, path, &headers, body)
 }
 
 /// The session cookie a page set, and the CSRF token it carries.

@@ -919,3 +919,66 @@ fn change_windows_authorise_drift_in_scope_and_time_and_end_on_the_fleets_clock(
     });
     thread.join().expect("the fleet thread did not panic");
 }
+
+/// The overview's trend: drift opened before it was first asked for is read from the store,
+/// drift after it is counted as it is published; a scoped person sees only their hosts and
+/// no trend.
+#[test]
+fn the_consoles_summary_counts_drift_per_day_from_the_store_then_as_it_happens() {
+    use crate::role::{Scope, Selector};
+    let Harness {
+        dir: _dir,
+        time: _time,
+        fleet,
+        thread,
+        runtime,
+    } = harness(MANIFEST);
+    runtime.block_on(async {
+        let (conn, generation, _rx) = connect(&fleet).await;
+        let state = |mode, seq, report| Command::State {
+            conn,
+            report,
+            generation,
+            seq,
+            states: vec![(Key::file("/etc/a"), file(mode), None)],
+            turn: Default::default(),
+        };
+        fleet
+            .send(state(0o100600, 1, Report::Snapshot))
+            .await
+            .expect("send");
+        let today = |s: &super::console::Summary| *s.trend.last().expect("14 days");
+        let s = fleet.summary(Scope::default()).await.expect("summary");
+        assert_eq!((s.hosts, s.drift_open, s.unauthorised_open), (1, 1, 1));
+        assert_eq!(s.trend.len(), 14);
+        assert_eq!((today(&s).1, today(&s).2), (1, 0), "opened, from the store");
+        fleet
+            .send(state(0o100644, 2, Report::Delta))
+            .await
+            .expect("send");
+        fleet
+            .send(state(0o100600, 3, Report::Delta))
+            .await
+            .expect("send");
+        let s = fleet.summary(Scope::default()).await.expect("summary");
+        assert_eq!(
+            (today(&s).1, today(&s).2),
+            (2, 1),
+            "resolved and opened again, counted as published"
+        );
+        let elsewhere = Scope {
+            selectors: vec![Selector {
+                hosts: vec![crate::manifest::glob::Glob::new("db-*").expect("glob")],
+                labels: Default::default(),
+            }],
+        };
+        let s = fleet.summary(elsewhere).await.expect("summary");
+        assert_eq!((s.hosts, s.drift_open), (0, 0));
+        assert!(
+            s.trend.is_empty(),
+            "the fleet's trend is not a scoped person's"
+        );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}

@@ -154,8 +154,6 @@ pub trait Store: Send {
     fn load_observations(&self, host_id: &str) -> Result<Vec<(Key, Observation)>>;
     /// The acknowledgements in force.
     fn load_acks(&self) -> Result<Vec<Ack>>;
-    /// The most recent events first, for one host or all, at most `limit`.
-    fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>>;
     /// A page of the log, newest first: entries before `q.before` (an id), of one host and
     /// one kind where given (the console pages a large log with it).
     fn page(&self, q: &LogQuery) -> Result<Vec<Event>>;
@@ -256,6 +254,15 @@ pub trait Store: Send {
     /// Withdraws a request this controller gave up waiting for (shared stores only).
     fn forget_content(&mut self, _id: i64) -> Result<()> {
         Ok(())
+    }
+
+    /// The most recent events first, for one host or all, at most `limit`.
+    fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
+        self.page(&LogQuery {
+            host: host_id.map(str::to_owned),
+            limit,
+            ..LogQuery::default()
+        })
     }
 
     /// Makes one write; returns the events it appended, with their ids.

@@ -31,14 +31,7 @@ pub(super) async fn verify(
     uri: Uri,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Refused> {
-    let person = act(
-        &c,
-        &conn,
-        &headers,
-        uri.authority().map(|a| a.as_str()),
-        &f.csrf,
-        Action::ReadLog,
-    )?;
+    let person = act(&c, &conn, &headers, &uri, &f.csrf, Action::ReadLog)?;
     *c.verified.lock().unwrap_or_else(|p| p.into_inner()) = Verified::Running;
     let (store, key) = (c.store.clone(), c.audit_key.clone());
     let outcome = tokio::task::spawn_blocking(move || verify_store(&store, &key)).await;
@@ -108,6 +101,19 @@ pub(super) struct AckForm {
     back: String,
 }
 
+/// An acknowledgement's or revocation's checks: `act`'s, and a host the person sees.
+async fn act_on_host(
+    c: &Console,
+    conn: &Conn,
+    headers: &HeaderMap,
+    uri: &Uri,
+    f: &AckForm,
+) -> Result<crate::role::Person, Refused> {
+    let person = act(c, conn, headers, uri, &f.csrf, Action::Acknowledge)?;
+    c.in_scope(&person, &f.host).await?;
+    Ok(person)
+}
+
 /// Where to go after an action: a page of the console, never elsewhere.
 fn back_to(back: &str) -> String {
     if back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') {
@@ -124,15 +130,7 @@ pub(super) async fn acknowledge(
     uri: Uri,
     Form(f): Form<AckForm>,
 ) -> Result<Response, Refused> {
-    let person = act(
-        &c,
-        &conn,
-        &headers,
-        uri.authority().map(|a| a.as_str()),
-        &f.csrf,
-        Action::Acknowledge,
-    )?;
-    c.in_scope(&person, &f.host).await?;
+    let person = act_on_host(&c, &conn, &headers, &uri, &f).await?;
     if f.reason.trim().is_empty() {
         return Err(problem(
             StatusCode::BAD_REQUEST,
@@ -171,15 +169,7 @@ pub(super) async fn revoke(
     uri: Uri,
     Form(f): Form<AckForm>,
 ) -> Result<Response, Refused> {
-    let person = act(
-        &c,
-        &conn,
-        &headers,
-        uri.authority().map(|a| a.as_str()),
-        &f.csrf,
-        Action::Acknowledge,
-    )?;
-    c.in_scope(&person, &f.host).await?;
+    let person = act_on_host(&c, &conn, &headers, &uri, &f).await?;
     c.fleet
         .revoke_ack(f.host, f.resource, person.name)
         .await

@@ -172,12 +172,12 @@ pub(super) fn visit(console: &Console, conn: &Conn, headers: &HeaderMap) -> Resu
 }
 
 /// An action's checks: a person whose session is current, its token, and a same-origin form.
-/// `authority`: the request's own (HTTP/2 carries it in the URI, HTTP/1.1 in `Host`).
+/// The request's own authority is `Host` (HTTP/1.1) or in its URI (HTTP/2).
 pub(super) fn act(
     console: &Console,
     conn: &Conn,
     headers: &HeaderMap,
-    authority: Option<&str>,
+    uri: &axum::http::Uri,
     csrf: &str,
     action: Action,
 ) -> Result<Person, Refused> {
@@ -194,7 +194,7 @@ pub(super) fn act(
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .or(authority);
+        .or(uri.authority().map(|a| a.as_str()));
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let scheme = if console.tls { "https" } else { "http" };
         if host.is_none_or(|host| origin != format!("{scheme}://{host}")) {

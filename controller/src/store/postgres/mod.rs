@@ -286,17 +286,6 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
-        let rows = self.session()?.client.query(
-            &format!(
-                "SELECT {} FROM events WHERE ($1::TEXT IS NULL OR host_id = $1) ORDER BY id DESC LIMIT $2",
-                chain::event_columns()
-            ),
-            &[&host_id, &i64::from(limit)],
-        )?;
-        rows.iter().map(event_of).collect()
-    }
-
     fn page(&self, q: &LogQuery) -> Result<Vec<Event>> {
         let kind = q.kind.map(EventKind::as_str);
         let rows = self.session()?.client.query(

@@ -4,9 +4,9 @@
 
 use rusqlite::{Connection, Transaction, params};
 
-use crate::model::{DriftRecord, EventKind};
+use crate::model::{DriftRecord, Event, EventKind};
 use crate::store::audit::{AuditKey, Entry, Head, Logged, canonical, chain};
-use crate::store::{Result, evidence};
+use crate::store::{LogQuery, Result, StoreError, TREND_SLACK_MS, evidence};
 
 /// Appends one entry in `tx` with the next id, chained to `head`, and moves `head` (not yet
 /// its stored row: `store_head` does that once per transaction). Returns the new id.
@@ -151,6 +151,51 @@ pub(super) fn event_item(r: &rusqlite::Row<'_>) -> Result<Option<DriftRecord>> {
             &format_args!("event {id}"),
         )?,
     }))
+}
+
+/// A page of the log, newest first (`Store::page`).
+pub(super) fn page(conn: &Connection, q: &LogQuery) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR host_id = ?1) \
+         AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+    ))?;
+    let kind = q.kind.map(EventKind::as_str);
+    let mut rows = stmt.query(params![q.host, kind, q.before, q.limit])?;
+    let mut events = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (id, kind): (i64, String) = (r.get(0)?, r.get(3)?);
+        let kind = EventKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
+        events.push(Event {
+            id,
+            at_ms: r.get(1)?,
+            host_id: r.get(2)?,
+            kind,
+            item: event_item(r)?,
+        });
+    }
+    Ok(events)
+}
+
+/// When each `opened` and `resolved` entry since `since_ms` was made, read from the newest
+/// back and stopped once past the start (`Store::trend`): no index on time is needed.
+pub(super) fn trend(conn: &Connection, since_ms: i64) -> Result<Vec<(i64, EventKind)>> {
+    let mut stmt = conn.prepare_cached("SELECT at_ms, kind FROM events ORDER BY id DESC")?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (at_ms, kind): (i64, String) = (r.get(0)?, r.get(1)?);
+        if at_ms < since_ms - TREND_SLACK_MS {
+            break;
+        }
+        match EventKind::parse(&kind) {
+            Some(k @ (EventKind::Opened | EventKind::Resolved)) if at_ms >= since_ms => {
+                out.push((at_ms, k))
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn entries(conn: &Connection) -> Result<Vec<Entry>> {

@@ -262,71 +262,12 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
-    fn history(&self, host_id: Option<&str>, limit: u32) -> Result<Vec<Event>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {} FROM events WHERE (?1 IS NULL OR host_id = ?1) ORDER BY id DESC LIMIT ?2",
-            chain::EVENT_COLUMNS
-        ))?;
-        let mut rows = stmt.query(params![host_id, limit])?;
-        let mut events = Vec::new();
-        while let Some(r) = rows.next()? {
-            let (id, kind): (i64, String) = (r.get(0)?, r.get(3)?);
-            let kind = EventKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
-            events.push(Event {
-                id,
-                at_ms: r.get(1)?,
-                host_id: r.get(2)?,
-                kind,
-                item: chain::event_item(r)?,
-            });
-        }
-        Ok(events)
-    }
-
     fn page(&self, q: &LogQuery) -> Result<Vec<Event>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {} FROM events WHERE (?1 IS NULL OR host_id = ?1) AND (?2 IS NULL OR kind = ?2) \
-             AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
-            chain::EVENT_COLUMNS
-        ))?;
-        let kind = q.kind.map(EventKind::as_str);
-        let mut rows = stmt.query(params![q.host, kind, q.before, q.limit])?;
-        let mut events = Vec::new();
-        while let Some(r) = rows.next()? {
-            let (id, kind): (i64, String) = (r.get(0)?, r.get(3)?);
-            let kind = EventKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("event {id} has kind {kind:?}")))?;
-            events.push(Event {
-                id,
-                at_ms: r.get(1)?,
-                host_id: r.get(2)?,
-                kind,
-                item: chain::event_item(r)?,
-            });
-        }
-        Ok(events)
+        chain::page(&self.conn, q)
     }
 
     fn trend(&self, since_ms: i64) -> Result<Vec<(i64, EventKind)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT at_ms, kind FROM events ORDER BY id DESC")?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let (at_ms, kind): (i64, String) = (r.get(0)?, r.get(1)?);
-            if at_ms < since_ms - crate::store::TREND_SLACK_MS {
-                break;
-            }
-            match EventKind::parse(&kind) {
-                Some(k @ (EventKind::Opened | EventKind::Resolved)) if at_ms >= since_ms => {
-                    out.push((at_ms, k))
-                }
-                _ => {}
-            }
-        }
-        Ok(out)
+        chain::trend(&self.conn, since_ms)
     }
 
     fn verify(&self, trusted: &Trusted) -> Result<Verification> {
