@@ -68,7 +68,7 @@ pub(crate) async fn run(n: usize, files: usize, k: usize, store: &Store) -> anyh
     };
     let answered = loop {
         let hosts = survivor
-            .list_hosts(plumb_proto::v1::ListHostsRequest {})
+            .list_hosts(plumb_proto::v1::ListHostsRequest::default())
             .await?
             .into_inner();
         let in_sync = hosts

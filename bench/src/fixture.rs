@@ -238,7 +238,7 @@ pub(crate) async fn wait_in_sync(
     let mut client = query(url).await?;
     loop {
         let hosts = client
-            .list_hosts(v1::ListHostsRequest {})
+            .list_hosts(v1::ListHostsRequest::default())
             .await?
             .into_inner();
         if hosts

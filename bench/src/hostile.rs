@@ -154,6 +154,7 @@ async fn host(
     let resp = client
         .get_drift(v1::GetDriftRequest {
             hosts: vec![id.to_owned()],
+            ..Default::default()
         })
         .await;
     Ok(resp

@@ -247,6 +247,7 @@ async fn plumb(dir: &Path, tree: &Path, paths: &[PathBuf]) -> anyhow::Result<Val
         let drift = client
             .get_drift(v1::GetDriftRequest {
                 hosts: vec!["bench".into()],
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -46,7 +46,7 @@ async fn in_sync_count(
     client: &mut v1::query_service_client::QueryServiceClient<tonic::transport::Channel>,
 ) -> anyhow::Result<usize> {
     let hosts = client
-        .list_hosts(v1::ListHostsRequest {})
+        .list_hosts(v1::ListHostsRequest::default())
         .await?
         .into_inner();
     Ok(hosts

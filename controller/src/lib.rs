@@ -14,6 +14,7 @@ pub mod json;
 pub mod key;
 pub mod manifest;
 pub mod model;
+pub mod moment;
 pub mod plan;
 pub mod problem;
 pub mod report;

@@ -77,8 +77,11 @@ impl Report {
     }
 }
 
-/// Incidents that overlap `[since, until)`, from events in any order.
+/// Incidents that overlap `[since, until)`: those open at its start (`at_start`, the hosts
+/// as they stood then, `crate::moment`), and those the period's entries (`events`, in any
+/// order) open; each followed through the entries to its end or the period's.
 pub(crate) fn build(
+    at_start: &[HostView],
     mut events: Vec<Event>,
     since_ms: i64,
     until_ms: i64,
@@ -86,6 +89,32 @@ pub(crate) fn build(
 ) -> Report {
     events.sort_by_key(|e| e.id);
     let mut open: BTreeMap<(String, String, String), Incident> = BTreeMap::new();
+    for h in at_start {
+        for d in &h.drift {
+            let ack = h.acks.iter().find(|a| a.resource == d.resource);
+            open.insert(
+                (
+                    h.info.host_id.clone(),
+                    d.resource.clone(),
+                    d.attribute.clone(),
+                ),
+                Incident {
+                    host: h.info.host_id.clone(),
+                    resource: d.resource.clone(),
+                    attribute: d.attribute.clone(),
+                    expected: d.expected.clone(),
+                    actual: d.actual.clone(),
+                    declared_at: d.declared_at.clone(),
+                    opened_ms: d.since_ms,
+                    resolved_ms: None,
+                    acknowledged: ack.map(|a| format!("by {}: {}", a.by, a.reason)),
+                    who: d.evidence.who.clone(),
+                    authorisation: d.evidence.authorisation.clone(),
+                    resolution: None,
+                },
+            );
+        }
+    }
     let mut done: Vec<Incident> = Vec::new();
     for e in &events {
         let Some(item) = &e.item else { continue };
@@ -385,8 +414,9 @@ mod tests {
         e
     }
 
-    #[test]
-    fn incidents_from_a_scripted_history() {
+    /// Two incidents on web-1 (mode: opened, acknowledged, changed, resolved; owner: opened)
+    /// and one (group) over before the periods the tests ask about; ids not in time order.
+    fn scripted() -> Vec<Event> {
         use crate::evidence::{Evidence, Process, Resolution, Transaction};
         use EventKind as K;
         let alice = Who::Process(Box::new(Process {
@@ -395,7 +425,7 @@ mod tests {
             user: "alice".into(),
             ..Default::default()
         }));
-        let events = vec![
+        let mut events = vec![
             with(
                 event(4, 4_000, K::Resolved, "mode", "0600"),
                 Evidence {
@@ -436,6 +466,15 @@ mod tests {
             event(6, 500, K::Opened, "group", "adm"),
             event(7, 600, K::Resolved, "group", "adm"),
         ];
+        // An acknowledgement without an end; a change keeps its drift's beginning.
+        events[2].item.as_mut().expect("an item").since_ms = 0;
+        events[3].item.as_mut().expect("an item").since_ms = 1_000;
+        events
+    }
+
+    #[test]
+    fn incidents_from_a_scripted_history() {
+        let events = scripted();
         let hosts = vec![HostView {
             info: crate::model::HostInfo {
                 host_id: "web-1".into(),
@@ -449,7 +488,7 @@ mod tests {
             acks: Vec::new(),
             controller: None,
         }];
-        let r = build(events, 900, 10_000, &hosts);
+        let r = build(&[], events, 900, 10_000, &hosts);
         type Row<'a> = (&'a str, i64, Option<i64>, Option<&'a str>, &'a str);
         let got: Vec<Row<'_>> = r
             .incidents
@@ -522,5 +561,64 @@ mod tests {
         );
         assert_eq!(j["hosts"][0]["incidents"][0]["duration_seconds"], 3.0);
         assert_eq!(j["hosts"][0]["incidents"][1]["resolved"], Value::Null);
+    }
+
+    /// The hosts as they stood at `at_ms`, as the fleet answers `moment` (identity: the id).
+    fn at(events: &[Event], at_ms: i64) -> Vec<HostView> {
+        let mut by_id = events.to_vec();
+        by_id.sort_by_key(|e| e.id);
+        crate::moment::hosts(&crate::moment::replay(&by_id, at_ms))
+            .into_iter()
+            .map(|h| HostView {
+                info: crate::model::HostInfo {
+                    host_id: h.host_id,
+                    ..Default::default()
+                },
+                status: h.status,
+                last_seen_ms: h.since_ms,
+                drift: h.drift,
+                manifests: Vec::new(),
+                coverage: None,
+                acks: h.acks,
+                controller: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_period_read_from_its_start_and_its_own_entries_has_the_incidents_of_the_log_until_its_end()
+    {
+        let mut events = scripted();
+        events.push(Event {
+            id: 0,
+            at_ms: 100,
+            host_id: "web-1".into(),
+            kind: EventKind::HostOnline,
+            item: None,
+        });
+        for since in [900, 1_500, 2_500, 4_500] {
+            let until = since + 3_000;
+            // The whole log up to the period's end (what came after is not the period's).
+            let before_end: Vec<Event> =
+                events.iter().filter(|e| e.at_ms < until).cloned().collect();
+            let whole = build(&[], before_end, since, until, &[]);
+            let own: Vec<Event> = events
+                .iter()
+                .filter(|e| since <= e.at_ms && e.at_ms < until)
+                .cloned()
+                .collect();
+            let read = build(&at(&events, since), own.clone(), since, until, &[]);
+            assert_eq!(read.incidents, whole.incidents, "from {since}");
+            assert!(!read.incidents.is_empty(), "from {since}");
+            if since > 1_000 && since < 4_000 {
+                // The mode drift opened before the period: only its start says so.
+                let alone = build(&[], own, since, until, &[]);
+                assert!(
+                    alone.incidents.len() < read.incidents.len(),
+                    "from {since}: {:?}",
+                    alone.incidents
+                );
+            }
+        }
     }
 }

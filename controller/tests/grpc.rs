@@ -235,7 +235,7 @@ async fn malformed_agent_streams_are_rejected() {
     // None of them became a host.
     let mut query = v1::query_service_client::QueryServiceClient::new(ch);
     let hosts = query
-        .list_hosts(v1::ListHostsRequest {})
+        .list_hosts(v1::ListHostsRequest::default())
         .await
         .expect("hosts")
         .into_inner()
@@ -309,7 +309,7 @@ async fn a_malformed_state_ends_the_stream_and_is_not_recorded() {
     .expect("the stream ends");
     let mut query = v1::query_service_client::QueryServiceClient::new(ch);
     let resp = query
-        .get_drift(v1::GetDriftRequest { hosts: vec![] })
+        .get_drift(v1::GetDriftRequest::default())
         .await
         .expect("drift")
         .into_inner();

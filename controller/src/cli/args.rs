@@ -42,7 +42,15 @@ pub enum Command {
     /// Run the controller.
     Serve(ServeArgs),
     /// List the hosts the controller knows, with their status.
-    Hosts(QueryArgs),
+    Hosts {
+        /// The hosts as they stood at TIME, rebuilt from the event log (RFC 3339, a date, or
+        /// a duration ago such as 3h): offline, drifted or in_sync then. A read of the log,
+        /// recorded as one (roles auditor and up).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
     /// Show drift: what differs from the manifests, on which host, since when, who made it and
     /// whether a change window authorised it (exit 2 if any is unacknowledged).
     Drift {
@@ -58,6 +66,11 @@ pub enum Command {
         /// (authorised drift is then shown but expected).
         #[arg(long, value_enum, default_value = "any", value_name = "WHICH")]
         fail_on: FailOn,
+        /// The drift as it stood at TIME, rebuilt from the event log (RFC 3339, a date, or a
+        /// duration ago such as 3h), with the acknowledgements then; the exit code as it
+        /// would have been. A read of the log, recorded as one (roles auditor and up).
+        #[arg(long, value_name = "TIME", conflicts_with = "follow")]
+        at: Option<String>,
         #[command(flatten)]
         query: QueryArgs,
     },
@@ -76,6 +89,10 @@ pub enum Command {
         /// change_opened, change_closed, change_ended, content_read, log_read, store_outage.
         #[arg(long, value_name = "KIND")]
         kind: Option<String>,
+        /// Only entries made from FROM until before TO (RFC 3339, a date, or a duration ago
+        /// such as 3h): e.g. --between 2026-11-01 2026-12-01.
+        #[arg(long, num_args = 2, value_names = ["FROM", "TO"])]
+        between: Vec<String>,
         #[command(flatten)]
         query: QueryArgs,
     },

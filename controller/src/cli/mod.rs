@@ -183,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 let (path, file) = serve_config.unwrap_or_default();
                 serve::serve(args, path, file).await
             }
-            Command::Hosts(q) => query::hosts(&q, q.output).await,
+            Command::Hosts { at, query } => query::hosts(&query, at, query.output).await,
             Command::Drift {
                 hosts,
                 follow: true,
@@ -196,16 +196,35 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 follow: false,
                 unauthorised,
                 fail_on,
+                at,
                 query,
-            } => query::drift(&query, hosts, unauthorised, fail_on, query.output).await,
+            } => {
+                let wanted = query::Wanted {
+                    hosts,
+                    unauthorised,
+                    fail_on,
+                    at,
+                };
+                query::drift(&query, wanted, query.output).await
+            }
             Command::Change(command) => change::run(command).await,
             Command::History {
                 host,
                 limit,
                 before,
                 kind,
+                between,
                 query,
-            } => query::history(&query, host, limit, before, kind, query.output).await,
+            } => {
+                let page = query::Page {
+                    host,
+                    limit,
+                    before,
+                    kind,
+                    between,
+                };
+                query::history(&query, page, query.output).await
+            }
             Command::Diff { host, path, query } => {
                 query::diff(&query, &host, &path, query.output).await
             }

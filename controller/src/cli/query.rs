@@ -80,10 +80,20 @@ fn events(events: Vec<v1::DriftEvent>) -> anyhow::Result<Vec<Event>> {
         .collect()
 }
 
-pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> {
+/// `--at TIME` as milliseconds since the epoch, 0 for now (what the API takes).
+fn moment(at: Option<&str>) -> anyhow::Result<i64> {
+    at.map_or(Ok(0), parse_time)
+}
+
+pub(super) async fn hosts(
+    q: &QueryArgs,
+    at: Option<String>,
+    format: Format,
+) -> anyhow::Result<i32> {
+    let at_ms = moment(at.as_deref())?;
     let resp = client(&q.conn)
         .await?
-        .list_hosts(v1::ListHostsRequest {})
+        .list_hosts(v1::ListHostsRequest { at_ms })
         .await
         .map_err(status_error)?
         .into_inner();
@@ -97,6 +107,9 @@ pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> 
             &errors,
             &resp.warnings,
         )))?,
+        Format::Table if hosts.is_empty() && at.is_some() => {
+            eprintln!("no host had connected by then")
+        }
         Format::Table if hosts.is_empty() => eprintln!(
             "no hosts yet: start an agent with `plumb-agent run --controller {}`",
             q.conn.controller
@@ -106,16 +119,26 @@ pub(super) async fn hosts(q: &QueryArgs, format: Format) -> anyhow::Result<i32> 
     Ok(exit::OK)
 }
 
-pub(super) async fn drift(
-    q: &QueryArgs,
-    hosts: Vec<String>,
-    unauthorised: bool,
-    fail_on: super::FailOn,
-    format: Format,
-) -> anyhow::Result<i32> {
+/// Which drift `plumb drift` asks for, and what fails it.
+pub(super) struct Wanted {
+    pub(super) hosts: Vec<String>,
+    pub(super) unauthorised: bool,
+    pub(super) fail_on: super::FailOn,
+    /// `--at`: as it stood then.
+    pub(super) at: Option<String>,
+}
+
+pub(super) async fn drift(q: &QueryArgs, wanted: Wanted, format: Format) -> anyhow::Result<i32> {
+    let Wanted {
+        hosts,
+        unauthorised,
+        fail_on,
+        at,
+    } = wanted;
+    let at_ms = moment(at.as_deref())?;
     let resp = client(&q.conn)
         .await?
-        .get_drift(v1::GetDriftRequest { hosts })
+        .get_drift(v1::GetDriftRequest { hosts, at_ms })
         .await
         .map_err(status_error)?
         .into_inner();
@@ -141,6 +164,9 @@ pub(super) async fn drift(
             &errors,
             &resp.warnings,
         )))?,
+        Format::Table if hosts.is_empty() && at.is_some() => {
+            eprintln!("no host had connected by then")
+        }
         Format::Table if hosts.is_empty() => eprintln!("no hosts yet"),
         Format::Table => emit(&render::drift_table(&hosts))?,
     }
@@ -187,14 +213,34 @@ pub(super) async fn follow(
     }
 }
 
-pub(super) async fn history(
-    q: &QueryArgs,
-    host: Option<String>,
-    limit: u32,
-    before: Option<i64>,
-    kind: Option<String>,
-    format: Format,
-) -> anyhow::Result<i32> {
+/// Which entries `plumb history` asks for.
+pub(super) struct Page {
+    pub(super) host: Option<String>,
+    pub(super) limit: u32,
+    pub(super) before: Option<i64>,
+    pub(super) kind: Option<String>,
+    /// `--between FROM TO`: none, or both.
+    pub(super) between: Vec<String>,
+}
+
+pub(super) async fn history(q: &QueryArgs, page: Page, format: Format) -> anyhow::Result<i32> {
+    let Page {
+        host,
+        limit,
+        before,
+        kind,
+        between,
+    } = page;
+    let (since_ms, until_ms) = match between.as_slice() {
+        [from, to] => (parse_time(from)?, parse_time(to)?),
+        _ => (0, 0),
+    };
+    anyhow::ensure!(
+        between.is_empty() || since_ms < until_ms,
+        "--between FROM TO: {} is not before {}",
+        between[0],
+        between[1]
+    );
     let resp = client(&q.conn)
         .await?
         .get_history(v1::GetHistoryRequest {
@@ -202,6 +248,8 @@ pub(super) async fn history(
             limit,
             before: before.unwrap_or(0),
             kind: kind.unwrap_or_default(),
+            since_ms,
+            until_ms,
         })
         .await
         .map_err(status_error)?
@@ -213,7 +261,11 @@ pub(super) async fn history(
         Format::Table => {
             emit(&render::history_table(&events))?;
             if let Some(last) = events.last().filter(|_| events.len() == limit as usize) {
-                eprintln!("older entries: plumb history --before {}", last.id);
+                let period = match between.as_slice() {
+                    [from, to] => format!(" --between {from} {to}"),
+                    _ => String::new(),
+                };
+                eprintln!("older entries: plumb history{period} --before {}", last.id);
             }
         }
     }
@@ -295,6 +347,9 @@ fn parse_time(s: &str) -> anyhow::Result<i64> {
     crate::clock::parse_time(s).map_err(|e| anyhow!(e))
 }
 
+/// How many entries `plumb report` reads at a time (the controller's most per answer).
+const REPORT_PAGE: u32 = 100_000;
+
 pub(super) async fn report(
     conn: &super::ConnArgs,
     since: Option<String>,
@@ -309,17 +364,46 @@ pub(super) async fn report(
     };
     anyhow::ensure!(since_ms < until_ms, "--since must be before --until");
     let mut c = client(conn).await?;
-    let history = c
-        .get_history(v1::GetHistoryRequest {
-            host_id: String::new(),
-            limit: 100_000,
-            ..Default::default()
+    // Drift open when the period began, as it stood then (nothing stood before the epoch).
+    let at_start: Vec<HostView> = if since_ms > 0 {
+        c.get_drift(v1::GetDriftRequest {
+            hosts: Vec::new(),
+            at_ms: since_ms,
         })
         .await
         .map_err(status_error)?
-        .into_inner();
+        .into_inner()
+        .hosts
+        .into_iter()
+        .map(wire::host_drift_from_proto)
+        .collect()
+    } else {
+        Vec::new()
+    };
+    // Every entry of the period, newest first, page after page.
+    let (mut period, mut head, mut before) = (Vec::new(), None, 0);
+    loop {
+        let page = c
+            .get_history(v1::GetHistoryRequest {
+                limit: REPORT_PAGE,
+                before,
+                since_ms,
+                until_ms,
+                ..Default::default()
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        head = head.or(page.audit_head);
+        let full = page.events.len() == REPORT_PAGE as usize;
+        before = page.events.last().map_or(0, |e| e.id);
+        period.extend(events(page.events)?);
+        if !full {
+            break;
+        }
+    }
     let hosts: Vec<HostView> = c
-        .list_hosts(v1::ListHostsRequest {})
+        .list_hosts(v1::ListHostsRequest { at_ms: 0 })
         .await
         .map_err(status_error)?
         .into_inner()
@@ -327,8 +411,8 @@ pub(super) async fn report(
         .into_iter()
         .map(|h| wire::host_from_proto(h).0)
         .collect();
-    let mut report = r::build(events(history.events)?, since_ms, until_ms, &hosts);
-    report.audit_head = history.audit_head.map(wire::head_from_proto);
+    let mut report = r::build(&at_start, period, since_ms, until_ms, &hosts);
+    report.audit_head = head.map(wire::head_from_proto);
     emit(&match format {
         ReportFormat::Json => pretty(&r::json(&report)),
         ReportFormat::Csv => r::csv(&report),

@@ -317,7 +317,7 @@ fn reports() {
             "present",
         )),
     });
-    let mut r = report::build(events, T, T + 86_400_000, &fleet());
+    let mut r = report::build(&[], events, T, T + 86_400_000, &fleet());
     r.audit_head = Some(head());
     insta::assert_snapshot!("report_json", render::pretty(&report::json(&r)));
     insta::assert_snapshot!("report_csv", report::csv(&r));

@@ -205,6 +205,11 @@ pub enum Command {
         query: crate::store::LogQuery,
         reply: oneshot::Sender<Result<(Vec<Event>, Head), FleetError>>,
     },
+    /// The hosts as they stood at a moment, rebuilt from the log, and the head when read.
+    Moment {
+        at_ms: i64,
+        reply: oneshot::Sender<Result<(Overview, Head), FleetError>>,
+    },
     /// A person read content or the log: recorded before they are shown it.
     RecordRead {
         read: Read,
@@ -464,6 +469,13 @@ impl FleetHandle {
         query: crate::store::LogQuery,
     ) -> Result<(Vec<Event>, Head), FleetError> {
         self.ask(|reply| Command::LogPage { query, reply }).await?
+    }
+
+    /// The hosts as they stood at `at_ms` (`crate::moment`): those known by then, each with
+    /// its status, drift and acknowledgements then and its identity as known now; the
+    /// warnings say what the log cannot tell. With the log's head when it was read.
+    pub async fn moment(&self, at_ms: i64) -> Result<(Overview, Head), FleetError> {
+        self.ask(|reply| Command::Moment { at_ms, reply }).await?
     }
 
     /// Records a read in the event log; refused (and nothing is to be shown) when the store

@@ -329,6 +329,9 @@ impl Fleet {
             Command::LogPage { query, reply } => {
                 let _ = reply.send(self.log_page(&query));
             }
+            Command::Moment { at_ms, reply } => {
+                let _ = reply.send(self.moment(at_ms));
+            }
             Command::RecordRead { read, reply } => {
                 let _ = reply.send(self.record_read(read));
             }

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use super::host::Host;
 use super::metrics::Metrics;
 use super::{Fleet, FleetError, Overview};
-use crate::model::{Event, EventKind, HostView};
+use crate::model::{Event, EventKind, HostInfo, HostStatus, HostView};
 use crate::store::Head;
 
 impl Fleet {
@@ -112,5 +112,48 @@ impl Fleet {
     ) -> Result<(Vec<Event>, Head), FleetError> {
         let events = self.store.page(q)?;
         Ok((events, self.store.head().clone()))
+    }
+
+    /// The hosts as they stood at `at_ms`, rebuilt from the log (`crate::moment`); those the
+    /// fleet has forgotten since keep only their id. Read from the store, so a write still
+    /// waiting for it is not in the answer: said, with the store's warning.
+    pub(super) fn moment(&self, at_ms: i64) -> Result<(Overview, Head), FleetError> {
+        let standing = self.store.standing(at_ms)?;
+        let hosts = crate::moment::hosts(&standing)
+            .into_iter()
+            .map(|h| {
+                let info = self.hosts.get(&h.host_id).map_or_else(
+                    || HostInfo {
+                        host_id: h.host_id.clone(),
+                        ..HostInfo::default()
+                    },
+                    |known| known.info.clone(),
+                );
+                let online = h.status != HostStatus::Offline;
+                HostView {
+                    info,
+                    status: h.status,
+                    // Heard from then while its stream stood; else when that ended.
+                    last_seen_ms: if online { at_ms } else { h.since_ms },
+                    drift: h.drift,
+                    manifests: Vec::new(),
+                    coverage: None,
+                    acks: h.acks,
+                    controller: None,
+                }
+            })
+            .collect();
+        let mut warnings = vec![format!(
+            "as at {}: {}",
+            crate::clock::rfc3339(at_ms, true).unwrap_or_else(|| at_ms.to_string()),
+            crate::moment::CAVEAT
+        )];
+        warnings.extend(self.writes.warning());
+        let overview = Overview {
+            hosts,
+            manifest_errors: Vec::new(),
+            warnings,
+        };
+        Ok((overview, self.store.head().clone()))
     }
 }

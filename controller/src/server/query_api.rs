@@ -52,6 +52,40 @@ impl QueryApi {
             )))
         }
     }
+    /// The fleet as it stood at `at_ms`, for a person who may read the log: rebuilt from it,
+    /// and recorded as a read of it (`what`) before it is shown.
+    async fn moment(
+        &self,
+        person: &Person,
+        at_ms: i64,
+        what: &str,
+    ) -> Result<crate::fleet::Overview, Status> {
+        let now = crate::clock::now_ms();
+        if at_ms > now {
+            return Err(Status::invalid_argument(format!(
+                "{} is in the future: the log can only say what stood until now",
+                crate::clock::rfc3339(at_ms, true).unwrap_or_else(|| at_ms.to_string())
+            )));
+        }
+        let (mut overview, _) = self.fleet.moment(at_ms).await?;
+        overview
+            .hosts
+            .retain(|h| person.scope.sees(&h.info.host_id, &h.info.labels));
+        self.fleet
+            .record_read(Read {
+                kind: EventKind::LogRead,
+                resource: "audit-log".into(),
+                by: person.to_string(),
+                what: format!(
+                    "{what} as at {}",
+                    crate::clock::rfc3339(at_ms, true).unwrap_or_default()
+                ),
+            })
+            .await?;
+        overview.warnings = self.warnings_with(&overview);
+        Ok(overview)
+    }
+
     /// The controller's own warnings, then the fleet's (the store cannot write).
     fn warnings_with(&self, overview: &crate::fleet::Overview) -> Vec<String> {
         self.warnings
@@ -70,16 +104,22 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::ListHostsRequest>,
     ) -> Result<Response<v1::ListHostsResponse>, Status> {
-        let person = self.auth.person(&request, Action::Read)?;
-        let overview = self.fleet.overview().await?;
-        Ok(Response::new(v1::ListHostsResponse {
-            hosts: overview
+        let at_ms = request.get_ref().at_ms;
+        let overview = if at_ms != 0 {
+            let person = self.auth.person(&request, Action::ReadLog)?;
+            self.moment(&person, at_ms, "the hosts").await?
+        } else {
+            let person = self.auth.person(&request, Action::Read)?;
+            let mut overview = self.fleet.overview().await?;
+            overview
                 .hosts
-                .iter()
-                .filter(|h| person.scope.sees(&h.info.host_id, &h.info.labels))
-                .map(wire::host_to_proto)
-                .collect(),
-            warnings: self.warnings_with(&overview),
+                .retain(|h| person.scope.sees(&h.info.host_id, &h.info.labels));
+            overview.warnings = self.warnings_with(&overview);
+            overview
+        };
+        Ok(Response::new(v1::ListHostsResponse {
+            hosts: overview.hosts.iter().map(wire::host_to_proto).collect(),
+            warnings: overview.warnings,
             manifest_errors: overview
                 .manifest_errors
                 .into_iter()
@@ -92,13 +132,23 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::GetDriftRequest>,
     ) -> Result<Response<v1::GetDriftResponse>, Status> {
-        let person = self.auth.person(&request, Action::Read)?;
+        let at_ms = request.get_ref().at_ms;
+        let overview = if at_ms != 0 {
+            let person = self.auth.person(&request, Action::ReadLog)?;
+            self.moment(&person, at_ms, "the drift").await?
+        } else {
+            let person = self.auth.person(&request, Action::Read)?;
+            let mut overview = self.fleet.overview().await?;
+            // Hosts outside the person's scope do not exist for them.
+            overview
+                .hosts
+                .retain(|h| person.scope.sees(&h.info.host_id, &h.info.labels));
+            overview.warnings = self.warnings_with(&overview);
+            overview
+        };
         let wanted = request.into_inner().hosts;
-        let overview = self.fleet.overview().await?;
-        let warnings = self.warnings_with(&overview);
-        let (mut hosts, errors) = (overview.hosts, overview.manifest_errors);
-        // Hosts outside the person's scope do not exist for them.
-        hosts.retain(|h| person.scope.sees(&h.info.host_id, &h.info.labels));
+        let (hosts, errors, warnings) =
+            (overview.hosts, overview.manifest_errors, overview.warnings);
         if let Some(missing) = wanted
             .iter()
             .find(|w| !hosts.iter().any(|h| &h.info.host_id == *w))
@@ -186,8 +236,26 @@ impl QueryService for QueryApi {
             })?),
         };
         let before = (r.before > 0).then_some(r.before);
+        let since_ms = (r.since_ms != 0).then_some(r.since_ms);
+        let until_ms = (r.until_ms != 0).then_some(r.until_ms);
+        if let (Some(a), Some(b)) = (since_ms, until_ms)
+            && a >= b
+        {
+            return Err(Status::invalid_argument(
+                "the period's start must be before its end",
+            ));
+        }
+        let when = |ms: Option<i64>| {
+            ms.and_then(|m| crate::clock::rfc3339(m, true))
+                .unwrap_or_else(|| "-".into())
+        };
         let what = format!(
-            "{limit} entries{}{}{}",
+            "{limit} entries{}{}{}{}",
+            if since_ms.is_some() || until_ms.is_some() {
+                format!(" from {} to {}", when(since_ms), when(until_ms))
+            } else {
+                String::new()
+            },
             host.as_deref()
                 .map(|h| format!(" of {h}"))
                 .unwrap_or_default(),
@@ -204,6 +272,8 @@ impl QueryService for QueryApi {
             host,
             kind,
             before,
+            since_ms,
+            until_ms,
             limit,
         };
         let (events, head, _) = scope::log_page(&self.fleet, &seen, q).await?;

@@ -8,6 +8,7 @@
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, Coverage, DriftRecord, Event, EventKind, HostInfo};
+use crate::moment::Standing;
 use crate::window::ChangeWindow;
 
 mod audit;
@@ -160,6 +161,10 @@ pub trait Store: Send {
     /// When each `opened` and `resolved` entry since `since_ms` was made (a trend): read back
     /// from the newest, so a long log costs only its recent part.
     fn trend(&self, since_ms: i64) -> Result<Vec<(i64, EventKind)>>;
+    /// What stood at `at_ms` (`moment::Standing`): the spans standing then, from the index the
+    /// store keeps beside the log in each entry's own transaction (`moment::effect`), and
+    /// every host whose stream had begun by then. Must equal `moment::replay` of the log.
+    fn standing(&self, at_ms: i64) -> Result<Standing>;
     /// Checks the hash chain from the first entry to the head, and the head against what is
     /// trusted.
     fn verify(&self, trusted: &Trusted) -> Result<Verification>;
@@ -394,12 +399,16 @@ pub struct LogQuery {
     pub kind: Option<EventKind>,
     /// Only entries with a smaller id (the last id of the page before).
     pub before: Option<i64>,
+    /// Only entries made at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only entries made before this time.
+    pub until_ms: Option<i64>,
     pub limit: u32,
 }
 
-/// How far a trend read goes past its start, for entries made out of order (a controller's
-/// clock is not the log's order on a shared store).
-pub(crate) const TREND_SLACK_MS: i64 = 3_600_000;
+/// How far a read by time (a trend, a period) goes past its bounds, for entries made out of
+/// order (a controller's clock is not the log's order on a shared store).
+pub(crate) const OUT_OF_ORDER_MS: i64 = 3_600_000;
 
 /// A write of the fleet's, owned: what it could not make when it happened (the disk was full)
 /// and makes, in the same order, once the store can write again.

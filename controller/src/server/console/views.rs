@@ -284,6 +284,7 @@ pub(super) async fn history(
         kind,
         before: q.before,
         limit: LOG_ROWS,
+        ..LogQuery::default()
     };
     let what = format!(
         "the history page in the console{}{}{}",
@@ -360,13 +361,28 @@ async fn build_report(
     let seen = Seen::of(&c.fleet, &person.scope)
         .await
         .map_err(fleet_problem)?;
-    let q = LogQuery {
-        limit: 100_000,
-        ..LogQuery::default()
-    };
-    let (events, head, _) = scope::log_page(&c.fleet, &seen, q)
-        .await
-        .map_err(fleet_problem)?;
+    // Drift open when the period began, as it stood then; then every entry of the period.
+    let (mut at_start, _) = c.fleet.moment(since).await.map_err(fleet_problem)?;
+    at_start.hosts.retain(|h| seen.host(&h.info.host_id));
+    let (mut events, mut head, mut before) = (Vec::new(), None, None);
+    loop {
+        let q = LogQuery {
+            since_ms: Some(since),
+            until_ms: Some(until),
+            before,
+            limit: 100_000,
+            ..LogQuery::default()
+        };
+        let (page, at, next) = scope::log_page(&c.fleet, &seen, q)
+            .await
+            .map_err(fleet_problem)?;
+        events.extend(page);
+        head = head.or(Some(at));
+        before = next;
+        if before.is_none() {
+            break;
+        }
+    }
     let mut hosts = c.fleet.overview().await.map_err(fleet_problem)?.hosts;
     hosts.retain(|h| seen.host(&h.info.host_id));
     c.fleet
@@ -382,8 +398,8 @@ async fn build_report(
         })
         .await
         .map_err(fleet_problem)?;
-    let mut r = crate::report::build(events, since, until, &hosts);
-    r.audit_head = Some(head);
+    let mut r = crate::report::build(&at_start.hosts, events, since, until, &hosts);
+    r.audit_head = head;
     Ok(r)
 }
 

@@ -14,6 +14,7 @@ use crate::store::{Change, Store, Trusted, Write};
 /// Opens one place's store (again).
 mod evidence;
 mod log;
+mod moment;
 
 pub(crate) use evidence::{
     change_windows_open_close_and_end_once_with_their_entries,
@@ -24,6 +25,10 @@ pub(crate) use log::{
     history_is_newest_first_per_host_and_limited,
     ids_follow_the_head_without_gaps_and_the_head_moves_only_with_events,
     the_log_pages_by_id_host_and_kind_and_the_trend_counts_recent_drift,
+};
+pub(crate) use moment::{
+    a_morning, a_period_of_the_log_is_read_by_time_and_paged_by_id, stands_as_its_log_says,
+    the_fleet_at_any_moment_is_its_log_replayed,
 };
 
 pub(crate) type Opener<'a> = &'a dyn Fn() -> Box<dyn Store>;
@@ -48,6 +53,8 @@ macro_rules! suite {
                 an_untouched_log_verifies,
                 evidence_is_kept_with_open_drift_and_its_events,
                 change_windows_open_close_and_end_once_with_their_entries,
+                the_fleet_at_any_moment_is_its_log_replayed,
+                a_period_of_the_log_is_read_by_time_and_paged_by_id,
             );
         }
     };

@@ -39,11 +39,21 @@ fn head_of(r: &Row) -> Head {
     }
 }
 
-/// The `INSERT` of one entry, to prepare once per connection.
+/// The `INSERT` of one entry, to prepare once per connection: with it, what the entry does
+/// to the spans (`moment::effect`; `$15` NULL where nothing), in the same statement: the span
+/// open under (`$15`, `$16`, `$17`) ends at the entry's time, and one begins where `$18`.
 pub(super) fn append_sql() -> String {
     format!(
-        "INSERT INTO events (id, at_ms, host_id, kind, {ITEM_COLUMNS}, prev_hash, hash, origin)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        "WITH entry AS (
+             INSERT INTO events (id, at_ms, host_id, kind, {ITEM_COLUMNS}, prev_hash, hash, origin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ), ended AS (
+             UPDATE spans SET to_ms = $2 WHERE $15::TEXT IS NOT NULL AND host_id = $3
+             AND span = $15 AND resource = $16 AND attribute = $17 AND to_ms = {OPEN}
+         )
+         INSERT INTO spans (span, host_id, resource, attribute, from_id, from_ms, to_ms)
+         SELECT $15, $3, $16, $17, $1, $2, {OPEN} WHERE $18",
+        OPEN = crate::moment::OPEN
     )
 }
 
@@ -94,6 +104,7 @@ pub(super) fn insert_entry(
     e: &Logged,
 ) -> Result<()> {
     let r = e.item.as_ref();
+    let fx = EventKind::parse(&e.kind).and_then(|k| crate::moment::effect(k, r));
     tx.execute(
         insert,
         &[
@@ -111,6 +122,10 @@ pub(super) fn insert_entry(
             &e.prev_hash,
             &e.hash,
             &origin,
+            &fx.map(|f| f.span.as_str()),
+            &fx.map_or("", |f| f.resource),
+            &fx.map_or("", |f| f.attribute),
+            &fx.is_some_and(|f| f.begins),
         ],
     )?;
     Ok(())

@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::audit::{AuditKey, Head, Trusted, Verification};
 use super::{
-    DriftChange, HostState, LogQuery, Result, Store, StoreError, StoredHost, ack_record, rows,
+    DriftChange, HostState, LogQuery, OUT_OF_ORDER_MS, Result, Store, StoreError, StoredHost,
+    ack_record, rows,
 };
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
+use crate::moment::Standing;
 
 mod chain;
 mod claims;
@@ -27,6 +29,7 @@ mod copy;
 mod read;
 pub use copy::Copied;
 mod schema;
+mod spans;
 mod tail;
 mod tls;
 mod windows;
@@ -288,16 +291,52 @@ impl Store for PostgresStore {
 
     fn page(&self, q: &LogQuery) -> Result<Vec<Event>> {
         let kind = q.kind.map(EventKind::as_str);
-        let rows = self.session()?.client.query(
+        let mut session = self.session()?;
+        let client = &mut session.client;
+        // A period is a range of ids found by time, widened for entries made out of order
+        // (as SQLite's `chain::page`), then read by id.
+        let mut low = 0i64;
+        let mut high = q.before.map_or(i64::MAX, |b| b - 1);
+        if let Some(since) = q.since_ms {
+            low = client
+                .query_opt(
+                    "SELECT id FROM events WHERE at_ms >= $1 ORDER BY at_ms, id LIMIT 1",
+                    &[&since.saturating_sub(OUT_OF_ORDER_MS)],
+                )?
+                .map_or(i64::MAX, |r| r.get(0));
+        }
+        if let Some(until) = q.until_ms {
+            let last = client
+                .query_opt(
+                    "SELECT id FROM events WHERE at_ms < $1 ORDER BY at_ms DESC, id DESC LIMIT 1",
+                    &[&until.saturating_add(OUT_OF_ORDER_MS)],
+                )?
+                .map_or(0, |r| r.get(0));
+            high = high.min(last);
+        }
+        let rows = client.query(
             &format!(
-                "SELECT {} FROM events WHERE ($1::TEXT IS NULL OR host_id = $1) \
-                 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::BIGINT IS NULL OR id < $3) \
-                 ORDER BY id DESC LIMIT $4",
+                "SELECT {} FROM events WHERE id BETWEEN $3 AND $4 \
+                 AND ($1::TEXT IS NULL OR host_id = $1) AND ($2::TEXT IS NULL OR kind = $2) \
+                 AND ($6::BIGINT IS NULL OR at_ms >= $6) AND ($7::BIGINT IS NULL OR at_ms < $7) \
+                 ORDER BY id DESC LIMIT $5",
                 chain::event_columns()
             ),
-            &[&q.host, &kind, &q.before, &i64::from(q.limit)],
+            &[
+                &q.host,
+                &kind,
+                &low,
+                &high,
+                &i64::from(q.limit),
+                &q.since_ms,
+                &q.until_ms,
+            ],
         )?;
         rows.iter().map(event_of).collect()
+    }
+
+    fn standing(&self, at_ms: i64) -> Result<Standing> {
+        spans::standing(&mut self.session()?.client, at_ms)
     }
 
     fn trend(&self, since_ms: i64) -> Result<Vec<(i64, EventKind)>> {

@@ -6,7 +6,7 @@ use postgres::{Client, GenericClient};
 
 use crate::store::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i32 = 5;
+pub(super) const SCHEMA_VERSION: i32 = 6;
 
 /// The advisory lock that serialises migrations (an arbitrary constant: "plumb" in ASCII).
 pub(super) const MIGRATION_LOCK: i64 = 0x0070_6c75_6d62;
@@ -184,6 +184,13 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
              );
              UPDATE plumb_schema SET version = 5;",
         )?;
+    }
+    if version < 6 {
+        // The fleet at a moment (`moment.rs`): spans begun and ended by the entries, built
+        // from the log as it stands; and the entries by time, for periods.
+        tx.batch_execute(&super::spans::schema())?;
+        super::spans::backfill(&mut tx)?;
+        tx.batch_execute("UPDATE plumb_schema SET version = 6;")?;
     }
     tx.commit()?;
     Ok(())

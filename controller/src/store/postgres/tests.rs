@@ -62,6 +62,20 @@ fn trusting(public_key: &str) -> Trusted {
 }
 
 #[test]
+fn a_log_kept_before_moments_were_gets_its_spans_on_upgrade() {
+    let Some(url) = database() else { return };
+    let mut store = PostgresStore::open(&url).expect("open");
+    crate::store::conformance::a_morning(&mut store);
+    drop(store);
+    sql(
+        &url,
+        "DROP TABLE spans; DROP INDEX events_by_time; UPDATE plumb_schema SET version = 5;",
+    );
+    let store = PostgresStore::open(&url).expect("upgraded");
+    crate::store::conformance::stands_as_its_log_says(&store);
+}
+
+#[test]
 fn a_newer_schema_is_refused() {
     let Some(url) = database() else { return };
     drop(PostgresStore::open(&url).expect("open"));

@@ -2,11 +2,11 @@
 //! the head in `audit_head`. The hashing, the signature and what verification checks are the
 //! store's, in `store/audit.rs`; only the rows are here.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::model::{DriftRecord, Event, EventKind};
 use crate::store::audit::{AuditKey, Entry, Head, Logged, canonical, chain};
-use crate::store::{LogQuery, Result, StoreError, TREND_SLACK_MS, evidence};
+use crate::store::{LogQuery, OUT_OF_ORDER_MS, Result, StoreError, evidence};
 
 /// Appends one entry in `tx` with the next id, chained to `head`, and moves `head` (not yet
 /// its stored row: `store_head` does that once per transaction). Returns the new id.
@@ -47,6 +47,7 @@ pub(super) fn append(
         head.hash,
         hash,
     ])?;
+    super::spans::index(tx, id, at_ms, host_id, kind, item)?;
     head.last_id = id;
     head.hash = hash;
     head.signature.clear();
@@ -153,14 +154,38 @@ pub(super) fn event_item(r: &rusqlite::Row<'_>) -> Result<Option<DriftRecord>> {
     }))
 }
 
-/// A page of the log, newest first (`Store::page`).
+/// A page of the log, newest first (`Store::page`). A period is found by time (`events_by_time`)
+/// as a range of ids, widened by `OUT_OF_ORDER_MS` for entries made out of order, and read by
+/// id within it.
 pub(super) fn page(conn: &Connection, q: &LogQuery) -> Result<Vec<Event>> {
+    let mut low = 0;
+    let mut high = q.before.map_or(i64::MAX, |b| b - 1);
+    if let Some(since) = q.since_ms {
+        let first: Option<i64> = conn
+            .prepare_cached("SELECT id FROM events WHERE at_ms >= ?1 ORDER BY at_ms, id LIMIT 1")?
+            .query_row(params![since.saturating_sub(OUT_OF_ORDER_MS)], |r| r.get(0))
+            .optional()?;
+        low = first.unwrap_or(i64::MAX);
+    }
+    if let Some(until) = q.until_ms {
+        let last: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM events WHERE at_ms < ?1 ORDER BY at_ms DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![until.saturating_add(OUT_OF_ORDER_MS)], |r| r.get(0))
+            .optional()?;
+        high = high.min(last.unwrap_or(0));
+    }
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR host_id = ?1) \
-         AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+        "SELECT {EVENT_COLUMNS} FROM events WHERE id BETWEEN ?3 AND ?4 \
+         AND (?1 IS NULL OR host_id = ?1) AND (?2 IS NULL OR kind = ?2) \
+         AND (?6 IS NULL OR at_ms >= ?6) AND (?7 IS NULL OR at_ms < ?7) \
+         ORDER BY id DESC LIMIT ?5"
     ))?;
     let kind = q.kind.map(EventKind::as_str);
-    let mut rows = stmt.query(params![q.host, kind, q.before, q.limit])?;
+    let mut rows = stmt.query(params![
+        q.host, kind, low, high, q.limit, q.since_ms, q.until_ms
+    ])?;
     let mut events = Vec::new();
     while let Some(r) = rows.next()? {
         let (id, kind): (i64, String) = (r.get(0)?, r.get(3)?);
@@ -185,7 +210,7 @@ pub(super) fn trend(conn: &Connection, since_ms: i64) -> Result<Vec<(i64, EventK
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let (at_ms, kind): (i64, String) = (r.get(0)?, r.get(1)?);
-        if at_ms < since_ms - TREND_SLACK_MS {
+        if at_ms < since_ms - OUT_OF_ORDER_MS {
             break;
         }
         match EventKind::parse(&kind) {

@@ -20,10 +20,12 @@ use super::{
 use crate::drift::Observation;
 use crate::key::Key;
 use crate::model::{Ack, DriftRecord, Event, EventKind, HostInfo};
+use crate::moment::Standing;
 use crate::window::ChangeWindow;
 
 mod chain;
 mod schema;
+mod spans;
 
 use schema::SCHEMA_VERSION;
 
@@ -268,6 +270,10 @@ impl Store for SqliteStore {
 
     fn trend(&self, since_ms: i64) -> Result<Vec<(i64, EventKind)>> {
         chain::trend(&self.conn, since_ms)
+    }
+
+    fn standing(&self, at_ms: i64) -> Result<Standing> {
+        spans::standing(&self.conn, at_ms)
     }
 
     fn verify(&self, trusted: &Trusted) -> Result<Verification> {

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::chain;
 use crate::store::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -129,6 +129,15 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
              PRAGMA user_version = 6;
              COMMIT;",
         )?;
+    }
+    if version < 7 {
+        // The fleet at a moment (`moment.rs`): spans begun and ended by the entries, built
+        // from the log as it stands; and the entries by time, for periods.
+        let tx = conn.transaction()?;
+        tx.execute_batch(super::spans::SCHEMA)?;
+        super::spans::backfill(&tx)?;
+        tx.execute_batch("PRAGMA user_version = 7;")?;
+        tx.commit()?;
     }
     Ok(())
 }

@@ -32,6 +32,20 @@ fn record(attribute: &str, actual: &str, since_ms: i64) -> DriftRecord {
 }
 
 #[test]
+fn a_log_kept_before_moments_were_gets_its_spans_on_upgrade() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = SqliteStore::open(dir.path()).expect("open");
+    crate::store::conformance::a_morning(&mut store);
+    drop(store);
+    let conn = Connection::open(dir.path().join("plumb.db")).expect("raw open");
+    conn.execute_batch("DROP TABLE spans; DROP INDEX events_by_time; PRAGMA user_version = 6;")
+        .expect("as schema 6 was");
+    drop(conn);
+    let store = SqliteStore::open(dir.path()).expect("upgraded");
+    crate::store::conformance::stands_as_its_log_says(&store);
+}
+
+#[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     drop(SqliteStore::open(dir.path()).expect("open"));
@@ -382,7 +396,7 @@ fn a_log_from_before_evidence_verifies_and_grows() {
     drop(store);
     tamper(
         dir.path(),
-        "DROP TABLE windows; ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 4;",
+        "DROP TABLE spans; DROP INDEX events_by_time; DROP TABLE windows; ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 4;",
     );
     let mut store = SqliteStore::open(dir.path()).expect("upgrade");
     let mut changed = record("mode", "0640", 2);
@@ -402,7 +416,8 @@ fn an_unchained_log_is_chained_on_upgrade() {
     Connection::open(dir.path().join("plumb.db"))
         .expect("raw open")
         .execute_batch(
-            "UPDATE events SET prev_hash = '', hash = ''; DROP TABLE audit_head; DROP TABLE acks;
+            "DROP TABLE spans; DROP INDEX events_by_time;
+             UPDATE events SET prev_hash = '', hash = ''; DROP TABLE audit_head; DROP TABLE acks;
              ALTER TABLE events DROP COLUMN prev_hash; ALTER TABLE events DROP COLUMN hash;
              DROP TABLE windows; ALTER TABLE events DROP COLUMN evidence; ALTER TABLE drift DROP COLUMN evidence; PRAGMA user_version = 1;",
         )
