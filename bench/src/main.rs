@@ -13,6 +13,7 @@ mod fixture;
 mod footprint;
 mod hostile;
 mod latency;
+mod moment;
 mod peers;
 mod scale;
 mod scan;
@@ -89,6 +90,18 @@ enum Command {
     },
     /// The web console over a big fleet: N simulated agents of M files, some drifted; each
     /// page's time from request to whole answer over loopback (median and p99) and size.
+    /// The fleet at a past moment: a store of N hosts and M log entries over 30 days, asked
+    /// what stood early, midway and late, and for an hour of the log (`plumb drift --at`,
+    /// `plumb history --between`).
+    Moment {
+        #[arg(long, default_value_t = 10_000)]
+        hosts: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: usize,
+        /// sqlite, postgres (a throwaway server of this machine's), or a postgres:// URL.
+        #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+        store: Vec<String>,
+    },
     Console {
         #[arg(long, default_value_t = 10_000)]
         agents: usize,
@@ -240,6 +253,18 @@ fn main() -> anyhow::Result<()> {
                 sweep,
             }),
         ),
+        Command::Moment {
+            hosts,
+            entries,
+            store,
+        } => {
+            let runs = store
+                .iter()
+                .map(|s| moment::run(hosts, entries, s))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            summary.insert("moment".into(), serde_json::Value::Array(runs));
+            (None, None, None, None)
+        }
         Command::Console {
             agents,
             files,

@@ -219,8 +219,37 @@ pub(crate) fn a_period_of_the_log_is_read_by_time_and_paged_by_id(open: Opener<'
         .iter()
         .map(|e| e.at_ms)
         .collect();
+    // The five entries from 450 on, and the log's first, made when the store was (now).
     assert!(
-        only_since.iter().all(|&t| t >= 450) && only_since.len() == 5,
+        only_since.iter().all(|&t| t >= 450) && only_since.len() == 6,
         "{only_since:?}"
     );
+    // An entry appended after one made a day later than it (a clock set back, another
+    // controller's behind) is in its period all the same, at either end.
+    let late = record("set", "2", 0);
+    store
+        .log("", 100_000_000, EventKind::ManifestsAccepted, Some(&late))
+        .expect("log");
+    let behind = store
+        .log("", 13_600_000, EventKind::ManifestsAccepted, Some(&late))
+        .expect("log");
+    for (since, until) in [
+        (13_600_000, 13_600_001),
+        (13_000_000, 14_000_000),
+        (13_600_000, 99_000_000),
+    ] {
+        let got = store
+            .page(&LogQuery {
+                since_ms: Some(since),
+                until_ms: Some(until),
+                limit: 100,
+                ..LogQuery::default()
+            })
+            .expect("page");
+        assert_eq!(
+            got.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [behind.id],
+            "from {since} to {until}"
+        );
+    }
 }

@@ -12,8 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::audit::{AuditKey, Head, Trusted, Verification};
 use super::{
-    DriftChange, HostState, LogQuery, OUT_OF_ORDER_MS, Result, Store, StoreError, StoredHost,
-    ack_record, rows,
+    DriftChange, HostState, LogQuery, Result, Store, StoreError, StoredHost, ack_record, rows,
 };
 use crate::drift::Observation;
 use crate::key::Key;
@@ -293,43 +292,23 @@ impl Store for PostgresStore {
         let kind = q.kind.map(EventKind::as_str);
         let mut session = self.session()?;
         let client = &mut session.client;
-        // A period is a range of ids found by time, widened for entries made out of order
-        // (as SQLite's `chain::page`), then read by id.
-        let mut low = 0i64;
-        let mut high = q.before.map_or(i64::MAX, |b| b - 1);
-        if let Some(since) = q.since_ms {
-            low = client
-                .query_opt(
-                    "SELECT id FROM events WHERE at_ms >= $1 ORDER BY at_ms, id LIMIT 1",
-                    &[&since.saturating_sub(OUT_OF_ORDER_MS)],
-                )?
-                .map_or(i64::MAX, |r| r.get(0));
-        }
-        if let Some(until) = q.until_ms {
-            let last = client
-                .query_opt(
-                    "SELECT id FROM events WHERE at_ms < $1 ORDER BY at_ms DESC, id DESC LIMIT 1",
-                    &[&until.saturating_add(OUT_OF_ORDER_MS)],
-                )?
-                .map_or(0, |r| r.get(0));
-            high = high.min(last);
-        }
+        // A period is the entries made in it, by their own times (as SQLite's `chain::page`).
+        let since = q.since_ms.unwrap_or(i64::MIN);
+        let until = q.until_ms.unwrap_or(i64::MAX);
         let rows = client.query(
             &format!(
-                "SELECT {} FROM events WHERE id BETWEEN $3 AND $4 \
-                 AND ($1::TEXT IS NULL OR host_id = $1) AND ($2::TEXT IS NULL OR kind = $2) \
-                 AND ($6::BIGINT IS NULL OR at_ms >= $6) AND ($7::BIGINT IS NULL OR at_ms < $7) \
-                 ORDER BY id DESC LIMIT $5",
+                "SELECT {} FROM events WHERE ($1::TEXT IS NULL OR host_id = $1) \
+                 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::BIGINT IS NULL OR id < $3) \
+                 AND at_ms >= $5 AND at_ms < $6 ORDER BY id DESC LIMIT $4",
                 chain::event_columns()
             ),
             &[
                 &q.host,
                 &kind,
-                &low,
-                &high,
+                &q.before,
                 &i64::from(q.limit),
-                &q.since_ms,
-                &q.until_ms,
+                &since,
+                &until,
             ],
         )?;
         rows.iter().map(event_of).collect()

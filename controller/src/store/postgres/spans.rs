@@ -24,7 +24,7 @@ pub(super) fn schema() -> String {
          CREATE INDEX spans_open ON spans (host_id, span, resource, attribute)
              WHERE to_ms = {OPEN};
          CREATE INDEX spans_at ON spans (to_ms, from_ms);
-         CREATE INDEX spans_streams ON spans (span, host_id, from_ms, to_ms);
+         CREATE INDEX spans_streams ON spans (host_id, from_ms, to_ms) WHERE span = 'stream';
          CREATE INDEX events_by_time ON events (at_ms, id);",
         OPEN = moment::OPEN
     )
@@ -100,6 +100,7 @@ pub(super) fn standing(client: &mut Client, at_ms: i64) -> Result<Standing> {
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()?;
+    // The spans not ended by T, their beginnings checked in `spans_at` (as SQLite's).
     let rows = tx.query(
         &format!(
             "SELECT {}, s.span FROM spans s JOIN events e ON e.id = s.from_id

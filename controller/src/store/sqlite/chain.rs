@@ -2,7 +2,7 @@
 //! the head in `audit_head`. The hashing, the signature and what verification checks are the
 //! store's, in `store/audit.rs`; only the rows are here.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 
 use crate::model::{DriftRecord, Event, EventKind};
 use crate::store::audit::{AuditKey, Entry, Head, Logged, canonical, chain};
@@ -154,38 +154,33 @@ pub(super) fn event_item(r: &rusqlite::Row<'_>) -> Result<Option<DriftRecord>> {
     }))
 }
 
-/// A page of the log, newest first (`Store::page`). A period is found by time (`events_by_time`)
-/// as a range of ids, widened by `OUT_OF_ORDER_MS` for entries made out of order, and read by
-/// id within it.
+/// A page of the log, newest first (`Store::page`). A period is the entries made in it, by
+/// their own times, whatever order they were appended in (a clock set back, another
+/// controller's behind): read through `events_by_time`, then ordered by id (the planner,
+/// knowing no better, would read back from the newest).
 pub(super) fn page(conn: &Connection, q: &LogQuery) -> Result<Vec<Event>> {
-    let mut low = 0;
-    let mut high = q.before.map_or(i64::MAX, |b| b - 1);
-    if let Some(since) = q.since_ms {
-        let first: Option<i64> = conn
-            .prepare_cached("SELECT id FROM events WHERE at_ms >= ?1 ORDER BY at_ms, id LIMIT 1")?
-            .query_row(params![since.saturating_sub(OUT_OF_ORDER_MS)], |r| r.get(0))
-            .optional()?;
-        low = first.unwrap_or(i64::MAX);
-    }
-    if let Some(until) = q.until_ms {
-        let last: Option<i64> = conn
-            .prepare_cached(
-                "SELECT id FROM events WHERE at_ms < ?1 ORDER BY at_ms DESC, id DESC LIMIT 1",
-            )?
-            .query_row(params![until.saturating_add(OUT_OF_ORDER_MS)], |r| r.get(0))
-            .optional()?;
-        high = high.min(last.unwrap_or(0));
-    }
+    let (index, period) = if q.since_ms.is_some() || q.until_ms.is_some() {
+        (
+            "INDEXED BY events_by_time",
+            "AND at_ms >= ?5 AND at_ms < ?6",
+        )
+    } else {
+        ("", "")
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE id BETWEEN ?3 AND ?4 \
-         AND (?1 IS NULL OR host_id = ?1) AND (?2 IS NULL OR kind = ?2) \
-         AND (?6 IS NULL OR at_ms >= ?6) AND (?7 IS NULL OR at_ms < ?7) \
-         ORDER BY id DESC LIMIT ?5"
+        "SELECT {EVENT_COLUMNS} FROM events {index} WHERE id < ?3 \
+         AND (?1 IS NULL OR host_id = ?1) AND (?2 IS NULL OR kind = ?2) {period} \
+         ORDER BY id DESC LIMIT ?4"
     ))?;
     let kind = q.kind.map(EventKind::as_str);
-    let mut rows = stmt.query(params![
-        q.host, kind, low, high, q.limit, q.since_ms, q.until_ms
-    ])?;
+    let before = q.before.unwrap_or(i64::MAX);
+    let mut rows = if period.is_empty() {
+        stmt.query(params![q.host, kind, before, q.limit])?
+    } else {
+        let since = q.since_ms.unwrap_or(i64::MIN);
+        let until = q.until_ms.unwrap_or(i64::MAX);
+        stmt.query(params![q.host, kind, before, q.limit, since, until])?
+    };
     let mut events = Vec::new();
     while let Some(r) = rows.next()? {
         let (id, kind): (i64, String) = (r.get(0)?, r.get(3)?);

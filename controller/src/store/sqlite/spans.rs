@@ -9,8 +9,13 @@ use crate::model::{DriftRecord, Event, EventKind};
 use crate::moment::{self, Span, Standing};
 use crate::store::{Result, StoreError};
 
-/// The table and its indexes: open spans by what ends them, and every span by its end and
-/// beginning (a moment's question is `to_ms > T AND from_ms <= T`).
+/// The table and its indexes, as few as a moment needs, since every entry writes them: open
+/// spans by what ends them (only open ones: the costly one, a random place in a B-tree for
+/// each span, BENCHMARKS.md), every span by its end with its beginning, and streams by host
+/// (only streams). A moment's question,
+/// `to_ms > T AND from_ms <= T`, is read from `spans_at` alone (the spans not ended by T, the
+/// beginning checked in the index), by their own times whatever order their entries were
+/// appended in.
 pub(super) const SCHEMA: &str = "
     CREATE TABLE spans (
         span TEXT NOT NULL,
@@ -24,7 +29,7 @@ pub(super) const SCHEMA: &str = "
     CREATE INDEX spans_open ON spans (host_id, span, resource, attribute)
         WHERE to_ms = 9223372036854775807;
     CREATE INDEX spans_at ON spans (to_ms, from_ms);
-    CREATE INDEX spans_streams ON spans (span, host_id, from_ms, to_ms);
+    CREATE INDEX spans_streams ON spans (host_id, from_ms, to_ms) WHERE span = 'stream';
     CREATE INDEX events_by_time ON events (at_ms, id);";
 
 /// What entry `id` does to the spans (`moment::effect`), in the entry's transaction.
@@ -102,7 +107,7 @@ pub(super) fn standing(conn: &Connection, at_ms: i64) -> Result<Standing> {
         .map(|c| format!("e.{c}"))
         .collect();
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {}, s.span FROM spans s JOIN events e ON e.id = s.from_id
+        "SELECT {}, s.span FROM spans s INDEXED BY spans_at JOIN events e ON e.id = s.from_id
          WHERE s.to_ms > ?1 AND s.from_ms <= ?1 ORDER BY s.from_id",
         columns.join(", ")
     ))?;
@@ -125,8 +130,8 @@ pub(super) fn standing(conn: &Connection, at_ms: i64) -> Result<Standing> {
         ));
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT host_id, max(to_ms) FROM spans WHERE span = 'stream' AND from_ms <= ?1
-         GROUP BY host_id ORDER BY host_id",
+        "SELECT host_id, max(to_ms) FROM spans INDEXED BY spans_streams
+         WHERE span = 'stream' AND from_ms <= ?1 GROUP BY host_id ORDER BY host_id",
     )?;
     let hosts = stmt
         .query_map(params![at_ms], |r| {
