@@ -52,6 +52,29 @@ impl QueryApi {
             )))
         }
     }
+
+    /// The hosts a request may see: as they are now (`at_ms` 0), or as they stood at `at_ms`
+    /// (`moment`, for those who may read the log; `what` names the read). Hosts outside the
+    /// person's scope do not exist for them.
+    async fn hosts_for<T>(
+        &self,
+        request: &Request<T>,
+        at_ms: i64,
+        what: &str,
+    ) -> Result<crate::fleet::Overview, Status> {
+        if at_ms != 0 {
+            let person = self.auth.person(request, Action::ReadLog)?;
+            return self.moment(&person, at_ms, what).await;
+        }
+        let person = self.auth.person(request, Action::Read)?;
+        let mut overview = self.fleet.overview().await?;
+        overview
+            .hosts
+            .retain(|h| person.scope.sees(&h.info.host_id, &h.info.labels));
+        overview.warnings = self.warnings_with(&overview);
+        Ok(overview)
+    }
+
     /// The fleet as it stood at `at_ms`, for a person who may read the log: rebuilt from it,
     /// and recorded as a read of it (`what`) before it is shown.
     async fn moment(
@@ -105,18 +128,7 @@ impl QueryService for QueryApi {
         request: Request<v1::ListHostsRequest>,
     ) -> Result<Response<v1::ListHostsResponse>, Status> {
         let at_ms = request.get_ref().at_ms;
-        let overview = if at_ms != 0 {
-            let person = self.auth.person(&request, Action::ReadLog)?;
-            self.moment(&person, at_ms, "the hosts").await?
-        } else {
-            let person = self.auth.person(&request, Action::Read)?;
-            let mut overview = self.fleet.overview().await?;
-            overview
-                .hosts
-                .retain(|h| person.scope.sees(&h.info.host_id, &h.info.labels));
-            overview.warnings = self.warnings_with(&overview);
-            overview
-        };
+        let overview = self.hosts_for(&request, at_ms, "the hosts").await?;
         Ok(Response::new(v1::ListHostsResponse {
             hosts: overview.hosts.iter().map(wire::host_to_proto).collect(),
             warnings: overview.warnings,
@@ -133,19 +145,7 @@ impl QueryService for QueryApi {
         request: Request<v1::GetDriftRequest>,
     ) -> Result<Response<v1::GetDriftResponse>, Status> {
         let at_ms = request.get_ref().at_ms;
-        let overview = if at_ms != 0 {
-            let person = self.auth.person(&request, Action::ReadLog)?;
-            self.moment(&person, at_ms, "the drift").await?
-        } else {
-            let person = self.auth.person(&request, Action::Read)?;
-            let mut overview = self.fleet.overview().await?;
-            // Hosts outside the person's scope do not exist for them.
-            overview
-                .hosts
-                .retain(|h| person.scope.sees(&h.info.host_id, &h.info.labels));
-            overview.warnings = self.warnings_with(&overview);
-            overview
-        };
+        let overview = self.hosts_for(&request, at_ms, "the drift").await?;
         let wanted = request.into_inner().hosts;
         let (hosts, errors, warnings) =
             (overview.hosts, overview.manifest_errors, overview.warnings);
