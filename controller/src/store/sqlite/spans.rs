@@ -12,10 +12,9 @@ use crate::store::{Result, StoreError};
 /// The table and its indexes, as few as a moment needs, since every entry writes them: open
 /// spans by what ends them (only open ones: the costly one, a random place in a B-tree for
 /// each span, BENCHMARKS.md), every span by its end with its beginning, and streams by host
-/// (only streams). A moment's question,
-/// `to_ms > T AND from_ms <= T`, is read from `spans_at` alone (the spans not ended by T, the
-/// beginning checked in the index), by their own times whatever order their entries were
-/// appended in.
+/// (only streams). A moment's question, `to_ms > T AND from_ms <= T`, is read from `spans_at`
+/// alone (the spans not ended by T, the beginning checked in the index), by their own times
+/// whatever order their entries were appended in.
 pub(super) const SCHEMA: &str = "
     CREATE TABLE spans (
         span TEXT NOT NULL,
