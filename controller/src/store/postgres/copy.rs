@@ -70,7 +70,7 @@ impl super::PostgresStore {
                 )));
             }
             tx.batch_execute(
-                "TRUNCATE observations, drift, acks, events, hosts, audit_head, controllers",
+                "TRUNCATE observations, drift, acks, events, spans, hosts, audit_head, controllers",
             )?;
         }
 

@@ -75,6 +75,21 @@ fn a_log_kept_before_moments_were_gets_its_spans_on_upgrade() {
     crate::store::conformance::stands_as_its_log_says(&store);
 }
 
+/// `plumb store copy` carries the past too: the copy stands at every moment as its log says,
+/// and a copy over one (`replace`) leaves none of the first copy's spans behind.
+#[test]
+fn a_copy_stands_as_its_log_says_and_replaces_what_was_there() {
+    let Some(url) = database() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut source = crate::store::SqliteStore::open(dir.path()).expect("SQLite");
+    crate::store::conformance::a_morning(&mut source);
+    let first = PostgresStore::import(&url, &source, false).expect("copied");
+    let again = PostgresStore::import(&url, &source, true).expect("copied over the first");
+    assert_eq!(first, again);
+    let copy = PostgresStore::open(&url).expect("open the copy");
+    crate::store::conformance::stands_as_its_log_says(&copy);
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let Some(url) = database() else { return };
