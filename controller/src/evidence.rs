@@ -136,6 +136,9 @@ pub enum Resolution {
     ManifestChanged { commit: String },
     /// The package changed to a version the manifests accept (an upgrade, a reinstall).
     PackageChanged,
+    /// The host's group changed (a baseline's majority or reference): what the host has is
+    /// what it is compared with now, though the host itself did not change.
+    PeersChanged,
 }
 
 impl fmt::Display for Who {
@@ -206,6 +209,9 @@ impl fmt::Display for Resolution {
                 write!(f, "made desired by a manifest change ({commit})")
             }
             Resolution::PackageChanged => f.write_str("package changed"),
+            Resolution::PeersChanged => {
+                f.write_str("the hosts it is compared with changed to what it has")
+            }
         }
     }
 }

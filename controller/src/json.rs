@@ -112,6 +112,7 @@ pub fn evidence(e: &Evidence) -> serde_json::Map<String, Value> {
             json!({"how": "manifest_changed", "commit": commit, "text": r.to_string()})
         }
         Resolution::PackageChanged => json!({"how": "package_changed", "text": r.to_string()}),
+        Resolution::PeersChanged => json!({"how": "peers_changed", "text": r.to_string()}),
     });
     let mut map = serde_json::Map::new();
     map.insert(

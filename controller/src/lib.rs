@@ -1,5 +1,6 @@
 //! plumb's controller: manifests, drift evaluation, the store, the gRPC API, and the operator CLI.
 
+pub mod baseline;
 pub mod certs;
 pub mod cli;
 pub mod clock;

@@ -1,5 +1,6 @@
 //! What an agent must observe to evaluate a host's desired state. Pure.
 
+use crate::key::Key;
 use crate::manifest::{DesiredState, FileType};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,16 +20,34 @@ pub struct PathRequest {
 
 /// The packages to report: (name, whether to verify its files).
 pub fn packages(desired: &DesiredState) -> Vec<(String, bool)> {
+    let compared = desired.baselines.keys().filter_map(|k| match k {
+        Key::Package(name) => Some((name.to_string(), false)),
+        Key::File(_) => None,
+    });
     desired
         .packages
         .values()
         .map(|p| (p.name.clone(), p.spec.verify_files))
+        .chain(compared)
         .collect()
 }
 
 /// One request per declared path, asking only for what the declaration needs: content is
-/// hashed only where a digest is declared, entries listed only for exclusive directories.
+/// hashed only where a digest is declared, entries listed only for exclusive directories; and
+/// one per path a baseline compares, hashed (its digest is compared with the peers').
 pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {
+    let compared = desired.baselines.keys().filter_map(|k| match k {
+        Key::File(path) => Some(PathRequest {
+            path: path.to_string(),
+            hash: true,
+            contains: Vec::new(),
+            list_entries: false,
+            allow_content: false,
+            sensitive: false,
+            ignore: Vec::new(),
+        }),
+        Key::Package(_) => None,
+    });
     desired
         .files
         .values()
@@ -48,5 +67,6 @@ pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {
                 ignore: spec.ignore.clone(),
             }
         })
+        .chain(compared)
         .collect()
 }

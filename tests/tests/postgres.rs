@@ -1264,3 +1264,48 @@ fn a_change_window_opened_on_one_controller_authorises_drift_on_another() {
     assert_eq!(ended.len(), 1, "{ended:#?}");
     site.assert_verifies(&a);
 }
+
+/// On a store several controllers share, each holds only its own hosts' observations, so a
+/// baseline would be judged on part of its group: refused, said plainly, on reload (the last
+/// good set stays in force) and at start.
+#[test]
+fn a_baseline_is_refused_on_a_shared_store_and_said_why() {
+    let Some(pg) = plumb_testkit::Postgres::shared() else {
+        return;
+    };
+    let site = Shared::new(pg);
+    let c = site.controller("data-a");
+    let manifests = site.tmp.path().join("manifests");
+    fs::write(
+        manifests.join("alike.yaml"),
+        "name: alike\nhosts: [\"web-*\"]\nbaseline:\n  files:\n    - /etc/motd\n",
+    )
+    .expect("write");
+    let errors = plumb_tests::wait_for("the baseline refused on reload", || {
+        let errors = c.json(&["hosts"])["manifest_errors"].as_array()?.clone();
+        (!errors.is_empty()).then_some(errors)
+    });
+    assert_eq!(
+        errors,
+        [Value::from(format!(
+            "{}: baselines are not compared on a store several controllers share yet\n  hint: run one controller on this store, or declare the values the hosts should have",
+            manifests.join("alike.yaml:3").display()
+        ))]
+    );
+    drop(c);
+
+    let out = std::process::Command::new(plumb_tests::bin("plumb"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--manifests"])
+        .arg(&manifests)
+        .arg("--data")
+        .arg(site.tmp.path().join("data-b"))
+        .args(["--store", &site.store, "--audit-key", &site.key])
+        .output()
+        .expect("run plumb serve");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("baselines are not compared on a store several controllers share yet"),
+        "{said}"
+    );
+}

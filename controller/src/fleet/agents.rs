@@ -21,6 +21,8 @@ pub(super) enum Cause {
     Agent,
     /// A new manifest set.
     Manifests,
+    /// Its peers in a baseline's group: what it is compared with moved.
+    Peers,
 }
 
 impl Fleet {
@@ -188,20 +190,40 @@ impl Fleet {
         ack: Option<(u64, u64)>,
         cause: Cause,
     ) {
+        let judged = self.judge_among_peers(host_id, keys);
+        let moved = self.evaluate_judged(host_id, keys, judged, ack, &cause);
+        self.peers_moved(host_id, &moved);
+    }
+
+    /// `evaluate`, with the drift of each key a baseline compares already judged (`judged`);
+    /// returns the compared keys whose observation moved, for their peers to be judged again
+    /// (a new manifest set judges every group once it is in force: `judge_every_group`).
+    pub(super) fn evaluate_judged(
+        &mut self,
+        host_id: &str,
+        keys: &[Key],
+        mut judged: std::collections::HashMap<Key, Vec<drift::DriftItem>>,
+        ack: Option<(u64, u64)>,
+        cause: &Cause,
+    ) -> Vec<Key> {
         let now = self.now();
         let commit = self.manifest_source.clone();
         let windows = &self.windows;
         let Some(host) = self.hosts.get_mut(host_id) else {
-            return;
+            return Vec::new();
         };
         let identity = (!windows.is_empty()).then(|| host.info.identity());
+        let mut moved: Vec<Key> = Vec::new();
         let mut opened: Vec<(Key, DriftRecord)> = Vec::new();
         let mut changed: Vec<(Key, DriftRecord)> = Vec::new();
         let mut resolved: Vec<DriftRecord> = Vec::new();
         let mut observations: Vec<(Key, Option<Observation>)> = Vec::new();
+        let peers = matches!(cause, Cause::Peers);
         for key in keys {
             let declared = host.desired.contains_key(key);
-            let who = host.who.remove(key);
+            let compared = host.desired.baselines.contains_key(key);
+            // A peer's evaluation is no change of this host: who changed it stays for its own.
+            let who = if peers { None } else { host.who.remove(key) };
             let new = if !declared {
                 // No longer declared: its drift is resolved.
                 Vec::new()
@@ -209,14 +231,19 @@ impl Fleet {
                 match host.observed.get(key) {
                     // Declared but not observed yet: nothing known, nothing changes.
                     None => continue,
+                    Some(_) if compared => judged.remove(key).unwrap_or_default(),
                     Some(obs) => drift::evaluate_observation(&host.desired, key.name(), obs),
                 }
             };
             let observed = host.observed.get(key);
             // An unchanged observation is in the store already: only what differs is written
             // (a reconnecting agent's snapshot of 10,000 paths is then no 10,000-row write).
-            if observed.is_none() || host.unstored.remove(key) {
+            let written = observed.is_none() || host.unstored.remove(key);
+            if written {
                 observations.push((key.clone(), observed.cloned()));
+            }
+            if compared && written && !peers {
+                moved.push(key.clone());
             }
             let old = host.drift.remove(key).unwrap_or_default();
             // A new or changed item is the work of whoever made this change, authorised or
@@ -229,9 +256,10 @@ impl Fleet {
                 }),
                 resolution: None,
             });
-            let resolution = match (&cause, declared, key) {
+            let resolution = match (cause, declared, key) {
                 _ if r.resolved.is_empty() => None,
-                (Cause::Manifests, _, _) | (Cause::Agent, false, _) => {
+                (Cause::Peers, true, _) => Some(Resolution::PeersChanged),
+                (Cause::Manifests, _, _) | (Cause::Agent | Cause::Peers, false, _) => {
                     Some(Resolution::ManifestChanged {
                         commit: commit.clone(),
                     })
@@ -285,6 +313,7 @@ impl Fleet {
         });
         self.write(write, ack);
         self.release_acks(host_id);
+        moved
     }
 
     pub(super) fn disconnected(&mut self, conn: u64, why: &str) -> Result<(), StoreError> {

@@ -23,6 +23,10 @@ impl Fleet {
             declared_at: source.to_owned(),
             evidence: Default::default(),
         };
+        let result = result.and_then(|set| match self.shared {
+            true => refuse_baselines(&set).map(|()| set),
+            false => Ok(set),
+        });
         let set = match result {
             Ok(set) => set,
             Err(errors) => {
@@ -94,12 +98,42 @@ impl Fleet {
             }
             host.desired = desired;
             // Evaluate what is already known against the new declarations now; the agent's
-            // snapshot for the new plan then brings the rest.
-            let keys = host.keys_to_evaluate();
+            // snapshot for the new plan then brings the rest. What baselines compare is
+            // judged once every group is whole, below.
+            let mut keys = host.keys_to_evaluate();
+            keys.retain(|k| !host.desired.baselines.contains_key(k));
             host.forget_undeclared();
             self.evaluate(&id, &keys, None, Cause::Manifests);
             self.send_plan(&id);
         }
+        // Groups are whole only now that every host has its new desired state.
+        self.judge_every_group();
         Ok(())
+    }
+}
+
+/// Several controllers on one store each hold only some hosts' observations in memory, so a
+/// group compared by one of them would be judged on part of it: a false "in sync" waiting to
+/// happen. Until the store carries what groups need, a baseline is refused there, said plainly.
+pub(super) fn refuse_baselines(set: &ManifestSet) -> Result<(), Vec<Diagnostic>> {
+    let refused: Vec<Diagnostic> = set
+        .manifests()
+        .iter()
+        .filter_map(|m| m.baseline.as_ref())
+        .map(|b| Diagnostic {
+            file: b.declared_at.file.clone(),
+            line: Some(b.declared_at.line),
+            column: None,
+            message: "baselines are not compared on a store several controllers share yet".into(),
+            hint: Some(
+                "run one controller on this store, or declare the values the hosts should have"
+                    .into(),
+            ),
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused)
     }
 }

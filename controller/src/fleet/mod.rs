@@ -19,6 +19,7 @@ use crate::store::{Holder, Store, StoreError};
 
 mod acks;
 mod agents;
+mod baselines;
 mod broker;
 pub mod console;
 mod handle;
@@ -158,6 +159,10 @@ impl Fleet {
         let store_acks = store.load_acks()?;
         let windows = store.load_windows()?;
         let shared = store.controller_id().is_some();
+        if shared && let Err(refused) = manifests::refuse_baselines(&manifests) {
+            let said: Vec<String> = refused.iter().map(ToString::to_string).collect();
+            return Err(StoreError::Refused(said.join("; ")));
+        }
         Ok(Self {
             store,
             manifests,

@@ -983,4 +983,5 @@ fn the_consoles_summary_counts_drift_per_day_from_the_store_then_as_it_happens()
     thread.join().expect("the fleet thread did not panic");
 }
 
+mod baselines;
 mod moment;

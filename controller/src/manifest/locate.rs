@@ -57,6 +57,40 @@ pub(crate) fn nth_key_position(text: &str, section: &str, key: &str, n: usize) -
     None
 }
 
+/// The position of the list item `value` (`- value`, quoted or not) at any depth under the
+/// top-level `section:`, if it is written in block style; the column is the value's.
+pub(crate) fn item_position(text: &str, section: &str, value: &str) -> Option<Pos> {
+    let mut in_section = false;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if indent == 0 {
+            in_section = trimmed
+                .strip_prefix(section)
+                .is_some_and(|r| r.trim_start().starts_with(':'));
+            continue;
+        }
+        let Some(item) = trimmed.strip_prefix("- ") else {
+            continue;
+        };
+        let written = item.split(" #").next().unwrap_or("").trim();
+        let unquoted = ['"', '\'']
+            .iter()
+            .find_map(|q| written.strip_prefix(*q)?.strip_suffix(*q))
+            .unwrap_or(written);
+        if in_section && unquoted == value {
+            return Some(Pos {
+                line: index + 1,
+                column: line.len() - item.len() + 1,
+            });
+        }
+    }
+    None
+}
+
 fn find(text: &str, section: &str, key: Option<&str>) -> Pos {
     let mut section_pos = None;
     let mut child_indent = None;

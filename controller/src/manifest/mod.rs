@@ -135,6 +135,31 @@ pub struct PackageDecl {
     pub declared_at: Location,
 }
 
+/// Hosts that should be alike (`baseline:`): paths and packages compared among the hosts a
+/// manifest selects, each host against the majority or against one named host. Nothing is
+/// declared of their values; a path or package declared with values for a host is judged by
+/// those instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baseline {
+    /// The manifest declaring it: the hosts it selects are the group.
+    pub manifest: String,
+    /// Every host is compared with this one; with the majority when `None`.
+    pub reference: Option<String>,
+    pub files: Vec<String>,
+    pub packages: Vec<String>,
+    pub declared_at: Location,
+}
+
+impl Baseline {
+    /// What it compares, as keys.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.files
+            .iter()
+            .map(|p| Key::file(p))
+            .chain(self.packages.iter().map(|n| Key::package(n)))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub name: String,
@@ -146,6 +171,7 @@ pub struct Manifest {
     pub facts: BTreeMap<String, Glob>,
     pub files: Vec<FileDecl>,
     pub packages: Vec<PackageDecl>,
+    pub baseline: Option<Arc<Baseline>>,
 }
 
 /// What selection looks at.
@@ -214,22 +240,28 @@ pub struct DesiredState {
     pub packages: BTreeMap<String, PackageDecl>,
     /// Names of the manifests that selected the host.
     pub manifests: Vec<String>,
+    /// What is compared with the host's peers rather than declared: each key (never one
+    /// declared with values) and the baseline comparing it.
+    pub baselines: BTreeMap<Key, Arc<Baseline>>,
 }
 
 impl DesiredState {
-    /// Every key observations and drift are filed under: declared paths, then packages.
+    /// Every key observations and drift are filed under: declared paths, then packages, then
+    /// what baselines compare.
     pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
         self.files
             .keys()
             .map(|p| Key::file(p))
             .chain(self.packages.keys().map(|n| Key::package(n)))
+            .chain(self.baselines.keys().cloned())
     }
 
     pub fn contains_key(&self, key: &Key) -> bool {
-        match key {
-            Key::File(path) => self.files.contains_key(&**path),
-            Key::Package(name) => self.packages.contains_key(&**name),
-        }
+        self.baselines.contains_key(key)
+            || match key {
+                Key::File(path) => self.files.contains_key(&**path),
+                Key::Package(name) => self.packages.contains_key(&**name),
+            }
     }
 }
 
@@ -288,6 +320,7 @@ impl ManifestSet {
             }
         }
         errors.extend(contradictions(&manifests));
+        errors.extend(compared_twice(&manifests));
         if errors.is_empty() {
             Ok(Self {
                 manifests,
@@ -344,9 +377,56 @@ impl ManifestSet {
                     .entry(decl.name.clone())
                     .or_insert_with(|| decl.clone());
             }
+            // Two baselines never compare one key for one host (checked in `new`).
+            if let Some(baseline) = &m.baseline {
+                for key in baseline.keys() {
+                    desired.baselines.insert(key, baseline.clone());
+                }
+            }
+        }
+        // A value declared for the host is what it is judged by.
+        let declared: Vec<Key> = desired
+            .baselines
+            .keys()
+            .filter(|k| match k {
+                Key::File(path) => desired.files.contains_key(&**path),
+                Key::Package(name) => desired.packages.contains_key(&**name),
+            })
+            .cloned()
+            .collect();
+        for key in declared {
+            desired.baselines.remove(&key);
         }
         desired
     }
+}
+
+/// A path or package two baselines compare, in manifests that may select the same host: the
+/// host would be in two groups for it, and no one answer would say which it should be like.
+fn compared_twice(manifests: &[Manifest]) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for (i, a) in manifests.iter().enumerate() {
+        let Some(first) = &a.baseline else { continue };
+        for b in &manifests[i + 1..] {
+            let Some(second) = b.baseline.as_ref().filter(|_| a.may_overlap(b)) else {
+                continue;
+            };
+            let theirs: std::collections::HashSet<Key> = first.keys().collect();
+            for key in second.keys().filter(|k| theirs.contains(k)) {
+                errors.push(Diagnostic {
+                    file: second.declared_at.file.clone(),
+                    line: Some(second.declared_at.line),
+                    column: None,
+                    message: format!(
+                        "{key} is compared by this baseline and by {}'s at {}, and both manifests may select the same host",
+                        a.name, first.declared_at
+                    ),
+                    hint: Some("compare it in one baseline, or make the manifests' hosts/labels disjoint".into()),
+                });
+            }
+        }
+    }
+    errors
 }
 
 /// Paths declared below a path that cannot have entries (declared absent, or a file), by

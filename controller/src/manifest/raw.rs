@@ -37,6 +37,21 @@ pub(crate) struct RawManifest {
     /// (`*.swp`) or absolute path globs (`/etc/**/*.dpkg-*`).
     #[serde(default)]
     pub(crate) ignore: Vec<String>,
+    /// Hosts that should be alike: what to compare among the hosts this manifest selects.
+    pub(crate) baseline: Option<RawBaseline>,
+}
+
+/// `baseline:`: the paths and packages compared among the selected hosts, against the
+/// majority or against one named host.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBaseline {
+    /// A host id: every other host is compared with it. Omitted: with the majority.
+    pub(crate) reference: Option<String>,
+    #[serde(default)]
+    pub(crate) files: Vec<String>,
+    #[serde(default)]
+    pub(crate) packages: Vec<String>,
 }
 
 /// A mapping as written, every key kept in order: a key written twice is an error the parser

@@ -265,7 +265,7 @@ const ERROR_CASES: &[(&str, &[&str])] = &[
     (
         "name: x\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\nservices:\n  nginx: running\n",
         &[
-            "m.yaml:5:1: unknown field `services`, expected one of `name`, `hosts`, `labels`, `facts`, `files`, `packages`, `ignore`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
+            "m.yaml:5:1: unknown field `services`, expected one of `name`, `hosts`, `labels`, `facts`, `files`, `packages`, `ignore`, `baseline`\n  hint: check the spelling; the fields a manifest takes are listed in README.md",
         ],
     ),
     (
@@ -674,3 +674,5 @@ fn ignores_join_their_exclusive_directories_and_mistakes_are_placed() {
         ]
     );
 }
+
+mod baseline;

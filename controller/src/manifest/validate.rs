@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::locate::{self, key_position, section_position, unquoted_modes};
-use super::raw::{RawFile, RawManifest, RawPackage};
+use super::raw::{RawBaseline, RawFile, RawManifest, RawPackage};
 use super::{
-    Diagnostic, FileDecl, FileSpec, FileType, Glob, Location, MAX_MANIFEST_BYTES, Manifest,
-    PackageDecl, PackageSpec, Want,
+    Baseline, Diagnostic, FileDecl, FileSpec, FileType, Glob, Location, MAX_MANIFEST_BYTES,
+    Manifest, PackageDecl, PackageSpec, Want,
 };
 use crate::digest::Digest;
 use crate::problem::Problem;
@@ -135,6 +135,18 @@ pub fn parse(
         }
     }
 
+    let baseline = raw.baseline.map(|b| {
+        let at = Location {
+            file: file.to_owned(),
+            line: section_position(text, "baseline").line,
+        };
+        validate_baseline(b, &raw.name, &hosts, at, &mut |value, problem| {
+            let pos = locate::item_position(text, "baseline", value)
+                .unwrap_or_else(|| section_position(text, "baseline"));
+            errors.push(Diagnostic::at(file, Some(pos), problem));
+        })
+    });
+
     if errors.is_empty() {
         Ok(Manifest {
             name: raw.name,
@@ -144,6 +156,7 @@ pub fn parse(
             facts,
             files,
             packages,
+            baseline: baseline.map(Arc::new),
         })
     } else {
         errors.sort_by_key(|d| (d.line, d.column));
@@ -431,16 +444,94 @@ fn fits(g: &[&str], s: &[Option<&str>]) -> bool {
     }
 }
 
-fn validate_package(name: &str, raw: RawPackage) -> Result<PackageSpec, Problem> {
+/// A manifest's `baseline:`, each problem given to `error` with the value it is about (a path,
+/// a package, the reference; `""` for the whole).
+fn validate_baseline(
+    raw: RawBaseline,
+    manifest: &str,
+    hosts: &[Glob],
+    declared_at: Location,
+    error: &mut dyn FnMut(&str, Problem),
+) -> Baseline {
+    if raw.files.is_empty() && raw.packages.is_empty() {
+        error(
+            "",
+            Problem::new("the baseline compares nothing").hint(
+                "list the paths (files:) and packages (packages:) the hosts should have alike",
+            ),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for path in &raw.files {
+        if !seen.insert(path) {
+            error(
+                path,
+                Problem::new(format!("{path} is listed twice in the baseline")),
+            );
+        } else if path.contains(['*', '?', '[']) {
+            error(
+                path,
+                Problem::new(format!(
+                    "{path}: a baseline lists its paths one by one; globs are not compared yet"
+                ))
+                .hint("list each path the hosts should have alike"),
+            );
+        } else if let Err(e) = check_path(path) {
+            error(path, e);
+        }
+    }
+    for name in &raw.packages {
+        if !seen.insert(name) {
+            error(
+                name,
+                Problem::new(format!("package {name} is listed twice in the baseline")),
+            );
+        } else if let Err(e) = check_package_name(name) {
+            error(name, e);
+        }
+    }
+    if let Some(reference) = &raw.reference {
+        if reference.trim().is_empty() {
+            error(
+                "",
+                Problem::new("the baseline's reference cannot be empty")
+                    .hint("name a host, or leave reference out to compare with the majority"),
+            );
+        } else if !hosts.is_empty() && !hosts.iter().any(|g| g.matches(reference)) {
+            error(
+                "",
+                Problem::new(format!(
+                    "the baseline's reference {reference} is not among the hosts this manifest selects"
+                ))
+                .hint("the reference is one of the group it is compared with"),
+            );
+        }
+    }
+    Baseline {
+        manifest: manifest.to_owned(),
+        reference: raw.reference,
+        files: raw.files,
+        packages: raw.packages,
+        declared_at,
+    }
+}
+
+fn check_package_name(name: &str) -> Result<(), Problem> {
     let valid_name = !name.is_empty()
         && name.len() <= 256
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
-    if !valid_name {
-        return Err(Problem::new(format!("invalid package name {name:?}"))
-            .hint("names use letters, digits, '.', '_', '+', '-'"));
+    if valid_name {
+        Ok(())
+    } else {
+        Err(Problem::new(format!("invalid package name {name:?}"))
+            .hint("names use letters, digits, '.', '_', '+', '-'"))
     }
+}
+
+fn validate_package(name: &str, raw: RawPackage) -> Result<PackageSpec, Problem> {
+    check_package_name(name)?;
     if let (Some(manager), Want::Versions(constraints)) = (raw.manager, &raw.want) {
         for c in constraints {
             version::validate(manager, &c.version).map_err(|e| {

@@ -69,6 +69,7 @@ enum ResolutionRow {
     Reverted,
     ManifestChanged { commit: String },
     PackageChanged,
+    PeersChanged,
 }
 
 /// The column's text for `e`; `None` (NULL) when it says nothing.
@@ -117,6 +118,7 @@ pub(super) fn to_text(e: &Evidence) -> Result<Option<String>> {
                 commit: commit.clone(),
             },
             Resolution::PackageChanged => ResolutionRow::PackageChanged,
+            Resolution::PeersChanged => ResolutionRow::PeersChanged,
         }),
     };
     serde_json::to_string(&row)
@@ -168,6 +170,7 @@ pub(super) fn from_text(text: Option<&str>, whose: &dyn std::fmt::Display) -> Re
             ResolutionRow::Reverted => Resolution::Reverted,
             ResolutionRow::ManifestChanged { commit } => Resolution::ManifestChanged { commit },
             ResolutionRow::PackageChanged => Resolution::PackageChanged,
+            ResolutionRow::PeersChanged => Resolution::PeersChanged,
         }),
     })
 }
@@ -212,6 +215,10 @@ mod tests {
                 }))),
                 authorisation: Some(Authorisation::Unauthorised),
                 resolution: Some(Resolution::PackageChanged),
+            },
+            Evidence {
+                resolution: Some(Resolution::PeersChanged),
+                ..Default::default()
             },
         ] {
             let text = to_text(&e).expect("writes");

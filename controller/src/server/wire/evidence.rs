@@ -131,6 +131,7 @@ pub(crate) fn evidence_to_proto(e: &Evidence) -> Option<v1::Evidence> {
                 Resolution::Reverted => (How::Reverted, ""),
                 Resolution::ManifestChanged { commit } => (How::ManifestChanged, commit.as_str()),
                 Resolution::PackageChanged => (How::PackageChanged, ""),
+                Resolution::PeersChanged => (How::PeersChanged, ""),
             };
             v1::Resolution {
                 how: how as i32,
@@ -159,6 +160,7 @@ pub(crate) fn evidence_from_proto(e: Option<v1::Evidence>) -> Evidence {
             Ok(How::Reverted) => Some(Resolution::Reverted),
             Ok(How::ManifestChanged) => Some(Resolution::ManifestChanged { commit: r.commit }),
             Ok(How::PackageChanged) => Some(Resolution::PackageChanged),
+            Ok(How::PeersChanged) => Some(Resolution::PeersChanged),
             _ => None,
         }),
     }
@@ -201,6 +203,10 @@ mod tests {
                 }))),
                 authorisation: None,
                 resolution: Some(Resolution::PackageChanged),
+            },
+            Evidence {
+                resolution: Some(Resolution::PeersChanged),
+                ..Default::default()
             },
         ];
         for e in cases {

@@ -1,0 +1,308 @@
+use super::*;
+use crate::digest::Digest;
+use crate::drift::{Installed, Observed, ObservedPackage};
+use crate::manifest::Location;
+use crate::version::Manager;
+
+fn baseline(reference: Option<&str>) -> Baseline {
+    Baseline {
+        manifest: "web".into(),
+        reference: reference.map(str::to_owned),
+        files: vec!["/etc/app.conf".into()],
+        packages: vec!["nginx".into()],
+        declared_at: Location {
+            file: "web.yaml".into(),
+            line: 3,
+        },
+    }
+}
+
+fn file(content: &str) -> Observation {
+    Observation::File(Observed {
+        kind: Kind::File,
+        link_target: None,
+        resolved_kind: Kind::File,
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        owner: Some("root".into()),
+        group: Some("root".into()),
+        sha256: Some(Digest::of(content.as_bytes())),
+        contains: vec![],
+        entries: vec![],
+        entries_total: 0,
+        error: None,
+    })
+}
+
+fn with(content: &str, f: impl FnOnce(&mut Observed)) -> Observation {
+    let Observation::File(mut o) = file(content) else {
+        unreachable!()
+    };
+    f(&mut o);
+    Observation::File(o)
+}
+
+fn package(versions: &[&str]) -> Observation {
+    Observation::Package(ObservedPackage {
+        instances: versions
+            .iter()
+            .map(|v| Installed {
+                manager: Manager::Dpkg,
+                arch: "amd64".into(),
+                version: (*v).into(),
+                state: "installed".into(),
+            })
+            .collect(),
+        error: None,
+        problems: vec![],
+    })
+}
+
+/// Each host of `hosts` judged in its group: (host, attribute, expected, actual).
+fn judged(
+    reference: Option<&str>,
+    key: &Key,
+    hosts: &[(&str, Observation)],
+) -> Vec<(String, String, String, String)> {
+    let b = baseline(reference);
+    let members: Vec<(&str, &Observation)> = hosts.iter().map(|(h, o)| (*h, o)).collect();
+    let group = Group::new(&b, key, &members);
+    hosts
+        .iter()
+        .flat_map(|(h, o)| {
+            group.judge(h, o).into_iter().map(|d| {
+                assert_eq!(d.resource, key.to_string());
+                assert_eq!(d.declared_at, "web.yaml:3");
+                (h.to_string(), d.attribute, d.expected, d.actual)
+            })
+        })
+        .collect()
+}
+
+fn row(
+    host: &str,
+    attribute: &str,
+    expected: &str,
+    actual: &str,
+) -> (String, String, String, String) {
+    (
+        host.into(),
+        attribute.into(),
+        expected.into(),
+        actual.into(),
+    )
+}
+
+fn hex(content: &str) -> String {
+    Digest::of(content.as_bytes()).to_hex()
+}
+
+#[test]
+fn the_odd_one_out_of_ten_differs_from_the_majority() {
+    let key = Key::file("/etc/app.conf");
+    let mut hosts: Vec<(String, Observation)> = (1..=10)
+        .map(|i| (format!("web-{i}"), file("listen 80\n")))
+        .collect();
+    hosts[6].1 = file("listen 8080\n");
+    hosts[2].1 = with("listen 80\n", |o| o.mode = 0o100600);
+    let hosts: Vec<(&str, Observation)> =
+        hosts.iter().map(|(h, o)| (h.as_str(), o.clone())).collect();
+    assert_eq!(
+        judged(None, &key, &hosts),
+        [
+            row("web-3", "baseline.mode", "0644 (as most of web)", "0600"),
+            row(
+                "web-7",
+                "baseline.sha256",
+                &format!("{} (as most of web)", hex("listen 80\n")),
+                &hex("listen 8080\n")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_tie_is_said_and_never_guessed() {
+    let key = Key::file("/etc/app.conf");
+    let hosts = [
+        ("a", file("x")),
+        ("b", file("x")),
+        ("c", file("y")),
+        ("d", file("y")),
+    ];
+    let said = judged(None, &key, &hosts);
+    assert_eq!(said.len(), 4, "every host of a tie is told: {said:?}");
+    for (host, attribute, expected, _) in &said {
+        assert_eq!(attribute, "baseline.sha256", "{host}");
+        assert_eq!(
+            expected,
+            "a majority of web, and there is none: 2 variants held by 2, 2 hosts"
+        );
+    }
+    // Three variants, none above half: no majority either, though one is the largest.
+    let hosts = [
+        ("a", file("x")),
+        ("b", file("x")),
+        ("c", file("y")),
+        ("d", file("z")),
+    ];
+    assert_eq!(judged(None, &key, &hosts).len(), 4);
+}
+
+#[test]
+fn one_host_alone_has_nothing_to_be_compared_with() {
+    let key = Key::file("/etc/app.conf");
+    assert_eq!(
+        judged(None, &key, &[("a", file("x"))]),
+        [row(
+            "a",
+            "baseline.type",
+            "a majority of web, and there is none: no other host has reported it",
+            "file"
+        )]
+    );
+    // Two alike are a majority of two.
+    assert!(judged(None, &key, &[("a", file("x")), ("b", file("x"))]).is_empty());
+}
+
+#[test]
+fn a_missing_file_differs_by_its_type_alone() {
+    let key = Key::file("/etc/app.conf");
+    let absent = with("", |o| {
+        o.kind = Kind::Absent;
+        o.resolved_kind = Kind::Absent;
+        o.sha256 = None;
+    });
+    let hosts = [("a", file("x")), ("b", file("x")), ("c", absent.clone())];
+    assert_eq!(
+        judged(None, &key, &hosts),
+        [row("c", "baseline.type", "file (as most of web)", "absent")]
+    );
+    // Absent on most hosts: the one that has it is the odd one out.
+    let hosts = [("a", absent.clone()), ("b", absent), ("c", file("x"))];
+    assert_eq!(
+        judged(None, &key, &hosts),
+        [row("c", "baseline.type", "absent (as most of web)", "file")]
+    );
+}
+
+#[test]
+fn an_unreadable_host_says_so_and_does_not_vote() {
+    let key = Key::file("/etc/app.conf");
+    let unreadable = with("", |o| {
+        o.kind = Kind::Unreadable;
+        o.sha256 = None;
+        o.error = Some("permission denied".into());
+    });
+    let hosts = [
+        ("a", file("x")),
+        ("b", file("y")),
+        ("c", file("y")),
+        ("d", unreadable.clone()),
+        ("e", unreadable),
+    ];
+    assert_eq!(
+        judged(None, &key, &hosts),
+        [
+            row(
+                "a",
+                "baseline.sha256",
+                &format!("{} (as most of web)", hex("y")),
+                &hex("x")
+            ),
+            row(
+                "d",
+                "baseline.readable",
+                "readable",
+                "unreadable: permission denied"
+            ),
+            row(
+                "e",
+                "baseline.readable",
+                "readable",
+                "unreadable: permission denied"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn against_a_reference_host_its_state_is_the_one() {
+    let key = Key::file("/etc/app.conf");
+    let hosts = [("a", file("x")), ("b", file("x")), ("ref", file("y"))];
+    assert_eq!(
+        judged(Some("ref"), &key, &hosts),
+        [
+            row(
+                "a",
+                "baseline.sha256",
+                &format!("{} (as ref)", hex("y")),
+                &hex("x")
+            ),
+            row(
+                "b",
+                "baseline.sha256",
+                &format!("{} (as ref)", hex("y")),
+                &hex("x")
+            ),
+        ],
+        "the majority does not count"
+    );
+    // A reference that has not reported: every other host is told, never judged in sync.
+    assert_eq!(
+        judged(Some("ref"), &key, &hosts[..2]),
+        [
+            row(
+                "a",
+                "baseline.reference",
+                "as ref",
+                "ref has not reported it (or cannot read it)"
+            ),
+            row(
+                "b",
+                "baseline.reference",
+                "as ref",
+                "ref has not reported it (or cannot read it)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn packages_are_compared_by_their_installed_versions() {
+    let key = Key::package("nginx");
+    let hosts = [
+        ("a", package(&["1.22.1-9"])),
+        ("b", package(&["1.22.1-9"])),
+        ("c", package(&["1.18.0-6"])),
+        ("d", package(&[])),
+        ("e", package(&["1.22.1-9"])),
+    ];
+    assert_eq!(
+        judged(None, &key, &hosts),
+        [
+            row(
+                "c",
+                "baseline.version",
+                "1.22.1-9 (amd64) (as most of web)",
+                "1.18.0-6 (amd64)"
+            ),
+            row(
+                "d",
+                "baseline.version",
+                "1.22.1-9 (amd64) (as most of web)",
+                "absent"
+            ),
+        ]
+    );
+    let broken = Observation::Package(ObservedPackage {
+        instances: vec![],
+        error: Some("dpkg status is unreadable".into()),
+        problems: vec![],
+    });
+    assert_eq!(
+        aspects(&broken),
+        Err("unreadable: dpkg status is unreadable".into())
+    );
+}

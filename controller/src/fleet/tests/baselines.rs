@@ -1,0 +1,266 @@
+//! Baselines on the fleet: one host's change moves its peers' drift, a tie is said, and the
+//! log says how each drift ended (the host put right, or its peers changed).
+
+use super::*;
+use crate::evidence::Resolution;
+
+const WEB: &str = "name: web\nhosts: [\"web-*\"]\nbaseline:\n  files:\n    - /etc/app.conf\n";
+
+fn content(text: &str) -> Observation {
+    let Observation::File(mut o) = file(0o100644) else {
+        unreachable!()
+    };
+    o.sha256 = Some(crate::digest::Digest::of(text.as_bytes()));
+    Observation::File(o)
+}
+
+/// Connects `host`; returns its connection and its plan's generation, having checked that
+/// the plan asks for the compared path hashed.
+async fn join(fleet: &FleetHandle, host: &str) -> (u64, u64, mpsc::Receiver<ToAgent>) {
+    let (out, mut rx) = mpsc::channel(64);
+    let info = HostInfo {
+        host_id: host.into(),
+        ..Default::default()
+    };
+    let conn = fleet
+        .ask(|reply| Command::Connect {
+            info,
+            out,
+            takeover: false,
+            reply,
+        })
+        .await
+        .expect("connect")
+        .expect("accepted");
+    let Some(ToAgent::Plan {
+        generation, paths, ..
+    }) = rx.recv().await
+    else {
+        panic!("a plan")
+    };
+    assert_eq!(
+        paths
+            .iter()
+            .map(|p| (p.path.as_str(), p.hash))
+            .collect::<Vec<_>>(),
+        [("/etc/app.conf", true)],
+        "the compared path is asked for, with its digest"
+    );
+    (conn, generation, rx)
+}
+
+/// Each host's open drift as (host, attribute, expected).
+async fn drift(fleet: &FleetHandle) -> Vec<(String, String, String)> {
+    let overview = fleet.overview().await.expect("overview");
+    overview
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.drift.iter().map(|d| {
+                (
+                    h.info.host_id.clone(),
+                    d.attribute.clone(),
+                    d.expected.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_odd_host_out_is_drift_and_its_peers_move_with_the_majority() {
+    let Harness {
+        dir: _dir,
+        time: _,
+        fleet,
+        thread,
+        runtime,
+    } = harness(WEB);
+    runtime.block_on(async {
+        let mut conns = Vec::new();
+        for i in 1..=5 {
+            let host = format!("web-{i}");
+            let (conn, generation, rx) = join(&fleet, &host).await;
+            conns.push((conn, generation, rx));
+        }
+        let mut seq = 0;
+        let mut say = |i: usize, text: &str, report: Report| {
+            let (conn, generation, _) = &conns[i - 1];
+            seq += 1;
+            Command::State {
+                conn: *conn,
+                report,
+                generation: *generation,
+                seq,
+                states: vec![(Key::file("/etc/app.conf"), content(text), None)],
+                turn: Default::default(),
+            }
+        };
+        for i in 1..=5 {
+            let text = if i == 4 {
+                "listen 8080\n"
+            } else {
+                "listen 80\n"
+            };
+            fleet
+                .send(say(i, text, Report::Snapshot))
+                .await
+                .expect("send");
+        }
+        let majority = crate::digest::Digest::of(b"listen 80\n").to_hex();
+        assert_eq!(
+            drift(&fleet).await,
+            [(
+                "web-4".into(),
+                "baseline.sha256".into(),
+                format!("{majority} (as most of web)")
+            )],
+            "the odd one out, and only it"
+        );
+
+        // web-4 is put right; then three hosts move to a new value, one by one: once they are
+        // the majority, the two left behind are the odd ones out.
+        fleet
+            .send(say(4, "listen 80\n", Report::Delta))
+            .await
+            .expect("send");
+        assert_eq!(drift(&fleet).await, []);
+        fleet
+            .send(say(1, "listen 443\n", Report::Delta))
+            .await
+            .expect("send");
+        fleet
+            .send(say(2, "listen 443\n", Report::Delta))
+            .await
+            .expect("send");
+        assert_eq!(
+            drift(&fleet)
+                .await
+                .iter()
+                .map(|d| d.0.as_str())
+                .collect::<Vec<_>>(),
+            ["web-1", "web-2"]
+        );
+        fleet
+            .send(say(3, "listen 443\n", Report::Delta))
+            .await
+            .expect("send");
+        let new = crate::digest::Digest::of(b"listen 443\n").to_hex();
+        assert_eq!(
+            drift(&fleet).await,
+            [
+                (
+                    "web-4".into(),
+                    "baseline.sha256".into(),
+                    format!("{new} (as most of web)")
+                ),
+                (
+                    "web-5".into(),
+                    "baseline.sha256".into(),
+                    format!("{new} (as most of web)")
+                ),
+            ],
+            "the majority moved: the hosts that did not are the odd ones out now"
+        );
+
+        let (log, _) = fleet.history(None, 100).await.expect("log");
+        let said: Vec<(String, &str, Option<Resolution>)> = log
+            .iter()
+            .rev()
+            .filter(|e| e.item.is_some())
+            .map(|e| {
+                let d = e.item.as_ref().expect("item");
+                (
+                    e.host_id.clone(),
+                    e.kind.as_str(),
+                    d.evidence.resolution.clone(),
+                )
+            })
+            .collect();
+        let row = |h: &str, kind, how| (h.to_owned(), kind, how);
+        assert_eq!(
+            said,
+            [
+                // The first to report had no one to be compared with, until the second did.
+                row("web-1", "opened", None),
+                row("web-1", "resolved", Some(Resolution::PeersChanged)),
+                row("web-4", "opened", None),
+                row("web-4", "resolved", Some(Resolution::Reverted)),
+                row("web-1", "opened", None),
+                row("web-2", "opened", None),
+                row("web-1", "resolved", Some(Resolution::PeersChanged)),
+                row("web-2", "resolved", Some(Resolution::PeersChanged)),
+                row("web-4", "opened", None),
+                row("web-5", "opened", None),
+            ],
+            "who changed is in each host's own entry; the peers' ends say the group moved"
+        );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
+
+#[test]
+fn a_tie_is_drift_on_every_host_of_it_until_one_side_wins() {
+    let Harness {
+        dir: _dir,
+        time: _,
+        fleet,
+        thread,
+        runtime,
+    } = harness(WEB);
+    runtime.block_on(async {
+        let (a, ga, _ra) = join(&fleet, "web-a").await;
+        let (b, gb, _rb) = join(&fleet, "web-b").await;
+        let state = |conn, generation, seq, text: &str, report| Command::State {
+            conn,
+            report,
+            generation,
+            seq,
+            states: vec![(Key::file("/etc/app.conf"), content(text), None)],
+            turn: Default::default(),
+        };
+        fleet
+            .send(state(a, ga, 1, "x", Report::Snapshot))
+            .await
+            .expect("send");
+        assert_eq!(
+            drift(&fleet).await,
+            [(
+                "web-a".into(),
+                "baseline.type".into(),
+                "a majority of web, and there is none: no other host has reported it".into()
+            )],
+            "alone, a host is not in sync with a group"
+        );
+        fleet
+            .send(state(b, gb, 1, "y", Report::Snapshot))
+            .await
+            .expect("send");
+        let tie = "a majority of web, and there is none: 2 variants held by 1, 1 hosts";
+        assert_eq!(
+            drift(&fleet).await,
+            [
+                ("web-a".into(), "baseline.sha256".into(), tie.into()),
+                ("web-b".into(), "baseline.sha256".into(), tie.into()),
+            ],
+            "a tie is said on both, never guessed"
+        );
+        fleet
+            .send(state(b, gb, 2, "x", Report::Delta))
+            .await
+            .expect("send");
+        assert_eq!(drift(&fleet).await, [], "alike: in sync");
+        let overview = fleet.overview().await.expect("overview");
+        assert!(
+            overview
+                .hosts
+                .iter()
+                .all(|h| h.status == HostStatus::InSync),
+            "{:?}",
+            overview.hosts.iter().map(|h| h.status).collect::<Vec<_>>()
+        );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}

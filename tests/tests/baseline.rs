@@ -1,0 +1,139 @@
+//! End to end: hosts that should be alike (a manifest's `baseline:`), with real agents on temp
+//! roots and the real controller: ten web servers with one odd file and one odd mode, put
+//! right; a group judged against a reference host; a tie of two, said on both until one side
+//! wins.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+
+use plumb_tests::{Controller, Proc, sha256, start_agent, write_tree};
+
+const WEB: &str = "name: web\nhosts: [\"web-*\"]\nbaseline:\n  files:\n    - /etc/app.conf\n";
+const DB: &str =
+    "name: db\nhosts: [\"db-*\"]\nbaseline:\n  reference: db-1\n  files:\n    - /etc/app.conf\n";
+const PAIR: &str = "name: pair\nhosts: [\"pair-*\"]\nbaseline:\n  files:\n    - /etc/app.conf\n";
+
+const APP: &str = "/etc/app.conf";
+const RESOURCE: &str = "file:/etc/app.conf";
+
+struct Site {
+    tmp: tempfile::TempDir,
+    controller: Controller,
+    agents: Vec<Proc>,
+}
+
+impl Site {
+    /// Host `id`'s root, its /etc/app.conf holding `content` with mode 0644, and its agent.
+    fn host(&mut self, id: &str, content: &str) -> std::path::PathBuf {
+        let root = self.tmp.path().join(id);
+        write_tree(&root, &[("etc/app.conf", content)]);
+        chmod(&root, 0o644);
+        self.agents
+            .push(start_agent(&self.controller.url, id, &root, &[]));
+        root
+    }
+}
+
+fn chmod(root: &std::path::Path, mode: u32) {
+    fs::set_permissions(root.join("etc/app.conf"), fs::Permissions::from_mode(mode))
+        .expect("chmod");
+}
+
+fn digest(content: &str) -> String {
+    sha256(content.as_bytes())
+}
+
+#[test]
+fn the_odd_hosts_out_a_reference_and_a_tie() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    for (name, text) in [("web.yaml", WEB), ("db.yaml", DB), ("pair.yaml", PAIR)] {
+        fs::write(manifests.join(name), text).expect("write");
+    }
+    let controller = Controller::start(&manifests, &tmp.path().join("data"));
+    let mut site = Site {
+        tmp,
+        controller,
+        agents: Vec::new(),
+    };
+
+    // Ten web servers: web-7 holds another file, web-3 the same one with another mode.
+    let mut roots = Vec::new();
+    for i in 1..=10 {
+        let content = if i == 7 {
+            "listen 8080\n"
+        } else {
+            "listen 80\n"
+        };
+        roots.push(site.host(&format!("web-{i}"), content));
+    }
+    chmod(&roots[2], 0o600);
+    let c = &site.controller;
+    let most = format!("{} (as most of web)", digest("listen 80\n"));
+    c.expect_drift(
+        "web-7",
+        &[(RESOURCE, "baseline.sha256", &most, &digest("listen 8080\n"))],
+    );
+    c.expect_drift(
+        "web-3",
+        &[(RESOURCE, "baseline.mode", "0644 (as most of web)", "0600")],
+    );
+    for i in [1, 2, 4, 5, 6, 8, 9, 10] {
+        c.expect_drift(&format!("web-{i}"), &[]);
+    }
+    let drift = c.json(&["drift"]);
+    let odd: Vec<&str> = drift["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter(|h| h["drift"].as_array().is_some_and(|d| !d.is_empty()))
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(odd, ["web-3", "web-7"], "{drift}");
+
+    // Put right, as the group has it.
+    fs::write(roots[6].join("etc/app.conf"), "listen 80\n").expect("write");
+    chmod(&roots[2], 0o644);
+    c.expect_drift("web-7", &[]);
+    c.expect_drift("web-3", &[]);
+
+    // Against a reference: db-1's file is the one, however many hosts hold another.
+    let _ = site.host("db-1", "pool 10\n");
+    let _ = site.host("db-2", "pool 5\n");
+    let _ = site.host("db-3", "pool 5\n");
+    let c = &site.controller;
+    let as_db1 = format!("{} (as db-1)", digest("pool 10\n"));
+    for host in ["db-2", "db-3"] {
+        c.expect_drift(
+            host,
+            &[(RESOURCE, "baseline.sha256", &as_db1, &digest("pool 5\n"))],
+        );
+    }
+    c.expect_drift("db-1", &[]);
+
+    // Two hosts that differ: no majority, said on both, never guessed.
+    let _ = site.host("pair-a", "x\n");
+    let b = site.host("pair-b", "y\n");
+    let c = &site.controller;
+    let tie = "a majority of pair, and there is none: 2 variants held by 1, 1 hosts";
+    c.expect_drift(
+        "pair-a",
+        &[(RESOURCE, "baseline.sha256", tie, &digest("x\n"))],
+    );
+    c.expect_drift(
+        "pair-b",
+        &[(RESOURCE, "baseline.sha256", tie, &digest("y\n"))],
+    );
+    let out = c.plumb(&["drift", "pair-a"]);
+    assert_eq!(out.status.code(), Some(2), "a tie is drift to scripts too");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("baseline.sha256") && said.contains(tie),
+        "{said}"
+    );
+    fs::write(b.join(APP.trim_start_matches('/')), "x\n").expect("write");
+    c.expect_drift("pair-a", &[]);
+    c.expect_drift("pair-b", &[]);
+    drop(site);
+}
