@@ -8,6 +8,11 @@
 //! casts no vote. No majority (a tie, or no other host to compare with) is drift said as
 //! such, never a guess either way.
 
+pub mod accept;
+mod variants;
+
+pub use variants::{Divergence, Variant, Variants};
+
 use crate::drift::{DriftItem, Kind, Observation};
 use crate::key::Key;
 use crate::manifest::Baseline;

@@ -182,3 +182,27 @@ pub fn head(h: &Head) -> Value {
         "entry": h.last_id, "hash": h.hash, "signature": h.signature, "public_key": h.public_key,
     })
 }
+
+/// How one baseline group's hosts stand on one key, as `plumb diverge -o json` shows it.
+pub fn divergence(d: &crate::baseline::Divergence) -> Value {
+    use crate::baseline::Tally;
+    json!({
+        "group": d.group, "resource": d.key.to_string(), "reference": d.reference,
+        "declared_at": d.declared_at, "alike": d.alike(),
+        "aspects": d.aspects.iter().map(|a| {
+            let standard = d.standard.iter().find(|(s, _)| *s == a.aspect).map(|(_, t)| t);
+            json!({
+                "aspect": a.aspect,
+                "standard": match standard {
+                    Some(Tally::Majority(v)) => json!({"value": v}),
+                    Some(Tally::Alone) => json!({"none": "one host only has reported it"}),
+                    Some(Tally::None(counts)) => json!({"none": "no majority", "counts": counts}),
+                    None => Value::Null,
+                },
+                "variants": a.variants.iter().map(|v| json!({"value": v.value, "hosts": v.hosts})).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
+        "unreadable": d.unreadable.iter().map(|(h, why)| json!({"host": h, "why": why})).collect::<Vec<_>>(),
+        "unreported": d.unreported,
+    })
+}

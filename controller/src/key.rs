@@ -49,6 +49,20 @@ impl Key {
         }
     }
 
+    /// The key a resource names, as `Display` writes it (`file:/etc/x`, `package:nginx`), or
+    /// as people type it (a bare absolute path); `None` for anything else.
+    pub fn parse_resource(text: &str) -> Option<Self> {
+        if let Some(path) = text
+            .strip_prefix("file:")
+            .or(text.starts_with('/').then_some(text))
+        {
+            return (path.starts_with('/')).then(|| Key::file(path));
+        }
+        text.strip_prefix("package:")
+            .filter(|n| !n.is_empty())
+            .map(Key::package)
+    }
+
     /// The inverse of [`Key::stored`].
     pub fn from_stored(text: &str) -> Self {
         match text.strip_prefix(STORED_PACKAGE) {

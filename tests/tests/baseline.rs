@@ -92,6 +92,91 @@ fn the_odd_hosts_out_a_reference_and_a_tie() {
         .collect();
     assert_eq!(odd, ["web-3", "web-7"], "{drift}");
 
+    // Which hosts hold which variant.
+    let out = c.plumb(&["diverge", "web", "/etc/app.conf", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2), "the group is not alike");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let group = &v["groups"][0];
+    assert_eq!(group["resource"], RESOURCE);
+    let variants = |aspect: &str| -> Vec<(String, usize, serde_json::Value)> {
+        let a = group["aspects"]
+            .as_array()
+            .expect("aspects")
+            .iter()
+            .find(|a| a["aspect"] == aspect)
+            .unwrap_or_else(|| panic!("{aspect} in {group}"));
+        a["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .map(|v| {
+                let hosts = v["hosts"].as_array().expect("hosts");
+                let few = if hosts.len() == 1 {
+                    hosts[0].clone()
+                } else {
+                    serde_json::Value::Null
+                };
+                (
+                    v["value"].as_str().expect("value").to_owned(),
+                    hosts.len(),
+                    few,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        variants("sha256"),
+        [
+            (digest("listen 80\n"), 9, serde_json::Value::Null),
+            (digest("listen 8080\n"), 1, "web-7".into())
+        ]
+    );
+    assert_eq!(
+        variants("mode"),
+        [
+            ("0644".into(), 9, serde_json::Value::Null),
+            ("0600".into(), 1, "web-3".into())
+        ]
+    );
+    let table = String::from_utf8_lossy(&c.plumb(&["diverge", "web-7"]).stdout).into_owned();
+    assert!(
+        table.contains("the majority") && table.contains("web-7") && table.contains("web-3"),
+        "{table}"
+    );
+
+    let lone = c.json(&["diverge", "/etc/app.conf"]);
+    assert_eq!(
+        lone["groups"].as_array().map(|g| g.len()),
+        Some(1),
+        "a lone path is the resource, across groups: {lone}"
+    );
+
+    // The group's majority as the manifest that declares it: once it replaces the baseline,
+    // the same two hosts are the drift, now against declared values.
+    let out = c.plumb(&["baseline", "accept", "web"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let accepted = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(!accepted.contains("baseline:"), "{accepted}");
+    fs::write(site.tmp.path().join("manifests/web.yaml"), &accepted).expect("write");
+    c.expect_drift(
+        "web-7",
+        &[(
+            RESOURCE,
+            "sha256",
+            &digest("listen 80\n"),
+            &digest("listen 8080\n"),
+        )],
+    );
+    c.expect_drift("web-3", &[(RESOURCE, "mode", "0644", "0600")]);
+    for i in [1, 2, 4, 5, 6, 8, 9, 10] {
+        c.expect_drift(&format!("web-{i}"), &[]);
+    }
+
     // Put right, as the group has it.
     fs::write(roots[6].join("etc/app.conf"), "listen 80\n").expect("write");
     chmod(&roots[2], 0o644);
@@ -131,6 +216,24 @@ fn the_odd_hosts_out_a_reference_and_a_tie() {
     assert!(
         said.contains("baseline.sha256") && said.contains(tie),
         "{said}"
+    );
+    // A tie cannot be accepted as it stands: left out, said, exit 2; one host's state can.
+    let out = c.plumb(&["baseline", "accept", "pair"]);
+    assert_eq!(out.status.code(), Some(2));
+    let left_out = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        left_out.contains("left out (not decided): pair: file:/etc/app.conf: no majority"),
+        "{left_out}"
+    );
+    let out = c.plumb(&["baseline", "accept", "--from", "pair-a", "pair"]);
+    assert_eq!(out.status.code(), Some(0));
+    let from_a = String::from_utf8_lossy(&out.stdout);
+    assert!(from_a.contains(&digest("x\n")), "{from_a}");
+    let out = c.plumb(&["baseline", "accept", "nothing-*"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no baseline is named \"nothing-*\" or compares a host it matches")
     );
     fs::write(b.join(APP.trim_start_matches('/')), "x\n").expect("write");
     c.expect_drift("pair-a", &[]);

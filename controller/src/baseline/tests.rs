@@ -306,3 +306,166 @@ fn packages_are_compared_by_their_installed_versions() {
         Err("unreadable: dpkg status is unreadable".into())
     );
 }
+
+#[test]
+fn divergence_names_the_hosts_of_each_variant() {
+    let key = Key::file("/etc/app.conf");
+    let b = baseline(None);
+    let (x, y) = (file("x"), with("y", |o| o.mode = 0o100600));
+    let unreadable = with("", |o| {
+        o.kind = Kind::Unreadable;
+        o.error = Some("permission denied".into());
+    });
+    let members = [
+        ("c", Some(&x)),
+        ("a", Some(&x)),
+        ("b", Some(&y)),
+        ("d", Some(&unreadable)),
+        ("e", None),
+    ];
+    let d = Divergence::of(&b, &key, &members);
+    type Shown = (String, Vec<(String, Vec<String>)>);
+    let shown: Vec<Shown> = d
+        .aspects
+        .iter()
+        .map(|a| {
+            (
+                a.aspect.clone(),
+                a.variants
+                    .iter()
+                    .map(|v| (v.value.clone(), v.hosts.clone()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let s = |v: &[&str]| v.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        shown,
+        [
+            ("type".into(), vec![("file".into(), s(&["a", "b", "c"]))]),
+            (
+                "sha256".into(),
+                vec![(hex("x"), s(&["a", "c"])), (hex("y"), s(&["b"]))]
+            ),
+            (
+                "mode".into(),
+                vec![("0644".into(), s(&["a", "c"])), ("0600".into(), s(&["b"]))]
+            ),
+            ("owner".into(), vec![("root".into(), s(&["a", "b", "c"]))]),
+            ("group".into(), vec![("root".into(), s(&["a", "b", "c"]))]),
+        ]
+    );
+    assert_eq!(
+        d.unreadable,
+        [("d".into(), "unreadable: permission denied".into())]
+    );
+    assert_eq!(d.unreported, ["e"]);
+    assert_eq!(d.standard[1], ("sha256".into(), Tally::Majority(hex("x"))));
+    assert!(!d.alike());
+    let mut hosts: Vec<&str> = d.hosts().collect();
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(hosts, ["a", "b", "c", "d", "e"]);
+}
+
+/// The manifest `accept` prints is one plumb reads, and it declares what the group has: a
+/// host judged against it has no drift where it was alike, and what has no majority is left
+/// out and said.
+#[test]
+fn an_accepted_group_is_a_manifest_of_what_its_majority_has() {
+    use super::accept::{Decided, decide, manifest};
+    let m = crate::manifest::parse(
+        "web.yaml",
+        "name: web\nhosts: [\"web-*\"]\nlabels: {role: web}\nbaseline:\n  files:\n    - /etc/app.conf\n    - /etc/gone\n    - /etc/tie\n  packages: [nginx, telnet]\n",
+        &mut |_| Err("none".into()),
+    )
+    .expect("valid");
+    let b = m.baseline.clone().expect("baseline");
+    let absent = with("", |o| {
+        o.kind = Kind::Absent;
+        o.resolved_kind = Kind::Absent;
+        o.sha256 = None;
+    });
+    let keys = [
+        (
+            Key::file("/etc/app.conf"),
+            [file("x"), file("x"), file("y")],
+        ),
+        (
+            Key::file("/etc/gone"),
+            [absent.clone(), absent.clone(), file("z")],
+        ),
+        (Key::file("/etc/tie"), [file("p"), file("q"), file("r")]),
+        (
+            Key::package("nginx"),
+            [
+                package(&["1.22.1-9"]),
+                package(&["1.22.1-9"]),
+                package(&["1.18"]),
+            ],
+        ),
+        (
+            Key::package("telnet"),
+            [package(&[]), package(&[]), package(&[])],
+        ),
+    ];
+    let hosts = ["web-1", "web-2", "web-3"];
+    let decided: Vec<(Key, Decided)> = keys
+        .iter()
+        .map(|(key, observed)| {
+            let members: Vec<(&str, &Observation)> =
+                hosts.iter().copied().zip(observed.iter()).collect();
+            (key.clone(), decide(&Group::new(&b, key, &members), None))
+        })
+        .collect();
+    let (yaml, left_out) = manifest(&m, &decided, "what most of its hosts have");
+    assert_eq!(
+        left_out,
+        ["file:/etc/tie: no majority for its sha256: 3 variants held by 1, 1, 1 hosts"]
+    );
+    assert!(yaml.contains("#   file:/etc/tie: no majority"), "{yaml}");
+    let accepted = crate::manifest::parse("accepted.yaml", &yaml, &mut |_| Err("none".into()))
+        .unwrap_or_else(|e| panic!("{e:?}\n{yaml}"));
+    assert_eq!(
+        (accepted.name.as_str(), accepted.baseline.is_none()),
+        ("web", true)
+    );
+    assert_eq!(accepted.labels.get("role").map(String::as_str), Some("web"));
+    let set = crate::manifest::ManifestSet::new(vec![accepted]).expect("a set");
+    let desired = set.desired_for(&crate::manifest::HostIdentity {
+        host_id: "web-1".into(),
+        labels: [("role".to_owned(), "web".to_owned())].into(),
+        ..Default::default()
+    });
+    // web-1 held what most hosts held everywhere: no drift against the accepted manifest.
+    for (key, observed) in &keys {
+        if key.name() == "/etc/tie" {
+            assert!(!desired.contains_key(key), "left out");
+            continue;
+        }
+        assert_eq!(
+            crate::drift::evaluate_observation(&desired, key.name(), &observed[0]),
+            [],
+            "{key}\n{yaml}"
+        );
+        let odd = crate::drift::evaluate_observation(&desired, key.name(), &observed[2]);
+        assert_eq!(
+            odd.is_empty(),
+            key.name() == "telnet",
+            "web-3, the odd one out, drifts from it on {key}: {odd:?}"
+        );
+    }
+
+    // One host's state instead: all of it, ties and all.
+    let (key, observed) = &keys[2];
+    let members: Vec<(&str, &Observation)> = hosts.iter().copied().zip(observed.iter()).collect();
+    let group = Group::new(&b, key, &members);
+    assert_eq!(
+        decide(&group, Some(("web-2", Some(&observed[1])))),
+        Decided::Values(aspects(&observed[1]).expect("readable"))
+    );
+    assert_eq!(
+        decide(&group, Some(("web-9", None))),
+        Decided::Undecided("web-9 has not reported it".into())
+    );
+}

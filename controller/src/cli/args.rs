@@ -104,6 +104,27 @@ pub enum Command {
         #[command(flatten)]
         query: QueryArgs,
     },
+    /// Show how the hosts of baseline groups differ: which hosts hold which variant of each
+    /// path and package a group compares (exit 2 if a group's hosts are not all alike).
+    ///
+    /// A group is the hosts a manifest with `baseline:` selects. Each variant is of one
+    /// aspect (type, digest, symlink target, mode, owner, group; a package's versions), with
+    /// what the group is compared with: its majority, or its reference host.
+    ///
+    /// e.g. plumb diverge web-7 /etc/nginx/nginx.conf; plumb diverge package:openssl
+    Diverge {
+        /// A baseline's manifest name, or a glob on host ids (the groups holding a host it
+        /// matches) [default: every group].
+        selector: Option<String>,
+        /// Only this path or package: /etc/x, file:/etc/x or package:NAME.
+        resource: Option<String>,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Baseline groups: `plumb baseline accept` prints a group's state as the manifest that
+    /// declares it with values.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Acknowledge a resource's drift: it stays visible but no longer fails `plumb drift`,
     /// until it expires, is revoked, or resolves. `plumb ack list`, `plumb ack revoke`.
     Ack(AckArgs),
@@ -189,6 +210,28 @@ pub enum FailOn {
     Any,
     /// Only unacknowledged drift no change window authorised.
     Unauthorised,
+}
+
+#[derive(Subcommand)]
+pub enum BaselineCommand {
+    /// Print the manifest that declares a group's current state with values: what most of
+    /// its hosts have (or its reference host), or with --from what one host has. Review it,
+    /// then commit it in place of the baseline: how an observed fleet becomes reviewed
+    /// desired state. What cannot be decided (no majority, a host that has not reported it)
+    /// is left out, said in the manifest and on stderr, and makes the exit code 2.
+    ///
+    /// e.g. plumb baseline accept web > manifests/web.yaml; plumb baseline accept --from
+    /// web-1 'web-*'
+    Accept {
+        /// A baseline's manifest name, or a glob on host ids (the groups holding a host it
+        /// matches).
+        selector: String,
+        /// This host's state instead of the majority's.
+        #[arg(long, value_name = "HOST")]
+        from: Option<String>,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
 }
 
 #[derive(Subcommand)]

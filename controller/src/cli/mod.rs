@@ -4,6 +4,7 @@
 //! and maps the result to an exit code.
 
 mod args;
+mod baseline;
 mod change;
 mod local;
 pub mod output;
@@ -229,6 +230,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 query::diff(&query, &host, &path, query.output).await
             }
             Command::Ack(args) => query::ack(args).await,
+            Command::Diverge {
+                selector,
+                resource,
+                query,
+            } => baseline::diverge(&query, selector, resource).await,
+            Command::Baseline(BaselineCommand::Accept {
+                selector,
+                from,
+                query,
+            }) => baseline::accept(&query, selector, from).await,
             Command::Report {
                 since,
                 until,

@@ -289,3 +289,72 @@ pub(crate) fn acknowledged(a: &Ack) -> String {
             .map_or("until revoked".into(), |t| format!("until {t}"))
     )
 }
+
+/// Hosts named in a table cell: the first ten, then how many more.
+fn some_hosts(hosts: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = hosts
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if hosts.len() > SHOWN {
+        text.push_str(&format!(" and {} more", hosts.len() - SHOWN));
+    }
+    text
+}
+
+/// `plumb diverge`: one row per variant of each aspect; the variant hosts are compared with
+/// (the majority's, the reference's) by its count alone, every other with its hosts.
+pub(crate) fn divergences_table(list: &[crate::baseline::Divergence]) -> String {
+    use crate::baseline::Tally;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for d in list {
+        let lead =
+            |rows: &mut Vec<Vec<String>>, aspect: &str, value: String, n: usize, who: String| {
+                rows.push(vec![
+                    d.group.clone(),
+                    d.key.to_string(),
+                    aspect.to_owned(),
+                    value,
+                    n.to_string(),
+                    who,
+                ]);
+            };
+        for a in &d.aspects {
+            let standard = d
+                .standard
+                .iter()
+                .find(|(s, _)| *s == a.aspect)
+                .map(|(_, t)| t);
+            for v in &a.variants {
+                let who = match standard {
+                    Some(Tally::Majority(m)) if *m == v.value => match &d.reference {
+                        Some(r) => format!("as the reference {r}"),
+                        None => "the majority".to_owned(),
+                    },
+                    Some(Tally::None(_)) => format!("no majority: {}", some_hosts(&v.hosts)),
+                    _ => some_hosts(&v.hosts),
+                };
+                lead(&mut rows, &a.aspect, cell(&v.value), v.hosts.len(), who);
+            }
+        }
+        for (host, why) in &d.unreadable {
+            lead(&mut rows, "unreadable", cell(why), 1, host.clone());
+        }
+        if !d.unreported.is_empty() {
+            lead(
+                &mut rows,
+                "unreported",
+                "-".into(),
+                d.unreported.len(),
+                some_hosts(&d.unreported),
+            );
+        }
+    }
+    table(
+        &["GROUP", "RESOURCE", "ASPECT", "VALUE", "N", "HOSTS"],
+        &rows,
+    )
+}

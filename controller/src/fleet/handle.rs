@@ -180,6 +180,21 @@ pub enum Command {
     ListWindows {
         reply: oneshot::Sender<Vec<ChangeWindow>>,
     },
+    /// How the hosts of baseline groups differ (`plumb diverge`): the groups `selector`
+    /// names (a manifest, or a glob on their hosts' ids; every group if none), on `key`
+    /// alone if given.
+    Diverge {
+        selector: Option<String>,
+        key: Option<Key>,
+        reply: oneshot::Sender<Result<Vec<crate::baseline::Divergence>, FleetError>>,
+    },
+    /// The groups `selector` names as manifests with values (`plumb baseline accept`): their
+    /// majority's state, or host `from`'s.
+    Accept {
+        selector: String,
+        from: Option<String>,
+        reply: oneshot::Sender<Result<Vec<super::Accepted>, FleetError>>,
+    },
     /// The console's overview.
     Summary {
         scope: crate::role::Scope,
@@ -295,6 +310,9 @@ pub enum FleetError {
     NoAck { host: String, resource: String },
     #[error("the expiry is in the past")]
     ExpiryInPast,
+    /// No baseline group is what was asked for (its name or a host of it; a key it compares).
+    #[error("{0}")]
+    NoBaseline(String),
     /// A change window that cannot be opened or closed as asked, and why.
     #[error("{0}")]
     BadWindow(String),
@@ -432,6 +450,32 @@ impl FleetHandle {
 
     pub async fn windows(&self) -> Result<Vec<ChangeWindow>, FleetError> {
         self.ask(|reply| Command::ListWindows { reply }).await
+    }
+
+    pub async fn diverge(
+        &self,
+        selector: Option<String>,
+        key: Option<Key>,
+    ) -> Result<Vec<crate::baseline::Divergence>, FleetError> {
+        self.ask(|reply| Command::Diverge {
+            selector,
+            key,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn accept(
+        &self,
+        selector: String,
+        from: Option<String>,
+    ) -> Result<Vec<super::Accepted>, FleetError> {
+        self.ask(|reply| Command::Accept {
+            selector,
+            from,
+            reply,
+        })
+        .await?
     }
 
     pub async fn summary(

@@ -36,6 +36,7 @@ mod tick;
 mod windows;
 mod writes;
 use acks::Acks;
+pub use baselines::Accepted;
 pub use handle::{
     AckRequest, Command, DIFF_MAX_BYTES, DiffContent, FleetError, FleetHandle, Overview, Read,
     Report, Stated, ToAgent, Turn,
@@ -345,6 +346,20 @@ impl Fleet {
             }
             Command::ListWindows { reply } => {
                 let _ = reply.send(self.list_windows());
+            }
+            Command::Diverge {
+                selector,
+                key,
+                reply,
+            } => {
+                let _ = reply.send(self.diverge(selector.as_deref(), key.as_ref()));
+            }
+            Command::Accept {
+                selector,
+                from,
+                reply,
+            } => {
+                let _ = reply.send(self.accept(&selector, from.as_deref()));
             }
             Command::Content { conn, id, result } => self.content(conn, id, result),
             Command::Store(heard) => self.hear(heard),

@@ -11,6 +11,7 @@ use super::identity::Auth;
 use super::scope::{self, Seen};
 use super::wire;
 use crate::fleet::{AckRequest, FleetHandle, Read};
+use crate::key::Key;
 use crate::model::EventKind;
 use crate::role::{Action, Person};
 use crate::store::LogQuery;
@@ -418,6 +419,53 @@ impl QueryService for QueryApi {
         let windows = self.fleet.windows().await?;
         Ok(Response::new(v1::ListChangesResponse {
             changes: windows.iter().map(wire::window_to_proto).collect(),
+        }))
+    }
+
+    async fn diverge(
+        &self,
+        request: Request<v1::DivergeRequest>,
+    ) -> Result<Response<v1::DivergeResponse>, Status> {
+        let person = self.auth.person(&request, Action::Read)?;
+        let seen = Seen::of(&self.fleet, &person.scope).await?;
+        let r = request.into_inner();
+        let key = match r.resource.as_str() {
+            "" => None,
+            text => Some(Key::parse_resource(text).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "{text:?} names no path or package (write /etc/x, file:/etc/x or package:NAME)"
+                ))
+            })?),
+        };
+        let selector = Some(r.selector).filter(|s| !s.is_empty());
+        let groups = self.fleet.diverge(selector, key).await?;
+        Ok(Response::new(v1::DivergeResponse {
+            // A person who sees only some hosts sees only the groups made of them.
+            groups: groups
+                .iter()
+                .filter(|d| d.hosts().all(|h| seen.host(h)))
+                .map(wire::divergence_to_proto)
+                .collect(),
+        }))
+    }
+
+    async fn accept_baseline(
+        &self,
+        request: Request<v1::AcceptBaselineRequest>,
+    ) -> Result<Response<v1::AcceptBaselineResponse>, Status> {
+        let person = self.auth.person(&request, Action::Read)?;
+        let seen = Seen::of(&self.fleet, &person.scope).await?;
+        let r = request.into_inner();
+        let from = Some(r.from).filter(|f| !f.is_empty());
+        if !seen.whole() {
+            // What a group's majority is depends on hosts such a person may not see.
+            return Err(Status::permission_denied(
+                "a baseline's state is read from every host of its group: it takes a person who sees the whole fleet",
+            ));
+        }
+        let groups = self.fleet.accept(r.selector, from).await?;
+        Ok(Response::new(v1::AcceptBaselineResponse {
+            groups: groups.iter().map(wire::accepted_to_proto).collect(),
         }))
     }
 

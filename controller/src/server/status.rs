@@ -8,9 +8,10 @@ use crate::fleet::FleetError;
 /// The code for each refusal.
 pub(crate) fn code(e: &FleetError) -> Code {
     match e {
-        FleetError::UnknownHost(_) | FleetError::NotDeclared { .. } | FleetError::NoAck { .. } => {
-            Code::NotFound
-        }
+        FleetError::UnknownHost(_)
+        | FleetError::NotDeclared { .. }
+        | FleetError::NoAck { .. }
+        | FleetError::NoBaseline(_) => Code::NotFound,
         FleetError::ExpiryInPast | FleetError::BadWindow(_) => Code::InvalidArgument,
         FleetError::ContentWithheld(_) => Code::PermissionDenied,
         FleetError::Offline(_)

@@ -13,8 +13,10 @@ use crate::key::Key;
 use crate::model::{Coverage, HostFacts, HostInfo};
 use crate::version::Manager;
 
+mod baseline;
 mod evidence;
 mod query;
+pub(crate) use baseline::*;
 pub(crate) use evidence::{evidence_from_proto, evidence_to_proto};
 pub(crate) use query::*;
 
