@@ -167,8 +167,13 @@ pub(crate) fn controller(
         .context("cannot start plumb serve")?;
     let stderr = child.stderr.take().context("stderr")?;
     let (tx, rx) = std::sync::mpsc::channel();
+    // PLUMB_BENCH_LOG=1 echoes the controller's warnings, to see why a run went wrong.
+    let echo = std::env::var_os("PLUMB_BENCH_LOG").is_some();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if echo {
+                eprintln!("controller: {line}");
+            }
             if let Some(addr) = line.strip_prefix("plumb: listening on ") {
                 let _ = tx.send(addr.trim().to_owned());
             }

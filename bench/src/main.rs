@@ -87,6 +87,10 @@ enum Command {
         /// Then 10 s spells at 500, 1000, 2000… changes/s until p99 passes 1 s.
         #[arg(long)]
         sweep: bool,
+        /// The files compared among the agents (one `baseline:` group of all of them) instead
+        /// of declared with digests: a change makes its host the odd one out.
+        #[arg(long)]
+        baseline: bool,
     },
     /// The web console over a big fleet: N simulated agents of M files, some drifted; each
     /// page's time from request to whole answer over loopback (median and p99) and size.
@@ -219,6 +223,7 @@ fn main() -> anyhow::Result<()> {
                     stores: vec!["sqlite".into()],
                     controllers: vec![1],
                     sweep: false,
+                    baseline: false,
                 }),
             )
         }
@@ -238,6 +243,7 @@ fn main() -> anyhow::Result<()> {
             store,
             controllers,
             sweep,
+            baseline,
         } => (
             None,
             None,
@@ -251,6 +257,7 @@ fn main() -> anyhow::Result<()> {
                 stores: store,
                 controllers,
                 sweep,
+                baseline,
             }),
         ),
         Command::Moment {

@@ -32,6 +32,15 @@ use crate::fixture;
 use crate::simulated::{Change, IN_SYNC, agent};
 use crate::store::Store;
 
+/// The same files, compared among the agents (`--baseline`) rather than declared.
+fn baseline_manifest(files: usize) -> String {
+    let mut out = String::from("name: load\nhosts: [\"load-*\"]\nbaseline:\n  files:\n");
+    for f in 0..files {
+        out.push_str(&format!("    - /etc/load/f{f:03}.conf\n"));
+    }
+    out
+}
+
 pub(crate) fn manifest(files: usize) -> String {
     let mut out = String::from("name: load\nhosts: [\"load-*\"]\nfiles:\n");
     for f in 0..files {
@@ -336,6 +345,8 @@ pub(crate) struct Options {
     pub(crate) controllers: Vec<usize>,
     /// After the spell at `rate`, spells at rising rates until p99 passes 1 s.
     pub(crate) sweep: bool,
+    /// The files compared among the agents instead of declared (`baseline_manifest`).
+    pub(crate) baseline: bool,
 }
 
 pub(crate) async fn run(opts: Options) -> anyhow::Result<Value> {
@@ -361,7 +372,12 @@ async fn run_one(opts: &Options, store: &Store, k: usize, n: usize) -> anyhow::R
     let tmp = tempfile::tempdir()?;
     let manifests = tmp.path().join("manifests");
     std::fs::create_dir_all(&manifests)?;
-    std::fs::write(manifests.join("load.yaml"), manifest(files))?;
+    let text = if opts.baseline {
+        baseline_manifest(files)
+    } else {
+        manifest(files)
+    };
+    std::fs::write(manifests.join("load.yaml"), text)?;
     let site = Site {
         store: store.fresh(),
         controllers: k,
@@ -438,10 +454,11 @@ async fn run_one(opts: &Options, store: &Store, k: usize, n: usize) -> anyhow::R
     };
     let drift_each: Vec<String> = drift.iter().map(|(ms, _)| format!("{ms:.0}")).collect();
     println!(
-        "scale: {} x{k}, {n} agents{per} x {files} files: all in sync after {:.1} s; at rest: RSS {:?} MiB, CPU {:.1}%; \
+        "scale: {}{} x{k}, {n} agents{per} x {files} files: all in sync after {:.1} s; at rest: RSS {:?} MiB, CPU {:.1}%; \
          plumb drift -o json {} ms ({} KiB), plumb hosts -o json {hosts_ms:.0} ms ({} KiB); database {}; \
          {rate} changes/s: detection p50 {:.1} ms, p99 {:.1} ms{remote}, max {:.1} ms, {} unseen; CPU {:.1}%, RSS {:?} MiB{}",
         store.label(),
+        if opts.baseline { " (a baseline)" } else { "" },
         ramp.as_secs_f64(),
         rss(&rest).iter().map(|r| r.round()).collect::<Vec<_>>(),
         rest_cpu * 100.0,
@@ -468,6 +485,7 @@ async fn run_one(opts: &Options, store: &Store, k: usize, n: usize) -> anyhow::R
     );
     Ok(json!({
         "store": store.label(),
+        "baseline": opts.baseline,
         "controllers": k,
         "agents": n,
         "streams_per_connection": streams_per_connection.max(1),

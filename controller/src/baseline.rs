@@ -13,6 +13,8 @@ mod variants;
 
 pub use variants::{Divergence, Variant, Variants};
 
+use std::collections::HashMap;
+
 use crate::drift::{DriftItem, Kind, Observation};
 use crate::key::Key;
 use crate::manifest::Baseline;
@@ -77,8 +79,8 @@ pub fn aspects(observed: &Observation) -> Result<Vec<(&'static str, String)>, St
     }
 }
 
-/// One group's hosts that reported one key, tallied once: each host is then judged against
-/// it without looking at the others again.
+/// One group's hosts on one key, judged from their counts (`Counts`): each host is judged
+/// without looking at the others again.
 pub struct Group<'a> {
     baseline: &'a Baseline,
     key: &'a Key,
@@ -86,11 +88,12 @@ pub struct Group<'a> {
 }
 
 /// What a host is judged against.
-enum Standard {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standard {
     /// The reference host's aspects; `None` if it has not reported the key (or cannot read it).
     Reference(Option<Vec<(&'static str, String)>>),
     /// The tally of the type over every readable host, then each aspect's over the hosts of
-    /// the majority's type, if there is one.
+    /// the majority's type, if there is one; in the order aspects are judged.
     Majority(Vec<(&'static str, Tally)>),
 }
 
@@ -106,16 +109,10 @@ pub enum Tally {
 }
 
 impl Tally {
-    fn of<'v>(values: impl Iterator<Item = &'v str>) -> Self {
-        let mut counts: Vec<(&str, usize)> = Vec::new();
-        let mut total = 0;
-        for v in values {
-            total += 1;
-            match counts.iter_mut().find(|(w, _)| *w == v) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((v, 1)),
-            }
-        }
+    /// From each value and how many hosts hold it.
+    fn of<'v>(counts: impl Iterator<Item = (&'v str, usize)>) -> Self {
+        let mut counts: Vec<(&str, usize)> = counts.filter(|(_, n)| *n > 0).collect();
+        let total: usize = counts.iter().map(|c| c.1).sum();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         match counts.first() {
             _ if total < 2 => Tally::Alone,
@@ -125,40 +122,122 @@ impl Tally {
     }
 }
 
+/// The order aspects are judged and shown in.
+const ORDER: [&str; 7] = [
+    "type", "version", "sha256", "target", "mode", "owner", "group",
+];
+
+fn rank(aspect: &str) -> usize {
+    ORDER
+        .iter()
+        .position(|a| *a == aspect)
+        .unwrap_or(ORDER.len())
+}
+
+/// What a group's readable hosts hold of one key, counted: kept up to date as observations
+/// come and go (`add`, `remove`), so that what a host is judged against costs the number of
+/// variants, not the number of hosts.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    /// Hosts by their first aspect's value (a file's type, a package's versions).
+    first: HashMap<String, usize>,
+    /// By first aspect's value, each later aspect's values and how many hosts hold each.
+    rest: HashMap<String, HashMap<&'static str, HashMap<String, usize>>>,
+    /// The first aspect's name (`type`, `version`), once a host is counted.
+    first_name: Option<&'static str>,
+    /// The reference host's aspects, while it is counted.
+    reference: Option<Vec<(&'static str, String)>>,
+}
+
+impl Counts {
+    /// Every member's observation counted.
+    pub fn of(baseline: &Baseline, members: &[(&str, &Observation)]) -> Self {
+        let mut counts = Counts::default();
+        for (host, observed) in members {
+            counts.add(baseline, host, observed);
+        }
+        counts
+    }
+
+    /// `host`'s observation counted (nothing if it cannot be read: it casts no vote).
+    pub fn add(&mut self, baseline: &Baseline, host: &str, observed: &Observation) {
+        self.count(baseline, host, observed, true);
+    }
+
+    /// `host`'s observation, counted before, no longer counted.
+    pub fn remove(&mut self, baseline: &Baseline, host: &str, observed: &Observation) {
+        self.count(baseline, host, observed, false);
+    }
+
+    fn count(&mut self, baseline: &Baseline, host: &str, observed: &Observation, add: bool) {
+        let Ok(aspects) = aspects(observed) else {
+            return;
+        };
+        let bump = |n: &mut usize| {
+            if add {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        if baseline.reference.as_deref() == Some(host) {
+            self.reference = add.then(|| aspects.clone());
+        }
+        let (first_name, first) = &aspects[0];
+        self.first_name = Some(first_name);
+        bump(self.first.entry(first.clone()).or_default());
+        let rest = self.rest.entry(first.clone()).or_default();
+        for (aspect, value) in &aspects[1..] {
+            bump(
+                rest.entry(aspect)
+                    .or_default()
+                    .entry(value.clone())
+                    .or_default(),
+            );
+        }
+    }
+
+    /// What a host of the group is judged against.
+    pub fn standard(&self, baseline: &Baseline) -> Standard {
+        if baseline.reference.is_some() {
+            return Standard::Reference(self.reference.clone());
+        }
+        let first = Tally::of(self.first.iter().map(|(v, n)| (v.as_str(), *n)));
+        let mut tallies = Vec::new();
+        if let Tally::Majority(t) = &first
+            && let Some(rest) = self.rest.get(t)
+        {
+            for (aspect, values) in rest {
+                tallies.push((
+                    *aspect,
+                    Tally::of(values.iter().map(|(v, n)| (v.as_str(), *n))),
+                ));
+            }
+        }
+        tallies.sort_by_key(|(a, _)| rank(a));
+        tallies.insert(0, (self.first_name.unwrap_or("type"), first));
+        Standard::Majority(tallies)
+    }
+}
+
 impl<'a> Group<'a> {
     /// `members`: every host of the group that reported the key, the judged among them.
     pub fn new(baseline: &'a Baseline, key: &'a Key, members: &[(&str, &Observation)]) -> Self {
-        let readable = members
-            .iter()
-            .filter_map(|(host, o)| Some((*host, aspects(o).ok()?)));
-        let verdict = match &baseline.reference {
-            Some(reference) => Standard::Reference(
-                readable
-                    .into_iter()
-                    .find(|(h, _)| h == reference)
-                    .map(|(_, a)| a),
-            ),
-            None => {
-                let readable: Vec<Vec<(&'static str, String)>> = readable.map(|(_, a)| a).collect();
-                let types = Tally::of(readable.iter().map(|a| a[0].1.as_str()));
-                let mut tallies = Vec::new();
-                if let Tally::Majority(t) = &types {
-                    let alike: Vec<&Vec<(&'static str, String)>> =
-                        readable.iter().filter(|a| &a[0].1 == t).collect();
-                    for (i, (aspect, _)) in alike[0].iter().enumerate().skip(1) {
-                        tallies.push((*aspect, Tally::of(alike.iter().map(|a| a[i].1.as_str()))));
-                    }
-                }
-                let first = readable.first().map_or("type", |a| a[0].0);
-                tallies.insert(0, (first, types));
-                Standard::Majority(tallies)
-            }
-        };
+        Self::of(baseline, key, &Counts::of(baseline, members))
+    }
+
+    /// The group as `counts` has it.
+    pub fn of(baseline: &'a Baseline, key: &'a Key, counts: &Counts) -> Self {
         Self {
             baseline,
             key,
-            verdict,
+            verdict: counts.standard(baseline),
         }
+    }
+
+    /// What a host of the group is judged against.
+    pub fn standard(&self) -> &Standard {
+        &self.verdict
     }
 
     /// What the group holds of each aspect (compared with the majority), or the reference's.

@@ -469,3 +469,51 @@ fn an_accepted_group_is_a_manifest_of_what_its_majority_has() {
         Decided::Undecided("web-9 has not reported it".into())
     );
 }
+
+/// Counts kept as observations move stand for what counting them afresh does, through
+/// changes, a host that cannot read it, and the reference coming and going.
+#[test]
+fn counts_kept_as_hosts_move_equal_counts_made_afresh() {
+    for reference in [None, Some("h2")] {
+        let b = baseline(reference);
+        let mut held: Vec<(String, Observation)> =
+            (0..5).map(|i| (format!("h{i}"), file("x"))).collect();
+        let mut kept = Counts::of(
+            &b,
+            &held
+                .iter()
+                .map(|(h, o)| (h.as_str(), o))
+                .collect::<Vec<_>>(),
+        );
+        let unreadable = with("", |o| {
+            o.kind = Kind::Unreadable;
+            o.error = Some("gone".into());
+        });
+        let moves = [
+            (1, file("y")),
+            (2, file("y")),
+            (3, with("y", |o| o.mode = 0o100600)),
+            (0, unreadable),
+            (2, file("x")),
+            (4, file("y")),
+            (1, file("x")),
+        ];
+        for (i, new) in moves {
+            kept.remove(&b, &held[i].0, &held[i].1);
+            kept.add(&b, &held[i].0, &new);
+            held[i].1 = new;
+            let afresh = Counts::of(
+                &b,
+                &held
+                    .iter()
+                    .map(|(h, o)| (h.as_str(), o))
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(
+                kept.standard(&b),
+                afresh.standard(&b),
+                "{reference:?}, after h{i}"
+            );
+        }
+    }
+}

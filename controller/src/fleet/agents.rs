@@ -1,6 +1,7 @@
 //! Agent streams: a connection and its plan, state messages evaluated against the desired
 //! state, and the end of a stream.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
@@ -64,10 +65,12 @@ impl Fleet {
             tracing::warn!(host = %info.host_id, "host connected again; replacing its previous stream");
             self.conn_host.remove(&old.id);
         }
+        let info_id = info.host_id.clone();
         host.info = info;
         host.remote = None;
         host.moving_since = None;
         host.last_seen_ms = now;
+        let regrouped = !Arc::ptr_eq(&host.desired, &desired) && *host.desired != *desired;
         host.desired = desired;
         host.evaluated = false;
         host.coverage = None;
@@ -80,6 +83,13 @@ impl Fleet {
             asked_to_go: None,
         });
         self.conn_host.insert(conn, host.info.host_id.clone());
+        if regrouped {
+            // Its keys may be compared in other groups now, or in none.
+            self.count_all();
+        }
+        let Some(host) = self.hosts.get_mut(&info_id) else {
+            return Ok(());
+        };
         host.seen_stored_ms = now;
         tracing::info!(host = %host.info.host_id, manifests = ?host.desired.manifests, "agent connected");
         let id = host.info.host_id.clone();
@@ -147,6 +157,7 @@ impl Fleet {
         }
         let host_id = host.info.host_id.clone();
         let mut keys: Vec<Key> = Vec::with_capacity(states.len());
+        let mut recount = Vec::new();
         for (key, observed, who) in states {
             if host.desired.contains_key(&key) {
                 keys.push(key.clone());
@@ -157,9 +168,17 @@ impl Fleet {
                 if host.observed.get(&key) != Some(&observed) {
                     host.unstored.insert(key.clone());
                 }
-                host.observed.insert(key, observed);
+                let compared = host.desired.baselines.get(&key).cloned();
+                let old = host.observed.insert(key.clone(), observed);
+                if let Some(baseline) = compared {
+                    recount.push((baseline, key, old));
+                }
             }
         }
+        self.recount(&host_id, recount);
+        let Some(host) = self.hosts.get_mut(&host_id) else {
+            return Ok(());
+        };
         if report == Report::SnapshotPart {
             // Kept until the last part: a host is evaluated on its whole snapshot at once.
             if let Some(c) = host.conn.as_ref() {
@@ -191,13 +210,11 @@ impl Fleet {
         cause: Cause,
     ) {
         let judged = self.judge_among_peers(host_id, keys);
-        let moved = self.evaluate_judged(host_id, keys, judged, ack, &cause);
-        self.peers_moved(host_id, &moved);
+        self.evaluate_judged(host_id, keys, judged, ack, &cause);
+        self.judge_moved_groups();
     }
 
-    /// `evaluate`, with the drift of each key a baseline compares already judged (`judged`);
-    /// returns the compared keys whose observation moved, for their peers to be judged again
-    /// (a new manifest set judges every group once it is in force: `judge_every_group`).
+    /// `evaluate`, with the drift of each key a baseline compares already judged (`judged`).
     pub(super) fn evaluate_judged(
         &mut self,
         host_id: &str,
@@ -205,15 +222,14 @@ impl Fleet {
         mut judged: std::collections::HashMap<Key, Vec<drift::DriftItem>>,
         ack: Option<(u64, u64)>,
         cause: &Cause,
-    ) -> Vec<Key> {
+    ) {
         let now = self.now();
         let commit = self.manifest_source.clone();
         let windows = &self.windows;
         let Some(host) = self.hosts.get_mut(host_id) else {
-            return Vec::new();
+            return;
         };
         let identity = (!windows.is_empty()).then(|| host.info.identity());
-        let mut moved: Vec<Key> = Vec::new();
         let mut opened: Vec<(Key, DriftRecord)> = Vec::new();
         let mut changed: Vec<(Key, DriftRecord)> = Vec::new();
         let mut resolved: Vec<DriftRecord> = Vec::new();
@@ -238,12 +254,8 @@ impl Fleet {
             let observed = host.observed.get(key);
             // An unchanged observation is in the store already: only what differs is written
             // (a reconnecting agent's snapshot of 10,000 paths is then no 10,000-row write).
-            let written = observed.is_none() || host.unstored.remove(key);
-            if written {
+            if observed.is_none() || host.unstored.remove(key) {
                 observations.push((key.clone(), observed.cloned()));
-            }
-            if compared && written && !peers {
-                moved.push(key.clone());
             }
             let old = host.drift.remove(key).unwrap_or_default();
             // A new or changed item is the work of whoever made this change, authorised or
@@ -313,7 +325,6 @@ impl Fleet {
         });
         self.write(write, ack);
         self.release_acks(host_id);
-        moved
     }
 
     pub(super) fn disconnected(&mut self, conn: u64, why: &str) -> Result<(), StoreError> {

@@ -1,13 +1,10 @@
 //! Baselines on the fleet: each key a baseline compares is judged among the hosts of its
 //! group (`baseline::Group`), so one host's change can open, change or resolve its peers'
-//! drift. A host's own evaluation judges it against the group as it stands; when what it
-//! observed of a compared key moves, every other host of the group is judged again
-//! (`Cause::Peers`); a new manifest set judges every group once every host has its new
-//! desired state.
-//!
-//! Cost: a moved key reads the whole fleet for its group and judges each member once, so a
-//! group of N hosts costs O(fleet + N) per moved key (fine at hundreds of hosts; not yet
-//! measured beyond, see issue 17's note).
+//! drift. Each group's observations are counted as they move (`counts`, `recount`), and a
+//! host is judged against those counts without reading its peers; when a move changes what
+//! the group stands for (its majority, a tie's counts, the reference's state), every other
+//! host of it is judged again (`Cause::Peers`), those whose verdict moved recorded. A new
+//! manifest set counts and judges every group once every host has its new desired state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,7 +12,7 @@ use std::sync::Arc;
 use super::agents::Cause;
 use super::{Fleet, FleetError};
 use crate::baseline::accept;
-use crate::baseline::{Divergence, Group};
+use crate::baseline::{Counts, Divergence, Group};
 use crate::drift::{DriftItem, Observation};
 use crate::key::Key;
 use crate::manifest::{Baseline, Glob};
@@ -46,6 +43,56 @@ impl Fleet {
             .collect()
     }
 
+    /// Every group's counts made again from the observations held: the groups themselves
+    /// may have changed (a new manifest set, a host selected otherwise).
+    pub(super) fn count_all(&mut self) {
+        self.counts.clear();
+        for host in self.hosts.values() {
+            for (key, baseline) in &host.desired.baselines {
+                if let Some(observed) = host.observed.get(key) {
+                    self.counts
+                        .entry(baseline.manifest.clone())
+                        .or_default()
+                        .entry(key.clone())
+                        .or_default()
+                        .add(baseline, &host.info.host_id, observed);
+                }
+            }
+        }
+    }
+
+    /// `host_id`'s observations of compared keys moved (each with what it observed before):
+    /// its groups' counts follow, and a group whose standard moved is to be judged again.
+    pub(super) fn recount(
+        &mut self,
+        host_id: &str,
+        moved: Vec<(Arc<Baseline>, Key, Option<Observation>)>,
+    ) {
+        let Some(host) = self.hosts.get(host_id) else {
+            return;
+        };
+        for (baseline, key, old) in moved {
+            let Some(new) = host.observed.get(&key) else {
+                continue;
+            };
+            let counts = self
+                .counts
+                .entry(baseline.manifest.clone())
+                .or_default()
+                .entry(key.clone())
+                .or_default();
+            let before = counts.standard(&baseline);
+            if let Some(old) = &old {
+                counts.remove(&baseline, host_id, old);
+            }
+            counts.add(&baseline, host_id, new);
+            if counts.standard(&baseline) != before {
+                self.regroup
+                    .insert((baseline.manifest.clone(), key), baseline);
+            }
+        }
+    }
+
     /// The drift of each of `keys` a baseline compares for `host_id`, against its group as
     /// it stands.
     pub(super) fn judge_among_peers(
@@ -56,34 +103,34 @@ impl Fleet {
         let Some(host) = self.hosts.get(host_id) else {
             return HashMap::new();
         };
+        let none = Counts::default();
         keys.iter()
             .filter_map(|key| {
                 let baseline = host.desired.baselines.get(key)?;
                 let own = host.observed.get(key)?;
-                let members = self.group_of(&baseline.manifest, key);
-                let judged = Group::new(baseline, key, &members).judge(host_id, own);
+                let counts = self
+                    .counts
+                    .get(&baseline.manifest)
+                    .and_then(|c| c.get(key))
+                    .unwrap_or(&none);
+                let judged = Group::of(baseline, key, counts).judge(host_id, own);
                 Some((key.clone(), judged))
             })
             .collect()
     }
 
-    /// What `host_id` observed of `keys` moved: the other hosts of their groups are judged
-    /// again.
-    pub(super) fn peers_moved(&mut self, host_id: &str, keys: &[Key]) {
-        for key in keys {
-            let Some(baseline) = self
-                .hosts
-                .get(host_id)
-                .and_then(|h| h.desired.baselines.get(key).cloned())
-            else {
-                continue;
-            };
-            self.judge_group(&baseline, key, Some(host_id), &Cause::Peers);
+    /// The groups whose standard moved since they were last judged: every host of them
+    /// judged again (those whose verdict did not move are left as they are).
+    pub(super) fn judge_moved_groups(&mut self) {
+        while let Some(((_, key), baseline)) = self.regroup.pop_first() {
+            self.judge_group(&baseline, &key, &Cause::Peers);
         }
     }
 
     /// Every group judged again: a new manifest set is in force.
     pub(super) fn judge_every_group(&mut self) {
+        self.count_all();
+        self.regroup.clear();
         let mut groups: BTreeMap<(String, Key), Arc<Baseline>> = BTreeMap::new();
         for host in self.hosts.values() {
             for (key, baseline) in &host.desired.baselines {
@@ -93,21 +140,33 @@ impl Fleet {
             }
         }
         for ((_, key), baseline) in groups {
-            self.judge_group(&baseline, &key, None, &Cause::Manifests);
+            self.judge_group(&baseline, &key, &Cause::Manifests);
         }
     }
 
-    /// Each host of `baseline`'s group for `key` but `except`, judged and its drift recorded.
-    fn judge_group(&mut self, baseline: &Baseline, key: &Key, except: Option<&str>, cause: &Cause) {
-        let verdicts: Vec<(String, Vec<DriftItem>)> = {
-            let members = self.group_of(&baseline.manifest, key);
-            let group = Group::new(baseline, key, &members);
-            members
-                .iter()
-                .filter(|(host, _)| Some(*host) != except)
-                .map(|(host, observed)| (host.to_string(), group.judge(host, observed)))
-                .collect()
-        };
+    /// Each host of `baseline`'s group for `key` judged and its drift recorded where it
+    /// moved. A host streaming its snapshot for a new plan is left to it.
+    fn judge_group(&mut self, baseline: &Baseline, key: &Key, cause: &Cause) {
+        let none = Counts::default();
+        let counts = self
+            .counts
+            .get(&baseline.manifest)
+            .and_then(|c| c.get(key))
+            .unwrap_or(&none);
+        let group = Group::of(baseline, key, counts);
+        let verdicts: Vec<(String, Vec<DriftItem>)> = self
+            .group_of(&baseline.manifest, key)
+            .iter()
+            .filter_map(|(host, observed)| {
+                let h = &self.hosts[*host];
+                if h.conn.is_some() && !h.evaluated {
+                    return None;
+                }
+                let judged = group.judge(host, observed);
+                let open = h.drift.get(key).map_or(&[][..], Vec::as_slice);
+                (!as_open(&judged, open)).then(|| (host.to_string(), judged))
+            })
+            .collect();
         for (host, items) in verdicts {
             let judged = HashMap::from([(key.clone(), items)]);
             self.evaluate_judged(&host, std::slice::from_ref(key), judged, None, cause);
@@ -261,4 +320,15 @@ impl Fleet {
         }
         Ok(out)
     }
+}
+
+/// Whether `judged` is what is open already (so judging again would change nothing).
+fn as_open(judged: &[DriftItem], open: &[crate::model::DriftRecord]) -> bool {
+    judged.len() == open.len()
+        && judged.iter().all(|j| {
+            open.iter().any(|o| {
+                (&o.resource, &o.attribute, &o.expected, &o.actual)
+                    == (&j.resource, &j.attribute, &j.expected, &j.actual)
+            })
+        })
 }

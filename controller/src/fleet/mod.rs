@@ -115,6 +115,11 @@ pub struct Fleet {
     /// Drift opened and resolved per day, for the console; read from the store when first
     /// asked for (`console.rs`).
     trend: Option<console::Trend>,
+    /// What each baseline group's hosts hold of each key it compares, by manifest and key,
+    /// kept as observations move (`baselines.rs`).
+    counts: HashMap<String, HashMap<crate::key::Key, crate::baseline::Counts>>,
+    /// Groups whose standard moved, to be judged again once the message that moved it is.
+    regroup: BTreeMap<(String, crate::key::Key), Arc<crate::manifest::Baseline>>,
 }
 
 #[derive(PartialEq)]
@@ -193,7 +198,16 @@ impl Fleet {
             singleton: !shared,
             max_age: None,
             trend: None,
-        })
+            counts: HashMap::new(),
+            regroup: BTreeMap::new(),
+        }
+        .counted())
+    }
+
+    /// With every baseline group's counts made from the observations loaded.
+    fn counted(mut self) -> Self {
+        self.count_all();
+        self
     }
 
     /// Replaces the clock (tests move time with it).
