@@ -52,11 +52,18 @@ pub async fn reader_gone() {
 
 pub use crate::clock::rfc3339;
 
-/// A value as a table cell: one line, control characters escaped, digests shortened.
+/// A value as a table cell: one line, control characters escaped, digests shortened (one
+/// followed by a remark too, as a baseline's `3f2a… (as most of web)`).
 pub fn cell(value: &str) -> String {
-    let is_digest = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
-    if is_digest {
+    let is_digest = |v: &str| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_digest(value) {
         return format!("{}…", &value[..12]);
+    }
+    if let Some((digest, remark)) = value.split_at_checked(64)
+        && is_digest(digest)
+        && remark.starts_with(" (")
+    {
+        return format!("{}…{}", &digest[..12], cell(remark));
     }
     value
         .chars()
@@ -116,5 +123,13 @@ mod tests {
         assert_eq!(t, "HOST   STATUS\nweb-1  in_sync\na\n");
         assert_eq!(cell("a\nb"), "a\\nb");
         assert_eq!(cell(&"ab".repeat(32)), "abababababab…");
+        assert_eq!(
+            cell(&format!("{} (as most of web)", "ab".repeat(32))),
+            "abababababab… (as most of web)"
+        );
+        assert_eq!(
+            cell(&format!("{}x", "ab".repeat(32))),
+            format!("{}x", "ab".repeat(32))
+        );
     }
 }
