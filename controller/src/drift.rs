@@ -256,6 +256,17 @@ fn undeclared_entries(
     desired: &DesiredState,
 ) -> Vec<DriftItem> {
     let below = format!("{}/", decl.path);
+    // Paths a baseline compares are declared too.
+    let compared = desired
+        .baselines
+        .range((
+            std::ops::Bound::Excluded(crate::key::Key::file(&below)),
+            std::ops::Bound::Unbounded,
+        ))
+        .map_while(|(k, _)| match k {
+            crate::key::Key::File(path) => path.strip_prefix(below.as_str()),
+            crate::key::Key::Package(_) => None,
+        });
     let declared: BTreeSet<&str> = desired
         .files
         .range::<str, _>((
@@ -263,6 +274,7 @@ fn undeclared_entries(
             std::ops::Bound::Unbounded,
         ))
         .map_while(|(p, _)| p.strip_prefix(below.as_str()))
+        .chain(compared)
         // An entry leading to a declared path deeper down is declared too.
         .filter_map(|rest| rest.split('/').next())
         .collect();

@@ -133,3 +133,45 @@ fn one_key_in_two_baselines_for_a_possible_common_host_is_rejected() {
     );
     assert!(ManifestSet::new(vec![web, db]).is_ok(), "disjoint groups");
 }
+
+/// A path a baseline compares, in a directory another manifest declares exclusive, is no
+/// undeclared entry of it.
+#[test]
+fn a_compared_path_is_declared_for_an_exclusive_directory() {
+    let web = manifest(
+        "web.yaml",
+        "name: web\nhosts: [\"web-*\"]\nbaseline:\n  files:\n    - /etc/app.d/app.conf\n",
+    );
+    let strict = manifest(
+        "strict.yaml",
+        "name: strict\nhosts: [\"*\"]\nfiles:\n  /etc/app.d:\n    exclusive: true\n",
+    );
+    let set = ManifestSet::new(vec![web, strict]).expect("valid");
+    let desired = set.desired_for(&HostIdentity {
+        host_id: "web-1".into(),
+        ..Default::default()
+    });
+    let listed = crate::drift::Observed {
+        kind: crate::drift::Kind::Directory,
+        link_target: None,
+        resolved_kind: crate::drift::Kind::Directory,
+        mode: 0o40755,
+        uid: 0,
+        gid: 0,
+        owner: None,
+        group: None,
+        sha256: None,
+        contains: vec![],
+        entries: vec!["app.conf".into(), "stray.conf".into()],
+        entries_total: 2,
+        error: None,
+    };
+    let items = crate::drift::evaluate(&desired.files["/etc/app.d"], &listed, &desired);
+    assert_eq!(
+        items
+            .iter()
+            .map(|d| d.resource.as_str())
+            .collect::<Vec<_>>(),
+        ["file:/etc/app.d/stray.conf"]
+    );
+}
