@@ -289,6 +289,19 @@ impl Fleet {
                     // Declared with a value for that host: not its to say.
                     continue;
                 }
+                // Declared with values for a host this manifest selects: the accepted
+                // manifest would declare it a second time, differently, for that host.
+                if let Some(pinned) = self.hosts.values().find(|h| {
+                    h.desired.manifests.contains(&baseline.manifest)
+                        && !h.desired.baselines.contains_key(&key)
+                }) {
+                    let why = format!(
+                        "declared with values for {} by another manifest; left to that declaration",
+                        pinned.info.host_id
+                    );
+                    decided.push((key.clone(), accept::Decided::Undecided(why)));
+                    continue;
+                }
                 let members = self.members_of(&baseline.manifest, &key);
                 let reported: Vec<(&str, &Observation)> = members
                     .iter()

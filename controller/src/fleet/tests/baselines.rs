@@ -264,3 +264,76 @@ fn a_tie_is_drift_on_every_host_of_it_until_one_side_wins() {
     });
     thread.join().expect("the fleet thread did not panic");
 }
+
+/// `plumb baseline accept` leaves out what another manifest declares with values for a host
+/// of the group (the accepted manifest would declare it twice, differently, for that host),
+/// and says why.
+#[test]
+fn accepting_a_group_leaves_out_a_path_pinned_for_one_of_its_hosts() {
+    let Harness {
+        dir,
+        time: _,
+        fleet,
+        thread,
+        runtime,
+    } = harness(WEB);
+    runtime.block_on(async {
+        std::fs::write(
+            dir.path().join("pinned.yaml"),
+            "name: pinned\nhosts: [\"web-9\"]\nfiles:\n  /etc/app.conf:\n    mode: \"0600\"\n",
+        )
+        .expect("write");
+        let set = load_dir(dir.path()).expect("valid");
+        fleet
+            .send(Command::Manifests {
+                result: Ok(set),
+                source: "test".into(),
+            })
+            .await
+            .expect("send");
+        for (seq, host) in [(1, "web-1"), (2, "web-2")] {
+            let (conn, generation, _rx) = join(&fleet, host).await;
+            fleet
+                .send(Command::State {
+                    conn,
+                    report: Report::Snapshot,
+                    generation,
+                    seq,
+                    states: vec![(Key::file("/etc/app.conf"), content("x"), None)],
+                    turn: Default::default(),
+                })
+                .await
+                .expect("send");
+        }
+        let accepted = fleet.accept("web".into(), None).await.expect("accepted");
+        assert_eq!(accepted.len(), 1);
+        assert!(accepted[0].manifest.contains("/etc/app.conf"), "while no host is pinned");
+        assert!(accepted[0].undecided.is_empty());
+
+        // web-9 joins: /etc/app.conf is pinned for it.
+        let (out, mut rx) = mpsc::channel(64);
+        let info = HostInfo {
+            host_id: "web-9".into(),
+            ..Default::default()
+        };
+        fleet
+            .ask(|reply| Command::Connect {
+                info,
+                out,
+                takeover: false,
+                reply,
+            })
+            .await
+            .expect("connect")
+            .expect("accepted");
+        assert!(matches!(rx.recv().await, Some(ToAgent::Plan { .. })));
+        let accepted = fleet.accept("web".into(), None).await.expect("accepted");
+        assert_eq!(
+            accepted[0].undecided,
+            ["file:/etc/app.conf: declared with values for web-9 by another manifest; left to that declaration"]
+        );
+        assert!(!accepted[0].manifest.contains("\"/etc/app.conf\":"), "{}", accepted[0].manifest);
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
