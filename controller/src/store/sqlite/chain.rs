@@ -4,6 +4,7 @@
 
 use rusqlite::{Connection, Transaction, params};
 
+use super::entry::{EVENT_COLUMNS, event_item};
 use crate::model::{DriftRecord, Event, EventKind};
 use crate::store::audit::{AuditKey, Entry, Head, Logged, canonical, chain};
 use crate::store::{LogQuery, OUT_OF_ORDER_MS, Result, StoreError, evidence};
@@ -128,30 +129,6 @@ pub(super) fn chain_existing(tx: &Transaction<'_>) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// The columns every `SELECT` of an event lists, in this order: `event_item` reads 4 to 10.
-pub(super) const EVENT_COLUMNS: &str = "id, at_ms, host_id, kind, resource, attribute, expected, actual, since_ms, declared_at, evidence";
-
-/// An event row's item, from its columns 4 to 10 (`resource` to `evidence`, as
-/// `EVENT_COLUMNS` lists them); `None` where the event has none.
-pub(super) fn event_item(r: &rusqlite::Row<'_>) -> Result<Option<DriftRecord>> {
-    let Some(resource) = r.get::<_, Option<String>>(4)? else {
-        return Ok(None);
-    };
-    let id: i64 = r.get(0)?;
-    Ok(Some(DriftRecord {
-        resource,
-        attribute: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-        expected: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-        actual: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-        since_ms: r.get::<_, Option<i64>>(8)?.unwrap_or_default(),
-        declared_at: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-        evidence: evidence::from_text(
-            r.get::<_, Option<String>>(10)?.as_deref(),
-            &format_args!("event {id}"),
-        )?,
-    }))
 }
 
 /// A page of the log, newest first (`Store::page`). A period is the entries made in it, by

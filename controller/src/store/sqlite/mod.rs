@@ -24,6 +24,7 @@ use crate::moment::Standing;
 use crate::window::ChangeWindow;
 
 mod chain;
+mod entry;
 mod schema;
 mod spans;
 

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::chain::{EVENT_COLUMNS, event_item};
+use super::entry::{EVENT_COLUMNS, event_item};
 use crate::model::{DriftRecord, Event, EventKind};
 use crate::moment::{self, Span, Standing};
 use crate::store::{Result, StoreError};
