@@ -65,9 +65,24 @@ fn harness(manifest: &str) -> Harness {
 
 /// Connects host "h"; returns its connection, its plan's generation and what it is sent.
 async fn connect(fleet: &FleetHandle) -> (u64, u64, mpsc::Receiver<ToAgent>) {
+    let (conn, generation, rx, _) = connect_as(fleet, "h").await;
+    (conn, generation, rx)
+}
+
+/// Connects `host`; returns its connection, its plan's generation, what it is sent, and the
+/// paths its plan asks for.
+async fn connect_as(
+    fleet: &FleetHandle,
+    host: &str,
+) -> (
+    u64,
+    u64,
+    mpsc::Receiver<ToAgent>,
+    Vec<crate::plan::PathRequest>,
+) {
     let (out, mut rx) = mpsc::channel(64);
     let info = HostInfo {
-        host_id: "h".into(),
+        host_id: host.into(),
         ..Default::default()
     };
     let conn = fleet
@@ -80,10 +95,13 @@ async fn connect(fleet: &FleetHandle) -> (u64, u64, mpsc::Receiver<ToAgent>) {
         .await
         .expect("connect")
         .expect("accepted");
-    let Some(ToAgent::Plan { generation, .. }) = rx.recv().await else {
+    let Some(ToAgent::Plan {
+        generation, paths, ..
+    }) = rx.recv().await
+    else {
         panic!("a plan")
     };
-    (conn, generation, rx)
+    (conn, generation, rx, paths)
 }
 
 #[test]

@@ -17,27 +17,7 @@ fn content(text: &str) -> Observation {
 /// Connects `host`; returns its connection and its plan's generation, having checked that
 /// the plan asks for the compared path hashed.
 async fn join(fleet: &FleetHandle, host: &str) -> (u64, u64, mpsc::Receiver<ToAgent>) {
-    let (out, mut rx) = mpsc::channel(64);
-    let info = HostInfo {
-        host_id: host.into(),
-        ..Default::default()
-    };
-    let conn = fleet
-        .ask(|reply| Command::Connect {
-            info,
-            out,
-            takeover: false,
-            reply,
-        })
-        .await
-        .expect("connect")
-        .expect("accepted");
-    let Some(ToAgent::Plan {
-        generation, paths, ..
-    }) = rx.recv().await
-    else {
-        panic!("a plan")
-    };
+    let (conn, generation, rx, paths) = connect_as(fleet, host).await;
     assert_eq!(
         paths
             .iter()
@@ -311,22 +291,9 @@ fn accepting_a_group_leaves_out_a_path_pinned_for_one_of_its_hosts() {
         assert!(accepted[0].undecided.is_empty());
 
         // web-9 joins: /etc/app.conf is pinned for it.
-        let (out, mut rx) = mpsc::channel(64);
-        let info = HostInfo {
-            host_id: "web-9".into(),
-            ..Default::default()
-        };
-        fleet
-            .ask(|reply| Command::Connect {
-                info,
-                out,
-                takeover: false,
-                reply,
-            })
-            .await
-            .expect("connect")
-            .expect("accepted");
-        assert!(matches!(rx.recv().await, Some(ToAgent::Plan { .. })));
+        let (_, _, _rx, paths) = connect_as(&fleet, "web-9").await;
+        assert_eq!(paths.len(), 1);
+        assert!(!paths[0].hash, "declared with a mode only: not hashed");
         let accepted = fleet.accept("web".into(), None).await.expect("accepted");
         assert_eq!(
             accepted[0].undecided,
