@@ -79,6 +79,9 @@ pub struct Plan {
     pub generation: u64,
     pub heartbeat_interval_secs: u32,
     pub requests: Requests,
+    /// Globs to expand on this host (`PathSpec.expand`): each match is observed as its own
+    /// path, as the glob's request says.
+    pub globs: Vec<crate::collect::files::Request>,
     pub packages: Vec<PackageRequest>,
 }
 

@@ -28,7 +28,12 @@ pub enum Malformed {
     PackageName(String),
     #[error("plan ignore pattern {pattern:?} for {path} is malformed")]
     Ignore { path: String, pattern: String },
+    #[error("plan glob {0:?} is malformed, or one too many")]
+    Glob(String),
 }
+
+/// Globs a plan may ask the agent to expand, at most.
+const MAX_GLOBS: usize = 256;
 
 /// Ignore patterns per listed directory, and the length of each, at most.
 const MAX_IGNORES: usize = 256;
@@ -170,7 +175,11 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
         return Err(Malformed::TooManyPaths(p.paths.len()));
     }
     let mut requests = Vec::with_capacity(p.paths.len());
+    let mut globs = Vec::new();
     for spec in p.paths {
+        if spec.expand && (spec.path.contains('[') || globs.len() >= MAX_GLOBS) {
+            return Err(Malformed::Glob(spec.path));
+        }
         if !spec.path.starts_with('/') || spec.path.split('/').any(|c| c == "..") {
             return Err(Malformed::NotAbsolute(spec.path));
         }
@@ -205,7 +214,8 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
                 });
             }
         };
-        requests.push(Request {
+        let expand = spec.expand;
+        let request = Request {
             path: spec.path.into_boxed_str(),
             hash: spec.hash,
             contains,
@@ -218,7 +228,12 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
                     .map(String::into_boxed_str)
                     .collect(),
             ),
-        });
+        };
+        if expand {
+            globs.push(request);
+        } else {
+            requests.push(request);
+        }
     }
     let mut packages = Vec::with_capacity(p.packages.len());
     for req in p.packages {
@@ -241,6 +256,7 @@ pub fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
         generation: p.generation,
         heartbeat_interval_secs: p.heartbeat_interval_secs,
         requests: Requests::new(requests),
+        globs,
     })
 }
 

@@ -39,6 +39,44 @@ pub fn path_matches(glob: &str, path: &str) -> bool {
     components(&g, &p)
 }
 
+/// The directory below which every match of the path glob `glob` lies: its leading names
+/// without a wildcard (`/etc/nginx` for `/etc/nginx/**/*.conf`; `/` for `/*`).
+pub fn base(glob: &str) -> String {
+    let names: Vec<&str> = glob
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .take_while(|s| !s.contains(['*', '?']))
+        .collect();
+    // A glob without a wildcard is a path: its base is its directory.
+    let names = if names.len() == glob.split('/').filter(|s| !s.is_empty()).count() {
+        &names[..names.len().saturating_sub(1)]
+    } else {
+        &names[..]
+    };
+    format!("/{}", names.join("/"))
+}
+
+/// Whether some path strictly below directory `dir` may match the path glob `glob`: what a
+/// walk for its matches must enter.
+pub fn may_lead_below(glob: &str, dir: &str) -> bool {
+    let g: Vec<&str> = glob.split('/').filter(|s| !s.is_empty()).collect();
+    let d: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
+    prefix(&g, &d)
+}
+
+/// Whether the names `d` can be the first names of a path (with at least one name more) that
+/// `g` matches.
+fn prefix(g: &[&str], d: &[&str]) -> bool {
+    match (g.split_first(), d.split_first()) {
+        (Some((&"**", _)), _) => true,
+        (Some(_), None) => true,
+        (None, _) => false,
+        (Some((first, rest)), Some((name, tail))) => {
+            name_matches(first, name) && prefix(rest, tail)
+        }
+    }
+}
+
 fn components(g: &[&str], p: &[&str]) -> bool {
     match g.split_first() {
         None => p.is_empty(),
@@ -74,6 +112,21 @@ mod tests {
             ("/etc/*", "/etc/a/b", false),
         ] {
             assert_eq!(path_matches(glob, path), want, "{glob} {path}");
+        }
+        assert_eq!(base("/etc/nginx/**/*.conf"), "/etc/nginx");
+        assert_eq!(base("/etc/ssh/ssh_host_*_key"), "/etc/ssh");
+        assert_eq!(base("/*"), "/");
+        assert_eq!(base("/etc/motd"), "/etc");
+        for (glob, dir, want) in [
+            ("/etc/nginx/**", "/etc/nginx/sites", true),
+            ("/etc/*/conf", "/etc/a", true),
+            ("/etc/*/conf", "/etc/a/b", false),
+            ("/etc/*.conf", "/etc", true),
+            ("/etc/*.conf", "/etc/x", false),
+            ("/etc/a?/*", "/etc/ab", true),
+            ("/etc/a?/*", "/etc/abc", false),
+        ] {
+            assert_eq!(may_lead_below(glob, dir), want, "{glob} {dir}");
         }
     }
 }

@@ -197,6 +197,11 @@ impl Counts {
         }
     }
 
+    /// Whether every host counted has it absent (a glob's match gone from every host).
+    pub fn only_absent(&self) -> bool {
+        self.first.iter().all(|(v, n)| *n == 0 || v == "absent")
+    }
+
     /// What a host of the group is judged against.
     pub fn standard(&self, baseline: &Baseline) -> Standard {
         if baseline.reference.is_some() {

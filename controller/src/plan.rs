@@ -14,8 +14,11 @@ pub struct PathRequest {
     pub allow_content: bool,
     /// The manifest marks it sensitive: who changed it is sent without a command line.
     pub sensitive: bool,
-    /// Of a listed directory: entries the agent neither lists nor counts.
+    /// Of a listed directory: entries the agent neither lists nor counts; of a glob, the
+    /// matches it leaves out.
     pub ignore: Vec<String>,
+    /// `path` is a glob: the agent observes each path it matches (a baseline's).
+    pub expand: bool,
 }
 
 /// The packages to report: (name, whether to verify its files).
@@ -45,8 +48,19 @@ pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {
             allow_content: false,
             sensitive: false,
             ignore: Vec::new(),
+            expand: false,
         }),
         Key::Package(_) => None,
+    });
+    let globs = desired.baseline_globs.iter().map(|(g, b)| PathRequest {
+        path: g.clone(),
+        hash: true,
+        contains: Vec::new(),
+        list_entries: false,
+        allow_content: false,
+        sensitive: false,
+        ignore: b.ignore.clone(),
+        expand: true,
     });
     desired
         .files
@@ -65,8 +79,10 @@ pub fn requests(desired: &DesiredState) -> Vec<PathRequest> {
                 allow_content: spec.diff && !spec.sensitive,
                 sensitive: spec.sensitive,
                 ignore: spec.ignore.clone(),
+                expand: false,
             }
         })
         .chain(compared)
+        .chain(globs)
         .collect()
 }

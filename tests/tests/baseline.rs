@@ -240,3 +240,82 @@ fn the_odd_hosts_out_a_reference_and_a_tie() {
     c.expect_drift("pair-b", &[]);
     drop(site);
 }
+
+/// A baseline's glob on real agents: each path it matches on any host is compared (per-host
+/// files left out with `ignore:`); a path only one host has, or one it lacks, is drift on
+/// it; a file made later on two hosts becomes the group's, and one removed is seen gone.
+#[test]
+fn a_glob_compares_every_match_and_ignores_per_host_files() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(
+        manifests.join("app.yaml"),
+        "name: app\nhosts: [\"app-*\"]\nignore: [hostname]\nbaseline:\n  files:\n    - /etc/app.d/**\n",
+    )
+    .expect("write");
+    let controller = Controller::start(&manifests, &tmp.path().join("data"));
+    let mut site = Site {
+        tmp,
+        controller,
+        agents: Vec::new(),
+    };
+    let mut roots = Vec::new();
+    for i in 1..=3 {
+        let id = format!("app-{i}");
+        let root = site.tmp.path().join(&id);
+        let mut files = vec![
+            ("etc/app.d/a.conf", "a\n".to_owned()),
+            ("etc/app.d/hostname", format!("{id}\n")),
+        ];
+        if i == 3 {
+            files.push(("etc/app.d/sub/extra.conf", "extra\n".to_owned()));
+        }
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+        write_tree(&root, &files);
+        site.agents
+            .push(start_agent(&site.controller.url, &id, &root, &[]));
+        roots.push(root);
+    }
+    let c = &site.controller;
+    let extra = "file:/etc/app.d/sub/extra.conf";
+    c.expect_drift(
+        "app-3",
+        &[(extra, "baseline.type", "absent (as most of app)", "file")],
+    );
+    c.expect_drift("app-1", &[]);
+    c.expect_drift("app-2", &[]);
+
+    // A file made on two hosts of three: the group's now, and app-3 lacks it.
+    for root in &roots[..2] {
+        fs::write(root.join("etc/app.d/new.conf"), "new\n").expect("write");
+    }
+    let new = "file:/etc/app.d/new.conf";
+    c.expect_drift(
+        "app-3",
+        &[
+            (new, "baseline.type", "file (as most of app)", "absent"),
+            (extra, "baseline.type", "absent (as most of app)", "file"),
+        ],
+    );
+    c.expect_drift("app-1", &[]);
+    c.expect_drift("app-2", &[]);
+
+    // app-3 put right: the extra file removed, the new one made.
+    fs::remove_file(roots[2].join("etc/app.d/sub/extra.conf")).expect("remove");
+    fs::write(roots[2].join("etc/app.d/new.conf"), "new\n").expect("write");
+    c.expect_drift("app-3", &[]);
+    let v = c.json(&["diverge", "app"]);
+    let resources: Vec<&str> = v["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["resource"].as_str())
+        .collect();
+    assert_eq!(
+        resources,
+        ["file:/etc/app.d/a.conf", "file:/etc/app.d/new.conf"],
+        "the per-host file ignored, the gone one left out: {v}"
+    );
+    drop(site);
+}

@@ -1,5 +1,6 @@
 //! What the agent observes on its host: declared files, and the facts it introduces itself with.
 
+pub mod expand;
 pub mod facts;
 pub mod files;
 mod ids;

@@ -21,6 +21,9 @@ impl State {
             self.last_full_scan_ms = now_ms();
         }
         self.packages.claim(&mut self.dirty, &self.requests);
+        if self.rescan || self.globs_moved() {
+            self.reexpand().await?;
+        }
         let which: Vec<usize> = if std::mem::take(&mut self.rescan) {
             self.dirty.clear();
             self.packages.dirty = true;

@@ -28,6 +28,7 @@ use crate::watch::{QUEUE, Watch, WatchMsg};
 use crate::wire;
 
 mod changes;
+mod globs;
 mod packages;
 mod settling;
 mod summaries;
@@ -131,6 +132,7 @@ async fn converse(
         summaries: Summaries::default(),
         held_until: None,
         attribution,
+        expansion: None,
     };
     let mut poll = tokio::time::interval(cfg.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -280,6 +282,8 @@ struct State {
     held_until: Option<Instant>,
     /// Who made each change, where the agent can tell.
     attribution: Attribution,
+    /// The plan's globs and what they match, if it has any.
+    expansion: Option<Box<globs::Expansion>>,
 }
 
 impl State {
@@ -302,7 +306,12 @@ impl State {
 
     async fn apply_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
         self.generation = plan.generation;
-        self.requests = Arc::new(plan.requests);
+        self.expansion = None;
+        self.requests = Arc::new(if plan.globs.is_empty() {
+            plan.requests
+        } else {
+            self.expand_plan(plan.requests, plan.globs).await?
+        });
         if let Some(a) = self.attribution.attributor() {
             a.plan(self.requests.clone());
         }
@@ -385,8 +394,14 @@ impl State {
 
     /// Arms the watches for the declared files and whatever the packages need.
     fn rewatch(&mut self) {
-        self.watch
-            .set_paths(self.requests.clone(), self.packages.watch_paths());
+        let globbed = self
+            .expansion
+            .iter()
+            .flat_map(|e| e.dirs.iter().map(|d| (d.as_str(), true)));
+        self.watch.set_paths(
+            self.requests.clone(),
+            self.packages.watch_paths().chain(globbed),
+        );
         self.follow_watches();
     }
 
@@ -435,6 +450,7 @@ impl State {
                 .failures
                 .iter()
                 .map(|(d, e)| format!("{}: {e}", d.display()))
+                .chain(self.expansion.iter().flat_map(|e| e.over.iter().cloned()))
                 .collect(),
             overflows: self.overflows,
             last_full_scan_ms: self.last_full_scan_ms,

@@ -93,6 +93,7 @@ fn plan(generation: u64, paths: &[(&str, bool)]) -> Plan {
     Plan {
         generation,
         heartbeat_interval_secs: 0,
+        globs: Vec::new(),
         requests: Requests::new(
             paths
                 .iter()
@@ -305,5 +306,55 @@ async fn a_go_away_ends_the_session_so_the_agent_connects_again() {
     assert_eq!(
         ended.expect("not a failure"),
         Ended::GoAway("too old".into())
+    );
+}
+
+/// A glob of the plan: its matches are observed as paths (what it ignores left out), and a
+/// path that comes to match later, in a directory made later too, is observed and sent.
+#[tokio::test]
+async fn a_glob_observes_its_matches_and_each_path_that_comes_to_match() {
+    let mut s = Session::start(|_| {});
+    std::fs::create_dir_all(s.dir.path().join("etc/app.d/sub")).expect("mkdir");
+    s.write("/etc/app.d/a.conf", "a\n");
+    s.write("/etc/app.d/sub/b.conf", "b\n");
+    s.write("/etc/app.d/.a.conf.swp", "editor\n");
+    let mut p = plan(1, &[]);
+    p.globs = vec![Request {
+        path: "/etc/app.d/**".into(),
+        hash: true,
+        contains: Vec::new(),
+        list_entries: false,
+        allow_content: false,
+        sensitive: false,
+        ignore: crate::collect::files::Ignore::new(vec!["*.swp".into()]),
+    }];
+    s.tell(Incoming::Plan(p)).await;
+    let (snapshot, _) = s.snapshot_part().await;
+    let paths: Vec<&str> = snapshot.files.iter().map(|o| o.path.as_str()).collect();
+    assert_eq!(paths, ["/etc/app.d/a.conf", "/etc/app.d/sub/b.conf"]);
+    assert!(
+        snapshot.files.iter().all(|o| o.sha256.is_some()),
+        "hashed, as the glob asks"
+    );
+    assert!(matches!(s.next().await, Outgoing::Coverage(_)));
+
+    std::fs::create_dir_all(s.dir.path().join("etc/app.d/new/deeper")).expect("mkdir");
+    s.write("/etc/app.d/new/deeper/c.conf", "c\n");
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|p: &String| p == "/etc/app.d/new/deeper/c.conf")
+    {
+        match s.next().await {
+            Outgoing::Delta(report) => {
+                seen.extend(report.files.iter().map(|o| o.path.clone()));
+            }
+            Outgoing::Coverage(_) => {}
+            other => panic!("expected a delta, got {other:?}"),
+        }
+    }
+    assert!(
+        !seen.iter().any(|p| p.ends_with(".swp")),
+        "ignored: {seen:?}"
     );
 }

@@ -10,6 +10,7 @@ fn baseline(reference: Option<&str>) -> Baseline {
         reference: reference.map(str::to_owned),
         files: vec!["/etc/app.conf".into()],
         packages: vec!["nginx".into()],
+        ignore: vec![],
         declared_at: Location {
             file: "web.yaml".into(),
             line: 3,

@@ -113,6 +113,7 @@ impl Fleet {
         };
         host.generation = generation;
         host.evaluated = false;
+        host.globbed.clear();
         let msg = ToAgent::Plan {
             generation,
             paths: plan::requests(&host.desired),
@@ -168,7 +169,10 @@ impl Fleet {
                 if host.observed.get(&key) != Some(&observed) {
                     host.unstored.insert(key.clone());
                 }
-                let compared = host.desired.baselines.get(&key).cloned();
+                let compared = host.desired.compared(&key).cloned();
+                if compared.is_some() && !host.desired.baselines.contains_key(&key) {
+                    host.globbed.insert(key.clone());
+                }
                 let old = host.observed.insert(key.clone(), observed);
                 if let Some(baseline) = compared {
                     recount.push((baseline, key, old));
@@ -190,6 +194,10 @@ impl Fleet {
             // Everything declared is evaluated; drift of paths no longer declared is resolved.
             host.forget_undeclared();
             host.evaluated = true;
+            self.absent_here(&host_id);
+            let Some(host) = self.hosts.get_mut(&host_id) else {
+                return Ok(());
+            };
             keys = host.keys_to_evaluate();
         }
         self.evaluate(&host_id, &keys, Some((conn, seq)), Cause::Agent);
@@ -237,7 +245,7 @@ impl Fleet {
         let peers = matches!(cause, Cause::Peers);
         for key in keys {
             let declared = host.desired.contains_key(key);
-            let compared = host.desired.baselines.contains_key(key);
+            let compared = host.desired.compared(key).is_some();
             // A peer's evaluation is no change of this host: who changed it stays for its own.
             let who = if peers { None } else { host.who.remove(key) };
             let new = if !declared {

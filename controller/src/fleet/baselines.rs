@@ -35,8 +35,7 @@ impl Fleet {
             .values()
             .filter(|h| {
                 h.desired
-                    .baselines
-                    .get(key)
+                    .compared(key)
                     .is_some_and(|b| b.manifest == manifest)
             })
             .filter_map(|h| Some((h.info.host_id.as_str(), h.observed.get(key)?)))
@@ -48,8 +47,8 @@ impl Fleet {
     pub(super) fn count_all(&mut self) {
         self.counts.clear();
         for host in self.hosts.values() {
-            for (key, baseline) in &host.desired.baselines {
-                if let Some(observed) = host.observed.get(key) {
+            for (key, observed) in &host.observed {
+                if let Some(baseline) = host.desired.compared(key) {
                     self.counts
                         .entry(baseline.manifest.clone())
                         .or_default()
@@ -62,17 +61,23 @@ impl Fleet {
     }
 
     /// `host_id`'s observations of compared keys moved (each with what it observed before):
-    /// its groups' counts follow, and a group whose standard moved is to be judged again.
+    /// its groups' counts follow, and a group whose standard moved is to be judged again. A
+    /// glob's match the group has never had is absent from the hosts that have reported
+    /// all their globs' matches without it.
     pub(super) fn recount(
         &mut self,
         host_id: &str,
         moved: Vec<(Arc<Baseline>, Key, Option<Observation>)>,
     ) {
-        let Some(host) = self.hosts.get(host_id) else {
-            return;
-        };
         for (baseline, key, old) in moved {
-            let Some(new) = host.observed.get(&key) else {
+            let fresh = !self
+                .counts
+                .get(&baseline.manifest)
+                .is_some_and(|c| c.contains_key(&key));
+            if fresh && !baseline.keys().any(|k| k == key) {
+                self.absent_elsewhere(host_id, &baseline, &key);
+            }
+            let Some(new) = self.hosts.get(host_id).and_then(|h| h.observed.get(&key)) else {
                 continue;
             };
             let counts = self
@@ -93,6 +98,76 @@ impl Fleet {
         }
     }
 
+    /// `host_id` has reported all its globs' matches (its snapshot is whole): a match it
+    /// held from before and did not report now is gone, and a path its groups' globs matched
+    /// on other hosts and not here is absent here. Returns those keys, to be judged.
+    pub(super) fn absent_here(&mut self, host_id: &str) -> Vec<Key> {
+        let Some(host) = self.hosts.get_mut(host_id) else {
+            return Vec::new();
+        };
+        if host.desired.baseline_globs.is_empty() {
+            return Vec::new();
+        }
+        let reported = std::mem::take(&mut host.globbed);
+        let mut gone: Vec<(Arc<Baseline>, Key)> = Vec::new();
+        for (key, observed) in &host.observed {
+            let Some(b) = host.desired.compared(key) else {
+                continue;
+            };
+            let globbed = !host.desired.baselines.contains_key(key);
+            if globbed && !reported.contains(key) && !is_absent(observed) {
+                gone.push((b.clone(), key.clone()));
+            }
+        }
+        for (_, b) in &host.desired.baseline_globs {
+            let Some(known) = self.counts.get(&b.manifest) else {
+                continue;
+            };
+            for key in known.keys() {
+                if !host.observed.contains_key(key)
+                    && host
+                        .desired
+                        .compared(key)
+                        .is_some_and(|c| c.manifest == b.manifest)
+                {
+                    gone.push((b.clone(), key.clone()));
+                }
+            }
+        }
+        let mut moved = Vec::with_capacity(gone.len());
+        for (b, key) in gone {
+            let old = host.observed.insert(key.clone(), absent());
+            host.unstored.insert(key.clone());
+            moved.push((b, key, old));
+        }
+        let keys: Vec<Key> = moved.iter().map(|(_, k, _)| k.clone()).collect();
+        self.recount(host_id, moved);
+        keys
+    }
+
+    /// `key`, a glob's match, was first reported in `baseline`'s group by `reporter`: each
+    /// other host of the group whose snapshot is whole lacks it, and is counted absent.
+    fn absent_elsewhere(&mut self, reporter: &str, baseline: &Baseline, key: &Key) {
+        let counts = self
+            .counts
+            .entry(baseline.manifest.clone())
+            .or_default()
+            .entry(key.clone())
+            .or_default();
+        for (id, host) in self.hosts.iter_mut() {
+            let member = host
+                .desired
+                .compared(key)
+                .is_some_and(|b| b.manifest == baseline.manifest);
+            if id != reporter && member && host.evaluated && !host.observed.contains_key(key) {
+                let observed = absent();
+                counts.add(baseline, id, &observed);
+                host.observed.insert(key.clone(), observed);
+                host.unstored.insert(key.clone());
+            }
+        }
+    }
+
     /// The drift of each of `keys` a baseline compares for `host_id`, against its group as
     /// it stands.
     pub(super) fn judge_among_peers(
@@ -106,7 +181,7 @@ impl Fleet {
         let none = Counts::default();
         keys.iter()
             .filter_map(|key| {
-                let baseline = host.desired.baselines.get(key)?;
+                let baseline = host.desired.compared(key)?;
                 let own = host.observed.get(key)?;
                 let counts = self
                     .counts
@@ -133,10 +208,13 @@ impl Fleet {
         self.regroup.clear();
         let mut groups: BTreeMap<(String, Key), Arc<Baseline>> = BTreeMap::new();
         for host in self.hosts.values() {
-            for (key, baseline) in &host.desired.baselines {
-                groups
-                    .entry((baseline.manifest.clone(), key.clone()))
-                    .or_insert_with(|| baseline.clone());
+            let keys = host.desired.baselines.keys().chain(host.observed.keys());
+            for key in keys {
+                if let Some(baseline) = host.desired.compared(key) {
+                    groups
+                        .entry((baseline.manifest.clone(), key.clone()))
+                        .or_insert_with(|| baseline.clone());
+                }
             }
         }
         for ((_, key), baseline) in groups {
@@ -181,12 +259,23 @@ impl Fleet {
             .values()
             .filter(|h| {
                 h.desired
-                    .baselines
-                    .get(key)
+                    .compared(key)
                     .is_some_and(|b| b.manifest == manifest)
             })
             .map(|h| (h.info.host_id.as_str(), h.observed.get(key)))
             .collect()
+    }
+
+    /// What `baseline` compares: its keys by name, and what its globs matched on its hosts.
+    fn keys_of(&self, baseline: &Baseline) -> Vec<Key> {
+        // A glob's match gone from every host is no longer worth a line.
+        let found = self
+            .counts
+            .get(&baseline.manifest)
+            .into_iter()
+            .flat_map(|c| c.iter().filter(|(_, n)| !n.only_absent()).map(|(k, _)| k));
+        let all: std::collections::BTreeSet<Key> = baseline.keys().chain(found.cloned()).collect();
+        all.into_iter().collect()
     }
 
     /// The baselines `selector` names, by their manifest's name or by a glob matching one of
@@ -194,7 +283,8 @@ impl Fleet {
     fn baselines_named(&self, selector: Option<&str>) -> Result<Vec<Arc<Baseline>>, FleetError> {
         let mut all: BTreeMap<&str, (Arc<Baseline>, Vec<&str>)> = BTreeMap::new();
         for host in self.hosts.values() {
-            for baseline in host.desired.baselines.values() {
+            let globbed = host.desired.baseline_globs.iter().map(|(_, b)| b);
+            for baseline in host.desired.baselines.values().chain(globbed) {
                 let (_, hosts) = all
                     .entry(baseline.manifest.as_str())
                     .or_insert_with(|| (baseline.clone(), Vec::new()));
@@ -233,7 +323,11 @@ impl Fleet {
     ) -> Result<Vec<Divergence>, FleetError> {
         let mut out = Vec::new();
         for baseline in self.baselines_named(selector)? {
-            for k in baseline.keys().filter(|k| key.is_none_or(|want| want == k)) {
+            for k in self
+                .keys_of(&baseline)
+                .into_iter()
+                .filter(|k| key.is_none_or(|want| want == k))
+            {
                 let members = self.members_of(&baseline.manifest, &k);
                 if !members.is_empty() {
                     out.push(Divergence::of(&baseline, &k, &members));
@@ -275,16 +369,16 @@ impl Fleet {
                 from.is_none_or(|host| {
                     self.hosts[host]
                         .desired
-                        .baselines
-                        .get(k)
+                        .compared(k)
                         .is_some_and(|b| b.manifest == baseline.manifest)
                 })
             };
-            if !baseline.keys().any(|k| in_group(&k)) {
+            let keys = self.keys_of(&baseline);
+            if !keys.iter().any(&in_group) {
                 continue;
             }
             let mut decided = Vec::new();
-            for key in baseline.keys() {
+            for key in keys {
                 if !in_group(&key) {
                     // Declared with a value for that host: not its to say.
                     continue;
@@ -293,7 +387,7 @@ impl Fleet {
                 // manifest would declare it a second time, differently, for that host.
                 if let Some(pinned) = self.hosts.values().find(|h| {
                     h.desired.manifests.contains(&baseline.manifest)
-                        && !h.desired.baselines.contains_key(&key)
+                        && h.desired.compared(&key).is_none()
                 }) {
                     let why = format!(
                         "declared with values for {} by another manifest; left to that declaration",
@@ -344,4 +438,27 @@ fn as_open(judged: &[DriftItem], open: &[crate::model::DriftRecord]) -> bool {
                     == (&j.resource, &j.attribute, &j.expected, &j.actual)
             })
         })
+}
+
+/// What a host reports of a path it does not have.
+fn absent() -> Observation {
+    Observation::File(crate::drift::Observed {
+        kind: crate::drift::Kind::Absent,
+        link_target: None,
+        resolved_kind: crate::drift::Kind::Absent,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        owner: None,
+        group: None,
+        sha256: None,
+        contains: Vec::new(),
+        entries: Vec::new(),
+        entries_total: 0,
+        error: None,
+    })
+}
+
+fn is_absent(o: &Observation) -> bool {
+    matches!(o, Observation::File(f) if f.kind == crate::drift::Kind::Absent)
 }

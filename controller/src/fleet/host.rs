@@ -54,6 +54,10 @@ pub(super) struct Host {
     /// Since when its stream, retired for its age, has not connected again: offline if it
     /// stays away for three heartbeats (`retire.rs`).
     pub(super) moving_since: Option<Instant>,
+    /// The paths a baseline's globs matched that its snapshot for the current plan has
+    /// reported so far: once it is whole, a match held from before and not among them is
+    /// gone from the host.
+    pub(super) globbed: HashSet<Key>,
 }
 
 impl Host {
@@ -74,6 +78,7 @@ impl Host {
             coverage: None,
             remote: None,
             moving_since: None,
+            globbed: HashSet::new(),
         }
     }
 
@@ -82,10 +87,18 @@ impl Host {
         self.conn.is_some() || self.remote.is_some()
     }
 
-    /// Every declared key, then those with drift that are no longer declared (their drift is
-    /// resolved when they are evaluated).
+    /// Every declared key, the paths a baseline's globs matched here, then those with drift
+    /// that are no longer declared (their drift is resolved when they are evaluated).
     pub(super) fn keys_to_evaluate(&self) -> Vec<Key> {
         let mut keys: Vec<Key> = self.desired.keys().collect();
+        keys.extend(
+            self.observed
+                .keys()
+                .filter(|k| {
+                    !self.desired.baselines.contains_key(k) && self.desired.compared(k).is_some()
+                })
+                .cloned(),
+        );
         keys.extend(
             self.drift
                 .keys()

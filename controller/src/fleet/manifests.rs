@@ -101,7 +101,7 @@ impl Fleet {
             // snapshot for the new plan then brings the rest. What baselines compare is
             // judged once every group is whole, below.
             let mut keys = host.keys_to_evaluate();
-            keys.retain(|k| !host.desired.baselines.contains_key(k));
+            keys.retain(|k| host.desired.compared(k).is_none());
             host.forget_undeclared();
             self.evaluate(&id, &keys, None, Cause::Manifests);
             self.send_plan(&id);

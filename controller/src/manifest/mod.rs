@@ -147,17 +147,31 @@ pub struct Baseline {
     pub reference: Option<String>,
     pub files: Vec<String>,
     pub packages: Vec<String>,
+    /// What the manifest's `ignore:` leaves out of its globs' matches (per-host files: the
+    /// host name, SSH host keys, machine-id).
+    pub ignore: Vec<String>,
     pub declared_at: Location,
 }
 
 impl Baseline {
-    /// What it compares, as keys.
+    /// What it compares by name, as keys (its globs' matches are found on the hosts).
     pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
         self.files
             .iter()
+            .filter(|p| !is_glob(p))
             .map(|p| Key::file(p))
             .chain(self.packages.iter().map(|n| Key::package(n)))
     }
+
+    /// Its paths that are globs (`/etc/nginx/**`): every match on a host is compared.
+    pub fn globs(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(String::as_str).filter(|p| is_glob(p))
+    }
+}
+
+/// Whether a path as written is a glob.
+pub fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?'])
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +257,9 @@ pub struct DesiredState {
     /// What is compared with the host's peers rather than declared: each key (never one
     /// declared with values) and the baseline comparing it.
     pub baselines: BTreeMap<Key, Arc<Baseline>>,
+    /// Baselines' globs, each with its baseline: every path they match on the host is
+    /// compared (but one declared with values, or named by a baseline).
+    pub baseline_globs: Vec<(String, Arc<Baseline>)>,
 }
 
 impl DesiredState {
@@ -257,11 +274,27 @@ impl DesiredState {
     }
 
     pub fn contains_key(&self, key: &Key) -> bool {
-        self.baselines.contains_key(key)
+        self.compared(key).is_some()
             || match key {
                 Key::File(path) => self.files.contains_key(&**path),
                 Key::Package(name) => self.packages.contains_key(&**name),
             }
+    }
+
+    /// The baseline that compares `key` for this host, by name or by a glob; none for a key
+    /// declared with values.
+    pub fn compared(&self, key: &Key) -> Option<&Arc<Baseline>> {
+        if let Some(b) = self.baselines.get(key) {
+            return Some(b);
+        }
+        match key {
+            Key::File(path) if !self.files.contains_key(&**path) => self
+                .baseline_globs
+                .iter()
+                .find(|(g, _)| plumb_common::glob::path_matches(g, path))
+                .map(|(_, b)| b),
+            _ => None,
+        }
     }
 }
 
@@ -381,6 +414,11 @@ impl ManifestSet {
             if let Some(baseline) = &m.baseline {
                 for key in baseline.keys() {
                     desired.baselines.insert(key, baseline.clone());
+                }
+                for g in baseline.globs() {
+                    desired
+                        .baseline_globs
+                        .push((g.to_owned(), baseline.clone()));
                 }
             }
         }

@@ -670,7 +670,7 @@ fn ignores_join_their_exclusive_directories_and_mistakes_are_placed() {
     assert_eq!(
         errors("name: x\nhosts: [\"*\"]\nignore: [\"*.swp\"]\n"),
         [
-            "m.yaml:3:1: ignore \"*.swp\" can never match: this manifest declares no exclusive directory\n  hint: ignore applies to the entries of exclusive directories (exclusive: true)"
+            "m.yaml:3:1: ignore \"*.swp\" can never match: this manifest declares no exclusive directory\n  hint: ignore applies to the entries of exclusive directories (exclusive: true) and to the matches of a baseline's globs"
         ]
     );
 }

@@ -140,7 +140,8 @@ pub fn parse(
             file: file.to_owned(),
             line: section_position(text, "baseline").line,
         };
-        validate_baseline(b, &raw.name, &hosts, at, &mut |value, problem| {
+        let ignore = manifest_ignores.clone();
+        validate_baseline(b, &raw.name, &hosts, ignore, at, &mut |value, problem| {
             let pos = locate::item_position(text, "baseline", value)
                 .unwrap_or_else(|| section_position(text, "baseline"));
             errors.push(Diagnostic::at(file, Some(pos), problem));
@@ -384,6 +385,11 @@ fn check_ignores(
         .filter(|(_, f)| f.as_ref().is_some_and(|f| f.exclusive))
         .map(|(p, _)| p.as_str())
         .collect();
+    // A baseline's globs take the manifest's ignores too (per-host files among their matches).
+    let globbed = raw
+        .baseline
+        .as_ref()
+        .is_some_and(|b| b.files.iter().any(|p| super::is_glob(p)));
     let mut kept = Vec::new();
     for g in &raw.ignore {
         let problem = if g.trim().is_empty() {
@@ -395,12 +401,14 @@ fn check_ignores(
                 ))
                 .hint("write /etc/**/*.swp or **/__pycache__/** for paths, or *.swp for a name anywhere"),
             )
+        } else if globbed {
+            None
         } else if exclusive.is_empty() {
             Some(
                 Problem::new(format!(
                     "ignore {g:?} can never match: this manifest declares no exclusive directory"
                 ))
-                .hint("ignore applies to the entries of exclusive directories (exclusive: true)"),
+                .hint("ignore applies to the entries of exclusive directories (exclusive: true) and to the matches of a baseline's globs"),
             )
         } else if !exclusive.iter().any(|d| could_match_below(g, d)) {
             Some(
@@ -450,6 +458,7 @@ fn validate_baseline(
     raw: RawBaseline,
     manifest: &str,
     hosts: &[Glob],
+    ignore: Vec<String>,
     declared_at: Location,
     error: &mut dyn FnMut(&str, Problem),
 ) -> Baseline {
@@ -468,13 +477,11 @@ fn validate_baseline(
                 path,
                 Problem::new(format!("{path} is listed twice in the baseline")),
             );
-        } else if path.contains(['*', '?', '[']) {
+        } else if path.contains('[') {
             error(
                 path,
-                Problem::new(format!(
-                    "{path}: a baseline lists its paths one by one; globs are not compared yet"
-                ))
-                .hint("list each path the hosts should have alike"),
+                Problem::new(format!("{path}: `[` is not a glob plumb reads"))
+                    .hint("write * and ? within a name, ** for any depth"),
             );
         } else if let Err(e) = check_path(path) {
             error(path, e);
@@ -512,6 +519,7 @@ fn validate_baseline(
         reference: raw.reference,
         files: raw.files,
         packages: raw.packages,
+        ignore,
         declared_at,
     }
 }

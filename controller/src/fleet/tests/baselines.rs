@@ -304,3 +304,140 @@ fn accepting_a_group_leaves_out_a_path_pinned_for_one_of_its_hosts() {
     });
     thread.join().expect("the fleet thread did not panic");
 }
+
+/// A baseline's glob: what it matches on each host is compared; a path some hosts have and
+/// one lacks is drift on the one (absent), a path only one has is drift on it, and a match
+/// a host held before and does not report in its next snapshot is gone from it.
+#[test]
+fn a_glob_compares_every_path_it_matches_on_each_host() {
+    let Harness {
+        dir: _dir,
+        time: _,
+        fleet,
+        thread,
+        runtime,
+    } = harness("name: web\nhosts: [\"web-*\"]\nbaseline:\n  files:\n    - /etc/app.d/**\n");
+    runtime.block_on(async {
+        let snapshot = |conn, generation, seq, files: &[&str]| Command::State {
+            conn,
+            report: Report::Snapshot,
+            generation,
+            seq,
+            states: files
+                .iter()
+                .map(|f| (Key::file(&format!("/etc/app.d/{f}")), content("x"), None))
+                .collect(),
+            turn: Default::default(),
+        };
+        let mut conns = Vec::new();
+        for host in ["web-1", "web-2", "web-3"] {
+            let (conn, generation, rx, paths) = connect_as(&fleet, host).await;
+            assert_eq!(
+                paths
+                    .iter()
+                    .map(|p| (p.path.as_str(), p.hash, p.expand))
+                    .collect::<Vec<_>>(),
+                [("/etc/app.d/**", true, true)],
+                "the agent expands the glob"
+            );
+            conns.push((conn, generation, rx));
+        }
+        fleet
+            .send(snapshot(conns[0].0, conns[0].1, 1, &["a.conf", "b.conf"]))
+            .await
+            .expect("send");
+        fleet
+            .send(snapshot(conns[1].0, conns[1].1, 1, &["a.conf", "b.conf"]))
+            .await
+            .expect("send");
+        fleet
+            .send(snapshot(
+                conns[2].0,
+                conns[2].1,
+                1,
+                &["a.conf", "extra.conf"],
+            ))
+            .await
+            .expect("send");
+        let most = |v: &str| format!("{v} (as most of web)");
+        let overview = fleet.overview().await.expect("overview");
+        let items: Vec<(String, String, String, String)> = overview
+            .hosts
+            .iter()
+            .flat_map(|h| {
+                h.drift.iter().map(|d| {
+                    (
+                        h.info.host_id.clone(),
+                        d.resource.clone(),
+                        d.expected.clone(),
+                        d.actual.clone(),
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(
+            items,
+            [
+                (
+                    "web-3".into(),
+                    "file:/etc/app.d/b.conf".into(),
+                    most("file"),
+                    "absent".into()
+                ),
+                (
+                    "web-3".into(),
+                    "file:/etc/app.d/extra.conf".into(),
+                    most("absent"),
+                    "file".into()
+                ),
+            ],
+            "the path web-3 lacks, and the one only it has"
+        );
+        let groups = fleet
+            .diverge(Some("web".into()), None)
+            .await
+            .expect("diverge");
+        assert_eq!(
+            groups.iter().map(|d| d.key.to_string()).collect::<Vec<_>>(),
+            [
+                "file:/etc/app.d/a.conf",
+                "file:/etc/app.d/b.conf",
+                "file:/etc/app.d/extra.conf"
+            ]
+        );
+
+        // web-3 put right, and seen again from a new stream: extra.conf is not reported, so
+        // it is gone; b.conf is there.
+        let (gone, _, _) = conns.pop().expect("web-3");
+        fleet
+            .send(Command::Disconnected { conn: gone })
+            .await
+            .expect("send");
+        let (conn, generation, _rx, _) = connect_as(&fleet, "web-3").await;
+        fleet
+            .send(snapshot(conn, generation, 1, &["a.conf", "b.conf"]))
+            .await
+            .expect("send");
+        let overview = fleet.overview().await.expect("overview");
+        assert!(
+            overview.hosts.iter().all(|h| h.drift.is_empty()),
+            "{:?}",
+            overview
+                .hosts
+                .iter()
+                .map(|h| (&h.info.host_id, &h.drift))
+                .collect::<Vec<_>>()
+        );
+        let groups = fleet
+            .diverge(Some("web".into()), None)
+            .await
+            .expect("diverge");
+        assert_eq!(
+            groups.iter().map(|d| d.key.to_string()).collect::<Vec<_>>(),
+            ["file:/etc/app.d/a.conf", "file:/etc/app.d/b.conf"],
+            "a match gone from every host is left out"
+        );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}

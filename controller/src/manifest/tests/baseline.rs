@@ -41,11 +41,11 @@ fn a_baseline_parses_into_what_it_compares() {
 fn baseline_mistakes_are_placed_and_explained() {
     assert_eq!(
         errors(
-            "name: web\nhosts: [\"web-*\"]\nbaseline:\n  reference: db-1\n  files:\n    - /etc/nginx/*.conf\n    - etc/relative\n    - /etc/a\n    - /etc/a\n  packages:\n    - \"bad name\"\n"
+            "name: web\nhosts: [\"web-*\"]\nbaseline:\n  reference: db-1\n  files:\n    - /etc/nginx/[ab].conf\n    - etc/relative\n    - /etc/a\n    - /etc/a\n  packages:\n    - \"bad name\"\n"
         ),
         [
             "m.yaml:3:1: the baseline's reference db-1 is not among the hosts this manifest selects\n  hint: the reference is one of the group it is compared with",
-            "m.yaml:6:7: /etc/nginx/*.conf: a baseline lists its paths one by one; globs are not compared yet\n  hint: list each path the hosts should have alike",
+            "m.yaml:6:7: /etc/nginx/[ab].conf: `[` is not a glob plumb reads\n  hint: write * and ? within a name, ** for any depth",
             "m.yaml:7:7: \"etc/relative\" is not a normalized absolute path\n  hint: write it like /etc/app/app.conf (no trailing slash, no . or ..)",
             "m.yaml:8:7: /etc/a is listed twice in the baseline",
             "m.yaml:11:7: invalid package name \"bad name\"\n  hint: names use letters, digits, '.', '_', '+', '-'",
@@ -173,5 +173,53 @@ fn a_compared_path_is_declared_for_an_exclusive_directory() {
             .map(|d| d.resource.as_str())
             .collect::<Vec<_>>(),
         ["file:/etc/app.d/stray.conf"]
+    );
+}
+
+/// A baseline's globs: every path they match on a host is compared there (but a path
+/// declared with values), the agent is asked to expand them, with the manifest's ignores.
+#[test]
+fn a_baseline_glob_compares_what_it_matches() {
+    let web = manifest(
+        "web.yaml",
+        "name: web\nhosts: [\"web-*\"]\nignore: [\"*.swp\", \"/etc/ssh/ssh_host_*\"]\nbaseline:\n  files:\n    - /etc/nginx/**\n    - /etc/ssh/*\n",
+    );
+    let b = web.baseline.clone().expect("baseline");
+    assert_eq!(b.keys().count(), 0, "globs only");
+    assert_eq!(
+        b.globs().collect::<Vec<_>>(),
+        ["/etc/nginx/**", "/etc/ssh/*"]
+    );
+    let pinned = manifest(
+        "pinned.yaml",
+        "name: pinned\nhosts: [\"web-1\"]\nfiles:\n  /etc/nginx/nginx.conf:\n    mode: \"0640\"\n",
+    );
+    let set = ManifestSet::new(vec![web, pinned]).expect("valid");
+    let desired = set.desired_for(&HostIdentity {
+        host_id: "web-1".into(),
+        ..Default::default()
+    });
+    let compared = |p: &str| desired.compared(&Key::file(p)).map(|b| b.manifest.clone());
+    assert_eq!(compared("/etc/nginx/sites/default"), Some("web".into()));
+    assert_eq!(compared("/etc/ssh/sshd_config"), Some("web".into()));
+    assert_eq!(compared("/etc/ssh/sub/x"), None, "* is one name");
+    assert_eq!(
+        compared("/etc/nginx/nginx.conf"),
+        None,
+        "declared with values here"
+    );
+    assert!(desired.contains_key(&Key::file("/etc/nginx/mime.types")));
+    let globs: Vec<(String, bool, Vec<String>)> = crate::plan::requests(&desired)
+        .into_iter()
+        .filter(|r| r.expand)
+        .map(|r| (r.path, r.hash, r.ignore))
+        .collect();
+    let ignores = vec!["*.swp".to_owned(), "/etc/ssh/ssh_host_*".to_owned()];
+    assert_eq!(
+        globs,
+        [
+            ("/etc/nginx/**".to_owned(), true, ignores.clone()),
+            ("/etc/ssh/*".to_owned(), true, ignores)
+        ]
     );
 }

@@ -293,6 +293,7 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
                     allow_content: p.allow_content,
                     sensitive: p.sensitive,
                     ignore: p.ignore,
+                    expand: p.expand,
                 })
                 .collect(),
         }),
