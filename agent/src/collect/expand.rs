@@ -155,4 +155,21 @@ mod tests {
         );
         assert!(e.over.is_empty());
     }
+
+    #[test]
+    fn past_the_most_matches_a_glob_says_so() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("var/many");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for i in 0..=MAX_MATCHES {
+            std::fs::File::create(dir.join(format!("f{i:05}"))).expect("create");
+        }
+        let root = Root::new(Some(tmp.path().to_owned()));
+        let e = expand(&root, &[glob_request("/var/many/*", &[])]);
+        assert_eq!(e.paths.len(), MAX_MATCHES);
+        assert_eq!(
+            e.over,
+            ["/var/many/*: more than 10000 paths match; the rest are not observed"]
+        );
+    }
 }
