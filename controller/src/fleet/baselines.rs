@@ -146,7 +146,9 @@ impl Fleet {
     }
 
     /// `key`, a glob's match, was first reported in `baseline`'s group by `reporter`: each
-    /// other host of the group whose snapshot is whole lacks it, and is counted absent.
+    /// other host of the group streaming now whose snapshot is whole lacks it, and is counted
+    /// absent. An offline host is not: what it has now is not known (it is unreported until
+    /// its next snapshot).
     fn absent_elsewhere(&mut self, reporter: &str, baseline: &Baseline, key: &Key) {
         let counts = self
             .counts
@@ -159,7 +161,8 @@ impl Fleet {
                 .desired
                 .compared(key)
                 .is_some_and(|b| b.manifest == baseline.manifest);
-            if id != reporter && member && host.evaluated && !host.observed.contains_key(key) {
+            let whole = host.conn.is_some() && host.evaluated;
+            if id != reporter && member && whole && !host.observed.contains_key(key) {
                 let observed = absent();
                 counts.add(baseline, id, &observed);
                 host.observed.insert(key.clone(), observed);

@@ -437,6 +437,42 @@ fn a_glob_compares_every_path_it_matches_on_each_host() {
             ["file:/etc/app.d/a.conf", "file:/etc/app.d/b.conf"],
             "a match gone from every host is left out"
         );
+
+        // web-2 goes offline; web-1 makes a new file. web-3, streaming with its snapshot whole,
+        // lacks it; what web-2 has is not known: unreported, never guessed absent.
+        fleet
+            .send(Command::Disconnected { conn: conns[1].0 })
+            .await
+            .expect("send");
+        fleet
+            .send(Command::State {
+                conn: conns[0].0,
+                report: Report::Delta,
+                generation: conns[0].1,
+                seq: 2,
+                states: vec![(Key::file("/etc/app.d/new.conf"), content("x"), None)],
+                turn: Default::default(),
+            })
+            .await
+            .expect("send");
+        let new = Key::file("/etc/app.d/new.conf");
+        let groups = fleet
+            .diverge(Some("web".into()), Some(new.clone()))
+            .await
+            .expect("diverge");
+        assert_eq!(groups[0].unreported, ["web-2"]);
+        let types: Vec<(String, Vec<String>)> = groups[0].aspects[0]
+            .variants
+            .iter()
+            .map(|v| (v.value.clone(), v.hosts.clone()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("absent".to_owned(), vec!["web-3".to_owned()]),
+                ("file".to_owned(), vec!["web-1".to_owned()])
+            ]
+        );
         fleet.send(Command::Shutdown).await.expect("shutdown");
     });
     thread.join().expect("the fleet thread did not panic");
