@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::collect::expand::{Expanded, expand};
+use crate::collect::expand::{Expanded, MAX_MATCHES, expand};
 use crate::collect::files::{Ignore, Request};
 
 /// Kept only while the plan has globs.
@@ -79,15 +79,26 @@ impl State {
             let Some(e) = self.expansion.as_mut() else {
                 return Ok(());
             };
-            let added: Vec<(String, usize)> = found
+            let mut added: Vec<(String, usize)> = found
                 .paths
                 .into_iter()
                 .filter(|(p, _)| !e.matched.contains_key(p))
                 .collect();
+            let mut over = found.over;
+            // Paths that stopped matching stay in the plan: churn of new names must not
+            // grow it without end.
+            let room = (MAX_MATCHES * e.globs.len()).saturating_sub(e.matched.len());
+            if added.len() > room {
+                added.truncate(room);
+                over.push(format!(
+                    "more than {} paths matched the plan's globs since it came; new ones are not observed until the next plan",
+                    MAX_MATCHES * e.globs.len()
+                ));
+            }
             let dirs_moved = found.dirs != e.dirs;
             e.dirs = found.dirs;
-            if e.over != found.over {
-                e.over = found.over;
+            if e.over != over {
+                e.over = over;
                 self.coverage_due = true;
             }
             let grew = !added.is_empty();
