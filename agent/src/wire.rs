@@ -428,6 +428,20 @@ mod tests {
                 format!("plan ignore pattern {pattern:?} for /etc/a is malformed")
             );
         }
+        // A glob to expand is kept apart from the paths; one this agent cannot read is refused.
+        let mut globbed = plan_of(&["/etc/a", "/etc/nginx/**"], &[]);
+        globbed.paths[1].expand = true;
+        let plan = plan_from_proto(globbed.clone()).expect("a plan");
+        assert_eq!(plan.requests.len(), 1);
+        assert_eq!(
+            plan.globs.iter().map(|g| &*g.path).collect::<Vec<_>>(),
+            ["/etc/nginx/**"]
+        );
+        globbed.paths[1].path = "/etc/[ab].conf".into();
+        assert_eq!(
+            plan_from_proto(globbed).expect_err("refused").to_string(),
+            "plan glob \"/etc/[ab].conf\" is malformed, or one too many"
+        );
         let many: Vec<String> = (0..=MAX_PLAN_PATHS).map(|i| format!("/p{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(

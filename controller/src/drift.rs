@@ -105,6 +105,32 @@ pub enum Observation {
     Package(ObservedPackage),
 }
 
+impl Observation {
+    /// A path the host does not have: what an agent reports of one, and what the controller
+    /// records for a baseline glob's match a host's whole snapshot did not hold.
+    pub fn absent() -> Self {
+        Observation::File(Observed {
+            kind: Kind::Absent,
+            link_target: None,
+            resolved_kind: Kind::Absent,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            owner: None,
+            group: None,
+            sha256: None,
+            contains: Vec::new(),
+            entries: Vec::new(),
+            entries_total: 0,
+            error: None,
+        })
+    }
+
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Observation::File(o) if o.kind == Kind::Absent)
+    }
+}
+
 /// One way in which a host differs from its declared state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriftItem {

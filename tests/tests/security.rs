@@ -432,6 +432,36 @@ fn roles_decide_who_may_do_what_and_reads_are_recorded() {
         ["web-1"].into(),
         "web-1's entries, neither web-2's nor the controller's own: {history:#}"
     );
+    // A baseline group holding a host sam does not see: not shown to sam, and its state is
+    // not sam's to accept (its majority depends on that host).
+    fs::write(
+        m.join("alike.yaml"),
+        "name: alike\nhosts: [\"*\"]\nbaseline:\n  files:\n    - /etc/issue\n",
+    )
+    .expect("write");
+    plumb_tests::wait_for("both hosts compared by alike", || {
+        let v: serde_json::Value =
+            serde_json::from_slice(&as_("alice", &["diverge", "alike", "-o", "json"]).stdout)
+                .ok()?;
+        let group = v["groups"].get(0)?;
+        (group["unreported"].as_array()?.is_empty()
+            && group["aspects"][0]["variants"][0]["hosts"]
+                .as_array()?
+                .len()
+                == 2)
+            .then_some(())
+    });
+    let seen: serde_json::Value =
+        serde_json::from_str(&ok(as_("sam", &["diverge", "-o", "json"]))).expect("json");
+    assert_eq!(seen["groups"], serde_json::json!([]), "{seen}");
+    refused(
+        as_("sam", &["baseline", "accept", "alike"]),
+        "a baseline's state is read from every host of its group: it takes a person who sees the whole fleet",
+    );
+    assert!(
+        ok(as_("alice", &["baseline", "accept", "alike"])).contains("/etc/issue"),
+        "alice sees the whole fleet"
+    );
     refused(
         as_(
             "sam",

@@ -1,13 +1,12 @@
 //! `plumb diverge` and `plumb baseline accept`: how the hosts of baseline groups differ, and
 //! a group's state as the manifest that would declare it.
 
-use anyhow::anyhow;
 use plumb_common::cli::exit;
 use plumb_proto::v1;
 use serde_json::json;
 
 use super::output::{Format, emit};
-use super::query::client;
+use super::query::{client, status_error};
 use super::render::{self, pretty};
 use crate::key::Key;
 use crate::server::wire;
@@ -37,7 +36,7 @@ pub(super) async fn diverge(
             resource: resource.unwrap_or_default(),
         })
         .await
-        .map_err(|s| anyhow!("{}", s.message()))?
+        .map_err(status_error)?
         .into_inner();
     let groups: Vec<_> = response
         .groups
@@ -54,11 +53,7 @@ pub(super) async fn diverge(
         }
         Format::Table => emit(&render::divergences_table(&groups))?,
     }
-    Ok(if groups.iter().all(|d| d.alike()) {
-        exit::OK
-    } else {
-        exit::DRIFT
-    })
+    Ok(exit_for(groups.iter().all(|d| d.alike())))
 }
 
 /// `plumb baseline accept [--from HOST] SELECTOR`: each group's manifest with values on
@@ -76,7 +71,7 @@ pub(super) async fn accept(
             from: from.unwrap_or_default(),
         })
         .await
-        .map_err(|s| anyhow!("{}", s.message()))?
+        .map_err(status_error)?
         .into_inner();
     let groups: Vec<_> = response
         .groups
@@ -105,9 +100,10 @@ pub(super) async fn accept(
     for l in &left_out {
         eprintln!("left out (not decided): {l}");
     }
-    Ok(if left_out.is_empty() {
-        exit::OK
-    } else {
-        exit::DRIFT
-    })
+    Ok(exit_for(left_out.is_empty()))
+}
+
+/// 0 when all is as it should be, else 2 (as `plumb drift`).
+fn exit_for(alike: bool) -> i32 {
+    if alike { exit::OK } else { exit::DRIFT }
 }

@@ -70,7 +70,10 @@ impl Fleet {
         host.remote = None;
         host.moving_since = None;
         host.last_seen_ms = now;
-        let regrouped = !Arc::ptr_eq(&host.desired, &desired) && *host.desired != *desired;
+        // Selected otherwise, into or out of a baseline's group: the groups are counted again.
+        let regrouped = (host.desired.has_baselines() || desired.has_baselines())
+            && !Arc::ptr_eq(&host.desired, &desired)
+            && *host.desired != *desired;
         host.desired = desired;
         host.evaluated = false;
         host.coverage = None;
@@ -84,8 +87,9 @@ impl Fleet {
         });
         self.conn_host.insert(conn, host.info.host_id.clone());
         if regrouped {
-            // Its keys may be compared in other groups now, or in none.
-            self.count_all();
+            // Its keys may be compared in other groups now, or in none: the groups it left
+            // or joined stand otherwise.
+            self.judge_every_group(&Cause::Peers);
         }
         let Some(host) = self.hosts.get_mut(&info_id) else {
             return Ok(());

@@ -31,15 +31,19 @@ pub struct Accepted {
 impl Fleet {
     /// The hosts of `manifest`'s group that observed `key`, with what they observed.
     fn group_of(&self, manifest: &str, key: &Key) -> Vec<(&str, &Observation)> {
-        self.hosts
-            .values()
-            .filter(|h| {
-                h.desired
-                    .compared(key)
-                    .is_some_and(|b| b.manifest == manifest)
-            })
-            .filter_map(|h| Some((h.info.host_id.as_str(), h.observed.get(key)?)))
+        self.members_of(manifest, key)
+            .into_iter()
+            .filter_map(|(host, observed)| Some((host, observed?)))
             .collect()
+    }
+
+    /// The counts of `manifest`'s group on `key` (empty while nothing is counted).
+    fn counts_of(&self, manifest: &str, key: &Key) -> &Counts {
+        static NONE: std::sync::LazyLock<Counts> = std::sync::LazyLock::new(Counts::default);
+        self.counts
+            .get(manifest)
+            .and_then(|c| c.get(key))
+            .unwrap_or(&NONE)
     }
 
     /// Every group's counts made again from the observations held: the groups themselves
@@ -49,12 +53,11 @@ impl Fleet {
         for host in self.hosts.values() {
             for (key, observed) in &host.observed {
                 if let Some(baseline) = host.desired.compared(key) {
-                    self.counts
-                        .entry(baseline.manifest.clone())
-                        .or_default()
-                        .entry(key.clone())
-                        .or_default()
-                        .add(baseline, &host.info.host_id, observed);
+                    counted(&mut self.counts, &baseline.manifest, key).add(
+                        baseline,
+                        &host.info.host_id,
+                        observed,
+                    );
                 }
             }
         }
@@ -80,12 +83,7 @@ impl Fleet {
             let Some(new) = self.hosts.get(host_id).and_then(|h| h.observed.get(&key)) else {
                 continue;
             };
-            let counts = self
-                .counts
-                .entry(baseline.manifest.clone())
-                .or_default()
-                .entry(key.clone())
-                .or_default();
+            let counts = counted(&mut self.counts, &baseline.manifest, &key);
             let before = counts.standard(&baseline);
             if let Some(old) = &old {
                 counts.remove(&baseline, host_id, old);
@@ -100,13 +98,13 @@ impl Fleet {
 
     /// `host_id` has reported all its globs' matches (its snapshot is whole): a match it
     /// held from before and did not report now is gone, and a path its groups' globs matched
-    /// on other hosts and not here is absent here. Returns those keys, to be judged.
-    pub(super) fn absent_here(&mut self, host_id: &str) -> Vec<Key> {
+    /// on other hosts and not here is absent here (both then among its keys to evaluate).
+    pub(super) fn absent_here(&mut self, host_id: &str) {
         let Some(host) = self.hosts.get_mut(host_id) else {
-            return Vec::new();
+            return;
         };
         if host.desired.baseline_globs.is_empty() {
-            return Vec::new();
+            return;
         }
         let reported = std::mem::take(&mut host.globbed);
         let mut gone: Vec<(Arc<Baseline>, Key)> = Vec::new();
@@ -115,7 +113,7 @@ impl Fleet {
                 continue;
             };
             let globbed = !host.desired.baselines.contains_key(key);
-            if globbed && !reported.contains(key) && !is_absent(observed) {
+            if globbed && !reported.contains(key) && !observed.is_absent() {
                 gone.push((b.clone(), key.clone()));
             }
         }
@@ -136,13 +134,11 @@ impl Fleet {
         }
         let mut moved = Vec::with_capacity(gone.len());
         for (b, key) in gone {
-            let old = host.observed.insert(key.clone(), absent());
+            let old = host.observed.insert(key.clone(), Observation::absent());
             host.unstored.insert(key.clone());
             moved.push((b, key, old));
         }
-        let keys: Vec<Key> = moved.iter().map(|(_, k, _)| k.clone()).collect();
         self.recount(host_id, moved);
-        keys
     }
 
     /// `key`, a glob's match, was first reported in `baseline`'s group by `reporter`: each
@@ -150,12 +146,7 @@ impl Fleet {
     /// absent. An offline host is not: what it has now is not known (it is unreported until
     /// its next snapshot).
     fn absent_elsewhere(&mut self, reporter: &str, baseline: &Baseline, key: &Key) {
-        let counts = self
-            .counts
-            .entry(baseline.manifest.clone())
-            .or_default()
-            .entry(key.clone())
-            .or_default();
+        let counts = counted(&mut self.counts, &baseline.manifest, key);
         for (id, host) in self.hosts.iter_mut() {
             let member = host
                 .desired
@@ -163,7 +154,7 @@ impl Fleet {
                 .is_some_and(|b| b.manifest == baseline.manifest);
             let whole = host.conn.is_some() && host.evaluated;
             if id != reporter && member && whole && !host.observed.contains_key(key) {
-                let observed = absent();
+                let observed = Observation::absent();
                 counts.add(baseline, id, &observed);
                 host.observed.insert(key.clone(), observed);
                 host.unstored.insert(key.clone());
@@ -181,16 +172,11 @@ impl Fleet {
         let Some(host) = self.hosts.get(host_id) else {
             return HashMap::new();
         };
-        let none = Counts::default();
         keys.iter()
             .filter_map(|key| {
                 let baseline = host.desired.compared(key)?;
                 let own = host.observed.get(key)?;
-                let counts = self
-                    .counts
-                    .get(&baseline.manifest)
-                    .and_then(|c| c.get(key))
-                    .unwrap_or(&none);
+                let counts = self.counts_of(&baseline.manifest, key);
                 let judged = Group::of(baseline, key, counts).judge(host_id, own);
                 Some((key.clone(), judged))
             })
@@ -205,14 +191,15 @@ impl Fleet {
         }
     }
 
-    /// Every group judged again: a new manifest set is in force.
-    pub(super) fn judge_every_group(&mut self) {
+    /// Every group counted and judged again: a new manifest set is in force
+    /// (`Cause::Manifests`), or a host came back selected otherwise (`Cause::Peers`).
+    pub(super) fn judge_every_group(&mut self, cause: &Cause) {
         self.count_all();
         self.regroup.clear();
         let mut groups: BTreeMap<(String, Key), Arc<Baseline>> = BTreeMap::new();
+        // A key no host has observed has no one to judge.
         for host in self.hosts.values() {
-            let keys = host.desired.baselines.keys().chain(host.observed.keys());
-            for key in keys {
+            for key in host.observed.keys() {
                 if let Some(baseline) = host.desired.compared(key) {
                     groups
                         .entry((baseline.manifest.clone(), key.clone()))
@@ -221,20 +208,14 @@ impl Fleet {
             }
         }
         for ((_, key), baseline) in groups {
-            self.judge_group(&baseline, &key, &Cause::Manifests);
+            self.judge_group(&baseline, &key, cause);
         }
     }
 
     /// Each host of `baseline`'s group for `key` judged and its drift recorded where it
     /// moved. A host streaming its snapshot for a new plan is left to it.
     fn judge_group(&mut self, baseline: &Baseline, key: &Key, cause: &Cause) {
-        let none = Counts::default();
-        let counts = self
-            .counts
-            .get(&baseline.manifest)
-            .and_then(|c| c.get(key))
-            .unwrap_or(&none);
-        let group = Group::of(baseline, key, counts);
+        let group = Group::of(baseline, key, self.counts_of(&baseline.manifest, key));
         let verdicts: Vec<(String, Vec<DriftItem>)> = self
             .group_of(&baseline.manifest, key)
             .iter()
@@ -253,9 +234,7 @@ impl Fleet {
             self.evaluate_judged(&host, std::slice::from_ref(key), judged, None, cause);
         }
     }
-}
 
-impl Fleet {
     /// The hosts of `manifest`'s group for `key`, each with what it observed of it, if it has.
     fn members_of(&self, manifest: &str, key: &Key) -> Vec<(&str, Option<&Observation>)> {
         self.hosts
@@ -399,12 +378,7 @@ impl Fleet {
                     decided.push((key.clone(), accept::Decided::Undecided(why)));
                     continue;
                 }
-                let members = self.members_of(&baseline.manifest, &key);
-                let reported: Vec<(&str, &Observation)> = members
-                    .iter()
-                    .filter_map(|(h, o)| Some((*h, (*o)?)))
-                    .collect();
-                let group = Group::new(&baseline, &key, &reported);
+                let group = Group::of(&baseline, &key, self.counts_of(&baseline.manifest, &key));
                 let host = from.map(|h| (h, self.hosts[h].observed.get(&key)));
                 decided.push((key.clone(), accept::decide(&group, host)));
             }
@@ -443,25 +417,15 @@ fn as_open(judged: &[DriftItem], open: &[crate::model::DriftRecord]) -> bool {
         })
 }
 
-/// What a host reports of a path it does not have.
-fn absent() -> Observation {
-    Observation::File(crate::drift::Observed {
-        kind: crate::drift::Kind::Absent,
-        link_target: None,
-        resolved_kind: crate::drift::Kind::Absent,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        owner: None,
-        group: None,
-        sha256: None,
-        contains: Vec::new(),
-        entries: Vec::new(),
-        entries_total: 0,
-        error: None,
-    })
-}
-
-fn is_absent(o: &Observation) -> bool {
-    matches!(o, Observation::File(f) if f.kind == crate::drift::Kind::Absent)
+/// `manifest`'s counts on `key`, made if there are none yet.
+fn counted<'a>(
+    counts: &'a mut HashMap<String, HashMap<Key, Counts>>,
+    manifest: &str,
+    key: &Key,
+) -> &'a mut Counts {
+    counts
+        .entry(manifest.to_owned())
+        .or_default()
+        .entry(key.clone())
+        .or_default()
 }

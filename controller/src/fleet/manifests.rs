@@ -107,7 +107,7 @@ impl Fleet {
             self.send_plan(&id);
         }
         // Groups are whole only now that every host has its new desired state.
-        self.judge_every_group();
+        self.judge_every_group(&Cause::Manifests);
         Ok(())
     }
 }

@@ -80,11 +80,24 @@ async fn connect_as(
     mpsc::Receiver<ToAgent>,
     Vec<crate::plan::PathRequest>,
 ) {
-    let (out, mut rx) = mpsc::channel(64);
     let info = HostInfo {
         host_id: host.into(),
         ..Default::default()
     };
+    connect_with(fleet, info).await
+}
+
+/// `connect_as`, for a host introduced as `info` says (its labels, its facts).
+async fn connect_with(
+    fleet: &FleetHandle,
+    info: HostInfo,
+) -> (
+    u64,
+    u64,
+    mpsc::Receiver<ToAgent>,
+    Vec<crate::plan::PathRequest>,
+) {
+    let (out, mut rx) = mpsc::channel(64);
     let conn = fleet
         .ask(|reply| Command::Connect {
             info,

@@ -274,16 +274,24 @@ impl DesiredState {
     }
 
     pub fn contains_key(&self, key: &Key) -> bool {
-        self.compared(key).is_some()
-            || match key {
-                Key::File(path) => self.files.contains_key(&**path),
-                Key::Package(name) => self.packages.contains_key(&**name),
-            }
+        let declared = match key {
+            Key::File(path) => self.files.contains_key(&**path),
+            Key::Package(name) => self.packages.contains_key(&**name),
+        };
+        declared || self.compared(key).is_some()
+    }
+
+    /// Whether anything is compared with peers for this host.
+    pub fn has_baselines(&self) -> bool {
+        !self.baselines.is_empty() || !self.baseline_globs.is_empty()
     }
 
     /// The baseline that compares `key` for this host, by name or by a glob; none for a key
     /// declared with values.
     pub fn compared(&self, key: &Key) -> Option<&Arc<Baseline>> {
+        if !self.has_baselines() {
+            return None; // most hosts: every observation asks this
+        }
         if let Some(b) = self.baselines.get(key) {
             return Some(b);
         }

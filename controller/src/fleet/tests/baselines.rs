@@ -477,3 +477,90 @@ fn a_glob_compares_every_path_it_matches_on_each_host() {
     });
     thread.join().expect("the fleet thread did not panic");
 }
+
+/// A host that comes back selected otherwise (its labels changed) leaves its group: what it
+/// observed no longer counts there, so the two hosts left are a tie, not a majority with it.
+#[test]
+fn a_host_selected_otherwise_leaves_its_groups_counts() {
+    let Harness {
+        dir: _dir,
+        time: _,
+        fleet,
+        thread,
+        runtime,
+    } = harness("name: web\nlabels: {role: web}\nbaseline:\n  files:\n    - /etc/app.conf\n");
+    runtime.block_on(async {
+        let connect = |host: &str, role: &str| {
+            let info = HostInfo {
+                host_id: host.into(),
+                labels: [("role".to_owned(), role.to_owned())].into(),
+                ..Default::default()
+            };
+            let fleet = fleet.clone();
+            async move {
+                let (conn, generation, rx, _) = connect_with(&fleet, info).await;
+                (conn, generation, rx)
+            }
+        };
+        let snapshot = |conn, generation, text: &str| Command::State {
+            conn,
+            report: Report::Snapshot,
+            generation,
+            seq: 1,
+            states: vec![(Key::file("/etc/app.conf"), content(text), None)],
+            turn: Default::default(),
+        };
+        let mut held = Vec::new();
+        for (host, text) in [("h1", "x"), ("h2", "y"), ("h3", "y")] {
+            let (conn, generation, rx) = connect(host, "web").await;
+            fleet
+                .send(snapshot(conn, generation, text))
+                .await
+                .expect("send");
+            held.push((conn, rx));
+        }
+        let drifted = |overview: &Overview| -> Vec<String> {
+            overview
+                .hosts
+                .iter()
+                .filter(|h| !h.drift.is_empty())
+                .map(|h| h.info.host_id.clone())
+                .collect()
+        };
+        assert_eq!(drifted(&fleet.overview().await.expect("overview")), ["h1"]);
+
+        // h3 comes back as a database server: out of the group.
+        fleet
+            .send(Command::Disconnected { conn: held[2].0 })
+            .await
+            .expect("send");
+        let (conn, generation, _rx) = connect("h3", "db").await;
+        fleet
+            .send(Command::State {
+                conn,
+                report: Report::Snapshot,
+                generation,
+                seq: 1,
+                states: vec![],
+                turn: Default::default(),
+            })
+            .await
+            .expect("send");
+        let groups = fleet
+            .diverge(Some("web".into()), None)
+            .await
+            .expect("diverge");
+        assert_eq!(
+            groups[0].standard[1].1,
+            crate::baseline::Tally::None(vec![1, 1]),
+            "h1 and h2 alone: a tie"
+        );
+        assert_eq!(
+            drifted(&fleet.overview().await.expect("overview")),
+            ["h1", "h2"],
+            "both sides of the tie are told; h3 is judged by the group no more"
+        );
+        fleet.send(Command::Shutdown).await.expect("shutdown");
+    });
+    thread.join().expect("the fleet thread did not panic");
+}
