@@ -6,12 +6,12 @@
 //! that does not exist yet is covered by watching its nearest existing ancestor, and the watch
 //! set is recomputed whenever a directory on the way to a declared path changes.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, EventKindMask};
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
@@ -75,7 +75,10 @@ impl Watch {
     ) -> notify::Result<Self> {
         let overflowed = Arc::new(AtomicBool::new(false));
         let flag = overflowed.clone();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
+        // No access events but a write's close: every open of a watched file (the agent's own
+        // hashing, any process reading /etc/hosts) would otherwise wake the agent.
+        let kinds = EventKindMask::CORE | EventKindMask::ACCESS_CLOSE;
+        let handler = move |res: notify::Result<Event>| {
             let msg = match res {
                 Ok(ev) if ev.need_rescan() => WatchMsg::Rescan,
                 Ok(ev) if is_noise(&ev.kind) || ev.paths.is_empty() => return,
@@ -91,7 +94,9 @@ impl Watch {
             if tx.try_send(msg).is_err() {
                 flag.store(true, Ordering::Relaxed);
             }
-        })?;
+        };
+        let watcher =
+            RecommendedWatcher::new(handler, notify::Config::default().with_event_kinds(kinds))?;
         Ok(Self {
             watcher,
             root,
@@ -254,10 +259,15 @@ impl Watch {
     /// Each directory to watch, with the declared paths that depend on it.
     fn needs(&self) -> BTreeMap<PathBuf, Vec<&str>> {
         let mut needs: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
+        // Declared paths mostly share their parents: one look at each parent, not at each path.
+        let mut nearest: HashMap<&Path, Option<PathBuf>> = HashMap::new();
         for d in self.declared() {
             let parent = Path::new(d).parent().unwrap_or(Path::new("/"));
-            if let Some(dir) = self.nearest_existing_dir(parent) {
-                needs.entry(dir).or_default().push(d);
+            let dir = nearest
+                .entry(parent)
+                .or_insert_with(|| self.nearest_existing_dir(parent));
+            if let Some(dir) = dir {
+                needs.entry(dir.clone()).or_default().push(d);
             }
         }
         for d in &self.listed {

@@ -241,3 +241,37 @@ fn which_changes_are_complete_when_seen() {
     assert_eq!(stage(both, 0), Stage::Pending);
     assert_eq!(stage(both, 1), Stage::Done);
 }
+
+/// Every open or read of a watched file (the agent's own hashing, any process reading
+/// /etc/hosts) would wake the agent if the kernel were asked for them: it is not.
+#[test]
+fn the_kernel_is_asked_for_changes_not_for_opens_or_reads() {
+    const IN_ACCESS: u32 = 0x1;
+    const IN_CLOSE_NOWRITE: u32 = 0x10;
+    const IN_OPEN: u32 = 0x20;
+    const IN_MODIFY: u32 = 0x2;
+    let f = fixture(&[("/etc/hosts", false)]);
+    // This process's inotify watches, as the kernel lists them: "inotify wd:1 ... mask:2fce".
+    let mut masks = Vec::new();
+    for fd in fs::read_dir("/proc/self/fdinfo").expect("fdinfo") {
+        let text = fs::read_to_string(fd.expect("entry").path()).unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with("inotify wd:")) {
+            let mask = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("mask:"))
+                .and_then(|m| u32::from_str_radix(m, 16).ok())
+                .expect("a mask");
+            masks.push(mask);
+        }
+    }
+    assert!(!masks.is_empty(), "no inotify watch found");
+    for mask in masks {
+        assert_eq!(
+            mask & (IN_ACCESS | IN_CLOSE_NOWRITE | IN_OPEN),
+            0,
+            "mask {mask:x}"
+        );
+        assert_ne!(mask & IN_MODIFY, 0, "mask {mask:x}");
+    }
+    drop(f);
+}
