@@ -146,6 +146,10 @@ pub struct RunArgs {
     /// agent's IO and CPU during full scans. Default: unlimited.
     #[arg(long, env = "PLUMB_SCAN_RATE", value_name = "BYTES", value_parser = cli::parse_bytes)]
     scan_rate: Option<u64>,
+    /// Threads that hash files at once during a scan (each reads and hashes one file at a
+    /// time). Default: one per core, at most 4; 1 keeps scans to one core.
+    #[arg(long, env = "PLUMB_SCAN_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    scan_threads: Option<u16>,
     /// Never send the content of paths matching this glob, whatever a manifest allows
     /// (repeatable; added to the built-in list: /etc/shadow, private keys...).
     #[arg(
@@ -354,6 +358,7 @@ fn merge(args: RunArgs, file: AgentFile) -> AgentFile {
         poll_interval: args.poll_interval.or(file.poll_interval),
         max_watches: args.max_watches.or(file.max_watches),
         scan_rate: args.scan_rate.or(file.scan_rate),
+        scan_threads: args.scan_threads.or(file.scan_threads),
         deny_content,
         tls: (tls != TlsFile::default()).then_some(tls),
         log_format: file.log_format,
@@ -422,6 +427,9 @@ fn run_agent(args: RunArgs, file: AgentFile) -> anyhow::Result<()> {
     }
     if let Some(rate) = merged.scan_rate {
         crate::collect::files::set_scan_rate(rate);
+    }
+    if let Some(threads) = merged.scan_threads {
+        crate::collect::files::set_scan_threads(threads.into());
     }
 
     // One thread is plenty for the agent's IO (hashing runs on the blocking pool), and each

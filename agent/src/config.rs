@@ -33,6 +33,8 @@ pub struct AgentFile {
     pub max_watches: Option<usize>,
     #[serde(default, with = "bytes", skip_serializing_if = "Option::is_none")]
     pub scan_rate: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_threads: Option<u16>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny_content: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,12 +80,13 @@ mod tests {
     fn every_option_parses_and_round_trips() {
         let text = "controller: https://plumb.example:7700\nhost_id: web-01\nroot: /host\n\
                     labels: {role: web, tier: \"1\"}\nrescan_interval: 1h 30m\npoll_interval: 2s\n\
-                    max_watches: 8000\nscan_rate: 20M\ndeny_content: [\"/etc/secret/*\"]\n\
+                    max_watches: 8000\nscan_rate: 20M\nscan_threads: 2\ndeny_content: [\"/etc/secret/*\"]\n\
                     tls: {ca: /etc/plumb/ca.pem, cert: /etc/plumb/agent.pem, key: /etc/plumb/agent-key.pem}\n\
                     log_format: json\n";
         let file = parse_agent(text).expect("valid");
         assert_eq!(file.rescan_interval, Some(Duration::from_secs(5400)));
         assert_eq!(file.scan_rate, Some(20 << 20));
+        assert_eq!(file.scan_threads, Some(2));
         assert_eq!(file.labels["tier"], "1");
         assert_eq!(file.log_format, Some(LogFormat::Json));
         assert_eq!(

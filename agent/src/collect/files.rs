@@ -7,7 +7,7 @@ use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use regex::bytes::{Regex, RegexBuilder};
@@ -36,6 +36,33 @@ static SCAN_RATE: AtomicU64 = AtomicU64::new(0);
 /// Caps the agent's reading of file content, and so its IO and hashing CPU, during scans.
 pub fn set_scan_rate(bytes_per_sec: u64) {
     SCAN_RATE.store(bytes_per_sec, Ordering::Relaxed);
+}
+
+/// Threads that observe a batch of paths together (0: the default, `default_scan_threads`).
+/// Set once at start from `--scan-threads`.
+static SCAN_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// At most this many threads hash by default, however many cores the host has: a scan is
+/// bounded by the disk long before that on most hosts.
+const MAX_DEFAULT_SCAN_THREADS: usize = 4;
+
+/// Caps how many threads observe (and hash) at once during a scan.
+pub fn set_scan_threads(threads: usize) {
+    SCAN_THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// One per core, at most `MAX_DEFAULT_SCAN_THREADS`.
+pub fn default_scan_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_DEFAULT_SCAN_THREADS)
+}
+
+fn scan_threads() -> usize {
+    match SCAN_THREADS.load(Ordering::Relaxed) {
+        0 => default_scan_threads(),
+        n => n,
+    }
 }
 
 /// When the next read may start, across every scan of the process.
@@ -237,6 +264,65 @@ impl Observation {
 /// Observes `req.path` under `root`. Never fails: what cannot be read is reported as such.
 /// `plan` holds every declared path: the entries of a listed directory that lead to one of
 /// them are not reported (the controller knows them from their own observations).
+/// Observes the requests at positions `which` of `plan`, on up to `--scan-threads` threads
+/// that take one path at a time (so one large file does not hold up the rest); returns each
+/// position with its observation, in the order of `which`. Positions past the plan are left
+/// out. The scan rate is shared by every thread.
+pub fn observe_many(
+    root: &Root,
+    plan: &Requests,
+    which: &[usize],
+    names: &IdNames,
+) -> Vec<(usize, Observation)> {
+    observe_on(scan_threads(), root, plan, which, names)
+}
+
+/// `observe_many` on at most `threads` threads.
+fn observe_on(
+    threads: usize,
+    root: &Root,
+    plan: &Requests,
+    which: &[usize],
+    names: &IdNames,
+) -> Vec<(usize, Observation)> {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut got = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = which.get(k) else {
+                return got;
+            };
+            if let Some(r) = plan.get(i) {
+                got.push((k, i, observe(root, r, names, plan)));
+            }
+        }
+    };
+    let threads = threads.min(which.len());
+    let mut all = std::thread::scope(|scope| {
+        // A helper that cannot be started leaves its share to the others.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("plumb-scan".into())
+                    .spawn_scoped(scope, work)
+                    .ok()
+            })
+            .collect();
+        let mut all = work();
+        for helper in helpers {
+            all.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        all
+    });
+    all.sort_unstable_by_key(|(k, ..)| *k);
+    all.into_iter().map(|(_, i, o)| (i, o)).collect()
+}
+
 pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> Observation {
     let host = root.host_path(&req.path);
     let meta = match fs::symlink_metadata(&host) {
@@ -281,22 +367,24 @@ pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> 
     o.size = meta.size();
 
     match o.resolved_kind {
-        Kind::File if req.hash || !req.contains.is_empty() => match scan_content(&path, req) {
-            Ok(scan) => {
-                o.sha256 = scan.sha256;
-                match scan.long_line {
-                    // Only a pattern already found is certain; without per-pattern
-                    // certainty on the wire, none is claimed.
-                    Some(line) if !scan.contains.iter().all(|&m| m) => {
-                        o.error = Some(format!(
-                            "unverifiable: line {line} is longer than {MAX_LINE} bytes, so line patterns cannot be checked"
-                        ));
+        Kind::File if req.hash || !req.contains.is_empty() => {
+            match scan_content(&path, meta.size(), req) {
+                Ok(scan) => {
+                    o.sha256 = scan.sha256;
+                    match scan.long_line {
+                        // Only a pattern already found is certain; without per-pattern
+                        // certainty on the wire, none is claimed.
+                        Some(line) if !scan.contains.iter().all(|&m| m) => {
+                            o.error = Some(format!(
+                                "unverifiable: line {line} is longer than {MAX_LINE} bytes, so line patterns cannot be checked"
+                            ));
+                        }
+                        _ => o.contains = scan.contains,
                     }
-                    _ => o.contains = scan.contains,
                 }
+                Err(e) => o.error = Some(format!("cannot read content: {}", describe(&e))),
             }
-            Err(e) => o.error = Some(format!("cannot read content: {}", describe(&e))),
-        },
+        }
         Kind::Directory if req.list_entries => {
             let skip = |name: &str| plan.leads_to_declared(&req.path, name) || req.ignores(name);
             match list(&path, skip) {
@@ -366,8 +454,9 @@ struct Scan {
     long_line: Option<u64>,
 }
 
-/// One streaming pass: the digest (if asked) and which matchers match some line.
-fn scan_content(path: &Path, req: &Request) -> io::Result<Scan> {
+/// One streaming pass: the digest (if asked) and which matchers match some line. `len` is the
+/// size the file was seen with (it may have changed since: the reads decide).
+fn scan_content(path: &Path, len: u64, req: &Request) -> io::Result<Scan> {
     let mut file = File::open(path)?;
     let mut hasher = req.hash.then(Sha256::new);
     let mut matched = vec![false; req.contains.len()];
@@ -375,7 +464,7 @@ fn scan_content(path: &Path, req: &Request) -> io::Result<Scan> {
     let mut line_len = 0usize; // including what was cut beyond MAX_LINE
     let mut line_no = 1u64;
     let mut long_line = None;
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = super::read_buffer(len, READ_CHUNK);
     let check = |line: &[u8], matched: &mut Vec<bool>| {
         for (m, hit) in req.contains.iter().zip(matched.iter_mut()) {
             if !*hit && m.matches(line) {
@@ -422,7 +511,7 @@ fn scan_content(path: &Path, req: &Request) -> io::Result<Scan> {
     if line_len > 0 {
         check(&line, &mut matched);
     }
-    let sha256 = hasher.map(|h| h.finalize().iter().map(|b| format!("{b:02x}")).collect());
+    let sha256 = hasher.map(|h| super::hex(&h.finalize()));
     Ok(Scan {
         sha256,
         contains: matched,

@@ -194,10 +194,7 @@ impl State {
         let mut ids = std::mem::take(&mut self.ids);
         let (ids, observed) = tokio::task::spawn_blocking(move || {
             let names = ids.get(&root);
-            let observed = which
-                .into_iter()
-                .filter_map(|i| Some((i, observe(&root, requests.get(i)?, &names, &requests))))
-                .collect();
+            let observed = observe_many(&root, &requests, &which, &names);
             (ids, observed)
         })
         .await?;

@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 use crate::AgentConfig;
 use crate::attribute::{Attribution, Who};
 use crate::collect::IdCache;
-use crate::collect::files::{Observation, Requests, observe};
+use crate::collect::files::{Observation, Requests, observe_many};
 use crate::collect::packages::PackageObservation;
 use crate::message::{Coverage, Hello, Incoming, Outgoing, Plan, Report};
 use crate::watch::{QUEUE, Watch, WatchMsg};

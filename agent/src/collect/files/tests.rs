@@ -388,3 +388,39 @@ fn a_line_too_long_to_match_leaves_its_patterns_unverifiable() {
     let o = look(&root, &r(&[("PermitRootLogin no", false)]));
     assert_eq!((o.contains.as_slice(), o.error), ([true].as_slice(), None));
 }
+
+#[test]
+fn observed_on_several_threads_as_on_one_in_the_order_asked() {
+    let (dir, root) = setup();
+    let mut requests = Vec::new();
+    for i in 0..200 {
+        // Sizes from empty to past one read chunk, so threads finish out of order.
+        let content = vec![b'x'; (i * 997) % (3 * READ_CHUNK)];
+        write(dir.path(), &format!("etc/f{i:03}"), &content);
+        let mut r = req(&format!("/etc/f{i:03}"));
+        r.hash = true;
+        requests.push(r);
+    }
+    requests.push(req("/etc/absent"));
+    let plan = Requests::new(requests);
+    let names = IdNames::default();
+    // Not sorted, one position asked twice and one past the plan (left out).
+    let mut which: Vec<usize> = (0..plan.len()).rev().collect();
+    which.insert(7, 3);
+    which.push(plan.len() + 5);
+    let one = observe_on(1, &root, &plan, &which, &names);
+    assert_eq!(one.len(), which.len() - 1);
+    let positions: Vec<usize> = one.iter().map(|(i, _)| *i).collect();
+    assert_eq!(positions, which[..which.len() - 1]);
+    for (i, o) in &one {
+        assert_eq!(*o, look(&root, &plan[*i]), "{}", plan[*i].path);
+    }
+    for threads in [2, 3, 64] {
+        assert_eq!(
+            observe_on(threads, &root, &plan, &which, &names),
+            one,
+            "{threads} threads"
+        );
+    }
+    assert!(observe_on(4, &root, &plan, &[], &names).is_empty());
+}

@@ -37,7 +37,8 @@ pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem>
 fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
     let mut file = File::open(root.host_path(path))?;
     let mut hasher = Md5::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let len = file.metadata().map_or(u64::MAX, |m| m.len());
+    let mut buf = crate::collect::read_buffer(len, 64 * 1024);
     loop {
         match file.read(&mut buf) {
             Ok(0) => break,
@@ -46,9 +47,5 @@ fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
             Err(e) => return Err(e),
         }
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::collect::hex(&hasher.finalize()))
 }
