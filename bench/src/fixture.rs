@@ -74,11 +74,21 @@ impl Rng {
 /// `n` files of 200 B to 64 KiB (log-uniform) plus `big` files of 1 MiB, 100 to a directory,
 /// under `root`; returns their absolute paths.
 pub(crate) fn tree(root: &Path, n: usize, big: usize) -> anyhow::Result<Vec<PathBuf>> {
+    tree_in(root, n, big, 100)
+}
+
+/// `tree` with `per_dir` files to a directory.
+pub(crate) fn tree_in(
+    root: &Path,
+    n: usize,
+    big: usize,
+    per_dir: usize,
+) -> anyhow::Result<Vec<PathBuf>> {
     let mut rng = Rng::new(n as u64 * 7919 + big as u64);
     let mut paths = Vec::with_capacity(n + big);
     for i in 0..n + big {
-        let dir = root.join(format!("d{:03}", i / 100));
-        if i % 100 == 0 {
+        let dir = root.join(format!("d{:04}", i / per_dir));
+        if i % per_dir == 0 {
             std::fs::create_dir_all(&dir)?;
         }
         let size = if i < n {
@@ -159,7 +169,11 @@ pub(crate) fn controller(
         .arg("--data")
         .arg(data)
         .args(extra)
-        .env("RUST_LOG", "warn")
+        // PLUMB_BENCH_AGENT_LOG=info shows what the agent did when.
+        .env(
+            "RUST_LOG",
+            std::env::var("PLUMB_BENCH_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -213,7 +227,11 @@ pub(crate) fn agent_with(
         .args(["run", "--controller", url, "--host-id", host, "--root"])
         .arg(root)
         .args(extra)
-        .env("RUST_LOG", "warn")
+        // PLUMB_BENCH_AGENT_LOG=info shows what the agent did when.
+        .env(
+            "RUST_LOG",
+            std::env::var("PLUMB_BENCH_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -19,6 +19,7 @@ mod scale;
 mod scan;
 mod simulated;
 mod store;
+mod sync;
 
 use std::time::Duration;
 
@@ -55,6 +56,25 @@ enum Command {
         /// Runs per size; the median is reported.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Threads hashing at once (comma-separated list; the agent's `--scan-threads`).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+    },
+    /// Initial sync against its floor: agent start to in sync over N declared files (40 to
+    /// an exclusive directory), beside `openssl dgst -sha256` on one core over the same files,
+    /// with a warm and (as root) a cold page cache; then the agent at rest.
+    Sync {
+        #[arg(long, value_delimiter = ',', default_value = "10000")]
+        files: Vec<usize>,
+        /// Page caches to start from (comma-separated): warm, cold (root: drops the caches).
+        #[arg(long, value_delimiter = ',', default_value = "warm,cold", value_parser = sync::Cache::parse)]
+        cache: Vec<sync::Cache>,
+        /// Runs per size and cache; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// How long the agent is watched at rest once in sync (0s: not at all).
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        idle: Duration,
     },
     /// A load generator speaking the agent protocol: N streams of M files against one
     /// controller, then changes at a steady rate.
@@ -212,7 +232,7 @@ fn main() -> anyhow::Result<()> {
             hostile = Some((1000, 100_000, 200, Duration::from_secs(20)));
             (
                 Some((vec![1000, 10_000], Duration::from_secs(60), false)),
-                Some((vec![1000, 10_000], 5)),
+                Some((vec![1000, 10_000], 5, vec![1, 2])),
                 Some(1000),
                 Some(scale::Options {
                     agents: vec![1000, 10_000],
@@ -232,7 +252,23 @@ fn main() -> anyhow::Result<()> {
             idle,
             attribution,
         } => (Some((files, idle, attribution)), None, None, None),
-        Command::Scan { files, runs } => (None, Some((files, runs)), None, None),
+        Command::Scan {
+            files,
+            runs,
+            threads,
+        } => (None, Some((files, runs, threads)), None, None),
+        Command::Sync {
+            files,
+            cache,
+            runs,
+            idle,
+        } => {
+            summary.insert(
+                "sync".into(),
+                runtime.block_on(sync::run(&files, &cache, runs, idle))?,
+            );
+            (None, None, None, None)
+        }
         Command::Latency { changes } => (None, None, Some(changes), None),
         Command::Scale {
             agents,
@@ -304,8 +340,8 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(footprint::run(&files, idle, attribution))?,
         );
     }
-    if let Some((files, runs)) = scan {
-        summary.insert("scan".into(), scan::run(&files, runs)?);
+    if let Some((files, runs, threads)) = scan {
+        summary.insert("scan".into(), scan::run(&files, runs, &threads)?);
     }
     if let Some(changes) = latency {
         summary.insert("latency".into(), runtime.block_on(latency::run(changes))?);

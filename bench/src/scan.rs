@@ -1,5 +1,5 @@
 //! Scan throughput: the agent's own observation code (what its initial scan and rescans run,
-//! one file after another on one thread) over a generated tree, against `sha256sum` over the
+//! on `--scan-threads` threads; here on each of `--threads`) over a generated tree, against `sha256sum` over the
 //! same files in the same run. The page cache is warm for both: this measures hashing and
 //! file handling, not the disk. `openssl dgst -sha256` runs too, where installed: Debian's
 //! coreutils `sha256sum` does not use the CPU's SHA extensions, OpenSSL does, so it is the
@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use plumb_agent::collect::IdCache;
-use plumb_agent::collect::files::{Request, Requests, observe};
+use plumb_agent::collect::files::{Request, Requests, observe_many, set_scan_threads};
 use plumb_agent::root::Root;
 use serde_json::{Value, json};
 
@@ -64,22 +64,20 @@ fn plumb(root: &Path, paths: &[PathBuf]) -> anyhow::Result<f64> {
             })
         })
         .collect::<anyhow::Result<_>>()?;
+    let plan = Requests::new(requests);
     let start = Instant::now();
     let names = IdCache::default().get(&agent_root);
-    let mut hashed = 0;
-    for r in &requests {
-        hashed += usize::from(
-            observe(&agent_root, r, &names, &Requests::default())
-                .sha256
-                .is_some(),
-        );
-    }
+    let which: Vec<usize> = (0..plan.len()).collect();
+    let hashed = observe_many(&agent_root, &plan, &which, &names)
+        .iter()
+        .filter(|(_, o)| o.sha256.is_some())
+        .count();
     let took = start.elapsed().as_secs_f64();
-    anyhow::ensure!(hashed == requests.len(), "only {hashed} files hashed");
+    anyhow::ensure!(hashed == plan.len(), "only {hashed} files hashed");
     Ok(took)
 }
 
-pub(crate) fn run(sizes: &[usize], runs: usize) -> anyhow::Result<Value> {
+pub(crate) fn run(sizes: &[usize], runs: usize, threads: &[usize]) -> anyhow::Result<Value> {
     let mut results = Vec::new();
     for &n in sizes {
         let tmp = tempfile::tempdir()?;
@@ -92,49 +90,63 @@ pub(crate) fn run(sizes: &[usize], runs: usize) -> anyhow::Result<Value> {
         let with_openssl = has_openssl();
         sha256sum(&paths)?;
         plumb(tmp.path(), &paths)?;
-        let (mut ours, mut theirs, mut ssl) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut ssl) =
+            (vec![Vec::new(); threads.len()], Vec::new(), Vec::new());
         for _ in 0..runs {
             theirs.push(sha256sum(&paths)?);
             if with_openssl {
                 ssl.push(openssl(&paths)?);
             }
-            ours.push(plumb(tmp.path(), &paths)?);
+            for (&t, ours) in threads.iter().zip(&mut ours) {
+                set_scan_threads(t);
+                ours.push(plumb(tmp.path(), &paths)?);
+            }
         }
-        let (ours, theirs) = (fixture::median(ours), fixture::median(theirs));
+        let theirs = fixture::median(theirs);
         let ssl = with_openssl.then(|| fixture::median(ssl));
         let mb = bytes as f64 / 1e6;
-        let ratio = theirs / ours;
         println!(
-            "scan: {} files, {mb:.0} MB: plumb {:.0} ms ({:.0} MB/s), sha256sum {:.0} ms ({:.0} MB/s): plumb at {:.0}% of sha256sum",
+            "scan: {} files, {mb:.0} MB: sha256sum {:.0} ms ({:.0} MB/s)",
             paths.len(),
-            ours * 1e3,
-            mb / ours,
             theirs * 1e3,
             mb / theirs,
-            ratio * 100.0
         );
         match ssl {
             Some(ssl) => println!(
-                "scan: {} files: openssl dgst -sha256 {:.0} ms ({:.0} MB/s): plumb at {:.0}% of openssl",
+                "scan: {} files: openssl dgst -sha256 {:.0} ms ({:.0} MB/s), one core",
                 paths.len(),
                 ssl * 1e3,
                 mb / ssl,
-                ssl / ours * 100.0
             ),
             None => println!("scan: openssl not installed; no OpenSSL baseline"),
         }
-        results.push(json!({
-            "files": paths.len(),
-            "megabytes": mb,
-            "plumb_ms": ours * 1e3,
-            "sha256sum_ms": theirs * 1e3,
-            "plumb_mb_s": mb / ours,
-            "sha256sum_mb_s": mb / theirs,
-            "ratio": ratio,
-            "openssl_ms": ssl.map(|s| s * 1e3),
-            "openssl_mb_s": ssl.map(|s| mb / s),
-            "ratio_openssl": ssl.map(|s| s / ours),
-        }));
+        for (&t, ours) in threads.iter().zip(ours) {
+            let ours = fixture::median(ours);
+            let vs_ssl = ssl.map_or(String::new(), |ssl| {
+                format!(", {:.0}% of openssl", ssl / ours * 100.0)
+            });
+            println!(
+                "scan: {} files, {t} thread{}: plumb {:.0} ms ({:.0} MB/s): {:.0}% of sha256sum{vs_ssl}",
+                paths.len(),
+                if t == 1 { "" } else { "s" },
+                ours * 1e3,
+                mb / ours,
+                theirs / ours * 100.0,
+            );
+            results.push(json!({
+                "files": paths.len(),
+                "megabytes": mb,
+                "threads": t,
+                "plumb_ms": ours * 1e3,
+                "sha256sum_ms": theirs * 1e3,
+                "plumb_mb_s": mb / ours,
+                "sha256sum_mb_s": mb / theirs,
+                "ratio": theirs / ours,
+                "openssl_ms": ssl.map(|s| s * 1e3),
+                "openssl_mb_s": ssl.map(|s| mb / s),
+                "ratio_openssl": ssl.map(|s| s / ours),
+            }));
+        }
     }
     Ok(json!({ "runs_per_size": runs, "results": results }))
 }
