@@ -13,51 +13,110 @@ use crate::store::Head;
 use crate::window::ChangeWindow;
 
 /// A host as `plumb hosts -o json` lists it; `drift_count` is its open drift (a listing does
-/// not carry the items themselves).
-pub fn host(h: &HostView, drift_count: usize) -> Value {
+/// not carry the items themselves). Serialised straight from the model, not through a `Value`
+/// (a fleet's listing would build a map for every host): fields in the order of their names,
+/// as every object built with `json!` has them.
+pub fn host(h: &HostView, drift_count: usize) -> HostJson<'_> {
     let f = &h.info.facts;
-    json!({
-        "host": h.info.host_id,
-        "hostname": h.info.hostname,
-        "status": h.status.as_str(),
-        "last_seen": rfc3339(h.last_seen_ms, true),
-        "drift_count": drift_count,
-        "labels": h.info.labels,
-        "os": {"id": f.os_id, "name": f.os_name, "version": f.os_version, "kernel": f.kernel_version, "arch": f.arch},
-        "agent_version": h.info.agent_version,
-        "manifests": h.manifests,
-        "coverage": h.coverage.as_ref().map(coverage),
-        "controller": h.controller,
-    })
+    HostJson {
+        agent_version: &h.info.agent_version,
+        controller: h.controller.as_deref(),
+        coverage: h.coverage.as_ref().map(coverage),
+        drift_count,
+        host: &h.info.host_id,
+        hostname: &h.info.hostname,
+        labels: &h.info.labels,
+        last_seen: rfc3339(h.last_seen_ms, true),
+        manifests: &h.manifests,
+        os: OsJson {
+            arch: &f.arch,
+            id: &f.os_id,
+            kernel: &f.kernel_version,
+            name: &f.os_name,
+            version: &f.os_version,
+        },
+        status: h.status.as_str(),
+    }
+}
+
+/// See `host`.
+#[derive(Debug, serde::Serialize)]
+pub struct HostJson<'a> {
+    agent_version: &'a str,
+    controller: Option<&'a str>,
+    coverage: Option<CoverageJson<'a>>,
+    drift_count: usize,
+    host: &'a str,
+    hostname: &'a str,
+    labels: &'a std::collections::BTreeMap<String, String>,
+    last_seen: Option<String>,
+    manifests: &'a [String],
+    os: OsJson<'a>,
+    status: &'a str,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OsJson<'a> {
+    arch: &'a str,
+    id: &'a str,
+    kernel: &'a str,
+    name: &'a str,
+    version: &'a str,
 }
 
 /// How well a host's agent observes its plan.
-pub fn coverage(c: &Coverage) -> Value {
-    json!({
-        "watches": c.watches,
-        "watch_limit": (c.watch_limit > 0).then_some(c.watch_limit),
-        "polled": c.polled,
-        "watch_errors": c.watch_errors,
-        "overflows": c.overflows,
-        "last_full_scan": rfc3339(c.last_full_scan_ms, true),
-        "degraded_since": c.degraded_since_ms.and_then(|m| rfc3339(m, true)),
-        "attribution": (!c.attribution.is_empty()).then_some(&c.attribution),
-    })
+pub fn coverage(c: &Coverage) -> CoverageJson<'_> {
+    CoverageJson {
+        attribution: (!c.attribution.is_empty()).then_some(&c.attribution),
+        degraded_since: c.degraded_since_ms.and_then(|m| rfc3339(m, true)),
+        last_full_scan: rfc3339(c.last_full_scan_ms, true),
+        overflows: c.overflows,
+        polled: &c.polled,
+        watch_errors: &c.watch_errors,
+        watch_limit: (c.watch_limit > 0).then_some(c.watch_limit),
+        watches: c.watches,
+    }
+}
+
+/// See `coverage`.
+#[derive(Debug, serde::Serialize)]
+pub struct CoverageJson<'a> {
+    attribution: Option<&'a str>,
+    degraded_since: Option<String>,
+    last_full_scan: Option<String>,
+    overflows: u64,
+    polled: &'a [String],
+    watch_errors: &'a [String],
+    watch_limit: Option<u32>,
+    watches: u32,
 }
 
 /// A host with its open drift, each item with the acknowledgement that covers it (or `null`),
 /// as `plumb drift -o json` shows it.
-pub fn host_drift(h: &HostView) -> Value {
-    json!({
-        "host": h.info.host_id,
-        "status": h.status.as_str(),
-        "last_seen": rfc3339(h.last_seen_ms, true),
-        "drift": h.drift.iter().map(|d| {
-            let mut v = drift(d);
-            v["acknowledged"] = acknowledgement_of(h, d).map_or(Value::Null, ack);
-            v
-        }).collect::<Vec<_>>(),
-    })
+pub fn host_drift(h: &HostView) -> HostDriftJson<'_> {
+    HostDriftJson {
+        drift: h
+            .drift
+            .iter()
+            .map(|d| {
+                let mut v = drift(d);
+                v["acknowledged"] = acknowledgement_of(h, d).map_or(Value::Null, ack);
+                v
+            })
+            .collect(),
+        host: &h.info.host_id,
+        last_seen: rfc3339(h.last_seen_ms, true),
+        status: h.status.as_str(),
+    }
+}
+
+/// See `host_drift`: serialised straight from the model, as `host` is.
+#[derive(Debug, serde::Serialize)]
+pub struct HostDriftJson<'a> {
+    drift: Vec<Value>,
+    host: &'a str,
+    last_seen: Option<String>,
+    status: &'a str,
 }
 
 /// The acknowledgement in force for this drift item's resource, if any.

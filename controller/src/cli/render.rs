@@ -9,21 +9,29 @@ use crate::json;
 use crate::model::{Ack, Event, HostStatus, HostView};
 
 /// Indented JSON with a final newline.
-pub(crate) fn pretty(v: &Value) -> String {
+pub(crate) fn pretty(v: &(impl serde::Serialize + ?Sized)) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
 /// `plumb hosts -o json`.
-pub(crate) fn hosts_json(
-    hosts: &[(HostView, usize)],
-    manifest_errors: &[String],
-    warnings: &[String],
-) -> Value {
-    json!({
-        "hosts": hosts.iter().map(|(h, n)| json::host(h, *n)).collect::<Vec<_>>(),
-        "manifest_errors": manifest_errors,
-        "warnings": warnings,
-    })
+pub(crate) fn hosts_json<'a>(
+    hosts: &'a [(HostView, usize)],
+    manifest_errors: &'a [String],
+    warnings: &'a [String],
+) -> HostsJson<'a> {
+    HostsJson {
+        hosts: hosts.iter().map(|(h, n)| json::host(h, *n)).collect(),
+        manifest_errors,
+        warnings,
+    }
+}
+
+/// See `hosts_json`.
+#[derive(serde::Serialize)]
+pub(crate) struct HostsJson<'a> {
+    hosts: Vec<json::HostJson<'a>>,
+    manifest_errors: &'a [String],
+    warnings: &'a [String],
 }
 
 /// `plumb hosts`.
@@ -86,16 +94,24 @@ pub(crate) fn failing_drift(hosts: &[HostView], only_unauthorised: bool) -> bool
 }
 
 /// `plumb drift -o json`.
-pub(crate) fn drift_json(
-    hosts: &[HostView],
-    manifest_errors: &[String],
-    warnings: &[String],
-) -> Value {
-    json!({
-        "hosts": hosts.iter().map(json::host_drift).collect::<Vec<_>>(),
-        "manifest_errors": manifest_errors,
-        "warnings": warnings,
-    })
+pub(crate) fn drift_json<'a>(
+    hosts: &'a [HostView],
+    manifest_errors: &'a [String],
+    warnings: &'a [String],
+) -> DriftJson<'a> {
+    DriftJson {
+        hosts: hosts.iter().map(json::host_drift).collect(),
+        manifest_errors,
+        warnings,
+    }
+}
+
+/// See `drift_json`.
+#[derive(serde::Serialize)]
+pub(crate) struct DriftJson<'a> {
+    hosts: Vec<json::HostDriftJson<'a>>,
+    manifest_errors: &'a [String],
+    warnings: &'a [String],
 }
 
 /// `plumb drift`: a row per drift item, and a row for each host without any.
