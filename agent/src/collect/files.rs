@@ -261,9 +261,6 @@ impl Observation {
     }
 }
 
-/// Observes `req.path` under `root`. Never fails: what cannot be read is reported as such.
-/// `plan` holds every declared path: the entries of a listed directory that lead to one of
-/// them are not reported (the controller knows them from their own observations).
 /// Observes the requests at positions `which` of `plan`, on up to `--scan-threads` threads
 /// that take one path at a time (so one large file does not hold up the rest); returns each
 /// position with its observation, in the order of `which`. Positions past the plan are left
@@ -323,6 +320,9 @@ fn observe_on(
     all.into_iter().map(|(_, i, o)| (i, o)).collect()
 }
 
+/// Observes `req.path` under `root`. Never fails: what cannot be read is reported as such.
+/// `plan` holds every declared path: the entries of a listed directory that lead to one of
+/// them are not reported (the controller knows them from their own observations).
 pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> Observation {
     let host = root.host_path(&req.path);
     let meta = match fs::symlink_metadata(&host) {

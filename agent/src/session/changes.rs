@@ -184,7 +184,8 @@ impl State {
             .collect()
     }
 
-    /// Observes the plan's paths at positions `which` on a blocking thread (stat, hashing).
+    /// Observes the plan's paths at positions `which` off the runtime (stat, hashing), on
+    /// `--scan-threads` threads.
     pub(super) async fn observe(
         &mut self,
         which: Vec<usize>,
