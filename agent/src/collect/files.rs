@@ -58,7 +58,7 @@ pub fn default_scan_threads() -> usize {
         .min(MAX_DEFAULT_SCAN_THREADS)
 }
 
-fn scan_threads() -> usize {
+pub(crate) fn scan_threads() -> usize {
     match SCAN_THREADS.load(Ordering::Relaxed) {
         0 => default_scan_threads(),
         n => n,
@@ -69,7 +69,7 @@ fn scan_threads() -> usize {
 static NEXT_READ: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Waits until `n` more bytes may be read under the scan rate. Runs on a blocking thread.
-fn pace(n: usize) {
+pub(crate) fn pace(n: usize) {
     let rate = SCAN_RATE.load(Ordering::Relaxed);
     if rate == 0 {
         return;
@@ -282,42 +282,9 @@ fn observe_on(
     which: &[usize],
     names: &IdNames,
 ) -> Vec<(usize, Observation)> {
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut got = Vec::new();
-        loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&i) = which.get(k) else {
-                return got;
-            };
-            if let Some(r) = plan.get(i) {
-                got.push((k, i, observe(root, r, names, plan)));
-            }
-        }
-    };
-    let threads = threads.min(which.len());
-    let mut all = std::thread::scope(|scope| {
-        // A helper that cannot be started leaves its share to the others.
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .name("plumb-scan".into())
-                    .spawn_scoped(scope, work)
-                    .ok()
-            })
-            .collect();
-        let mut all = work();
-        for helper in helpers {
-            all.extend(
-                helper
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        all
-    });
-    all.sort_unstable_by_key(|(k, ..)| *k);
-    all.into_iter().map(|(_, i, o)| (i, o)).collect()
+    super::parallel::map_ordered(threads, which, |&i| {
+        Some((i, observe(root, plan.get(i)?, names, plan)))
+    })
 }
 
 /// Observes `req.path` under `root`. Never fails: what cannot be read is reported as such.

@@ -5,6 +5,7 @@ pub mod facts;
 pub mod files;
 mod ids;
 pub mod packages;
+mod parallel;
 
 pub use ids::{IdCache, IdNames};
 

@@ -9,11 +9,13 @@ use md5::{Digest, Md5};
 use super::FileProblem;
 use crate::root::Root;
 
-/// Each file whose content differs from its recorded md5, or that is missing or unreadable.
+/// Each file whose content differs from its recorded md5, or that is missing or unreadable,
+/// in the order of `files`; read on `--scan-threads` threads, under `--scan-rate`.
 pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem> {
-    files
-        .iter()
-        .filter_map(|(path, want)| {
+    crate::collect::parallel::map_ordered(
+        crate::collect::files::scan_threads(),
+        files,
+        |(path, want)| {
             let problem = |actual: String| FileProblem {
                 path: path.clone(),
                 expected: format!("md5 {want}"),
@@ -30,8 +32,8 @@ pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem>
                 }
                 Err(e) => Some(problem(format!("unreadable: {e}"))),
             }
-        })
-        .collect()
+        },
+    )
 }
 
 fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
@@ -42,7 +44,10 @@ fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
     loop {
         match file.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
+            Ok(n) => {
+                crate::collect::files::pace(n);
+                hasher.update(&buf[..n]);
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
