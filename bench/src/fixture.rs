@@ -257,6 +257,16 @@ pub(crate) async fn wait_in_sync(
     host: &str,
     limit: Duration,
 ) -> anyhow::Result<Duration> {
+    wait_for(url, host, &[v1::HostStatus::InSync], limit).await
+}
+
+/// Waits until `host` has one of `statuses`; returns how long that took.
+pub(crate) async fn wait_for(
+    url: &str,
+    host: &str,
+    statuses: &[v1::HostStatus],
+    limit: Duration,
+) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let mut client = query(url).await?;
     loop {
@@ -267,12 +277,12 @@ pub(crate) async fn wait_in_sync(
         if hosts
             .hosts
             .iter()
-            .any(|h| h.host_id == host && h.status == v1::HostStatus::InSync as i32)
+            .any(|h| h.host_id == host && statuses.iter().any(|s| h.status == *s as i32))
         {
             return Ok(start.elapsed());
         }
         if start.elapsed() > limit {
-            bail!("{host} not in sync after {limit:?}");
+            bail!("{host} not {statuses:?} after {limit:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -14,6 +14,7 @@ mod footprint;
 mod hostile;
 mod latency;
 mod moment;
+mod packages;
 mod peers;
 mod scale;
 mod scan;
@@ -74,6 +75,19 @@ enum Command {
         runs: usize,
         /// How long the agent is watched at rest once in sync (0s: not at all).
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        idle: Duration,
+    },
+    /// Whole-host package verification: every installed package with `verify_files: true`,
+    /// an agent on this machine's root, agent start to evaluated, beside `md5sum -c` over the
+    /// same files on one core; warm and (as root) cold; for each scan thread count.
+    Packages {
+        #[arg(long, value_delimiter = ',', default_value = "warm,cold", value_parser = sync::Cache::parse)]
+        cache: Vec<sync::Cache>,
+        /// The agent's `--scan-threads` (comma-separated list).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// How long the agent is left at rest once evaluated, before its RSS is read (0s: not).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         idle: Duration,
     },
     /// A load generator speaking the agent protocol: N streams of M files against one
@@ -257,6 +271,17 @@ fn main() -> anyhow::Result<()> {
             runs,
             threads,
         } => (None, Some((files, runs, threads)), None, None),
+        Command::Packages {
+            cache,
+            threads,
+            idle,
+        } => {
+            summary.insert(
+                "packages".into(),
+                runtime.block_on(packages::run(&cache, &threads, idle))?,
+            );
+            (None, None, None, None)
+        }
         Command::Sync {
             files,
             cache,

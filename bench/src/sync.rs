@@ -24,7 +24,7 @@ pub(crate) enum Cache {
 }
 
 impl Cache {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Cache::Warm => "warm",
             Cache::Cold => "cold",
@@ -40,7 +40,7 @@ impl Cache {
     }
 
     /// Drops the page cache for a cold run (root only); says whether it could.
-    fn prepare(self) -> bool {
+    pub(crate) fn prepare(self) -> bool {
         match self {
             Cache::Warm => true,
             Cache::Cold => {
