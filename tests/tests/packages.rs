@@ -147,3 +147,56 @@ fn dpkg_database_changes_show_as_package_drift() {
         "no false absent while the transaction was in progress"
     );
 }
+
+/// A verification that outlasts three heartbeat intervals keeps its stream: the agent reads at
+/// 16 KiB/s (`--scan-rate`), so a package's 160 KiB file takes 8 s, and the controller expects
+/// a heartbeat every second. The agent says it is alive while it works; the host is evaluated
+/// on its first stream, never shown offline.
+#[test]
+fn a_verification_longer_than_three_heartbeats_keeps_the_stream() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let manifests = tmp.path().join("manifests");
+    fs::create_dir_all(&manifests).expect("mkdir");
+    fs::write(
+        manifests.join("pkgs.yaml"),
+        "name: pkgs\nhosts: [\"*\"]\npackages:\n  slowpkg: {version: present, verify_files: true}\n",
+    )
+    .expect("write");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("var/lib/dpkg/info")).expect("mkdir");
+    fs::create_dir_all(root.join("usr/share/slowpkg")).expect("mkdir");
+    let data: Vec<u8> = (0..160 * 1024).map(|i| (i % 251) as u8).collect();
+    fs::write(root.join("usr/share/slowpkg/data"), &data).expect("data");
+    let md5 = Command::new("md5sum")
+        .arg(root.join("usr/share/slowpkg/data"))
+        .output()
+        .expect("md5sum");
+    let md5 = String::from_utf8_lossy(&md5.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_owned();
+    fs::write(
+        root.join("var/lib/dpkg/info/slowpkg.md5sums"),
+        format!("{md5}  usr/share/slowpkg/data\n"),
+    )
+    .expect("md5sums");
+    set_status(&root, &[stanza("slowpkg", "installed", "1.0-1")]);
+
+    let c = Controller::start(&manifests, &tmp.path().join("data"));
+    let agent = start_agent_with(
+        Command::new(bin("plumb-agent")),
+        &c.url,
+        "h1",
+        &root,
+        &["--scan-rate", "16K"],
+    );
+    c.expect_drift("h1", &[]);
+    assert!(
+        !agent.stderr().contains("lost the controller"),
+        "{}",
+        agent.stderr()
+    );
+    let kinds = c.event_kinds("h1");
+    assert!(!kinds.iter().any(|k| k == "host_offline"), "{kinds:?}");
+}

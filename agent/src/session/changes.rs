@@ -126,7 +126,8 @@ impl State {
     /// The package states that changed, or nothing (see `Packages::poll`); rearms the
     /// watches if the packages' own files moved.
     pub(super) async fn poll_packages(&mut self) -> anyhow::Result<Vec<PackageObservation>> {
-        let packages = self.packages.poll(&self.cfg.root).await?;
+        let (out, every) = (self.out.clone(), self.heartbeat_every);
+        let packages = beating(&out, every, self.packages.poll(&self.cfg.root)).await??;
         if std::mem::take(&mut self.packages.rewatch) {
             self.rewatch();
         }
@@ -193,12 +194,12 @@ impl State {
         let requests = self.requests.clone();
         let root = self.cfg.root.clone();
         let mut ids = std::mem::take(&mut self.ids);
-        let (ids, observed) = tokio::task::spawn_blocking(move || {
+        let work = tokio::task::spawn_blocking(move || {
             let names = ids.get(&root);
             let observed = observe_many(&root, &requests, &which, &names);
             (ids, observed)
-        })
-        .await?;
+        });
+        let (ids, observed) = beating(&self.out, self.heartbeat_every, work).await??;
         self.ids = ids;
         Ok(observed)
     }

@@ -133,11 +133,11 @@ async fn converse(
         held_until: None,
         attribution,
         expansion: None,
+        heartbeat_every: DEFAULT_HEARTBEAT,
     };
     let mut poll = tokio::time::interval(cfg.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut heartbeat_every = DEFAULT_HEARTBEAT;
-    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    let mut heartbeat = tokio::time::interval(s.heartbeat_every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut rescan =
         tokio::time::interval_at(Instant::now() + cfg.rescan_interval, cfg.rescan_interval);
@@ -147,6 +147,9 @@ async fn converse(
 
     loop {
         tokio::select! {
+            // In this order: what the controller sent while the session was busy (a long
+            // verification) is read before the heartbeat tick asks how long it has been silent.
+            biased;
             _ = shutdown.cancelled() => return Ok(Ended::Shutdown),
             msg = inbound.next() => {
                 let msg = msg.ok_or_else(|| anyhow!("controller closed the stream"))??;
@@ -155,8 +158,8 @@ async fn converse(
                     Incoming::Plan(plan) => {
                         if plan.heartbeat_interval_secs > 0 {
                             let every = Duration::from_secs(plan.heartbeat_interval_secs.into());
-                            if every != heartbeat_every {
-                                heartbeat_every = every;
+                            if every != s.heartbeat_every {
+                                s.heartbeat_every = every;
                                 heartbeat = tokio::time::interval(every);
                                 heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
                             }
@@ -195,7 +198,7 @@ async fn converse(
                 s.flush().await?;
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > heartbeat_every * MISSED_HEARTBEATS {
+                if last_heard.elapsed() > s.heartbeat_every * MISSED_HEARTBEATS {
                     bail!("controller silent for {:?}", last_heard.elapsed());
                 }
                 if s.unacked_since.is_some_and(|t| t.elapsed() >= cfg.ack_deadline) {
@@ -284,6 +287,8 @@ struct State {
     attribution: Attribution,
     /// The plan's globs and what they match, if it has any.
     expansion: Option<Box<globs::Expansion>>,
+    /// How often the controller expects to hear from this agent.
+    heartbeat_every: Duration,
 }
 
 impl State {
@@ -468,6 +473,25 @@ impl State {
         }
         self.coverage_sent = Some(coverage.clone());
         send(&self.out, Outgoing::Coverage(coverage)).await
+    }
+}
+
+/// Awaits `work` (blocking work off the runtime: hashing, a whole host's package
+/// verification) while still sending a heartbeat every `every`: the controller presumes an
+/// agent that misses three gone, however busy it is.
+async fn beating<T>(
+    out: &mpsc::Sender<Outgoing>,
+    every: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    let mut work = std::pin::pin!(work);
+    let mut beat = tokio::time::interval_at(Instant::now() + every, every);
+    beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            _ = beat.tick() => send(out, Outgoing::Heartbeat { sent_at_ms: now_ms() }).await?,
+        }
     }
 }
 
