@@ -40,7 +40,7 @@ impl State {
             std::collections::BTreeMap::new()
         } else {
             let (root, changed) = (self.cfg.root.clone(), packages.clone());
-            tokio::task::spawn_blocking(move || {
+            self.blocking(move || {
                 changed
                     .iter()
                     .map(|p| {
@@ -194,12 +194,13 @@ impl State {
         let requests = self.requests.clone();
         let root = self.cfg.root.clone();
         let mut ids = std::mem::take(&mut self.ids);
-        let work = tokio::task::spawn_blocking(move || {
-            let names = ids.get(&root);
-            let observed = observe_many(&root, &requests, &which, &names);
-            (ids, observed)
-        });
-        let (ids, observed) = beating(&self.out, self.heartbeat_every, work).await??;
+        let (ids, observed) = self
+            .blocking(move || {
+                let names = ids.get(&root);
+                let observed = observe_many(&root, &requests, &which, &names);
+                (ids, observed)
+            })
+            .await?;
         self.ids = ids;
         Ok(observed)
     }

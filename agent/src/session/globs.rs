@@ -56,7 +56,7 @@ impl State {
 
     async fn walk(&self, globs: Vec<Request>) -> anyhow::Result<Expanded> {
         let root = self.cfg.root.clone();
-        Ok(tokio::task::spawn_blocking(move || expand(&root, &globs)).await?)
+        self.blocking(move || expand(&root, &globs)).await
     }
 
     /// Whether a directory the globs reach changed (it is among `dirty`).

@@ -367,6 +367,16 @@ impl State {
         self.report_coverage().await
     }
 
+    /// Runs `work` on a blocking thread (hashing, a glob's walk, package logs), the session
+    /// still sending heartbeats meanwhile.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let done = tokio::task::spawn_blocking(work);
+        Ok(beating(&self.out, self.heartbeat_every, done).await??)
+    }
+
     /// Sends a file's content for an operator's diff, if the plan allows it for that path and
     /// the local deny list does not forbid it; otherwise says why not.
     async fn answer_content(
