@@ -318,6 +318,14 @@ pub(crate) fn memory(pid: u32) -> anyhow::Result<Memory> {
     })
 }
 
+/// A process left alone for `idle`: its memory then, and the CPU it used meanwhile.
+pub(crate) async fn at_rest(pid: u32, idle: Duration) -> anyhow::Result<(Memory, Duration)> {
+    let cpu0 = cpu_time(pid)?;
+    tokio::time::sleep(idle).await;
+    let cpu = cpu_time(pid)?.saturating_sub(cpu0);
+    Ok((memory(pid)?, cpu))
+}
+
 /// CPU time used so far (user + system).
 pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;

@@ -33,13 +33,9 @@ pub(crate) async fn run(
         let synced = fixture::wait_in_sync(&url, "bench", Duration::from_secs(300)).await?;
         // Let the first scan's buffers be returned before measuring rest.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let cpu0 = fixture::cpu_time(agent.pid())?;
         let rss0 = fixture::memory(agent.pid())?.rss;
-        tokio::time::sleep(idle).await;
-        let cpu1 = fixture::cpu_time(agent.pid())?;
-        let m = fixture::memory(agent.pid())?;
+        let (m, cpu) = fixture::at_rest(agent.pid(), idle).await?;
         let mib = |kib: u64| kib as f64 / 1024.0;
-        let cpu = cpu1.saturating_sub(cpu0);
         println!(
             "footprint: {n} files{}: first sync {:.2} s; idle {:?}: RSS {:.1} MiB = {:.1} own (heap, stacks) + {:.1} binary and libraries; at start {:.1}, peak {:.1}; CPU {} ms",
             if attribution { ", attribution on" } else { "" },

@@ -114,8 +114,7 @@ pub(crate) async fn run(
             let rest = if idle.is_zero() {
                 None
             } else {
-                tokio::time::sleep(idle).await;
-                Some(fixture::memory(agent.pid())?)
+                Some(fixture::at_rest(agent.pid(), idle).await?.0)
             };
             let rest_text = rest.as_ref().map_or(String::new(), |m| {
                 format!(

@@ -33,11 +33,12 @@ fn sha256sum(paths: &[PathBuf]) -> anyhow::Result<f64> {
     baseline("sha256sum", &[], paths)
 }
 
-fn openssl(paths: &[PathBuf]) -> anyhow::Result<f64> {
+/// Seconds for `openssl dgst -sha256` over every path: one core, with the CPU's SHA extensions.
+pub(crate) fn openssl(paths: &[PathBuf]) -> anyhow::Result<f64> {
     baseline("openssl", &["dgst", "-sha256"], paths)
 }
 
-fn has_openssl() -> bool {
+pub(crate) fn has_openssl() -> bool {
     Command::new("openssl")
         .arg("version")
         .output()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::fixture;
+use crate::{fixture, scan};
 
 /// Files to a directory: 10,000 files make 250 exclusive directories, as the issue measured.
 const PER_DIR: usize = 40;
@@ -49,19 +49,6 @@ impl Cache {
             }
         }
     }
-}
-
-/// Seconds for `openssl dgst -sha256` over every path, 1,000 arguments at a time: one core.
-fn openssl(paths: &[PathBuf]) -> anyhow::Result<f64> {
-    let start = Instant::now();
-    for chunk in paths.chunks(1000) {
-        let out = Command::new("openssl")
-            .args(["dgst", "-sha256"])
-            .args(chunk)
-            .output()?;
-        anyhow::ensure!(out.status.success(), "openssl dgst failed");
-    }
-    Ok(start.elapsed().as_secs_f64())
 }
 
 /// The manifest: every file by digest, every directory exclusive.
@@ -150,14 +137,14 @@ pub(crate) async fn run(
             }
             // Warm: once of each first, so both read from memory.
             if cache == Cache::Warm {
-                openssl(&paths)?;
+                scan::openssl(&paths)?;
                 agent_sync(tmp.path(), &manifests, &root, cache).await?;
             }
             let (mut floor, mut wall, mut cpu, mut peak, mut ccpu) =
                 (vec![], vec![], vec![], vec![], vec![]);
             for _ in 0..runs {
                 cache.prepare();
-                floor.push(openssl(&paths)?);
+                floor.push(scan::openssl(&paths)?);
                 let s = agent_sync(tmp.path(), &manifests, &root, cache).await?;
                 wall.push(s.wall);
                 cpu.push(s.cpu);
@@ -212,10 +199,7 @@ async fn rest(
     let (_controller, url) = fixture::controller(manifests, data.path(), &[])?;
     let agent = fixture::agent(&url, "bench", root)?;
     fixture::wait_in_sync(&url, "bench", Duration::from_secs(600)).await?;
-    let cpu0 = fixture::cpu_time(agent.pid())?;
-    tokio::time::sleep(idle).await;
-    let cpu = fixture::cpu_time(agent.pid())?.saturating_sub(cpu0);
-    let m = fixture::memory(agent.pid())?;
+    let (m, cpu) = fixture::at_rest(agent.pid(), idle).await?;
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
         "sync: {files} files, at rest {idle:?} after: RSS {:.1} MiB = {:.1} own + {:.1} binary and libraries; peak {:.1}; CPU {} ms",

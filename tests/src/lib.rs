@@ -457,13 +457,22 @@ pub fn start_agent_with(
 
 /// `sha256sum` of bytes, computed by the real tool so the tests do not trust plumb's hashing.
 pub fn sha256(content: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
+    digest_by("sha256sum", content)
+}
+
+/// `md5sum` of bytes (what dpkg records for a package's files), by the real tool.
+pub fn md5(content: &[u8]) -> String {
+    digest_by("md5sum", content)
+}
+
+fn digest_by(tool: &str, content: &[u8]) -> String {
+    let mut child = Command::new(tool)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("sha256sum");
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), content).expect("write");
-    let out = child.wait_with_output().expect("sha256sum output");
+    let out = child.wait_with_output().expect("digest output");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()

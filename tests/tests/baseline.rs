@@ -23,6 +23,22 @@ struct Site {
 }
 
 impl Site {
+    /// A controller over these manifests (file name, text), in a temp dir; no agent yet.
+    fn start(manifests: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("manifests");
+        fs::create_dir_all(&dir).expect("mkdir");
+        for (name, text) in manifests {
+            fs::write(dir.join(name), text).expect("write");
+        }
+        let controller = Controller::start(&dir, &tmp.path().join("data"));
+        Self {
+            tmp,
+            controller,
+            agents: Vec::new(),
+        }
+    }
+
     /// Host `id`'s root, its /etc/app.conf holding `content` with mode 0644, and its agent.
     fn host(&mut self, id: &str, content: &str) -> std::path::PathBuf {
         let root = self.tmp.path().join(id);
@@ -45,18 +61,7 @@ fn digest(content: &str) -> String {
 
 #[test]
 fn the_odd_hosts_out_a_reference_and_a_tie() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let manifests = tmp.path().join("manifests");
-    fs::create_dir_all(&manifests).expect("mkdir");
-    for (name, text) in [("web.yaml", WEB), ("db.yaml", DB), ("pair.yaml", PAIR)] {
-        fs::write(manifests.join(name), text).expect("write");
-    }
-    let controller = Controller::start(&manifests, &tmp.path().join("data"));
-    let mut site = Site {
-        tmp,
-        controller,
-        agents: Vec::new(),
-    };
+    let mut site = Site::start(&[("web.yaml", WEB), ("db.yaml", DB), ("pair.yaml", PAIR)]);
 
     // Ten web servers: web-7 holds another file, web-3 the same one with another mode.
     let mut roots = Vec::new();
@@ -246,20 +251,10 @@ fn the_odd_hosts_out_a_reference_and_a_tie() {
 /// it; a file made later on two hosts becomes the group's, and one removed is seen gone.
 #[test]
 fn a_glob_compares_every_match_and_ignores_per_host_files() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let manifests = tmp.path().join("manifests");
-    fs::create_dir_all(&manifests).expect("mkdir");
-    fs::write(
-        manifests.join("app.yaml"),
+    let mut site = Site::start(&[(
+        "app.yaml",
         "name: app\nhosts: [\"app-*\"]\nignore: [hostname]\nbaseline:\n  files:\n    - /etc/app.d/**\n",
-    )
-    .expect("write");
-    let controller = Controller::start(&manifests, &tmp.path().join("data"));
-    let mut site = Site {
-        tmp,
-        controller,
-        agents: Vec::new(),
-    };
+    )]);
     let mut roots = Vec::new();
     for i in 1..=3 {
         let id = format!("app-{i}");

@@ -82,25 +82,7 @@ fn a_real_package_installed_tampered_upgraded_and_removed() {
     // Tamper with an owned file and with the conffile.
     let data = format!("/usr/share/{PACKAGE}/data.txt");
     fs::write(&data, "tampered\n").expect("tamper");
-    let md5 = |s: &str| {
-        let out = Command::new("md5sum")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().expect("stdin").write_all(s.as_bytes())?;
-                c.wait_with_output()
-            });
-        let out = out.expect("md5sum");
-        format!(
-            "md5 {}",
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-        )
-    };
+    let md5 = |s: &str| format!("md5 {}", plumb_tests::md5(s.as_bytes()));
     let file_attr = format!("file:{data}");
     c.expect_drift(
         "real-host",

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use std::process::Command;
 
-use plumb_tests::{Controller, bin, start_agent_with, wait_for};
+use plumb_tests::{Controller, bin, md5, start_agent_with, wait_for};
 
 const MANIFEST: &str = r#"name: pkgs
 hosts: ["*"]
@@ -167,18 +167,9 @@ fn a_verification_longer_than_three_heartbeats_keeps_the_stream() {
     fs::create_dir_all(root.join("usr/share/slowpkg")).expect("mkdir");
     let data: Vec<u8> = (0..160 * 1024).map(|i| (i % 251) as u8).collect();
     fs::write(root.join("usr/share/slowpkg/data"), &data).expect("data");
-    let md5 = Command::new("md5sum")
-        .arg(root.join("usr/share/slowpkg/data"))
-        .output()
-        .expect("md5sum");
-    let md5 = String::from_utf8_lossy(&md5.stdout)
-        .split_whitespace()
-        .next()
-        .expect("a digest")
-        .to_owned();
     fs::write(
         root.join("var/lib/dpkg/info/slowpkg.md5sums"),
-        format!("{md5}  usr/share/slowpkg/data\n"),
+        format!("{}  usr/share/slowpkg/data\n", md5(&data)),
     )
     .expect("md5sums");
     set_status(&root, &[stanza("slowpkg", "installed", "1.0-1")]);

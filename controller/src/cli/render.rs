@@ -18,18 +18,19 @@ pub(crate) fn hosts_json<'a>(
     hosts: &'a [(HostView, usize)],
     manifest_errors: &'a [String],
     warnings: &'a [String],
-) -> HostsJson<'a> {
-    HostsJson {
+) -> Listing<'a, json::HostJson<'a>> {
+    Listing {
         hosts: hosts.iter().map(|(h, n)| json::host(h, *n)).collect(),
         manifest_errors,
         warnings,
     }
 }
 
-/// See `hosts_json`.
+/// What `plumb hosts -o json` and `plumb drift -o json` print: each host as `T`, serialised
+/// as it is (no map built per host), and what the controller has to say about its manifests.
 #[derive(serde::Serialize)]
-pub(crate) struct HostsJson<'a> {
-    hosts: Vec<json::HostJson<'a>>,
+pub(crate) struct Listing<'a, T> {
+    hosts: Vec<T>,
     manifest_errors: &'a [String],
     warnings: &'a [String],
 }
@@ -98,20 +99,12 @@ pub(crate) fn drift_json<'a>(
     hosts: &'a [HostView],
     manifest_errors: &'a [String],
     warnings: &'a [String],
-) -> DriftJson<'a> {
-    DriftJson {
+) -> Listing<'a, json::HostDriftJson<'a>> {
+    Listing {
         hosts: hosts.iter().map(json::host_drift).collect(),
         manifest_errors,
         warnings,
     }
-}
-
-/// See `drift_json`.
-#[derive(serde::Serialize)]
-pub(crate) struct DriftJson<'a> {
-    hosts: Vec<json::HostDriftJson<'a>>,
-    manifest_errors: &'a [String],
-    warnings: &'a [String],
 }
 
 /// `plumb drift`: a row per drift item, and a row for each host without any.
