@@ -150,13 +150,30 @@ impl Proc {
     }
 }
 
-/// `plumb serve` on a free loopback port; returns it and its URL.
+/// A command for one of the release binaries, run under the tool `var` names if it is set: a
+/// profiler, e.g. `PLUMB_BENCH_AGENT_WRAPPER="heaptrack -o /tmp/agent"` (the RSS a benchmark
+/// then prints is the wrapper's).
+fn wrapped(binary: &str, var: &str) -> anyhow::Result<Command> {
+    let wrapper = std::env::var(var).unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    Ok(match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(bin(binary)?);
+            c
+        }
+        None => Command::new(bin(binary)?),
+    })
+}
+
+/// `plumb serve` on a free loopback port; returns it and its URL. A profiler can wrap it:
+/// `PLUMB_BENCH_CONTROLLER_WRAPPER`.
 pub(crate) fn controller(
     manifests: &Path,
     data: &Path,
     extra: &[&str],
 ) -> anyhow::Result<(Proc, String)> {
-    let mut child = Command::new(bin("plumb")?)
+    let mut child = wrapped("plumb", "PLUMB_BENCH_CONTROLLER_WRAPPER")?
         .args([
             "serve",
             "--listen",
@@ -212,18 +229,7 @@ pub(crate) fn agent_with(
     root: &Path,
     extra: &[&str],
 ) -> anyhow::Result<Proc> {
-    // A profiler can wrap the agent: PLUMB_BENCH_AGENT_WRAPPER="heaptrack -o /tmp/agent".
-    let wrapper = std::env::var("PLUMB_BENCH_AGENT_WRAPPER").unwrap_or_default();
-    let mut words = wrapper.split_whitespace();
-    let mut command = match words.next() {
-        Some(program) => {
-            let mut c = Command::new(program);
-            c.args(words).arg(bin("plumb-agent")?);
-            c
-        }
-        None => Command::new(bin("plumb-agent")?),
-    };
-    let child = command
+    let child = wrapped("plumb-agent", "PLUMB_BENCH_AGENT_WRAPPER")?
         .args(["run", "--controller", url, "--host-id", host, "--root"])
         .arg(root)
         .args(extra)

@@ -31,7 +31,7 @@ pub fn aspects(observed: &Observation) -> Result<Vec<(&'static str, String)>, St
             if o.kind == Kind::Unreadable {
                 return Err(format!(
                     "unreadable: {}",
-                    o.error.as_deref().unwrap_or("unknown error")
+                    o.error().unwrap_or("unknown error")
                 ));
             }
             let mut out = vec![("type", o.kind.to_string())];
@@ -41,14 +41,13 @@ pub fn aspects(observed: &Observation) -> Result<Vec<(&'static str, String)>, St
             };
             match o.kind {
                 Kind::Absent => return Ok(out),
-                Kind::Symlink => out.push(("target", o.link_target.clone().unwrap_or_default())),
+                Kind::Symlink => {
+                    out.push(("target", o.link_target().unwrap_or_default().to_owned()))
+                }
                 Kind::File => match &o.sha256 {
                     Some(d) => out.push(("sha256", d.to_hex())),
                     None => {
-                        return Err(format!(
-                            "unreadable: {}",
-                            o.error.as_deref().unwrap_or("no digest")
-                        ));
+                        return Err(format!("unreadable: {}", o.error().unwrap_or("no digest")));
                     }
                 },
                 _ => {}

@@ -34,12 +34,15 @@ impl fmt::Display for Kind {
     }
 }
 
-/// The observed state of one declared path. For a symlink, the attributes after `link_target`
+/// The observed state of one declared path. For a symlink, the attributes after its target
 /// describe what it points to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// A controller holds one per observed path of every host (millions): what most paths have
+/// is inline, what few have (`More`) is boxed, so that a regular file costs 88 bytes rather
+/// than 192.
+#[derive(Debug, Clone, Eq)]
 pub struct Observed {
     pub kind: Kind,
-    pub link_target: Option<String>,
     pub resolved_kind: Kind,
     pub mode: u32,
     pub uid: u32,
@@ -49,13 +52,69 @@ pub struct Observed {
     pub owner: Option<Arc<str>>,
     pub group: Option<Arc<str>>,
     pub sha256: Option<Digest>,
+    /// A link's target, `contains` results, a listing, an error; `None` for nothing of these.
+    pub more: Option<Box<More>>,
+}
+
+/// What few observed paths have. `More::default()` is nothing more.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct More {
+    pub link_target: Option<String>,
     pub contains: Vec<bool>,
     /// A listed directory's undeclared entries: the first `MAX_LISTED_ENTRIES` names...
     pub entries: Vec<String>,
     /// ...and how many there are (older stores lack it: then `entries` is all of them).
-    #[serde(default)]
     pub entries_total: u64,
     pub error: Option<String>,
+}
+
+static NOTHING_MORE: More = More {
+    link_target: None,
+    contains: Vec::new(),
+    entries: Vec::new(),
+    entries_total: 0,
+    error: None,
+};
+
+impl More {
+    /// Boxed, or `None` if it holds nothing.
+    pub fn boxed(self) -> Option<Box<More>> {
+        (self != NOTHING_MORE).then(|| Box::new(self))
+    }
+}
+
+impl Observed {
+    /// What else was observed (nothing, for most paths).
+    pub fn more(&self) -> &More {
+        self.more.as_deref().unwrap_or(&NOTHING_MORE)
+    }
+
+    pub fn more_mut(&mut self) -> &mut More {
+        self.more.get_or_insert_default()
+    }
+
+    pub fn link_target(&self) -> Option<&str> {
+        self.more().link_target.as_deref()
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.more().error.as_deref()
+    }
+}
+
+// Equal whether "nothing more" is `None` or an empty box.
+impl PartialEq for Observed {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.resolved_kind == other.resolved_kind
+            && self.mode == other.mode
+            && self.uid == other.uid
+            && self.gid == other.gid
+            && self.owner == other.owner
+            && self.group == other.group
+            && self.sha256 == other.sha256
+            && self.more() == other.more()
+    }
 }
 
 /// How an agent's error begins when it read a file but cannot vouch for the answer.
@@ -98,12 +157,14 @@ pub struct FileProblem {
 }
 
 /// What the agent reported for one key of the desired state (a path or `package:NAME`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+/// A package's observation is boxed: files are the many.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
     File(Observed),
-    Package(ObservedPackage),
+    Package(Box<ObservedPackage>),
 }
+
+const _: () = assert!(std::mem::size_of::<Observation>() <= 88);
 
 impl Observation {
     /// A path the host does not have: what an agent reports of one, and what the controller
@@ -111,7 +172,6 @@ impl Observation {
     pub fn absent() -> Self {
         Observation::File(Observed {
             kind: Kind::Absent,
-            link_target: None,
             resolved_kind: Kind::Absent,
             mode: 0,
             uid: 0,
@@ -119,10 +179,7 @@ impl Observation {
             owner: None,
             group: None,
             sha256: None,
-            contains: Vec::new(),
-            entries: Vec::new(),
-            entries_total: 0,
-            error: None,
+            more: None,
         })
     }
 
@@ -179,7 +236,7 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
         });
     };
     let spec = &decl.spec;
-    let unreadable = |o: &Observed| match o.error.as_deref() {
+    let unreadable = |o: &Observed| match o.error() {
         // The agent read it, but cannot vouch for what was asked (a line too long to match).
         Some(e) if e.starts_with(UNVERIFIABLE) => e.to_owned(),
         e => format!("unreadable: {}", e.unwrap_or("unknown error")),
@@ -221,7 +278,7 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
         }
     }
     if let Some(target) = &spec.target {
-        let actual = observed.link_target.clone().unwrap_or_default();
+        let actual = observed.link_target().unwrap_or_default().to_owned();
         if &actual != target {
             push("target", target.clone(), actual);
         }
@@ -252,7 +309,7 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
     for (i, pattern) in spec.contains.iter().enumerate() {
         let attribute = format!("contains:{}", pattern.text);
         let expected = if pattern.negated { "absent" } else { "present" };
-        match observed.contains.get(i) {
+        match observed.more().contains.get(i) {
             // The agent could not read the content: say so rather than guess.
             None => push(&attribute, expected.into(), unreadable(observed)),
             Some(&matched) if matched == pattern.negated => push(
@@ -264,7 +321,7 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
         }
     }
     if spec.exclusive && observed.resolved_kind == Kind::Directory {
-        if observed.error.is_some() {
+        if observed.error().is_some() {
             // The entries could not be listed: what is in there is unknown, never "nothing".
             push("entries", "listed".into(), unreadable(observed));
         } else {
@@ -315,16 +372,15 @@ fn undeclared_entries(
             }
         })
     };
-    let listed: Vec<&String> = observed
+    let more = observed.more();
+    let listed: Vec<&String> = more
         .entries
         .iter()
         .filter(|e| !declared.contains(e.as_str()) && !ignored(e))
         .collect();
     // The agent lists only what its plan does not declare, at most a fixed number of names;
     // the rest it counts.
-    let unlisted = observed
-        .entries_total
-        .saturating_sub(observed.entries.len() as u64);
+    let unlisted = more.entries_total.saturating_sub(more.entries.len() as u64);
     let count = listed.len() as u64 + unlisted;
     let declared_at = decl.declared_at.to_string();
     let expected = format!("absent (exclusive directory {})", decl.path);

@@ -21,7 +21,6 @@ fn baseline(reference: Option<&str>) -> Baseline {
 fn file(content: &str) -> Observation {
     Observation::File(Observed {
         kind: Kind::File,
-        link_target: None,
         resolved_kind: Kind::File,
         mode: 0o100644,
         uid: 0,
@@ -29,10 +28,7 @@ fn file(content: &str) -> Observation {
         owner: Some("root".into()),
         group: Some("root".into()),
         sha256: Some(Digest::of(content.as_bytes())),
-        contains: vec![],
-        entries: vec![],
-        entries_total: 0,
-        error: None,
+        more: None,
     })
 }
 
@@ -45,7 +41,7 @@ fn with(content: &str, f: impl FnOnce(&mut Observed)) -> Observation {
 }
 
 fn package(versions: &[&str]) -> Observation {
-    Observation::Package(ObservedPackage {
+    Observation::Package(Box::new(ObservedPackage {
         instances: versions
             .iter()
             .map(|v| Installed {
@@ -57,7 +53,7 @@ fn package(versions: &[&str]) -> Observation {
             .collect(),
         error: None,
         problems: vec![],
-    })
+    }))
 }
 
 /// Each host of `hosts` judged in its group: (host, attribute, expected, actual).
@@ -194,7 +190,7 @@ fn an_unreadable_host_says_so_and_does_not_vote() {
     let unreadable = with("", |o| {
         o.kind = Kind::Unreadable;
         o.sha256 = None;
-        o.error = Some("permission denied".into());
+        o.more_mut().error = Some("permission denied".into());
     });
     let hosts = [
         ("a", file("x")),
@@ -297,11 +293,11 @@ fn packages_are_compared_by_their_installed_versions() {
             ),
         ]
     );
-    let broken = Observation::Package(ObservedPackage {
+    let broken = Observation::Package(Box::new(ObservedPackage {
         instances: vec![],
         error: Some("dpkg status is unreadable".into()),
         problems: vec![],
-    });
+    }));
     assert_eq!(
         aspects(&broken),
         Err("unreadable: dpkg status is unreadable".into())
@@ -315,7 +311,7 @@ fn divergence_names_the_hosts_of_each_variant() {
     let (x, y) = (file("x"), with("y", |o| o.mode = 0o100600));
     let unreadable = with("", |o| {
         o.kind = Kind::Unreadable;
-        o.error = Some("permission denied".into());
+        o.more_mut().error = Some("permission denied".into());
     });
     let members = [
         ("c", Some(&x)),
@@ -488,7 +484,7 @@ fn counts_kept_as_hosts_move_equal_counts_made_afresh() {
         );
         let unreadable = with("", |o| {
             o.kind = Kind::Unreadable;
-            o.error = Some("gone".into());
+            o.more_mut().error = Some("gone".into());
         });
         let moves = [
             (1, file("y")),

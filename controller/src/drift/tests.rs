@@ -19,7 +19,6 @@ fn desired(files_yaml: &str) -> std::sync::Arc<DesiredState> {
 fn file() -> Observed {
     Observed {
         kind: Kind::File,
-        link_target: None,
         resolved_kind: Kind::File,
         mode: 0o100644,
         uid: 0,
@@ -27,10 +26,7 @@ fn file() -> Observed {
         owner: Some("root".into()),
         group: Some("root".into()),
         sha256: crate::drift::Digest::from_hex(&crate::digest::hex_sha256(b"hi\n")),
-        contains: vec![],
-        entries: vec![],
-        entries_total: 0,
-        error: None,
+        more: None,
     }
 }
 
@@ -98,7 +94,7 @@ fn each_attribute_in_sync_and_drifted() {
             "  /etc/a:\n    content: \"hi\\n\"\n",
             with(|o| {
                 o.sha256 = None;
-                o.error = Some("permission denied".into())
+                o.more_mut().error = Some("permission denied".into())
             }),
             vec![item("sha256", &hi, "unreadable: permission denied")],
         ),
@@ -175,7 +171,7 @@ fn each_attribute_in_sync_and_drifted() {
             "  /etc/a:\n    target: /usr/share/zoneinfo/UTC\n",
             with(|o| {
                 o.kind = Kind::Symlink;
-                o.link_target = Some("/usr/share/zoneinfo/UTC".into())
+                o.more_mut().link_target = Some("/usr/share/zoneinfo/UTC".into())
             }),
             vec![],
         ),
@@ -183,7 +179,7 @@ fn each_attribute_in_sync_and_drifted() {
             "  /etc/a:\n    target: /usr/share/zoneinfo/UTC\n",
             with(|o| {
                 o.kind = Kind::Symlink;
-                o.link_target = Some("/usr/share/zoneinfo/EST".into())
+                o.more_mut().link_target = Some("/usr/share/zoneinfo/EST".into())
             }),
             vec![item(
                 "target",
@@ -199,12 +195,12 @@ fn each_attribute_in_sync_and_drifted() {
         // contains: present, negated, unreadable
         (
             "  /etc/a:\n    contains: [\"A yes\", \"!B no\"]\n",
-            with(|o| o.contains = vec![true, false]),
+            with(|o| o.more_mut().contains = vec![true, false]),
             vec![],
         ),
         (
             "  /etc/a:\n    contains: [\"A yes\", \"!B no\"]\n",
-            with(|o| o.contains = vec![false, true]),
+            with(|o| o.more_mut().contains = vec![false, true]),
             vec![
                 item("contains:A yes", "present", "absent"),
                 item("contains:!B no", "absent", "present"),
@@ -213,8 +209,8 @@ fn each_attribute_in_sync_and_drifted() {
         (
             "  /etc/a:\n    contains: [\"A yes\"]\n",
             with(|o| {
-                o.contains = vec![];
-                o.error = Some("permission denied".into())
+                o.more_mut().contains = vec![];
+                o.more_mut().error = Some("permission denied".into())
             }),
             vec![item(
                 "contains:A yes",
@@ -227,7 +223,7 @@ fn each_attribute_in_sync_and_drifted() {
             "  /etc/a:\n    mode: \"0644\"\n",
             with(|o| {
                 o.kind = Kind::Unreadable;
-                o.error = Some("permission denied".into())
+                o.more_mut().error = Some("permission denied".into())
             }),
             vec![item(
                 "readable",
@@ -252,8 +248,8 @@ fn exclusive_directory_reports_undeclared_entries_only() {
     let observed = with(|o| {
         o.kind = Kind::Directory;
         o.resolved_kind = Kind::Directory;
-        o.entries = vec!["known".into(), "rogue".into(), "sub".into()];
-        o.entries_total = 3;
+        o.more_mut().entries = vec!["known".into(), "rogue".into(), "sub".into()];
+        o.more_mut().entries_total = 3;
     });
     let items: Vec<_> = evaluate(decl, &observed, &d)
         .into_iter()
@@ -508,8 +504,8 @@ fn a_crowded_exclusive_directory_is_one_item_with_a_count_and_a_sample() {
         with(|o| {
             o.kind = Kind::Directory;
             o.resolved_kind = Kind::Directory;
-            o.entries = names.clone();
-            o.entries_total = total;
+            o.more_mut().entries = names.clone();
+            o.more_mut().entries_total = total;
         })
     };
     let items = evaluate(decl, &observed(MAX_UNDECLARED_ITEMS as u64), &d);
@@ -581,7 +577,7 @@ fn an_exclusive_directory_that_cannot_be_listed_is_drift() {
     let observed = with(|o| {
         o.kind = Kind::Directory;
         o.resolved_kind = Kind::Directory;
-        o.error = Some("cannot list entries: permission denied".into());
+        o.more_mut().error = Some("cannot list entries: permission denied".into());
     });
     assert_eq!(
         drift("  /etc/a:\n    exclusive: true\n", observed),
@@ -599,8 +595,8 @@ fn a_symlink_loop_says_why_it_cannot_be_read() {
     let observed = with(|o| {
         o.kind = Kind::Symlink;
         o.resolved_kind = Kind::Unreadable;
-        o.link_target = Some("loop-b".into());
-        o.error = Some("too many levels of symbolic links".into());
+        o.more_mut().link_target = Some("loop-b".into());
+        o.more_mut().error = Some("too many levels of symbolic links".into());
     });
     assert_eq!(
         drift("  /etc/a:\n    type: file\n", observed.clone()),
@@ -621,8 +617,8 @@ fn a_symlink_loop_says_why_it_cannot_be_read() {
 #[test]
 fn a_file_whose_patterns_could_not_be_checked_is_unverifiable_drift() {
     let observed = with(|o| {
-        o.contains = vec![];
-        o.error = Some("unverifiable: line 1 is longer than 65536 bytes".into());
+        o.more_mut().contains = vec![];
+        o.more_mut().error = Some("unverifiable: line 1 is longer than 65536 bytes".into());
     });
     assert_eq!(
         drift(
@@ -635,4 +631,17 @@ fn a_file_whose_patterns_could_not_be_checked_is_unverifiable_drift() {
             "unverifiable: line 1 is longer than 65536 bytes"
         )]
     );
+}
+
+// The boxed rest of an observation is one thing whether it is absent or empty: an agent's
+// unchanged state must never read as a change (a store write, a drift re-evaluated).
+#[test]
+fn nothing_more_is_the_same_absent_or_empty() {
+    let mut boxed_empty = file();
+    boxed_empty.more = Some(Box::default());
+    assert_eq!(boxed_empty, file());
+    assert!(crate::drift::More::default().boxed().is_none());
+    let listed = with(|o| o.more_mut().entries_total = 1);
+    assert_ne!(listed, file());
+    assert!(listed.more.is_some());
 }

@@ -307,6 +307,7 @@ impl Fleet {
                 host.drift.insert(key.clone(), r.open);
             }
         }
+        host.release_drained();
         let changes: Vec<Change> = opened
             .into_iter()
             .map(|(origin, record)| Change::Open { origin, record })

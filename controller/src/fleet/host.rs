@@ -108,6 +108,19 @@ impl Host {
         keys
     }
 
+    /// Gives back the room of what an evaluation drains (the unstored keys, who changed
+    /// what) once it is empty: a snapshot fills them with every path, and a host would
+    /// otherwise hold that room, unused, for as long as it is known (3 KiB a host of 100
+    /// paths).
+    pub(super) fn release_drained(&mut self) {
+        if self.unstored.is_empty() {
+            self.unstored.shrink_to_fit();
+        }
+        if self.who.is_empty() {
+            self.who.shrink_to_fit();
+        }
+    }
+
     /// Drops the observations of keys no longer declared.
     pub(super) fn forget_undeclared(&mut self) {
         self.observed.retain(|k, _| self.desired.contains_key(k));
@@ -141,5 +154,32 @@ impl Host {
             acks: Vec::new(),
             controller: self.remote.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_evaluation_drained_gives_its_room_back_and_what_is_left_keeps_it() {
+        let mut host = Host::new(HostInfo::default(), Default::default(), 0);
+        for i in 0..100 {
+            host.unstored.insert(Key::file(&format!("/etc/f{i}")));
+            host.who.insert(
+                Key::file(&format!("/etc/f{i}")),
+                Who::Unknown("test".into()),
+            );
+        }
+        host.unstored.clear();
+        host.who.retain(|k, _| k == &Key::file("/etc/f7"));
+        host.release_drained();
+        assert_eq!(
+            host.unstored.capacity(),
+            0,
+            "emptied: its room is given back"
+        );
+        assert!(host.who.capacity() > 0, "one still waits to be evaluated");
+        assert!(host.who.contains_key(&Key::file("/etc/f7")));
     }
 }

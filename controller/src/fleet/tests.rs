@@ -14,7 +14,6 @@ const MANIFEST: &str = "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"
 fn file(mode: u32) -> Observation {
     Observation::File(Observed {
         kind: Kind::File,
-        link_target: None,
         resolved_kind: Kind::File,
         mode,
         uid: 0,
@@ -22,10 +21,7 @@ fn file(mode: u32) -> Observation {
         owner: None,
         group: None,
         sha256: None,
-        contains: vec![],
-        entries: vec![],
-        entries_total: 0,
-        error: None,
+        more: None,
     })
 }
 
@@ -324,11 +320,11 @@ fn a_file_named_like_a_package_key_is_not_the_package() {
     } = harness("name: m\nhosts: [\"*\"]\npackages:\n  nginx: present\n");
     runtime.block_on(async {
         let (conn, generation, mut rx) = connect(&fleet).await;
-        let absent = Observation::Package(crate::drift::ObservedPackage {
+        let absent = Observation::Package(Box::new(crate::drift::ObservedPackage {
             instances: vec![],
             error: None,
             problems: vec![],
-        });
+        }));
         let state = |states, seq, report| Command::State {
             conn,
             report,

@@ -153,7 +153,6 @@ fn a_compared_path_is_declared_for_an_exclusive_directory() {
     });
     let listed = crate::drift::Observed {
         kind: crate::drift::Kind::Directory,
-        link_target: None,
         resolved_kind: crate::drift::Kind::Directory,
         mode: 0o40755,
         uid: 0,
@@ -161,10 +160,12 @@ fn a_compared_path_is_declared_for_an_exclusive_directory() {
         owner: None,
         group: None,
         sha256: None,
-        contains: vec![],
-        entries: vec!["app.conf".into(), "stray.conf".into()],
-        entries_total: 2,
-        error: None,
+        more: crate::drift::More {
+            entries: vec!["app.conf".into(), "stray.conf".into()],
+            entries_total: 2,
+            ..Default::default()
+        }
+        .boxed(),
     };
     let items = crate::drift::evaluate(&desired.files["/etc/app.d"], &listed, &desired);
     assert_eq!(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use plumb_proto::v1;
 
-use crate::drift::{FileProblem, Installed, Kind, Observation, Observed, ObservedPackage};
+use crate::drift::{FileProblem, Installed, Kind, More, Observation, Observed, ObservedPackage};
 use crate::fleet::{Stated, ToAgent};
 use crate::key::Key;
 use crate::model::{Coverage, HostFacts, HostInfo};
@@ -172,17 +172,20 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<Stated, Malformed> {
     let observed = Observed {
         kind: kind(s.kind, "kind")?,
         resolved_kind: kind(s.resolved_kind, "resolved kind")?,
-        link_target: some(s.link_target),
         mode: s.mode,
         uid: s.uid,
         gid: s.gid,
         owner: some(s.owner).map(|n| intern(&n)),
         group: some(s.group).map(|n| intern(&n)),
         sha256,
-        contains: s.contains,
-        entries: s.entries,
-        entries_total: s.entries_total,
-        error: some(s.error),
+        more: More {
+            link_target: some(s.link_target),
+            contains: s.contains,
+            entries: s.entries,
+            entries_total: s.entries_total,
+            error: some(s.error),
+        }
+        .boxed(),
     };
     Ok((Key::File(s.path.into()), Observation::File(observed), who))
 }
@@ -226,11 +229,11 @@ pub(crate) fn package_from_proto(p: v1::PackageState) -> Result<Stated, Malforme
         .collect();
     Ok((
         Key::Package(p.name.into()),
-        Observation::Package(ObservedPackage {
+        Observation::Package(Box::new(ObservedPackage {
             instances,
             error,
             problems,
-        }),
+        })),
         who,
     ))
 }

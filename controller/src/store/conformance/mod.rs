@@ -96,7 +96,6 @@ fn record(attribute: &str, actual: &str, since_ms: i64) -> DriftRecord {
 fn observed(mode: u32) -> Observation {
     Observation::File(Observed {
         kind: Kind::File,
-        link_target: None,
         resolved_kind: Kind::File,
         mode,
         uid: 0,
@@ -104,10 +103,11 @@ fn observed(mode: u32) -> Observation {
         owner: Some("root".into()),
         group: None,
         sha256: None,
-        contains: vec![true],
-        entries: vec![],
-        entries_total: 0,
-        error: None,
+        more: crate::drift::More {
+            contains: vec![true],
+            ..Default::default()
+        }
+        .boxed(),
     })
 }
 
