@@ -31,6 +31,7 @@ impl Fleet {
         &mut self,
         info: HostInfo,
         out: mpsc::Sender<ToAgent>,
+        heartbeats: Arc<super::Heartbeats>,
         takeover: bool,
         reply: oneshot::Sender<Result<u64, FleetError>>,
     ) -> Result<(), StoreError> {
@@ -81,6 +82,8 @@ impl Fleet {
             id: conn,
             out,
             last_heard: Instant::now(),
+            counted: heartbeats.count(),
+            heartbeats,
             since_ms: now,
             retire_at: self.max_age.map(|limit| Instant::now() + limit.jittered()),
             asked_to_go: None,
@@ -429,17 +432,5 @@ impl Fleet {
             }),
             None,
         );
-    }
-
-    /// A heartbeat: the host is alive, and hears back that the controller is.
-    pub(super) fn heard(&mut self, conn: u64) {
-        let now = self.now();
-        if let Some(host) = self.host_of(conn) {
-            host.last_seen_ms = now;
-            if let Some(c) = host.conn.as_mut() {
-                c.last_heard = Instant::now();
-                let _ = c.out.try_send(ToAgent::Heartbeat { at_ms: now });
-            }
-        }
     }
 }

@@ -100,6 +100,8 @@ pub enum Command {
     Connect {
         info: HostInfo,
         out: mpsc::Sender<ToAgent>,
+        /// Counted by the stream's task, read at each tick.
+        heartbeats: Arc<super::Heartbeats>,
         /// Whether a new stream for a host replaces its live one: under mutual TLS, where the
         /// certificate proves who connects. Without TLS anyone may claim any host id, so the
         /// live stream is kept and the newcomer refused.
@@ -114,9 +116,6 @@ pub enum Command {
         states: Vec<Stated>,
         /// Held until the fleet has handled the message (see `Turn`).
         turn: Turn,
-    },
-    Heard {
-        conn: u64,
     },
     Coverage {
         conn: u64,
@@ -276,6 +275,8 @@ pub struct Overview {
 #[derive(Clone)]
 pub struct FleetHandle {
     pub(super) tx: mpsc::Sender<Command>,
+    /// Whether the fleet thread is at work, for streams answering heartbeats.
+    pub(super) pulse: Arc<super::Pulse>,
 }
 
 /// Why the fleet refused a request or could not answer it. `server/` turns it into a gRPC
@@ -334,6 +335,12 @@ pub enum FleetError {
 }
 
 impl FleetHandle {
+    /// Whether the fleet thread is at work: a stream answers its agent's heartbeats only
+    /// then (`pulse.rs`).
+    pub fn alive(&self) -> bool {
+        self.pulse.alive()
+    }
+
     pub async fn send(&self, cmd: Command) -> Result<(), FleetError> {
         self.tx.send(cmd).await.map_err(|_| FleetError::Stopped)
     }
@@ -363,11 +370,13 @@ impl FleetHandle {
         &self,
         info: HostInfo,
         out: mpsc::Sender<ToAgent>,
+        heartbeats: Arc<super::Heartbeats>,
         takeover: bool,
     ) -> Result<u64, FleetError> {
         self.ask(|reply| Command::Connect {
             info,
             out,
+            heartbeats,
             takeover,
             reply,
         })

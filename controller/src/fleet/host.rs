@@ -18,6 +18,10 @@ pub(super) struct Conn {
     pub(super) id: u64,
     pub(super) out: mpsc::Sender<ToAgent>,
     pub(super) last_heard: Instant,
+    /// Its agent's heartbeats, counted by the stream's task (`pulse.rs`)...
+    pub(super) heartbeats: Arc<super::Heartbeats>,
+    /// ...and how many of them the last tick had seen.
+    pub(super) counted: u64,
     /// When this stream connected.
     pub(super) since_ms: i64,
     /// When it is to be asked to go (the maximum connection age, jittered), if ever.

@@ -28,6 +28,7 @@ mod manifests;
 pub mod metrics;
 mod operators;
 mod persist;
+mod pulse;
 mod queries;
 mod reconcile;
 mod retire;
@@ -43,6 +44,7 @@ pub use handle::{
 };
 use host::Host;
 use metrics::Counters;
+pub use pulse::{Heartbeats, Pulse};
 pub use retire::ConnectionAge;
 use writes::{MAX_PENDING, Writes};
 
@@ -120,6 +122,8 @@ pub struct Fleet {
     counts: HashMap<String, HashMap<crate::key::Key, crate::baseline::Counts>>,
     /// Groups whose standard moved, to be judged again once the message that moved it is.
     regroup: BTreeMap<(String, crate::key::Key), Arc<crate::manifest::Baseline>>,
+    /// Beaten for every command handled: streams answer heartbeats while it is recent.
+    pulse: Arc<Pulse>,
 }
 
 #[derive(PartialEq)]
@@ -198,6 +202,7 @@ impl Fleet {
             singleton: !shared,
             max_age: None,
             trend: None,
+            pulse: Arc::new(Pulse::new(heartbeat_interval)),
             counts: HashMap::new(),
             regroup: BTreeMap::new(),
         }
@@ -247,10 +252,11 @@ impl Fleet {
     /// Starts the fleet thread; it runs until `Command::Shutdown` or every handle is dropped.
     pub fn spawn(self) -> std::io::Result<(FleetHandle, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let pulse = self.pulse.clone();
         let thread = std::thread::Builder::new()
             .name("plumb-fleet".into())
             .spawn(move || self.run(rx))?;
-        Ok((FleetHandle { tx }, thread))
+        Ok((FleetHandle { tx, pulse }, thread))
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -259,6 +265,7 @@ impl Fleet {
             if matches!(cmd, Command::Shutdown) {
                 break;
             }
+            self.pulse.beat();
             if let Err(e) = self.handle(cmd) {
                 // The store failing is not survivable silently: say so loudly, keep serving
                 // what is in memory.
@@ -275,9 +282,10 @@ impl Fleet {
             Command::Connect {
                 info,
                 out,
+                heartbeats,
                 takeover,
                 reply,
-            } => self.connect(info, out, takeover, reply)?,
+            } => self.connect(info, out, heartbeats, takeover, reply)?,
             Command::State {
                 conn,
                 report,
@@ -293,7 +301,6 @@ impl Fleet {
                     .observe(started.elapsed().as_secs_f64());
             }
             Command::Coverage { conn, coverage } => self.coverage(conn, coverage),
-            Command::Heard { conn } => self.heard(conn),
             Command::Disconnected { conn } => self.disconnected(conn, "stream closed")?,
             Command::Manifests { result, source } => self.manifests(result, &source)?,
             Command::Tick => self.tick()?,

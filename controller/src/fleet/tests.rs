@@ -98,6 +98,7 @@ async fn connect_with(
         .ask(|reply| Command::Connect {
             info,
             out,
+            heartbeats: Default::default(),
             takeover: false,
             reply,
         })
@@ -387,14 +388,28 @@ fn a_connected_hosts_last_seen_is_stored_every_30_s_and_at_once_when_it_disconne
     let reader = SqliteStore::open(&dir.path().join("data")).expect("a second connection");
     let stored = || reader.load_hosts().expect("hosts")[0].last_seen_ms;
     runtime.block_on(async {
-        let (conn, _, _rx) = connect(&fleet).await;
+        let heartbeats = Arc::new(crate::fleet::Heartbeats::default());
+        let (out, _rx) = mpsc::channel(64);
+        let conn = fleet
+            .connect(
+                HostInfo {
+                    host_id: "h".into(),
+                    ..Default::default()
+                },
+                out,
+                heartbeats.clone(),
+                false,
+            )
+            .await
+            .expect("accepted");
         assert_eq!(stored(), 1_000_000, "written on connect");
-        // Heard, then a tick; a Hosts round trip makes sure both were handled.
+        // Heard (as the stream's task counts it), then a tick; a Hosts round trip makes sure
+        // the tick was handled.
         let heard_at = |ms| {
             time.store(ms, Ordering::SeqCst);
+            heartbeats.heard();
             let fleet = fleet.clone();
             async move {
-                fleet.send(Command::Heard { conn }).await.expect("heard");
                 fleet.send(Command::Tick).await.expect("tick");
                 fleet
                     .ask(|reply| Command::Hosts { reply })
@@ -462,6 +477,7 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
                     .ask(|reply| Command::Connect {
                         info,
                         out,
+                        heartbeats: Default::default(),
                         takeover,
                         reply,
                     })

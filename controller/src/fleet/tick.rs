@@ -1,7 +1,7 @@
 //! The fleet's tick (every second): the log's head said, waiting writes retried, expired
 //! acknowledgements ended, silent streams closed, last-seen times written.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Fleet, HEAD_PUBLISHED_EVERY, MISSED_HEARTBEATS, SEEN_WRITE_EVERY_MS};
 use crate::model::EventKind;
@@ -39,6 +39,7 @@ impl Fleet {
         self.pending_content
             .retain(|_, p| p.since.elapsed() < Duration::from_secs(30));
         self.expire_brokered();
+        self.count_heartbeats();
         let limit = self.heartbeat_interval * MISSED_HEARTBEATS;
         let silent: Vec<u64> = self
             .hosts
@@ -74,5 +75,22 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// Every stream whose agent sent a heartbeat since the last tick was heard from now: its
+    /// host's last-seen time is the tick's (at most a second late; stored every 30 s).
+    fn count_heartbeats(&mut self) {
+        let now = self.now();
+        for host in self.hosts.values_mut() {
+            let Some(c) = host.conn.as_mut() else {
+                continue;
+            };
+            let count = c.heartbeats.count();
+            if count != c.counted {
+                c.counted = count;
+                c.last_heard = Instant::now();
+                host.last_seen_ms = now;
+            }
+        }
     }
 }

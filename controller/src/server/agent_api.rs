@@ -3,6 +3,7 @@
 //! this agent become the response stream.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use plumb_proto::v1::{self, agent_message::Msg, agent_service_server::AgentService};
@@ -13,7 +14,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::identity::{Auth, Peer};
 use super::wire;
-use crate::fleet::{AGENT_QUEUE, Command, FleetError, FleetHandle, Report, Turn};
+use crate::fleet::{
+    AGENT_QUEUE, Command, FleetError, FleetHandle, Heartbeats, Report, ToAgent, Turn,
+};
 
 /// An agent must introduce itself this quickly.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,9 +68,18 @@ impl AgentService for AgentApi {
         }
         let host_id = info.host_id.clone();
         let (out_tx, out_rx) = mpsc::channel(AGENT_QUEUE);
+        // The stream answers heartbeats itself; weak, so that the fleet dropping its sender
+        // still ends the response stream.
+        let answer = out_tx.downgrade();
+        let heartbeats = Arc::new(Heartbeats::default());
         let conn = self
             .fleet
-            .connect(info, out_tx, self.auth == Auth::MutualTls)
+            .connect(
+                info,
+                out_tx,
+                heartbeats.clone(),
+                self.auth == Auth::MutualTls,
+            )
             .await
             .inspect_err(|refused| {
                 if matches!(refused, FleetError::StreamTaken { .. }) {
@@ -77,7 +89,12 @@ impl AgentService for AgentApi {
 
         let fleet = self.fleet.clone();
         tokio::spawn(async move {
-            let why = forward(&fleet, conn, &mut inbound).await;
+            let edge = Edge {
+                conn,
+                heartbeats,
+                answer,
+            };
+            let why = forward(&fleet, &edge, &mut inbound).await;
             tracing::info!(host = %host_id, why, "agent stream ended");
             let _ = fleet.send(Command::Disconnected { conn }).await;
         });
@@ -91,15 +108,47 @@ impl AgentService for AgentApi {
 /// its messages, however fast it sends.
 const TURNS_PER_STREAM: usize = 2;
 
-/// Turns the agent's messages into fleet commands until the stream ends or misbehaves.
+/// One stream as its own task holds it.
+struct Edge {
+    conn: u64,
+    /// Its agent's heartbeats, counted for the fleet's tick.
+    heartbeats: Arc<Heartbeats>,
+    /// Where a heartbeat is answered.
+    answer: mpsc::WeakSender<ToAgent>,
+}
+
+impl Edge {
+    /// A heartbeat is counted, and answered if the fleet thread is at work: a controller
+    /// whose fleet is stuck falls silent, and its agents move on.
+    fn heard(&self, fleet: &FleetHandle) {
+        self.heartbeats.heard();
+        if fleet.alive()
+            && let Some(out) = self.answer.upgrade()
+        {
+            let _ = out.try_send(ToAgent::Heartbeat {
+                at_ms: crate::fleet::now_ms(),
+            });
+        }
+    }
+}
+
+/// Turns the agent's messages into fleet commands until the stream ends or misbehaves;
+/// heartbeats stay at the edge (`fleet/pulse.rs`).
 async fn forward(
     fleet: &FleetHandle,
-    conn: u64,
+    edge: &Edge,
     inbound: &mut Streaming<v1::AgentMessage>,
 ) -> String {
-    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(TURNS_PER_STREAM));
+    let conn = edge.conn;
+    let turns = Arc::new(tokio::sync::Semaphore::new(TURNS_PER_STREAM));
     loop {
         let msg = match inbound.message().await {
+            Ok(Some(v1::AgentMessage {
+                msg: Some(Msg::Heartbeat(_)),
+            })) => {
+                edge.heard(fleet);
+                continue;
+            }
             Ok(Some(v1::AgentMessage { msg: Some(msg) })) => msg,
             Ok(Some(_)) => return "empty message".into(),
             Ok(None) => return "closed by the agent".into(),
@@ -125,6 +174,9 @@ async fn forward(
 pub(super) enum Refused {
     #[error("a second Hello")]
     SecondHello,
+    /// What the stream's task handles itself, never a fleet command.
+    #[error("{0} is handled at the edge")]
+    NotHere(&'static str),
     #[error("malformed {what}: {source}")]
     Malformed {
         what: &'static str,
@@ -139,7 +191,7 @@ pub(super) fn command(conn: u64, msg: Msg, turn: Turn) -> Result<Command, Refuse
     let malformed = |what| move |source| Refused::Malformed { what, source };
     Ok(match msg {
         Msg::Hello(_) => return Err(Refused::SecondHello),
-        Msg::Heartbeat(_) => Command::Heard { conn },
+        Msg::Heartbeat(_) => return Err(Refused::NotHere("a heartbeat")),
         Msg::ContentReply(r) => Command::Content {
             conn,
             id: r.id,
@@ -191,4 +243,78 @@ fn states(
         .map(wire::state_from_proto)
         .chain(packages.into_iter().map(wire::package_from_proto))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::fleet::Fleet;
+    use crate::manifest::load::load_dir;
+    use crate::store::SqliteStore;
+
+    #[test]
+    fn a_heartbeat_is_counted_and_answered_only_while_the_fleet_is_at_work() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("m.yaml"),
+            "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\n",
+        )
+        .expect("write");
+        let set = load_dir(dir.path()).expect("valid manifests");
+        let store = SqliteStore::open(&dir.path().join("data")).expect("store");
+        // A fleet is taken for stuck after one heartbeat interval without a command; this
+        // one gets no ticks, so it goes quiet 200 ms after its last.
+        let (fleet, thread) = Fleet::new(Box::new(store), set, Duration::from_millis(200))
+            .expect("fleet")
+            .spawn()
+            .expect("spawn");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let (out, mut rx) = mpsc::channel(8);
+            let edge = Edge {
+                conn: 0,
+                heartbeats: Arc::new(Heartbeats::default()),
+                answer: out.downgrade(),
+            };
+            let info = crate::model::HostInfo {
+                host_id: "h".into(),
+                ..Default::default()
+            };
+            fleet
+                .connect(info, out, edge.heartbeats.clone(), false)
+                .await
+                .expect("accepted");
+            assert!(matches!(rx.recv().await, Some(ToAgent::Plan { .. })));
+
+            edge.heard(&fleet);
+            assert!(
+                matches!(rx.try_recv(), Ok(ToAgent::Heartbeat { .. })),
+                "answered while the fleet is at work"
+            );
+
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while fleet.alive() {
+                assert!(Instant::now() < deadline, "the fleet never went quiet");
+                tokio::task::yield_now().await;
+            }
+            edge.heard(&fleet);
+            assert!(
+                rx.try_recv().is_err(),
+                "a fleet that handles nothing is not vouched for"
+            );
+
+            fleet.overview().await.expect("the fleet answers");
+            edge.heard(&fleet);
+            assert!(matches!(rx.try_recv(), Ok(ToAgent::Heartbeat { .. })));
+            // Every heartbeat counts for the fleet's tick, answered or not.
+            assert_eq!(edge.heartbeats.count(), 3);
+            fleet.send(Command::Shutdown).await.expect("shutdown");
+        });
+        thread.join().expect("the fleet thread did not panic");
+    }
 }

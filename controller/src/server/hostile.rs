@@ -137,7 +137,7 @@ proptest! {
         runtime.block_on(async {
             let (out, mut plans) = tokio::sync::mpsc::channel(64);
             let info = crate::model::HostInfo { host_id: "h".into(), ..Default::default() };
-            let conn = fleet.ask(|reply| Command::Connect { info, out, takeover: false, reply }).await.expect("connected").expect("accepted");
+            let conn = fleet.ask(|reply| Command::Connect { info, out, heartbeats: Default::default(), takeover: false, reply }).await.expect("connected").expect("accepted");
             let generation = match plans.recv().await {
                 Some(crate::fleet::ToAgent::Plan { generation, .. }) => generation,
                 other => panic!("expected a plan, got {other:?}"),
@@ -345,6 +345,7 @@ fn agent_messages_and_mutations_of_them_go_through_the_edge_unharmed() {
             .ask(|reply| Command::Connect {
                 info,
                 out,
+                heartbeats: Default::default(),
                 takeover: false,
                 reply,
             })
