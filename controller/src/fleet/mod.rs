@@ -202,7 +202,9 @@ impl Fleet {
             singleton: !shared,
             max_age: None,
             trend: None,
-            pulse: Arc::new(Pulse::new(heartbeat_interval)),
+            // The fleet's tick (every second) is command enough: a pulse is never judged on
+            // less than two of them, so a tick's jitter never silences a short interval.
+            pulse: Arc::new(Pulse::new(heartbeat_interval.max(Duration::from_secs(2)))),
             counts: HashMap::new(),
             regroup: BTreeMap::new(),
         }

@@ -264,8 +264,8 @@ mod tests {
         .expect("write");
         let set = load_dir(dir.path()).expect("valid manifests");
         let store = SqliteStore::open(&dir.path().join("data")).expect("store");
-        // A fleet is taken for stuck after one heartbeat interval without a command; this
-        // one gets no ticks, so it goes quiet 200 ms after its last.
+        // A fleet is taken for stuck after one heartbeat interval (at least two seconds)
+        // without a command; this one gets no ticks, so it goes quiet 2 s after its last.
         let (fleet, thread) = Fleet::new(Box::new(store), set, Duration::from_millis(200))
             .expect("fleet")
             .spawn()
