@@ -399,5 +399,19 @@ impl Fleet {
     }
 }
 
+/// A fleet over a fresh SQLite store in `dir`, declared by `manifest` (written there as
+/// `m.yaml`): what the tests of the fleet and of the edge start from.
+#[cfg(test)]
+pub(crate) fn for_test(
+    dir: &std::path::Path,
+    manifest: &str,
+    heartbeat_interval: Duration,
+) -> Fleet {
+    std::fs::write(dir.join("m.yaml"), manifest).expect("write the manifest");
+    let set = crate::manifest::load::load_dir(dir).expect("valid manifests");
+    let store = crate::store::SqliteStore::open(&dir.join("data")).expect("store");
+    Fleet::new(Box::new(store), set, heartbeat_interval).expect("fleet")
+}
+
 #[cfg(test)]
 mod tests;

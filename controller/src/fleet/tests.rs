@@ -37,13 +37,9 @@ struct Harness {
 
 fn harness(manifest: &str) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("m.yaml"), manifest).expect("write");
-    let set = load_dir(dir.path()).expect("valid");
-    let store = SqliteStore::open(&dir.path().join("data")).expect("store");
     let time = Arc::new(AtomicI64::new(1_000_000));
     let clock = time.clone();
-    let fleet = Fleet::new(Box::new(store), set, Duration::from_secs(3600))
-        .expect("fleet")
+    let fleet = super::for_test(dir.path(), manifest, Duration::from_secs(3600))
         .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
     let (fleet, thread) = fleet.spawn().expect("spawn");
     let runtime = tokio::runtime::Builder::new_current_thread()

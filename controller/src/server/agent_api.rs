@@ -250,24 +250,14 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::fleet::Fleet;
-    use crate::manifest::load::load_dir;
-    use crate::store::SqliteStore;
 
     #[test]
     fn a_heartbeat_is_counted_and_answered_only_while_the_fleet_is_at_work() {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(
-            dir.path().join("m.yaml"),
-            "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\n",
-        )
-        .expect("write");
-        let set = load_dir(dir.path()).expect("valid manifests");
-        let store = SqliteStore::open(&dir.path().join("data")).expect("store");
+        let manifest = "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\n";
         // A fleet is taken for stuck after one heartbeat interval (at least two seconds)
         // without a command; this one gets no ticks, so it goes quiet 2 s after its last.
-        let (fleet, thread) = Fleet::new(Box::new(store), set, Duration::from_millis(200))
-            .expect("fleet")
+        let (fleet, thread) = crate::fleet::for_test(dir.path(), manifest, Duration::from_secs(2))
             .spawn()
             .expect("spawn");
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -6,9 +6,7 @@ use std::time::Duration;
 use plumb_proto::v1;
 use proptest::prelude::*;
 
-use crate::fleet::{Command, Fleet};
-use crate::manifest::load::load_dir;
-use crate::store::SqliteStore;
+use crate::fleet::Command;
 
 fn path_state() -> impl Strategy<Value = v1::PathState> {
     let path = prop::sample::select(vec![
@@ -129,10 +127,7 @@ proptest! {
         batches in prop::collection::vec((prop::collection::vec(path_state(), 0..6), prop::collection::vec(package_state(), 0..3)), 1..5)
     ) {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("m.yaml"), DECLARED).expect("write");
-        let set = load_dir(dir.path()).expect("valid manifests");
-        let store = SqliteStore::open(&dir.path().join("data")).expect("store");
-        let (fleet, thread) = Fleet::new(Box::new(store), set, Duration::from_secs(5)).expect("fleet").spawn().expect("spawn");
+        let (fleet, thread) = crate::fleet::for_test(dir.path(), DECLARED, Duration::from_secs(5)).spawn().expect("spawn");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             let (out, mut plans) = tokio::sync::mpsc::channel(64);
@@ -323,11 +318,7 @@ fn agent_messages_and_mutations_of_them_go_through_the_edge_unharmed() {
     let seeds: Vec<Vec<u8>> = corpus.iter().map(|(_, b)| b.clone()).collect();
     let mut rng = fuzz::Rng::from_env("agent-messages");
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("m.yaml"), DECLARED).expect("write");
-    let set = load_dir(dir.path()).expect("valid manifests");
-    let store = SqliteStore::open(&dir.path().join("data")).expect("store");
-    let (fleet, thread) = Fleet::new(Box::new(store), set, Duration::from_secs(5))
-        .expect("fleet")
+    let (fleet, thread) = crate::fleet::for_test(dir.path(), DECLARED, Duration::from_secs(5))
         .spawn()
         .expect("spawn");
     let runtime = tokio::runtime::Builder::new_current_thread()
