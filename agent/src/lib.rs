@@ -10,6 +10,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod message;
+pub mod path_set;
 pub mod root;
 mod session;
 pub mod watch;

@@ -16,6 +16,7 @@ use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::collect::files::Requests;
+use crate::path_set::PathSet;
 use crate::root::Root;
 
 /// What the watcher thread tells the session.
@@ -52,8 +53,10 @@ pub struct Watch {
     root: Root,
     /// The plan's paths (shared with the session, not copied).
     files: Arc<Requests>,
-    /// Other declared paths: what the package checks watch.
+    /// Other declared paths: the package databases and globbed directories.
     extra: BTreeSet<String>,
+    /// The files packages own, where they are verified (shared with the session).
+    owned: Arc<PathSet>,
     /// Declared directories whose entries are observed; watched themselves.
     listed: BTreeSet<String>,
     /// Every directory on the way to a declared path (and the listed ones): a change to one of
@@ -102,6 +105,7 @@ impl Watch {
             root,
             files: Arc::default(),
             extra: BTreeSet::new(),
+            owned: Arc::default(),
             listed: BTreeSet::new(),
             chain: HashSet::new(),
             armed: BTreeSet::new(),
@@ -111,13 +115,14 @@ impl Watch {
         })
     }
 
-    /// Replaces the declared paths, the plan's `files` and `extra` ones (each with whether its
-    /// entries are listed), and arms the watches they need. Call before scanning, so that a
-    /// change made during the scan is not missed.
+    /// Replaces the declared paths, the plan's `files`, `extra` ones (each with whether its
+    /// entries are listed) and the files packages `owned`, and arms the watches they need.
+    /// Call before scanning, so that a change made during the scan is not missed.
     pub fn set_paths<'a>(
         &mut self,
         files: Arc<Requests>,
         extra: impl IntoIterator<Item = (&'a str, bool)>,
+        owned: Arc<PathSet>,
     ) {
         self.listed.clear();
         self.chain.clear();
@@ -128,19 +133,31 @@ impl Watch {
                 self.listed.insert(path.to_owned());
                 self.chain.insert(path.to_owned());
             }
-            let mut p = Path::new(path);
-            while let Some(parent) = p.parent() {
-                // Most paths share their parents: look before allocating.
-                let parent_str = parent.to_string_lossy();
-                if !self.chain.contains(&*parent_str) {
-                    self.chain.insert(parent_str.into_owned());
-                }
-                p = parent;
+            if let Some(parent) = Path::new(path).parent() {
+                self.chain_from(parent);
             }
+        }
+        // Owned files come grouped by their directory: one walk up from each.
+        for (dir, _) in owned.dirs() {
+            self.chain_from(Path::new(dir));
         }
         self.extra = extra.into_iter().map(|(p, _)| p.to_owned()).collect();
         self.files = files;
+        self.owned = owned;
         self.rearm(&[]);
+    }
+
+    /// Notes `dir` and every directory above it as on the way to a declared path.
+    fn chain_from(&mut self, dir: &Path) {
+        for d in dir.ancestors() {
+            // Most paths share their parents: look before allocating.
+            let text = d.to_string_lossy();
+            if self.chain.contains(&*text) {
+                // Its own ancestors were noted with it.
+                break;
+            }
+            self.chain.insert(text.into_owned());
+        }
     }
 
     /// Whether events were dropped since the last call (then everything must be observed).
@@ -156,15 +173,7 @@ impl Watch {
     }
 
     fn is_declared(&self, path: &str) -> bool {
-        self.files.index(path).is_some() || self.extra.contains(path)
-    }
-
-    /// Every declared path, the plan's first.
-    fn declared(&self) -> impl Iterator<Item = &str> {
-        self.files
-            .iter()
-            .map(|r| &*r.path)
-            .chain(self.extra.iter().map(String::as_str))
+        self.files.index(path).is_some() || self.extra.contains(path) || self.owned.contains(path)
     }
 
     /// The declared paths a change to `host_path` may affect: the path itself, any declared
@@ -185,6 +194,7 @@ impl Watch {
                 .take_while(|d| d.starts_with(&below))
                 .cloned(),
         );
+        into.extend(self.owned.below(&path));
         if let Some(parent) = Path::new(&path).parent().and_then(Path::to_str)
             && self.listed.contains(parent)
         {
@@ -257,23 +267,30 @@ impl Watch {
     }
 
     /// Each directory to watch, with the declared paths that depend on it.
-    fn needs(&self) -> BTreeMap<PathBuf, Vec<&str>> {
-        let mut needs: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
+    fn needs(&self) -> BTreeMap<PathBuf, Vec<Need<'_>>> {
+        let mut needs: BTreeMap<PathBuf, Vec<Need<'_>>> = BTreeMap::new();
         // Declared paths mostly share their parents: one look at each parent, not at each path.
         let mut nearest: HashMap<&Path, Option<PathBuf>> = HashMap::new();
-        for d in self.declared() {
-            let parent = Path::new(d).parent().unwrap_or(Path::new("/"));
+        let declared = self.files.iter().map(|r| &*r.path);
+        let declared = declared.chain(self.extra.iter().map(String::as_str));
+        let parents = declared.map(|d| (Path::new(d).parent(), Need::Path(d)));
+        let owned = self
+            .owned
+            .dirs()
+            .map(|(d, _)| (Some(Path::new(d)), Need::Owned(d)));
+        for (parent, need) in parents.chain(owned) {
+            let parent = parent.unwrap_or(Path::new("/"));
             let dir = nearest
                 .entry(parent)
                 .or_insert_with(|| self.nearest_existing_dir(parent));
             if let Some(dir) = dir {
-                needs.entry(dir.clone()).or_default().push(d);
+                needs.entry(dir.clone()).or_default().push(need);
             }
         }
         for d in &self.listed {
             let host = self.root.host_path(d);
             if host.is_dir() {
-                needs.entry(host).or_default().push(d);
+                needs.entry(host).or_default().push(Need::Path(d));
             }
         }
         needs
@@ -281,11 +298,19 @@ impl Watch {
 
     /// Declared paths that depend on a directory that is not watched: poll them.
     pub fn unwatched(&self) -> BTreeSet<String> {
-        self.needs()
-            .into_iter()
-            .filter(|(dir, _)| !self.armed.contains(dir))
-            .flat_map(|(_, paths)| paths.into_iter().map(str::to_owned))
-            .collect()
+        let mut paths = BTreeSet::new();
+        let needs = self.needs().into_iter();
+        for (_, needs) in needs.filter(|(dir, _)| !self.armed.contains(dir)) {
+            for need in needs {
+                match need {
+                    Need::Path(p) => {
+                        paths.insert(p.to_owned());
+                    }
+                    Need::Owned(dir) => paths.extend(self.owned.in_dir(dir)),
+                }
+            }
+        }
+        paths
     }
 
     /// The watch budget, if one was set.
@@ -305,6 +330,14 @@ impl Watch {
         }
         None
     }
+}
+
+/// What depends on a watched directory.
+enum Need<'a> {
+    /// A declared path.
+    Path(&'a str),
+    /// The owned files in this directory.
+    Owned(&'a str),
 }
 
 /// How far the change to an event's `index`th path has got when it is seen (see `Stage`): the

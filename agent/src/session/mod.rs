@@ -416,6 +416,7 @@ impl State {
         self.watch.set_paths(
             self.requests.clone(),
             self.packages.watch_paths().chain(globbed),
+            self.packages.owned(),
         );
         self.follow_watches();
     }

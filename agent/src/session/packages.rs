@@ -3,12 +3,14 @@
 //! read of the databases can be trusted.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::collect::files::Requests;
 use crate::collect::packages::{self, PackageObservation, PackageRequest, Read};
+use crate::path_set::PathSet;
 use crate::root::Root;
 
 /// How soon to read again when a database is mid-transaction.
@@ -22,8 +24,9 @@ pub(super) struct Packages {
     requests: Vec<PackageRequest>,
     /// Declared paths of the database files and folders being watched.
     databases: Vec<(&'static str, bool)>,
-    /// Files owned by packages whose files are verified; watched like declared files.
-    owned: BTreeSet<String>,
+    /// Files owned by packages whose files are verified; watched like declared files (the
+    /// watcher holds the same set).
+    owned: Arc<PathSet>,
     last_sent: HashMap<String, PackageObservation>,
     /// A database or an owned file changed (or a rescan is due): read again.
     pub(super) dirty: bool,
@@ -37,7 +40,7 @@ impl Packages {
     pub(super) fn set(&mut self, requests: Vec<PackageRequest>, root: &Root) {
         self.requests = requests;
         self.last_sent.clear();
-        self.owned.clear();
+        self.owned = Arc::default();
         self.unsettled_since = None;
         self.retry_at = None;
         self.dirty = !self.requests.is_empty();
@@ -57,12 +60,14 @@ impl Packages {
             .collect()
     }
 
-    /// Paths to watch for packages: (declared path, whether its entries matter).
+    /// The databases' paths to watch: (declared path, whether its entries matter).
     pub(super) fn watch_paths(&self) -> impl Iterator<Item = (&str, bool)> {
-        self.databases
-            .iter()
-            .copied()
-            .chain(self.owned.iter().map(|p| (p.as_str(), false)))
+        self.databases.iter().copied()
+    }
+
+    /// The owned files to watch.
+    pub(super) fn owned(&self) -> Arc<PathSet> {
+        self.owned.clone()
     }
 
     /// Notes dirty paths that concern packages; paths that are only package paths are taken
@@ -107,8 +112,8 @@ impl Packages {
                 return Ok(self.wait(format!("in transition: {}", pending.join(", "))));
             }
             Ok((_, observed, owned)) => {
-                if owned != self.owned {
-                    self.owned = owned;
+                if owned != *self.owned {
+                    self.owned = Arc::new(owned);
                     self.rewatch = true;
                 }
                 observed

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
 
 use super::*;
+use crate::path_set::PathSet;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -38,7 +39,7 @@ fn fixture(paths: &[(&str, bool)]) -> Fixture {
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut watch =
         Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, None).expect("watcher");
-    watch.set_paths(requests(paths), []);
+    watch.set_paths(requests(paths), [], Arc::default());
     Fixture { dir, watch, rx }
 }
 
@@ -98,6 +99,30 @@ async fn in_place_write_rename_save_chmod_and_delete() {
 
     fs::remove_file(f.p("etc/app.conf")).expect("delete");
     f.expect("/etc/app.conf").await;
+}
+
+/// The files packages own are watched from the set the session holds: a change to one, or to a
+/// directory above it, reaches it; a file beside it that no package owns does not count.
+#[tokio::test]
+async fn owned_files_are_watched_like_declared_ones() {
+    let mut f = fixture(&[]);
+    fs::create_dir_all(f.p("usr/share/doc/pkg")).expect("mkdir");
+    let owned = PathSet::new(["/usr/share/doc/pkg/copyright", "/usr/bin/tool"]);
+    f.watch.set_paths(requests(&[]), [], Arc::new(owned));
+    assert!(f.watch.declares(&f.p("usr/share/doc/pkg/copyright")));
+    assert!(!f.watch.declares(&f.p("usr/share/doc/pkg/other")));
+    assert!(f.watch.declares(&f.p("usr/bin/tool")));
+
+    fs::write(f.p("usr/share/doc/pkg/copyright"), "x").expect("create");
+    f.expect("/usr/share/doc/pkg/copyright").await;
+    // /usr/bin does not exist: /usr stands in for it until it does.
+    fs::create_dir_all(f.p("usr/bin")).expect("mkdir");
+    f.expect("/usr/bin/tool").await;
+    fs::write(f.p("usr/bin/tool"), "x").expect("create");
+    f.expect("/usr/bin/tool").await;
+    // A directory above an owned file moved away: the file is affected.
+    fs::rename(f.p("usr/share/doc/pkg"), f.p("usr/share/doc/pkg.old")).expect("rename");
+    f.expect("/usr/share/doc/pkg/copyright").await;
 }
 
 #[tokio::test]
@@ -166,7 +191,7 @@ async fn a_full_queue_raises_the_overflow_flag() {
     let (tx, _rx) = mpsc::channel(1);
     let mut watch =
         Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, None).expect("watcher");
-    watch.set_paths(requests(&[("/etc/a", false)]), []);
+    watch.set_paths(requests(&[("/etc/a", false)]), [], Arc::default());
     assert!(!watch.take_overflow());
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut n = 0;
@@ -191,10 +216,12 @@ fn beyond_the_budget_paths_are_listed_for_polling() {
     let (tx, _rx) = mpsc::channel(QUEUE);
     let mut watch =
         Watch::new(Root::new(Some(dir.path().to_path_buf())), tx, Some(2)).expect("watcher");
-    // One from the plan, two from elsewhere (package checks): both kinds count.
+    // One from the plan, one from elsewhere (a package database) and a package's owned file:
+    // every kind counts, and the owned file is polled by its own path.
     watch.set_paths(
         requests(&[("/etc/a/x", false)]),
-        [("/etc/b/y", false), ("/etc/c/z", false)],
+        [("/etc/b/y", false)],
+        Arc::new(PathSet::new(["/etc/c/z"])),
     );
     assert_eq!(watch.armed(), 2);
     assert_eq!(

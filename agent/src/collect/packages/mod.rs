@@ -14,8 +14,9 @@ mod pacman;
 mod rpm;
 mod verify;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
+use crate::path_set::{PathList, PathSet};
 use crate::root::Root;
 
 /// One installed instance of a package.
@@ -142,9 +143,9 @@ impl Inventory {
         &self,
         root: &Root,
         requests: &[PackageRequest],
-    ) -> (Vec<PackageObservation>, BTreeSet<String>) {
+    ) -> (Vec<PackageObservation>, PathSet) {
         let error = (!self.errors.is_empty()).then(|| self.errors.join("; "));
-        let mut owned = BTreeSet::new();
+        let mut owned = PathList::default();
         let observations = requests
             .iter()
             .map(|req| {
@@ -154,7 +155,7 @@ impl Inventory {
                     match self.verify(root, &req.name, i) {
                         Ok((found, files)) => {
                             problems.extend(found);
-                            owned.extend(files);
+                            files.iter().for_each(|f| owned.push(f));
                         }
                         Err(e) => problems.push(FileProblem {
                             path: format!("(file list of {} {})", req.name, i.version),
@@ -171,7 +172,7 @@ impl Inventory {
                 }
             })
             .collect();
-        (observations, owned)
+        (observations, PathSet::new(owned.iter()))
     }
 
     /// Owned files of one instance that differ from the package manager's record, and the

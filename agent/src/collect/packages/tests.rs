@@ -227,7 +227,7 @@ fn owned_files_and_conffiles_are_checked_against_the_record() {
         settled(&root)
             .observe_owned(&root, &[request("hello", true)])
             .1
-            .into_iter()
+            .iter()
             .collect::<Vec<_>>(),
         [
             "/etc/hello.conf",
@@ -371,10 +371,7 @@ fn diverted_files_are_checked_where_dpkg_put_them() {
     );
     let check = |name: &str| {
         let (obs, owned) = settled(&root).observe_owned(&root, &[request(name, true)]);
-        (
-            obs[0].problems.clone(),
-            owned.into_iter().collect::<Vec<_>>(),
-        )
+        (obs[0].problems.clone(), owned.iter().collect::<Vec<_>>())
     };
     assert_eq!(
         check("libpq-dev"),
