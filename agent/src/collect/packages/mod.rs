@@ -138,41 +138,61 @@ impl Inventory {
     }
 
     /// Like `observe`, and also every file `verify_files` checked (to watch them), from the
-    /// same reading of the package managers' records.
+    /// same reading of the package managers' records. Packages are checked side by side on
+    /// `--scan-threads` threads, each taking the next package and reading its files one after
+    /// another: no thread waits for another between packages.
     pub fn observe_owned(
         &self,
         root: &Root,
         requests: &[PackageRequest],
     ) -> (Vec<PackageObservation>, PathSet) {
         let error = (!self.errors.is_empty()).then(|| self.errors.join("; "));
+        let observed = crate::collect::parallel::map_ordered(
+            crate::collect::files::scan_threads(),
+            requests,
+            |req| Some(self.observe_one(root, req, &error)),
+        );
         let mut owned = PathList::default();
-        let observations = requests
-            .iter()
-            .map(|req| {
-                let instances = self.by_name.get(&req.name).cloned().unwrap_or_default();
-                let mut problems = Vec::new();
-                for i in instances.iter().filter(|_| req.verify_files) {
-                    match self.verify(root, &req.name, i) {
-                        Ok((found, files)) => {
-                            problems.extend(found);
-                            files.iter().for_each(|f| owned.push(f));
-                        }
-                        Err(e) => problems.push(FileProblem {
-                            path: format!("(file list of {} {})", req.name, i.version),
-                            expected: "readable".into(),
-                            actual: format!("unreadable: {e}"),
-                        }),
-                    }
-                }
-                PackageObservation {
-                    name: req.name.clone(),
-                    instances,
-                    error: error.clone(),
-                    problems,
-                }
+        let observations = observed
+            .into_iter()
+            .map(|(observation, files)| {
+                files.iter().for_each(|f| owned.push(f));
+                observation
             })
             .collect();
         (observations, PathSet::new(owned.iter()))
+    }
+
+    /// One requested package, and the files it owns where they were checked.
+    fn observe_one(
+        &self,
+        root: &Root,
+        req: &PackageRequest,
+        error: &Option<String>,
+    ) -> (PackageObservation, PathList) {
+        let instances = self.by_name.get(&req.name).cloned().unwrap_or_default();
+        let mut problems = Vec::new();
+        let mut owned = PathList::default();
+        for i in instances.iter().filter(|_| req.verify_files) {
+            match self.verify(root, &req.name, i) {
+                Ok((found, files)) => {
+                    problems.extend(found);
+                    files.iter().for_each(|f| owned.push(f));
+                }
+                Err(e) => problems.push(FileProblem {
+                    path: format!("(file list of {} {})", req.name, i.version),
+                    expected: "readable".into(),
+                    actual: format!("unreadable: {e}"),
+                }),
+            }
+        }
+        let observation = PackageObservation {
+            name: req.name.clone(),
+            instances,
+            error: error.clone(),
+            problems,
+        };
+        (observation, owned)
     }
 
     /// Owned files of one instance that differ from the package manager's record, and the

@@ -271,6 +271,60 @@ fn owned_files_and_conffiles_are_checked_against_the_record() {
     );
 }
 
+/// Packages are checked side by side, each by whichever thread takes it: every package's
+/// problems stay its own, and the observations come back in the order they were asked for.
+#[test]
+fn many_packages_checked_side_by_side_keep_their_own_problems_in_order() {
+    let names: Vec<String> = (0..40).map(|i| format!("pkg{i:02}")).collect();
+    let status: String = names
+        .iter()
+        .map(|n| {
+            format!("Package: {n}\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n")
+        })
+        .collect();
+    let (dir, root) = root_with(&status);
+    fs::create_dir_all(dir.path().join("var/lib/dpkg/info")).expect("mkdir");
+    for n in &names {
+        let mut sums = String::new();
+        for f in ["a", "b", "c"] {
+            let path = format!("usr/share/{n}/{f}");
+            fs::create_dir_all(dir.path().join(&path).parent().expect("parent")).expect("mkdir");
+            fs::write(dir.path().join(&path), format!("{n} {f}")).expect("write");
+            sums.push_str(&format!("{}  {path}\n", md5(&format!("{n} {f}"))));
+        }
+        fs::write(
+            dir.path().join(format!("var/lib/dpkg/info/{n}.md5sums")),
+            sums,
+        )
+        .expect("write");
+    }
+    // Every third package has its file b changed.
+    let tampered: Vec<&String> = names.iter().step_by(3).collect();
+    for n in &tampered {
+        fs::write(dir.path().join(format!("usr/share/{n}/b")), "changed").expect("tamper");
+    }
+    // Asked for in reverse, with one not installed and one not verified among them.
+    let mut requests: Vec<PackageRequest> = names.iter().rev().map(|n| request(n, true)).collect();
+    requests.insert(5, request("absent", true));
+    requests.push(request("pkg01", false));
+
+    let (observations, owned) = settled(&root).observe_owned(&root, &requests);
+    let asked: Vec<&str> = requests.iter().map(|r| r.name.as_str()).collect();
+    let got: Vec<&str> = observations.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(got, asked);
+    for (o, r) in observations.iter().zip(&requests) {
+        let want: Vec<String> = if r.verify_files && tampered.contains(&&r.name) {
+            vec![format!("/usr/share/{}/b", r.name)]
+        } else {
+            Vec::new()
+        };
+        let paths: Vec<String> = o.problems.iter().map(|p| p.path.clone()).collect();
+        assert_eq!(paths, want, "{}", r.name);
+    }
+    assert_eq!(owned.len(), 40 * 3);
+    assert!(owned.contains("/usr/share/pkg39/c"));
+}
+
 fn empty_root() -> (tempfile::TempDir, Root) {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = Root::new(Some(dir.path().to_path_buf()));

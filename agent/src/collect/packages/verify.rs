@@ -10,12 +10,12 @@ use super::FileProblem;
 use crate::root::Root;
 
 /// Each file whose content differs from its recorded md5, or that is missing or unreadable,
-/// in the order of `files`; read on `--scan-threads` threads, under `--scan-rate`.
+/// in the order of `files`; read one after another (packages are checked side by side),
+/// under `--scan-rate`.
 pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem> {
-    crate::collect::parallel::map_ordered(
-        crate::collect::files::scan_threads(),
-        files,
-        |(path, want)| {
+    files
+        .iter()
+        .filter_map(|(path, want)| {
             let problem = |actual: String| FileProblem {
                 path: path.clone(),
                 expected: format!("md5 {want}"),
@@ -32,8 +32,8 @@ pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem>
                 }
                 Err(e) => Some(problem(format!("unreadable: {e}"))),
             }
-        },
-    )
+        })
+        .collect()
 }
 
 fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
