@@ -207,12 +207,14 @@ impl Watch {
     /// watched (the name may now belong to a new directory).
     pub fn rearm(&mut self, touched: &[PathBuf]) {
         let wanted = self.wanted();
+        let keep: HashSet<&PathBuf> = wanted.iter().collect();
         let stale: Vec<PathBuf> = self
             .armed
             .iter()
-            .filter(|p| !wanted.contains(*p) || touched.contains(p))
+            .filter(|p| !keep.contains(p) || touched.contains(p))
             .cloned()
             .collect();
+        drop(keep);
         for p in stale {
             // The watch may already be gone with its directory; nothing to undo then.
             let _ = self.watcher.unwatch(&p);
@@ -262,8 +264,20 @@ impl Watch {
         &self.armed
     }
 
-    fn wanted(&self) -> BTreeSet<PathBuf> {
-        self.needs().into_keys().collect()
+    /// The directories to watch: those the declared paths depend on first (they come first
+    /// out of a watch budget), then every existing directory above them. A directory renamed
+    /// or removed up there takes the declared paths with it, and the directories below are
+    /// told nothing (inotify follows inodes: a directory moved with its parent has not moved
+    /// itself).
+    fn wanted(&self) -> Vec<PathBuf> {
+        let needed: BTreeSet<PathBuf> = self.needs().into_keys().collect();
+        let above: BTreeSet<PathBuf> = self
+            .chain
+            .iter()
+            .map(|d| self.root.host_path(d))
+            .filter(|d| !needed.contains(d) && d.is_dir())
+            .collect();
+        needed.into_iter().chain(above).collect()
     }
 
     /// Each directory to watch, with the declared paths that depend on it.

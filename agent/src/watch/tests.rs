@@ -129,15 +129,40 @@ async fn owned_files_are_watched_like_declared_ones() {
 async fn a_missing_parent_is_covered_until_it_appears() {
     let mut f = fixture(&[("/etc/app/deep/app.conf", false)]);
     assert_eq!(
-        f.watch.armed(),
-        1,
-        "only /etc exists: it stands in for the missing folders"
+        f.watch.armed_dirs().iter().cloned().collect::<Vec<_>>(),
+        [f.p(""), f.p("etc")],
+        "only /etc exists: it stands in for the missing folders (and / above it is watched)"
     );
     fs::create_dir_all(f.p("etc/app/deep")).expect("mkdir");
     f.expect("/etc/app/deep/app.conf").await;
     // The new folders are watched now; a file created in them is seen.
     fs::write(f.p("etc/app/deep/app.conf"), "x").expect("create");
     f.expect("/etc/app/deep/app.conf").await;
+}
+
+/// Regression: a directory above the watched one renamed (`mv /etc/app /etc/app.old`, then a
+/// new tree in its place) took the declared path with it unseen until the next full rescan:
+/// only the declared path's own directory was watched, and a directory moved with its parent
+/// is told nothing. Every existing directory above is watched too.
+#[tokio::test]
+async fn a_directory_above_the_watched_one_renamed_is_seen() {
+    let mut f = fixture(&[]);
+    fs::create_dir_all(f.p("etc/app/conf.d")).expect("mkdir");
+    fs::write(f.p("etc/app/conf.d/site.conf"), "x").expect("write");
+    // Armed over what exists already: nothing is queued before the rename.
+    f.watch.set_paths(
+        requests(&[("/etc/app/conf.d/site.conf", false)]),
+        [],
+        Arc::default(),
+    );
+    assert!(f.watch.armed_dirs().contains(&f.p("etc/app")));
+    fs::rename(f.p("etc/app"), f.p("etc/app.old")).expect("rename");
+    f.expect("/etc/app/conf.d/site.conf").await;
+    // The tree put in its place is watched again.
+    fs::create_dir_all(f.p("etc/app/conf.d")).expect("mkdir");
+    f.expect("/etc/app/conf.d/site.conf").await;
+    fs::write(f.p("etc/app/conf.d/site.conf"), "y").expect("write");
+    f.expect("/etc/app/conf.d/site.conf").await;
 }
 
 #[tokio::test]
