@@ -47,13 +47,32 @@ pub struct Observed {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
-    /// User and group names are shared (`names::intern`): a fleet has few of them and
-    /// millions of files.
+    /// User and group names are shared (`intern`): a fleet has few of them and millions of
+    /// files.
     pub owner: Option<Arc<str>>,
     pub group: Option<Arc<str>>,
     pub sha256: Option<Digest>,
     /// A link's target, `contains` results, a listing, an error; `None` for nothing of these.
     pub more: Option<Box<More>>,
+}
+
+/// One shared copy of each user or group name, for what agents send and what the store reads
+/// back alike. At most `MAX_NAMES` are kept, so an agent sending endless made-up names costs
+/// only its own observations.
+pub(crate) fn intern(name: &str) -> Arc<str> {
+    use std::collections::HashSet;
+    use std::sync::{LazyLock, Mutex, PoisonError};
+    const MAX_NAMES: usize = 10_000;
+    static NAMES: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(shared) = names.get(name) {
+        return shared.clone();
+    }
+    let new: Arc<str> = name.into();
+    if names.len() < MAX_NAMES {
+        names.insert(new.clone());
+    }
+    new
 }
 
 /// What few observed paths have. `More::default()` is nothing more.

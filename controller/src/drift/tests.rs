@@ -645,3 +645,11 @@ fn nothing_more_is_the_same_absent_or_empty() {
     assert_ne!(listed, file());
     assert!(listed.more.is_some());
 }
+
+#[test]
+fn user_and_group_names_are_shared() {
+    let (a, b) = (super::intern("www-data"), super::intern("www-data"));
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(&*a, "www-data");
+    assert!(!Arc::ptr_eq(&a, &super::intern("root")));
+}

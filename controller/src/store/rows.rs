@@ -4,7 +4,6 @@
 //! so, and stores written by earlier versions still read.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -269,8 +268,8 @@ impl ObservationRow {
                 mode: f.mode,
                 uid: f.uid,
                 gid: f.gid,
-                owner: f.owner.map(Arc::from),
-                group: f.group.map(Arc::from),
+                owner: f.owner.as_deref().map(crate::drift::intern),
+                group: f.group.as_deref().map(crate::drift::intern),
                 sha256: f
                     .sha256
                     .map(|hex| Digest::from_hex(&hex).ok_or("not a sha256 digest"))
@@ -313,6 +312,7 @@ impl ObservationRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// Rows as schema version 4 wrote them (through the model's own serde, before this
     /// module): they must read, and what is written now must be the same text.
@@ -365,6 +365,22 @@ mod tests {
         let host = r#"{"host_id":"h","hostname":"h","labels":{},"facts":{"os_name":"","os_version":"","kernel_version":"","arch":"","cpus":0,"memory_bytes":0},"agent_version":""}"#;
         let info = HostInfo::from(serde_json::from_str::<HostRow>(host).expect("reads"));
         assert_eq!(info.facts.os_id, "");
+    }
+
+    /// A controller restarted over a large store read one string per file for its owner and
+    /// its group until the agents' snapshots replaced them: names read back are shared as
+    /// names that arrive are.
+    #[test]
+    fn owner_and_group_names_read_back_are_shared() {
+        let owner = |text: &str| match round_trip_observation(text) {
+            Observation::File(f) => (f.owner.expect("owner"), f.group.expect("group")),
+            other => panic!("a file, not {other:?}"),
+        };
+        let (a, adm) = owner(FILE_ROW);
+        let (b, _) = owner(FILE_ROW);
+        assert!(Arc::ptr_eq(&a, &b), "one copy of \"root\"");
+        assert!(Arc::ptr_eq(&a, &crate::drift::intern("root")));
+        assert!(!Arc::ptr_eq(&a, &adm));
     }
 
     #[test]

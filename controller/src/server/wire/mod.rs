@@ -115,24 +115,6 @@ pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, Malformed> {
     })
 }
 
-/// One shared copy of each user or group name. At most `MAX_NAMES` are kept, so an agent
-/// sending endless made-up names costs only its own observations.
-fn intern(name: &str) -> std::sync::Arc<str> {
-    use std::collections::HashSet;
-    use std::sync::{Arc, LazyLock, Mutex, PoisonError};
-    const MAX_NAMES: usize = 10_000;
-    static NAMES: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
-    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(shared) = names.get(name) {
-        return shared.clone();
-    }
-    let new: Arc<str> = name.into();
-    if names.len() < MAX_NAMES {
-        names.insert(new.clone());
-    }
-    new
-}
-
 pub(crate) fn state_from_proto(s: v1::PathState) -> Result<Stated, Malformed> {
     let kind = |k: i32, what: &'static str| match v1::FileKind::try_from(k) {
         Ok(v1::FileKind::Absent) => Ok(Kind::Absent),
@@ -175,8 +157,8 @@ pub(crate) fn state_from_proto(s: v1::PathState) -> Result<Stated, Malformed> {
         mode: s.mode,
         uid: s.uid,
         gid: s.gid,
-        owner: some(s.owner).map(|n| intern(&n)),
-        group: some(s.group).map(|n| intern(&n)),
+        owner: some(s.owner).map(|n| crate::drift::intern(&n)),
+        group: some(s.group).map(|n| crate::drift::intern(&n)),
         sha256,
         more: More {
             link_target: some(s.link_target),
@@ -314,15 +296,4 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
         ToAgent::GoAway { reason } => Msg::GoAway(v1::GoAway { reason }),
     };
     v1::ControllerMessage { msg: Some(msg) }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn user_and_group_names_are_shared() {
-        let (a, b) = (super::intern("www-data"), super::intern("www-data"));
-        assert!(std::sync::Arc::ptr_eq(&a, &b));
-        assert_eq!(&*a, "www-data");
-        assert!(!std::sync::Arc::ptr_eq(&a, &super::intern("root")));
-    }
 }
