@@ -36,6 +36,7 @@ fn end(len: usize) -> u32 {
 }
 
 impl PathSet {
+    /// The set of `paths`, given in any order; a path given twice is kept once.
     pub fn new<S: AsRef<str>>(paths: impl IntoIterator<Item = S>) -> Self {
         let mut paths: Vec<S> = paths.into_iter().collect();
         paths.sort_unstable_by(|a, b| split(a.as_ref()).cmp(&split(b.as_ref())));
