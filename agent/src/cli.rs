@@ -138,7 +138,8 @@ pub struct RunArgs {
     /// How often paths that cannot be watched are checked instead (e.g. 2s) [default: 2s].
     #[arg(long, env = "PLUMB_POLL_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
     poll_interval: Option<Duration>,
-    /// Watch at most this many directories; the rest are polled and the host is shown
+    /// Watch at most this many directories (the declared paths' own first, then those above
+    /// them, where a rename would move them); the rest are polled and the host is shown
     /// degraded. Default: as many as the kernel allows.
     #[arg(long, env = "PLUMB_MAX_WATCHES", value_name = "N")]
     max_watches: Option<usize>,
