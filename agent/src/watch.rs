@@ -207,14 +207,14 @@ impl Watch {
     /// watched (the name may now belong to a new directory).
     pub fn rearm(&mut self, touched: &[PathBuf]) {
         let wanted = self.wanted();
-        let keep: HashSet<&PathBuf> = wanted.iter().collect();
-        let stale: Vec<PathBuf> = self
-            .armed
-            .iter()
-            .filter(|p| !keep.contains(p) || touched.contains(p))
-            .cloned()
-            .collect();
-        drop(keep);
+        let stale: Vec<PathBuf> = {
+            let keep: HashSet<&PathBuf> = wanted.iter().collect();
+            self.armed
+                .iter()
+                .filter(|p| !keep.contains(p) || touched.contains(p))
+                .cloned()
+                .collect()
+        };
         for p in stale {
             // The watch may already be gone with its directory; nothing to undo then.
             let _ = self.watcher.unwatch(&p);

@@ -413,5 +413,14 @@ pub(crate) fn for_test(
     Fleet::new(Box::new(store), set, heartbeat_interval).expect("fleet")
 }
 
+/// The runtime a test talks to a spawned fleet from (the fleet runs on its own thread).
+#[cfg(test)]
+pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 #[cfg(test)]
 mod tests;

@@ -42,10 +42,7 @@ fn harness(manifest: &str) -> Harness {
     let fleet = super::for_test(dir.path(), manifest, Duration::from_secs(3600))
         .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
     let (fleet, thread) = fleet.spawn().expect("spawn");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = super::test_runtime();
     Harness {
         dir,
         time,
@@ -532,10 +529,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
         .with_max_pending(4)
         .spawn()
         .expect("spawn");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = super::test_runtime();
     runtime.block_on(async {
         let (conn, generation, mut rx) = connect(&fleet).await;
         let state = |mode, seq, report| Command::State {

@@ -260,10 +260,7 @@ mod tests {
         let (fleet, thread) = crate::fleet::for_test(dir.path(), manifest, Duration::from_secs(2))
             .spawn()
             .expect("spawn");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = crate::fleet::test_runtime();
         runtime.block_on(async {
             let (out, mut rx) = mpsc::channel(8);
             let edge = Edge {

@@ -128,7 +128,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().expect("temp dir");
         let (fleet, thread) = crate::fleet::for_test(dir.path(), DECLARED, Duration::from_secs(5)).spawn().expect("spawn");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = crate::fleet::test_runtime();
         runtime.block_on(async {
             let (out, mut plans) = tokio::sync::mpsc::channel(64);
             let info = crate::model::HostInfo { host_id: "h".into(), ..Default::default() };
@@ -321,10 +321,7 @@ fn agent_messages_and_mutations_of_them_go_through_the_edge_unharmed() {
     let (fleet, thread) = crate::fleet::for_test(dir.path(), DECLARED, Duration::from_secs(5))
         .spawn()
         .expect("spawn");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = crate::fleet::test_runtime();
     let mut last = Vec::new();
     let (accepted, rejected) = runtime.block_on(async {
         let (out, mut plans) = tokio::sync::mpsc::channel(1 << 16);
