@@ -1,6 +1,8 @@
 //! Conversions between plumb.v1 wire types and the agent's own types; the only place that
 //! knows both. The session speaks [`Outgoing`] and [`Incoming`]; the stream converts at its edge.
 
+use std::collections::BTreeMap;
+
 use plumb_proto::names::NotCanonical;
 use plumb_proto::v1::{self, agent_message::Msg as Out, controller_message::Msg as In};
 
@@ -94,6 +96,70 @@ pub fn outgoing_to_proto(m: Outgoing) -> v1::AgentMessage {
         Outgoing::Heartbeat { sent_at_ms } => Out::Heartbeat(v1::Heartbeat { sent_at_ms }),
     };
     v1::AgentMessage { msg: Some(msg) }
+}
+
+/// `r` as consecutive reports of at most `budget` bytes of states each, as sent: its files in
+/// order, then its packages, each with who changed it. A state larger than `budget` goes alone;
+/// there is always at least one report (an empty snapshot is still a snapshot). Each keeps
+/// `r`'s generation and seq: the caller numbers them.
+///
+/// Small messages keep small what both ends hold per stream: tonic's decoding buffer grows to
+/// the largest message and h2's read buffer to the largest frame, and neither gives the room
+/// back. A controller holds one of each per agent.
+pub fn split(r: Report, budget: usize) -> Vec<Report> {
+    let Report {
+        generation,
+        seq,
+        files,
+        packages,
+        mut who,
+    } = r;
+    let empty = || Report {
+        generation,
+        seq,
+        files: Vec::new(),
+        packages: Vec::new(),
+        who: BTreeMap::new(),
+    };
+    let mut parts = Vec::new();
+    let mut part = empty();
+    let mut used = 0;
+    // Room for one more state of `len` bytes, or a new part first.
+    let mut room = |part: &mut Report, len: usize| {
+        if used > 0 && used + len > budget {
+            parts.push(std::mem::replace(part, empty()));
+            used = 0;
+        }
+        used += len;
+    };
+    for o in files {
+        let w = who.remove_entry(&o.path);
+        let len = framed_len(&v1::PathState {
+            who: w.as_ref().map(|(_, w)| Box::new(who_to_proto(w.clone()))),
+            ..state_to_proto(o.clone())
+        });
+        room(&mut part, len);
+        part.who.extend(w);
+        part.files.push(o);
+    }
+    for p in packages {
+        let w = who.remove_entry(&p.name);
+        let len = framed_len(&v1::PackageState {
+            who: w.as_ref().map(|(_, w)| Box::new(who_to_proto(w.clone()))),
+            ..package_to_proto(&p)
+        });
+        room(&mut part, len);
+        part.who.extend(w);
+        part.packages.push(p);
+    }
+    parts.push(part);
+    parts
+}
+
+/// What `m` takes as a repeated field of its message: tag, length and itself.
+fn framed_len(m: &impl prost::Message) -> usize {
+    let len = m.encoded_len();
+    1 + prost::length_delimiter_len(len) + len
 }
 
 fn report_to_proto(r: Report) -> (u64, u64, Vec<v1::PathState>, Vec<v1::PackageState>) {
@@ -531,5 +597,124 @@ mod tests {
         })
         .expect("taken");
         assert!(matches!(m, Incoming::Ack { seq: 41 }));
+    }
+
+    fn file(path: &str) -> Observation {
+        Observation {
+            path: path.into(),
+            kind: Kind::File,
+            link_target: None,
+            resolved_kind: Kind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            owner: Some("root".into()),
+            group: Some("root".into()),
+            size: 10,
+            sha256: Some("ab".repeat(32)),
+            contains: Vec::new(),
+            entries: Vec::new(),
+            entries_total: 0,
+            error: None,
+        }
+    }
+
+    fn states_sent(r: &Report) -> usize {
+        let (_, _, states, packages) = report_to_proto(r.clone());
+        states.iter().map(framed_len).sum::<usize>()
+            + packages.iter().map(framed_len).sum::<usize>()
+    }
+
+    #[test]
+    fn a_report_splits_into_bounded_parts_in_order_with_who_beside_its_item() {
+        let files: Vec<Observation> = (0..100).map(|i| file(&format!("/etc/f{i:03}"))).collect();
+        let mut huge = file("/etc/huge");
+        huge.entries = (0..100)
+            .map(|i| format!("entry-with-a-long-name-{i:05}"))
+            .collect();
+        let mut all = files.clone();
+        all.insert(50, huge);
+        let package = |name: &str| PackageObservation {
+            name: name.into(),
+            instances: Vec::new(),
+            error: None,
+            problems: Vec::new(),
+        };
+        let writer = Who::Process(crate::attribute::Identity {
+            origin: "manual".into(),
+            pid: 7,
+            ..Default::default()
+        });
+        let report = Report {
+            generation: 3,
+            seq: 11,
+            files: all.clone(),
+            packages: vec![package("curl"), package("nginx")],
+            who: [
+                ("/etc/f099".to_owned(), writer.clone()),
+                ("nginx".to_owned(), writer.clone()),
+            ]
+            .into(),
+        };
+        let budget = 1024;
+        let whole = states_sent(&report);
+        let parts = split(report, budget);
+
+        assert!(
+            parts.len() >= whole / budget,
+            "{} parts for {whole} bytes",
+            parts.len()
+        );
+        for p in &parts {
+            assert_eq!((p.generation, p.seq), (3, 11));
+            let alone = p.files.len() == 1 && p.files[0].path == "/etc/huge";
+            assert!(
+                states_sent(p) <= budget || alone,
+                "{} bytes: {:?}",
+                states_sent(p),
+                p.files.iter().map(|o| &o.path).collect::<Vec<_>>()
+            );
+        }
+        assert!(
+            parts
+                .iter()
+                .any(|p| p.files.len() == 1 && p.files[0].path == "/etc/huge"),
+            "a state over the budget goes alone"
+        );
+        let files: Vec<&Observation> = parts.iter().flat_map(|p| &p.files).collect();
+        assert_eq!(
+            files,
+            all.iter().collect::<Vec<_>>(),
+            "every file once, in order"
+        );
+        let names: Vec<&str> = parts
+            .iter()
+            .flat_map(|p| &p.packages)
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["curl", "nginx"]);
+        for p in &parts {
+            for name in p.who.keys() {
+                assert!(
+                    p.files.iter().any(|o| &o.path == name)
+                        || p.packages.iter().any(|k| &k.name == name),
+                    "{name}'s writer travels with it"
+                );
+            }
+        }
+        assert_eq!(parts.iter().map(|p| p.who.len()).sum::<usize>(), 2);
+
+        let empty = Report {
+            generation: 3,
+            seq: 12,
+            files: Vec::new(),
+            packages: Vec::new(),
+            who: BTreeMap::new(),
+        };
+        assert_eq!(
+            split(empty.clone(), budget),
+            vec![empty],
+            "an empty report is still sent"
+        );
     }
 }

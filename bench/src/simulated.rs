@@ -141,12 +141,18 @@ impl Session<'_> {
                             if p.heartbeat_interval_secs > 0 {
                                 heartbeat = tokio::time::interval(Duration::from_secs(p.heartbeat_interval_secs.into()));
                             }
-                            seq += 1;
                             let files = p.requests.iter().enumerate()
                                 .map(|(f, r)| observation(&r.path, digest(drifted, f)))
                                 .collect();
-                            let report = Report { generation: p.generation, seq, files, packages: Vec::new(), who: Default::default() };
-                            tx.send(Outgoing::Snapshot { report, more: false }).await?;
+                            let report = Report { generation: p.generation, seq: 0, files, packages: Vec::new(), who: Default::default() };
+                            // In parts of a bounded size, as the agent sends it.
+                            let parts = wire::split(report, plumb_proto::REPORT_BYTES);
+                            let count = parts.len();
+                            for (i, mut report) in parts.into_iter().enumerate() {
+                                seq += 1;
+                                report.seq = seq;
+                                tx.send(Outgoing::Snapshot { report, more: i + 1 < count }).await?;
+                            }
                             snapshot_seq = Some(seq);
                             plan = Some(p);
                         }

@@ -20,6 +20,12 @@ pub mod v1 {
 /// only its undeclared ones, at most `MAX_LISTED_ENTRIES`, with their total.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// About how many bytes of states an agent puts in one Snapshot part or Delta (a state larger
+/// than this goes alone). Both ends keep per stream buffers as large as the largest message and
+/// frame they have seen, for as long as the stream lasts; a controller holds one stream per
+/// agent. Under 8 KiB, frames fit h2's initial read buffer.
+pub const REPORT_BYTES: usize = 4 * 1024;
+
 /// The most entry names a `PathState` carries; `entries_total` counts the rest. A directory
 /// with 100,000 undeclared entries costs a message no more than one with 100.
 pub const MAX_LISTED_ENTRIES: usize = 100;

@@ -142,16 +142,20 @@ impl State {
     ) -> anyhow::Result<()> {
         let count = changed.len();
         let files = self.sent(changed);
-        let seq = self.next_seq();
-        tracing::debug!(seq, changed = count, "delta");
         let report = Report {
             generation: self.generation,
-            seq,
+            seq: 0,
             files,
             packages,
             who,
         };
-        send(&self.out, Outgoing::Delta(report)).await
+        // A large change in messages of a bounded size, each a delta of its own.
+        for mut report in wire::split(report, REPORT_BYTES) {
+            report.seq = self.next_seq();
+            tracing::debug!(seq = report.seq, changed = count, "delta");
+            send(&self.out, Outgoing::Delta(report)).await?;
+        }
+        Ok(())
     }
 
     /// What `last_sent` keeps of an observation: 64 bits, never 0, so that "not sent" (`None`)

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
-use plumb_proto::MAX_LISTED_ENTRIES;
 use plumb_proto::v1;
+use plumb_proto::{MAX_LISTED_ENTRIES, REPORT_BYTES};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_stream::wrappers::ReceiverStream;
@@ -41,9 +41,8 @@ use summaries::Summaries;
 /// Messages queued for the controller; a full queue blocks the session (backpressure), while
 /// the watcher's own queue absorbs and, past its size, coalesces into a rescan.
 const OUTBOUND: usize = 64;
-/// Paths per message: a snapshot, or a delta after a rescan, goes in parts of this many, so
-/// neither the observations held nor the encoding buffer (which keeps its largest size) grow
-/// with the plan.
+/// Paths observed at a time: a snapshot, or a rescan, holds this many observations, not the
+/// whole plan's. They go as messages of about `REPORT_BYTES` each (`wire::split`).
 const PART: usize = 256;
 /// Heartbeat interval until the first plan says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
@@ -331,26 +330,33 @@ impl State {
         self.rewatch();
         // Empty while a package database is mid-transaction; a Delta follows once it settles.
         let mut packages = self.poll_packages().await?;
-        let mut start = 0;
+        let (mut start, mut parts) = (0, 0);
         loop {
             let end = n.min(start + PART);
             let observed = self.observe((start..end).collect()).await?;
             let files = self.sent(observed);
-            let more = end < n;
+            let last = end == n;
             let report = Report {
                 generation: self.generation,
-                seq: self.next_seq(),
+                seq: 0,
                 files,
-                packages: if more {
-                    Vec::new()
-                } else {
+                packages: if last {
                     std::mem::take(&mut packages)
+                } else {
+                    Vec::new()
                 },
                 // The state as found, not a change seen: no one to name.
                 who: Default::default(),
             };
-            send(&self.out, Outgoing::Snapshot { report, more }).await?;
-            if !more {
+            let split = wire::split(report, REPORT_BYTES);
+            let count = split.len();
+            for (i, mut report) in split.into_iter().enumerate() {
+                report.seq = self.next_seq();
+                let more = !last || i + 1 < count;
+                send(&self.out, Outgoing::Snapshot { report, more }).await?;
+                parts += 1;
+            }
+            if last {
                 break;
             }
             start = end;
@@ -358,7 +364,7 @@ impl State {
         tracing::info!(
             generation = self.generation,
             paths = n,
-            parts = n.div_ceil(PART).max(1),
+            parts,
             watches = self.watch.armed(),
             "plan applied; snapshot sent"
         );

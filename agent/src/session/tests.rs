@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use plumb_proto::REPORT_BYTES;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +13,7 @@ use crate::AgentConfig;
 use crate::collect::files::{Kind, Request, Requests};
 use crate::message::{Incoming, Outgoing, Plan, Report};
 use crate::root::Root;
+use crate::wire;
 
 /// How long a test waits for a message it expects before it fails.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -113,7 +115,7 @@ fn plan(generation: u64, paths: &[(&str, bool)]) -> Plan {
 }
 
 #[tokio::test]
-async fn a_plan_is_answered_with_a_snapshot_in_parts_then_the_coverage() {
+async fn a_plan_is_answered_with_a_snapshot_in_parts_of_bounded_size_then_the_coverage() {
     let mut s = Session::start(|_| {});
     s.write("/etc/present.conf", "x = 1\n");
     let mut paths: Vec<String> = (0..PART).map(|i| format!("/etc/absent{i:04}")).collect();
@@ -121,15 +123,39 @@ async fn a_plan_is_answered_with_a_snapshot_in_parts_then_the_coverage() {
     let declared: Vec<(&str, bool)> = paths.iter().map(|p| (p.as_str(), false)).collect();
     s.tell(Incoming::Plan(plan(7, &declared))).await;
 
-    let (first, more) = s.snapshot_part().await;
-    assert!(more, "the first of two parts says more follow");
-    assert_eq!((first.generation, first.seq), (7, 1));
-    assert_eq!(first.files.len(), PART);
-    let (last, more) = s.snapshot_part().await;
-    assert!(!more, "the last part says it is the last");
-    assert_eq!((last.generation, last.seq), (7, 2));
-    let all: Vec<_> = first.files.iter().chain(&last.files).collect();
-    assert_eq!(all.len(), PART + 1, "every declared path once");
+    let mut parts = Vec::new();
+    loop {
+        let (part, more) = s.snapshot_part().await;
+        let sent = prost::Message::encoded_len(&wire::outgoing_to_proto(Outgoing::Snapshot {
+            report: part.clone(),
+            more,
+        }));
+        // The states, and the part's own generation, seq and `more`.
+        assert!(
+            sent <= REPORT_BYTES + 32,
+            "part {} is {sent} bytes as sent",
+            parts.len()
+        );
+        parts.push(part);
+        if !more {
+            break;
+        }
+    }
+    let seqs: Vec<u64> = parts.iter().map(|p| p.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=parts.len() as u64).collect::<Vec<_>>(),
+        "each its own seq"
+    );
+    assert!(parts.iter().all(|p| p.generation == 7));
+    let all: Vec<_> = parts.iter().flat_map(|p| &p.files).collect();
+    assert_eq!(
+        all.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(),
+        paths,
+        "every declared path once, in the plan's order"
+    );
+    // 257 paths of about 30 bytes each: more parts than the 256-path observation batches.
+    assert!(parts.len() > 2, "{} parts", parts.len());
     let present = all
         .iter()
         .find(|o| o.path == "/etc/present.conf")
