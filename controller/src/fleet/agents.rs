@@ -75,7 +75,7 @@ impl Fleet {
         let regrouped = (host.desired.has_baselines() || desired.has_baselines())
             && !Arc::ptr_eq(&host.desired, &desired)
             && *host.desired != *desired;
-        host.desired = desired;
+        host.set_desired(desired);
         host.evaluated = false;
         host.coverage = None;
         host.conn = Some(Conn {

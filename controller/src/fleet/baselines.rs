@@ -51,7 +51,7 @@ impl Fleet {
     pub(super) fn count_all(&mut self) {
         self.counts.clear();
         for host in self.hosts.values() {
-            for (key, observed) in &host.observed {
+            for (key, observed) in host.observed.iter() {
                 if let Some(baseline) = host.desired.compared(key) {
                     counted(&mut self.counts, &baseline.manifest, key).add(
                         baseline,
@@ -108,7 +108,7 @@ impl Fleet {
         }
         let reported = std::mem::take(&mut host.globbed);
         let mut gone: Vec<(Arc<Baseline>, Key)> = Vec::new();
-        for (key, observed) in &host.observed {
+        for (key, observed) in host.observed.iter() {
             let Some(b) = host.desired.compared(key) else {
                 continue;
             };

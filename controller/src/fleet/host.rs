@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::ToAgent;
+use super::observations::Observations;
 use crate::drift::Observation;
 use crate::evidence::Who;
 use crate::key::Key;
@@ -39,7 +40,7 @@ pub(super) struct Host {
     pub(super) desired: Arc<DesiredState>,
     /// The generation of the last plan sent; state for another generation is ignored.
     pub(super) generation: u64,
-    pub(super) observed: HashMap<Key, Observation>,
+    pub(super) observed: Observations,
     /// Observed keys whose observation differs from the stored one (written at the next
     /// evaluation of the key).
     pub(super) unstored: HashSet<Key>,
@@ -72,9 +73,9 @@ impl Host {
             last_seen_ms,
             seen_stored_ms: last_seen_ms,
             conn: None,
-            desired,
             generation: 0,
-            observed: HashMap::new(),
+            observed: Observations::new(desired.key_list()),
+            desired,
             unstored: Default::default(),
             evaluated: false,
             drift: BTreeMap::new(),
@@ -84,6 +85,18 @@ impl Host {
             moving_since: None,
             globbed: HashSet::new(),
         }
+    }
+
+    /// Declared for otherwise: its observations kept in the new state's order.
+    pub(super) fn set_desired(&mut self, desired: Arc<DesiredState>) {
+        self.observed.rebase(desired.key_list());
+        self.desired = desired;
+    }
+
+    /// What it observed, as read back from the store, in place of what it held.
+    pub(super) fn observed_anew(&mut self, observed: impl IntoIterator<Item = (Key, Observation)>) {
+        self.observed = Observations::new(self.desired.key_list());
+        self.observed.extend(observed);
     }
 
     /// Whether its agent streams to a controller, this one or another.
@@ -127,7 +140,7 @@ impl Host {
 
     /// Drops the observations of keys no longer declared.
     pub(super) fn forget_undeclared(&mut self) {
-        self.observed.retain(|k, _| self.desired.contains_key(k));
+        self.observed.retain(|k| self.desired.contains_key(k));
         self.unstored.retain(|k| self.desired.contains_key(k));
     }
 

@@ -96,7 +96,7 @@ impl Fleet {
             if desired == host.desired {
                 continue;
             }
-            host.desired = desired;
+            host.set_desired(desired);
             // Evaluate what is already known against the new declarations now; the agent's
             // snapshot for the new plan then brings the rest. What baselines compare is
             // judged once every group is whole, below.

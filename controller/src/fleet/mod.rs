@@ -26,6 +26,7 @@ mod handle;
 mod host;
 mod manifests;
 pub mod metrics;
+mod observations;
 mod operators;
 mod persist;
 mod pulse;
@@ -149,14 +150,11 @@ impl Fleet {
         let mut hosts = BTreeMap::new();
         for stored in store.load_hosts()? {
             let drift = shared::by_key(stored.drift);
-            let observed = store
-                .load_observations(&stored.info.host_id)?
-                .into_iter()
-                .collect();
+            let observed = store.load_observations(&stored.info.host_id)?;
             let desired = manifests.desired_for(&stored.info.identity());
             let id = stored.info.host_id.clone();
             let mut host = Host::new(stored.info, desired, stored.last_seen_ms);
-            host.observed = observed;
+            host.observed_anew(observed);
             host.drift = drift;
             if let Holder::Other(controller) = stored.holder {
                 host.remote = Some(controller);

@@ -182,7 +182,7 @@ impl Fleet {
                 for (origin, record) in drift {
                     host.drift.entry(origin).or_default().push(record);
                 }
-                host.observed = observed.into_iter().collect();
+                host.observed_anew(observed);
                 host.unstored.clear();
             }
             Err(e) => {

@@ -125,7 +125,7 @@ impl Fleet {
             .entry(host_id.to_owned())
             .or_insert_with(|| Host::new(info.clone(), desired.clone(), last_seen_ms));
         host.info = info;
-        host.desired = desired;
+        host.set_desired(desired);
         host.last_seen_ms = last_seen_ms;
         host.seen_stored_ms = last_seen_ms;
         host.drift = by_key(drift);

@@ -260,9 +260,48 @@ pub struct DesiredState {
     /// Baselines' globs, each with its baseline: every path they match on the host is
     /// compared (but one declared with values, or named by a baseline).
     pub baseline_globs: Vec<(String, Arc<Baseline>)>,
+    /// `keys()` sorted, made on first use (see `key_list`).
+    key_list: KeyList,
+}
+
+/// A desired state's keys in a list, once made: derived from the state, so never compared and
+/// not carried over by a clone (which may then be changed).
+#[derive(Default)]
+struct KeyList(std::sync::OnceLock<Arc<[Key]>>);
+
+impl Clone for KeyList {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for KeyList {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for KeyList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyList")
+    }
 }
 
 impl DesiredState {
+    /// Every key of `keys()`, sorted, once each; one list for every host this state is for
+    /// (a controller keeps each host's observations in that order).
+    pub fn key_list(&self) -> Arc<[Key]> {
+        self.key_list
+            .0
+            .get_or_init(|| {
+                let mut keys: Vec<Key> = self.keys().collect();
+                keys.sort();
+                keys.dedup();
+                keys.into()
+            })
+            .clone()
+    }
+
     /// Every key observations and drift are filed under: declared paths, then packages, then
     /// what baselines compare.
     pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {

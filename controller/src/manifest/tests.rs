@@ -553,6 +553,16 @@ fn hosts_selected_alike_share_one_desired_state() {
     assert!(!std::sync::Arc::ptr_eq(&web1, &db));
     assert_eq!(web1.manifests, ["all", "web"]);
     assert_eq!(db.manifests, ["all"]);
+    // So is the key list each host's observations are kept in: made once, sorted.
+    assert!(std::sync::Arc::ptr_eq(&web1.key_list(), &web2.key_list()));
+    assert_eq!(
+        web1.key_list()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["file:/etc/motd", "file:/etc/nginx.conf"]
+    );
+    assert_eq!(db.key_list().len(), 1);
     // A set reloaded from the same manifests starts its own copies.
     let reloaded = ManifestSet::new(set.manifests().to_vec()).expect("valid");
     assert!(!std::sync::Arc::ptr_eq(
