@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::host::{Conn, Host};
 use super::reconcile::reconcile;
-use super::{Fleet, FleetError, Report, ToAgent, rfc3339};
+use super::{AgentPlan, Fleet, FleetError, Report, ToAgent, rfc3339};
 use crate::drift::{self, Observation};
 use crate::evidence::{Authorisation, Evidence, Resolution};
 use crate::key::Key;
@@ -121,12 +121,12 @@ impl Fleet {
         host.generation = generation;
         host.evaluated = false;
         host.globbed.clear();
-        let msg = ToAgent::Plan {
+        let msg = ToAgent::Plan(Box::new(AgentPlan {
             generation,
             paths: plan::requests(&host.desired),
             packages: plan::packages(&host.desired),
             heartbeat_interval: self.heartbeat_interval,
-        };
+        }));
         let full = host
             .conn
             .as_ref()

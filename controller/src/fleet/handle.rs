@@ -17,16 +17,11 @@ use crate::plan::PathRequest;
 use crate::store::{Head, StoreError};
 use crate::window::ChangeWindow;
 
-/// What the controller sends an agent, before conversion to the wire.
+/// What the controller sends an agent, before conversion to the wire. Small: each stream's
+/// queue holds room for 32 of them from its start.
 #[derive(Debug, Clone)]
 pub enum ToAgent {
-    Plan {
-        generation: u64,
-        paths: Vec<PathRequest>,
-        /// (name, verify its files)
-        packages: Vec<(String, bool)>,
-        heartbeat_interval: Duration,
-    },
+    Plan(Box<AgentPlan>),
     Ack {
         seq: u64,
     },
@@ -37,13 +32,25 @@ pub enum ToAgent {
     /// For an operator's diff of a file the manifest allows it for.
     ContentRequest {
         id: u64,
-        path: String,
+        path: Box<str>,
         max_bytes: u64,
     },
     /// End this stream and connect again at once: it is older than the maximum age.
     GoAway {
         reason: String,
     },
+}
+
+const _: () = assert!(std::mem::size_of::<ToAgent>() <= 40);
+
+/// What an agent is to observe, and how often it says it is alive.
+#[derive(Debug, Clone)]
+pub struct AgentPlan {
+    pub generation: u64,
+    pub paths: Vec<PathRequest>,
+    /// (name, verify its files)
+    pub packages: Vec<(String, bool)>,
+    pub heartbeat_interval: Duration,
 }
 
 /// What an operator asks to acknowledge.

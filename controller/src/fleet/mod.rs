@@ -40,8 +40,8 @@ mod writes;
 use acks::Acks;
 pub use baselines::Accepted;
 pub use handle::{
-    AckRequest, Command, DIFF_MAX_BYTES, DiffContent, FleetError, FleetHandle, Overview, Read,
-    Report, Stated, ToAgent, Turn,
+    AckRequest, AgentPlan, Command, DIFF_MAX_BYTES, DiffContent, FleetError, FleetHandle, Overview,
+    Read, Report, Stated, ToAgent, Turn,
 };
 use host::Host;
 use metrics::Counters;

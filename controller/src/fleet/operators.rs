@@ -85,7 +85,7 @@ impl Fleet {
         };
         let request = ToAgent::ContentRequest {
             id,
-            path: path.to_owned(),
+            path: path.into(),
             max_bytes,
         };
         let sent = self

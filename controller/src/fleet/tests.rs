@@ -98,13 +98,10 @@ async fn connect_with(
         .await
         .expect("connect")
         .expect("accepted");
-    let Some(ToAgent::Plan {
-        generation, paths, ..
-    }) = rx.recv().await
-    else {
+    let Some(ToAgent::Plan(plan)) = rx.recv().await else {
         panic!("a plan")
     };
-    (conn, generation, rx, paths)
+    (conn, plan.generation, rx, plan.paths)
 }
 
 #[test]
@@ -598,7 +595,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
         while let Ok(m) = rx.try_recv() {
             match m {
                 ToAgent::Ack { seq } => acked.push(seq),
-                ToAgent::Plan { generation, .. } => replanned = Some(generation),
+                ToAgent::Plan(plan) => replanned = Some(plan.generation),
                 _ => {}
             }
         }

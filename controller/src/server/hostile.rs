@@ -134,7 +134,7 @@ proptest! {
             let info = crate::model::HostInfo { host_id: "h".into(), ..Default::default() };
             let conn = fleet.ask(|reply| Command::Connect { info, out, heartbeats: Default::default(), takeover: false, reply }).await.expect("connected").expect("accepted");
             let generation = match plans.recv().await {
-                Some(crate::fleet::ToAgent::Plan { generation, .. }) => generation,
+                Some(crate::fleet::ToAgent::Plan(plan)) => plan.generation,
                 other => panic!("expected a plan, got {other:?}"),
             };
             for (i, (files, packages)) in batches.into_iter().enumerate() {
@@ -341,7 +341,7 @@ fn agent_messages_and_mutations_of_them_go_through_the_edge_unharmed() {
             .expect("connected")
             .expect("accepted");
         let generation = match plans.recv().await {
-            Some(crate::fleet::ToAgent::Plan { generation, .. }) => generation,
+            Some(crate::fleet::ToAgent::Plan(plan)) => plan.generation,
             other => panic!("expected a plan, got {other:?}"),
         };
         let (mut accepted, mut rejected) = (0u64, 0u64);

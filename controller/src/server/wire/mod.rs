@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use plumb_proto::v1;
 
 use crate::drift::{FileProblem, Installed, Kind, More, Observation, Observed, ObservedPackage};
-use crate::fleet::{Stated, ToAgent};
+use crate::fleet::{AgentPlan, Stated, ToAgent};
 use crate::key::Key;
 use crate::model::{Coverage, HostFacts, HostInfo};
 use crate::version::Manager;
@@ -252,36 +252,39 @@ pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Result<Coverage, Malformed
 pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
     use v1::controller_message::Msg;
     let msg = match m {
-        ToAgent::Plan {
-            generation,
-            paths,
-            packages,
-            heartbeat_interval,
-        } => Msg::Plan(v1::Plan {
-            packages: packages
-                .into_iter()
-                .map(|(name, verify_files)| v1::PackageRequest { name, verify_files })
-                .collect(),
-            generation,
-            heartbeat_interval_secs: heartbeat_interval.as_secs().max(1) as u32,
-            paths: paths
-                .into_iter()
-                .map(|p| v1::PathSpec {
-                    path: p.path,
-                    hash: p.hash,
-                    contains: p
-                        .contains
-                        .into_iter()
-                        .map(|(pattern, regex)| v1::LineMatcher { pattern, regex })
-                        .collect(),
-                    list_entries: p.list_entries,
-                    allow_content: p.allow_content,
-                    sensitive: p.sensitive,
-                    ignore: p.ignore,
-                    expand: p.expand,
-                })
-                .collect(),
-        }),
+        ToAgent::Plan(plan) => {
+            let AgentPlan {
+                generation,
+                paths,
+                packages,
+                heartbeat_interval,
+            } = *plan;
+            Msg::Plan(v1::Plan {
+                packages: packages
+                    .into_iter()
+                    .map(|(name, verify_files)| v1::PackageRequest { name, verify_files })
+                    .collect(),
+                generation,
+                heartbeat_interval_secs: heartbeat_interval.as_secs().max(1) as u32,
+                paths: paths
+                    .into_iter()
+                    .map(|p| v1::PathSpec {
+                        path: p.path,
+                        hash: p.hash,
+                        contains: p
+                            .contains
+                            .into_iter()
+                            .map(|(pattern, regex)| v1::LineMatcher { pattern, regex })
+                            .collect(),
+                        list_entries: p.list_entries,
+                        allow_content: p.allow_content,
+                        sensitive: p.sensitive,
+                        ignore: p.ignore,
+                        expand: p.expand,
+                    })
+                    .collect(),
+            })
+        }
         ToAgent::Ack { seq } => Msg::Ack(v1::Ack { seq }),
         ToAgent::Heartbeat { at_ms } => Msg::Heartbeat(v1::Heartbeat { sent_at_ms: at_ms }),
         ToAgent::ContentRequest {
@@ -290,7 +293,7 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
             max_bytes,
         } => Msg::ContentRequest(v1::ContentRequest {
             id,
-            path,
+            path: path.into(),
             max_bytes,
         }),
         ToAgent::GoAway { reason } => Msg::GoAway(v1::GoAway { reason }),
