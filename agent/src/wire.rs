@@ -20,6 +20,8 @@ const MAX_PLAN_PATHS: usize = 100_000;
 pub enum Malformed {
     #[error("plan has {0} paths, more than the {MAX_PLAN_PATHS} accepted")]
     TooManyPaths(usize),
+    #[error("plan has {0} packages, more than the {MAX_PLAN_PATHS} accepted")]
+    TooManyPackages(usize),
     #[error("plan path {0:?} is not a normalized absolute path")]
     NotAbsolute(String),
     #[error("plan path {path:?} is not a canonical name: {source}")]
@@ -41,8 +43,57 @@ const MAX_GLOBS: usize = 256;
 const MAX_IGNORES: usize = 256;
 const MAX_IGNORE_LEN: usize = 1024;
 
-/// A message from the controller in the agent's terms. A message this agent does not know
-/// (from a newer controller) reads as a heartbeat: it proves the controller alive.
+/// The controller's messages as the session takes them: a plan's parts kept until the last is
+/// in (protocol 3).
+#[derive(Debug, Default)]
+pub struct Inbound {
+    /// The parts of a plan so far, as one.
+    plan: Option<v1::Plan>,
+}
+
+impl Inbound {
+    /// `m` in the agent's terms; `None` while a plan's parts are still coming.
+    pub fn read(&mut self, m: v1::ControllerMessage) -> Result<Option<Incoming>, Malformed> {
+        match m.msg {
+            Some(In::Plan(part)) => match self.plan_part(part)? {
+                Some(plan) => Ok(Some(Incoming::Plan(plan_from_proto(plan)?))),
+                None => Ok(None),
+            },
+            msg => incoming_from_proto(v1::ControllerMessage { msg }).map(Some),
+        }
+    }
+
+    /// The whole plan once its last part is in. A part of another generation than those kept
+    /// starts anew: the controller planned again, and sends the new plan whole.
+    fn plan_part(&mut self, part: v1::Plan) -> Result<Option<v1::Plan>, Malformed> {
+        let plan = match self.plan.take() {
+            Some(mut kept) if kept.generation == part.generation => {
+                kept.paths.extend(part.paths);
+                kept.packages.extend(part.packages);
+                kept.heartbeat_interval_secs = part.heartbeat_interval_secs;
+                kept.more = part.more;
+                kept
+            }
+            _ => part,
+        };
+        // Bounded as a whole plan is, before it is all in.
+        if plan.paths.len() > MAX_PLAN_PATHS {
+            return Err(Malformed::TooManyPaths(plan.paths.len()));
+        }
+        if plan.packages.len() > MAX_PLAN_PATHS {
+            return Err(Malformed::TooManyPackages(plan.packages.len()));
+        }
+        if plan.more {
+            self.plan = Some(plan);
+            return Ok(None);
+        }
+        Ok(Some(plan))
+    }
+}
+
+/// A message from the controller in the agent's terms, a plan taken whole. A message this
+/// agent does not know (from a newer controller) reads as a heartbeat: it proves the
+/// controller alive.
 pub fn incoming_from_proto(m: v1::ControllerMessage) -> Result<Incoming, Malformed> {
     Ok(match m.msg {
         Some(In::Plan(plan)) => Incoming::Plan(plan_from_proto(plan)?),
@@ -715,6 +766,76 @@ mod tests {
             split(empty.clone(), budget),
             vec![empty],
             "an empty report is still sent"
+        );
+    }
+
+    fn plan_part(generation: u64, paths: &[&str], more: bool) -> v1::ControllerMessage {
+        v1::ControllerMessage {
+            msg: Some(In::Plan(v1::Plan {
+                generation,
+                heartbeat_interval_secs: 5,
+                paths: paths
+                    .iter()
+                    .map(|p| v1::PathSpec {
+                        path: (*p).into(),
+                        hash: true,
+                        ..Default::default()
+                    })
+                    .collect(),
+                packages: Vec::new(),
+                more,
+            })),
+        }
+    }
+
+    fn planned(m: Option<Incoming>) -> Vec<String> {
+        match m {
+            Some(Incoming::Plan(p)) => p.requests.iter().map(|r| r.path.to_string()).collect(),
+            other => panic!("expected a whole plan, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plan_in_parts_is_taken_once_its_last_part_is_in() {
+        let mut edge = Inbound::default();
+        let read = |edge: &mut Inbound, m| edge.read(m).expect("taken");
+        assert!(read(&mut edge, plan_part(4, &["/etc/a", "/etc/b"], true)).is_none());
+        // Other messages pass between parts.
+        let ack = v1::ControllerMessage {
+            msg: Some(In::Ack(v1::Ack { seq: 2 })),
+        };
+        assert!(matches!(
+            read(&mut edge, ack),
+            Some(Incoming::Ack { seq: 2 })
+        ));
+        assert!(read(&mut edge, plan_part(4, &["/etc/c"], true)).is_none());
+        let whole = read(&mut edge, plan_part(4, &["/etc/d"], false));
+        assert_eq!(planned(whole), ["/etc/a", "/etc/b", "/etc/c", "/etc/d"]);
+
+        // A part of another generation starts anew: the first plan's parts are dropped.
+        assert!(read(&mut edge, plan_part(5, &["/etc/old"], true)).is_none());
+        let whole = read(&mut edge, plan_part(6, &["/etc/new"], false));
+        assert_eq!(planned(whole), ["/etc/new"]);
+
+        // A plan whole (an older controller's, or a small one) is one message.
+        let whole = read(&mut edge, plan_part(7, &["/etc/x"], false));
+        assert_eq!(planned(whole), ["/etc/x"]);
+    }
+
+    #[test]
+    fn a_plan_in_parts_is_bounded_before_it_is_all_in() {
+        let mut edge = Inbound::default();
+        let many: Vec<String> = (0..=MAX_PLAN_PATHS / 2).map(|i| format!("/p{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(
+            edge.read(plan_part(1, &many, true))
+                .expect("taken")
+                .is_none()
+        );
+        let e = edge.read(plan_part(1, &many, true)).expect_err("refused");
+        assert!(
+            matches!(e, Malformed::TooManyPaths(n) if n > MAX_PLAN_PATHS),
+            "{e}"
         );
     }
 }

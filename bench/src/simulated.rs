@@ -125,6 +125,7 @@ impl Session<'_> {
         let mut snapshot_seq = None;
         let mut plan: Option<Plan> = None;
         let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+        let mut edge = wire::Inbound::default();
         let digest = |drifted: &std::collections::BTreeSet<usize>, f: usize| {
             if drifted.contains(&f) {
                 DRIFTED
@@ -136,7 +137,8 @@ impl Session<'_> {
             tokio::select! {
                 m = inbound.message() => {
                     let m = m?.ok_or_else(|| anyhow::anyhow!("the controller ended the stream"))?;
-                    match wire::incoming_from_proto(m)? {
+                    let Some(m) = edge.read(m)? else { continue };
+                    match m {
                         Incoming::Plan(p) => {
                             if p.heartbeat_interval_secs > 0 {
                                 heartbeat = tokio::time::interval(Duration::from_secs(p.heartbeat_interval_secs.into()));

@@ -179,10 +179,22 @@ async fn agent_stream(
     tokio::sync::mpsc::Sender<v1::AgentMessage>,
     tonic::Streaming<v1::ControllerMessage>,
 ) {
+    agent_stream_speaking(ch, host_id, plumb_proto::PROTOCOL_VERSION).await
+}
+
+/// The same, from an agent of protocol `version`.
+async fn agent_stream_speaking(
+    ch: Channel,
+    host_id: &str,
+    version: u32,
+) -> (
+    tokio::sync::mpsc::Sender<v1::AgentMessage>,
+    tonic::Streaming<v1::ControllerMessage>,
+) {
     let mut client = v1::agent_service_client::AgentServiceClient::new(ch);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(v1::AgentMessage {
-        msg: Some(hello(host_id, plumb_proto::PROTOCOL_VERSION)),
+        msg: Some(hello(host_id, version)),
     })
     .await
     .expect("send");
@@ -231,6 +243,10 @@ async fn malformed_agent_streams_are_rejected() {
     let s = connect_with(ch.clone(), hello("h1", plumb_proto::PROTOCOL_VERSION + 1)).await;
     assert_eq!(s.code(), tonic::Code::InvalidArgument);
     assert!(s.message().contains("protocol version"), "{}", s.message());
+    let older = plumb_proto::OLDEST_PROTOCOL_VERSION - 1;
+    let s = connect_with(ch.clone(), hello("h1", older)).await;
+    assert_eq!(s.code(), tonic::Code::InvalidArgument);
+    assert!(s.message().contains("protocol version"), "{}", s.message());
 
     // None of them became a host.
     let mut query = v1::query_service_client::QueryServiceClient::new(ch);
@@ -241,6 +257,82 @@ async fn malformed_agent_streams_are_rejected() {
         .into_inner()
         .hosts;
     assert!(hosts.is_empty(), "{hosts:?}");
+
+    shutdown.cancel();
+    running.wait().await.expect("clean stop");
+}
+
+/// The parts of the next plan on `inbound`, up to the one that says it is the last.
+async fn plan_parts(inbound: &mut tonic::Streaming<v1::ControllerMessage>) -> Vec<v1::Plan> {
+    let mut parts = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), inbound.message());
+        match next
+            .await
+            .expect("in time")
+            .expect("ok")
+            .expect("a message")
+            .msg
+        {
+            Some(v1::controller_message::Msg::Plan(p)) => {
+                let last = !p.more;
+                parts.push(p);
+                if last {
+                    return parts;
+                }
+            }
+            other => panic!("expected a plan's part, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_plan_comes_in_parts_to_agents_that_take_them_and_whole_to_older_ones() {
+    let declared: Vec<String> = (0..600)
+        .map(|i| format!("/etc/app/conf-{i:04}.yaml"))
+        .collect();
+    let manifest = declared
+        .iter()
+        .fold("name: m\nhosts: [\"*\"]\nfiles:\n".to_owned(), |m, p| {
+            m + &format!("  {p}: {{}}\n")
+        });
+    let (_tmp, shutdown, running) = controller_with(|cfg| {
+        std::fs::write(cfg.manifests.join("m.yaml"), &manifest).expect("write");
+    })
+    .await;
+    let ch = channel(&running).await;
+
+    let (_tx, mut inbound) = agent_stream(ch.clone(), "new").await;
+    let parts = plan_parts(&mut inbound).await;
+    let whole: usize = parts.iter().map(prost::Message::encoded_len).sum();
+    assert!(
+        parts.len() > 1 && parts.len() >= whole / plumb_proto::REPORT_BYTES,
+        "{} parts for {whole} bytes",
+        parts.len()
+    );
+    for p in &parts {
+        assert_eq!(
+            (p.generation, p.heartbeat_interval_secs),
+            (parts[0].generation, 5)
+        );
+        let sent = prost::Message::encoded_len(p);
+        assert!(
+            sent <= plumb_proto::REPORT_BYTES + 32,
+            "a part of {sent} bytes"
+        );
+    }
+    let paths: Vec<&str> = parts
+        .iter()
+        .flat_map(|p| &p.paths)
+        .map(|s| s.path.as_str())
+        .collect();
+    assert_eq!(paths, declared, "every path once, in order");
+
+    let (_tx, mut inbound) =
+        agent_stream_speaking(ch, "old", plumb_proto::OLDEST_PROTOCOL_VERSION).await;
+    let whole = plan_parts(&mut inbound).await;
+    assert_eq!(whole.len(), 1, "an older agent gets its plan whole");
+    assert_eq!(whole[0].paths.len(), declared.len());
 
     shutdown.cancel();
     running.wait().await.expect("clean stop");

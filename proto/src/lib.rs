@@ -16,9 +16,17 @@ pub mod v1 {
         include_bytes!(concat!(env!("OUT_DIR"), "/plumb_v1_descriptor.bin"));
 }
 
-/// Bumped on incompatible protocol changes; sent in Hello. 2: a listed directory's entries are
-/// only its undeclared ones, at most `MAX_LISTED_ENTRIES`, with their total.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Bumped on protocol changes; sent in Hello. 2: a listed directory's entries are only its
+/// undeclared ones, at most `MAX_LISTED_ENTRIES`, with their total. 3: plans may come in parts
+/// (`Plan.more`).
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The oldest protocol a controller still speaks: an agent of protocol 2 is sent its plans
+/// whole. Controllers are upgraded first, then their agents.
+pub const OLDEST_PROTOCOL_VERSION: u32 = 2;
+
+/// The first protocol whose agents take a plan in parts.
+pub const PLAN_PARTS_SINCE: u32 = 3;
 
 /// About how many bytes of states an agent puts in one Snapshot part or Delta (a state larger
 /// than this goes alone). Both ends keep per stream buffers as large as the largest message and

@@ -84,15 +84,21 @@ pub(crate) async fn run(
         .connect(ReceiverStream::new(out_rx).map(wire::outgoing_to_proto))
         .await
         .context("controller refused the stream")?
-        .into_inner()
-        .map(incoming);
+        .into_inner();
+    let mut edge = wire::Inbound::default();
+    let inbound = inbound.filter_map(move |m| incoming(&mut edge, m).transpose());
     converse(cfg, inbound, out_tx, shutdown, planned, attribution.clone()).await
 }
 
-/// A message from the stream in the session's terms; a malformed one ends the session.
-fn incoming(m: Result<v1::ControllerMessage, tonic::Status>) -> anyhow::Result<Incoming> {
+/// A message from the stream in the session's terms (`None`: part of a plan, kept until the
+/// last part); a malformed one ends the session.
+fn incoming(
+    edge: &mut wire::Inbound,
+    m: Result<v1::ControllerMessage, tonic::Status>,
+) -> anyhow::Result<Option<Incoming>> {
     let m = m.context("stream from the controller failed")?;
-    wire::incoming_from_proto(m).context("rejected a malformed message from the controller")
+    edge.read(m)
+        .context("rejected a malformed message from the controller")
 }
 
 /// The session proper, over any stream of messages from the controller: it answers on `out`.

@@ -306,7 +306,10 @@ async fn the_session_ends_with_an_error_when_the_controller_closes_or_sends_garb
         msg: Some(plumb_proto::v1::controller_message::Msg::Plan(plan)),
     };
     s.to_agent
-        .send(super::incoming(Ok(msg)))
+        .send(
+            super::incoming(&mut crate::wire::Inbound::default(), Ok(msg))
+                .map(|m| m.expect("a whole plan")),
+        )
         .await
         .expect("the session listens");
     let err = s

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use plumb_proto::v1::{self, agent_message::Msg, agent_service_server::AgentService};
 use tokio::sync::mpsc;
+use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::identity::{Auth, Peer};
@@ -50,6 +50,7 @@ impl AgentService for AgentApi {
                 "the first message must be a Hello",
             ));
         };
+        let plan_parts = hello.protocol_version >= plumb_proto::PLAN_PARTS_SINCE;
         let info = wire::hello_from_proto(hello).map_err(|e| {
             tracing::warn!(?peer, error = %e, "rejected a Hello");
             Status::invalid_argument(e.to_string())
@@ -98,8 +99,46 @@ impl AgentService for AgentApi {
             tracing::info!(host = %host_id, why, "agent stream ended");
             let _ = fleet.send(Command::Disconnected { conn }).await;
         });
-        let out = ReceiverStream::new(out_rx).map(|m| Ok(wire::to_agent_proto(m)));
+        let out = ToWire {
+            queue: ReceiverStream::new(out_rx),
+            sending: None,
+            plan_parts,
+        };
         Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// A stream's queue as its agent is sent it: each `ToAgent` as one message, or several (a
+/// plan in parts), converted as they go.
+struct ToWire {
+    queue: ReceiverStream<ToAgent>,
+    /// The rest of what the last `ToAgent` became.
+    sending: Option<wire::Sent>,
+    /// Whether the agent takes plans in parts.
+    plan_parts: bool,
+}
+
+impl Stream for ToWire {
+    type Item = Result<v1::ControllerMessage, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if let Some(next) = self.sending.as_mut().and_then(Iterator::next) {
+            return std::task::Poll::Ready(Some(Ok(next)));
+        }
+        self.sending = None;
+        let plan_parts = self.plan_parts;
+        match std::task::ready!(Pin::new(&mut self.queue).poll_next(cx)) {
+            Some(m) => {
+                let mut sent = wire::to_agent_proto(m, plan_parts);
+                let first = sent.next();
+                self.sending = Some(sent);
+                std::task::Poll::Ready(first.map(Ok))
+            }
+            None => std::task::Poll::Ready(None),
+        }
     }
 }
 

@@ -31,7 +31,8 @@ const MAX_PACKAGE_PROBLEMS: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Malformed {
     #[error(
-        "agent speaks protocol version {agent}, this controller {}",
+        "agent speaks protocol version {agent}, this controller {} to {}",
+        plumb_proto::OLDEST_PROTOCOL_VERSION,
         plumb_proto::PROTOCOL_VERSION
     )]
     Protocol { agent: u32 },
@@ -77,7 +78,9 @@ pub(crate) enum Malformed {
 }
 
 pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, Malformed> {
-    if h.protocol_version != plumb_proto::PROTOCOL_VERSION {
+    if !(plumb_proto::OLDEST_PROTOCOL_VERSION..=plumb_proto::PROTOCOL_VERSION)
+        .contains(&h.protocol_version)
+    {
         return Err(Malformed::Protocol {
             agent: h.protocol_version,
         });
@@ -249,41 +252,29 @@ pub(crate) fn coverage_from_proto(c: v1::Coverage) -> Result<Coverage, Malformed
     })
 }
 
-pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
+/// The messages one `ToAgent` becomes, in order.
+pub(crate) type Sent = std::iter::Chain<
+    std::vec::IntoIter<v1::ControllerMessage>,
+    std::iter::Once<v1::ControllerMessage>,
+>;
+
+/// What the controller sends an agent, as sent: one message, or a plan in parts of about
+/// `REPORT_BYTES` each where the agent takes them (`plan_parts`: protocol 3 and later).
+pub(crate) fn to_agent_proto(m: ToAgent, plan_parts: bool) -> Sent {
     use v1::controller_message::Msg;
     let msg = match m {
         ToAgent::Plan(plan) => {
-            let AgentPlan {
-                generation,
-                paths,
-                packages,
-                heartbeat_interval,
-            } = *plan;
-            Msg::Plan(v1::Plan {
-                packages: packages
-                    .into_iter()
-                    .map(|(name, verify_files)| v1::PackageRequest { name, verify_files })
-                    .collect(),
-                generation,
-                heartbeat_interval_secs: heartbeat_interval.as_secs().max(1) as u32,
-                paths: paths
-                    .into_iter()
-                    .map(|p| v1::PathSpec {
-                        path: p.path,
-                        hash: p.hash,
-                        contains: p
-                            .contains
-                            .into_iter()
-                            .map(|(pattern, regex)| v1::LineMatcher { pattern, regex })
-                            .collect(),
-                        list_entries: p.list_entries,
-                        allow_content: p.allow_content,
-                        sensitive: p.sensitive,
-                        ignore: p.ignore,
-                        expand: p.expand,
-                    })
-                    .collect(),
-            })
+            let budget = if plan_parts {
+                plumb_proto::REPORT_BYTES
+            } else {
+                usize::MAX
+            };
+            let (parts, last) = plan_to_proto(*plan, budget);
+            let sent = |p| v1::ControllerMessage {
+                msg: Some(Msg::Plan(p)),
+            };
+            let parts: Vec<_> = parts.into_iter().map(sent).collect();
+            return parts.into_iter().chain(std::iter::once(sent(last)));
         }
         ToAgent::Ack { seq } => Msg::Ack(v1::Ack { seq }),
         ToAgent::Heartbeat { at_ms } => Msg::Heartbeat(v1::Heartbeat { sent_at_ms: at_ms }),
@@ -298,5 +289,62 @@ pub(crate) fn to_agent_proto(m: ToAgent) -> v1::ControllerMessage {
         }),
         ToAgent::GoAway { reason } => Msg::GoAway(v1::GoAway { reason }),
     };
-    v1::ControllerMessage { msg: Some(msg) }
+    Vec::new()
+        .into_iter()
+        .chain(std::iter::once(v1::ControllerMessage { msg: Some(msg) }))
+}
+
+/// A plan as parts of at most `budget` bytes of paths and packages each (one larger than that
+/// goes alone), paths first: those that say `more`, and the last.
+fn plan_to_proto(plan: AgentPlan, budget: usize) -> (Vec<v1::Plan>, v1::Plan) {
+    let AgentPlan {
+        generation,
+        paths,
+        packages,
+        heartbeat_interval,
+    } = plan;
+    let part = || v1::Plan {
+        generation,
+        heartbeat_interval_secs: heartbeat_interval.as_secs().max(1) as u32,
+        paths: Vec::new(),
+        packages: Vec::new(),
+        more: true,
+    };
+    let framed = |len: usize| 1 + prost::length_delimiter_len(len) + len;
+    let mut parts = Vec::new();
+    let mut current = part();
+    let mut used = 0;
+    // Room for one more entry of `len` bytes, or the next part first.
+    let mut room = |current: &mut v1::Plan, len: usize| {
+        if used > 0 && used + len > budget {
+            parts.push(std::mem::replace(current, part()));
+            used = 0;
+        }
+        used += len;
+    };
+    for p in paths {
+        let spec = v1::PathSpec {
+            path: p.path,
+            hash: p.hash,
+            contains: p
+                .contains
+                .into_iter()
+                .map(|(pattern, regex)| v1::LineMatcher { pattern, regex })
+                .collect(),
+            list_entries: p.list_entries,
+            allow_content: p.allow_content,
+            sensitive: p.sensitive,
+            ignore: p.ignore,
+            expand: p.expand,
+        };
+        room(&mut current, framed(prost::Message::encoded_len(&spec)));
+        current.paths.push(spec);
+    }
+    for (name, verify_files) in packages {
+        let request = v1::PackageRequest { name, verify_files };
+        room(&mut current, framed(prost::Message::encoded_len(&request)));
+        current.packages.push(request);
+    }
+    current.more = false;
+    (parts, current)
 }
