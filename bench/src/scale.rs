@@ -32,11 +32,19 @@ use crate::fixture;
 use crate::simulated::{Change, IN_SYNC, agent};
 use crate::store::Store;
 
+/// The `f`th of `files` declared files. Numbered to one width, so that the plan's order (by
+/// path) is the files' order, which the simulated agents go by: `f1000` would sort before
+/// `f101`.
+fn load_path(f: usize, files: usize) -> String {
+    let width = files.saturating_sub(1).to_string().len().max(3);
+    format!("/etc/load/f{f:0width$}.conf")
+}
+
 /// The same files, compared among the agents (`--baseline`) rather than declared.
 fn baseline_manifest(files: usize) -> String {
     let mut out = String::from("name: load\nhosts: [\"load-*\"]\nbaseline:\n  files:\n");
     for f in 0..files {
-        out.push_str(&format!("    - /etc/load/f{f:03}.conf\n"));
+        out.push_str(&format!("    - {}\n", load_path(f, files)));
     }
     out
 }
@@ -45,7 +53,8 @@ pub(crate) fn manifest(files: usize) -> String {
     let mut out = String::from("name: load\nhosts: [\"load-*\"]\nfiles:\n");
     for f in 0..files {
         out.push_str(&format!(
-            "  /etc/load/f{f:03}.conf:\n    sha256: {IN_SYNC}\n"
+            "  {}:\n    sha256: {IN_SYNC}\n",
+            load_path(f, files)
         ));
     }
     out
@@ -281,7 +290,7 @@ impl SimulatedFleet {
             let file = (self.rng.next() % files as u64) as usize;
             let key = (
                 format!("load-{host:05}"),
-                format!("file:/etc/load/f{file:03}.conf"),
+                format!("file:{}", load_path(file, files)),
             );
             let flag = &mut self.drifted[host * files + file];
             *flag = !*flag;
