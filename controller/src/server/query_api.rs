@@ -131,7 +131,11 @@ impl QueryService for QueryApi {
         let at_ms = request.get_ref().at_ms;
         let overview = self.hosts_for(&request, at_ms, "the hosts").await?;
         Ok(Response::new(v1::ListHostsResponse {
-            hosts: overview.hosts.iter().map(wire::host_to_proto).collect(),
+            hosts: overview
+                .hosts
+                .into_iter()
+                .map(wire::host_to_proto)
+                .collect(),
             warnings: overview.warnings,
             manifest_errors: overview
                 .manifest_errors
@@ -159,12 +163,12 @@ impl QueryService for QueryApi {
             )));
         }
         let hosts = hosts
-            .iter()
+            .into_iter()
             .filter(|h| wanted.is_empty() || wanted.contains(&h.info.host_id))
             .map(|h| v1::HostDrift {
                 acks: h.acks.iter().map(wire::ack_to_proto).collect(),
-                host: Some(wire::host_to_proto(h)),
                 drift: h.drift.iter().map(wire::drift_to_proto).collect(),
+                host: Some(wire::host_to_proto(h)),
             })
             .collect();
         Ok(Response::new(v1::GetDriftResponse {

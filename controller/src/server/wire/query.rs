@@ -10,32 +10,51 @@ use crate::model::{
 use crate::store::Head;
 use crate::window::{ChangeWindow, Scope};
 
-pub(crate) fn host_to_proto(h: &HostView) -> v1::Host {
+/// A host as listed; takes the view by value: a listing of 10,000 hosts moves their strings
+/// rather than copying them again.
+pub(crate) fn host_to_proto(h: HostView) -> v1::Host {
+    let HostView {
+        info,
+        status,
+        last_seen_ms,
+        drift,
+        manifests,
+        coverage,
+        acks: _,
+        controller,
+    } = h;
+    let HostInfo {
+        host_id,
+        hostname,
+        labels,
+        facts,
+        agent_version,
+    } = info;
     v1::Host {
-        host_id: h.info.host_id.clone(),
-        hostname: h.info.hostname.clone(),
-        status: status_to_proto(h.status) as i32,
-        last_seen_ms: h.last_seen_ms,
-        labels: h.info.labels.clone().into_iter().collect(),
-        os_name: h.info.facts.os_name.clone(),
-        os_version: h.info.facts.os_version.clone(),
-        kernel_version: h.info.facts.kernel_version.clone(),
-        arch: h.info.facts.arch.clone(),
-        agent_version: h.info.agent_version.clone(),
-        drift_count: h.drift.len() as u32,
-        manifests: h.manifests.clone(),
-        os_id: h.info.facts.os_id.clone(),
-        coverage: h.coverage.as_ref().map(|c| v1::HostCoverage {
+        host_id,
+        hostname,
+        status: status_to_proto(status) as i32,
+        last_seen_ms,
+        labels: labels.into_iter().collect(),
+        os_name: facts.os_name,
+        os_version: facts.os_version,
+        kernel_version: facts.kernel_version,
+        arch: facts.arch,
+        agent_version,
+        drift_count: drift.len() as u32,
+        manifests,
+        os_id: facts.os_id,
+        coverage: coverage.map(|c| v1::HostCoverage {
             watches: c.watches,
             watch_limit: c.watch_limit,
-            polled: c.polled.clone(),
-            watch_errors: c.watch_errors.clone(),
+            polled: c.polled,
+            watch_errors: c.watch_errors,
             overflows: c.overflows,
             last_full_scan_ms: c.last_full_scan_ms,
             degraded_since_ms: c.degraded_since_ms.unwrap_or(0),
-            attribution: c.attribution.clone(),
+            attribution: c.attribution,
         }),
-        controller: h.controller.clone().unwrap_or_default(),
+        controller: controller.unwrap_or_default(),
     }
 }
 
@@ -379,14 +398,14 @@ mod tests {
                 acks: vec![ack.clone()],
                 controller: Some("c1-42-00ff".into()),
             };
-            let (listed, count) = host_from_proto(host_to_proto(&view));
+            let (listed, count) = host_from_proto(host_to_proto(view.clone()));
             assert_eq!(count, 1);
             assert_eq!(listed.status, status);
             assert_eq!(listed.info, view.info);
             assert_eq!(listed.coverage, view.coverage);
             assert_eq!(listed.controller, view.controller);
             let with_drift = host_drift_from_proto(v1::HostDrift {
-                host: Some(host_to_proto(&view)),
+                host: Some(host_to_proto(view.clone())),
                 drift: view.drift.iter().map(drift_to_proto).collect(),
                 acks: view.acks.iter().map(ack_to_proto).collect(),
             });
