@@ -106,6 +106,15 @@ pub(crate) struct Site {
     pub(crate) extra: Vec<String>,
 }
 
+/// An error if one of the simulated agents has ended, with what ended it.
+async fn ended(tasks: &mut Vec<tokio::task::JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
+    if let Some(failed) = tasks.iter().position(|t| t.is_finished()) {
+        let t = tasks.swap_remove(failed);
+        anyhow::bail!("a simulated agent ended: {:?}", t.await);
+    }
+    Ok(())
+}
+
 /// N simulated agents of M files each, connected and in sync, against controllers on
 /// `manifests` (which must hold `manifest(files)` as `load.yaml`).
 pub(crate) struct SimulatedFleet {
@@ -206,6 +215,8 @@ impl SimulatedFleet {
                 resynced.clone(),
             )));
             while i + 1 - connected.load(Ordering::Relaxed) > 256 {
+                // One the controller refused (a protocol it does not speak) never connects.
+                ended(&mut tasks).await?;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
@@ -214,10 +225,7 @@ impl SimulatedFleet {
             if in_sync_count(&mut client).await? >= n {
                 break;
             }
-            if let Some(failed) = tasks.iter().position(|t| t.is_finished()) {
-                let t = tasks.swap_remove(failed);
-                anyhow::bail!("a simulated agent ended: {:?}", t.await);
-            }
+            ended(&mut tasks).await?;
             anyhow::ensure!(
                 start.elapsed() < Duration::from_secs(600),
                 "not all {n} hosts in sync after 10 min"
