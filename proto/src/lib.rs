@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod names;
+pub mod parts;
 
 pub mod v1 {
     tonic::include_proto!("plumb.v1");

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use plumb_proto::parts::Parts;
 use plumb_proto::v1::{self, agent_message::Msg as Out};
 
 use crate::attribute::Who;
@@ -77,43 +78,33 @@ pub fn split(r: Report, budget: usize) -> Vec<Report> {
     };
     let mut parts = Vec::new();
     let mut part = empty();
-    let mut used = 0;
-    // Room for one more state of `len` bytes, or a new part first.
-    let mut room = |part: &mut Report, len: usize| {
-        if used > 0 && used + len > budget {
-            parts.push(std::mem::replace(part, empty()));
-            used = 0;
-        }
-        used += len;
-    };
+    let mut sizes = Parts::new(budget);
     for o in files {
         let w = who.remove_entry(&o.path);
-        let len = framed_len(&v1::PathState {
+        let state = v1::PathState {
             who: w.as_ref().map(|(_, w)| Box::new(who_to_proto(w.clone()))),
             ..state_to_proto(o.clone())
-        });
-        room(&mut part, len);
+        };
+        if sizes.starts_anew(&state) {
+            parts.push(std::mem::replace(&mut part, empty()));
+        }
         part.who.extend(w);
         part.files.push(o);
     }
     for p in packages {
         let w = who.remove_entry(&p.name);
-        let len = framed_len(&v1::PackageState {
+        let state = v1::PackageState {
             who: w.as_ref().map(|(_, w)| Box::new(who_to_proto(w.clone()))),
             ..package_to_proto(&p)
-        });
-        room(&mut part, len);
+        };
+        if sizes.starts_anew(&state) {
+            parts.push(std::mem::replace(&mut part, empty()));
+        }
         part.who.extend(w);
         part.packages.push(p);
     }
     parts.push(part);
     parts
-}
-
-/// What `m` takes as a repeated field of its message: tag, length and itself.
-fn framed_len(m: &impl prost::Message) -> usize {
-    let len = m.encoded_len();
-    1 + prost::length_delimiter_len(len) + len
 }
 
 fn report_to_proto(r: Report) -> (u64, u64, Vec<v1::PathState>, Vec<v1::PackageState>) {
@@ -381,8 +372,16 @@ mod tests {
 
     fn states_sent(r: &Report) -> usize {
         let (_, _, states, packages) = report_to_proto(r.clone());
-        states.iter().map(framed_len).sum::<usize>()
-            + packages.iter().map(framed_len).sum::<usize>()
+        // Each as a repeated field of its message: tag, length and itself.
+        let framed = |len: usize| 1 + prost::length_delimiter_len(len) + len;
+        states
+            .iter()
+            .map(|s| framed(prost::Message::encoded_len(s)))
+            .sum::<usize>()
+            + packages
+                .iter()
+                .map(|p| framed(prost::Message::encoded_len(p)))
+                .sum::<usize>()
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use plumb_proto::parts::Parts;
 use plumb_proto::v1;
 
 use crate::drift::{FileProblem, Installed, Kind, More, Observation, Observed, ObservedPackage};
@@ -310,18 +311,9 @@ fn plan_to_proto(plan: AgentPlan, budget: usize) -> (Vec<v1::Plan>, v1::Plan) {
         packages: Vec::new(),
         more: true,
     };
-    let framed = |len: usize| 1 + prost::length_delimiter_len(len) + len;
     let mut parts = Vec::new();
     let mut current = part();
-    let mut used = 0;
-    // Room for one more entry of `len` bytes, or the next part first.
-    let mut room = |current: &mut v1::Plan, len: usize| {
-        if used > 0 && used + len > budget {
-            parts.push(std::mem::replace(current, part()));
-            used = 0;
-        }
-        used += len;
-    };
+    let mut sizes = Parts::new(budget);
     for p in paths {
         let spec = v1::PathSpec {
             path: p.path,
@@ -337,12 +329,16 @@ fn plan_to_proto(plan: AgentPlan, budget: usize) -> (Vec<v1::Plan>, v1::Plan) {
             ignore: p.ignore,
             expand: p.expand,
         };
-        room(&mut current, framed(prost::Message::encoded_len(&spec)));
+        if sizes.starts_anew(&spec) {
+            parts.push(std::mem::replace(&mut current, part()));
+        }
         current.paths.push(spec);
     }
     for (name, verify_files) in packages {
         let request = v1::PackageRequest { name, verify_files };
-        room(&mut current, framed(prost::Message::encoded_len(&request)));
+        if sizes.starts_anew(&request) {
+            parts.push(std::mem::replace(&mut current, part()));
+        }
         current.packages.push(request);
     }
     current.more = false;
