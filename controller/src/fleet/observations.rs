@@ -15,7 +15,7 @@ use crate::key::Key;
 const _: () =
     assert!(std::mem::size_of::<Option<Observation>>() == std::mem::size_of::<Observation>());
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Observations {
     /// The keys with a slot, sorted and without duplicates.
     keys: Arc<[Key]>,
