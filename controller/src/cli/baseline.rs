@@ -5,9 +5,9 @@ use plumb_common::cli::exit;
 use plumb_proto::v1;
 use serde_json::json;
 
-use super::output::{Format, emit};
+use super::output::{Format, emit, emit_json};
 use super::query::{client, status_error};
-use super::render::{self, pretty};
+use super::render;
 use crate::key::Key;
 use crate::server::wire;
 
@@ -46,7 +46,7 @@ pub(super) async fn diverge(
     match q.output {
         Format::Json => {
             let all: Vec<_> = groups.iter().map(crate::json::divergence).collect();
-            emit(&pretty(&json!({ "groups": all })))?;
+            emit_json(&json!({ "groups": all }))?;
         }
         Format::Table if groups.is_empty() => {
             eprintln!("no baseline compares anything yet (a manifest's baseline: lists what)");
@@ -90,7 +90,7 @@ pub(super) async fn accept(
                     |g| json!({"group": g.group, "manifest": g.manifest, "undecided": g.undecided}),
                 )
                 .collect();
-            emit(&pretty(&json!({ "groups": all })))?;
+            emit_json(&json!({ "groups": all }))?;
         }
         Format::Table => {
             let docs: Vec<&str> = groups.iter().map(|g| g.manifest.as_str()).collect();

@@ -5,9 +5,8 @@ use plumb_common::cli::exit;
 use plumb_proto::v1;
 
 use super::ChangeCommand;
-use super::output::{Format, emit, rfc3339, table};
+use super::output::{Format, emit, emit_json, rfc3339, table};
 use super::query::{client, status_error};
-use super::render::pretty;
 use crate::server::wire;
 use crate::window::ChangeWindow;
 
@@ -81,9 +80,9 @@ pub(super) async fn run(command: ChangeCommand) -> anyhow::Result<i32> {
                 .filter(|w| all || (!w.ended && w.ends_ms() > now))
                 .collect();
             match query.output {
-                Format::Json => emit(&pretty(&serde_json::json!({
+                Format::Json => emit_json(&serde_json::json!({
                     "changes": windows.iter().map(crate::json::window).collect::<Vec<_>>(),
-                })))?,
+                }))?,
                 Format::Table if windows.is_empty() => eprintln!(
                     "no change windows{}",
                     if all {
@@ -102,7 +101,7 @@ pub(super) async fn run(command: ChangeCommand) -> anyhow::Result<i32> {
 /// What an opened or closed window is: its JSON on stdout, or a line for a person on stderr.
 fn said(format: Format, w: &ChangeWindow, line: impl FnOnce() -> String) -> anyhow::Result<i32> {
     match format {
-        Format::Json => emit(&pretty(&crate::json::window(w)))?,
+        Format::Json => emit_json(&crate::json::window(w))?,
         Format::Table => eprintln!("{}", line()),
     }
     Ok(exit::OK)

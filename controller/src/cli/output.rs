@@ -14,6 +14,30 @@ pub fn emit(text: &str) -> io::Result<()> {
     write_out(text).map(|_| ())
 }
 
+/// Writes `value` to stdout as `-o json` prints it (indented, then a newline) while it is
+/// serialized, rather than as one string first: a listing of 100,000 hosts is 47 MB of text.
+/// A reader that went away ends the output quietly.
+pub fn emit_json(value: &(impl serde::Serialize + ?Sized)) -> io::Result<()> {
+    emit_json_to(io::stdout().lock(), value)
+}
+
+fn emit_json_to(out: impl Write, value: &(impl serde::Serialize + ?Sized)) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(64 * 1024, out);
+    match write_json(&mut out, value).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        written => written,
+    }
+}
+
+/// `value` as `-o json` prints it: indented, then a newline.
+pub fn write_json(
+    out: &mut impl Write,
+    value: &(impl serde::Serialize + ?Sized),
+) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
 /// Writes `text` to stdout; `Ok(false)` once the reader has gone away (`| head -1`), so that a
 /// command that writes until interrupted can stop instead of writing into nothing forever.
 pub fn write_out(text: &str) -> io::Result<bool> {
@@ -110,6 +134,70 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Takes `room` bytes, then fails every write with `kind`.
+    struct Closing {
+        taken: Vec<u8>,
+        room: usize,
+        kind: io::ErrorKind,
+    }
+
+    impl Write for Closing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.room - self.taken.len());
+            if n == 0 {
+                return Err(self.kind.into());
+            }
+            self.taken.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_output_is_the_indented_text_and_a_reader_gone_mid_way_ends_it_quietly() {
+        let hosts: Vec<String> = (0..20_000).map(|i| format!("host-{i}")).collect();
+        let value = serde_json::json!({ "hosts": hosts });
+        let whole = crate::cli::render::pretty(&value);
+        assert!(whole.ends_with("]\n}\n"), "indented, then a newline");
+
+        let mut all = Closing {
+            taken: Vec::new(),
+            room: usize::MAX,
+            kind: io::ErrorKind::Other,
+        };
+        emit_json_to(&mut all, &value).expect("written");
+        assert_eq!(
+            all.taken,
+            whole.as_bytes(),
+            "the same text as one string would be"
+        );
+
+        // `| head -1`: the reader goes away after the first buffer, mid-way through
+        // serializing (its error comes back through serde_json as it was).
+        let mut head = Closing {
+            taken: Vec::new(),
+            room: 64 * 1024,
+            kind: io::ErrorKind::BrokenPipe,
+        };
+        emit_json_to(&mut head, &value).expect("a reader that went away is not an error");
+        assert_eq!(
+            head.taken,
+            whole.as_bytes()[..64 * 1024],
+            "what it took came first"
+        );
+
+        let mut full = Closing {
+            taken: Vec::new(),
+            room: 100,
+            kind: io::ErrorKind::StorageFull,
+        };
+        let err = emit_json_to(&mut full, &value).expect_err("a full disk is an error");
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+    }
 
     #[test]
     fn tables_align_and_cells_are_one_line() {

@@ -11,7 +11,7 @@ use serde_json::json;
 use tonic::transport::{Channel, Endpoint};
 
 use super::QueryArgs;
-use super::output::{Format, emit};
+use super::output::{Format, emit, emit_json};
 use super::render::{self, pretty};
 use crate::model::{Event, HostView};
 use crate::server::wire;
@@ -102,11 +102,7 @@ pub(super) async fn hosts(
     warn_manifest_errors(&errors);
     let hosts: Vec<(HostView, usize)> = resp.hosts.into_iter().map(wire::host_from_proto).collect();
     match format {
-        Format::Json => emit(&pretty(&render::hosts_json(
-            &hosts,
-            &errors,
-            &resp.warnings,
-        )))?,
+        Format::Json => emit_json(&render::hosts_json(&hosts, &errors, &resp.warnings))?,
         Format::Table if hosts.is_empty() && at.is_some() => {
             eprintln!("no host had connected by then")
         }
@@ -159,11 +155,7 @@ pub(super) async fn drift(q: &QueryArgs, wanted: Wanted, format: Format) -> anyh
     // Acknowledged drift is shown but does not fail the command; nor, if asked, authorised.
     let drifted = render::failing_drift(&hosts, fail_on == super::FailOn::Unauthorised);
     match format {
-        Format::Json => emit(&pretty(&render::drift_json(
-            &hosts,
-            &errors,
-            &resp.warnings,
-        )))?,
+        Format::Json => emit_json(&render::drift_json(&hosts, &errors, &resp.warnings))?,
         Format::Table if hosts.is_empty() && at.is_some() => {
             eprintln!("no host had connected by then")
         }
@@ -256,7 +248,7 @@ pub(super) async fn history(q: &QueryArgs, page: Page, format: Format) -> anyhow
         .into_inner();
     let events = events(resp.events)?;
     match format {
-        Format::Json => emit(&pretty(&render::history_json(&events)))?,
+        Format::Json => emit_json(&render::history_json(&events))?,
         Format::Table if events.is_empty() => eprintln!("no events"),
         Format::Table => {
             emit(&render::history_table(&events))?;
@@ -287,7 +279,7 @@ pub(super) async fn ack(args: super::AckArgs) -> anyhow::Result<i32> {
                 .map(wire::ack_from_proto)
                 .collect();
             match query.output {
-                Format::Json => emit(&pretty(&render::acks_json(&acks)))?,
+                Format::Json => emit_json(&render::acks_json(&acks))?,
                 Format::Table if acks.is_empty() => eprintln!("no acknowledgements"),
                 Format::Table => emit(&render::acks_table(&acks))?,
             }
@@ -334,7 +326,7 @@ pub(super) async fn ack(args: super::AckArgs) -> anyhow::Result<i32> {
                 .into_inner();
             let ack = wire::ack_from_proto(ack);
             match args.query.output {
-                Format::Json => emit(&pretty(&crate::json::ack(&ack)))?,
+                Format::Json => emit_json(&crate::json::ack(&ack))?,
                 Format::Table => eprintln!("{}", render::acknowledged(&ack)),
             }
             Ok(exit::OK)
@@ -437,9 +429,9 @@ pub(super) async fn diff(
         .map_err(status_error)?
         .into_inner();
     match format {
-        Format::Json => emit(&pretty(&json!({
+        Format::Json => emit_json(&json!({
             "host": host, "path": path, "identical": resp.identical, "diff": resp.diff,
-        })))?,
+        }))?,
         Format::Table if resp.identical => eprintln!("{path} on {host} is as declared"),
         Format::Table => emit(&resp.diff)?,
     }

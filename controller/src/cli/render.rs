@@ -10,7 +10,9 @@ use crate::model::{Ack, Event, HostStatus, HostView};
 
 /// Indented JSON with a final newline.
 pub(crate) fn pretty(v: &(impl serde::Serialize + ?Sized)) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+    let mut text = Vec::new();
+    super::output::write_json(&mut text, v).expect("writing to memory");
+    String::from_utf8(text).expect("JSON is UTF-8")
 }
 
 /// `plumb hosts -o json`.
