@@ -8,7 +8,8 @@
 use std::hash::BuildHasher as _;
 use std::time::{Duration, Instant};
 
-use super::{Fleet, MISSED_HEARTBEATS, ToAgent};
+use super::host::Host;
+use super::{Fleet, ToAgent};
 use crate::model::EventKind;
 use crate::store::{StoreError, Write};
 
@@ -27,56 +28,54 @@ impl ConnectionAge {
     }
 }
 
-impl Fleet {
-    /// Asks streams past their age to go, and closes those asked longer ago than the grace.
-    pub(super) fn retire_old_streams(&mut self) -> Result<(), StoreError> {
-        let Some(limit) = self.max_age else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let mut close = Vec::new();
-        for host in self.hosts.values_mut() {
-            let Some(conn) = host.conn.as_mut() else {
-                continue;
-            };
-            match conn.asked_to_go {
-                None if conn.retire_at.is_some_and(|at| now >= at) => {
-                    let reason = format!(
-                        "the stream is older than this controller's maximum connection age ({})",
-                        humantime::format_duration(limit.age)
-                    );
-                    if conn.out.try_send(ToAgent::GoAway { reason }).is_ok() {
-                        tracing::info!(host = %host.info.host_id, "stream past the maximum connection age; asked the agent to connect again");
-                        conn.asked_to_go = Some(now);
-                    } else {
-                        close.push(conn.id);
-                    }
+impl ConnectionAge {
+    /// Asks `host`'s stream to go if it is past its age; the stream to close, if it was asked
+    /// longer ago than the grace or cannot be asked. Called for each host on the tick's walk.
+    pub(super) fn retire(&self, host: &mut Host, now: Instant) -> Option<u64> {
+        let conn = host.conn.as_mut()?;
+        match conn.asked_to_go {
+            None if conn.retire_at.is_some_and(|at| now >= at) => {
+                let reason = format!(
+                    "the stream is older than this controller's maximum connection age ({})",
+                    humantime::format_duration(self.age)
+                );
+                if conn.out.try_send(ToAgent::GoAway { reason }).is_ok() {
+                    tracing::info!(host = %host.info.host_id, "stream past the maximum connection age; asked the agent to connect again");
+                    conn.asked_to_go = Some(now);
+                    None
+                } else {
+                    Some(conn.id)
                 }
-                Some(at) if now.duration_since(at) >= limit.grace => close.push(conn.id),
-                _ => {}
             }
+            Some(at) if now.duration_since(at) >= self.grace => Some(conn.id),
+            _ => None,
         }
+    }
+}
+
+/// Whether `host`, its stream retired, has connected nowhere within `limit` (three
+/// heartbeats): then it is offline, and no longer on its way. Called for each host on the
+/// tick's walk.
+pub(super) fn moved_nowhere(host: &mut Host, limit: Duration) -> bool {
+    if host.conn.is_some() || host.moving_since.is_none_or(|t| t.elapsed() <= limit) {
+        return false;
+    }
+    host.moving_since = None;
+    // Claimed elsewhere meanwhile: that controller holds it, online.
+    host.remote.is_none()
+}
+
+impl Fleet {
+    /// Streams past their age and grace closed.
+    pub(super) fn close_retired(&mut self, close: Vec<u64>) -> Result<(), StoreError> {
         for conn in close {
             self.disconnected(conn, "past the maximum connection age and its grace period")?;
         }
         Ok(())
     }
 
-    /// Hosts whose streams were retired and that connected nowhere since, within three
-    /// heartbeats: offline now, said in the log.
-    pub(super) fn moved_nowhere(&mut self) {
-        let limit = self.heartbeat_interval * MISSED_HEARTBEATS;
-        let mut gone = Vec::new();
-        for h in self.hosts.values_mut() {
-            if h.conn.is_some() || h.moving_since.is_none_or(|t| t.elapsed() <= limit) {
-                continue;
-            }
-            h.moving_since = None;
-            // Claimed elsewhere meanwhile: that controller holds it, online.
-            if h.remote.is_none() {
-                gone.push(h.info.host_id.clone());
-            }
-        }
+    /// Hosts whose retired streams connected nowhere: offline, said in the log.
+    pub(super) fn offline_after_moving(&mut self, gone: Vec<String>) {
         for host_id in gone {
             tracing::warn!(host = %host_id, "a retired stream's agent did not connect again; offline");
             let at_ms = self.now();
