@@ -16,6 +16,10 @@ use crate::{fixture, scan};
 /// Files to a directory: 10,000 files make 250 exclusive directories, as the issue measured.
 const PER_DIR: usize = 40;
 
+/// Declared paths to a manifest file, whole directories at a time: a manifest file may be at
+/// most 4 MiB (about 30,000 paths declared by digest), so 100,000 files go in several.
+const PATHS_PER_MANIFEST: usize = 10_000;
+
 /// Which page cache a run starts with.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cache {
@@ -51,7 +55,29 @@ impl Cache {
     }
 }
 
-/// The manifest: every file by digest, every directory exclusive.
+/// The manifests (`bench-N.yaml`), each of whole directories of `paths`.
+fn write_manifests(dir: &Path, root: &Path, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let mut start = 0;
+    for i in 0.. {
+        if start == paths.len() {
+            break;
+        }
+        let mut end = (start + PATHS_PER_MANIFEST).min(paths.len());
+        while end < paths.len() && paths[end].parent() == paths[end - 1].parent() {
+            end += 1;
+        }
+        let text = manifest(root, &paths[start..end])?.replacen(
+            "name: bench\n",
+            &format!("name: bench-{i}\n"),
+            1,
+        );
+        std::fs::write(dir.join(format!("bench-{i}.yaml")), text)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// A manifest: every file by digest, every directory exclusive.
 fn manifest(root: &Path, paths: &[PathBuf]) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     let mut text = fixture::manifest(root, paths)?;
@@ -125,7 +151,7 @@ pub(crate) async fn run(
         let mb = bytes as f64 / 1e6;
         let manifests = tmp.path().join("manifests");
         std::fs::create_dir_all(&manifests)?;
-        std::fs::write(manifests.join("bench.yaml"), manifest(&root, &paths)?)?;
+        write_manifests(&manifests, &root, &paths)?;
         let dirs = paths.len().div_ceil(PER_DIR);
         for &cache in caches {
             if !cache.prepare() {

@@ -5,6 +5,8 @@
 //! values that parsed fine; block-style manifests (what people write) are scanned here. A key
 //! written in flow style (`files: {/etc/x: {}}`) falls back to the section's own line.
 
+use std::collections::HashMap;
+
 /// 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pos {
@@ -13,14 +15,71 @@ pub(crate) struct Pos {
 }
 
 /// The position of `key` directly under the top-level `section:`, else of the section itself,
-/// else line 1.
+/// else line 1. For many keys of one section, `KeyPositions` reads the text once.
 pub(crate) fn key_position(text: &str, section: &str, key: &str) -> Pos {
-    find(text, section, Some(key))
+    KeyPositions::of(text, section).get(key)
 }
 
 /// The position of the top-level `section:`, else line 1.
 pub(crate) fn section_position(text: &str, section: &str) -> Pos {
-    find(text, section, None)
+    KeyPositions::of(text, section).section
+}
+
+/// Where each key directly under the top-level `section:` is first written, read in one
+/// pass: `key_position` for every key without reading the text again for each (checking a
+/// manifest of 10,000 paths that way took 3 s).
+pub(crate) struct KeyPositions<'a> {
+    /// The section's own position, else line 1.
+    section: Pos,
+    keys: HashMap<&'a str, Pos>,
+}
+
+impl<'a> KeyPositions<'a> {
+    pub(crate) fn of(text: &'a str, section: &str) -> Self {
+        let mut section_pos = None;
+        let mut child_indent = None;
+        let mut keys = HashMap::new();
+        for (index, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if indent == 0 {
+                if section_pos.is_some() {
+                    break; // the next top-level key ends the section
+                }
+                if trimmed
+                    .strip_prefix(section)
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
+                {
+                    section_pos = Some(Pos {
+                        line: index + 1,
+                        column: 1,
+                    });
+                }
+                continue;
+            }
+            if section_pos.is_none() || indent != *child_indent.get_or_insert(indent) {
+                continue;
+            }
+            if let Some(key) = key_of(trimmed) {
+                keys.entry(key).or_insert(Pos {
+                    line: index + 1,
+                    column: indent + 1,
+                });
+            }
+        }
+        Self {
+            section: section_pos.unwrap_or(Pos { line: 1, column: 1 }),
+            keys,
+        }
+    }
+
+    /// Where `key` is written, else the section, else line 1.
+    pub(crate) fn get(&self, key: &str) -> Pos {
+        self.keys.get(key).copied().unwrap_or(self.section)
+    }
 }
 
 /// The position of the `n`th (0-based) time `key` is written directly under `section:`, if
@@ -89,48 +148,6 @@ pub(crate) fn item_position(text: &str, section: &str, value: &str) -> Option<Po
         }
     }
     None
-}
-
-fn find(text: &str, section: &str, key: Option<&str>) -> Pos {
-    let mut section_pos = None;
-    let mut child_indent = None;
-    for (index, line) in text.lines().enumerate() {
-        let line_no = index + 1;
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let indent = line.len() - trimmed.len();
-        if indent == 0 {
-            if section_pos.is_some() {
-                break; // the next top-level key ends the section
-            }
-            if trimmed
-                .strip_prefix(section)
-                .is_some_and(|r| r.trim_start().starts_with(':'))
-            {
-                section_pos = Some(Pos {
-                    line: line_no,
-                    column: 1,
-                });
-            }
-            continue;
-        }
-        if section_pos.is_none() || key.is_none() {
-            continue;
-        }
-        let expected = *child_indent.get_or_insert(indent);
-        if indent != expected {
-            continue;
-        }
-        if key_of(trimmed) == key {
-            return Pos {
-                line: line_no,
-                column: indent + 1,
-            };
-        }
-    }
-    section_pos.unwrap_or(Pos { line: 1, column: 1 })
 }
 
 /// Positions of `mode:` values written as plain (unquoted) numbers. serde_yaml hands `0644`
@@ -214,6 +231,32 @@ mod tests {
         assert_eq!(
             key_position(DOC, "files", "/etc/c"),
             Pos { line: 9, column: 3 }
+        );
+    }
+
+    #[test]
+    fn keys_read_in_one_pass_are_where_each_is_first_written_directly_under_its_section() {
+        let text = "files:\n  /etc/a:\n    mode: \"0644\"\n  /etc/b: {}\n  /etc/a: {}\npackages:\n  /etc/b: {}\n";
+        let files = KeyPositions::of(text, "files");
+        assert_eq!(
+            files.get("/etc/a"),
+            Pos { line: 2, column: 3 },
+            "the first of two"
+        );
+        assert_eq!(
+            files.get("/etc/b"),
+            Pos { line: 4, column: 3 },
+            "not the next section's"
+        );
+        assert_eq!(
+            files.get("mode"),
+            Pos { line: 1, column: 1 },
+            "not a key's own keys"
+        );
+        assert_eq!(files.get("/etc/b"), key_position(text, "files", "/etc/b"));
+        assert_eq!(
+            KeyPositions::of(text, "packages").get("/etc/b"),
+            Pos { line: 7, column: 3 }
         );
     }
 

@@ -365,13 +365,19 @@ impl ManifestSet {
                 );
             }
         }
+        // Each manifest's files by path, looked up from every other it may overlap (a walk of
+        // one's files for each of the other's took 9 s over ten manifests of 10,000 paths).
+        let by_path: Vec<HashMap<&str, &FileDecl>> = manifests
+            .iter()
+            .map(|m| m.files.iter().map(|d| (d.path.as_str(), d)).collect())
+            .collect();
         for (i, a) in manifests.iter().enumerate() {
-            for b in &manifests[i + 1..] {
+            for (j, b) in manifests.iter().enumerate().skip(i + 1) {
                 if !a.may_overlap(b) {
                     continue;
                 }
                 let files = a.files.iter().filter_map(|da| {
-                    let db = b.files.iter().find(|d| d.path == da.path)?;
+                    let db = by_path[j].get(da.path.as_str())?;
                     (da.spec != db.spec).then_some((
                         da.path.as_str(),
                         &da.declared_at,

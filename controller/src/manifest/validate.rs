@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::locate::{self, key_position, section_position, unquoted_modes};
+use super::locate::{self, KeyPositions, key_position, section_position, unquoted_modes};
 use super::raw::{RawBaseline, RawFile, RawManifest, RawPackage};
 use super::{
     Baseline, Diagnostic, FileDecl, FileSpec, FileType, Glob, Location, MAX_MANIFEST_BYTES,
@@ -87,12 +87,13 @@ pub fn parse(
     });
     let mut files = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let written = KeyPositions::of(text, "files");
     for (path, raw_file) in raw.files.0 {
         if let Some(error) = duplicate(file, text, "files", &path, &mut seen) {
             errors.push(error);
             continue;
         }
-        let pos = key_position(text, "files", &path);
+        let pos = written.get(&path);
         let at = |problem: Problem| Diagnostic::at(file, Some(pos), problem);
         match validate_file(&path, raw_file.unwrap_or_default(), read_source) {
             Ok(mut spec) => {
@@ -116,12 +117,13 @@ pub fn parse(
     }
     let mut packages = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let written = KeyPositions::of(text, "packages");
     for (name, raw_package) in raw.packages.0 {
         if let Some(error) = duplicate(file, text, "packages", &name, &mut seen) {
             errors.push(error);
             continue;
         }
-        let pos = key_position(text, "packages", &name);
+        let pos = written.get(&name);
         match validate_package(&name, raw_package) {
             Ok(spec) => packages.push(PackageDecl {
                 name,
