@@ -29,6 +29,10 @@ pub const OLDEST_PROTOCOL_VERSION: u32 = 2;
 /// The first protocol whose agents take a plan in parts.
 pub const PLAN_PARTS_SINCE: u32 = 3;
 
+/// The most paths, and the most packages, one plan may name: an agent refuses a larger plan
+/// as malformed, and a controller refuses manifests that could make one.
+pub const MAX_PLAN_ENTRIES: usize = 1_000_000;
+
 /// About how many bytes of states an agent puts in one Snapshot part or Delta (a state larger
 /// than this goes alone). Both ends keep per stream buffers as large as the largest message and
 /// frame they have seen, for as long as the stream lasts; a controller holds one stream per

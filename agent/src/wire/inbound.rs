@@ -1,6 +1,7 @@
 //! The controller's messages in the agent's terms: each checked, a plan's parts kept until the
 //! last is in, a malformed message refused with the reason rather than trusted.
 
+use plumb_proto::MAX_PLAN_ENTRIES;
 use plumb_proto::names::NotCanonical;
 use plumb_proto::v1::{self, controller_message::Msg as In};
 
@@ -8,15 +9,12 @@ use crate::collect::files::{Matcher, Request, Requests};
 use crate::collect::packages::PackageRequest;
 use crate::message::{Incoming, Plan};
 
-/// Paths per plan the agent accepts; a plan beyond this is refused as malformed.
-const MAX_PLAN_PATHS: usize = 100_000;
-
 /// Why a message from the controller was refused rather than trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum Malformed {
-    #[error("plan has {0} paths, more than the {MAX_PLAN_PATHS} accepted")]
+    #[error("plan has {0} paths, more than the {MAX_PLAN_ENTRIES} accepted")]
     TooManyPaths(usize),
-    #[error("plan has {0} packages, more than the {MAX_PLAN_PATHS} accepted")]
+    #[error("plan has {0} packages, more than the {MAX_PLAN_ENTRIES} accepted")]
     TooManyPackages(usize),
     #[error("plan path {0:?} is not a normalized absolute path")]
     NotAbsolute(String),
@@ -73,10 +71,10 @@ impl Inbound {
             _ => part,
         };
         // Bounded as a whole plan is, before it is all in.
-        if plan.paths.len() > MAX_PLAN_PATHS {
+        if plan.paths.len() > MAX_PLAN_ENTRIES {
             return Err(Malformed::TooManyPaths(plan.paths.len()));
         }
-        if plan.packages.len() > MAX_PLAN_PATHS {
+        if plan.packages.len() > MAX_PLAN_ENTRIES {
             return Err(Malformed::TooManyPackages(plan.packages.len()));
         }
         if plan.more {
@@ -105,7 +103,7 @@ fn incoming_from_proto(m: v1::ControllerMessage) -> Result<Incoming, Malformed> 
 }
 
 fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
-    if p.paths.len() > MAX_PLAN_PATHS {
+    if p.paths.len() > MAX_PLAN_ENTRIES {
         return Err(Malformed::TooManyPaths(p.paths.len()));
     }
     let mut requests = Vec::with_capacity(p.paths.len());
@@ -286,11 +284,11 @@ mod tests {
             plan_from_proto(globbed).expect_err("refused").to_string(),
             "plan glob \"/etc/[ab].conf\" is malformed, or one too many"
         );
-        let many: Vec<String> = (0..=MAX_PLAN_PATHS).map(|i| format!("/p{i}")).collect();
+        let many: Vec<String> = (0..=MAX_PLAN_ENTRIES).map(|i| format!("/p{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(
             refused(&many, &[]),
-            "plan has 100001 paths, more than the 100000 accepted"
+            "plan has 1000001 paths, more than the 1000000 accepted"
         );
     }
 
@@ -353,7 +351,9 @@ mod tests {
     #[test]
     fn a_plan_in_parts_is_bounded_before_it_is_all_in() {
         let mut edge = Inbound::default();
-        let many: Vec<String> = (0..=MAX_PLAN_PATHS / 2).map(|i| format!("/p{i}")).collect();
+        let many: Vec<String> = (0..=MAX_PLAN_ENTRIES / 2)
+            .map(|i| format!("/p{i}"))
+            .collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(
             edge.read(plan_part(1, &many, true))
@@ -362,7 +362,7 @@ mod tests {
         );
         let e = edge.read(plan_part(1, &many, true)).expect_err("refused");
         assert!(
-            matches!(e, Malformed::TooManyPaths(n) if n > MAX_PLAN_PATHS),
+            matches!(e, Malformed::TooManyPaths(n) if n > MAX_PLAN_ENTRIES),
             "{e}"
         );
     }

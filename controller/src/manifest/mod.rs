@@ -8,7 +8,7 @@ mod locate;
 mod raw;
 mod validate;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -407,6 +407,10 @@ impl ManifestSet {
         }
         errors.extend(contradictions(&manifests));
         errors.extend(compared_twice(&manifests));
+        errors.extend(too_many_for_a_plan(
+            &manifests,
+            plumb_proto::MAX_PLAN_ENTRIES,
+        ));
         if errors.is_empty() {
             Ok(Self {
                 manifests,
@@ -502,7 +506,7 @@ fn compared_twice(manifests: &[Manifest]) -> Vec<Diagnostic> {
             let Some(second) = b.baseline.as_ref().filter(|_| a.may_overlap(b)) else {
                 continue;
             };
-            let theirs: std::collections::HashSet<Key> = first.keys().collect();
+            let theirs: HashSet<Key> = first.keys().collect();
             for key in second.keys().filter(|k| theirs.contains(k)) {
                 errors.push(Diagnostic {
                     file: second.declared_at.file.clone(),
@@ -518,6 +522,62 @@ fn compared_twice(manifests: &[Manifest]) -> Vec<Diagnostic> {
         }
     }
     errors
+}
+
+/// Manifests that could send one host a plan naming more than `max` paths, or packages, than
+/// an agent accepts (`MAX_PLAN_ENTRIES`): the agent would refuse every plan, and the host would
+/// never be in sync. Counted for each manifest with every other that may select the same host.
+fn too_many_for_a_plan(manifests: &[Manifest], max: usize) -> Vec<Diagnostic> {
+    let paths: Vec<Vec<&str>> = manifests
+        .iter()
+        .map(|m| {
+            let compared = m.baseline.iter().flat_map(|b| &b.files);
+            let declared = m.files.iter().map(|d| &d.path);
+            declared.chain(compared).map(String::as_str).collect()
+        })
+        .collect();
+    let packages: Vec<Vec<&str>> = manifests
+        .iter()
+        .map(|m| {
+            let compared = m.baseline.iter().flat_map(|b| &b.packages);
+            let declared = m.packages.iter().map(|d| &d.name);
+            declared.chain(compared).map(String::as_str).collect()
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for (what, names) in [("paths", paths), ("packages", packages)] {
+        // All of them together at most: no host's plan can name more.
+        if names.iter().map(Vec::len).sum::<usize>() <= max {
+            continue;
+        }
+        for (i, m) in manifests.iter().enumerate() {
+            let together = manifests
+                .iter()
+                .enumerate()
+                .filter(|&(j, other)| j == i || m.may_overlap(other))
+                .map(|(j, _)| &names[j]);
+            let n = distinct(together);
+            if n > max {
+                errors.push(
+                    Diagnostic::at(
+                        &m.file,
+                        None,
+                        format!(
+                            "this manifest and those that may select the same host name {n} {what}, more than the {max} an agent accepts in one plan"
+                        ),
+                    )
+                    .with_hint("declare a directory `exclusive: true` rather than each file in it, or make the manifests' hosts/labels disjoint"),
+                );
+            }
+        }
+    }
+    errors
+}
+
+/// How many names the lists hold, each counted once.
+fn distinct<'a>(lists: impl Iterator<Item = &'a Vec<&'a str>>) -> usize {
+    let mut seen = HashSet::new();
+    lists.flatten().filter(|name| seen.insert(*name)).count()
 }
 
 /// Paths declared below a path that cannot have entries (declared absent, or a file), by

@@ -354,6 +354,54 @@ fn conflicting_declarations_for_a_possible_common_host_are_rejected() {
 }
 
 #[test]
+fn manifests_that_could_plan_one_host_more_paths_than_an_agent_accepts_are_rejected() {
+    let web = manifest(
+        "web.yaml",
+        "name: web\nhosts: [\"web-*\"]\nfiles:\n  /etc/a: {}\n  /etc/b: {}\npackages:\n  nginx: {}\n",
+    );
+    let all = manifest(
+        "all.yaml",
+        "name: all\nhosts: [\"*\"]\nfiles:\n  /etc/a: {}\n  /etc/c: {}\nbaseline:\n  files: [/etc/d]\n",
+    );
+    let db = manifest(
+        "db.yaml",
+        "name: db\nhosts: [\"db-*\"]\nfiles:\n  /etc/x: {}\n  /etc/y: {}\n",
+    );
+    let messages = |max| {
+        too_many_for_a_plan(&[web.clone(), all.clone(), db.clone()], max)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    // A web host is planned /etc/a (declared twice, counted once), b, c and d: four paths; a
+    // db host x, y, a, c and d: five. all.yaml is counted with both web and db (each may
+    // select a host it does: six), though none selects a host of both: the count is the most
+    // its hosts could be planned, never less.
+    assert_eq!(messages(6), Vec::<String>::new());
+    let hint = "\n  hint: declare a directory `exclusive: true` rather than each file in it, or make the manifests' hosts/labels disjoint";
+    assert_eq!(
+        messages(4),
+        [
+            format!(
+                "all.yaml: this manifest and those that may select the same host name 6 paths, more than the 4 an agent accepts in one plan{hint}"
+            ),
+            format!(
+                "db.yaml: this manifest and those that may select the same host name 5 paths, more than the 4 an agent accepts in one plan{hint}"
+            ),
+        ]
+    );
+    assert_eq!(
+        messages(0)
+            .iter()
+            .filter(|m| m.contains(" packages,"))
+            .count(),
+        2,
+        "web's nginx, for web.yaml and all.yaml: {:?}",
+        messages(0)
+    );
+}
+
+#[test]
 fn duplicate_names_are_rejected() {
     let a = manifest("a.yaml", "name: x\nhosts: [\"a\"]\n");
     let b = manifest("b.yaml", "name: x\nhosts: [\"b\"]\n");
