@@ -147,7 +147,7 @@ fn collect(
             &Request {
                 path: p.as_str().into(),
                 hash: true,
-                contains: vec![],
+                contains: Default::default(),
                 list_entries: false,
                 allow_content: false,
                 sensitive: false,

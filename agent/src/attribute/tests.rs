@@ -47,7 +47,7 @@ fn started(dir: &Path, declared: &[(&str, bool)], deny: Vec<String>) -> Option<S
         .map(|(name, list_entries)| Request {
             path: dir.join(name).to_string_lossy().into(),
             hash: true,
-            contains: Vec::new(),
+            contains: Default::default(),
             list_entries: *list_entries,
             allow_content: false,
             sensitive: name.contains("secret"),

@@ -34,7 +34,7 @@ pub fn expand(root: &Root, globs: &[Request]) -> Expanded {
     for (index, g) in globs.iter().enumerate() {
         let pattern = &*g.path;
         let ignored = |path: &str, name: &str| {
-            g.ignore.patterns().iter().any(|i| {
+            g.ignore.iter().any(|i| {
                 if i.contains('/') {
                     glob::path_matches(i, path)
                 } else {
@@ -98,7 +98,7 @@ mod tests {
         Request {
             path: path.into(),
             hash: true,
-            contains: vec![],
+            contains: Default::default(),
             list_entries: false,
             allow_content: false,
             sensitive: false,

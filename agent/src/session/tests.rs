@@ -102,7 +102,7 @@ fn plan(generation: u64, paths: &[(&str, bool)]) -> Plan {
                 .map(|&(path, allow_content)| Request {
                     path: path.into(),
                     hash: true,
-                    contains: Vec::new(),
+                    contains: Default::default(),
                     list_entries: false,
                     allow_content,
                     sensitive: false,
@@ -351,7 +351,7 @@ async fn a_glob_observes_its_matches_and_each_path_that_comes_to_match() {
     p.globs = vec![Request {
         path: "/etc/app.d/**".into(),
         hash: true,
-        contains: Vec::new(),
+        contains: Default::default(),
         list_entries: false,
         allow_content: false,
         sensitive: false,

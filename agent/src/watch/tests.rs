@@ -23,7 +23,7 @@ fn requests(paths: &[(&str, bool)]) -> Arc<Requests> {
             .map(|&(path, list_entries)| crate::collect::files::Request {
                 path: path.into(),
                 hash: false,
-                contains: Vec::new(),
+                contains: Default::default(),
                 list_entries,
                 allow_content: false,
                 sensitive: false,

@@ -5,7 +5,7 @@ use plumb_proto::MAX_PLAN_ENTRIES;
 use plumb_proto::names::NotCanonical;
 use plumb_proto::v1::{self, controller_message::Msg as In};
 
-use crate::collect::files::{Matcher, Request, Requests};
+use crate::collect::files::{Matcher, Rare, Request, Requests};
 use crate::collect::packages::PackageRequest;
 use crate::message::{Incoming, Plan};
 
@@ -37,51 +37,37 @@ const MAX_GLOBS: usize = 256;
 const MAX_IGNORES: usize = 256;
 const MAX_IGNORE_LEN: usize = 1024;
 
-/// The controller's messages as the session takes them: a plan's parts kept until the last is
-/// in (protocol 3).
+/// The controller's messages as the session takes them: a plan's parts taken as they come
+/// (protocol 3), and kept until the last is in.
 #[derive(Debug, Default)]
 pub struct Inbound {
-    /// The parts of a plan so far, as one.
-    plan: Option<v1::Plan>,
+    /// The plan so far.
+    plan: Option<Partial>,
 }
 
 impl Inbound {
     /// `m` in the agent's terms; `None` while a plan's parts are still coming.
     pub fn read(&mut self, m: v1::ControllerMessage) -> Result<Option<Incoming>, Malformed> {
         match m.msg {
-            Some(In::Plan(part)) => match self.plan_part(part)? {
-                Some(plan) => Ok(Some(Incoming::Plan(plan_from_proto(plan)?))),
-                None => Ok(None),
-            },
+            Some(In::Plan(part)) => self.plan_part(part),
             msg => incoming_from_proto(v1::ControllerMessage { msg }).map(Some),
         }
     }
 
     /// The whole plan once its last part is in. A part of another generation than those kept
     /// starts anew: the controller planned again, and sends the new plan whole.
-    fn plan_part(&mut self, part: v1::Plan) -> Result<Option<v1::Plan>, Malformed> {
-        let plan = match self.plan.take() {
-            Some(mut kept) if kept.generation == part.generation => {
-                kept.paths.extend(part.paths);
-                kept.packages.extend(part.packages);
-                kept.heartbeat_interval_secs = part.heartbeat_interval_secs;
-                kept.more = part.more;
-                kept
-            }
-            _ => part,
+    fn plan_part(&mut self, part: v1::Plan) -> Result<Option<Incoming>, Malformed> {
+        let mut plan = match self.plan.take() {
+            Some(kept) if kept.generation == part.generation => kept,
+            _ => Partial::new(part.generation),
         };
-        // Bounded as a whole plan is, before it is all in.
-        if plan.paths.len() > MAX_PLAN_ENTRIES {
-            return Err(Malformed::TooManyPaths(plan.paths.len()));
-        }
-        if plan.packages.len() > MAX_PLAN_ENTRIES {
-            return Err(Malformed::TooManyPackages(plan.packages.len()));
-        }
-        if plan.more {
+        let more = part.more;
+        plan.take(part)?;
+        if more {
             self.plan = Some(plan);
             return Ok(None);
         }
-        Ok(Some(plan))
+        Ok(Some(Incoming::Plan(plan.finish())))
     }
 }
 
@@ -103,92 +89,137 @@ fn incoming_from_proto(m: v1::ControllerMessage) -> Result<Incoming, Malformed> 
 }
 
 fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
-    if p.paths.len() > MAX_PLAN_ENTRIES {
-        return Err(Malformed::TooManyPaths(p.paths.len()));
+    let mut plan = Partial::new(p.generation);
+    plan.take(p)?;
+    Ok(plan.finish())
+}
+
+/// A plan's parts so far, each checked and in the agent's terms as it came: the wire's
+/// messages are not kept (at 100,000 paths they were 10 MB more at the agent's peak).
+#[derive(Debug)]
+struct Partial {
+    generation: u64,
+    heartbeat_interval_secs: u32,
+    requests: Vec<Request>,
+    globs: Vec<Request>,
+    packages: Vec<PackageRequest>,
+}
+
+impl Partial {
+    fn new(generation: u64) -> Self {
+        Self {
+            generation,
+            heartbeat_interval_secs: 0,
+            requests: Vec::new(),
+            globs: Vec::new(),
+            packages: Vec::new(),
+        }
     }
-    let mut requests = Vec::with_capacity(p.paths.len());
-    let mut globs = Vec::new();
-    for spec in p.paths {
-        if spec.expand && (spec.path.contains('[') || globs.len() >= MAX_GLOBS) {
-            return Err(Malformed::Glob(spec.path));
+
+    /// Checks and takes one part, the plan bounded as a whole before it is all in.
+    fn take(&mut self, part: v1::Plan) -> Result<(), Malformed> {
+        let paths = self.requests.len() + self.globs.len() + part.paths.len();
+        if paths > MAX_PLAN_ENTRIES {
+            return Err(Malformed::TooManyPaths(paths));
         }
-        if !spec.path.starts_with('/') || spec.path.split('/').any(|c| c == "..") {
-            return Err(Malformed::NotAbsolute(spec.path));
+        let packages = self.packages.len() + part.packages.len();
+        if packages > MAX_PLAN_ENTRIES {
+            return Err(Malformed::TooManyPackages(packages));
         }
-        if let Err(source) = plumb_proto::names::unescape(&spec.path) {
-            return Err(Malformed::NotCanonical {
+        self.heartbeat_interval_secs = part.heartbeat_interval_secs;
+        for spec in part.paths {
+            let expand = spec.expand;
+            if expand && (spec.path.contains('[') || self.globs.len() >= MAX_GLOBS) {
+                return Err(Malformed::Glob(spec.path));
+            }
+            let request = request_from_proto(spec)?;
+            if expand {
+                self.globs.push(request);
+            } else {
+                self.requests.push(request);
+            }
+        }
+        for req in part.packages {
+            self.packages.push(package_from_proto(req)?);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Plan {
+        Plan {
+            packages: self.packages,
+            generation: self.generation,
+            heartbeat_interval_secs: self.heartbeat_interval_secs,
+            requests: Requests::new(self.requests),
+            globs: self.globs,
+        }
+    }
+}
+
+fn request_from_proto(spec: v1::PathSpec) -> Result<Request, Malformed> {
+    if !spec.path.starts_with('/') || spec.path.split('/').any(|c| c == "..") {
+        return Err(Malformed::NotAbsolute(spec.path));
+    }
+    if let Err(source) = plumb_proto::names::unescape(&spec.path) {
+        return Err(Malformed::NotCanonical {
+            path: spec.path,
+            source,
+        });
+    }
+    if let Some(bad) = spec.ignore.iter().enumerate().find(|(i, g)| {
+        *i >= MAX_IGNORES
+            || g.is_empty()
+            || g.len() > MAX_IGNORE_LEN
+            || (g.contains('/') && !g.starts_with('/') && !g.starts_with("**/"))
+    }) {
+        return Err(Malformed::Ignore {
+            pattern: bad.1.clone(),
+            path: spec.path,
+        });
+    }
+    let contains = match spec
+        .contains
+        .iter()
+        .map(|m| Matcher::new(&m.pattern, m.regex))
+        .collect::<Result<Rare<_>, _>>()
+    {
+        Ok(contains) => contains,
+        Err(source) => {
+            return Err(Malformed::Pattern {
                 path: spec.path,
                 source,
             });
         }
-        if let Some(bad) = spec.ignore.iter().enumerate().find(|(i, g)| {
-            *i >= MAX_IGNORES
-                || g.is_empty()
-                || g.len() > MAX_IGNORE_LEN
-                || (g.contains('/') && !g.starts_with('/') && !g.starts_with("**/"))
-        }) {
-            return Err(Malformed::Ignore {
-                pattern: bad.1.clone(),
-                path: spec.path,
-            });
-        }
-        let contains = match spec
-            .contains
-            .iter()
-            .map(|m| Matcher::new(&m.pattern, m.regex))
-            .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(contains) => contains,
-            Err(source) => {
-                return Err(Malformed::Pattern {
-                    path: spec.path,
-                    source,
-                });
-            }
-        };
-        let expand = spec.expand;
-        let request = Request {
-            path: spec.path.into_boxed_str(),
-            hash: spec.hash,
-            contains,
-            list_entries: spec.list_entries,
-            allow_content: spec.allow_content,
-            sensitive: spec.sensitive,
-            ignore: crate::collect::files::Ignore::new(
-                spec.ignore
-                    .into_iter()
-                    .map(String::into_boxed_str)
-                    .collect(),
-            ),
-        };
-        if expand {
-            globs.push(request);
-        } else {
-            requests.push(request);
-        }
+    };
+    Ok(Request {
+        path: spec.path.into_boxed_str(),
+        hash: spec.hash,
+        contains,
+        list_entries: spec.list_entries,
+        allow_content: spec.allow_content,
+        sensitive: spec.sensitive,
+        ignore: crate::collect::files::Ignore::new(
+            spec.ignore
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
+        ),
+    })
+}
+
+fn package_from_proto(req: v1::PackageRequest) -> Result<PackageRequest, Malformed> {
+    let valid = !req.name.is_empty()
+        && req.name.len() <= 256
+        && req
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if !valid {
+        return Err(Malformed::PackageName(req.name));
     }
-    let mut packages = Vec::with_capacity(p.packages.len());
-    for req in p.packages {
-        let valid = !req.name.is_empty()
-            && req.name.len() <= 256
-            && req
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
-        if !valid {
-            return Err(Malformed::PackageName(req.name));
-        }
-        packages.push(PackageRequest {
-            name: req.name,
-            verify_files: req.verify_files,
-        });
-    }
-    Ok(Plan {
-        packages,
-        generation: p.generation,
-        heartbeat_interval_secs: p.heartbeat_interval_secs,
-        requests: Requests::new(requests),
-        globs,
+    Ok(PackageRequest {
+        name: req.name,
+        verify_files: req.verify_files,
     })
 }
 

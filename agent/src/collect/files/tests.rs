@@ -9,7 +9,7 @@ fn req(path: &str) -> Request {
     Request {
         path: path.into(),
         hash: false,
-        contains: vec![],
+        contains: Default::default(),
         list_entries: false,
         allow_content: false,
         sensitive: false,
@@ -92,7 +92,9 @@ fn line_patterns_literal_regex_and_long_lines() {
             m("last line without newline", false),
             m("^y{100}$", true),
             m("PermitRootLogin", false),
-        ],
+        ]
+        .into_iter()
+        .collect(),
         hash: true,
         ..req("/etc/sshd_config")
     };
@@ -280,7 +282,9 @@ fn a_large_file_is_hashed_in_chunks_like_sha256sum() {
                 false,
             )
             .expect("valid"),
-        ],
+        ]
+        .into_iter()
+        .collect(),
         ..req("/etc/big")
     };
     let o = look(&root, &r);
@@ -305,7 +309,9 @@ fn huge_files_huge_directories_and_devices() {
     huge.set_len(64 << 20).expect("sparse 64 MiB");
     let r = Request {
         hash: true,
-        contains: vec![Matcher::new("never", false).expect("valid")],
+        contains: [Matcher::new("never", false).expect("valid")]
+            .into_iter()
+            .collect(),
         ..req("/etc/huge")
     };
     let o = look(&root, &r);
@@ -423,4 +429,11 @@ fn observed_on_several_threads_as_on_one_in_the_order_asked() {
         );
     }
     assert!(observe_on(4, &root, &plan, &[], &names).is_empty());
+}
+
+/// A plan holds one request per declared path: what most paths lack costs a pointer at most.
+#[test]
+fn a_request_without_patterns_is_five_words() {
+    assert_eq!(std::mem::size_of::<Request>(), 40);
+    assert_eq!(std::mem::size_of::<Rare<Matcher>>(), 8);
 }
