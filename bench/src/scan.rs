@@ -57,7 +57,7 @@ fn plumb(root: &Path, paths: &[PathBuf]) -> anyhow::Result<f64> {
                     .to_string()
                     .into(),
                 hash: true,
-                contains: Vec::new(),
+                contains: Default::default(),
                 list_entries: false,
                 allow_content: false,
                 sensitive: false,

@@ -173,10 +173,12 @@ fn observe_tree(nodes: &[Node]) {
         .map(|p| Request {
             path: p.as_str().into(),
             hash: true,
-            contains: vec![
+            contains: [
                 Matcher::new("X11Forwarding yes", false).expect("literal"),
                 Matcher::new("^Permit", true).expect("regex"),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             list_entries: true,
             allow_content: false,
             sensitive: false,
