@@ -15,7 +15,26 @@ pub(crate) fn bin(name: &str) -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // What `cargo run` tells the program it runs is not the user's: ring's build script
+        // reads CARGO_MANIFEST_DIR, and with it set everything above ring was built again,
+        // and again by the next `cargo run` without it (3 minutes each with fat LTO).
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let from_run = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+                || key == "CARGO_PRIMARY_PACKAGE";
+            if from_run {
+                build.env_remove(&*key);
+            }
+        }
+        let status = build
             .args([
                 "build",
                 "--release",
@@ -24,6 +43,10 @@ pub(crate) fn bin(name: &str) -> anyhow::Result<PathBuf> {
                 "plumb-controller",
                 "-p",
                 "plumb-agent",
+                // With this package too, features are unified as for `cargo run -p
+                // plumb-bench`: nothing is built again for the other's features.
+                "-p",
+                "plumb-bench",
                 "--bins",
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
