@@ -270,7 +270,12 @@ impl Watch {
     /// told nothing (inotify follows inodes: a directory moved with its parent has not moved
     /// itself).
     fn wanted(&self) -> Vec<PathBuf> {
-        let needed: BTreeSet<PathBuf> = self.needs().into_keys().collect();
+        let mut needed: BTreeSet<PathBuf> = BTreeSet::new();
+        self.each_need(|dir, _| {
+            if !needed.contains(dir) {
+                needed.insert(dir.to_owned());
+            }
+        });
         let above: BTreeSet<PathBuf> = self
             .chain
             .iter()
@@ -280,9 +285,10 @@ impl Watch {
         needed.into_iter().chain(above).collect()
     }
 
-    /// Each directory to watch, with the declared paths that depend on it.
-    fn needs(&self) -> BTreeMap<PathBuf, Vec<Need<'_>>> {
-        let mut needs: BTreeMap<PathBuf, Vec<Need<'_>>> = BTreeMap::new();
+    /// Each directory to watch, with each declared path (or package directory) that depends
+    /// on it, one at a time: at 100,000 paths a map of them all was 4 MB at the agent's peak,
+    /// built again for each coverage report.
+    fn each_need<'a>(&'a self, mut f: impl FnMut(&Path, Need<'a>)) {
         // Declared paths mostly share their parents: one look at each parent, not at each path.
         let mut nearest: HashMap<&Path, Option<PathBuf>> = HashMap::new();
         let declared = self.files.iter().map(|r| &*r.path);
@@ -298,32 +304,31 @@ impl Watch {
                 .entry(parent)
                 .or_insert_with(|| self.nearest_existing_dir(parent));
             if let Some(dir) = dir {
-                needs.entry(dir.clone()).or_default().push(need);
+                f(dir, need);
             }
         }
         for d in &self.listed {
             let host = self.root.host_path(d);
             if host.is_dir() {
-                needs.entry(host).or_default().push(Need::Path(d));
+                f(&host, Need::Path(d));
             }
         }
-        needs
     }
 
     /// Declared paths that depend on a directory that is not watched: poll them.
     pub fn unwatched(&self) -> BTreeSet<String> {
         let mut paths = BTreeSet::new();
-        let needs = self.needs().into_iter();
-        for (_, needs) in needs.filter(|(dir, _)| !self.armed.contains(dir)) {
-            for need in needs {
-                match need {
-                    Need::Path(p) => {
-                        paths.insert(p.to_owned());
-                    }
-                    Need::Owned(dir) => paths.extend(self.owned.in_dir(dir)),
-                }
+        self.each_need(|dir, need| {
+            if self.armed.contains(dir) {
+                return;
             }
-        }
+            match need {
+                Need::Path(p) => {
+                    paths.insert(p.to_owned());
+                }
+                Need::Owned(dir) => paths.extend(self.owned.in_dir(dir)),
+            }
+        });
         paths
     }
 
