@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::fs;
 
 use crate::collect::IdNames;
-use crate::collect::files::{self, Kind, Observation, Request};
+use crate::collect::files::{self, Kind, Observation};
 use crate::collect::packages::{self, Read};
 use crate::root::Root;
 
@@ -144,14 +144,14 @@ fn collect(
         }
         let o = files::observe(
             root,
-            &Request {
-                path: p.as_str().into(),
+            files::RequestRef {
+                path: &p,
                 hash: true,
-                contains: Default::default(),
+                contains: &[],
                 list_entries: false,
                 allow_content: false,
                 sensitive: false,
-                ignore: Default::default(),
+                ignore: &[],
             },
             names,
             &files::Requests::default(),

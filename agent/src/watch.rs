@@ -127,7 +127,7 @@ impl Watch {
         self.listed.clear();
         self.chain.clear();
         let extra: Vec<(&str, bool)> = extra.into_iter().collect();
-        let planned = files.iter().map(|r| (&*r.path, r.list_entries));
+        let planned = files.iter().map(|r| (r.path, r.list_entries));
         for (path, listed) in planned.chain(extra.iter().copied()) {
             if listed {
                 self.listed.insert(path.to_owned());
@@ -291,7 +291,7 @@ impl Watch {
     fn each_need<'a>(&'a self, mut f: impl FnMut(&Path, Need<'a>)) {
         // Declared paths mostly share their parents: one look at each parent, not at each path.
         let mut nearest: HashMap<&Path, Option<PathBuf>> = HashMap::new();
-        let declared = self.files.iter().map(|r| &*r.path);
+        let declared = self.files.iter().map(|r| r.path);
         let declared = declared.chain(self.extra.iter().map(String::as_str));
         let parents = declared.map(|d| (Path::new(d).parent(), Need::Path(d)));
         let owned = self

@@ -144,7 +144,7 @@ impl Session<'_> {
                                 heartbeat = tokio::time::interval(Duration::from_secs(p.heartbeat_interval_secs.into()));
                             }
                             let files = p.requests.iter().enumerate()
-                                .map(|(f, r)| observation(&r.path, digest(drifted, f)))
+                                .map(|(f, r)| observation(r.path, digest(drifted, f)))
                                 .collect();
                             let report = Report { generation: p.generation, seq: 0, files, packages: Vec::new(), who: Default::default() };
                             // In parts of a bounded size, as the agent sends it.
@@ -176,7 +176,7 @@ impl Session<'_> {
                     let Some(p) = &plan else { continue };
                     let Some(r) = p.requests.get(c.file) else { continue };
                     seq += 1;
-                    let file = observation(&r.path, digest(drifted, c.file));
+                    let file = observation(r.path, digest(drifted, c.file));
                     tx.send(Outgoing::Delta(Report { generation: p.generation, seq, files: vec![file], packages: Vec::new(), who: Default::default() })).await?;
                 }
                 _ = heartbeat.tick() => {

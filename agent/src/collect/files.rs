@@ -149,6 +149,44 @@ impl<T> std::ops::Deref for Rare<T> {
 }
 
 impl Request {
+    /// This request as a plan's requests are read.
+    pub fn as_ref(&self) -> RequestRef<'_> {
+        RequestRef {
+            path: &self.path,
+            hash: self.hash,
+            list_entries: self.list_entries,
+            allow_content: self.allow_content,
+            sensitive: self.sensitive,
+            contains: &self.contains,
+            ignore: &self.ignore,
+        }
+    }
+}
+
+/// What the plan asks about one path, as `Requests` keeps it beside the path's text.
+#[derive(Debug, Clone, Default)]
+struct Ask {
+    hash: bool,
+    list_entries: bool,
+    allow_content: bool,
+    sensitive: bool,
+    contains: Rare<Matcher>,
+    ignore: Ignore,
+}
+
+/// One request of a plan, read where it is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRef<'a> {
+    pub path: &'a str,
+    pub hash: bool,
+    pub list_entries: bool,
+    pub allow_content: bool,
+    pub sensitive: bool,
+    pub contains: &'a [Matcher],
+    pub ignore: &'a [Box<str>],
+}
+
+impl RequestRef<'_> {
     /// Whether the entry `name` of this (listed) directory is ignored.
     pub fn ignores(&self, name: &str) -> bool {
         self.ignore.iter().any(|g| {
@@ -159,33 +197,173 @@ impl Request {
             }
         })
     }
+
+    pub fn to_request(&self) -> Request {
+        Request {
+            path: self.path.into(),
+            hash: self.hash,
+            contains: Rare::new(self.contains.to_vec()),
+            list_entries: self.list_entries,
+            allow_content: self.allow_content,
+            sensitive: self.sensitive,
+            ignore: Rare::new(self.ignore.to_vec()),
+        }
+    }
 }
 
 /// The plan's paths, sorted and each once: the agent's only copy of what is declared, shared
-/// by the session, its scans and the watcher. At 10,000 paths, every copy or per-path map
-/// node is another few hundred KiB of an agent meant to stay under 10 MiB.
+/// by the session, its scans and the watcher, indexed for the per-path state kept beside it.
+/// Every path's text is in one buffer, and what is asked of it (24 bytes) beside: at 100,000
+/// paths a request of its own and a string for each path were 7 MB of an agent meant to
+/// stay under 10 MiB.
 #[derive(Debug, Default)]
-pub struct Requests(Box<[Request]>);
+pub struct Requests {
+    text: Box<str>,
+    /// Where each path ends in `text` (it starts where the one before ends).
+    ends: Box<[u32]>,
+    asks: Box<[Ask]>,
+}
+
+/// `Requests` being built, a path at a time in order.
+#[derive(Debug, Default)]
+pub struct RequestsBuilder {
+    text: String,
+    ends: Vec<u32>,
+    asks: Vec<Ask>,
+    /// The paths so far are in order and each once.
+    sorted: bool,
+}
+
+impl RequestsBuilder {
+    pub fn new() -> Self {
+        Self {
+            sorted: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn push(&mut self, r: Request) {
+        if let Some(last) = self.ends.len().checked_sub(1) {
+            let start = last.checked_sub(1).map_or(0, |i| self.ends[i] as usize);
+            self.sorted &= self.text[start..self.ends[last] as usize] < *r.path;
+        }
+        self.text.push_str(&r.path);
+        self.ends
+            .push(u32::try_from(self.text.len()).expect("a plan's paths hold under 4 GiB"));
+        self.asks.push(Ask {
+            hash: r.hash,
+            list_entries: r.list_entries,
+            allow_content: r.allow_content,
+            sensitive: r.sensitive,
+            contains: r.contains,
+            ignore: r.ignore,
+        });
+    }
+
+    /// Sorted by path, of two requests for one path the first kept. A plan comes sorted and
+    /// each path once (the controller's are) and is then taken as it is, without a copy.
+    pub fn build(self) -> Requests {
+        if self.sorted {
+            return Requests {
+                text: self.text.into_boxed_str(),
+                ends: self.ends.into_boxed_slice(),
+                asks: self.asks.into_boxed_slice(),
+            };
+        }
+        let unsorted = Requests {
+            text: self.text.into_boxed_str(),
+            ends: self.ends.into_boxed_slice(),
+            asks: self.asks.into_boxed_slice(),
+        };
+        let mut order: Vec<usize> = (0..unsorted.len()).collect();
+        order.sort_by(|&a, &b| unsorted.path(a).cmp(unsorted.path(b)));
+        order.dedup_by(|later, first| unsorted.path(*later) == unsorted.path(*first));
+        let mut sorted = RequestsBuilder::new();
+        for i in order {
+            sorted.push(unsorted.get(i).expect("in range").to_request());
+        }
+        sorted.build()
+    }
+}
 
 impl Requests {
-    /// Sorts by path; of two requests for one path the first is kept. A plan comes sorted
-    /// and each path once (the controller's are), and is then taken as it is: a stable sort
-    /// allocates as much again, which glibc then keeps (at 100,000 paths, 4 MB).
-    pub fn new(mut requests: Vec<Request>) -> Self {
-        if !requests.is_sorted_by(|a, b| a.path < b.path) {
-            requests.sort_by(|a, b| a.path.cmp(&b.path));
-            requests.dedup_by(|later, first| later.path == first.path);
+    pub fn new(requests: Vec<Request>) -> Self {
+        let mut b = RequestsBuilder::new();
+        for r in requests {
+            b.push(r);
         }
-        Self(requests.into_boxed_slice())
+        b.build()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `i`th path; panics out of range, as indexing does.
+    pub fn path(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    pub fn get(&self, i: usize) -> Option<RequestRef<'_>> {
+        let ask = self.asks.get(i)?;
+        Some(RequestRef {
+            path: self.path(i),
+            hash: ask.hash,
+            list_entries: ask.list_entries,
+            allow_content: ask.allow_content,
+            sensitive: ask.sensitive,
+            contains: &ask.contains,
+            ignore: &ask.ignore,
+        })
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = RequestRef<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i).expect("in range"))
+    }
+
+    pub fn paths(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.path(i))
+    }
+
+    pub fn to_vec(&self) -> Vec<Request> {
+        self.iter().map(|r| r.to_request()).collect()
+    }
+
+    /// The first index whose path is not before `path`.
+    fn lower_bound(&self, path: &str) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.path(mid) < path {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     /// The position of `path`, if declared: an index for per-path state kept beside this.
     pub fn index(&self, path: &str) -> Option<usize> {
-        self.0.binary_search_by(|r| (*r.path).cmp(path)).ok()
+        let i = self.lower_bound(path);
+        (i < self.len() && self.path(i) == path).then_some(i)
     }
 
-    pub fn find(&self, path: &str) -> Option<&Request> {
-        self.index(path).map(|i| &self.0[i])
+    pub fn find(&self, path: &str) -> Option<RequestRef<'_>> {
+        self.get(self.index(path)?)
     }
 
     /// Whether entry `name` of directory `dir` is a path of the plan, or on the way to one.
@@ -197,19 +375,10 @@ impl Requests {
     /// The declared paths strictly below directory `dir`.
     pub fn below<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a str> + use<'a> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
-        let start = self.0.partition_point(|r| *r.path < *prefix);
-        self.0[start..]
-            .iter()
-            .map(|r| &*r.path)
+        let start = self.lower_bound(&prefix);
+        (start..self.len())
+            .map(|i| self.path(i))
             .take_while(move |p| p.starts_with(&prefix))
-    }
-}
-
-impl std::ops::Deref for Requests {
-    type Target = [Request];
-
-    fn deref(&self) -> &[Request] {
-        &self.0
     }
 }
 
@@ -313,25 +482,25 @@ fn observe_on(
 /// Observes `req.path` under `root`. Never fails: what cannot be read is reported as such.
 /// `plan` holds every declared path: the entries of a listed directory that lead to one of
 /// them are not reported (the controller knows them from their own observations).
-pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> Observation {
-    let host = root.host_path(&req.path);
+pub fn observe(root: &Root, req: RequestRef<'_>, names: &IdNames, plan: &Requests) -> Observation {
+    let host = root.host_path(req.path);
     let meta = match fs::symlink_metadata(&host) {
         Ok(meta) => meta,
-        Err(e) if is_absent(&e) => return Observation::new(&req.path, Kind::Absent),
+        Err(e) if is_absent(&e) => return Observation::new(req.path, Kind::Absent),
         Err(e) => {
-            let mut o = Observation::new(&req.path, Kind::Unreadable);
+            let mut o = Observation::new(req.path, Kind::Unreadable);
             o.error = Some(describe(&e));
             return o;
         }
     };
-    let mut o = Observation::new(&req.path, kind_of(&meta));
+    let mut o = Observation::new(req.path, kind_of(&meta));
     // Attributes and content are those of what the path resolves to.
     let (path, meta) = if o.kind == Kind::Symlink {
         match fs::read_link(&host) {
             Ok(t) => o.link_target = Some(names::escape(t.as_os_str().as_bytes())),
             Err(e) => o.error = Some(format!("cannot read link: {}", describe(&e))),
         }
-        match follow(root, &req.path) {
+        match follow(root, req.path) {
             Ok(Some((path, target))) => {
                 o.resolved_kind = kind_of(&target);
                 (path, target)
@@ -376,7 +545,7 @@ pub fn observe(root: &Root, req: &Request, names: &IdNames, plan: &Requests) -> 
             }
         }
         Kind::Directory if req.list_entries => {
-            let skip = |name: &str| plan.leads_to_declared(&req.path, name) || req.ignores(name);
+            let skip = |name: &str| plan.leads_to_declared(req.path, name) || req.ignores(name);
             match list(&path, skip) {
                 Ok((entries, total)) => {
                     o.entries = entries;
@@ -446,7 +615,7 @@ struct Scan {
 
 /// One streaming pass: the digest (if asked) and which matchers match some line. `len` is the
 /// size the file was seen with (it may have changed since: the reads decide).
-fn scan_content(path: &Path, len: u64, req: &Request) -> io::Result<Scan> {
+fn scan_content(path: &Path, len: u64, req: RequestRef<'_>) -> io::Result<Scan> {
     let mut file = File::open(path)?;
     let mut hasher = req.hash.then(Sha256::new);
     let mut matched = vec![false; req.contains.len()];

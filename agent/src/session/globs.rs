@@ -111,7 +111,7 @@ impl State {
                 self.last_sent = self
                     .requests
                     .iter()
-                    .map(|r| old.index(&r.path).and_then(|i| self.last_sent[i]))
+                    .map(|r| old.index(r.path).and_then(|i| self.last_sent[i]))
                     .collect();
                 self.summaries.clear();
                 if let Some(a) = self.attribution.attributor() {

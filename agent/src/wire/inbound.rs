@@ -5,7 +5,7 @@ use plumb_proto::MAX_PLAN_ENTRIES;
 use plumb_proto::names::NotCanonical;
 use plumb_proto::v1::{self, controller_message::Msg as In};
 
-use crate::collect::files::{Matcher, Rare, Request, Requests};
+use crate::collect::files::{Matcher, Rare, Request, RequestsBuilder};
 use crate::collect::packages::PackageRequest;
 use crate::message::{Incoming, Plan};
 
@@ -100,7 +100,7 @@ fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
 struct Partial {
     generation: u64,
     heartbeat_interval_secs: u32,
-    requests: Vec<Request>,
+    requests: RequestsBuilder,
     globs: Vec<Request>,
     packages: Vec<PackageRequest>,
 }
@@ -110,7 +110,7 @@ impl Partial {
         Self {
             generation,
             heartbeat_interval_secs: 0,
-            requests: Vec::new(),
+            requests: RequestsBuilder::new(),
             globs: Vec::new(),
             packages: Vec::new(),
         }
@@ -150,7 +150,7 @@ impl Partial {
             packages: self.packages,
             generation: self.generation,
             heartbeat_interval_secs: self.heartbeat_interval_secs,
-            requests: Requests::new(self.requests),
+            requests: self.requests.build(),
             globs: self.globs,
         }
     }

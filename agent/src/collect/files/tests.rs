@@ -29,7 +29,7 @@ fn write(dir: &Path, rel: &str, content: &[u8]) {
 }
 
 fn look(root: &Root, r: &Request) -> Observation {
-    observe(root, r, &IdNames::default(), &Requests::default())
+    observe(root, r.as_ref(), &IdNames::default(), &Requests::default())
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn a_listed_directory_reports_only_entries_that_lead_to_no_declared_path() {
         req("/etc/d/known"),
         req("/etc/d/sub/deep"),
     ]);
-    let o = observe(&root, &listed, &IdNames::default(), &plan);
+    let o = observe(&root, listed.as_ref(), &IdNames::default(), &plan);
     assert_eq!(
         (o.entries, o.entries_total),
         (vec!["rogue".to_owned(), "zz".into()], 2)
@@ -211,7 +211,7 @@ fn ignored_entries_are_neither_listed_nor_counted_and_a_declared_one_still_count
     // kept.swp is declared: the plan wins over an ignore (it is neither listed nor
     // undeclared, as any declared entry).
     let plan = Requests::new(vec![listed.clone(), req("/etc/d/kept.swp")]);
-    let o = observe(&root, &listed, &IdNames::default(), &plan);
+    let o = observe(&root, listed.as_ref(), &IdNames::default(), &plan);
     assert_eq!(
         (o.entries, o.entries_total),
         (vec!["rogue".to_owned()], 1),
@@ -255,7 +255,7 @@ fn user_and_group_names_come_from_the_root() {
     write(dir.path(), "etc/x", b"");
     let o = observe(
         &root,
-        &req("/etc/x"),
+        req("/etc/x").as_ref(),
         &IdNames::load(&root),
         &Requests::default(),
     );
@@ -349,10 +349,11 @@ fn huge_files_huge_directories_and_devices() {
 
     let dev = observe(
         &Root::new(None),
-        &Request {
+        Request {
             hash: true,
             ..req("/dev/null")
-        },
+        }
+        .as_ref(),
         &IdNames::default(),
         &Requests::default(),
     );
@@ -419,7 +420,8 @@ fn observed_on_several_threads_as_on_one_in_the_order_asked() {
     let positions: Vec<usize> = one.iter().map(|(i, _)| *i).collect();
     assert_eq!(positions, which[..which.len() - 1]);
     for (i, o) in &one {
-        assert_eq!(*o, look(&root, &plan[*i]), "{}", plan[*i].path);
+        let r = plan.get(*i).expect("in the plan").to_request();
+        assert_eq!(*o, look(&root, &r), "{}", r.path);
     }
     for threads in [2, 3, 64] {
         assert_eq!(
@@ -431,9 +433,42 @@ fn observed_on_several_threads_as_on_one_in_the_order_asked() {
     assert!(observe_on(4, &root, &plan, &[], &names).is_empty());
 }
 
-/// A plan holds one request per declared path: what most paths lack costs a pointer at most.
+/// A plan holds what is asked of each declared path beside the path's text: what most paths
+/// lack costs a pointer at most.
 #[test]
-fn a_request_without_patterns_is_five_words() {
-    assert_eq!(std::mem::size_of::<Request>(), 40);
+fn what_a_plan_holds_beside_each_path_is_three_words() {
+    assert_eq!(std::mem::size_of::<Ask>(), 24);
     assert_eq!(std::mem::size_of::<Rare<Matcher>>(), 8);
+}
+
+/// Requests given in any order are read back sorted, each path once (the first request for
+/// it kept), and found by path; a plan's paths below a directory are those under it alone.
+#[test]
+fn requests_are_kept_sorted_once_per_path_and_found_by_path() {
+    let asked = |path: &str, hash: bool| Request { hash, ..req(path) };
+    let plan = Requests::new(vec![
+        asked("/etc/b", true),
+        asked("/etc/a/x", false),
+        asked("/etc/a", true),
+        asked("/etc/b", false),
+        asked("/etc/ab", false),
+    ]);
+    assert_eq!(
+        plan.paths().collect::<Vec<_>>(),
+        ["/etc/a", "/etc/a/x", "/etc/ab", "/etc/b"]
+    );
+    assert!(
+        plan.find("/etc/b").expect("declared").hash,
+        "the first kept"
+    );
+    assert_eq!(plan.index("/etc/ab"), Some(2));
+    assert_eq!(plan.index("/etc/aa"), None);
+    assert_eq!(plan.below("/etc/a").collect::<Vec<_>>(), ["/etc/a/x"]);
+    assert!(plan.leads_to_declared("/etc", "a") && !plan.leads_to_declared("/etc", "c"));
+    let again = Requests::new(plan.to_vec());
+    assert_eq!(
+        again.paths().collect::<Vec<_>>(),
+        plan.paths().collect::<Vec<_>>()
+    );
+    assert_eq!(Requests::default().index("/etc/a"), None);
 }
