@@ -224,8 +224,8 @@ pub struct Requests {
     asks: Box<[Ask]>,
 }
 
-/// `Requests` being built, a path at a time in order.
-#[derive(Debug, Default)]
+/// `Requests` being built, a path at a time.
+#[derive(Debug)]
 pub struct RequestsBuilder {
     text: String,
     ends: Vec<u32>,
@@ -234,12 +234,25 @@ pub struct RequestsBuilder {
     sorted: bool,
 }
 
+impl Default for RequestsBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RequestsBuilder {
     pub fn new() -> Self {
         Self {
+            text: String::new(),
+            ends: Vec::new(),
+            asks: Vec::new(),
             sorted: true,
-            ..Default::default()
         }
+    }
+
+    /// Whether `path` still fits: the paths' text is indexed by 32-bit offsets.
+    pub fn fits(&self, path: &str) -> bool {
+        self.text.len() + path.len() <= u32::MAX as usize
     }
 
     pub fn len(&self) -> usize {
@@ -250,6 +263,7 @@ impl RequestsBuilder {
         self.ends.is_empty()
     }
 
+    /// Adds `r`; its path must fit (`fits`).
     pub fn push(&mut self, r: Request) {
         if let Some(last) = self.ends.len().checked_sub(1) {
             let start = last.checked_sub(1).map_or(0, |i| self.ends[i] as usize);
@@ -257,7 +271,7 @@ impl RequestsBuilder {
         }
         self.text.push_str(&r.path);
         self.ends
-            .push(u32::try_from(self.text.len()).expect("a plan's paths hold under 4 GiB"));
+            .push(u32::try_from(self.text.len()).expect("checked by `fits`"));
         self.asks.push(Ask {
             hash: r.hash,
             list_entries: r.list_entries,
@@ -295,6 +309,8 @@ impl RequestsBuilder {
 }
 
 impl Requests {
+    /// The requests, sorted, each path once. Their paths must be under 4 GiB of text in all
+    /// (a plan's are checked as they come: `RequestsBuilder::fits`).
     pub fn new(requests: Vec<Request>) -> Self {
         let mut b = RequestsBuilder::new();
         for r in requests {

@@ -16,6 +16,8 @@ pub enum Malformed {
     TooManyPaths(usize),
     #[error("plan has {0} packages, more than the {MAX_PLAN_ENTRIES} accepted")]
     TooManyPackages(usize),
+    #[error("plan's paths are more than 4 GiB of text (at a path of {0} bytes)")]
+    TooLong(usize),
     #[error("plan path {0:?} is not a normalized absolute path")]
     NotAbsolute(String),
     #[error("plan path {path:?} is not a canonical name: {source}")]
@@ -131,6 +133,9 @@ impl Partial {
             let expand = spec.expand;
             if expand && (spec.path.contains('[') || self.globs.len() >= MAX_GLOBS) {
                 return Err(Malformed::Glob(spec.path));
+            }
+            if !expand && !self.requests.fits(&spec.path) {
+                return Err(Malformed::TooLong(spec.path.len()));
             }
             let request = request_from_proto(spec)?;
             if expand {
