@@ -163,13 +163,40 @@ impl Request {
     }
 }
 
-/// What the plan asks about one path, as `Requests` keeps it beside the path's text.
-#[derive(Debug, Clone, Default)]
-struct Ask {
-    hash: bool,
-    list_entries: bool,
-    allow_content: bool,
-    sensitive: bool,
+/// What the plan asks about one path, as `Requests` keeps it beside the path's text: a bit
+/// each, and whether the path has patterns (kept apart: few paths have any).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Asks(u8);
+
+impl Asks {
+    const HASH: u8 = 1;
+    const LIST_ENTRIES: u8 = 2;
+    const ALLOW_CONTENT: u8 = 4;
+    const SENSITIVE: u8 = 8;
+    const PATTERNS: u8 = 16;
+
+    fn of(r: &Request) -> Self {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        Asks(
+            bit(r.hash, Self::HASH)
+                | bit(r.list_entries, Self::LIST_ENTRIES)
+                | bit(r.allow_content, Self::ALLOW_CONTENT)
+                | bit(r.sensitive, Self::SENSITIVE)
+                | bit(
+                    !r.contains.is_empty() || !r.ignore.is_empty(),
+                    Self::PATTERNS,
+                ),
+        )
+    }
+
+    fn has(self, b: u8) -> bool {
+        self.0 & b != 0
+    }
+}
+
+/// A path's line patterns and ignore patterns, for the few paths that have any.
+#[derive(Debug, Clone)]
+struct Patterns {
     contains: Rare<Matcher>,
     ignore: Ignore,
 }
@@ -213,15 +240,17 @@ impl RequestRef<'_> {
 
 /// The plan's paths, sorted and each once: the agent's only copy of what is declared, shared
 /// by the session, its scans and the watcher, indexed for the per-path state kept beside it.
-/// Every path's text is in one buffer, and what is asked of it (24 bytes) beside: at 100,000
+/// Every path's text is in one buffer, and what is asked of it (a byte) beside: at 100,000
 /// paths a request of its own and a string for each path were 7 MB of an agent meant to
-/// stay under 10 MiB.
+/// stay under 10 MiB; now about 5 bytes a path and its text.
 #[derive(Debug, Default)]
 pub struct Requests {
     text: Box<str>,
     /// Where each path ends in `text` (it starts where the one before ends).
     ends: Box<[u32]>,
-    asks: Box<[Ask]>,
+    asks: Box<[Asks]>,
+    /// The patterns of the paths that have any, by index, in order.
+    patterns: Box<[(u32, Patterns)]>,
 }
 
 /// `Requests` being built, a path at a time.
@@ -229,7 +258,8 @@ pub struct Requests {
 pub struct RequestsBuilder {
     text: String,
     ends: Vec<u32>,
-    asks: Vec<Ask>,
+    asks: Vec<Asks>,
+    patterns: Vec<(u32, Patterns)>,
     /// The paths so far are in order and each once.
     sorted: bool,
 }
@@ -246,6 +276,7 @@ impl RequestsBuilder {
             text: String::new(),
             ends: Vec::new(),
             asks: Vec::new(),
+            patterns: Vec::new(),
             sorted: true,
         }
     }
@@ -272,31 +303,34 @@ impl RequestsBuilder {
         self.text.push_str(&r.path);
         self.ends
             .push(u32::try_from(self.text.len()).expect("checked by `fits`"));
-        self.asks.push(Ask {
-            hash: r.hash,
-            list_entries: r.list_entries,
-            allow_content: r.allow_content,
-            sensitive: r.sensitive,
-            contains: r.contains,
-            ignore: r.ignore,
-        });
+        let asks = Asks::of(&r);
+        if asks.has(Asks::PATTERNS) {
+            let i = u32::try_from(self.asks.len()).expect("under 4 GiB of paths: fewer");
+            self.patterns.push((
+                i,
+                Patterns {
+                    contains: r.contains,
+                    ignore: r.ignore,
+                },
+            ));
+        }
+        self.asks.push(asks);
     }
 
     /// Sorted by path, of two requests for one path the first kept. A plan comes sorted and
     /// each path once (the controller's are) and is then taken as it is, without a copy.
     pub fn build(self) -> Requests {
-        if self.sorted {
-            return Requests {
-                text: self.text.into_boxed_str(),
-                ends: self.ends.into_boxed_slice(),
-                asks: self.asks.into_boxed_slice(),
-            };
-        }
-        let unsorted = Requests {
+        let sorted = self.sorted;
+        let built = Requests {
             text: self.text.into_boxed_str(),
             ends: self.ends.into_boxed_slice(),
             asks: self.asks.into_boxed_slice(),
+            patterns: self.patterns.into_boxed_slice(),
         };
+        if sorted {
+            return built;
+        }
+        let unsorted = built;
         let mut order: Vec<usize> = (0..unsorted.len()).collect();
         order.sort_by(|&a, &b| unsorted.path(a).cmp(unsorted.path(b)));
         order.dedup_by(|later, first| unsorted.path(*later) == unsorted.path(*first));
@@ -334,15 +368,22 @@ impl Requests {
     }
 
     pub fn get(&self, i: usize) -> Option<RequestRef<'_>> {
-        let ask = self.asks.get(i)?;
+        let asks = *self.asks.get(i)?;
+        let patterns = asks
+            .has(Asks::PATTERNS)
+            .then(|| {
+                let at = self.patterns.binary_search_by_key(&i, |(j, _)| *j as usize);
+                at.ok().map(|at| &self.patterns[at].1)
+            })
+            .flatten();
         Some(RequestRef {
             path: self.path(i),
-            hash: ask.hash,
-            list_entries: ask.list_entries,
-            allow_content: ask.allow_content,
-            sensitive: ask.sensitive,
-            contains: &ask.contains,
-            ignore: &ask.ignore,
+            hash: asks.has(Asks::HASH),
+            list_entries: asks.has(Asks::LIST_ENTRIES),
+            allow_content: asks.has(Asks::ALLOW_CONTENT),
+            sensitive: asks.has(Asks::SENSITIVE),
+            contains: patterns.map_or(&[], |p| &p.contains),
+            ignore: patterns.map_or(&[], |p| &p.ignore),
         })
     }
 

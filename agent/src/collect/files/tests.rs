@@ -433,12 +433,56 @@ fn observed_on_several_threads_as_on_one_in_the_order_asked() {
     assert!(observe_on(4, &root, &plan, &[], &names).is_empty());
 }
 
-/// A plan holds what is asked of each declared path beside the path's text: what most paths
-/// lack costs a pointer at most.
+/// A plan holds what is asked of each declared path beside the path's text: a byte, and a
+/// path's patterns apart (few have any); each read back as it was given.
 #[test]
-fn what_a_plan_holds_beside_each_path_is_three_words() {
-    assert_eq!(std::mem::size_of::<Ask>(), 24);
-    assert_eq!(std::mem::size_of::<Rare<Matcher>>(), 8);
+fn what_a_plan_holds_beside_each_path_is_a_byte_and_patterns_apart() {
+    assert_eq!(std::mem::size_of::<Asks>(), 1);
+    let m = |p: &str| Matcher::new(p, false).expect("valid");
+    let given = vec![
+        Request {
+            hash: true,
+            sensitive: true,
+            ..req("/etc/a")
+        },
+        Request {
+            list_entries: true,
+            ignore: Ignore::new(vec!["*.swp".into()]),
+            ..req("/etc/b")
+        },
+        Request {
+            allow_content: true,
+            ..req("/etc/c")
+        },
+        Request {
+            contains: [m("x"), m("y")].into_iter().collect(),
+            ..req("/etc/d")
+        },
+    ];
+    // Given out of order: sorted, each keeps what was asked of it.
+    let plan = Requests::new(given.iter().rev().cloned().collect());
+    for want in &given {
+        let want = want.as_ref();
+        let got = plan.find(want.path).expect("declared");
+        assert_eq!(
+            (
+                got.path,
+                got.hash,
+                got.list_entries,
+                got.allow_content,
+                got.sensitive
+            ),
+            (
+                want.path,
+                want.hash,
+                want.list_entries,
+                want.allow_content,
+                want.sensitive
+            )
+        );
+        assert_eq!(got.ignore, want.ignore, "{}", got.path);
+        assert_eq!(got.contains.len(), want.contains.len(), "{}", got.path);
+    }
 }
 
 /// Requests given in any order are read back sorted, each path once (the first request for
