@@ -368,7 +368,7 @@ fn manifests_that_could_plan_one_host_more_paths_than_an_agent_accepts_are_rejec
         "name: db\nhosts: [\"db-*\"]\nfiles:\n  /etc/x: {}\n  /etc/y: {}\n",
     );
     let messages = |max| {
-        too_many_for_a_plan(&[web.clone(), all.clone(), db.clone()], max)
+        consistency::too_many_for_a_plan(&[web.clone(), all.clone(), db.clone()], max)
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
