@@ -87,6 +87,9 @@ pub(crate) async fn run(
         .into_inner();
     let mut edge = wire::Inbound::default();
     let inbound = inbound.filter_map(move |m| incoming(&mut edge, m).transpose());
+    // Read as it comes, so what the controller says while a scan keeps the session busy (an
+    // acknowledgement a part) does not wait in h2.
+    let inbound = wire::ReadAhead::new(inbound);
     converse(cfg, inbound, out_tx, shutdown, planned, attribution.clone()).await
 }
 

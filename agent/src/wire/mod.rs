@@ -3,8 +3,10 @@
 //! [`Incoming`](crate::message::Incoming); the stream converts at its edge: `inbound` what the
 //! controller sends, `outbound` what the agent sends.
 
+mod ahead;
 mod inbound;
 mod outbound;
 
+pub use ahead::ReadAhead;
 pub use inbound::{Inbound, Malformed};
 pub use outbound::{outgoing_to_proto, split};
