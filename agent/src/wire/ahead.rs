@@ -166,23 +166,22 @@ mod tests {
         let (tx, rx) = mpsc::channel(1);
         let mut ahead = ReadAhead::new(ReceiverStream::new(rx));
         let controller = tokio::spawn(async move {
+            let send = |m| tx.send(Ok(m));
             for seq in 1..=N {
-                tx.send(Ok(Incoming::Ack { seq })).await.unwrap();
+                send(Incoming::Ack { seq }).await.expect("read");
             }
-            tx.send(Ok(Incoming::Heartbeat)).await.unwrap();
-            tx.send(Ok(content(7))).await.unwrap();
+            send(Incoming::Heartbeat).await.expect("read");
+            send(content(7)).await.expect("read");
             for seq in N + 1..=2 * N {
-                tx.send(Ok(Incoming::Ack { seq })).await.unwrap();
-                tx.send(Ok(Incoming::Heartbeat)).await.unwrap();
+                send(Incoming::Ack { seq }).await.expect("read");
+                send(Incoming::Heartbeat).await.expect("read");
             }
-            tx.send(Ok(Incoming::GoAway("moving".into())))
-                .await
-                .unwrap();
+            send(Incoming::GoAway("moving".into())).await.expect("read");
         });
         tokio::time::timeout(Duration::from_secs(60), controller)
             .await
             .expect("the controller's messages were read though the session was busy")
-            .unwrap();
+            .expect("the controller's task");
 
         let mut seen = Vec::new();
         while let Some(m) = ahead.next().await {
@@ -202,7 +201,10 @@ mod tests {
             .collect();
         assert!(acks.is_sorted(), "{acks:?}");
         assert_eq!(acks.last(), Some(&(2 * N)), "{seen:?}");
-        let content_at = seen.iter().position(|s| s == "content 7").unwrap();
+        let content_at = seen
+            .iter()
+            .position(|s| s == "content 7")
+            .expect("the request arrived");
         assert!(
             seen[content_at..].iter().any(|s| s == "heartbeat"),
             "the heartbeats after the request still reach the session: {seen:?}"
@@ -231,7 +233,7 @@ mod tests {
     async fn dropping_it_stops_reading_the_controllers_stream() {
         let (tx, rx) = mpsc::channel::<anyhow::Result<Incoming>>(1);
         let ahead = ReadAhead::new(ReceiverStream::new(rx));
-        tx.send(Ok(Incoming::Heartbeat)).await.unwrap();
+        tx.send(Ok(Incoming::Heartbeat)).await.expect("read");
         drop(ahead);
         tokio::time::timeout(Duration::from_secs(60), tx.closed())
             .await
