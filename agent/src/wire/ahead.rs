@@ -117,6 +117,8 @@ where
                     ended = true;
                     continue;
                 };
+                // A malformed message ends the session: nothing after it is read.
+                ended = msg.is_err();
                 let Some(msg) = folded.fold(msg) else { continue };
                 if let Some(first) = held.replace(msg) {
                     // Two waiting that cannot be folded: read no further until the session
@@ -212,13 +214,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn messages_that_cannot_be_folded_arrive_in_order_and_an_error_ends_the_stream() {
+    async fn messages_that_cannot_be_folded_arrive_in_order_and_nothing_is_read_after_an_error() {
         let inbound = tokio_stream::iter([
             Ok(content(1)),
             Ok(Incoming::Ack { seq: 3 }),
             Ok(content(2)),
             Ok(content(3)),
             Err(anyhow::anyhow!("malformed")),
+            Ok(content(4)),
         ]);
         let seen: Vec<String> = ReadAhead::new(inbound).map(|m| shown(&m)).collect().await;
         let unfolded: Vec<&String> = seen.iter().filter(|s| !s.starts_with("ack")).collect();
