@@ -48,12 +48,21 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// `m` in the agent's terms; `None` while a plan's parts are still coming.
+    /// `m` in the agent's terms; `None` while a plan's parts are still coming. A message this
+    /// agent does not know (from a newer controller) reads as a heartbeat: it proves the
+    /// controller alive.
     pub fn read(&mut self, m: v1::ControllerMessage) -> Result<Option<Incoming>, Malformed> {
-        match m.msg {
-            Some(In::Plan(part)) => self.plan_part(part),
-            msg => incoming_from_proto(v1::ControllerMessage { msg }).map(Some),
-        }
+        Ok(Some(match m.msg {
+            Some(In::Plan(part)) => return self.plan_part(part),
+            Some(In::Ack(ack)) => Incoming::Ack { seq: ack.seq },
+            Some(In::ContentRequest(req)) => Incoming::ContentRequest {
+                id: req.id,
+                path: req.path,
+                max_bytes: req.max_bytes,
+            },
+            Some(In::GoAway(g)) => Incoming::GoAway(g.reason),
+            Some(In::Heartbeat(_)) | None => Incoming::Heartbeat,
+        }))
     }
 
     /// The whole plan once its last part is in. A part of another generation than those kept
@@ -71,29 +80,6 @@ impl Inbound {
         }
         Ok(Some(Incoming::Plan(plan.finish())))
     }
-}
-
-/// A message from the controller in the agent's terms, a plan taken whole. A message this
-/// agent does not know (from a newer controller) reads as a heartbeat: it proves the
-/// controller alive.
-fn incoming_from_proto(m: v1::ControllerMessage) -> Result<Incoming, Malformed> {
-    Ok(match m.msg {
-        Some(In::Plan(plan)) => Incoming::Plan(plan_from_proto(plan)?),
-        Some(In::Ack(ack)) => Incoming::Ack { seq: ack.seq },
-        Some(In::ContentRequest(req)) => Incoming::ContentRequest {
-            id: req.id,
-            path: req.path,
-            max_bytes: req.max_bytes,
-        },
-        Some(In::GoAway(g)) => Incoming::GoAway(g.reason),
-        Some(In::Heartbeat(_)) | None => Incoming::Heartbeat,
-    })
-}
-
-fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
-    let mut plan = Partial::new(p.generation);
-    plan.take(p)?;
-    Ok(plan.finish())
 }
 
 /// A plan's parts so far, each checked and in the agent's terms as it came: the wire's
@@ -232,6 +218,13 @@ fn package_from_proto(req: v1::PackageRequest) -> Result<PackageRequest, Malform
 mod tests {
     use super::*;
 
+    /// A plan sent in one message, in the agent's terms.
+    fn plan_from_proto(p: v1::Plan) -> Result<Plan, Malformed> {
+        let mut plan = Partial::new(p.generation);
+        plan.take(p)?;
+        Ok(plan.finish())
+    }
+
     fn plan_of(paths: &[&str], packages: &[&str]) -> v1::Plan {
         v1::Plan {
             generation: 3,
@@ -330,13 +323,13 @@ mod tests {
 
     #[test]
     fn a_message_this_agent_does_not_know_reads_as_a_heartbeat() {
-        let m = incoming_from_proto(v1::ControllerMessage { msg: None }).expect("taken");
-        assert!(matches!(m, Incoming::Heartbeat));
-        let m = incoming_from_proto(v1::ControllerMessage {
+        let mut inbound = Inbound::default();
+        let m = inbound.read(v1::ControllerMessage { msg: None });
+        assert!(matches!(m, Ok(Some(Incoming::Heartbeat))), "{m:?}");
+        let m = inbound.read(v1::ControllerMessage {
             msg: Some(In::Ack(v1::Ack { seq: 41 })),
-        })
-        .expect("taken");
-        assert!(matches!(m, Incoming::Ack { seq: 41 }));
+        });
+        assert!(matches!(m, Ok(Some(Incoming::Ack { seq: 41 }))), "{m:?}");
     }
 
     fn plan_part(generation: u64, paths: &[&str], more: bool) -> v1::ControllerMessage {

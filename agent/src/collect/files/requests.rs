@@ -377,19 +377,8 @@ impl Matcher {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::req;
     use super::*;
-
-    fn req(path: &str) -> Request {
-        Request {
-            path: path.into(),
-            hash: false,
-            contains: Default::default(),
-            list_entries: false,
-            allow_content: false,
-            sensitive: false,
-            ignore: Default::default(),
-        }
-    }
 
     /// A plan holds what is asked of each declared path beside the path's text: a byte, and a
     /// path's patterns apart (few have any); each read back as it was given.

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::*;
 
-fn req(path: &str) -> Request {
+/// A request for `path` that asks nothing more of it (the `requests` tests use it too).
+pub(super) fn req(path: &str) -> Request {
     Request {
         path: path.into(),
         hash: false,
