@@ -21,16 +21,22 @@ pub enum Kind {
     Unreadable,
 }
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Kind::Absent => "absent",
             Kind::File => "file",
             Kind::Directory => "directory",
             Kind::Symlink => "symlink",
             Kind::Other => "other",
             Kind::Unreadable => "unreadable",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -242,16 +248,15 @@ pub fn evaluate_observation(
 /// Evaluates one declared path. `desired` is the host's whole desired state, needed to tell
 /// declared from undeclared entries of an exclusive directory.
 pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) -> Vec<DriftItem> {
-    let resource = file_resource(&decl.path);
-    let declared_at = decl.declared_at.to_string();
     let mut out = Vec::new();
+    // Spelled only for drift: most paths evaluated have none.
     let mut push = |attribute: &str, expected: String, actual: String| {
         out.push(DriftItem {
-            resource: resource.clone(),
+            resource: file_resource(&decl.path),
             attribute: attribute.to_owned(),
             expected,
             actual,
-            declared_at: declared_at.clone(),
+            declared_at: decl.declared_at.to_string(),
         });
     };
     let spec = &decl.spec;
@@ -291,7 +296,7 @@ pub fn evaluate(decl: &FileDecl, observed: &Observed, desired: &DesiredState) ->
         } else {
             observed.resolved_kind
         };
-        if actual.to_string() != want.as_str() {
+        if actual.as_str() != want.as_str() {
             push("type", want.as_str().into(), actual.to_string());
             return out;
         }

@@ -164,26 +164,35 @@ impl Fleet {
             return Ok(());
         }
         let host_id = host.info.host_id.clone();
-        let mut keys: Vec<Key> = Vec::with_capacity(states.len());
+        // A delta's keys are evaluated now; a snapshot's once it is whole, all of them.
+        let mut keys: Vec<Key> = Vec::new();
         let mut recount = Vec::new();
         for (key, observed, who) in states {
-            if host.desired.contains_key(&key) {
+            if !host.declares(&key) {
+                continue;
+            }
+            if report == Report::Delta {
                 keys.push(key.clone());
-                match who {
-                    Some(who) => host.who.insert(key.clone(), who),
-                    None => host.who.remove(&key),
-                };
-                if host.observed.get(&key) != Some(&observed) {
-                    host.unstored.insert(key.clone());
+            }
+            match who {
+                Some(who) => {
+                    host.who.insert(key.clone(), who);
                 }
-                let compared = host.desired.compared(&key).cloned();
-                if compared.is_some() && !host.desired.baselines.contains_key(&key) {
-                    host.globbed.insert(key.clone());
+                None if !host.who.is_empty() => {
+                    host.who.remove(&key);
                 }
-                let old = host.observed.insert(key.clone(), observed);
-                if let Some(baseline) = compared {
-                    recount.push((baseline, key, old));
-                }
+                None => {}
+            }
+            let compared = host.desired.compared(&key).cloned();
+            if compared.is_some() && !host.desired.baselines.contains_key(&key) {
+                host.globbed.insert(key.clone());
+            }
+            if host.observed.get(&key) != Some(&observed) {
+                host.observed.mark_unstored(&key);
+            }
+            let old = host.observed.insert(key.clone(), observed);
+            if let Some(baseline) = compared {
+                recount.push((baseline, key, old));
             }
         }
         self.recount(&host_id, recount);
@@ -251,10 +260,14 @@ impl Fleet {
         let mut observations: Vec<(Key, Option<Observation>)> = Vec::new();
         let peers = matches!(cause, Cause::Peers);
         for key in keys {
-            let declared = host.desired.contains_key(key);
+            let declared = host.declares(key);
             let compared = host.desired.compared(key).is_some();
             // A peer's evaluation is no change of this host: who changed it stays for its own.
-            let who = if peers { None } else { host.who.remove(key) };
+            let who = if peers || host.who.is_empty() {
+                None
+            } else {
+                host.who.remove(key)
+            };
             let new = if !declared {
                 // No longer declared: its drift is resolved.
                 Vec::new()
@@ -266,10 +279,11 @@ impl Fleet {
                     Some(obs) => drift::evaluate_observation(&host.desired, key.name(), obs),
                 }
             };
-            let observed = host.observed.get(key);
             // An unchanged observation is in the store already: only what differs is written
             // (a reconnecting agent's snapshot of 10,000 paths is then no 10,000-row write).
-            if observed.is_none() || host.unstored.remove(key) {
+            let unstored = host.observed.take_unstored(key);
+            let observed = host.observed.get(key);
+            if observed.is_none() || unstored {
                 observations.push((key.clone(), observed.cloned()));
             }
             let old = host.drift.remove(key).unwrap_or_default();

@@ -135,7 +135,7 @@ impl Fleet {
         let mut moved = Vec::with_capacity(gone.len());
         for (b, key) in gone {
             let old = host.observed.insert(key.clone(), Observation::absent());
-            host.unstored.insert(key.clone());
+            host.observed.mark_unstored(&key);
             moved.push((b, key, old));
         }
         self.recount(host_id, moved);
@@ -157,7 +157,7 @@ impl Fleet {
                 let observed = Observation::absent();
                 counts.add(baseline, id, &observed);
                 host.observed.insert(key.clone(), observed);
-                host.unstored.insert(key.clone());
+                host.observed.mark_unstored(key);
             }
         }
     }

@@ -40,10 +40,9 @@ pub(super) struct Host {
     pub(super) desired: Arc<DesiredState>,
     /// The generation of the last plan sent; state for another generation is ignored.
     pub(super) generation: u64,
+    /// What its agent last reported, and which of it the store does not have yet (written at
+    /// the next evaluation of the key).
     pub(super) observed: Observations,
-    /// Observed keys whose observation differs from the stored one (written at the next
-    /// evaluation of the key).
-    pub(super) unstored: HashSet<Key>,
     /// Whether a snapshot for the current plan has been evaluated.
     pub(super) evaluated: bool,
     /// Open drift, by the declared key whose evaluation produced it.
@@ -76,7 +75,6 @@ impl Host {
             generation: 0,
             observed: Observations::new(desired.key_list()),
             desired,
-            unstored: Default::default(),
             evaluated: false,
             drift: BTreeMap::new(),
             who: HashMap::new(),
@@ -93,7 +91,7 @@ impl Host {
         self.desired = desired;
     }
 
-    /// What it observed, as read back from the store, in place of what it held.
+    /// What it observed, as read back from the store (so stored), in place of what it held.
     pub(super) fn observed_anew(&mut self, observed: impl IntoIterator<Item = (Key, Observation)>) {
         self.observed = Observations::new(self.desired.key_list());
         self.observed.extend(observed);
@@ -125,23 +123,30 @@ impl Host {
         keys
     }
 
-    /// Gives back the room of what an evaluation drains (the unstored keys, who changed
+    /// Gives back the room of what an evaluation drains (the unstored marks, who changed
     /// what) once it is empty: a snapshot fills them with every path, and a host would
     /// otherwise hold that room, unused, for as long as it is known (3 KiB a host of 100
     /// paths).
     pub(super) fn release_drained(&mut self) {
-        if self.unstored.is_empty() {
-            self.unstored.shrink_to_fit();
-        }
+        self.observed.release_stored();
         if self.who.is_empty() {
             self.who.shrink_to_fit();
         }
     }
 
-    /// Drops the observations of keys no longer declared.
+    /// Whether `key` is declared for it (or compared with its peers). A key with a slot in
+    /// its observations is (they are slotted for its desired state's keys): only one without
+    /// is looked up in the desired state.
+    pub(super) fn declares(&self, key: &Key) -> bool {
+        debug_assert!(self.observed.slotted_for(&self.desired.key_list()));
+        self.observed.has_slot(key) || self.desired.contains_key(key)
+    }
+
+    /// Drops the observations of keys no longer declared (only keys without a slot can be).
     pub(super) fn forget_undeclared(&mut self) {
-        self.observed.retain(|k| self.desired.contains_key(k));
-        self.unstored.retain(|k| self.desired.contains_key(k));
+        debug_assert!(self.observed.slotted_for(&self.desired.key_list()));
+        self.observed
+            .retain_others(|k| self.desired.contains_key(k));
     }
 
     pub(super) fn status(&self) -> HostStatus {
@@ -182,21 +187,17 @@ mod tests {
     fn what_an_evaluation_drained_gives_its_room_back_and_what_is_left_keeps_it() {
         let mut host = Host::new(HostInfo::default(), Default::default(), 0);
         for i in 0..100 {
-            host.unstored.insert(Key::file(&format!("/etc/f{i}")));
             host.who.insert(
                 Key::file(&format!("/etc/f{i}")),
                 Who::Unknown("test".into()),
             );
         }
-        host.unstored.clear();
         host.who.retain(|k, _| k == &Key::file("/etc/f7"));
         host.release_drained();
-        assert_eq!(
-            host.unstored.capacity(),
-            0,
-            "emptied: its room is given back"
-        );
         assert!(host.who.capacity() > 0, "one still waits to be evaluated");
         assert!(host.who.contains_key(&Key::file("/etc/f7")));
+        host.who.clear();
+        host.release_drained();
+        assert_eq!(host.who.capacity(), 0, "emptied: its room is given back");
     }
 }

@@ -5,7 +5,8 @@
 //! paths a baseline's globs matched, keys read back from the store and no longer declared)
 //! are kept beside it. At 100 paths a host, 8.8 KiB instead of about 19.
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::drift::Observation;
@@ -23,6 +24,14 @@ pub(super) struct Observations {
     slots: Box<[Option<Observation>]>,
     /// The observations of keys not in `keys`.
     others: BTreeMap<Key, Observation>,
+    /// Which observations differ from what the store holds (written at the key's next
+    /// evaluation): a bit per slot, none at all while every one is stored...
+    unstored: Box<[u64]>,
+    /// ...and the keys outside `keys` that do.
+    unstored_others: BTreeSet<Key>,
+    /// The slot last found: a walk in key order (a snapshot's parts, an evaluation) finds
+    /// its next key there or just after, without a search.
+    last: Cell<usize>,
 }
 
 impl Observations {
@@ -34,11 +43,30 @@ impl Observations {
             keys,
             slots: Box::default(),
             others: BTreeMap::new(),
+            unstored: Box::default(),
+            unstored_others: BTreeSet::new(),
+            last: Cell::new(0),
         }
     }
 
     fn slot(&self, key: &Key) -> Option<usize> {
-        self.keys.binary_search(key).ok()
+        let last = self.last.get();
+        let found = if self.keys.get(last) == Some(key) {
+            return Some(last);
+        } else if self.keys.get(last + 1) == Some(key) {
+            Some(last + 1)
+        } else {
+            self.keys.binary_search(key).ok()
+        };
+        if let Some(i) = found {
+            self.last.set(i);
+        }
+        found
+    }
+
+    /// Whether `key` has a slot: one of the keys this was made for.
+    pub(super) fn has_slot(&self, key: &Key) -> bool {
+        self.slot(key).is_some()
     }
 
     pub(super) fn get(&self, key: &Key) -> Option<&Observation> {
@@ -81,41 +109,95 @@ impl Observations {
         self.iter().map(|(k, _)| k)
     }
 
-    /// Keeps only the observations of the keys `keep` says yes to.
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(&Key) -> bool) {
-        for (k, o) in self.keys.iter().zip(self.slots.iter_mut()) {
-            if o.is_some() && !keep(k) {
-                *o = None;
-            }
-        }
-        if self.slots.iter().all(Option::is_none) {
-            self.slots = Box::default();
-        }
-        self.others.retain(|k, _| keep(k));
+    /// Whether these are the slots of `keys`.
+    pub(super) fn slotted_for(&self, keys: &Arc<[Key]>) -> bool {
+        Arc::ptr_eq(&self.keys, keys)
     }
 
-    /// The same observations with a slot for each of `keys` instead (a host's new desired
-    /// state): what had a slot and has none now is kept beside them, and the other way round.
+    /// Notes that the observation of `key` differs from what the store holds.
+    pub(super) fn mark_unstored(&mut self, key: &Key) {
+        match self.slot(key) {
+            Some(i) => {
+                if self.unstored.is_empty() {
+                    self.unstored = vec![0; self.keys.len().div_ceil(64)].into();
+                }
+                self.unstored[i / 64] |= 1 << (i % 64);
+            }
+            None => {
+                self.unstored_others.insert(key.clone());
+            }
+        }
+    }
+
+    /// Whether the observation of `key` differs from what the store holds; from now on it is
+    /// taken to be stored.
+    pub(super) fn take_unstored(&mut self, key: &Key) -> bool {
+        match self.slot(key) {
+            Some(i) => self.unstored.get_mut(i / 64).is_some_and(|word| {
+                let bit = 1 << (i % 64);
+                let was = *word & bit != 0;
+                *word &= !bit;
+                was
+            }),
+            None => self.unstored_others.remove(key),
+        }
+    }
+
+    /// Every observation is taken to be stored.
+    pub(super) fn clear_unstored(&mut self) {
+        self.unstored = Box::default();
+        self.unstored_others.clear();
+    }
+
+    /// Gives back the room of the marks once every observation is stored (a snapshot marks
+    /// every path; a host would otherwise keep that room for as long as it is known).
+    pub(super) fn release_stored(&mut self) {
+        if self.unstored.iter().all(|w| *w == 0) {
+            self.unstored = Box::default();
+        }
+    }
+
+    /// Keeps, of the observations of keys without a slot, only those `keep` says yes to.
+    pub(super) fn retain_others(&mut self, mut keep: impl FnMut(&Key) -> bool) {
+        self.others.retain(|k, _| keep(k));
+        let others = &self.others;
+        self.unstored_others.retain(|k| others.contains_key(k));
+    }
+
+    /// The same observations, and what of them is unstored, with a slot for each of `keys`
+    /// instead (a host's new desired state): what had a slot and has none now is kept beside
+    /// them, and the other way round.
     pub(super) fn rebase(&mut self, keys: Arc<[Key]>) {
         if Arc::ptr_eq(&keys, &self.keys) {
             return;
         }
         let old = std::mem::replace(self, Self::new(keys));
-        self.extend(old.into_pairs());
+        for (key, observation, unstored) in old.into_parts() {
+            if unstored {
+                self.mark_unstored(&key);
+            }
+            self.insert(key, observation);
+        }
     }
 
-    fn into_pairs(self) -> impl Iterator<Item = (Key, Observation)> {
-        let Self {
-            keys,
-            slots,
-            others,
-        } = self;
-        let slotted: Vec<(Key, Observation)> = keys
+    /// Each observation with its key and whether it is unstored.
+    fn into_parts(mut self) -> Vec<(Key, Observation, bool)> {
+        let mut parts = Vec::with_capacity(self.others.len());
+        let slotted: Vec<(Key, Observation)> = self
+            .keys
             .iter()
-            .zip(slots.into_vec())
+            .zip(std::mem::take(&mut self.slots).into_vec())
             .filter_map(|(k, o)| Some((k.clone(), o?)))
             .collect();
-        slotted.into_iter().chain(others)
+        for (key, observation) in slotted {
+            let unstored = self.take_unstored(&key);
+            parts.push((key, observation, unstored));
+        }
+        for (key, observation) in std::mem::take(&mut self.others) {
+            let unstored = self.unstored_others.contains(&key);
+            parts.push((key, observation, unstored));
+        }
+        parts
     }
 }
 
@@ -181,12 +263,77 @@ mod tests {
             ]
         );
 
-        o.retain(|k| *k != Key::file("/etc/z") && *k != Key::file("/etc/b"));
-        assert_eq!(listed(&o), [("package:nginx".to_owned(), seen(4))]);
-        assert!(
-            o.slots.is_empty(),
-            "room given back once every slot is empty"
+        o.retain_others(|k| *k != Key::file("/etc/z"));
+        assert_eq!(
+            listed(&o),
+            [
+                ("file:/etc/b".to_owned(), seen(3)),
+                ("package:nginx".to_owned(), seen(4)),
+            ]
         );
+    }
+
+    #[test]
+    fn a_key_is_found_in_its_slot_whatever_order_it_is_asked_in() {
+        let names: Vec<String> = (0..300).map(|i| format!("/etc/f{i:03}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut o = Observations::new(keys(&names));
+        for (i, n) in names.iter().enumerate() {
+            o.insert(Key::file(n), seen(i as u32));
+        }
+        let forwards = 0..names.len();
+        let backwards = (0..names.len()).rev();
+        let strided = (0..names.len()).map(|i| i * 37 % names.len());
+        let twice = (0..names.len()).flat_map(|i| [i, i]);
+        for i in forwards.chain(backwards).chain(strided).chain(twice) {
+            assert_eq!(
+                o.get(&Key::file(names[i])),
+                Some(&seen(i as u32)),
+                "{}",
+                names[i]
+            );
+            assert!(o.has_slot(&Key::file(names[i])));
+            assert_eq!(o.get(&Key::file(&format!("{}x", names[i]))), None);
+            assert!(!o.has_slot(&Key::file(&format!("{}x", names[i]))));
+        }
+        assert!(!o.has_slot(&Key::file("/etc/z")));
+    }
+
+    #[test]
+    fn what_is_unstored_is_marked_until_taken_and_follows_a_new_key_list() {
+        let mut o = Observations::new(keys(&["/etc/a", "/etc/b", "/etc/c"]));
+        o.extend([
+            (Key::file("/etc/a"), seen(1)),
+            (Key::file("/etc/b"), seen(2)),
+            (Key::file("/etc/g"), seen(3)),
+            (Key::file("/etc/h"), seen(4)),
+        ]);
+        assert!(!o.take_unstored(&Key::file("/etc/a")), "nothing marked yet");
+        for k in ["/etc/a", "/etc/b", "/etc/g", "/etc/h"] {
+            o.mark_unstored(&Key::file(k));
+        }
+        assert!(o.take_unstored(&Key::file("/etc/a")));
+        assert!(!o.take_unstored(&Key::file("/etc/a")), "taken once");
+
+        // `/etc/b` loses its slot, `/etc/g` gains one: both stay marked.
+        o.rebase(keys(&["/etc/c", "/etc/g"]));
+        assert!(o.take_unstored(&Key::file("/etc/b")));
+        assert!(o.take_unstored(&Key::file("/etc/g")));
+        assert!(!o.take_unstored(&Key::file("/etc/c")));
+
+        // A key forgotten takes its mark with it.
+        o.retain_others(|k| *k != Key::file("/etc/h"));
+        assert!(!o.take_unstored(&Key::file("/etc/h")));
+
+        o.mark_unstored(&Key::file("/etc/c"));
+        o.release_stored();
+        assert!(!o.unstored.is_empty(), "a mark left keeps its room");
+        o.clear_unstored();
+        assert!(!o.take_unstored(&Key::file("/etc/c")));
+        o.mark_unstored(&Key::file("/etc/g"));
+        assert!(o.take_unstored(&Key::file("/etc/g")));
+        o.release_stored();
+        assert!(o.unstored.is_empty(), "no mark left: room given back");
     }
 
     #[test]

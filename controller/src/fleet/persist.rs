@@ -183,7 +183,6 @@ impl Fleet {
                     host.drift.entry(origin).or_default().push(record);
                 }
                 host.observed_anew(observed);
-                host.unstored.clear();
             }
             Err(e) => {
                 tracing::error!(host = host_id, error = %e, "cannot read back what the store holds of a host")

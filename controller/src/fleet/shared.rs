@@ -148,7 +148,7 @@ impl Fleet {
             self.conn_host.remove(&conn.id);
             self.pending_content.retain(|_, p| p.conn != conn.id);
         }
-        host.unstored.clear();
+        host.observed.clear_unstored();
     }
 }
 
