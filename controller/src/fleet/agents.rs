@@ -214,9 +214,16 @@ impl Fleet {
             let Some(host) = self.hosts.get_mut(&host_id) else {
                 return Ok(());
             };
-            keys = host.keys_to_evaluate();
+            let (list, more) = host.keys_to_evaluate();
+            self.evaluate(
+                &host_id,
+                list.iter().chain(&more),
+                Some((conn, seq)),
+                Cause::Agent,
+            );
+        } else {
+            self.evaluate(&host_id, keys.iter(), Some((conn, seq)), Cause::Agent);
         }
-        self.evaluate(&host_id, &keys, Some((conn, seq)), Cause::Agent);
         if report == Report::Snapshot {
             self.share_state(&host_id);
         }
@@ -226,23 +233,23 @@ impl Fleet {
     /// Re-evaluates the given declared paths of one host, records what changed (with the
     /// observations that differ from the stored ones, and the evidence of each change) and
     /// tells followers; `ack` is the agent message to acknowledge once that is in the store.
-    pub(super) fn evaluate(
+    pub(super) fn evaluate<'k>(
         &mut self,
         host_id: &str,
-        keys: &[Key],
+        keys: impl Iterator<Item = &'k Key> + Clone,
         ack: Option<(u64, u64)>,
         cause: Cause,
     ) {
-        let judged = self.judge_among_peers(host_id, keys);
+        let judged = self.judge_among_peers(host_id, keys.clone());
         self.evaluate_judged(host_id, keys, judged, ack, &cause);
         self.judge_moved_groups();
     }
 
     /// `evaluate`, with the drift of each key a baseline compares already judged (`judged`).
-    pub(super) fn evaluate_judged(
+    pub(super) fn evaluate_judged<'k>(
         &mut self,
         host_id: &str,
-        keys: &[Key],
+        keys: impl IntoIterator<Item = &'k Key>,
         mut judged: std::collections::HashMap<Key, Vec<drift::DriftItem>>,
         ack: Option<(u64, u64)>,
         cause: &Cause,

@@ -164,23 +164,26 @@ impl Fleet {
 
     /// The drift of each of `keys` a baseline compares for `host_id`, against its group as
     /// it stands.
-    pub(super) fn judge_among_peers(
+    pub(super) fn judge_among_peers<'k>(
         &self,
         host_id: &str,
-        keys: &[Key],
+        keys: impl Iterator<Item = &'k Key>,
     ) -> HashMap<Key, Vec<DriftItem>> {
-        let Some(host) = self.hosts.get(host_id) else {
-            return HashMap::new();
+        let Some(host) = self
+            .hosts
+            .get(host_id)
+            .filter(|h| h.desired.has_baselines())
+        else {
+            return HashMap::new(); // most hosts: nothing compared with peers
         };
-        keys.iter()
-            .filter_map(|key| {
-                let baseline = host.desired.compared(key)?;
-                let own = host.observed.get(key)?;
-                let counts = self.counts_of(&baseline.manifest, key);
-                let judged = Group::of(baseline, key, counts).judge(host_id, own);
-                Some((key.clone(), judged))
-            })
-            .collect()
+        keys.filter_map(|key| {
+            let baseline = host.desired.compared(key)?;
+            let own = host.observed.get(key)?;
+            let counts = self.counts_of(&baseline.manifest, key);
+            let judged = Group::of(baseline, key, counts).judge(host_id, own);
+            Some((key.clone(), judged))
+        })
+        .collect()
     }
 
     /// The groups whose standard moved since they were last judged: every host of them
@@ -231,7 +234,7 @@ impl Fleet {
             .collect();
         for (host, items) in verdicts {
             let judged = HashMap::from([(key.clone(), items)]);
-            self.evaluate_judged(&host, std::slice::from_ref(key), judged, None, cause);
+            self.evaluate_judged(&host, [key], judged, None, cause);
         }
     }
 

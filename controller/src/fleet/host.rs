@@ -102,25 +102,20 @@ impl Host {
         self.conn.is_some() || self.remote.is_some()
     }
 
-    /// Every declared key, the paths a baseline's globs matched here, then those with drift
-    /// that are no longer declared (their drift is resolved when they are evaluated).
-    pub(super) fn keys_to_evaluate(&self) -> Vec<Key> {
-        let mut keys: Vec<Key> = self.desired.keys().collect();
-        keys.extend(
-            self.observed
-                .keys()
-                .filter(|k| {
-                    !self.desired.baselines.contains_key(k) && self.desired.compared(k).is_some()
-                })
-                .cloned(),
-        );
-        keys.extend(
-            self.drift
-                .keys()
-                .filter(|k| !self.desired.contains_key(k))
-                .cloned(),
-        );
-        keys
+    /// Every declared key (its desired state's list, shared rather than copied), then the
+    /// paths a baseline's globs matched here and those with drift that are no longer declared
+    /// (their drift is resolved when they are evaluated).
+    pub(super) fn keys_to_evaluate(&self) -> (Arc<[Key]>, Vec<Key>) {
+        let mut more: Vec<Key> = self
+            .observed
+            .keys()
+            .filter(|k| {
+                !self.desired.baselines.contains_key(k) && self.desired.compared(k).is_some()
+            })
+            .cloned()
+            .collect();
+        more.extend(self.drift.keys().filter(|k| !self.declares(k)).cloned());
+        (self.desired.key_list(), more)
     }
 
     /// Gives back the room of what an evaluation drains (the unstored marks, who changed

@@ -100,10 +100,12 @@ impl Fleet {
             // Evaluate what is already known against the new declarations now; the agent's
             // snapshot for the new plan then brings the rest. What baselines compare is
             // judged once every group is whole, below.
-            let mut keys = host.keys_to_evaluate();
-            keys.retain(|k| host.desired.compared(k).is_none());
+            let (list, more) = host.keys_to_evaluate();
+            let desired = host.desired.clone();
             host.forget_undeclared();
-            self.evaluate(&id, &keys, None, Cause::Manifests);
+            let keys = list.iter().chain(&more);
+            let declared = keys.filter(|k| desired.compared(k).is_none());
+            self.evaluate(&id, declared, None, Cause::Manifests);
             self.send_plan(&id);
         }
         // Groups are whole only now that every host has its new desired state.
