@@ -16,6 +16,12 @@ use crate::model::{Coverage, DriftRecord, EventKind, HostInfo};
 use crate::plan;
 use crate::store::{Change, StoreError, Write};
 
+/// Observations a snapshot's parts gather before they are stored, ahead of its last part: a
+/// host of 100,000 paths then writes them in 100 transactions while its agent still scans,
+/// rather than in one after it (an initial sync's longest wait on the controller); a host of
+/// fewer paths, nearly every one, writes them with its evaluation as before.
+pub(super) const WRITE_AHEAD: usize = 1_000;
+
 /// Why a host's keys are evaluated: what its resolved drift is put down to.
 pub(super) enum Cause {
     /// What its agent said.
@@ -201,9 +207,22 @@ impl Fleet {
         };
         if report == Report::SnapshotPart {
             // Kept until the last part: a host is evaluated on its whole snapshot at once.
-            if let Some(c) = host.conn.as_ref() {
-                let _ = c.out.try_send(ToAgent::Ack { seq });
+            // What a large one observed is stored as it comes, a batch at a time (acknowledged
+            // once stored), so that its last part waits only on the evaluation.
+            if host.observed.unstored_count() < WRITE_AHEAD {
+                if let Some(c) = host.conn.as_ref() {
+                    let _ = c.out.try_send(ToAgent::Ack { seq });
+                }
+                return Ok(());
             }
+            let observations = host.observed.take_every_unstored();
+            let write = Write::Record {
+                host_id,
+                at_ms: now,
+                observations,
+                changes: Vec::new(),
+            };
+            self.write(Some(write), Some((conn, seq)));
             return Ok(());
         }
         if report == Report::Snapshot {

@@ -421,4 +421,6 @@ pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
 }
 
 #[cfg(test)]
+mod snapshot_tests;
+#[cfg(test)]
 mod tests;

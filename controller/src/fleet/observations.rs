@@ -143,6 +143,33 @@ impl Observations {
         }
     }
 
+    /// How many observations differ from what the store holds.
+    pub(super) fn unstored_count(&self) -> usize {
+        let slotted: u32 = self.unstored.iter().map(|w| w.count_ones()).sum();
+        slotted as usize + self.unstored_others.len()
+    }
+
+    /// Each observation that differs from what the store holds, with its key (none: the key
+    /// is no longer observed); from now on all are taken to be stored.
+    pub(super) fn take_every_unstored(&mut self) -> Vec<(Key, Option<Observation>)> {
+        let mut taken = Vec::with_capacity(self.unstored_count());
+        for (w, word) in self.unstored.iter().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let observation = self.slots.get(i).cloned().flatten();
+                taken.push((self.keys[i].clone(), observation));
+            }
+        }
+        for key in std::mem::take(&mut self.unstored_others) {
+            let observation = self.others.get(&key).cloned();
+            taken.push((key, observation));
+        }
+        self.unstored = Box::default();
+        taken
+    }
+
     /// Every observation is taken to be stored.
     pub(super) fn clear_unstored(&mut self) {
         self.unstored = Box::default();
@@ -325,6 +352,21 @@ mod tests {
         o.retain_others(|k| *k != Key::file("/etc/h"));
         assert!(!o.take_unstored(&Key::file("/etc/h")));
 
+        o.mark_unstored(&Key::file("/etc/c"));
+        o.mark_unstored(&Key::file("/etc/b"));
+        assert_eq!(o.unstored_count(), 2);
+        o.insert(Key::file("/etc/c"), seen(5));
+        let taken = o.take_every_unstored();
+        assert_eq!(
+            taken,
+            [
+                (Key::file("/etc/c"), Some(seen(5))),
+                (Key::file("/etc/b"), Some(seen(2))),
+            ],
+            "slotted first, then the others, each with what is observed now"
+        );
+        assert_eq!(o.unstored_count(), 0, "all taken");
+        assert!(!o.take_unstored(&Key::file("/etc/c")));
         o.mark_unstored(&Key::file("/etc/c"));
         o.release_stored();
         assert!(!o.unstored.is_empty(), "a mark left keeps its room");

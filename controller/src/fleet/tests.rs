@@ -11,7 +11,7 @@ use crate::store::SqliteStore;
 
 const MANIFEST: &str = "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n";
 
-fn file(mode: u32) -> Observation {
+pub(super) fn file(mode: u32) -> Observation {
     Observation::File(Observed {
         kind: Kind::File,
         resolved_kind: Kind::File,
@@ -27,15 +27,15 @@ fn file(mode: u32) -> Observation {
 
 /// A fleet on one manifest, with a clock the test moves (from 1,000,000 ms), its thread, and a
 /// runtime to talk to it from.
-struct Harness {
-    dir: tempfile::TempDir,
-    time: Arc<AtomicI64>,
-    fleet: FleetHandle,
-    thread: std::thread::JoinHandle<()>,
-    runtime: tokio::runtime::Runtime,
+pub(super) struct Harness {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) time: Arc<AtomicI64>,
+    pub(super) fleet: FleetHandle,
+    pub(super) thread: std::thread::JoinHandle<()>,
+    pub(super) runtime: tokio::runtime::Runtime,
 }
 
-fn harness(manifest: &str) -> Harness {
+pub(super) fn harness(manifest: &str) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let time = Arc::new(AtomicI64::new(1_000_000));
     let clock = time.clone();
@@ -53,7 +53,7 @@ fn harness(manifest: &str) -> Harness {
 }
 
 /// Connects host "h"; returns its connection, its plan's generation and what it is sent.
-async fn connect(fleet: &FleetHandle) -> (u64, u64, mpsc::Receiver<ToAgent>) {
+pub(super) async fn connect(fleet: &FleetHandle) -> (u64, u64, mpsc::Receiver<ToAgent>) {
     let (conn, generation, rx, _) = connect_as(fleet, "h").await;
     (conn, generation, rx)
 }
@@ -227,70 +227,6 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
                 "resolved",
                 "ack_revoked"
             ]
-        );
-        fleet.send(Command::Shutdown).await.expect("shutdown");
-    });
-    thread.join().expect("the fleet thread did not panic");
-}
-
-#[test]
-fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
-    let Harness {
-        dir: _dir,
-        fleet,
-        thread,
-        runtime,
-        ..
-    } = harness(
-        "name: m\nhosts: [\"*\"]\nfiles:\n  /etc/a:\n    mode: \"0644\"\n  /etc/b:\n    mode: \"0644\"\n",
-    );
-    runtime.block_on(async {
-        let (conn, generation, mut rx) = connect(&fleet).await;
-        let host = || async {
-            let hosts = fleet
-                .ask(|reply| Command::Hosts { reply })
-                .await
-                .expect("fleet")
-                .hosts;
-            hosts
-                .into_iter()
-                .find(|h| h.info.host_id == "h")
-                .expect("h")
-        };
-        let part = |path: &str, seq, report| Command::State {
-            conn,
-            report,
-            generation,
-            seq,
-            states: vec![(Key::file(path), file(0o100600), None)],
-            turn: Default::default(),
-        };
-
-        fleet
-            .send(part("/etc/a", 1, Report::SnapshotPart))
-            .await
-            .expect("send");
-        let Some(ToAgent::Ack { seq: 1 }) = rx.recv().await else {
-            panic!("the part is acknowledged")
-        };
-        let h = host().await;
-        assert_eq!(h.status, HostStatus::Unknown, "not evaluated on a part");
-        assert!(h.drift.is_empty(), "no drift from a part: {:?}", h.drift);
-
-        fleet
-            .send(part("/etc/b", 2, Report::Snapshot))
-            .await
-            .expect("send");
-        let Some(ToAgent::Ack { seq: 2 }) = rx.recv().await else {
-            panic!("the last part is acknowledged")
-        };
-        let h = host().await;
-        assert_eq!(h.status, HostStatus::Drifted);
-        let drifted: Vec<&str> = h.drift.iter().map(|d| d.resource.as_str()).collect();
-        assert_eq!(
-            drifted,
-            ["file:/etc/a", "file:/etc/b"],
-            "both parts evaluated together"
         );
         fleet.send(Command::Shutdown).await.expect("shutdown");
     });
