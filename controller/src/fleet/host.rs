@@ -41,7 +41,7 @@ pub(super) struct Host {
     /// The generation of the last plan sent; state for another generation is ignored.
     pub(super) generation: u64,
     /// What its agent last reported, and which of it the store does not have yet (written at
-    /// the next evaluation of the key).
+    /// the next evaluation of the key, or ahead of a large snapshot's last part).
     pub(super) observed: Observations,
     /// Whether a snapshot for the current plan has been evaluated.
     pub(super) evaluated: bool,
