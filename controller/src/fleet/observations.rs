@@ -25,7 +25,8 @@ pub(super) struct Observations {
     /// The observations of keys not in `keys`.
     others: BTreeMap<Key, Observation>,
     /// Which observations differ from what the store holds (written at the key's next
-    /// evaluation): a bit per slot, none at all while every one is stored...
+    /// evaluation, or ahead of a large snapshot's last part): a bit per slot, none at all
+    /// while every one is stored...
     unstored: Box<[u64]>,
     /// ...and the keys outside `keys` that do.
     unstored_others: BTreeSet<Key>,
