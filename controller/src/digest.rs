@@ -64,16 +64,9 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
     Digest::of(bytes).to_hex()
 }
 
-/// Bytes as lowercase hex. A controller writes one per observed file it stores (100,000 for a
-/// host's first snapshot), so by table rather than through the formatter.
+/// Bytes as lowercase hex.
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
+    plumb_common::hex::encode(bytes)
 }
 
 #[cfg(test)]
@@ -91,6 +84,5 @@ mod tests {
         assert_eq!(Digest::from_hex("abc"), None);
         assert_eq!(Digest::from_hex(&"g".repeat(64)), None);
         assert_eq!(hex_sha256(b""), empty);
-        assert_eq!(to_hex(&[0x00, 0x09, 0x0a, 0xf0, 0xff]), "00090af0ff");
     }
 }

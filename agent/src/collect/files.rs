@@ -359,7 +359,7 @@ fn scan_content(path: &Path, len: u64, req: RequestRef<'_>) -> io::Result<Scan> 
     if line_len > 0 {
         check(&line, &mut matched);
     }
-    let sha256 = hasher.map(|h| super::hex(&h.finalize()));
+    let sha256 = hasher.map(|h| plumb_common::hex::encode(&h.finalize()));
     Ok(Scan {
         sha256,
         contains: matched,

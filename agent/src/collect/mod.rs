@@ -9,17 +9,6 @@ mod parallel;
 
 pub use ids::{IdCache, IdNames};
 
-/// Lower-case hexadecimal, as digests are written.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
-}
-
 /// A read buffer for a file of `len` bytes: the whole file in one read when it is small (a
 /// config file), never more than `max`.
 pub(crate) fn read_buffer(len: u64, max: usize) -> Vec<u8> {
@@ -29,12 +18,6 @@ pub(crate) fn read_buffer(len: u64, max: usize) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn hex_is_lower_case_two_digits_a_byte() {
-        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(super::hex(&[]), "");
-    }
-
     #[test]
     fn a_read_buffer_fits_a_small_file_and_is_capped() {
         assert_eq!(super::read_buffer(0, 64).len(), 1);

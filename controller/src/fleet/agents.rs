@@ -210,19 +210,16 @@ impl Fleet {
             // What a large one observed is stored as it comes, a batch at a time (acknowledged
             // once stored), so that its last part waits only on the evaluation.
             if host.observed.unstored_count() < WRITE_AHEAD {
-                if let Some(c) = host.conn.as_ref() {
-                    let _ = c.out.try_send(ToAgent::Ack { seq });
-                }
-                return Ok(());
+                self.send_ack(Some((conn, seq)));
+            } else {
+                let write = Write::Record {
+                    host_id,
+                    at_ms: now,
+                    observations: host.observed.take_every_unstored(),
+                    changes: Vec::new(),
+                };
+                self.write(Some(write), Some((conn, seq)));
             }
-            let observations = host.observed.take_every_unstored();
-            let write = Write::Record {
-                host_id,
-                at_ms: now,
-                observations,
-                changes: Vec::new(),
-            };
-            self.write(Some(write), Some((conn, seq)));
             return Ok(());
         }
         if report == Report::Snapshot {

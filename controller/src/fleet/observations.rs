@@ -52,9 +52,10 @@ impl Observations {
 
     fn slot(&self, key: &Key) -> Option<usize> {
         let last = self.last.get();
-        let found = if self.keys.get(last) == Some(key) {
+        if self.keys.get(last) == Some(key) {
             return Some(last);
-        } else if self.keys.get(last + 1) == Some(key) {
+        }
+        let found = if self.keys.get(last + 1) == Some(key) {
             Some(last + 1)
         } else {
             self.keys.binary_search(key).ok()
@@ -63,6 +64,13 @@ impl Observations {
             self.last.set(i);
         }
         found
+    }
+
+    /// Whether slot `i` is marked unstored.
+    fn slot_unstored(&self, i: usize) -> bool {
+        self.unstored
+            .get(i / 64)
+            .is_some_and(|word| word & (1 << (i % 64)) != 0)
     }
 
     /// Whether `key` has a slot: one of the keys this was made for.
@@ -210,17 +218,12 @@ impl Observations {
 
     /// Each observation with its key and whether it is unstored.
     fn into_parts(mut self) -> Vec<(Key, Observation, bool)> {
-        let mut parts = Vec::with_capacity(self.others.len());
-        let slotted: Vec<(Key, Observation)> = self
-            .keys
-            .iter()
-            .zip(std::mem::take(&mut self.slots).into_vec())
-            .filter_map(|(k, o)| Some((k.clone(), o?)))
+        let slots = std::mem::take(&mut self.slots).into_vec();
+        let mut parts: Vec<(Key, Observation, bool)> = slots
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, o)| Some((self.keys[i].clone(), o?, self.slot_unstored(i))))
             .collect();
-        for (key, observation) in slotted {
-            let unstored = self.take_unstored(&key);
-            parts.push((key, observation, unstored));
-        }
         for (key, observation) in std::mem::take(&mut self.others) {
             let unstored = self.unstored_others.contains(&key);
             parts.push((key, observation, unstored));

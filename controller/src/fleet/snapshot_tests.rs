@@ -1,11 +1,19 @@
 //! A snapshot in parts: evaluated once it is whole, and a large one stored as it comes.
 
 use super::agents::WRITE_AHEAD;
-use super::tests::{Harness, connect, file, harness};
+use super::tests::{Harness, connect, file, harness, view_of};
 use super::*;
 use crate::key::Key;
 use crate::model::HostStatus;
 use crate::store::SqliteStore;
+
+/// The next thing the agent is sent is the acknowledgement of `seq`.
+async fn acked(rx: &mut mpsc::Receiver<ToAgent>, seq: u64) {
+    match rx.recv().await {
+        Some(ToAgent::Ack { seq: got }) => assert_eq!(got, seq, "acknowledged"),
+        other => panic!("the acknowledgement of {seq}, not {other:?}"),
+    }
+}
 
 #[test]
 fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
@@ -20,17 +28,6 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
     );
     runtime.block_on(async {
         let (conn, generation, mut rx) = connect(&fleet).await;
-        let host = || async {
-            let hosts = fleet
-                .ask(|reply| Command::Hosts { reply })
-                .await
-                .expect("fleet")
-                .hosts;
-            hosts
-                .into_iter()
-                .find(|h| h.info.host_id == "h")
-                .expect("h")
-        };
         let part = |path: &str, seq, report| Command::State {
             conn,
             report,
@@ -44,10 +41,8 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
             .send(part("/etc/a", 1, Report::SnapshotPart))
             .await
             .expect("send");
-        let Some(ToAgent::Ack { seq: 1 }) = rx.recv().await else {
-            panic!("the part is acknowledged")
-        };
-        let h = host().await;
+        acked(&mut rx, 1).await;
+        let h = view_of(&fleet, "h").await;
         assert_eq!(h.status, HostStatus::Unknown, "not evaluated on a part");
         assert!(h.drift.is_empty(), "no drift from a part: {:?}", h.drift);
 
@@ -55,10 +50,8 @@ fn a_snapshot_in_parts_is_evaluated_once_when_its_last_part_arrives() {
             .send(part("/etc/b", 2, Report::Snapshot))
             .await
             .expect("send");
-        let Some(ToAgent::Ack { seq: 2 }) = rx.recv().await else {
-            panic!("the last part is acknowledged")
-        };
-        let h = host().await;
+        acked(&mut rx, 2).await;
+        let h = view_of(&fleet, "h").await;
         assert_eq!(h.status, HostStatus::Drifted);
         let drifted: Vec<&str> = h.drift.iter().map(|d| d.resource.as_str()).collect();
         assert_eq!(
@@ -105,17 +98,13 @@ fn a_large_snapshots_observations_are_stored_as_its_parts_arrive() {
                 .collect(),
             turn: Default::default(),
         };
-        let mut acked = async |want: u64| match rx.recv().await {
-            Some(ToAgent::Ack { seq }) => assert_eq!(seq, want),
-            _ => panic!("an acknowledgement of {want}"),
-        };
 
         // Fewer than WRITE_AHEAD so far: acknowledged, nothing stored yet.
         fleet
             .send(part(0..10, 1, Report::SnapshotPart))
             .await
             .expect("send");
-        acked(1).await;
+        acked(&mut rx, 1).await;
         assert_eq!(stored(), 0, "a small part waits for the rest");
 
         // WRITE_AHEAD now: stored (all gathered so far) before it is acknowledged.
@@ -123,28 +112,18 @@ fn a_large_snapshots_observations_are_stored_as_its_parts_arrive() {
             .send(part(10..WRITE_AHEAD, 2, Report::SnapshotPart))
             .await
             .expect("send");
-        acked(2).await;
+        acked(&mut rx, 2).await;
         assert_eq!(stored(), WRITE_AHEAD, "stored ahead of the last part");
-        let h = fleet
-            .ask(|reply| Command::Hosts { reply })
-            .await
-            .expect("fleet")
-            .hosts
-            .remove(0);
+        let h = view_of(&fleet, "h").await;
         assert_eq!(h.status, HostStatus::Unknown, "not evaluated on a part");
 
         fleet
             .send(part(WRITE_AHEAD..paths.len(), 3, Report::Snapshot))
             .await
             .expect("send");
-        acked(3).await;
+        acked(&mut rx, 3).await;
         assert_eq!(stored(), paths.len(), "the rest with the evaluation");
-        let h = fleet
-            .ask(|reply| Command::Hosts { reply })
-            .await
-            .expect("fleet")
-            .hosts
-            .remove(0);
+        let h = view_of(&fleet, "h").await;
         assert_eq!(
             h.status,
             HostStatus::InSync,

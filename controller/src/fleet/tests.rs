@@ -76,6 +76,18 @@ async fn connect_as(
     connect_with(fleet, info).await
 }
 
+/// What the fleet shows of `host` now.
+pub(super) async fn view_of(fleet: &FleetHandle, host: &str) -> crate::model::HostView {
+    fleet
+        .ask(|reply| Command::Hosts { reply })
+        .await
+        .expect("fleet")
+        .hosts
+        .into_iter()
+        .find(|h| h.info.host_id == host)
+        .expect("the host is known")
+}
+
 /// `connect_as`, for a host introduced as `info` says (its labels, its facts).
 async fn connect_with(
     fleet: &FleetHandle,
@@ -261,16 +273,9 @@ fn a_file_named_like_a_package_key_is_not_the_package() {
             turn: Default::default(),
         };
         let drift = || async {
-            let hosts = fleet
-                .ask(|reply| Command::Hosts { reply })
+            view_of(&fleet, "h")
                 .await
-                .expect("fleet")
-                .hosts;
-            let h = hosts
-                .into_iter()
-                .find(|h| h.info.host_id == "h")
-                .expect("h");
-            h.drift
+                .drift
                 .iter()
                 .map(|d| format!("{} {}", d.resource, d.attribute))
                 .collect::<Vec<_>>()

@@ -52,5 +52,5 @@ fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
             Err(e) => return Err(e),
         }
     }
-    Ok(crate::collect::hex(&hasher.finalize()))
+    Ok(plumb_common::hex::encode(&hasher.finalize()))
 }
