@@ -41,7 +41,7 @@ pub(crate) enum Malformed {
     HostId(String),
     #[error("more than {MAX_LABELS} labels")]
     TooManyLabels,
-    #[error("a label or the hostname is too long")]
+    #[error("a label, the hostname, a fact or the agent's version is too long")]
     TooLong,
     #[error("{path}: invalid {what} {value}")]
     Kind {
@@ -97,11 +97,21 @@ pub(crate) fn hello_from_proto(h: v1::Hello) -> Result<HostInfo, Malformed> {
     if h.labels.len() > MAX_LABELS {
         return Err(Malformed::TooManyLabels);
     }
-    let too_long = |s: &String| s.len() > MAX_TEXT;
-    if h.labels.iter().any(|(k, v)| too_long(k) || too_long(v)) || too_long(&h.hostname) {
+    let f = h.facts.unwrap_or_default();
+    // Each is stored with the host and shown wherever it is: bounded like any other text.
+    let texts = [
+        &h.hostname,
+        &h.agent_version,
+        &f.os_id,
+        &f.os_name,
+        &f.os_version,
+        &f.kernel_version,
+        &f.arch,
+    ];
+    let labels = h.labels.iter().flat_map(|(k, v)| [k, v]);
+    if texts.into_iter().chain(labels).any(|s| s.len() > MAX_TEXT) {
         return Err(Malformed::TooLong);
     }
-    let f = h.facts.unwrap_or_default();
     Ok(HostInfo {
         host_id: h.host_id,
         hostname: h.hostname,
@@ -343,4 +353,84 @@ fn plan_to_proto(plan: AgentPlan, budget: usize) -> (Vec<v1::Plan>, v1::Plan) {
     }
     current.more = false;
     (parts, current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> v1::Hello {
+        v1::Hello {
+            host_id: "web-1".into(),
+            hostname: "web-1.example".into(),
+            labels: [("env".to_string(), "prod".to_string())].into(),
+            facts: Some(v1::Facts {
+                os_id: "debian".into(),
+                os_name: "Debian GNU/Linux".into(),
+                ..Default::default()
+            }),
+            agent_version: "0.1.0".into(),
+            protocol_version: plumb_proto::PROTOCOL_VERSION,
+        }
+    }
+
+    /// Sets one of a hello's texts.
+    type SetText = fn(&mut v1::Hello, String);
+
+    fn facts(h: &mut v1::Hello) -> &mut v1::Facts {
+        h.facts.get_or_insert_with(Default::default)
+    }
+
+    /// A hello's every text is bounded, each at the same length: at the bound it is taken,
+    /// one byte over it is refused, whichever text it is.
+    #[test]
+    fn a_hellos_labels_and_texts_are_bounded() {
+        let info = hello_from_proto(hello()).expect("a plain hello is taken");
+        assert_eq!(info.facts.os_id, "debian");
+        assert_eq!(info.labels.get("env").map(String::as_str), Some("prod"));
+
+        let texts: [(&str, SetText); 9] = [
+            ("hostname", |h, t| h.hostname = t),
+            ("agent_version", |h, t| h.agent_version = t),
+            ("os_id", |h, t| facts(h).os_id = t),
+            ("os_name", |h, t| facts(h).os_name = t),
+            ("os_version", |h, t| facts(h).os_version = t),
+            ("kernel_version", |h, t| facts(h).kernel_version = t),
+            ("arch", |h, t| facts(h).arch = t),
+            ("a label's name", |h, t| {
+                h.labels.insert(t, "v".into());
+            }),
+            ("a label's value", |h, t| {
+                h.labels.insert("k".into(), t);
+            }),
+        ];
+        for (what, set) in texts {
+            let mut at = hello();
+            set(&mut at, "x".repeat(MAX_TEXT));
+            assert!(hello_from_proto(at).is_ok(), "{what} at the bound is taken");
+            let mut over = hello();
+            set(&mut over, "x".repeat(MAX_TEXT + 1));
+            assert!(
+                matches!(hello_from_proto(over), Err(Malformed::TooLong)),
+                "{what} one byte over the bound is refused"
+            );
+        }
+
+        let mut many = hello();
+        many.labels = (0..=MAX_LABELS)
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
+        assert!(matches!(
+            hello_from_proto(many),
+            Err(Malformed::TooManyLabels)
+        ));
+        let mut enough = hello();
+        enough.labels = (0..MAX_LABELS)
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
+        assert_eq!(
+            hello_from_proto(enough).expect("taken").labels.len(),
+            MAX_LABELS
+        );
+    }
 }
