@@ -16,6 +16,7 @@ mod latency;
 mod moment;
 mod packages;
 mod peers;
+mod pulse;
 mod scale;
 mod scan;
 mod simulated;
@@ -201,6 +202,25 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         changes: usize,
     },
+    /// The floor under heartbeats: a bare TCP server reading (and answering) one small message
+    /// per connection every interval, its CPU a message; compare `scale`'s CPU at rest.
+    Pulse {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Intervals between one connection's messages (comma-separated list). 5s is an
+        /// agent's heartbeat; 500ms on 10,000 connections is 100,000 agents' rate.
+        #[arg(long, value_delimiter = ',', default_value = "5s,500ms", value_parser = humantime::parse_duration)]
+        interval: Vec<Duration>,
+        /// How long the server's CPU is measured.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
+    /// (For `pulse`: the bare server, until killed.)
+    #[command(hide = true)]
+    PulseServe {
+        #[arg(long)]
+        answer: bool,
+    },
     /// Write to a declared file → drift event on the query service's watch.
     Latency {
         /// Changes per kind of write (in place, rename-save).
@@ -223,6 +243,18 @@ fn main() -> anyhow::Result<()> {
             entries,
             rounds,
         } => return hostile::churn(&dir, entries, &rounds),
+        Command::PulseServe { answer } => return pulse::serve(answer),
+        Command::Pulse {
+            connections,
+            interval,
+            duration,
+        } => {
+            summary.insert(
+                "pulse".into(),
+                runtime.block_on(pulse::run(connections, &interval, duration))?,
+            );
+            (None, None, None, None)
+        }
         Command::Attribution { changes } => {
             attribution = Some(changes);
             (None, None, None, None)
