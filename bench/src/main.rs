@@ -202,9 +202,14 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         changes: usize,
     },
-    /// The floor under heartbeats: a bare TCP server reading (and answering) one small message
-    /// per connection every interval, its CPU a message; compare `scale`'s CPU at rest.
+    /// The floors under heartbeats and memory per agent: a bare TCP server, and plumb's agent
+    /// service on tonic with nothing behind it, each hearing (and answering) a heartbeat per
+    /// connection every interval; compare `scale`'s controller at rest.
     Pulse {
+        /// Servers (comma-separated): tcp (a bare TCP server), grpc (plumb's agent service on
+        /// tonic with nothing behind it).
+        #[arg(long, value_delimiter = ',', default_value = "tcp,grpc")]
+        server: Vec<pulse::Kind>,
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
         /// Intervals between one connection's messages (comma-separated list). 5s is an
@@ -218,6 +223,8 @@ enum Command {
     /// (For `pulse`: the bare server, until killed.)
     #[command(hide = true)]
     PulseServe {
+        #[arg(long)]
+        kind: pulse::Kind,
         #[arg(long)]
         answer: bool,
     },
@@ -243,15 +250,16 @@ fn main() -> anyhow::Result<()> {
             entries,
             rounds,
         } => return hostile::churn(&dir, entries, &rounds),
-        Command::PulseServe { answer } => return pulse::serve(answer),
+        Command::PulseServe { kind, answer } => return pulse::serve(kind, answer),
         Command::Pulse {
+            server,
             connections,
             interval,
             duration,
         } => {
             summary.insert(
                 "pulse".into(),
-                runtime.block_on(pulse::run(connections, &interval, duration))?,
+                runtime.block_on(pulse::run(&server, connections, &interval, duration))?,
             );
             (None, None, None, None)
         }
