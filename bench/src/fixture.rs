@@ -177,16 +177,21 @@ impl Proc {
 /// profiler, e.g. `PLUMB_BENCH_AGENT_WRAPPER="heaptrack -o /tmp/agent"` (the RSS a benchmark
 /// then prints is the wrapper's).
 fn wrapped(binary: &str, var: &str) -> anyhow::Result<Command> {
+    Ok(wrap(&bin(binary)?, var))
+}
+
+/// A command for `program`, run under the tool `var` names if it is set.
+pub(crate) fn wrap(program: &Path, var: &str) -> Command {
     let wrapper = std::env::var(var).unwrap_or_default();
     let mut words = wrapper.split_whitespace();
-    Ok(match words.next() {
-        Some(program) => {
-            let mut c = Command::new(program);
-            c.args(words).arg(bin(binary)?);
+    match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(program);
             c
         }
-        None => Command::new(bin(binary)?),
-    })
+        None => Command::new(program),
+    }
 }
 
 /// `plumb serve` on a free loopback port; returns it and its URL. A profiler can wrap it:

@@ -11,8 +11,9 @@
 //! Beside `scale` (plumb's controller at rest: heartbeats only), they tell what plumb adds and
 //! how far down a heartbeat, and an agent's memory, can go with one connection per agent.
 //!
-//! The server is this binary again (`pulse-serve`), so that its CPU and memory are its own;
-//! the connections share the machine's two cores with it, as `scale`'s simulated agents do.
+//! The server is this binary again (`pulse-serve`), so that its CPU and memory are its own
+//! (`PLUMB_BENCH_PULSE_WRAPPER` runs it under a profiler); the connections share the
+//! machine's two cores with it, as `scale`'s simulated agents do.
 
 use std::io::BufRead as _;
 use std::sync::Arc;
@@ -126,7 +127,8 @@ pub(crate) async fn run(
 
 /// `pulse-serve`, started; its port.
 fn server(kind: Kind, answer: bool) -> anyhow::Result<(Proc, u16)> {
-    let mut command = std::process::Command::new(std::env::current_exe()?);
+    // A profiler can wrap it: `PLUMB_BENCH_PULSE_WRAPPER="heaptrack -o /tmp/pulse"`.
+    let mut command = fixture::wrap(&std::env::current_exe()?, "PLUMB_BENCH_PULSE_WRAPPER");
     command
         .args(["pulse-serve", "--kind", kind.name()])
         .stdout(std::process::Stdio::piped());
@@ -136,14 +138,13 @@ fn server(kind: Kind, answer: bool) -> anyhow::Result<(Proc, u16)> {
     let mut server = Proc {
         child: command.spawn()?,
     };
-    let mut first = String::new();
+    // The first line that is a port (a profiler wrapping it may print before it).
     let stdout = server.child.stdout.take();
-    std::io::BufReader::new(stdout.ok_or_else(|| anyhow::anyhow!("no stdout"))?)
-        .read_line(&mut first)?;
-    let port = first
-        .trim()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("pulse-serve said {first:?}: {e}"))?;
+    let port = std::io::BufReader::new(stdout.ok_or_else(|| anyhow::anyhow!("no stdout"))?)
+        .lines()
+        .take(20)
+        .find_map(|line| line.ok()?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("pulse-serve did not say its port"))?;
     Ok((server, port))
 }
 
