@@ -63,13 +63,18 @@ pub struct Observed {
 }
 
 /// One shared copy of each user or group name, for what agents send and what the store reads
-/// back alike. At most `MAX_NAMES` are kept, so an agent sending endless made-up names costs
-/// only its own observations.
+/// back alike. At most `MAX_NAMES` are kept, each of at most `MAX_NAME` bytes (Linux's own
+/// bound on a login name), so an agent sending endless or endlessly long made-up names costs
+/// only its own observations, never a set that outlives them.
 pub(crate) fn intern(name: &str) -> Arc<str> {
     use std::collections::HashSet;
     use std::sync::{LazyLock, Mutex, PoisonError};
     const MAX_NAMES: usize = 10_000;
+    const MAX_NAME: usize = 256;
     static NAMES: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
+    if name.len() > MAX_NAME {
+        return name.into();
+    }
     let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(shared) = names.get(name) {
         return shared.clone();

@@ -652,4 +652,15 @@ fn user_and_group_names_are_shared() {
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(&*a, "www-data");
     assert!(!Arc::ptr_eq(&a, &super::intern("root")));
+    // A name no account can have is kept with its observation alone, not in the shared set
+    // (which would outlive the observation): the same text twice is two copies.
+    let long = "x".repeat(257);
+    let (c, d) = (super::intern(&long), super::intern(&long));
+    assert_eq!(&*c, long);
+    assert!(!Arc::ptr_eq(&c, &d));
+    let longest = "y".repeat(256);
+    assert!(Arc::ptr_eq(
+        &super::intern(&longest),
+        &super::intern(&longest)
+    ));
 }
