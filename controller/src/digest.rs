@@ -1,4 +1,4 @@
-//! SHA-256 digests and hex. Pure.
+//! SHA-256 digests, written as lowercase hex. Pure.
 
 use std::fmt;
 
@@ -30,7 +30,7 @@ impl Digest {
     }
 
     pub fn to_hex(&self) -> String {
-        to_hex(&self.0)
+        plumb_common::hex::encode(&self.0)
     }
 }
 
@@ -62,11 +62,6 @@ impl fmt::Display for Digest {
 /// The SHA-256 of `bytes` in lowercase hex.
 pub fn hex_sha256(bytes: &[u8]) -> String {
     Digest::of(bytes).to_hex()
-}
-
-/// Bytes as lowercase hex.
-pub fn to_hex(bytes: &[u8]) -> String {
-    plumb_common::hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -218,6 +218,14 @@ fn install_writes_the_configuration_and_a_unit_for_this_binary() {
     );
 
     assert!(!unit.content.contains("CAP_SYS_ADMIN"));
+    // malloc's trim threshold fixed: whole-host verification otherwise rests 6-10 MiB larger.
+    assert!(
+        unit.content
+            .lines()
+            .any(|l| l == "Environment=GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072"),
+        "{}",
+        unit.content
+    );
     let attributing = install_args(&[
         "--controller",
         "http://x",

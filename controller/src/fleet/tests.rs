@@ -185,18 +185,10 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
             .await
             .expect("acknowledged");
         assert_eq!((made.by.as_str(), made.at_ms), ("alice", 1_000_000));
-        let views = fleet
-            .ask(|reply| Command::Hosts { reply })
-            .await
-            .expect("hosts")
-            .hosts;
+        let view = view_of(&fleet, "h").await;
+        assert_eq!(view.acks.len(), 1, "the view carries the acknowledgement");
         assert_eq!(
-            views[0].acks.len(),
-            1,
-            "the view carries the acknowledgement"
-        );
-        assert_eq!(
-            views[0].status,
+            view.status,
             HostStatus::Drifted,
             "acknowledged drift stays visible"
         );
@@ -424,12 +416,8 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
         let why = why.to_string();
         assert!(why.contains("already has a live stream"), "{why}");
         // The first stream is still the host's: its messages count, its drift stands.
-        let hosts = fleet
-            .ask(|reply| Command::Hosts { reply })
-            .await
-            .expect("fleet")
-            .hosts;
-        assert_eq!(hosts[0].drift.len(), 1, "{:?}", hosts[0].drift);
+        let drift = view_of(&fleet, "h").await.drift;
+        assert_eq!(drift.len(), 1, "{drift:?}");
         assert!(
             fleet
                 .ask(|reply| Command::History {

@@ -10,8 +10,9 @@ use std::path::Path;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 
 use super::{Result, StoreError};
-use crate::digest::{hex_sha256, to_hex};
+use crate::digest::hex_sha256;
 use crate::model::DriftRecord;
+use plumb_common::hex::encode as to_hex;
 
 /// One entry as hashed: every column, each length-prefixed so that no two entries encode alike.
 /// `evidence` is the entry's evidence column as stored; an entry without one hashes as every

@@ -48,18 +48,7 @@ fn who_made_a_change_stays_with_its_drift_and_its_resolution_says_how() {
                 .0
             }
         };
-        let open_drift = || {
-            let f = fleet.clone();
-            async move {
-                f.ask(|reply| Command::Hosts { reply })
-                    .await
-                    .expect("fleet")
-                    .hosts
-                    .into_iter()
-                    .flat_map(|h| h.drift)
-                    .collect::<Vec<_>>()
-            }
-        };
+        let open_drift = || async { view_of(&fleet, "h").await.drift };
         fleet
             .send(state(0o100644, 1, Report::Snapshot, None))
             .await
@@ -185,21 +174,15 @@ fn change_windows_authorise_drift_in_scope_and_time_and_end_on_the_fleets_clock(
                 turn: Default::default(),
             }
         };
-        let authorisations = || {
-            let f = fleet.clone();
-            async move {
-                let mut found: Vec<(String, Option<Authorisation>)> = f
-                    .ask(|reply| Command::Hosts { reply })
-                    .await
-                    .expect("fleet")
-                    .hosts
-                    .into_iter()
-                    .flat_map(|h| h.drift)
-                    .map(|d| (d.resource, d.evidence.authorisation))
-                    .collect();
-                found.sort_by(|x, y| x.0.cmp(&y.0));
-                found
-            }
+        let authorisations = || async {
+            let mut found: Vec<(String, Option<Authorisation>)> = view_of(&fleet, "h")
+                .await
+                .drift
+                .into_iter()
+                .map(|d| (d.resource, d.evidence.authorisation))
+                .collect();
+            found.sort_by(|x, y| x.0.cmp(&y.0));
+            found
         };
         fleet
             .send(state(0o100644, 0o100644, ))

@@ -144,7 +144,7 @@ pub(super) fn controller_id() -> String {
     format!(
         "{host}-{}-{}",
         std::process::id(),
-        crate::digest::to_hex(&random)
+        plumb_common::hex::encode(&random)
     )
 }
 
