@@ -2,7 +2,7 @@
 //! the plan asks for (a digest, which line patterns match, directory entries). Content itself
 //! never leaves this module. Blocking IO: call from a blocking thread.
 
-use std::fs::{self, File, Metadata};
+use std::fs::{self, Metadata};
 use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -163,7 +163,14 @@ fn observe_on(
     which: &[usize],
     names: &IdNames,
 ) -> Vec<(usize, Observation)> {
-    super::parallel::map_ordered(threads, which, |&i| {
+    // What is hashed or searched is read whole: ask for it ahead of the threads.
+    let soon = |&i: &usize| match plan.get(i) {
+        Some(req) if req.hash || !req.contains.is_empty() => {
+            super::read_ahead::read_soon(&root.host_path(req.path));
+        }
+        _ => {}
+    };
+    super::parallel::map_ordered_ahead(threads, which, soon, |&i| {
         Some((i, observe(root, plan.get(i)?, names, plan)))
     })
 }
@@ -265,7 +272,7 @@ pub fn content(root: &Root, path: &str, max_bytes: u64) -> Result<Vec<u8>, Strin
         ));
     }
     let mut bytes = Vec::new();
-    File::open(&host)
+    super::open_to_read(&host)
         .and_then(|f| f.take(max_bytes + 1).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read {path}: {}", describe(&e)))?;
     if bytes.len() as u64 > max_bytes {
@@ -305,7 +312,7 @@ struct Scan {
 /// One streaming pass: the digest (if asked) and which matchers match some line. `len` is the
 /// size the file was seen with (it may have changed since: the reads decide).
 fn scan_content(path: &Path, len: u64, req: RequestRef<'_>) -> io::Result<Scan> {
-    let mut file = File::open(path)?;
+    let mut file = super::open_to_read(path)?;
     let mut hasher = req.hash.then(Sha256::new);
     let mut matched = vec![false; req.contains.len()];
     let mut line: Vec<u8> = Vec::new();

@@ -6,8 +6,21 @@ pub mod files;
 mod ids;
 pub mod packages;
 mod parallel;
+mod read_ahead;
 
 pub use ids::{IdCache, IdNames};
+
+/// Opens a file to read its content: without blocking and without taking a terminal, so a
+/// path that became a FIFO or a device after it was looked at cannot hold up the scan (reads
+/// of a regular file are not affected).
+pub(crate) fn open_to_read(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(path)
+}
 
 /// A read buffer for a file of `len` bytes: the whole file in one read when it is small (a
 /// config file), never more than `max`.

@@ -11,6 +11,19 @@ pub(crate) fn map_ordered<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> Option<R> + Sync,
 ) -> Vec<R> {
+    map_ordered_ahead(threads, items, |_| {}, f)
+}
+
+/// `map_ordered`, calling `soon` once on each item but the first, ahead of the threads: on
+/// the item `read_ahead::AHEAD` places on as a thread takes one (and on the first few at the
+/// start), so `soon` can ask for what that item will read while the threads work on the ones
+/// before it. A hint: with several threads, one may reach an item before it was asked for.
+pub(crate) fn map_ordered_ahead<T: Sync, R: Send>(
+    threads: usize,
+    items: &[T],
+    soon: impl Fn(&T) + Sync,
+    f: impl Fn(&T) -> Option<R> + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let work = || {
         let mut got = Vec::new();
@@ -19,6 +32,9 @@ pub(crate) fn map_ordered<T: Sync, R: Send>(
             let Some(item) = items.get(k) else {
                 return got;
             };
+            items[super::read_ahead::ahead_of(k, items.len())]
+                .iter()
+                .for_each(&soon);
             if let Some(r) = f(item) {
                 got.push((k, r));
             }
@@ -50,7 +66,7 @@ pub(crate) fn map_ordered<T: Sync, R: Send>(
 
 #[cfg(test)]
 mod tests {
-    use super::map_ordered;
+    use super::{map_ordered, map_ordered_ahead};
 
     #[test]
     fn results_in_the_order_of_the_items_whatever_the_threads() {
@@ -63,6 +79,30 @@ mod tests {
             assert_eq!(map_ordered(threads, &items, f), one, "{threads} threads");
         }
         assert!(map_ordered(4, &[] as &[u64], f).is_empty());
+    }
+
+    #[test]
+    fn each_item_is_asked_for_once_ahead_of_the_threads() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let items: Vec<usize> = (0..500).collect();
+        for threads in [1, 2, 8] {
+            let asked: Vec<AtomicU32> = items.iter().map(|_| AtomicU32::new(0)).collect();
+            let seen = map_ordered_ahead(
+                threads,
+                &items,
+                |&k| {
+                    asked[k].fetch_add(1, Ordering::SeqCst);
+                },
+                |&k| Some(asked[k].load(Ordering::SeqCst)),
+            );
+            assert_eq!(seen.len(), items.len());
+            // The first is taken at once; every other is asked for once. One thread always
+            // asks before it takes; several may overtake the one that was to ask (a hint).
+            assert!(asked.iter().skip(1).all(|n| n.load(Ordering::SeqCst) == 1));
+            if threads == 1 {
+                assert!(seen.iter().skip(1).all(|&n| n == 1), "{seen:?}");
+            }
+        }
     }
 
     #[test]

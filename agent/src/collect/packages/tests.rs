@@ -271,6 +271,63 @@ fn owned_files_and_conffiles_are_checked_against_the_record() {
     );
 }
 
+/// Where a package put a file, something else may stand: a FIFO (opened for reading it would
+/// block the scan thread for good), a directory. Each is reported for what it is, and the
+/// package's other files are still checked.
+#[test]
+fn what_stands_where_a_file_should_is_reported_not_waited_on() {
+    let status =
+        "Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\n\n";
+    let (dir, root) = root_with(status);
+    let mut sums = String::new();
+    for (path, content) in [
+        ("usr/bin/fifo", "a"),
+        ("usr/bin/dir", "b"),
+        ("usr/bin/ok", "c"),
+    ] {
+        fs::create_dir_all(dir.path().join("usr/bin")).expect("mkdir");
+        fs::write(dir.path().join(path), content).expect("write");
+        sums.push_str(&format!("{}  {path}\n", md5(content)));
+    }
+    fs::create_dir_all(dir.path().join("var/lib/dpkg/info")).expect("mkdir");
+    fs::write(dir.path().join("var/lib/dpkg/info/hello.md5sums"), sums).expect("write");
+    fs::remove_file(dir.path().join("usr/bin/fifo")).expect("rm");
+    nix::unistd::mkfifo(
+        &dir.path().join("usr/bin/fifo"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .expect("mkfifo");
+    fs::remove_file(dir.path().join("usr/bin/dir")).expect("rm");
+    fs::create_dir(dir.path().join("usr/bin/dir")).expect("mkdir");
+    fs::write(dir.path().join("usr/bin/ok"), "changed").expect("tamper");
+
+    // A watchdog, not a wait for anything: the check blocked on the FIFO before.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let got = settled(&root).observe(&root, &[request("hello", true)]);
+        let _ = tx.send(got);
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("verification returns with a FIFO among the package's files");
+    let found: Vec<(String, String)> = got[0]
+        .problems
+        .iter()
+        .map(|p| (p.path.clone(), p.actual.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("/usr/bin/fifo".into(), "a FIFO, not a regular file".into()),
+            (
+                "/usr/bin/dir".into(),
+                "a directory, not a regular file".into()
+            ),
+            ("/usr/bin/ok".into(), format!("md5 {}", md5("changed"))),
+        ]
+    );
+}
+
 /// Packages are checked side by side, each by whichever thread takes it: every package's
 /// problems stay its own, and the observations come back in the order they were asked for.
 #[test]

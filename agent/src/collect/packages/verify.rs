@@ -1,29 +1,35 @@
 //! Checks files against the package manager's record of their digests (md5 for dpkg, as
 //! `debsums` does). Streams each file; blocking IO.
 
-use std::fs::File;
 use std::io::{ErrorKind, Read};
 
 use md5::{Digest, Md5};
 
 use super::FileProblem;
+use crate::collect::read_ahead;
 use crate::root::Root;
 
 /// Each file whose content differs from its recorded md5, or that is missing or unreadable,
 /// in the order of `files`; read one after another (packages are checked side by side),
-/// under `--scan-rate`.
+/// under `--scan-rate`, the next few asked for ahead (`read_ahead`).
 pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem> {
     files
         .iter()
-        .filter_map(|(path, want)| {
+        .enumerate()
+        .filter_map(|(k, (path, want))| {
+            // On a cold cache the disk reads the next files while this one is hashed.
+            for (soon, _) in &files[read_ahead::ahead_of(k, files.len())] {
+                read_ahead::read_soon(&root.host_path(soon));
+            }
             let problem = |actual: String| FileProblem {
                 path: path.clone(),
                 expected: format!("md5 {want}"),
                 actual,
             };
             match md5_of(root, path) {
-                Ok(got) if got.eq_ignore_ascii_case(want) => None,
-                Ok(got) => Some(problem(format!("md5 {got}"))),
+                Ok(Content::Digest(got)) if got.eq_ignore_ascii_case(want) => None,
+                Ok(Content::Digest(got)) => Some(problem(format!("md5 {got}"))),
+                Ok(Content::NotAFile(what)) => Some(problem(format!("{what}, not a regular file"))),
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
                     Some(problem("missing".into()))
                 }
@@ -36,10 +42,23 @@ pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem>
         .collect()
 }
 
-fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
-    let mut file = File::open(root.host_path(path))?;
+/// What a package's file holds now.
+enum Content {
+    Digest(String),
+    /// Something else stands where the package put a file (a directory, a FIFO, a device):
+    /// never opened, as opening some has effects and a FIFO would block the reader.
+    NotAFile(&'static str),
+}
+
+fn md5_of(root: &Root, path: &str) -> std::io::Result<Content> {
+    let host = root.host_path(path);
+    let meta = std::fs::metadata(&host)?;
+    if !meta.is_file() {
+        return Ok(Content::NotAFile(kind_name(meta.file_type())));
+    }
+    let mut file = crate::collect::open_to_read(&host)?;
     let mut hasher = Md5::new();
-    let len = file.metadata().map_or(u64::MAX, |m| m.len());
+    let len = meta.len();
     let mut buf = crate::collect::read_buffer(len, 64 * 1024);
     loop {
         match file.read(&mut buf) {
@@ -52,5 +71,24 @@ fn md5_of(root: &Root, path: &str) -> std::io::Result<String> {
             Err(e) => return Err(e),
         }
     }
-    Ok(plumb_common::hex::encode(&hasher.finalize()))
+    Ok(Content::Digest(plumb_common::hex::encode(
+        &hasher.finalize(),
+    )))
+}
+
+fn kind_name(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else {
+        "something else"
+    }
 }
