@@ -14,11 +14,19 @@ pub use ids::{IdCache, IdNames};
 /// path that became a FIFO or a device after it was looked at cannot hold up the scan (reads
 /// of a regular file are not affected).
 pub(crate) fn open_to_read(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    open_to_read_with(path, nix::fcntl::OFlag::empty())
+}
+
+/// `open_to_read` with more flags (`O_NOFOLLOW`).
+pub(crate) fn open_to_read_with(
+    path: &std::path::Path,
+    more: nix::fcntl::OFlag,
+) -> std::io::Result<std::fs::File> {
     use nix::fcntl::OFlag;
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY | more).bits())
         .open(path)
 }
 

@@ -5,8 +5,8 @@
 //! and the kernel reads it while the threads hash: by the time a thread gets there its pages
 //! are in memory. On a warm cache the advice finds them there and costs a few system calls.
 //!
-//! Only regular files are opened for it, without blocking (a FIFO or a device is never opened:
-//! opening some has effects), and only their first `FIRST_BYTES` are asked for, so a large
+//! Only regular files are opened for it, not through a symlink and without blocking (a FIFO or
+//! a device is never opened: opening some has effects), and only their first `FIRST_BYTES` are asked for, so a large
 //! file cannot flood the page cache or outrun `--scan-rate`: the read that follows takes the
 //! rest at the pace the rate allows, with the kernel's usual read-ahead for a file read in
 //! order. Nothing here is an observation: a path that cannot be stat'ed or opened is left to
@@ -33,11 +33,17 @@ pub(crate) fn ahead_of(k: usize, len: usize) -> std::ops::Range<usize> {
 /// Asks the kernel to start reading the start of `path` into the page cache, and returns at
 /// once. Does nothing for what is not a regular file, or cannot be opened.
 pub(crate) fn read_soon(path: &Path) {
-    let Some(len) = std::fs::metadata(path).ok().as_ref().and_then(to_ask) else {
+    // Not through a symlink: its target is resolved inside the agent's root by the read
+    // that follows, not here.
+    let Some(len) = std::fs::symlink_metadata(path)
+        .ok()
+        .as_ref()
+        .and_then(to_ask)
+    else {
         return;
     };
-    // Should the path have become something else since: `open_to_read` does not block.
-    let open = super::open_to_read(path);
+    // Should the path have become something else since, this open neither blocks nor follows.
+    let open = super::open_to_read_with(path, nix::fcntl::OFlag::O_NOFOLLOW);
     if let Ok(file) = open {
         advise(&file, len);
     }
@@ -84,7 +90,12 @@ mod tests {
         let large = std::fs::File::create(at("large")).expect("create");
         large.set_len(1 << 30).expect("sparse file");
         std::os::unix::fs::symlink(at("small"), at("link")).expect("symlink");
-        let asked = |name: &str| std::fs::metadata(at(name)).ok().as_ref().and_then(to_ask);
+        let asked = |name: &str| {
+            std::fs::symlink_metadata(at(name))
+                .ok()
+                .as_ref()
+                .and_then(to_ask)
+        };
         assert_eq!(asked("fifo"), None, "a FIFO is never opened");
         assert_eq!(asked("empty"), None);
         assert_eq!(asked("absent"), None);
@@ -95,8 +106,8 @@ mod tests {
         assert_eq!(asked("small"), Some(7));
         assert_eq!(
             asked("link"),
-            Some(7),
-            "what a link leads to, as the read that follows"
+            None,
+            "a link is resolved by the read, in the root"
         );
         assert_eq!(asked("large"), Some(FIRST_BYTES));
         // And asking returns, whatever the path is (a FIFO opened for reading would block).
