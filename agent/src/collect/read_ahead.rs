@@ -12,7 +12,7 @@
 //! order. Nothing here is an observation: a path that cannot be stat'ed or opened is left to
 //! the read that follows, which reports it.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::path::Path;
 
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
@@ -31,27 +31,20 @@ pub(crate) fn ahead_of(k: usize, len: usize) -> std::ops::Range<usize> {
 }
 
 /// Asks the kernel to start reading the start of `path` into the page cache, and returns at
-/// once. Does nothing for what is not a regular file, or cannot be opened.
-pub(crate) fn read_soon(path: &Path) {
+/// once with how many bytes it asked for: none for what is not a regular file (or is a
+/// symlink), or cannot be opened.
+pub(crate) fn read_soon(path: &Path) -> Option<u64> {
     // Not through a symlink: its target is resolved inside the agent's root by the read
     // that follows, not here.
-    let Some(len) = std::fs::symlink_metadata(path)
-        .ok()
-        .as_ref()
-        .and_then(to_ask)
-    else {
-        return;
-    };
-    // Should the path have become something else since, this open neither blocks nor follows.
-    let open = super::open_to_read_with(path, nix::fcntl::OFlag::O_NOFOLLOW);
-    if let Ok(file) = open {
-        advise(&file, len);
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
     }
-}
-
-/// How much of what `meta` describes to ask for: none of what is not a regular file.
-fn to_ask(meta: &Metadata) -> Option<u64> {
-    (meta.is_file() && meta.len() > 0).then(|| meta.len().min(FIRST_BYTES))
+    let len = meta.len().min(FIRST_BYTES);
+    // Should the path have become something else since, this open neither blocks nor follows.
+    let file = super::open_to_read_with(path, nix::fcntl::OFlag::O_NOFOLLOW).ok()?;
+    advise(&file, len);
+    Some(len)
 }
 
 fn advise(file: &File, len: u64) {
@@ -62,7 +55,7 @@ fn advise(file: &File, len: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{AHEAD, FIRST_BYTES, ahead_of, read_soon, to_ask};
+    use super::{AHEAD, FIRST_BYTES, ahead_of, read_soon};
 
     #[test]
     fn every_item_is_asked_for_once_and_before_it_is_taken() {
@@ -90,30 +83,17 @@ mod tests {
         let large = std::fs::File::create(at("large")).expect("create");
         large.set_len(1 << 30).expect("sparse file");
         std::os::unix::fs::symlink(at("small"), at("link")).expect("symlink");
-        let asked = |name: &str| {
-            std::fs::symlink_metadata(at(name))
-                .ok()
-                .as_ref()
-                .and_then(to_ask)
-        };
-        assert_eq!(asked("fifo"), None, "a FIFO is never opened");
-        assert_eq!(asked("empty"), None);
-        assert_eq!(asked("absent"), None);
+        // A FIFO opened for reading without a writer would block: it is never opened.
+        assert_eq!(read_soon(&at("fifo")), None);
+        assert_eq!(read_soon(&at("empty")), None);
+        assert_eq!(read_soon(&at("absent")), None);
+        assert_eq!(read_soon(dir.path()), None);
+        assert_eq!(read_soon(&at("small")), Some(7));
         assert_eq!(
-            std::fs::metadata(dir.path()).ok().as_ref().and_then(to_ask),
-            None
-        );
-        assert_eq!(asked("small"), Some(7));
-        assert_eq!(
-            asked("link"),
+            read_soon(&at("link")),
             None,
             "a link is resolved by the read, in the root"
         );
-        assert_eq!(asked("large"), Some(FIRST_BYTES));
-        // And asking returns, whatever the path is (a FIFO opened for reading would block).
-        for name in ["fifo", "empty", "absent", "small", "large", "link"] {
-            read_soon(&at(name));
-        }
-        read_soon(dir.path());
+        assert_eq!(read_soon(&at("large")), Some(FIRST_BYTES));
     }
 }

@@ -212,15 +212,7 @@ fn acknowledgements_expire_on_the_fleets_clock_and_end_with_their_drift() {
             "resolved drift releases its acknowledgement"
         );
 
-        let history = fleet
-            .ask(|reply| Command::History {
-                host: Some("h".into()),
-                limit: 100,
-                reply,
-            })
-            .await
-            .expect("fleet")
-            .expect("history");
+        let history = fleet.history(Some("h".into()), 100).await.expect("history");
         let kinds: Vec<&str> = history.0.iter().rev().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
@@ -420,13 +412,8 @@ fn without_tls_a_second_stream_for_a_live_host_is_refused_and_the_first_kept() {
         assert_eq!(drift.len(), 1, "{drift:?}");
         assert!(
             fleet
-                .ask(|reply| Command::History {
-                    host: Some("h".into()),
-                    limit: 100,
-                    reply
-                })
+                .history(Some("h".into()), 100)
                 .await
-                .expect("fleet")
                 .expect("history")
                 .0
                 .iter()
@@ -546,15 +533,7 @@ fn while_the_store_cannot_write_nothing_is_acknowledged_and_nothing_is_lost_from
             .await
             .expect("send");
         settle().await;
-        let (events, _) = fleet
-            .ask(|reply| Command::History {
-                host: None,
-                limit: 100,
-                reply,
-            })
-            .await
-            .expect("fleet")
-            .expect("history");
+        let (events, _) = fleet.history(None, 100).await.expect("history");
         let kinds: Vec<&str> = events.iter().rev().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,

@@ -13,33 +13,29 @@ use crate::root::Root;
 /// in the order of `files`; read one after another (packages are checked side by side),
 /// under `--scan-rate`, the next few asked for ahead (`read_ahead`).
 pub(super) fn check(root: &Root, files: &[(String, String)]) -> Vec<FileProblem> {
-    files
-        .iter()
-        .enumerate()
-        .filter_map(|(k, (path, want))| {
-            // On a cold cache the disk reads the next files while this one is hashed.
-            for (soon, _) in &files[read_ahead::ahead_of(k, files.len())] {
-                read_ahead::read_soon(&root.host_path(soon));
+    // One thread: the package is the unit the scan threads share.
+    let soon = |(path, _): &(String, String)| {
+        read_ahead::read_soon(&root.host_path(path));
+    };
+    crate::collect::parallel::map_ordered_ahead(1, files, soon, |(path, want)| {
+        let problem = |actual: String| FileProblem {
+            path: path.clone(),
+            expected: format!("md5 {want}"),
+            actual,
+        };
+        match md5_of(root, path) {
+            Ok(Content::Digest(got)) if got.eq_ignore_ascii_case(want) => None,
+            Ok(Content::Digest(got)) => Some(problem(format!("md5 {got}"))),
+            Ok(Content::NotAFile(what)) => Some(problem(format!("{what}, not a regular file"))),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                Some(problem("missing".into()))
             }
-            let problem = |actual: String| FileProblem {
-                path: path.clone(),
-                expected: format!("md5 {want}"),
-                actual,
-            };
-            match md5_of(root, path) {
-                Ok(Content::Digest(got)) if got.eq_ignore_ascii_case(want) => None,
-                Ok(Content::Digest(got)) => Some(problem(format!("md5 {got}"))),
-                Ok(Content::NotAFile(what)) => Some(problem(format!("{what}, not a regular file"))),
-                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                    Some(problem("missing".into()))
-                }
-                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                    Some(problem("unreadable: permission denied".into()))
-                }
-                Err(e) => Some(problem(format!("unreadable: {e}"))),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                Some(problem("unreadable: permission denied".into()))
             }
-        })
-        .collect()
+            Err(e) => Some(problem(format!("unreadable: {e}"))),
+        }
+    })
 }
 
 /// What a package's file holds now.

@@ -36,17 +36,7 @@ fn who_made_a_change_stays_with_its_drift_and_its_resolution_says_how() {
         };
         let history = || {
             let f = fleet.clone();
-            async move {
-                f.ask(|reply| Command::History {
-                    host: Some("h".into()),
-                    limit: 100,
-                    reply,
-                })
-                .await
-                .expect("fleet")
-                .expect("history")
-                .0
-            }
+            async move { f.history(Some("h".into()), 100).await.expect("history").0 }
         };
         let open_drift = || async { view_of(&fleet, "h").await.drift };
         fleet
@@ -247,15 +237,7 @@ fn change_windows_authorise_drift_in_scope_and_time_and_end_on_the_fleets_clock(
             .await
             .expect_err("over");
         assert!(gone.to_string().contains("over already"), "{gone}");
-        let (events, _) = fleet
-            .ask(|reply| Command::History {
-                host: None,
-                limit: 100,
-                reply,
-            })
-            .await
-            .expect("fleet")
-            .expect("history");
+        let (events, _) = fleet.history(None, 100).await.expect("history");
         let windows: Vec<(&str, String)> = events
             .iter()
             .rev()
